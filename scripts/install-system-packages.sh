@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages batu needs. Idempotent: installs only what is missing.
+# The one list of system packages; README set-up and .ci/run both call this script.
+set -euo pipefail
+
+PACKAGES=(
+  # hypervisor and disks
+  qemu-system-x86 qemu-utils ovmf
+  # the demo guest image, built from Debian packages
+  busybox-static e2fsprogs cpio kmod syslinux extlinux
+  # networking
+  iproute2 nftables dnsmasq-base
+  # load tool for bench/
+  wrk
+  # misc
+  ca-certificates curl procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "system packages: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

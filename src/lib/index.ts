@@ -1,0 +1,5 @@
+export * from "./exec.js";
+export * from "./reverter.js";
+export * from "./logger.js";
+export * from "./units.js";
+export * from "./assert-never.js";

@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["src/**/*.test.ts", "test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Integration tests boot real QEMU guests; two cores cannot run many at once.
+    fileParallelism: false,
+    pool: "forks",
+  },
+});
