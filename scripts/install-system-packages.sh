@@ -7,7 +7,7 @@ PACKAGES=(
   # hypervisor and disks
   qemu-system-x86 qemu-utils ovmf
   # the demo guest image, built from Debian packages
-  busybox-static e2fsprogs cpio kmod syslinux extlinux
+  busybox-static e2fsprogs cpio kmod syslinux extlinux mtools dropbear-bin
   # networking
   iproute2 nftables dnsmasq-base
   # load tool for bench/

@@ -1,0 +1,60 @@
+import type { FastifyInstance } from "fastify";
+import { build } from "../server/app.js";
+import { createLogger, type Logger } from "../lib/logger.js";
+import { openAgentState } from "./state.js";
+
+export interface AgentOptions {
+  host: string;
+  port: number;
+  confDir: string;
+  dataDir: string;
+  logLevel?: string | undefined;
+}
+
+export interface RunningAgent {
+  app: FastifyInstance;
+  nodeId: string;
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the agent of this machine: loads conf (creating defaults), identity and store, serves HTTP.
+ * Throws a ConfigError, files untouched, when the conf dir holds something unusable.
+ */
+export async function startAgent(
+  opts: AgentOptions,
+  log: Logger = createLogger({ level: opts.logLevel }),
+): Promise<RunningAgent> {
+  const state = await openAgentState(opts, log);
+  const { identity, group } = state;
+  const agentLog = log.child({ node: identity.nodeId.slice(0, 12) });
+  const app = await build({
+    log: agentLog,
+    adminToken: identity.adminToken,
+    joinToken: identity.joinToken,
+    systemConfig: () => state.files.system,
+    group,
+  });
+  try {
+    const url = await app.listen({ host: opts.host, port: opts.port });
+    state.port = (app.server.address() as { port: number }).port;
+    agentLog.info(
+      { url, role: group.hostConfig.host_type, nodeId: identity.nodeId, confDir: state.confDir, dataDir: state.dataDir },
+      "agent listening",
+    );
+    return {
+      app,
+      nodeId: identity.nodeId,
+      url,
+      close: async () => {
+        await app.close();
+        state.close();
+      },
+    };
+  } catch (e) {
+    await app.close();
+    state.close();
+    throw e;
+  }
+}

@@ -1,0 +1,68 @@
+import { join, resolve } from "node:path";
+import { mkdirSync } from "node:fs";
+import { loadHostFiles, type HostFiles } from "../config/host-files.js";
+import { loadIdentity, type NodeIdentity } from "../auth/identity.js";
+import { openDb, type Db } from "../store/db.js";
+import { GroupMemberRepo } from "../store/group-members.js";
+import { GroupService } from "../group/membership.js";
+import type { Logger } from "../lib/logger.js";
+import { selfAddress } from "./self-address.js";
+
+/** The state file of an agent, in its data dir. */
+export const DB_FILE = "batu.db";
+
+export interface AgentStateOptions {
+  confDir: string;
+  dataDir: string;
+  host: string;
+  port: number;
+}
+
+/** An agent's loaded conf, identity, store and services: what both the agent and offline CLI commands use. */
+export interface AgentState {
+  confDir: string;
+  dataDir: string;
+  files: HostFiles;
+  identity: NodeIdentity;
+  db: Db;
+  group: GroupService;
+  /** The port actually listened on (0 in the options means "any"; the agent sets it once bound). */
+  port: number;
+  close(): void;
+}
+
+/** Loads conf (creating defaults), identity and store. Throws a ConfigError, files untouched, on bad conf. */
+export async function openAgentState(opts: AgentStateOptions, log: Logger): Promise<AgentState> {
+  const confDir = resolve(opts.confDir);
+  const dataDir = resolve(opts.dataDir);
+  const files = loadHostFiles(confDir);
+  const identity = await loadIdentity(confDir);
+  mkdirSync(dataDir, { recursive: true });
+  const db = openDb(join(dataDir, DB_FILE));
+  let port = opts.port;
+  const group = new GroupService({
+    confDir,
+    hostConfig: files.host,
+    nodeId: identity.nodeId,
+    nickname: () => files.system.nickname,
+    selfAddress: () => selfAddress(opts.host, port),
+    agentPort: () => port,
+    members: new GroupMemberRepo(db),
+    log,
+  });
+  return {
+    confDir,
+    dataDir,
+    files,
+    identity,
+    db,
+    group,
+    get port() {
+      return port;
+    },
+    set port(p: number) {
+      port = p;
+    },
+    close: () => db.close(),
+  };
+}

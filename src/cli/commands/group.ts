@@ -1,0 +1,52 @@
+import { readAdminToken } from "../../auth/identity.js";
+import { openAgentState } from "../../agent/state.js";
+import { createLogger } from "../../lib/logger.js";
+import { ApiError } from "../../api/errors.js";
+import { HostApiError, HostClient, UnreachableError } from "../../sdk/index.js";
+import { UsageError } from "../errors.js";
+import { AGENT_FLAGS, parse, parsePort } from "../options.js";
+
+export const usage = `batu group join <master-address> --token <join token> [--conf-dir ./conf] [--data-dir ./data] [--port 10000]
+  Makes this host a member of the master's group (token also from BATU_JOIN_TOKEN).
+  Asks this host's running agent to join, so it takes the new role at once; when no agent
+  runs, registers with the master directly and writes conf/host_config.json.`;
+
+export async function groupCommand(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === "join") return groupJoin(rest);
+  throw new UsageError(`unknown group command: ${sub ?? "(none)"}\n${usage}`);
+}
+
+async function groupJoin(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { ...AGENT_FLAGS, token: { type: "string" }, json: { type: "boolean" } });
+  const master = positionals[0];
+  if (!master) throw new UsageError(`missing <master-address>\n${usage}`);
+  const token = values.token ?? process.env.BATU_JOIN_TOKEN;
+  if (!token) throw new UsageError("missing --token (or BATU_JOIN_TOKEN): the master's conf/join.token");
+  const port = parsePort(values.port);
+  const adminToken = readAdminToken(values["conf-dir"]);
+
+  let reply;
+  try {
+    if (!adminToken) throw new UnreachableError("(no admin token)", new Error("no agent has run here"));
+    reply = await new HostClient(`127.0.0.1:${port}`, adminToken, 15_000).becomeMember({ master, token });
+  } catch (e) {
+    if (e instanceof HostApiError) throw new UsageError(`join refused: ${e.message}`, 1);
+    if (!(e instanceof UnreachableError)) throw e;
+    // No agent runs here: do the same thing offline, through the same service.
+    const state = await openAgentState(
+      { confDir: values["conf-dir"], dataDir: values["data-dir"], host: values.host, port },
+      createLogger({ level: "warn" }),
+    );
+    try {
+      reply = await state.group.becomeMember({ master, token });
+    } catch (err) {
+      if (err instanceof ApiError) throw new UsageError(`join refused: ${err.message}`, 1);
+      throw err;
+    } finally {
+      state.close();
+    }
+  }
+  if (values.json) console.log(JSON.stringify(reply));
+  else console.log(`joined group ${reply.group_name} of master ${reply.master} as ${reply.address}`);
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+import { UsageError } from "./errors.js";
+import * as agent from "./commands/agent.js";
+import * as group from "./commands/group.js";
+import * as version from "./commands/version.js";
+
+interface Command {
+  run: (args: string[]) => Promise<void>;
+  usage: string;
+  summary: string;
+}
+
+/** The command table: one entry, one file. */
+const COMMANDS: Record<string, Command> = {
+  agent: { run: agent.agentCommand, usage: agent.usage, summary: "run this machine's agent (host API on port 10000)" },
+  group: { run: group.groupCommand, usage: group.usage, summary: "join a master's group" },
+  version: { run: version.versionCommand, usage: version.usage, summary: "print the version" },
+};
+
+function help(): string {
+  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `batu: a self-hosted GPU/VM cloud for the machines of one local network
+
+Usage: batu <command> [options]
+
+Commands:
+${rows.join("\n")}
+  help       show this help, or a command's: batu help <command>
+`;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...args] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    const topic = args[0] && COMMANDS[args[0]];
+    console.log(topic ? topic.usage : help());
+    return;
+  }
+  if (name === "--version" || name === "-v") return version.versionCommand();
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`unknown command: ${name}\n\n${help()}`);
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(command.usage);
+    return;
+  }
+  await command.run(args);
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(process.exitCode ?? 0),
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      console.error(`batu: ${e.message}`);
+      process.exit(e.exitCode);
+    }
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,2 @@
+export * from "./json-file.js";
+export * from "./host-files.js";

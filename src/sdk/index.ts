@@ -1,0 +1,3 @@
+export * from "./address.js";
+export * from "./http.js";
+export * from "./host-client.js";

@@ -1,0 +1,56 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import formbody from "@fastify/formbody";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { ErrorReply, OkReply } from "../api/common.js";
+import { authHook } from "./auth.js";
+import type { AppDeps } from "./deps.js";
+import { errorHandler } from "./errors.js";
+import { commonRoutes } from "./routes/host/common.js";
+import { groupRoutes } from "./routes/host/group.js";
+
+const VERSION = "0.1.0";
+
+/** Builds the agent's HTTP app. Never listens: the caller (agent or test) decides. */
+export async function build(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ message: `no route for ${req.method} ${req.url.split("?")[0]}` });
+  });
+  // Seed 000's POSTs carry no body at all in places: treat an absent body as an empty object.
+  app.addHook("preValidation", async (req) => {
+    if (req.method === "POST" && (req.body === undefined || req.body === null)) req.body = {};
+  });
+  app.addHook("onRequest", authHook(deps));
+
+  await app.register(formbody);
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: "batu agent",
+        version: VERSION,
+        description:
+          "The host API of seed 000 (`/common`, `/master`, `/slave`). Every route needs " +
+          "`Authorization: Bearer <admin token>` (conf/admin.token) unless it says otherwise.",
+      },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { docExpansion: "list" } });
+  app.addSchema(ErrorReply);
+  app.addSchema(OkReply);
+
+  await app.register(commonRoutes, { deps });
+  await app.register(groupRoutes, { deps });
+  return app;
+}
+
+export { VERSION };

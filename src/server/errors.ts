@@ -1,0 +1,58 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { ApiError } from "../api/errors.js";
+
+interface AjvLikeError {
+  instancePath?: string;
+  message?: string;
+  keyword?: string;
+  params?: Record<string, unknown>;
+}
+
+/** Turns the first schema error into "field: what is wrong", naming the field a user must fix. */
+export function validationMessage(context: string | undefined, errors: AjvLikeError[]): string {
+  const e = errors[0];
+  if (!e) return "invalid request";
+  let field = (e.instancePath ?? "").replace(/^\//, "").replace(/\//g, ".");
+  if (e.keyword === "required" && typeof e.params?.missingProperty === "string") {
+    field = field ? `${field}.${e.params.missingProperty}` : e.params.missingProperty;
+    return `${field}: is required`;
+  }
+  if (e.keyword === "additionalProperties" && typeof e.params?.additionalProperty === "string") {
+    const extra = field ? `${field}.${e.params.additionalProperty}` : e.params.additionalProperty;
+    return `${extra}: is not a known field`;
+  }
+  const where = field || (context ?? "body");
+  return `${where}: ${e.message ?? "is invalid"}`;
+}
+
+/** The one place where errors become HTTP replies: `{"message": ...}` with the catalogue's status. */
+export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (error instanceof ApiError) {
+    request.log.info({ code: error.code, status: error.status }, "request refused");
+    void reply.status(error.status).send({ message: error.message });
+    return;
+  }
+  if (error.validation) {
+    void reply.status(400).send({ message: validationMessage(error.validationContext, error.validation) });
+    return;
+  }
+  switch (error.code) {
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      void reply.status(400).send({ message: "body: is not valid JSON" });
+      return;
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      void reply.status(415).send({ message: "body: unsupported content type (send application/json)" });
+      return;
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      void reply.status(413).send({ message: "body: too large" });
+      return;
+  }
+  const status = error.statusCode ?? 500;
+  if (status < 500) {
+    void reply.status(status).send({ message: error.message });
+    return;
+  }
+  request.log.error({ err: error }, "request failed");
+  void reply.status(500).send({ message: "internal error" });
+}

@@ -1,0 +1,59 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { ErrorReply } from "../../../api/common.js";
+import { BecomeMember, BecomeMemberReply, GroupJoin, GroupJoinReply, GroupList, MyMaster } from "../../../api/host.js";
+import type { AppDeps } from "../../deps.js";
+
+/** Seed 000 `/master/...` and `/slave/...`: the group of hosts. */
+export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
+  const joinSchema = {
+    summary: "Record the calling member in this master's group (join token)",
+    description:
+      "Seed 000 names this `/master/group/json`; the original code served `/master/group/join`. Both work. " +
+      "Re-joining updates the member's record. The address defaults to the caller's IP and port 10000.",
+    tags: ["group"],
+    body: GroupJoin,
+    response: { 200: GroupJoinReply, 400: ErrorReply, 401: ErrorReply, 409: ErrorReply },
+  };
+  for (const url of ["/master/group/json", "/master/group/join"]) {
+    app.post(url, { schema: joinSchema, config: { auth: "join" } }, async (req) =>
+      deps.group.recordJoin(req.body, req.ip),
+    );
+  }
+
+  app.get(
+    "/master/group/list",
+    {
+      schema: {
+        summary: "The members of this master's group",
+        tags: ["group"],
+        response: { 200: GroupList, 401: ErrorReply, 409: ErrorReply },
+      },
+    },
+    async () => deps.group.list(),
+  );
+
+  app.get(
+    "/slave/group/my/master",
+    {
+      schema: {
+        summary: "The master of this member's group",
+        tags: ["group"],
+        response: { 200: MyMaster, 401: ErrorReply, 409: ErrorReply },
+      },
+    },
+    async () => deps.group.myMaster(),
+  );
+
+  app.post(
+    "/slave/group/join",
+    {
+      schema: {
+        summary: "Make this host a member of a master's group (batu addition; what `batu group join` calls)",
+        tags: ["group"],
+        body: BecomeMember,
+        response: { 200: BecomeMemberReply, 400: ErrorReply, 401: ErrorReply, 409: ErrorReply, 502: ErrorReply },
+      },
+    },
+    async (req) => deps.group.becomeMember(req.body),
+  );
+};

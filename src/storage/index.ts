@@ -1,0 +1,3 @@
+/** Storage driver: qemu-img wrapper and the on-disk layout of VM volumes. Speaks host paths only. */
+export * from "./qemu-img.js";
+export * from "./volumes.js";

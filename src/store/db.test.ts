@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MIGRATIONS } from "./migrations.js";
+import { migrate, openDb } from "./db.js";
+import { GroupMemberRepo } from "./group-members.js";
+
+describe("migrations", () => {
+  it("are numbered 1..n without gaps", () => {
+    expect(MIGRATIONS.map((m) => m.version)).toEqual(MIGRATIONS.map((_, i) => i + 1));
+  });
+  it("apply once, survive reopening, and each one runs on the schema before it", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "batu-db-")), "batu.db");
+    const db = openDb(path);
+    expect(migrate(db, MIGRATIONS)).toEqual([]);
+    db.close();
+    const again = openDb(path);
+    const versions = (again.prepare("SELECT version FROM schema_migrations").all() as { version: number }[]).map((r) => r.version);
+    expect(versions).toEqual(MIGRATIONS.map((m) => m.version));
+    again.close();
+    for (let n = 1; n <= MIGRATIONS.length; n++) {
+      const step = openDb(":memory:", MIGRATIONS.slice(0, n));
+      step.close();
+    }
+  });
+});
+
+describe("GroupMemberRepo", () => {
+  const t0 = new Date("2026-01-01T00:00:00Z");
+  const t1 = new Date("2026-01-01T00:01:00Z");
+  it("re-joining by node id updates the record and moves the address", () => {
+    const repo = new GroupMemberRepo(openDb(":memory:"));
+    repo.upsert({ address: "10.0.0.1:10000", nodeId: "a".repeat(64), nickname: "one" }, t0);
+    repo.upsert({ address: "10.0.0.2:10000", nodeId: "a".repeat(64) }, t1);
+    expect(repo.list()).toEqual([
+      { address: "10.0.0.2:10000", nodeId: "a".repeat(64), nickname: "one", state: "alive", joinedAt: t0.toISOString(), lastSeen: t1.toISOString() },
+    ]);
+  });
+  it("a node taking over an address replaces the stale record there", () => {
+    const repo = new GroupMemberRepo(openDb(":memory:"));
+    repo.upsert({ address: "10.0.0.1:10000", nodeId: "a".repeat(64) }, t0);
+    repo.upsert({ address: "10.0.0.2:10000", nodeId: "b".repeat(64) }, t0);
+    repo.upsert({ address: "10.0.0.1:10000", nodeId: "b".repeat(64) }, t1);
+    expect(repo.list().map((m) => [m.address, m.nodeId])).toEqual([["10.0.0.1:10000", "b".repeat(64)]]);
+  });
+  it("members without a node id are keyed by address", () => {
+    const repo = new GroupMemberRepo(openDb(":memory:"));
+    repo.upsert({ address: "10.0.0.1:10000" }, t0);
+    repo.upsert({ address: "10.0.0.1:10000", nickname: "x" }, t1);
+    expect(repo.list()).toHaveLength(1);
+    expect(repo.list()[0]!.nickname).toBe("x");
+  });
+});

@@ -1,0 +1,3 @@
+export * from "./db.js";
+export * from "./migrations.js";
+export * from "./group-members.js";

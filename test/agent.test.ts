@@ -1,0 +1,229 @@
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { call, readOnlyMount, removeDir, runCli, startAgentProcess, tempDir, type AgentProcess } from "./helpers/agent-process.js";
+
+const dirs: string[] = [];
+const agents: AgentProcess[] = [];
+function freshDir(): string {
+  const d = tempDir();
+  dirs.push(d);
+  return d;
+}
+async function agentIn(dir: string, extra: { port?: number } = {}): Promise<AgentProcess> {
+  const a = await startAgentProcess({ confDir: join(dir, "conf"), dataDir: join(dir, "data"), ...extra });
+  agents.push(a);
+  return a;
+}
+
+afterEach(async () => {
+  await Promise.all(agents.splice(0).map((a) => a.kill()));
+});
+afterAll(() => dirs.forEach(removeDir));
+
+describe("agent: first start", () => {
+  it("creates the conf files with seed 000's defaults and an identity of mode 0600", async () => {
+    const dir = freshDir();
+    const a = await agentIn(dir);
+    const conf = join(dir, "conf");
+    expect(JSON.parse(readFileSync(join(conf, "config.json"), "utf8"))).toEqual({ nickname: "", batu: true });
+    expect(JSON.parse(readFileSync(join(conf, "host_config.json"), "utf8"))).toEqual({
+      host_type: "master",
+      group_name: "group1",
+    });
+    expect(existsSync(join(conf, "host_config_ex2.json"))).toBe(true);
+    for (const f of ["admin.token", "join.token", "node.key"]) {
+      expect(statSync(join(conf, f)).mode & 0o777).toBe(0o600);
+    }
+    expect(a.nodeId).toMatch(/^[0-9a-f]{64}$/);
+    expect(a.adminToken).not.toEqual(a.joinToken);
+    // The one log line says where it listens, its role and its node id.
+    const line = a.logs().split("\n").find((l) => l.includes('"agent listening"'))!;
+    expect(JSON.parse(line)).toMatchObject({ role: "master", nodeId: a.nodeId, url: a.url });
+  });
+
+  it("stops cleanly on SIGTERM and SIGINT", async () => {
+    const a = await agentIn(freshDir());
+    expect(await a.stop()).toBe(0);
+    const b = await agentIn(freshDir());
+    b.child.kill("SIGINT");
+    expect(await b.stop()).toBe(0);
+  });
+});
+
+describe("host API: config and errors", () => {
+  it("GET /common/config answers config.json; 401 without or with a wrong token", async () => {
+    const dir = freshDir();
+    mkdirSync(join(dir, "conf"), { recursive: true });
+    writeFileSync(join(dir, "conf", "config.json"), JSON.stringify({ nickname: "box-1", batu: true, discript: "yes" }));
+    const a = await agentIn(dir);
+    expect(await call(`${a.url}/common/config`, { token: a.adminToken })).toEqual({
+      status: 200,
+      body: { nickname: "box-1", batu: true, discript: "yes" },
+    });
+    const none = await call(`${a.url}/common/config`);
+    expect(none.status).toBe(401);
+    expect(none.body.message).toMatch(/token/);
+    expect((await call(`${a.url}/common/config`, { token: "x".repeat(43) })).status).toBe(401);
+    // The join token is not an admin token.
+    expect((await call(`${a.url}/common/config`, { token: a.joinToken })).status).toBe(401);
+  });
+
+  it("unknown path → 404 with a message; /docs serves OpenAPI for every route", async () => {
+    const a = await agentIn(freshDir());
+    const r = await call(`${a.url}/no/such/path`, { token: a.adminToken });
+    expect(r.status).toBe(404);
+    expect(r.body.message).toContain("/no/such/path");
+    const docs = await call(`${a.url}/docs/json`);
+    expect(docs.status).toBe(200);
+    for (const p of ["/common/config", "/master/group/json", "/master/group/join", "/master/group/list", "/slave/group/my/master"]) {
+      expect(Object.keys(docs.body.paths)).toContain(p);
+    }
+    expect((await fetch(`${a.url}/docs`)).status).toBe(200);
+  });
+});
+
+describe("host API: group", () => {
+  it("records a member with the join token; re-joining updates, never duplicates", async () => {
+    const a = await agentIn(freshDir());
+    const url = `${a.url}/master/group/json`;
+    const nodeId = "ab".repeat(32);
+    const first = await call(url, { token: a.joinToken, body: { address: "10.1.2.3:10000", node_id: nodeId, nickname: "m1" } });
+    expect(first).toMatchObject({ status: 200, body: { message: "ok", node_id: a.nodeId, address: "10.1.2.3:10000" } });
+    // Same node from a new address through the original code's path: one record, updated.
+    const again = await call(`${a.url}/master/group/join`, {
+      token: a.joinToken,
+      body: { address: "10.1.2.4", node_id: nodeId, nickname: "m1b" },
+    });
+    expect(again.status).toBe(200);
+    // Without a body: the caller's IP and port 10000.
+    expect((await call(url, { token: a.joinToken, method: "POST" })).body.address).toBe("127.0.0.1:10000");
+    const list = await call(`${a.url}/master/group/list`, { token: a.adminToken });
+    expect(list.status).toBe(200);
+    expect(list.body.master).toBe(a.url.replace("http://", ""));
+    expect(list.body.member).toHaveLength(2);
+    expect(list.body.member[0]).toMatchObject({ address: "10.1.2.4:10000", node_id: nodeId, nickname: "m1b", state: "alive" });
+    expect(list.body.member[1]).toMatchObject({ address: "127.0.0.1:10000", node_id: null });
+  });
+
+  it("refuses bad joins with 400/401 naming the problem and records nothing", async () => {
+    const a = await agentIn(freshDir());
+    const url = `${a.url}/master/group/json`;
+    const cases: Array<[unknown, string]> = [
+      [{ address: 5 }, "address"],
+      [{ node_id: "xyz" }, "node_id"],
+      [{ address: "1.2.3.4", extra: true }, "extra"],
+      [[1, 2], "body"],
+    ];
+    for (const [body, field] of cases) {
+      const r = await call(url, { token: a.joinToken, body });
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.body.message).toContain(field);
+    }
+    const bad = await call(url, { token: a.joinToken, rawBody: '{"address": ' });
+    expect(bad).toEqual({ status: 400, body: { message: "body: is not valid JSON" } });
+    expect((await call(url, { token: a.adminToken.slice(1), body: {} })).status).toBe(401);
+    expect((await call(url, { body: {} })).status).toBe(401);
+    expect((await call(`${a.url}/master/group/list`, { token: a.adminToken })).body.member).toEqual([]);
+  });
+
+  it("a master has no master: /slave/group/my/master → 409", async () => {
+    const a = await agentIn(freshDir());
+    const r = await call(`${a.url}/slave/group/my/master`, { token: a.adminToken });
+    expect(r.status).toBe(409);
+    expect(r.body.message).toMatch(/master/);
+  });
+
+  it("two agents: `batu group join` makes one a member of the other, at once and across restarts", async () => {
+    const master = await agentIn(freshDir());
+    const memberDir = freshDir();
+    const member = await agentIn(memberDir);
+    const args = ["group", "join", master.url.replace("http://", ""), "--conf-dir", member.confDir, "--data-dir", member.dataDir, "--port", String(member.port)];
+
+    const refused = await runCli([...args, "--token", "wrong-token-wrong-token"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/refused/);
+    expect(JSON.parse(readFileSync(join(member.confDir, "host_config.json"), "utf8")).host_type).toBe("master");
+
+    const ok = await runCli(args, { BATU_JOIN_TOKEN: master.joinToken });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain("joined group group1");
+    // The running member took its new role without a restart.
+    const mine = await call(`${member.url}/slave/group/my/master`, { token: member.adminToken });
+    expect(mine).toEqual({ status: 200, body: { message: "ok", master: master.url.replace("http://", "") } });
+    expect((await call(`${member.url}/master/group/list`, { token: member.adminToken })).body).toEqual({
+      message: "this host is not a master",
+    });
+    const hostConfig = JSON.parse(readFileSync(join(member.confDir, "host_config.json"), "utf8"));
+    expect(hostConfig).toMatchObject({ host_type: "slave", master: master.url.replace("http://", ""), have_group: true, master_node_id: master.nodeId });
+    const list = await call(`${master.url}/master/group/list`, { token: master.adminToken });
+    expect(list.body.member).toEqual([
+      expect.objectContaining({ address: `127.0.0.1:${member.port}`, node_id: member.nodeId, state: "alive" }),
+    ]);
+
+    // Restarts keep identity, role and the master's records.
+    await member.stop();
+    await master.stop();
+    const master2 = await startAgentProcess({ confDir: master.confDir, dataDir: master.dataDir });
+    agents.push(master2);
+    const member2 = await startAgentProcess({ confDir: member.confDir, dataDir: member.dataDir });
+    agents.push(member2);
+    expect(master2.nodeId).toBe(master.nodeId);
+    expect(master2.adminToken).toBe(master.adminToken);
+    expect(master2.joinToken).toBe(master.joinToken);
+    expect(member2.nodeId).toBe(member.nodeId);
+    expect((await call(`${master2.url}/master/group/list`, { token: master2.adminToken })).body.member[0].node_id).toBe(member.nodeId);
+    expect((await call(`${member2.url}/slave/group/my/master`, { token: member2.adminToken })).status).toBe(200);
+  });
+
+  it("`batu group join` with no agent running registers offline and writes host_config.json", async () => {
+    const master = await agentIn(freshDir());
+    const dir = freshDir();
+    const r = await runCli(["group", "join", master.url.replace("http://", ""), "--token", master.joinToken, "--conf-dir", join(dir, "conf"), "--data-dir", join(dir, "data"), "--port", "1"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, "conf", "host_config.json"), "utf8")).host_type).toBe("slave");
+    const list = await call(`${master.url}/master/group/list`, { token: master.adminToken });
+    expect(list.body.member).toHaveLength(1);
+  });
+});
+
+describe("agent: bad configuration stops the start and is never overwritten", () => {
+  const cases: Array<[string, string, RegExp]> = [
+    ["config.json", "{not json", /config\.json: is not valid JSON/],
+    ["config.json", JSON.stringify({ nickname: 5, batu: true }), /config\.json: field "nickname"/],
+    ["host_config.json", JSON.stringify({ host_type: "boss" }), /host_config\.json: field "host_type" must be one of master, slave, none/],
+    ["host_config.json", JSON.stringify({ host_type: "slave", master: "1.2.3.4" }), /host_config\.json: field "have_group"/],
+  ];
+  for (const [file, content, message] of cases) {
+    it(`${file}: ${content}`, async () => {
+      const dir = freshDir();
+      mkdirSync(join(dir, "conf"));
+      writeFileSync(join(dir, "conf", file), content);
+      const r = await runCli(["agent", "--port", "0", "--host", "127.0.0.1", "--conf-dir", join(dir, "conf"), "--data-dir", join(dir, "data")]);
+      expect(r.code).toBe(78);
+      expect(r.stderr).toMatch(message);
+      expect(readFileSync(join(dir, "conf", file), "utf8")).toBe(content);
+    });
+  }
+
+  it("a read-only conf dir: starts when the files exist, stops naming the file when one is missing", async () => {
+    const dir = freshDir();
+    const conf = join(dir, "conf");
+    const a = await agentIn(dir);
+    await a.stop();
+    const b = await startAgentProcess({ confDir: conf, dataDir: join(dir, "data"), wrap: readOnlyMount(conf) });
+    agents.push(b);
+    expect(b.nodeId).toBe(a.nodeId);
+    await b.stop();
+
+    rmSync(join(conf, "config.json"));
+    const r = await runCli(
+      ["agent", "--port", "0", "--host", "127.0.0.1", "--conf-dir", conf, "--data-dir", join(dir, "data")],
+      {},
+      30_000,
+      readOnlyMount(conf),
+    );
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/config\.json: is missing and cannot be created/);
+  });
+});

@@ -1,0 +1,155 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+
+export const CLI = resolve(import.meta.dirname, "../../dist/cli/main.js");
+
+export interface AgentProcess {
+  child: ChildProcess;
+  url: string;
+  port: number;
+  nodeId: string;
+  confDir: string;
+  dataDir: string;
+  adminToken: string;
+  joinToken: string;
+  /** Everything the agent wrote to stderr so far. */
+  logs(): string;
+  /** SIGTERM, wait for exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL, wait for exit. */
+  kill(): Promise<void>;
+}
+
+export function tempDir(prefix = "batu-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Runs the batu CLI to completion; resolves with code, stdout and stderr. */
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 30_000,
+  wrap: string[] = [],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolvePromise) => {
+    const [program, ...prefix] = [...wrap, process.execPath];
+    const child = spawn(program!, [...prefix, CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: timeoutMs,
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+    child.on("close", (code) => resolvePromise({ code, stdout, stderr }));
+  });
+}
+
+/**
+ * Starts the real agent process on a free loopback port (port 0, read back from its log line)
+ * with the given (or fresh temporary) conf and data dirs.
+ */
+export async function startAgentProcess(
+  opts: {
+    confDir?: string;
+    dataDir?: string;
+    port?: number;
+    extraArgs?: string[];
+    timeoutMs?: number;
+    /** A command the agent runs under, e.g. a mount namespace: [program, ...args]; node's argv follows. */
+    wrap?: string[];
+  } = {},
+): Promise<AgentProcess> {
+  const base = opts.confDir && opts.dataDir ? undefined : tempDir();
+  const confDir = opts.confDir ?? join(base!, "conf");
+  const dataDir = opts.dataDir ?? join(base!, "data");
+  const [program, ...prefix] = [...(opts.wrap ?? []), process.execPath];
+  const child = spawn(
+    program!,
+    [...prefix, CLI, "agent", "--host", "127.0.0.1", "--port", String(opts.port ?? 0), "--conf-dir", confDir, "--data-dir", dataDir, ...(opts.extraArgs ?? [])],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stderr = "";
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const ready = new Promise<{ url: string; nodeId: string }>((resolveReady, reject) => {
+    const timer = setTimeout(() => reject(new Error(`agent did not start in time:\n${stderr}`)), opts.timeoutMs ?? 30_000);
+    child.stderr!.on("data", (b: Buffer) => {
+      stderr += b.toString();
+      for (const line of stderr.split("\n")) {
+        if (!line.includes('"agent listening"')) continue;
+        try {
+          const j = JSON.parse(line) as { url: string; nodeId: string };
+          clearTimeout(timer);
+          resolveReady({ url: j.url, nodeId: j.nodeId });
+          return;
+        } catch {
+          // a partial line: wait for more
+        }
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`agent exited with ${code} before listening:\n${stderr}`));
+    });
+  });
+  child.stdout!.resume();
+  const { url, nodeId } = await ready;
+  return {
+    child,
+    url,
+    port: Number(new URL(url).port),
+    nodeId,
+    confDir,
+    dataDir,
+    adminToken: readFileSync(join(confDir, "admin.token"), "utf8").trim(),
+    joinToken: readFileSync(join(confDir, "join.token"), "utf8").trim(),
+    logs: () => stderr,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      return exited;
+    },
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+/** Removes a temporary dir made by tempDir(). */
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** fetch with the bearer token; returns status and parsed JSON. */
+export async function call(
+  url: string,
+  opts: { token?: string; method?: string; body?: unknown; rawBody?: string; contentType?: string } = {},
+): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = {};
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  let body: string | undefined;
+  if (opts.rawBody !== undefined) body = opts.rawBody;
+  else if (opts.body !== undefined) body = JSON.stringify(opts.body);
+  if (body !== undefined) headers["content-type"] = opts.contentType ?? "application/json";
+  const res = await fetch(url, { method: opts.method ?? (body === undefined ? "GET" : "POST"), headers, body });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // leave text
+  }
+  return { status: res.status, body: parsed };
+}
+
+/**
+ * A command prefix that runs what follows with `dir` mounted read-only, in a private mount
+ * namespace (root ignores file modes, so a real read-only mount is the honest test).
+ */
+export function readOnlyMount(dir: string): string[] {
+  return ["unshare", "-m", "sh", "-c", 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@"', dir];
+}
