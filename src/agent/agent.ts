@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { build } from "../server/app.js";
 import { createLogger, type Logger } from "../lib/logger.js";
 import { openAgentState } from "./state.js";
+import { startVmService } from "./vms.js";
 
 export interface AgentOptions {
   host: string;
@@ -9,6 +10,12 @@ export interface AgentOptions {
   confDir: string;
   dataDir: string;
   logLevel?: string | undefined;
+  /** Address VM port forwards and VNC listen on; default: the same as `host`. */
+  forwardHost?: string | undefined;
+  /** vCPUs per host thread the VMs may hold in all; default 1 (no overcommit). */
+  cpuOvercommit?: number | undefined;
+  /** How long a graceful shutdown waits before powering off; default 60 s. */
+  shutdownTimeoutMs?: number | undefined;
 }
 
 export interface RunningAgent {
@@ -29,18 +36,42 @@ export async function startAgent(
   const state = await openAgentState(opts, log);
   const { identity, group } = state;
   const agentLog = log.child({ node: identity.nodeId.slice(0, 12) });
+  let vmService;
+  try {
+    vmService = await startVmService(
+      state,
+      {
+        forwardHost: opts.forwardHost ?? opts.host,
+        cpuOvercommit: opts.cpuOvercommit ?? 1,
+        shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 60_000,
+      },
+      agentLog,
+    );
+  } catch (e) {
+    state.close();
+    throw e;
+  }
+  const { vms, accel } = vmService;
   const app = await build({
     log: agentLog,
     adminToken: identity.adminToken,
     joinToken: identity.joinToken,
     systemConfig: () => state.files.system,
     group,
+    vms,
   });
   try {
     const url = await app.listen({ host: opts.host, port: opts.port });
     state.port = (app.server.address() as { port: number }).port;
     agentLog.info(
-      { url, role: group.hostConfig.host_type, nodeId: identity.nodeId, confDir: state.confDir, dataDir: state.dataDir },
+      {
+        url,
+        role: group.hostConfig.host_type,
+        nodeId: identity.nodeId,
+        accel: accel.accel,
+        confDir: state.confDir,
+        dataDir: state.dataDir,
+      },
       "agent listening",
     );
     return {
@@ -49,11 +80,13 @@ export async function startAgent(
       url,
       close: async () => {
         await app.close();
+        await vms.close();
         state.close();
       },
     };
   } catch (e) {
     await app.close();
+    await vms.close();
     state.close();
     throw e;
   }

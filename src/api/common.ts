@@ -1,4 +1,4 @@
-import { Type, type Static } from "@sinclair/typebox";
+import { Type, type Static, type TUnsafe } from "@sinclair/typebox";
 
 /** The host API's failure body (seed 000): non-200 with a reason. */
 export const ErrorReply = Type.Object(
@@ -29,3 +29,8 @@ export const NodeId = Type.String({
   description: "The node's public key as 64 lower-case hex characters",
   examples: ["8eaf04151687736326c9fea17e25fc5287613693c912909cb226aa4794f26a48"],
 });
+
+/** A string that is one of `values`: a JSON-schema enum, so a wrong value is named with the allowed ones. */
+export function StringEnum<const T extends readonly string[]>(values: T, opts: { description?: string; default?: T[number] } = {}): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ type: "string", enum: [...values], ...opts });
+}

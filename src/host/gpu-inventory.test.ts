@@ -118,7 +118,7 @@ describe("GPU inventory from a fake sysfs", () => {
   });
 
   it("times out a hanging nvidia-smi", async () => {
-    const smi = await fakeNvidiaSmi("sleep 5");
+    const smi = await fakeNvidiaSmi("exec sleep 5"); // exec: a grandchild would hold the pipes open past the kill
     await expect(queryNvidiaSmi(smi, { timeoutMs: 200 })).rejects.toBeInstanceOf(ExecError);
   });
 

@@ -9,6 +9,7 @@ import type { AppDeps } from "./deps.js";
 import { errorHandler } from "./errors.js";
 import { commonRoutes } from "./routes/host/common.js";
 import { groupRoutes } from "./routes/host/group.js";
+import { vmRoutes } from "./routes/host/vm.js";
 
 const VERSION = "0.1.0";
 
@@ -31,6 +32,8 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook("onRequest", authHook(deps));
 
   await app.register(formbody);
+  // Seed 000's control endpoint took a command string; accept text so we can refuse it with a reason.
+  app.addContentTypeParser("text/plain", { parseAs: "string", bodyLimit: 64 * 1024 }, (_req, body, done) => done(null, body));
   await app.register(swagger, {
     openapi: {
       info: {
@@ -50,6 +53,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(commonRoutes, { deps });
   await app.register(groupRoutes, { deps });
+  await app.register(vmRoutes, { deps });
   return app;
 }
 

@@ -1,5 +1,19 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ApiError } from "../api/errors.js";
+import { ExecError } from "../lib/exec.js";
+import { FieldError } from "../vm/create-request.js";
+import { VmConflictError, VmNotFoundError, VmResourceError } from "../vm/service.js";
+
+/** Domain errors of the services → the host API's status and message. */
+function domainError(error: unknown): { status: number; message: string } | undefined {
+  if (error instanceof ApiError) return { status: error.status, message: error.message };
+  if (error instanceof FieldError) return { status: 400, message: error.message.startsWith(`${error.field}`) ? error.message : `${error.field}: ${error.message}` };
+  if (error instanceof VmNotFoundError) return { status: 404, message: `vm_id: no such vm: ${error.id}` };
+  if (error instanceof VmConflictError) return { status: 409, message: error.message };
+  if (error instanceof VmResourceError) return { status: 409, message: error.message };
+  if (error instanceof ExecError) return { status: 500, message: `${error.command} failed: ${error.stderr.trim().slice(0, 300)}` };
+  return undefined;
+}
 
 interface AjvLikeError {
   instancePath?: string;
@@ -22,14 +36,19 @@ export function validationMessage(context: string | undefined, errors: AjvLikeEr
     return `${extra}: is not a known field`;
   }
   const where = field || (context ?? "body");
+  if (e.keyword === "enum" && Array.isArray(e.params?.allowedValues)) {
+    return `${where}: must be one of ${(e.params.allowedValues as unknown[]).join(", ")}`;
+  }
   return `${where}: ${e.message ?? "is invalid"}`;
 }
 
 /** The one place where errors become HTTP replies: `{"message": ...}` with the catalogue's status. */
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  if (error instanceof ApiError) {
-    request.log.info({ code: error.code, status: error.status }, "request refused");
-    void reply.status(error.status).send({ message: error.message });
+  const known = domainError(error);
+  if (known) {
+    if (known.status >= 500) request.log.error({ err: error }, "request failed");
+    else request.log.info({ status: known.status, reason: known.message }, "request refused");
+    void reply.status(known.status).send({ message: known.message });
     return;
   }
   if (error.validation) {

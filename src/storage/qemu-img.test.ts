@@ -1,3 +1,5 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -98,6 +100,32 @@ describe("qemu-img wrapper (real qemu-img)", () => {
     const path = join(dir, "shared.qcow2");
     await createDisk(path, 2 * MiB);
     expect((await imageInfo(path, { shared: true })).virtualSizeBytes).toBe(2 * MiB);
+  });
+
+  it.skipIf(!existsSync("/usr/bin/qemu-system-x86_64"))("reads an image a running QEMU holds only with shared", async () => {
+    const base = join(dir, "locked-base.qcow2");
+    await createDisk(base, 8 * MiB);
+    const disk = join(dir, "locked.qcow2");
+    await createOverlay(base, disk);
+    const qemu = spawn(
+      "qemu-system-x86_64",
+      ["-accel", "tcg", "-m", "32", "-display", "none", "-nodefaults", "-S", "-drive", `file=${disk},format=qcow2,if=virtio`],
+      { stdio: "ignore" },
+    );
+    try {
+      let locked: unknown;
+      for (let i = 0; i < 50 && !(locked instanceof ExecError); i++) {
+        locked = await imageInfo(disk).catch((e: unknown) => e);
+        if (!(locked instanceof ExecError)) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(locked).toBeInstanceOf(ExecError);
+      expect((locked as ExecError).stderr).toContain("lock");
+      expect((await imageInfo(disk, { shared: true })).backingFile).toBe(base);
+      // Other VMs' overlays on the same base can still be made.
+      expect((await createOverlay(base, join(dir, "locked-2.qcow2"))).backingFile).toBe(base);
+    } finally {
+      qemu.kill("SIGKILL");
+    }
   });
 
   it("resizes to an absolute size and shrinks only when asked", async () => {

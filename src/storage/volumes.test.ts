@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ExecError, Reverter } from "../lib/index.js";
-import { createDisk, imageInfo } from "./qemu-img.js";
+import { createDisk, createOverlay, imageInfo } from "./qemu-img.js";
 import { VolumeError, createVmVolumes, listVmDirs, removeVmVolumes, resolveDataFile, vmDir } from "./volumes.js";
 
 const MiB = 1024 * 1024;
@@ -72,6 +72,15 @@ describe("vm volumes", () => {
     expect(await readdir(join(dataDir, "vms", "vm-data"))).toEqual(["vda.qcow2"]);
     await removeVmVolumes(dataDir, "vm-data");
     expect(await exists(join(dataDir, "data-files", "shared.qcow2"))).toBe(true);
+  });
+
+  it("refuses a data file with a backing file (a raw file a guest made look like qcow2)", async () => {
+    await createOverlay(base, join(dataDir, "data-files", "sneaky.qcow2"));
+    const r = new Reverter();
+    const e = await volumeError(createVmVolumes({ dataDir, vmId: "vm-sneaky", baseImagePath: base, dataFileName: "sneaky.qcow2" }, r));
+    expect(e.code).toBe("data_file_has_backing_file");
+    expect(await r.revert()).toEqual([]); // nothing was registered: refused before any change
+    expect(await exists(join(dataDir, "vms", "vm-sneaky"))).toBe(false);
   });
 
   it("rejects bad data file names before touching the host", async () => {

@@ -11,6 +11,7 @@ export const VolumeErrorCodes = {
   invalid_vm_id: "invalid_vm_id",
   invalid_data_file_name: "invalid_data_file_name",
   data_file_not_found: "data_file_not_found",
+  data_file_has_backing_file: "data_file_has_backing_file",
   vm_dir_exists: "vm_dir_exists",
   system_disk_too_small: "system_disk_too_small",
 } as const;
@@ -116,6 +117,12 @@ export async function createVmVolumes(
   // Validate everything that needs no host change first, so a bad request leaves nothing behind.
   const dataFilePath =
     input.dataFileName !== undefined ? await resolveDataFile(input.dataDir, input.dataFileName) : undefined;
+  // -U: the data file may be open elsewhere; QEMU's own lock decides at start whether it can be used.
+  const dataFile = dataFilePath !== undefined ? await imageInfo(dataFilePath, { ...opts, shared: true }) : undefined;
+  // A guest-written raw file can look like qcow2 pointing at any host file: never follow one.
+  if (dataFile !== undefined && dataFile.backingFile !== null) {
+    throw new VolumeError("data_file_has_backing_file", `data_file_name has a backing file: ${input.dataFileName ?? ""}`);
+  }
   const base = await imageInfo(input.baseImagePath, { ...opts, shared: true });
   if (input.systemDiskSizeBytes !== undefined && input.systemDiskSizeBytes < base.virtualSizeBytes) {
     throw new VolumeError(
@@ -144,10 +151,8 @@ export async function createVmVolumes(
   });
   disks.push({ id: "vda", path: vdaPath, format: vda.format, external: false });
 
-  if (dataFilePath !== undefined) {
-    // -U: the file may be open elsewhere; QEMU's own lock decides at start whether it can be used.
-    const info = await imageInfo(dataFilePath, { ...opts, shared: true });
-    disks.push({ id: "vdb", path: dataFilePath, format: info.format, external: true });
+  if (dataFilePath !== undefined && dataFile !== undefined) {
+    disks.push({ id: "vdb", path: dataFilePath, format: dataFile.format, external: true });
   } else if (input.dataDiskSizeBytes !== undefined) {
     const vdbPath = join(dir, DATA_DISK_FILE);
     reverter.add(`remove ${vdbPath}`, () => rm(vdbPath, { force: true }));

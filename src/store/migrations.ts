@@ -28,4 +28,42 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "vms, their ports and lifecycle log",
+    sql: `
+      CREATE TABLE vms (
+        id          TEXT PRIMARY KEY,
+        nickname    TEXT NOT NULL DEFAULT '',
+        -- who may see and touch it: NULL for the operator's VMs (host API), a renter id otherwise
+        owner       TEXT,
+        image_name  TEXT NOT NULL,
+        -- the VM's spec (cpu, memory, disks, ports, boot) as JSON; see src/vm/spec.ts
+        spec_json   TEXT NOT NULL,
+        -- DBC's status strings: creating, running, closed, starting, being shutdown, ...
+        status      TEXT NOT NULL,
+        ready       INTEGER NOT NULL DEFAULT 0,
+        pid         INTEGER,
+        started_at  TEXT,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        last_error  TEXT
+      );
+      CREATE TABLE vm_ports (
+        port   INTEGER NOT NULL,
+        proto  TEXT NOT NULL,
+        vm_id  TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+        -- ssh | rdp | vnc | custom
+        kind   TEXT NOT NULL,
+        PRIMARY KEY (port, proto)
+      );
+      CREATE TABLE vm_log (
+        id     INTEGER PRIMARY KEY,
+        vm_id  TEXT NOT NULL,
+        at     TEXT NOT NULL,
+        line   TEXT NOT NULL
+      );
+      CREATE INDEX vm_log_by_vm ON vm_log (vm_id, id);
+    `,
+  },
 ];

@@ -5,16 +5,38 @@ import { UsageError } from "../errors.js";
 import { AGENT_FLAGS, parse, parsePort } from "../options.js";
 
 export const usage = `batu agent [--port 10000] [--host 0.0.0.0] [--conf-dir ./conf] [--data-dir ./data] [--log-level info]
-  Runs this machine's agent: the host API (seed 000) on the given port.`;
+           [--forward-host <addr>] [--cpu-overcommit 1] [--shutdown-timeout 60]
+  Runs this machine's agent: the host API (seed 000) on the given port.
+  --forward-host      address VM port forwards and VNC listen on (default: --host)
+  --cpu-overcommit    vCPUs per host thread all VMs together may hold (default 1)
+  --shutdown-timeout  seconds a graceful shutdown waits before powering off (default 60)`;
 
 /** `batu agent`: runs until SIGINT/SIGTERM, then stops cleanly (VMs keep running). */
 export async function agentCommand(args: string[]): Promise<void> {
-  const { values } = parse(args, { ...AGENT_FLAGS, "log-level": { type: "string", default: "info" } });
+  const { values } = parse(args, {
+    ...AGENT_FLAGS,
+    "log-level": { type: "string", default: "info" },
+    "forward-host": { type: "string" },
+    "cpu-overcommit": { type: "string", default: "1" },
+    "shutdown-timeout": { type: "string", default: "60" },
+  });
+  const cpuOvercommit = Number(values["cpu-overcommit"]);
+  if (!(cpuOvercommit > 0 && cpuOvercommit <= 64)) throw new UsageError("--cpu-overcommit: a number in (0, 64]");
+  const shutdownTimeoutSec = Number(values["shutdown-timeout"]);
+  if (!(shutdownTimeoutSec >= 0 && shutdownTimeoutSec <= 3600)) throw new UsageError("--shutdown-timeout: seconds in [0, 3600]");
   const log = createLogger({ level: values["log-level"] });
   let agent;
   try {
     agent = await startAgent(
-      { host: values.host, port: parsePort(values.port), confDir: values["conf-dir"], dataDir: values["data-dir"] },
+      {
+        host: values.host,
+        port: parsePort(values.port),
+        confDir: values["conf-dir"],
+        dataDir: values["data-dir"],
+        forwardHost: values["forward-host"],
+        cpuOvercommit,
+        shutdownTimeoutMs: shutdownTimeoutSec * 1000,
+      },
       log,
     );
   } catch (e) {

@@ -1,0 +1,73 @@
+import { join, resolve } from "node:path";
+import { mkdirSync } from "node:fs";
+import { probeAccelerator, type AcceleratorChoice } from "../hypervisor/accel.js";
+import { QemuHypervisor } from "../hypervisor/qemu/index.js";
+import { PortAllocator } from "../network/port-allocator.js";
+import { readHostInfo } from "../host/host-info.js";
+import type { Logger } from "../lib/logger.js";
+import { ImageCatalog } from "../vm/images.js";
+import { VmRepo } from "../vm/repo.js";
+import { VmService, type PortRangeKind } from "../vm/service.js";
+import type { AgentState } from "./state.js";
+
+/** The images the project builds (`images/demo/build.sh`), shipped beside the code. */
+export const BUILT_IMAGES_DIR = resolve(import.meta.dirname, "../../build/images");
+
+export interface VmOptions {
+  /** Address VM port forwards and VNC listen on. */
+  forwardHost: string;
+  cpuOvercommit: number;
+  shutdownTimeoutMs: number;
+}
+
+/** Host ports handed out when a request names none. */
+export const PORT_RANGES: Record<PortRangeKind, { min: number; max: number }> = {
+  forward: { min: 20000, max: 29999 },
+  vnc: { min: 5900, max: 6999 },
+};
+
+/** Builds the VM service of this agent: probes the accelerator, then adopts VMs left running. */
+export async function startVmService(
+  state: AgentState,
+  opts: VmOptions,
+  log: Logger,
+): Promise<{ vms: VmService; accel: AcceleratorChoice; images: ImageCatalog }> {
+  const accel = await probeAccelerator();
+  if (accel.accel === "tcg") log.warn({ reason: accel.reason }, "KVM not usable: VMs run under TCG (software emulation, slower)");
+  else log.info({ reason: accel.reason }, "VMs run under KVM");
+  const imageCache = join(state.dataDir, "images");
+  mkdirSync(imageCache, { recursive: true });
+  const images = new ImageCatalog([imageCache, BUILT_IMAGES_DIR]);
+  const vms = new VmService({
+    dataDir: state.dataDir,
+    hypervisor: new QemuHypervisor({ logger: log }),
+    repo: new VmRepo(state.db),
+    images,
+    ports: new PortAllocator<PortRangeKind>({ ranges: PORT_RANGES }),
+    accel,
+    forwardHost: opts.forwardHost,
+    shutdownTimeoutMs: opts.shutdownTimeoutMs,
+    capacity: async () => {
+      const host = await readHostInfo(state.dataDir);
+      return {
+        cpuThreads: host.cpu.threads,
+        memoryBytes: host.memory.totalBytes,
+        diskFreeBytes: host.disk.freeBytes,
+        cpuOvercommit: opts.cpuOvercommit,
+        memoryReserveBytes: 512 * 2 ** 20,
+      };
+    },
+    log,
+  });
+  const report = await vms.reconcile();
+  log.info(
+    {
+      adopted: report.adopted.length,
+      foundStopped: report.foundStopped.length,
+      finished: report.finished.length,
+      orphansRemoved: report.orphansRemoved.length,
+    },
+    "vms reconciled",
+  );
+  return { vms, accel, images };
+}

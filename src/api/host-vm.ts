@@ -1,0 +1,133 @@
+/**
+ * Seed 000's VM endpoints: `/common/vm/add`, `/common/vm/list`, `/common/vm/control`, `/common/vm/stats`.
+ */
+import { Type, type Static } from "@sinclair/typebox";
+import { StringEnum } from "./common.js";
+
+const Count = (description: string, max: number, example: number) =>
+  Type.Union([Type.Integer({ minimum: 1, maximum: max }), Type.String({ pattern: "^[1-9][0-9]{0,3}$" })], {
+    description,
+    examples: [example],
+  });
+const Size = (description: string, example: string) =>
+  Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.String({ minLength: 1, maxLength: 16 })], {
+    description: `${description}: \`512M\`, \`8G\`, \`8GB\`, or a bare number of GB`,
+    examples: [example],
+  });
+const PortNumber = (description: string) =>
+  Type.Union([Type.Integer({ minimum: 1, maximum: 65535 }), Type.String({ pattern: "^[0-9]{1,5}$" })], { description });
+
+/** `POST /common/vm/add`: the seed's fields plus batu's optional ones. Also accepted as form field `data` (JSON text). */
+export const VmAdd = Type.Object(
+  {
+    nickname: Type.Optional(Type.String({ maxLength: 64, description: "Human name of the VM", examples: ["web-1"] })),
+    cpu_physical_core: Count("CPU cores of the VM", 256, 2),
+    cpu_virtual_core: Type.Optional(Count("vCPUs in all (cores × threads); defaults to cpu_physical_core", 512, 2)),
+    main_memory: Size("Memory", "1G"),
+    disk_memory: Type.Optional(Size("Size of the data disk vdb (the system disk is the image's)", "8G")),
+    start_command: Type.Optional(
+      Type.String({
+        maxLength: 1024,
+        description: "The operator's note of how the VM is meant to be used. Kept and listed; never executed.",
+      }),
+    ),
+    image_name: Type.Optional(
+      Type.String({ pattern: "^[A-Za-z0-9._-]{1,128}$", description: "Image to boot", default: "batu-demo.qcow2" }),
+    ),
+    gpu_count: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 0, maximum: 64 }), Type.String({ pattern: "^[0-9]{1,2}$" })], {
+        description: "GPUs to pass through",
+      }),
+    ),
+    ssh_port: Type.Optional(PortNumber("Host port forwarded to the guest's port 22; chosen when absent")),
+    vnc_port: Type.Optional(PortNumber("Host TCP port of the VM's VNC server, 5900–65535; chosen when absent")),
+    custom_port: Type.Optional(
+      Type.Array(Type.String({ maxLength: 40 }), {
+        maxItems: 64,
+        description: "Extra forwards in DBC's syntax: `tcp,8080:80`, `udp,111`, `tcp,333-444`, `udp,555-666:777-888`",
+        examples: [["tcp,8080:80"]],
+      }),
+    ),
+  },
+  { additionalProperties: false, $id: "VmAdd" },
+);
+export type VmAdd = Static<typeof VmAdd>;
+
+export const VmAddReply = Type.Object(
+  { message: Type.Literal("ok"), id: Type.String({ description: "The new VM's id" }) },
+  { $id: "VmAddReply" },
+);
+
+export const VmItem = Type.Object(
+  {
+    id: Type.String(),
+    nickname: Type.String(),
+    cpu_physical_core: Type.Integer(),
+    cpu_virtual_core: Type.Integer(),
+    main_memory: Type.String({ description: "e.g. `1G`, `512M`" }),
+    disk_memory: Type.String({ description: "Data disk size, `0` for none" }),
+    start_command: Type.String(),
+    status: Type.String({ description: "DBC's status strings: creating, running, closed, starting, being shutdown, ..." }),
+    ready: Type.Boolean({ description: "The guest is up and usable (not just its QEMU process)" }),
+    image_name: Type.String(),
+    gpu_count: Type.Integer(),
+    ssh_port: Type.Union([Type.Integer(), Type.Null()]),
+    vnc_port: Type.Integer(),
+    custom_port: Type.Array(Type.String()),
+    created_at: Type.String(),
+  },
+  { $id: "VmItem" },
+);
+export type VmItem = Static<typeof VmItem>;
+export const VmList = Type.Array(VmItem, { $id: "VmList" });
+
+export const VmControlAction = StringEnum(["start", "shutdown", "poweroff", "restart", "reset", "delete"], {
+  description: "shutdown is graceful (ACPI, then power-off after a timeout); restart with force=true is a reset",
+}); restart with force=true is a reset" },
+);
+
+/** `POST /common/vm/control`: a structured action, never a shell command. */
+export const VmControl = Type.Object(
+  {
+    vm_id: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+    action: VmControlAction,
+    force: Type.Optional(Type.Boolean({ description: "restart: reset at once instead of a graceful restart" })),
+  },
+  { additionalProperties: false, $id: "VmControl" },
+);
+export type VmControl = Static<typeof VmControl>;
+
+export const VmStatsQuery = Type.Object(
+  { vm_id: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }) },
+  { additionalProperties: false },
+);
+
+export const VmStats = Type.Object(
+  {
+    vm_id: Type.String(),
+    status: Type.String(),
+    ready: Type.Boolean(),
+    uptime_sec: Type.Union([Type.Number(), Type.Null()]),
+    cpu: Type.Object({
+      vcpus: Type.Integer(),
+      time_ms: Type.Union([Type.Number(), Type.Null()], { description: "vCPU time used since start" }),
+      usage_percent: Type.Union([Type.Number(), Type.Null()], {
+        description: "vCPU time over wall time since the previous stats call (or since start), 100 = one vCPU busy",
+      }),
+    }),
+    memory: Type.Object({
+      configured_bytes: Type.Number(),
+      used_bytes: Type.Union([Type.Number(), Type.Null()], { description: "resident memory of the QEMU process" }),
+    }),
+    disk: Type.Object({
+      read_bytes: Type.Union([Type.Number(), Type.Null()]),
+      written_bytes: Type.Union([Type.Number(), Type.Null()]),
+    }),
+    network: Type.Object({
+      rx_bytes: Type.Union([Type.Number(), Type.Null()]),
+      tx_bytes: Type.Union([Type.Number(), Type.Null()]),
+    }),
+  },
+  { $id: "VmStats" },
+);
+export type VmStats = Static<typeof VmStats>;

@@ -1,0 +1,55 @@
+import type { QmpClient, QmpConnectOptions } from "./qemu/qmp/client.js";
+import type { QemuSpec } from "./qemu/spec.js";
+import type { NicRef, QemuStats } from "./qemu/stats.js";
+
+/**
+ * What the VM service needs from a hypervisor. A VM is a daemonized process that outlives the
+ * agent: it is named by (pid, runDir), and driven over the QMP client that `connect` returns.
+ * Keep one QMP client per VM (QEMU serves one QMP client at a time) and watch its events.
+ */
+export interface Hypervisor {
+  /**
+   * Starts the VM daemonized; its vCPUs run at once, or wait for `resume` when `paused`.
+   * Rejects with ExecError (carrying QEMU's stderr) or HypervisorError "already_running".
+   */
+  start(spec: QemuSpec, opts?: { paused?: boolean; signal?: AbortSignal }): Promise<{ pid: number }>;
+  /** Connects to the VM's QMP socket in runDir, retrying until it appears; also how a restarted agent adopts a VM. */
+  connect(runDir: string, opts?: QmpConnectOptions): Promise<QmpClient>;
+  /** The pid of the VM running from runDir, or null (adoption after an agent restart). */
+  findRunning(runDir: string): Promise<number | null>;
+  /** True when pid is alive and is the QEMU of runDir (not a recycled pid). */
+  isAlive(pid: number, runDir: string): Promise<boolean>;
+  /** ACPI power button: the guest may shut down (SHUTDOWN event, guest: true) or ignore it. */
+  powerdown(qmp: QmpClient): Promise<void>;
+  /** Hard reset, like the reset button. */
+  reset(qmp: QmpClient): Promise<void>;
+  /** Freezes the vCPUs (QMP stop). */
+  pause(qmp: QmpClient): Promise<void>;
+  /** Runs the vCPUs again (QMP cont); also starts a VM begun with -S. */
+  resume(qmp: QmpClient): Promise<void>;
+  /** Power cut: QEMU exits at once. Resolves once the process has gone, killing it if it lingers. */
+  quit(qmp: QmpClient, pid: number, runDir: string, opts?: { timeoutMs?: number }): Promise<void>;
+  /** For a VM whose QMP does not answer: SIGTERM, then SIGKILL after timeoutMs. No-op if it is not runDir's QEMU. */
+  kill(pid: number, runDir: string, opts?: { timeoutMs?: number }): Promise<void>;
+  /** CPU, memory, disk and NIC counters (NIC bytes are null where QEMU offers no source). */
+  stats(qmp: QmpClient, pid: number, nics?: readonly NicRef[]): Promise<QemuStats>;
+}
+
+/** Why a hypervisor operation failed; decide on `code`. */
+export const HypervisorErrorCode = {
+  /** start: a QEMU already runs from this runDir. */
+  AlreadyRunning: "already_running",
+  /** quit/kill: the process outlived SIGKILL's grace period. */
+  ExitTimeout: "exit_timeout",
+} as const;
+export type HypervisorErrorCode = (typeof HypervisorErrorCode)[keyof typeof HypervisorErrorCode];
+
+export class HypervisorError extends Error {
+  constructor(
+    readonly code: HypervisorErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "HypervisorError";
+  }
+}

@@ -1,0 +1,102 @@
+import { mkdir } from "node:fs/promises";
+import type { Logger } from "../../lib/logger.js";
+import { HypervisorError, HypervisorErrorCode, type Hypervisor } from "../driver.js";
+import { buildQemuArgv } from "./argv.js";
+import { isQemuAlive, killQemu, QEMU_BINARY, readPidFile, startQemu, waitForExit } from "./process.js";
+import { QmpClient, type QmpConnectOptions } from "./qmp/client.js";
+import { runPaths, type QemuSpec } from "./spec.js";
+import { collectQemuStats, type NicRef, type QemuStats } from "./stats.js";
+
+export interface QemuHypervisorOptions {
+  /** @default "qemu-system-x86_64" */
+  binary?: string;
+  logger?: Logger;
+}
+
+const DEFAULT_EXIT_TIMEOUT_MS = 5_000;
+
+/** The Hypervisor driver for QEMU, driven over QMP (no libvirt). */
+export class QemuHypervisor implements Hypervisor {
+  private readonly binary: string;
+  private readonly log: Logger | undefined;
+
+  constructor(opts: QemuHypervisorOptions = {}) {
+    this.binary = opts.binary ?? QEMU_BINARY;
+    this.log = opts.logger?.child({ driver: "qemu" });
+  }
+
+  async start(spec: QemuSpec, opts: { paused?: boolean; signal?: AbortSignal } = {}): Promise<{ pid: number }> {
+    const argv = buildQemuArgv(spec);
+    if (opts.paused) argv.push("-S");
+    const existing = await this.findRunning(spec.runDir);
+    if (existing !== null) {
+      throw new HypervisorError(HypervisorErrorCode.AlreadyRunning, `a QEMU (pid ${existing}) already runs from ${spec.runDir}`);
+    }
+    // The run folder holds the QMP socket (full control of the VM): owner only.
+    await mkdir(spec.runDir, { recursive: true, mode: 0o700 });
+    const started = Date.now();
+    const { pid, stderr } = await startQemu(argv, spec.runDir, {
+      binary: this.binary,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    this.log?.info({ vm: spec.name, pid, ms: Date.now() - started }, "QEMU started");
+    if (stderr.trim()) this.log?.warn({ vm: spec.name, stderr: stderr.trim() }, "QEMU printed warnings at start");
+    return { pid };
+  }
+
+  connect(runDir: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
+    const logger = opts.logger ?? this.log;
+    return QmpClient.connect(runPaths(runDir).qmpSocket, { ...opts, ...(logger ? { logger } : {}) });
+  }
+
+  async findRunning(runDir: string): Promise<number | null> {
+    const pid = await readPidFile(runDir);
+    return pid !== null && (await isQemuAlive(pid, runDir)) ? pid : null;
+  }
+
+  isAlive(pid: number, runDir: string): Promise<boolean> {
+    return isQemuAlive(pid, runDir);
+  }
+
+  async powerdown(qmp: QmpClient): Promise<void> {
+    await qmp.execute("system_powerdown");
+  }
+
+  async reset(qmp: QmpClient): Promise<void> {
+    await qmp.execute("system_reset");
+  }
+
+  async pause(qmp: QmpClient): Promise<void> {
+    await qmp.execute("stop");
+  }
+
+  async resume(qmp: QmpClient): Promise<void> {
+    await qmp.execute("cont");
+  }
+
+  async quit(qmp: QmpClient, pid: number, runDir: string, opts: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_EXIT_TIMEOUT_MS;
+    try {
+      await qmp.execute("quit", undefined, { timeoutMs });
+    } catch (err) {
+      this.log?.warn({ pid, err }, "QMP quit failed, killing QEMU");
+    }
+    if (!(await waitForExit(pid, timeoutMs))) await this.kill(pid, runDir, opts);
+  }
+
+  async kill(pid: number, runDir: string, opts: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_EXIT_TIMEOUT_MS;
+    if (!(await isQemuAlive(pid, runDir))) return;
+    if (killQemu(pid, "SIGTERM") && (await waitForExit(pid, timeoutMs))) return;
+    // SIGTERM unanswered: QEMU is stuck (e.g. in uninterruptible I/O). Check again: the pid may have been reused.
+    if (!(await isQemuAlive(pid, runDir))) return;
+    this.log?.warn({ pid }, "QEMU ignored SIGTERM, sending SIGKILL");
+    if (killQemu(pid, "SIGKILL") && !(await waitForExit(pid, timeoutMs))) {
+      throw new HypervisorError(HypervisorErrorCode.ExitTimeout, `QEMU pid ${pid} did not exit after SIGKILL`);
+    }
+  }
+
+  stats(qmp: QmpClient, pid: number, nics: readonly NicRef[] = []): Promise<QemuStats> {
+    return collectQemuStats(qmp, pid, nics);
+  }
+}

@@ -1,0 +1,141 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyRequest } from "fastify";
+import { ErrorReply, OkReply } from "../../../api/common.js";
+import { ApiError } from "../../../api/errors.js";
+import { VmAdd, VmAddReply, VmControl, VmItem, VmList, VmStats, VmStatsQuery } from "../../../api/host-vm.js";
+import { fromHostAdd } from "../../../vm/create-request.js";
+import type { VmRecord } from "../../../vm/repo.js";
+import type { VmService } from "../../../vm/service.js";
+import { vcpus } from "../../../vm/spec.js";
+
+const CONTROL_USAGE =
+  'send {"vm_id":"<id>","action":"start|shutdown|poweroff|restart|reset|delete"}: batu never runs a command from a request';
+
+/**
+ * Seed 000's original form: a field `data` holding JSON text (form-encoded or JSON). Unwraps it
+ * so the route's schema sees the object inside.
+ */
+async function unwrapData(req: FastifyRequest): Promise<void> {
+  const body = req.body as Record<string, unknown> | string | undefined;
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return;
+  const keys = Object.keys(body);
+  if (keys.length !== 1 || keys[0] !== "data") return;
+  if (typeof body.data === "object" && body.data !== null) {
+    req.body = body.data;
+    return;
+  }
+  if (typeof body.data !== "string") throw new ApiError("bad_request", "data: must be JSON text or an object");
+  try {
+    req.body = JSON.parse(body.data);
+  } catch {
+    throw new ApiError("bad_request", "data: is not JSON");
+  }
+}
+
+function toItem(vm: VmRecord): VmItem {
+  const { spec } = vm;
+  return {
+    id: vm.id,
+    nickname: vm.nickname,
+    cpu_physical_core: spec.cpu.cores,
+    cpu_virtual_core: vcpus(spec),
+    main_memory: spec.memoryMiB % 1024 === 0 ? `${spec.memoryMiB / 1024}G` : `${spec.memoryMiB}M`,
+    disk_memory: spec.dataDiskBytes ? formatSize(spec.dataDiskBytes) : "0",
+    start_command: spec.startCommand,
+    status: vm.status,
+    ready: vm.ready,
+    image_name: vm.imageName,
+    gpu_count: spec.gpuCount,
+    ssh_port: spec.ports.ssh,
+    vnc_port: spec.ports.vnc,
+    custom_port: spec.ports.custom.map((f) => `${f.proto},${f.hostPort}:${f.guestPort}`),
+    created_at: vm.createdAt,
+  };
+}
+
+function formatSize(bytes: number): string {
+  const mib = bytes / 2 ** 20;
+  return mib % 1024 === 0 ? `${mib / 1024}G` : `${Math.round(mib)}M`;
+}
+
+/** Seed 000 `/common/vm/...`: the VMs of this host. */
+export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService } }> = async (app, { deps }) => {
+  const { vms } = deps;
+
+  app.post(
+    "/common/vm/add",
+    {
+      preValidation: unwrapData,
+      schema: {
+        summary: "Create and start a VM",
+        description:
+          "Creates the VM (a linked clone of the image plus an optional data disk), starts it, and answers once " +
+          "its QEMU runs; `ready` in the list turns true when the guest is up. Also accepts seed 000's form " +
+          "field `data` holding this object as JSON text. `start_command` is kept as a note and never executed.",
+        tags: ["vm"],
+        body: VmAdd,
+        response: { 200: VmAddReply, 400: ErrorReply, 401: ErrorReply, 409: ErrorReply },
+      },
+    },
+    async (req) => {
+      const vm = await vms.create(fromHostAdd(req.body), { wait: true });
+      return { message: "ok" as const, id: vm.id };
+    },
+  );
+
+  app.get(
+    "/common/vm/list",
+    {
+      schema: {
+        summary: "The VMs of this host",
+        tags: ["vm"],
+        response: { 200: VmList, 401: ErrorReply },
+      },
+    },
+    async () => vms.list().map(toItem),
+  );
+
+  app.post(
+    "/common/vm/control",
+    {
+      preValidation: async (req) => {
+        if (typeof req.body === "string") throw new ApiError("bad_request", `body: a command string is not accepted; ${CONTROL_USAGE}`);
+        await unwrapData(req);
+        const body = req.body as Record<string, unknown>;
+        if (body && typeof body === "object" && "command" in body) {
+          throw new ApiError("bad_request", `command: is not accepted; ${CONTROL_USAGE}`);
+        }
+      },
+      schema: {
+        summary: "Start, shut down, power off, restart, reset or delete a VM",
+        description:
+          "A structured action on one VM. Seed 000 ran a shell command here; batu never does: a command string " +
+          "is refused with 400. `shutdown` presses the ACPI power button and powers off after a timeout; " +
+          "`restart` is graceful unless `force` is true (then a reset). Answers when the action has finished.",
+        tags: ["vm"],
+        body: VmControl,
+        response: { 200: OkReply, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
+      },
+    },
+    async (req) => {
+      await vms.act(req.body.vm_id, req.body.action, { force: req.body.force ?? false });
+      return { message: "ok" as const };
+    },
+  );
+
+  app.get(
+    "/common/vm/stats",
+    {
+      schema: {
+        summary: "Live figures of a VM",
+        description:
+          "Status, uptime, vCPU time and usage (since the previous call), QEMU's resident memory, disk bytes " +
+          "read/written (QMP query-blockstats). Network bytes are null for NAT (user-mode) NICs: QEMU offers no counter for them.",
+        tags: ["vm"],
+        querystring: VmStatsQuery,
+        response: { 200: VmStats, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply },
+      },
+    },
+    async (req) => vms.stats(req.query.vm_id),
+  );
+};

@@ -1,0 +1,54 @@
+import { createHash } from "node:crypto";
+import type { QemuSpec, DiskSpec } from "../hypervisor/qemu/spec.js";
+import { DEBIAN_OVMF } from "../hypervisor/qemu/spec.js";
+import type { ResolvedImage } from "./images.js";
+import type { VmSpec } from "./spec.js";
+
+export interface HostSide {
+  runDir: string;
+  accel: "kvm" | "tcg";
+  cpuModel: string;
+  disks: DiskSpec[];
+  /** The address host forwards and VNC listen on. */
+  forwardHost: string;
+  vncPasswordFile: string;
+  /** fw_cfg files handed to the guest: its password and hostname. */
+  fwCfg: Array<{ name: string; file: string }>;
+  ovmfVarsPath: string;
+}
+
+/** A stable locally administered MAC for the VM's NIC. */
+export function macFor(vmId: string, nic = 0): string {
+  const h = createHash("sha256").update(`${vmId}/${nic}`).digest();
+  return ["52", "54", "00", h[0], h[1], h[2]].map((b) => (typeof b === "number" ? b.toString(16).padStart(2, "0") : b)).join(":");
+}
+
+/** VM (wire-neutral) + image + host resources → what QEMU runs. Pure. */
+export function toQemuSpec(vmId: string, spec: VmSpec, image: ResolvedImage, host: HostSide): QemuSpec {
+  const hostForwards = [
+    ...(spec.ports.ssh !== null ? [{ proto: "tcp" as const, hostPort: spec.ports.ssh, guestPort: 22 }] : []),
+    ...(spec.ports.rdp !== null ? [{ proto: "tcp" as const, hostPort: spec.ports.rdp, guestPort: 3389 }] : []),
+    ...spec.ports.custom,
+  ].map((f) => ({ ...f, hostAddr: host.forwardHost }));
+  return {
+    name: vmId,
+    runDir: host.runDir,
+    accel: host.accel,
+    cpuModel: host.cpuModel,
+    machine: "pc",
+    cpu: { sockets: 1, cores: spec.cpu.cores, threads: spec.cpu.threads },
+    memoryMiB: spec.memoryMiB,
+    firmware:
+      spec.biosMode === "uefi"
+        ? { kind: "uefi", codePath: DEBIAN_OVMF.codePath, varsPath: host.ovmfVarsPath }
+        : { kind: "bios" },
+    ...(image.kernel ? { kernel: image.kernel } : {}),
+    disks: host.disks,
+    nics: [
+      { kind: "user", id: "net0", mac: macFor(vmId), hostForwards },
+      ...spec.multicast.map((group, i) => ({ kind: "mcast" as const, id: `mc${i}`, mac: macFor(vmId, i + 1), group })),
+    ],
+    vnc: { listenAddr: host.forwardHost, port: spec.ports.vnc, passwordFile: host.vncPasswordFile },
+    fwCfg: host.fwCfg,
+  };
+}

@@ -1,0 +1,98 @@
+import { rm } from "node:fs/promises";
+import type { Hypervisor } from "../hypervisor/driver.js";
+import type { PortAllocator } from "../network/port-allocator.js";
+import { listVmDirs, removeVmVolumes } from "../storage/volumes.js";
+import type { Logger } from "../lib/logger.js";
+import type { VmRepo } from "./repo.js";
+import type { VmRuntime } from "./runtime.js";
+import type { VmStatus } from "./state.js";
+
+export interface ReconcileDeps {
+  dataDir: string;
+  hypervisor: Hypervisor;
+  repo: VmRepo;
+  runtime: VmRuntime;
+  ports: PortAllocator<"forward" | "vnc">;
+  log: Logger;
+}
+
+export interface ReconcileReport {
+  adopted: string[];
+  foundStopped: string[];
+  finished: string[];
+  orphansRemoved: string[];
+}
+
+/** Operations that were under way when the agent stopped, and how each ends once we are back. */
+const FINISH: Partial<Record<VmStatus, "running" | "closed" | "delete" | "create error">> = {
+  creating: "create error",
+  starting: "running",
+  restarting: "running",
+  resetting: "running",
+  "being shutdown": "closed",
+  "being poweroff": "closed",
+  deleting: "delete",
+};
+
+/**
+ * At agent start: adopts every VM whose QEMU still runs, marks the ones that died while the agent
+ * was away, finishes or undoes half-done operations, and removes what no record owns (VM folders,
+ * and the QEMU running from them). Afterwards no QEMU runs without a record and no disk lacks a VM.
+ */
+export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
+  const report: ReconcileReport = { adopted: [], foundStopped: [], finished: [], orphansRemoved: [] };
+  const vms = d.repo.list();
+  d.ports.load(d.repo.ports().map((p) => ({ owner: p.vmId, port: p.port, proto: p.proto, kind: p.kind === "vnc" ? "vnc" : "forward" })));
+
+  for (const vm of vms) {
+    const runDir = d.runtime.runDir(vm.id);
+    const pid = await d.hypervisor.findRunning(runDir);
+    const finish = FINISH[vm.status];
+    const log = d.log.child({ vm: vm.id });
+    if (finish === "delete" || finish === "create error" || (finish === "closed" && pid !== null)) {
+      if (pid !== null) await d.hypervisor.kill(pid, runDir);
+      if (finish === "delete" || finish === "create error") {
+        await removeVmVolumes(d.dataDir, vm.id);
+        await rm(runDir, { recursive: true, force: true });
+        d.ports.release(vm.id);
+        d.repo.replacePorts(vm.id, []);
+      }
+      if (finish === "delete") d.repo.delete(vm.id);
+      else d.repo.update(vm.id, { status: finish, pid: null, ready: false, lastError: finish === "create error" ? "the agent stopped during creation" : null });
+      d.repo.log(vm.id, `agent restart: finished ${vm.status} as ${finish}`);
+      log.info({ from: vm.status, to: finish }, "half-done operation finished");
+      report.finished.push(vm.id);
+      continue;
+    }
+    if (pid !== null) {
+      try {
+        await d.runtime.attach(vm.id, pid, { readyFromStart: true, alreadyReady: vm.ready });
+        d.repo.update(vm.id, { pid, ...(finish ? { status: "running" as const } : vm.status.endsWith(" error") ? {} : { status: "running" as const }) });
+        report.adopted.push(vm.id);
+        log.info({ pid }, "vm adopted");
+        continue;
+      } catch (e) {
+        log.warn({ err: e, pid }, "vm could not be adopted: stopping it");
+        await d.hypervisor.kill(pid, runDir);
+      }
+    }
+    if (vm.status !== "closed" && !vm.status.endsWith(" error")) {
+      d.repo.update(vm.id, { status: "closed", pid: null, ready: false, lastError: "found stopped at agent start" });
+      d.repo.log(vm.id, "found stopped at agent start");
+      report.foundStopped.push(vm.id);
+    } else if (vm.pid !== null || vm.ready) {
+      d.repo.update(vm.id, { pid: null, ready: false });
+    }
+  }
+
+  const known = new Set(d.repo.list().map((v) => v.id));
+  for (const dir of await listVmDirs(d.dataDir)) {
+    if (known.has(dir.vmId)) continue;
+    const pid = await d.hypervisor.findRunning(dir.path);
+    if (pid !== null) await d.hypervisor.kill(pid, dir.path);
+    await rm(dir.path, { recursive: true, force: true });
+    d.log.warn({ vm: dir.vmId, pid }, "orphan vm folder removed");
+    report.orphansRemoved.push(dir.vmId);
+  }
+  return report;
+}

@@ -1,0 +1,149 @@
+import type { Db } from "../store/db.js";
+import type { PortKind, VmSpec } from "./spec.js";
+import type { VmStatus } from "./state.js";
+
+export interface VmRecord {
+  id: string;
+  nickname: string;
+  owner: string | null;
+  imageName: string;
+  spec: VmSpec;
+  status: VmStatus;
+  ready: boolean;
+  pid: number | null;
+  startedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+  lastError: string | null;
+}
+
+export interface VmPortRow {
+  port: number;
+  proto: "tcp" | "udp";
+  vmId: string;
+  kind: PortKind;
+}
+
+interface Row {
+  id: string;
+  nickname: string;
+  owner: string | null;
+  image_name: string;
+  spec_json: string;
+  status: VmStatus;
+  ready: number;
+  pid: number | null;
+  started_at: string | null;
+  created_at: string;
+  updated_at: string;
+  last_error: string | null;
+}
+
+const toRecord = (r: Row): VmRecord => ({
+  id: r.id,
+  nickname: r.nickname,
+  owner: r.owner,
+  imageName: r.image_name,
+  spec: JSON.parse(r.spec_json) as VmSpec,
+  status: r.status,
+  ready: r.ready === 1,
+  pid: r.pid,
+  startedAt: r.started_at,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  lastError: r.last_error,
+});
+
+/** The VMs of this host, their reserved ports and their lifecycle log. */
+export class VmRepo {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  insert(vm: { id: string; nickname: string; owner: string | null; spec: VmSpec; status: VmStatus }, ports: Omit<VmPortRow, "vmId">[]): VmRecord {
+    const at = this.now().toISOString();
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO vms (id, nickname, owner, image_name, spec_json, status, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(vm.id, vm.nickname, vm.owner, vm.spec.imageName, JSON.stringify(vm.spec), vm.status, at, at);
+      const add = this.db.prepare("INSERT INTO vm_ports (port, proto, vm_id, kind) VALUES (?, ?, ?, ?)");
+      for (const p of ports) add.run(p.port, p.proto, vm.id, p.kind);
+    })();
+    return this.get(vm.id)!;
+  }
+
+  get(id: string): VmRecord | undefined {
+    const row = this.db.prepare("SELECT * FROM vms WHERE id = ?").get(id) as Row | undefined;
+    return row && toRecord(row);
+  }
+
+  exists(id: string): boolean {
+    return this.db.prepare("SELECT 1 FROM vms WHERE id = ?").get(id) !== undefined;
+  }
+
+  list(): VmRecord[] {
+    return (this.db.prepare("SELECT * FROM vms ORDER BY created_at, id").all() as Row[]).map(toRecord);
+  }
+
+  update(
+    id: string,
+    fields: Partial<Pick<VmRecord, "status" | "ready" | "pid" | "startedAt" | "lastError" | "spec">>,
+  ): void {
+    const cols: string[] = [];
+    const vals: unknown[] = [];
+    const set = (col: string, v: unknown) => {
+      cols.push(`${col} = ?`);
+      vals.push(v);
+    };
+    if (fields.status !== undefined) set("status", fields.status);
+    if (fields.ready !== undefined) set("ready", fields.ready ? 1 : 0);
+    if (fields.pid !== undefined) set("pid", fields.pid);
+    if (fields.startedAt !== undefined) set("started_at", fields.startedAt);
+    if (fields.lastError !== undefined) set("last_error", fields.lastError);
+    if (fields.spec !== undefined) set("spec_json", JSON.stringify(fields.spec));
+    set("updated_at", this.now().toISOString());
+    this.db.prepare(`UPDATE vms SET ${cols.join(", ")} WHERE id = ?`).run(...vals, id);
+  }
+
+  /** Removes the VM with its ports (cascade); its log stays for the record. */
+  delete(id: string): void {
+    this.db.prepare("DELETE FROM vms WHERE id = ?").run(id);
+  }
+
+  ports(vmId?: string): VmPortRow[] {
+    const rows = (
+      vmId === undefined
+        ? this.db.prepare("SELECT port, proto, vm_id, kind FROM vm_ports").all()
+        : this.db.prepare("SELECT port, proto, vm_id, kind FROM vm_ports WHERE vm_id = ?").all(vmId)
+    ) as Array<{ port: number; proto: "tcp" | "udp"; vm_id: string; kind: PortKind }>;
+    return rows.map((r) => ({ port: r.port, proto: r.proto, vmId: r.vm_id, kind: r.kind }));
+  }
+
+  replacePorts(vmId: string, ports: Omit<VmPortRow, "vmId">[]): void {
+    this.db.transaction(() => {
+      this.db.prepare("DELETE FROM vm_ports WHERE vm_id = ?").run(vmId);
+      const add = this.db.prepare("INSERT INTO vm_ports (port, proto, vm_id, kind) VALUES (?, ?, ?, ?)");
+      for (const p of ports) add.run(p.port, p.proto, vmId, p.kind);
+    })();
+  }
+
+  /** One line of the VM's lifecycle log (what DBC's `tasks/logs` shows). */
+  log(vmId: string, line: string): void {
+    this.db.prepare("INSERT INTO vm_log (vm_id, at, line) VALUES (?, ?, ?)").run(vmId, this.now().toISOString(), line);
+  }
+
+  logLines(vmId: string, opts: { from: "head" | "tail"; count: number }): string[] {
+    const rows = (
+      opts.from === "head"
+        ? this.db.prepare("SELECT at, line FROM vm_log WHERE vm_id = ? ORDER BY id LIMIT ?").all(vmId, opts.count)
+        : this.db
+            .prepare("SELECT at, line FROM (SELECT id, at, line FROM vm_log WHERE vm_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id")
+            .all(vmId, opts.count)
+    ) as Array<{ at: string; line: string }>;
+    return rows.map((r) => `${r.at} ${r.line}`);
+  }
+}

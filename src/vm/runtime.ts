@@ -1,0 +1,240 @@
+import { EventEmitter } from "node:events";
+import { copyFile, rm, stat, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Hypervisor } from "../hypervisor/driver.js";
+import type { QmpClient } from "../hypervisor/qemu/qmp/client.js";
+import { DEBIAN_OVMF, runPaths } from "../hypervisor/qemu/spec.js";
+import type { AcceleratorChoice } from "../hypervisor/accel.js";
+import { vmDir, SYSTEM_DISK_FILE, DATA_DISK_FILE, resolveDataFile } from "../storage/volumes.js";
+import type { Logger } from "../lib/logger.js";
+import type { ImageCatalog } from "./images.js";
+import { toQemuSpec } from "./qemu-spec.js";
+import type { VmRecord, VmRepo } from "./repo.js";
+import { waitForMarker } from "./ready-watch.js";
+import type { VmStatus } from "./state.js";
+
+/** A VM whose QEMU this agent is connected to. */
+interface Live {
+  pid: number;
+  qmp: QmpClient;
+  ready: AbortController;
+  /** Set while an operation stops the VM on purpose, so the exit is not reported as a crash. */
+  stopping: boolean;
+}
+
+export interface VmChange {
+  id: string;
+  status: VmStatus | "deleted";
+  ready: boolean;
+}
+
+export interface RuntimeOptions {
+  dataDir: string;
+  hypervisor: Hypervisor;
+  repo: VmRepo;
+  images: ImageCatalog;
+  accel: AcceleratorChoice;
+  forwardHost: string;
+  log: Logger;
+}
+
+/**
+ * The running side of VMs: boots QEMU for a VM record, keeps one QMP connection per VM, turns QMP
+ * events and process exits into status changes, and watches for the guest becoming ready.
+ */
+export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
+  private readonly live = new Map<string, Live>();
+
+  constructor(private readonly opts: RuntimeOptions) {
+    super();
+  }
+
+  isLive(id: string): boolean {
+    return this.live.has(id);
+  }
+
+  pidOf(id: string): number | undefined {
+    return this.live.get(id)?.pid;
+  }
+
+  qmpOf(id: string): QmpClient | undefined {
+    return this.live.get(id)?.qmp;
+  }
+
+  runDir(id: string): string {
+    return vmDir(this.opts.dataDir, id);
+  }
+
+  /** Records a status change and tells listeners (the event stream). */
+  setStatus(id: string, status: VmStatus, extra: { lastError?: string | null; ready?: boolean } = {}): void {
+    this.opts.repo.update(id, { status, ...extra });
+    const vm = this.opts.repo.get(id);
+    this.emit("change", { id, status, ready: vm?.ready ?? false });
+  }
+
+  /** Starts QEMU for the VM and connects to it; the VM is `running` (not yet ready) when this resolves. */
+  async boot(vm: VmRecord): Promise<void> {
+    const { spec } = vm;
+    const image = this.opts.images.resolve(vm.imageName);
+    const runDir = this.runDir(vm.id);
+    const disks = [{ id: "vda", path: join(runDir, SYSTEM_DISK_FILE), format: "qcow2" as const }];
+    if (spec.dataFileName) {
+      disks.push({ id: "vdb", path: await resolveDataFile(this.opts.dataDir, spec.dataFileName), format: "qcow2" });
+    } else if (spec.dataDiskBytes) {
+      disks.push({ id: "vdb", path: join(runDir, DATA_DISK_FILE), format: "qcow2" });
+    }
+    // Secrets reach QEMU through 0600 files, never its command line; removed once QEMU has read them.
+    const secrets = {
+      vnc: join(runDir, "vnc.secret"),
+      password: join(runDir, "fwcfg-password"),
+      hostname: join(runDir, "fwcfg-hostname"),
+    };
+    await writeFile(secrets.vnc, spec.vncPassword, { mode: 0o600 });
+    await writeFile(secrets.password, spec.loginPassword, { mode: 0o600 });
+    await writeFile(secrets.hostname, hostnameFor(vm), { mode: 0o600 });
+    const ovmfVarsPath = join(runDir, "OVMF_VARS.fd");
+    if (spec.biosMode === "uefi" && !existsSync(ovmfVarsPath)) await copyFile(DEBIAN_OVMF.varsTemplatePath, ovmfVarsPath);
+
+    const qemuSpec = toQemuSpec(vm.id, spec, image, {
+      runDir,
+      accel: this.opts.accel.accel,
+      cpuModel: this.opts.accel.cpuModel,
+      disks,
+      forwardHost: this.opts.forwardHost,
+      vncPasswordFile: secrets.vnc,
+      fwCfg: [
+        { name: "opt/batu/password", file: secrets.password },
+        { name: "opt/batu/hostname", file: secrets.hostname },
+      ],
+      ovmfVarsPath,
+    });
+    try {
+      const { pid } = await this.opts.hypervisor.start(qemuSpec);
+      await this.attach(vm.id, pid, { readyFromStart: true });
+      this.opts.repo.update(vm.id, { pid, startedAt: new Date().toISOString(), ready: false });
+    } finally {
+      await Promise.all(Object.values(secrets).map((f) => rm(f, { force: true })));
+    }
+  }
+
+  /** Connects to a running QEMU (just started, or adopted after an agent restart) and watches it. */
+  async attach(id: string, pid: number, opts: { readyFromStart: boolean; alreadyReady?: boolean }): Promise<void> {
+    const qmp = await this.opts.hypervisor.connect(this.runDir(id), { deadlineMs: 15_000 });
+    const entry: Live = { pid, qmp, ready: new AbortController(), stopping: false };
+    this.live.set(id, entry);
+    const log = this.opts.log.child({ vm: id });
+    qmp.on("event", (e) => {
+      switch (e.event) {
+        case "SHUTDOWN":
+          this.opts.repo.log(id, `guest shutdown (${JSON.stringify(e.data ?? {})})`);
+          break;
+        case "RESET":
+          this.opts.repo.log(id, "guest reset");
+          this.opts.repo.update(id, { ready: false });
+          this.watchReady(id, entry, false);
+          break;
+        case "STOP":
+        case "RESUME":
+        case "POWERDOWN":
+          this.opts.repo.log(id, `qemu event ${e.event}`);
+          break;
+      }
+    });
+    qmp.on("close", () => {
+      entry.ready.abort();
+      if (this.live.get(id) === entry) this.live.delete(id);
+      if (entry.stopping) return;
+      // QEMU went away by itself: the guest powered off, or the process died.
+      const vm = this.opts.repo.get(id);
+      if (!vm) return;
+      log.info({ pid }, "vm process ended");
+      this.opts.repo.log(id, "qemu process ended");
+      this.setStatus(id, "closed", { ready: false, ...(vm.status === "running" ? {} : { lastError: `ended while ${vm.status}` }) });
+      this.opts.repo.update(id, { pid: null });
+    });
+    if (!opts.alreadyReady) this.watchReady(id, entry, opts.readyFromStart);
+  }
+
+  private watchReady(id: string, entry: Live, fromStart: boolean): void {
+    entry.ready.abort();
+    entry.ready = new AbortController();
+    const vm = this.opts.repo.get(id);
+    if (!vm) return;
+    let marker: string | null;
+    try {
+      marker = this.opts.images.resolve(vm.imageName).readyMarker;
+    } catch {
+      return;
+    }
+    if (!marker) return;
+    const signal = entry.ready.signal;
+    const { serialLog } = runPaths(this.runDir(id));
+    void (async () => {
+      const fromOffset = fromStart ? 0 : await fileSize(serialLog);
+      const ready = await waitForMarker(serialLog, marker, signal, { fromOffset });
+      if (!ready || !this.opts.repo.exists(id)) return;
+      this.opts.repo.update(id, { ready: true });
+      this.opts.repo.log(id, "guest ready");
+      const now = this.opts.repo.get(id)!;
+      this.emit("change", { id, status: now.status, ready: true });
+    })().catch((e: unknown) => this.opts.log.warn({ vm: id, err: e }, "ready watch failed"));
+  }
+
+  /** Marks the VM as being stopped on purpose (its exit is expected) and returns its handles. */
+  expectExit(id: string): Live | undefined {
+    const entry = this.live.get(id);
+    if (entry) entry.stopping = true;
+    return entry;
+  }
+
+  /** Waits until the VM's QEMU has exited, up to timeoutMs; true when it did. */
+  async waitExit(id: string, timeoutMs: number): Promise<boolean> {
+    const entry = this.live.get(id);
+    if (!entry) return true;
+    const closed = entry.qmp.whenClosed().then(() => true);
+    const timer = new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref());
+    const done = await Promise.race([closed, timer]);
+    if (!done) return false;
+    return !(await this.opts.hypervisor.isAlive(entry.pid, this.runDir(id)));
+  }
+
+  /** Power cut: QEMU quits at once (killed if it lingers). */
+  async powerOff(id: string): Promise<void> {
+    const entry = this.expectExit(id);
+    if (entry) {
+      await this.opts.hypervisor.quit(entry.qmp, entry.pid, this.runDir(id));
+      entry.ready.abort();
+      this.live.delete(id);
+    } else {
+      const pid = await this.opts.hypervisor.findRunning(this.runDir(id));
+      if (pid !== null) await this.opts.hypervisor.kill(pid, this.runDir(id));
+    }
+    this.opts.repo.update(id, { pid: null, ready: false });
+  }
+
+  /** Disconnects from every VM, leaving them running (agent shutdown). */
+  async detachAll(): Promise<void> {
+    const entries = [...this.live.values()];
+    this.live.clear();
+    for (const e of entries) {
+      e.stopping = true;
+      e.ready.abort();
+      await e.qmp.close();
+    }
+  }
+}
+
+async function fileSize(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The guest's hostname: the nickname when it is a valid one, else batu-<id prefix>. */
+function hostnameFor(vm: VmRecord): string {
+  const nick = vm.nickname.toLowerCase().replace(/[^a-z0-9-]/g, "-").replace(/^-+|-+$/g, "").slice(0, 63);
+  return nick || `batu-${vm.id.slice(0, 8).toLowerCase()}`;
+}

@@ -1,0 +1,337 @@
+import { rm } from "node:fs/promises";
+import type { Hypervisor } from "../hypervisor/driver.js";
+import type { AcceleratorChoice } from "../hypervisor/accel.js";
+import { PortAllocator, PortRangeExhaustedError, PortTakenError, type PortRequest } from "../network/port-allocator.js";
+import { portConflictMessage } from "../network/port-spec.js";
+import { createVmVolumes, removeVmVolumes, VolumeError, checkVmId } from "../storage/volumes.js";
+import { Reverter } from "../lib/reverter.js";
+import type { Logger } from "../lib/logger.js";
+import { ImageCatalog, ImageError } from "./images.js";
+import { FieldError, newLoginPassword, newVmId, type VmCreateRequest } from "./create-request.js";
+import { KeyedMutex } from "./keyed-mutex.js";
+import type { VmPortRow, VmRecord, VmRepo } from "./repo.js";
+import { checkFit, type Demand, type HostCapacity } from "./resources.js";
+import { VmRuntime, type VmChange } from "./runtime.js";
+import { vcpus, type PortKind, type VmSpec } from "./spec.js";
+import { planAction, type VmAction } from "./state.js";
+import { reconcile, type ReconcileReport } from "./reconcile.js";
+import { VmStatsReader } from "./stats.js";
+import type { VmStats } from "../api/host-vm.js";
+
+export type PortRangeKind = "forward" | "vnc";
+
+/** Refusals the faces map onto their own errors. */
+export class VmNotFoundError extends Error {
+  constructor(readonly id: string) {
+    super(`vm ${id} not exist`);
+    this.name = "VmNotFoundError";
+  }
+}
+export class VmConflictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "VmConflictError";
+  }
+}
+export class VmResourceError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "VmResourceError";
+  }
+}
+
+export interface VmServiceOptions {
+  dataDir: string;
+  hypervisor: Hypervisor;
+  repo: VmRepo;
+  images: ImageCatalog;
+  ports: PortAllocator<PortRangeKind>;
+  accel: AcceleratorChoice;
+  /** The host's capacity now (free disk changes). */
+  capacity: () => Promise<HostCapacity>;
+  /** Address host forwards and VNC listen on. */
+  forwardHost: string;
+  /** How long a graceful shutdown waits for the guest before powering off. */
+  shutdownTimeoutMs: number;
+  log: Logger;
+}
+
+/**
+ * The VM service: one store, one state machine, for both faces (host API and DBC API).
+ * Operations on one VM run one at a time; operations on different VMs run concurrently.
+ */
+export class VmService {
+  readonly runtime: VmRuntime;
+  private readonly locks = new KeyedMutex();
+  private readonly statsReader: VmStatsReader;
+
+  constructor(private readonly opts: VmServiceOptions) {
+    this.runtime = new VmRuntime(opts);
+    this.statsReader = new VmStatsReader(opts.hypervisor, this.runtime);
+  }
+
+  /** Adopts running VMs and cleans up after the last agent; call once at start, before serving. */
+  reconcile(): Promise<ReconcileReport> {
+    return reconcile({ ...this.opts, runtime: this.runtime });
+  }
+
+  stats(id: string): Promise<VmStats> {
+    return this.statsReader.read(this.get(id));
+  }
+
+  onChange(listener: (c: VmChange) => void): () => void {
+    this.runtime.on("change", listener);
+    return () => this.runtime.off("change", listener);
+  }
+
+  list(): VmRecord[] {
+    return this.opts.repo.list();
+  }
+
+  get(id: string): VmRecord {
+    const vm = this.opts.repo.get(id);
+    if (!vm) throw new VmNotFoundError(id);
+    return vm;
+  }
+
+  ports(id: string): VmPortRow[] {
+    return this.opts.repo.ports(id);
+  }
+
+  /**
+   * Creates a VM: checks it fits, reserves its ports, records it as `creating`, then makes its disks
+   * and boots it. With `wait`, resolves once it runs (and on failure leaves nothing behind); without,
+   * resolves at once and a failure shows as `create error` (resources released).
+   */
+  async create(req: VmCreateRequest, opts: { wait: boolean }): Promise<VmRecord> {
+    const id = req.id ?? newVmId();
+    try {
+      checkVmId(id);
+    } catch {
+      throw new FieldError("task_id", "task id requires a combination of letters or numbers");
+    }
+    if (this.opts.repo.exists(id)) throw new FieldError("task_id", "task id already existed");
+    try {
+      this.opts.images.resolve(req.imageName);
+    } catch (e) {
+      if (e instanceof ImageError) throw new FieldError("image_name", e.message);
+      throw e;
+    }
+    if (req.gpuCount > 0) throw new VmResourceError("gpu_count", "allocate gpu failed: this host has no GPU free for passthrough");
+    const capacity = await this.opts.capacity();
+
+    const reverter = new Reverter();
+    try {
+      const ports = await this.reservePorts(id, req);
+      reverter.add("release ports", () => this.opts.ports.release(id));
+      const spec = this.specFrom(req, ports);
+      // Fit check and insert with no await between: concurrent creations see each other.
+      const refusal = checkFit(capacity, this.committed(), demandOf(spec));
+      if (refusal) throw new VmResourceError(refusal.field, refusal.message);
+      const vm = this.opts.repo.insert(
+        { id, nickname: req.nickname, owner: req.owner, spec, status: "creating" },
+        ports.map((p) => ({ port: p.port, proto: p.proto, kind: p.kind })),
+      );
+      reverter.add("forget vm", () => this.opts.repo.delete(id));
+      this.opts.repo.log(id, `created: ${spec.cpu.cores * spec.cpu.threads} vCPU, ${spec.memoryMiB} MiB, image ${spec.imageName}`);
+      this.runtime.emit("change", { id, status: "creating", ready: false });
+      const provision = this.locks.run(id, () => this.provision(vm, reverter, opts.wait));
+      if (opts.wait) await provision;
+      else provision.catch(() => undefined);
+      return this.opts.repo.get(id) ?? vm;
+    } catch (e) {
+      await reverter.revert();
+      throw e;
+    }
+  }
+
+  private async provision(vm: VmRecord, reverter: Reverter, forgetOnFailure: boolean): Promise<void> {
+    const log = this.opts.log.child({ vm: vm.id });
+    try {
+      const image = this.opts.images.resolve(vm.imageName);
+      await createVmVolumes(
+        {
+          dataDir: this.opts.dataDir,
+          vmId: vm.id,
+          baseImagePath: image.path,
+          ...(vm.spec.dataDiskBytes && !vm.spec.dataFileName ? { dataDiskSizeBytes: vm.spec.dataDiskBytes } : {}),
+          ...(vm.spec.dataFileName ? { dataFileName: vm.spec.dataFileName } : {}),
+        },
+        reverter,
+      );
+      reverter.add("stop qemu", () => this.runtime.powerOff(vm.id));
+      await this.runtime.boot(vm);
+      reverter.success();
+      this.runtime.setStatus(vm.id, "running");
+      this.opts.repo.log(vm.id, "running");
+      log.info("vm created");
+    } catch (e) {
+      const message = errorText(e);
+      log.warn({ err: e }, "vm creation failed");
+      if (forgetOnFailure) {
+        await reverter.revert();
+      } else {
+        // Keep the record so the renter sees why; release everything else.
+        reverter.success();
+        await this.runtime.powerOff(vm.id).catch(() => undefined);
+        await removeVmVolumes(this.opts.dataDir, vm.id).catch(() => undefined);
+        this.opts.ports.release(vm.id);
+        this.opts.repo.replacePorts(vm.id, []);
+        this.opts.repo.log(vm.id, `create error: ${message}`);
+        this.runtime.setStatus(vm.id, "create error", { lastError: message });
+      }
+      if (e instanceof VolumeError) throw new FieldError(e.code === "data_file_not_found" ? "data_file_name" : "disk", e.message);
+      throw e;
+    }
+  }
+
+  /** Runs a lifecycle action. Resolves when it has finished (shutdown: once the guest is off). */
+  async act(id: string, action: VmAction, opts: { force?: boolean } = {}): Promise<VmRecord> {
+    return this.locks.run(id, async () => {
+      const vm = this.get(id);
+      const alive = this.runtime.isLive(id);
+      const plan = planAction(action, vm.status, alive);
+      if ("refused" in plan) throw new VmConflictError(plan.refused);
+      if (action === "start" || (action === "restart" && !alive)) {
+        const refusal = checkFit(await this.opts.capacity(), this.committed(id), demandOf(vm.spec));
+        if (refusal) throw new VmResourceError(refusal.field, refusal.message);
+      }
+      this.runtime.setStatus(id, plan.during);
+      this.opts.repo.log(id, `${action}${opts.force ? " (force)" : ""}`);
+      try {
+        await this.perform(vm, action, alive, opts.force === true);
+      } catch (e) {
+        const message = errorText(e);
+        this.opts.log.warn({ vm: id, action, err: e }, "vm action failed");
+        this.opts.repo.log(id, `${plan.failure}: ${message}`);
+        if (this.opts.repo.exists(id)) this.runtime.setStatus(id, plan.failure, { lastError: message });
+        throw e;
+      }
+      if (plan.success === null) return vm;
+      this.runtime.setStatus(id, plan.success, { lastError: null });
+      return this.get(id);
+    });
+  }
+
+  private async perform(vm: VmRecord, action: VmAction, alive: boolean, force: boolean): Promise<void> {
+    const { hypervisor } = this.opts;
+    switch (action) {
+      case "start":
+        return this.runtime.boot(vm);
+      case "poweroff":
+        return this.runtime.powerOff(vm.id);
+      case "shutdown":
+        return this.gracefulStop(vm.id);
+      case "reset":
+        await hypervisor.reset(this.runtime.qmpOf(vm.id)!);
+        this.opts.repo.update(vm.id, { ready: false });
+        return;
+      case "restart":
+        if (alive && force) {
+          await hypervisor.reset(this.runtime.qmpOf(vm.id)!);
+          this.opts.repo.update(vm.id, { ready: false });
+          return;
+        }
+        if (alive) await this.gracefulStop(vm.id);
+        return this.runtime.boot(this.get(vm.id));
+      case "delete":
+        await this.runtime.powerOff(vm.id);
+        await removeVmVolumes(this.opts.dataDir, vm.id);
+        await rm(this.runtime.runDir(vm.id), { recursive: true, force: true });
+        this.opts.ports.release(vm.id);
+        this.opts.repo.delete(vm.id);
+        this.statsReader.forget(vm.id);
+        this.opts.repo.log(vm.id, "deleted");
+        this.runtime.emit("change", { id: vm.id, status: "deleted", ready: false });
+        return;
+    }
+  }
+
+  /** ACPI power button, then a power cut if the guest has not gone within the timeout. */
+  private async gracefulStop(id: string): Promise<void> {
+    const entry = this.runtime.expectExit(id);
+    if (!entry) return;
+    await this.opts.hypervisor.powerdown(entry.qmp);
+    if (await this.runtime.waitExit(id, this.opts.shutdownTimeoutMs)) {
+      await this.runtime.powerOff(id); // forgets the exited process
+      return;
+    }
+    this.opts.repo.log(id, "guest did not power off in time: powering off");
+    await this.runtime.powerOff(id);
+  }
+
+  /** What running (or starting) VMs hold, except `exceptId`. */
+  private committed(exceptId?: string): Demand {
+    let total: Demand = { vcpus: 0, memoryBytes: 0, diskBytes: 0 };
+    for (const vm of this.opts.repo.list()) {
+      if (vm.id === exceptId || vm.status === "closed" || vm.status.endsWith(" error")) continue;
+      const d = demandOf(vm.spec);
+      total = { vcpus: total.vcpus + d.vcpus, memoryBytes: total.memoryBytes + d.memoryBytes, diskBytes: 0 };
+    }
+    return total;
+  }
+
+  private async reservePorts(id: string, req: VmCreateRequest) {
+    const requests: Array<PortRequest<PortRangeKind> & { label: PortKind }> = [];
+    if (req.sshPort !== null) requests.push(req.sshPort === undefined ? { kind: "forward", label: "ssh" } : { port: req.sshPort, label: "ssh" });
+    if (req.rdpPort !== null && req.rdpPort !== undefined) requests.push({ port: req.rdpPort, label: "rdp" });
+    requests.push(req.vncPort === undefined ? { kind: "vnc", label: "vnc" } : { port: req.vncPort, label: "vnc" });
+    for (const f of req.customPorts) requests.push({ port: f.hostPort, proto: f.proto, label: "custom" });
+    try {
+      const got = await this.opts.ports.reserve(id, requests);
+      return got.map((r, i) => ({ port: r.port, proto: r.proto, kind: requests[i]!.label }));
+    } catch (e) {
+      if (e instanceof PortTakenError) {
+        const kind = requests.find((r) => "port" in r && r.port === e.port)?.label ?? "custom";
+        const field = kind === "custom" ? "custom_port" : (`${kind}_port` as const);
+        const msg = field === "custom_port" ? `custom_port: ${e.message}` : portConflictMessage(field, e.port);
+        throw new VmConflictError(`${msg}${e.by === "host" ? " (in use on the host)" : ""}`);
+      }
+      if (e instanceof PortRangeExhaustedError) throw new VmResourceError("ports", e.message);
+      throw e;
+    }
+  }
+
+  private specFrom(req: VmCreateRequest, ports: Array<{ port: number; proto: string; kind: PortKind }>): VmSpec {
+    const loginPassword = newLoginPassword();
+    return {
+      imageName: req.imageName,
+      cpu: { cores: req.cores, threads: req.vcpus / req.cores },
+      memoryMiB: Math.ceil(req.memoryBytes / 2 ** 20),
+      dataDiskBytes: req.dataDiskBytes,
+      dataFileName: req.dataFileName,
+      biosMode: req.biosMode,
+      os: req.os,
+      ports: {
+        ssh: ports.find((p) => p.kind === "ssh")?.port ?? null,
+        rdp: ports.find((p) => p.kind === "rdp")?.port ?? null,
+        vnc: ports.find((p) => p.kind === "vnc")!.port,
+        custom: req.customPorts,
+      },
+      gpuCount: req.gpuCount,
+      startCommand: req.startCommand,
+      desc: req.desc,
+      loginUser: this.opts.images.resolve(req.imageName).loginUser,
+      loginPassword,
+      vncPassword: loginPassword.slice(0, 8),
+      multicast: req.multicast,
+      networkName: req.networkName,
+    };
+  }
+
+  /** Stops watching VMs; they keep running and the next agent adopts them. */
+  async close(): Promise<void> {
+    await this.runtime.detachAll();
+  }
+}
+
+function demandOf(spec: VmSpec): Demand {
+  return { vcpus: vcpus(spec), memoryBytes: spec.memoryMiB * 2 ** 20, diskBytes: spec.dataDiskBytes ?? 0 };
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

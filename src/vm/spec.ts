@@ -1,0 +1,48 @@
+/**
+ * What a VM is, in host terms, as stored with it. Both faces (host API and DBC API) map their
+ * requests onto this one shape; the hypervisor's QemuSpec is derived from it at each start.
+ */
+export interface PortForward {
+  proto: "tcp" | "udp";
+  hostPort: number;
+  guestPort: number;
+}
+
+export interface VmPorts {
+  /** Host port forwarded to the guest's 22. */
+  ssh: number | null;
+  /** Host port forwarded to the guest's 3389. */
+  rdp: number | null;
+  /** Host TCP port of the VM's VNC server. */
+  vnc: number;
+  custom: PortForward[];
+}
+
+export interface VmSpec {
+  imageName: string;
+  /** vCPUs = cores × threads, one socket. */
+  cpu: { cores: number; threads: number };
+  memoryMiB: number;
+  /** Size of the data disk vdb, or null for none (or for `dataFileName`). */
+  dataDiskBytes: number | null;
+  /** An existing file in the data-files folder used as vdb (DBC's data_file_name). */
+  dataFileName: string | null;
+  biosMode: "legacy" | "uefi";
+  os: "linux" | "windows";
+  ports: VmPorts;
+  gpuCount: number;
+  /** The operator's note from seed 000. Kept and shown, never executed. */
+  startCommand: string;
+  desc: string;
+  loginUser: string;
+  /** Secrets: shown only to the VM's owner, never logged. */
+  loginPassword: string;
+  vncPassword: string;
+  multicast: string[];
+  networkName: string | null;
+}
+
+export const vcpus = (spec: Pick<VmSpec, "cpu">): number => spec.cpu.cores * spec.cpu.threads;
+
+/** Port kinds as reserved in the store. */
+export type PortKind = "ssh" | "rdp" | "vnc" | "custom";
