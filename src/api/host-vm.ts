@@ -83,8 +83,7 @@ export const VmList = Type.Array(VmItem, { $id: "VmList" });
 
 export const VmControlAction = StringEnum(["start", "shutdown", "poweroff", "restart", "reset", "delete"], {
   description: "shutdown is graceful (ACPI, then power-off after a timeout); restart with force=true is a reset",
-}); restart with force=true is a reset" },
-);
+});
 
 /** `POST /common/vm/control`: a structured action, never a shell command. */
 export const VmControl = Type.Object(
