@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import { copyFile, link, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Type, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
@@ -40,12 +41,45 @@ export class ImageError extends Error {
 }
 
 /**
- * The images this node can boot: files in the node's image cache (`<data-dir>/images`) and the
- * images the project built (`build/images`), first match wins. An image without a sidecar boots
- * from its disk with SeaBIOS.
+ * The images this node can boot: files in the node's image cache (`dirs[0]`, `<data-dir>/images`)
+ * and shipped images (the project's `build/images`), first match wins. An image without a sidecar
+ * boots from its disk with SeaBIOS.
  */
 export class ImageCatalog {
   constructor(readonly dirs: readonly string[]) {}
+
+  /**
+   * Brings a shipped image into the node's cache before a VM is based on it, so that rebuilding
+   * the shipped image never changes the base under an existing VM's overlay. Hard links when the
+   * filesystem allows (the build replaces its outputs by rename, so a link keeps the old bytes).
+   */
+  async importShipped(name: string): Promise<void> {
+    const cache = this.dirs[0];
+    if (!cache || existsSync(join(cache, name))) return;
+    const image = this.resolve(name);
+    const from = image.path.slice(0, image.path.length - name.length);
+    const files = [name, name.replace(/\.qcow2$/, ".json")];
+    if (image.kernel) {
+      files.push(image.kernel.kernelPath.slice(from.length));
+      if (image.kernel.initrdPath) files.push(image.kernel.initrdPath.slice(from.length));
+    }
+    // Sidecar and boot files first, the image last: the image's presence marks the import done.
+    for (const file of files.slice(1).concat(files[0]!)) {
+      const src = join(from, file);
+      if (!existsSync(src)) continue;
+      const tmp = join(cache, `.${file}.${process.pid}.${Date.now()}.tmp`);
+      try {
+        await link(src, tmp);
+      } catch {
+        await copyFile(src, tmp);
+      }
+      try {
+        await rename(tmp, join(cache, file));
+      } finally {
+        await rm(tmp, { force: true });
+      }
+    }
+  }
 
   resolve(name: string): ResolvedImage {
     if (!name) throw new ImageError("image_name is empty");

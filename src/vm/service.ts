@@ -151,6 +151,7 @@ export class VmService {
   private async provision(vm: VmRecord, reverter: Reverter, forgetOnFailure: boolean): Promise<void> {
     const log = this.opts.log.child({ vm: vm.id });
     try {
+      await this.opts.images.importShipped(vm.imageName);
       const image = this.opts.images.resolve(vm.imageName);
       await createVmVolumes(
         {

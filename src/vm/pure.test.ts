@@ -1,0 +1,112 @@
+import { describe, expect, it } from "vitest";
+import { checkFit, type HostCapacity } from "./resources.js";
+import { FieldError, fromHostAdd, newLoginPassword, newVmId } from "./create-request.js";
+import { KeyedMutex } from "./keyed-mutex.js";
+import { macFor, toQemuSpec } from "./qemu-spec.js";
+import type { VmSpec } from "./spec.js";
+
+const GiB = 2 ** 30;
+const host: HostCapacity = { cpuThreads: 4, memoryBytes: 8 * GiB, diskFreeBytes: 100 * GiB, cpuOvercommit: 1, memoryReserveBytes: GiB };
+
+describe("checkFit", () => {
+  it("counts what running VMs hold", () => {
+    expect(checkFit(host, { vcpus: 2, memoryBytes: 2 * GiB, diskBytes: 0 }, { vcpus: 2, memoryBytes: 5 * GiB, diskBytes: GiB })).toBeUndefined();
+    expect(checkFit(host, { vcpus: 3, memoryBytes: 0, diskBytes: 0 }, { vcpus: 2, memoryBytes: GiB, diskBytes: 0 })).toMatchObject({ field: "cpu", message: /allocate cpu failed: 2 vCPUs asked, 1 of 4 free/ });
+    expect(checkFit(host, { vcpus: 0, memoryBytes: 6 * GiB, diskBytes: 0 }, { vcpus: 1, memoryBytes: 2 * GiB, diskBytes: 0 })).toMatchObject({ field: "memory" });
+    expect(checkFit(host, { vcpus: 0, memoryBytes: 0, diskBytes: 0 }, { vcpus: 1, memoryBytes: GiB, diskBytes: 200 * GiB })).toMatchObject({ field: "disk" });
+  });
+  it("lets the operator overcommit CPU", () => {
+    expect(checkFit({ ...host, cpuOvercommit: 2 }, { vcpus: 6, memoryBytes: 0, diskBytes: 0 }, { vcpus: 2, memoryBytes: GiB, diskBytes: 0 })).toBeUndefined();
+  });
+});
+
+describe("fromHostAdd", () => {
+  it("maps seed 000's fields, strings or numbers", () => {
+    const r = fromHostAdd({ nickname: "a", cpu_physical_core: "2", cpu_virtual_core: 4, main_memory: "1G", disk_memory: 8, start_command: "x" });
+    expect(r).toMatchObject({ cores: 2, vcpus: 4, memoryBytes: GiB, dataDiskBytes: 8 * GiB, startCommand: "x", imageName: "batu-demo.qcow2", owner: null });
+    expect(r.sshPort).toBeUndefined();
+  });
+  it("names the field that is wrong", () => {
+    const bad = (body: Record<string, unknown>, field: string) => {
+      try {
+        fromHostAdd({ cpu_physical_core: 1, main_memory: "1G", ...body } as never);
+        throw new Error("accepted");
+      } catch (e) {
+        expect(e).toBeInstanceOf(FieldError);
+        expect((e as FieldError).field).toBe(field);
+      }
+    };
+    bad({ main_memory: "lots" }, "main_memory");
+    bad({ main_memory: "16M" }, "main_memory");
+    bad({ disk_memory: "1Q" }, "disk_memory");
+    bad({ cpu_physical_core: 2, cpu_virtual_core: 3 }, "cpu_virtual_core");
+    bad({ ssh_port: "x" }, "ssh_port");
+    bad({ vnc_port: 5000 }, "vnc_port");
+    bad({ custom_port: ["sctp,1"] }, "custom_port");
+  });
+});
+
+describe("ids and passwords", () => {
+  it("makes DBC-shaped task ids and login passwords", () => {
+    expect(newVmId()).toMatch(/^[1-9A-HJ-NP-Za-km-z]{22}$/);
+    for (let i = 0; i < 50; i++) expect(newLoginPassword()).toMatch(/^[A-Za-z][A-Za-z0-9_/+[\]@#^]{15}$/);
+  });
+});
+
+describe("KeyedMutex", () => {
+  it("serializes one key and lets others run", async () => {
+    const m = new KeyedMutex();
+    const order: string[] = [];
+    const slow = (tag: string, ms: number) => () => new Promise<void>((r) => setTimeout(() => (order.push(tag), r()), ms));
+    await Promise.all([m.run("a", slow("a1", 30)), m.run("a", slow("a2", 1)), m.run("b", slow("b1", 5))]);
+    expect(order).toEqual(["b1", "a1", "a2"]);
+    await expect(m.run("a", () => Promise.reject(new Error("x")))).rejects.toThrow("x");
+    expect(await m.run("a", async () => 1)).toBe(1); // a failure does not block the key
+  });
+});
+
+describe("toQemuSpec", () => {
+  const spec: VmSpec = {
+    imageName: "img.qcow2",
+    cpu: { cores: 2, threads: 2 },
+    memoryMiB: 512,
+    dataDiskBytes: null,
+    dataFileName: null,
+    biosMode: "uefi",
+    os: "linux",
+    ports: { ssh: 20001, rdp: null, vnc: 5901, custom: [{ proto: "udp", hostPort: 7000, guestPort: 7001 }] },
+    gpuCount: 0,
+    startCommand: "",
+    desc: "",
+    loginUser: "root",
+    loginPassword: "p",
+    vncPassword: "p",
+    multicast: ["230.0.0.1:5558"],
+    networkName: null,
+  };
+  it("forwards ssh and custom ports, adds multicast NICs, picks UEFI", () => {
+    const q = toQemuSpec("vm1", spec, { name: "img.qcow2", path: "/i", format: "qcow2", os: "linux", readyMarker: null, loginUser: "root" }, {
+      runDir: "/r",
+      accel: "tcg",
+      cpuModel: "max",
+      disks: [{ id: "vda", path: "/r/vda.qcow2", format: "qcow2" }],
+      forwardHost: "127.0.0.1",
+      vncPasswordFile: "/r/vnc",
+      fwCfg: [],
+      ovmfVarsPath: "/r/vars.fd",
+    });
+    expect(q.cpu).toEqual({ sockets: 1, cores: 2, threads: 2 });
+    expect(q.firmware).toMatchObject({ kind: "uefi", varsPath: "/r/vars.fd" });
+    expect(q.nics[0]).toMatchObject({
+      kind: "user",
+      mac: macFor("vm1"),
+      hostForwards: [
+        { proto: "tcp", hostAddr: "127.0.0.1", hostPort: 20001, guestPort: 22 },
+        { proto: "udp", hostAddr: "127.0.0.1", hostPort: 7000, guestPort: 7001 },
+      ],
+    });
+    expect(q.nics[1]).toMatchObject({ kind: "mcast", group: "230.0.0.1:5558" });
+    expect(q.vnc).toEqual({ listenAddr: "127.0.0.1", port: 5901, passwordFile: "/r/vnc" });
+    expect(macFor("vm1")).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+  });
+});
