@@ -42,7 +42,7 @@ const FINISH: Partial<Record<VmStatus, "running" | "closed" | "delete" | "create
 export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
   const report: ReconcileReport = { adopted: [], foundStopped: [], finished: [], orphansRemoved: [] };
   const vms = d.repo.list();
-  d.ports.load(d.repo.ports().map((p) => ({ owner: p.vmId, port: p.port, proto: p.proto, kind: p.kind === "vnc" ? "vnc" : "forward" })));
+  d.ports.load(d.repo.ports().map((p) => ({ owner: p.vmId, port: p.port, proto: p.proto, kind: p.kind === "vnc" ? "vnc" : "forward", label: p.kind })));
 
   for (const vm of vms) {
     const runDir = d.runtime.runDir(vm.id);

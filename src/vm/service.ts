@@ -16,6 +16,9 @@ import { vcpus, type PortKind, type VmSpec } from "./spec.js";
 import { planAction, type VmAction } from "./state.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
 import { VmStatsReader } from "./stats.js";
+import { Operations, type Operation } from "./operations.js";
+import { TRANSITIONAL } from "./state.js";
+import { applyForwardsLive, applyModify, forwardsOf, type VmModify } from "./modify.js";
 import type { VmStats } from "../api/host-vm.js";
 
 export type PortRangeKind = "forward" | "vnc";
@@ -67,6 +70,7 @@ export class VmService {
   readonly runtime: VmRuntime;
   private readonly locks = new KeyedMutex();
   private readonly statsReader: VmStatsReader;
+  readonly operations = new Operations();
 
   constructor(private readonly opts: VmServiceOptions) {
     this.runtime = new VmRuntime(opts);
@@ -97,6 +101,80 @@ export class VmService {
     return vm;
   }
 
+  /** The VMs `owner` may see (a renter sees only its own; the operator, `null` owner filter, sees all). */
+  listFor(owner: string): VmRecord[] {
+    return this.opts.repo.list().filter((vm) => vm.owner === owner);
+  }
+
+  /** A VM of `owner`; another owner's VM is "not found", never a hint that it exists. */
+  getFor(owner: string, id: string): VmRecord {
+    const vm = this.opts.repo.get(id);
+    if (!vm || vm.owner !== owner) throw new VmNotFoundError(id);
+    return vm;
+  }
+
+  /**
+   * Starts an action and answers at once (DBC's asynchronous style): refused now if the VM is busy
+   * or its state forbids it; otherwise the returned operation tracks it to the end.
+   */
+  begin(id: string, action: VmAction, opts: { force?: boolean } = {}): Operation {
+    const vm = this.get(id);
+    if (this.locks.busy(id) || TRANSITIONAL.has(vm.status)) throw new VmConflictError(`vm is ${vm.status}`);
+    const plan = planAction(action, vm.status, this.runtime.isLive(id));
+    if ("refused" in plan) throw new VmConflictError(plan.refused);
+    const op = this.operations.begin(id, action);
+    this.operations.track(op, this.act(id, action, opts)).catch(() => undefined);
+    return op;
+  }
+
+  /**
+   * Changes ports at once (live on a running VM) and CPU, memory or GPU count while it is shut off.
+   * Answers whether part of the change waits for the next boot (a new VNC port).
+   */
+  async modify(id: string, change: VmModify): Promise<{ nextBoot: boolean }> {
+    return this.locks.run(id, async () => {
+      const vm = this.get(id);
+      const alive = this.runtime.isLive(id);
+      if (TRANSITIONAL.has(vm.status)) throw new VmConflictError(`vm is ${vm.status}`);
+      const sized = change.cores !== undefined || change.memoryMiB !== undefined || change.gpuCount !== undefined;
+      if (sized && alive) throw new VmConflictError("cpu, memory and gpu count can be changed only while the task is shut off");
+      if ((change.gpuCount ?? 0) > 0) throw new VmResourceError("new_gpu_count", "allocate gpu failed");
+      if (change.sshPort !== undefined && change.sshPort === (change.rdpPort ?? vm.spec.ports.rdp)) {
+        throw new FieldError("new_ssh_port", "new_ssh_port and new_rdp_port are the same!");
+      }
+      const { next, nextBoot } = applyModify(vm.spec, change);
+      const wanted = [
+        ...(next.ports.ssh !== null ? [{ port: next.ports.ssh, label: "ssh" as const }] : []),
+        ...(next.ports.rdp !== null ? [{ port: next.ports.rdp, label: "rdp" as const }] : []),
+        { port: next.ports.vnc, label: "vnc" as const },
+        ...next.ports.custom.map((f) => ({ port: f.hostPort, proto: f.proto, label: "custom" as const })),
+      ];
+      try {
+        await this.opts.ports.reserve(id, wanted);
+      } catch (e) {
+        if (e instanceof PortTakenError) {
+          const field = change.sshPort === e.port ? "new_ssh_port" : change.rdpPort === e.port ? "new_rdp_port" : change.vncPort === e.port ? "new_vnc_port" : "new_custom_port";
+          throw new VmConflictError(`${field} ${e.port} has been used!`);
+        }
+        throw e;
+      }
+      if (alive) await applyForwardsLive(this.runtime.qmpOf(id)!, this.opts.forwardHost, forwardsOf(vm.spec), forwardsOf(next));
+      // Ports the VM no longer uses go back to the pool (the running VNC port stays until the next boot).
+      const keep = new Set(wanted.map((w) => `${"proto" in w ? w.proto : "tcp"}/${w.port}`));
+      if (nextBoot && alive) keep.add(`tcp/${vm.spec.ports.vnc}`);
+      for (const r of this.opts.ports.owned(id)) if (!keep.has(`${r.proto}/${r.port}`)) this.opts.ports.releasePort(id, r.port, r.proto);
+      this.opts.repo.update(id, { spec: next });
+      this.opts.repo.replacePorts(id, this.opts.ports.owned(id).map((r) => ({ port: r.port, proto: r.proto, kind: (r.label as PortKind | undefined) ?? "custom" })));
+      this.opts.repo.log(id, `modified: ${JSON.stringify(change)}`);
+      return { nextBoot: nextBoot && alive };
+    });
+  }
+
+  /** The VM's lifecycle log (oldest first), `count` lines from the head or the tail. */
+  logLines(id: string, from: "head" | "tail", count: number): string[] {
+    return this.opts.repo.logLines(id, { from, count });
+  }
+
   ports(id: string): VmPortRow[] {
     return this.opts.repo.ports(id);
   }
@@ -106,7 +184,7 @@ export class VmService {
    * and boots it. With `wait`, resolves once it runs (and on failure leaves nothing behind); without,
    * resolves at once and a failure shows as `create error` (resources released).
    */
-  async create(req: VmCreateRequest, opts: { wait: boolean }): Promise<VmRecord> {
+  async create(req: VmCreateRequest, opts: { wait: boolean }): Promise<VmRecord & { operationId: string }> {
     const id = req.id ?? newVmId();
     try {
       checkVmId(id);
@@ -138,10 +216,11 @@ export class VmService {
       reverter.add("forget vm", () => this.opts.repo.delete(id));
       this.opts.repo.log(id, `created: ${spec.cpu.cores * spec.cpu.threads} vCPU, ${spec.memoryMiB} MiB, image ${spec.imageName}`);
       this.runtime.emit("change", { id, status: "creating", ready: false });
-      const provision = this.locks.run(id, () => this.provision(vm, reverter, opts.wait));
+      const op = this.operations.begin(id, "create");
+      const provision = this.operations.track(op, this.locks.run(id, () => this.provision(vm, reverter, opts.wait)));
       if (opts.wait) await provision;
       else provision.catch(() => undefined);
-      return this.opts.repo.get(id) ?? vm;
+      return { ...(this.opts.repo.get(id) ?? vm), operationId: op.id };
     } catch (e) {
       await reverter.revert();
       throw e;
@@ -279,6 +358,7 @@ export class VmService {
     const requests: Array<PortRequest<PortRangeKind> & { label: PortKind }> = [];
     if (req.sshPort !== null) requests.push(req.sshPort === undefined ? { kind: "forward", label: "ssh" } : { port: req.sshPort, label: "ssh" });
     if (req.rdpPort !== null && req.rdpPort !== undefined) requests.push({ port: req.rdpPort, label: "rdp" });
+    else if (req.rdpPort === undefined && req.os === "windows") requests.push({ kind: "forward", label: "rdp" });
     requests.push(req.vncPort === undefined ? { kind: "vnc", label: "vnc" } : { port: req.vncPort, label: "vnc" });
     for (const f of req.customPorts) requests.push({ port: f.hostPort, proto: f.proto, label: "custom" });
     try {
