@@ -3,6 +3,10 @@ import { build } from "../server/app.js";
 import { createLogger, type Logger } from "../lib/logger.js";
 import { openAgentState } from "./state.js";
 import { startVmService } from "./vms.js";
+import { RenterAuthority } from "../auth/authorize.js";
+import { nodeInfo } from "../vm/node-info.js";
+import { VmRepo } from "../vm/repo.js";
+import { VERSION } from "../server/app.js";
 
 export interface AgentOptions {
   host: string;
@@ -51,7 +55,10 @@ export async function startAgent(
     state.close();
     throw e;
   }
-  const { vms, accel } = vmService;
+  const { vms, accel, images } = vmService;
+  const authority = RenterAuthority.open(state.db);
+  const forwardHost = opts.forwardHost ?? opts.host;
+  const nodeState = (nodeId: string) => (authority.rentals.activeRental(nodeId, new Date()) ? "rented" : "online");
   const app = await build({
     log: agentLog,
     adminToken: identity.adminToken,
@@ -59,6 +66,28 @@ export async function startAgent(
     systemConfig: () => state.files.system,
     group,
     vms,
+    rentals: authority.rentals,
+    v1: {
+      nodeId: identity.nodeId,
+      nickname: () => state.files.system.nickname,
+      version: VERSION,
+      vms,
+      forwardHost,
+      renters: {
+        authorize: (body, nodeId) => authority.authorize(body, nodeId).renterId,
+        sessionId: (body, nodeId) => authority.sessionId(body, nodeId).session_id,
+        nodeState,
+      },
+      nodeInfo: () =>
+        nodeInfo({
+          version: VERSION,
+          dataDir: state.dataDir,
+          imageDirs: images.dirs,
+          accel,
+          repo: new VmRepo(state.db),
+          state: nodeState(identity.nodeId),
+        }),
+    },
   });
   try {
     const url = await app.listen({ host: opts.host, port: opts.port });

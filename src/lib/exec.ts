@@ -56,6 +56,9 @@ export function exec(command: string, args: readonly string[], opts: ExecOptions
       if (code === 0) resolve({ stdout, stderr });
       else reject(new ExecError(command, args, code, stderr, sig));
     });
+    // A child that exits before reading its stdin makes the write fail with EPIPE; that is the
+    // child's business (its exit code says what happened), never a reason to crash the agent.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(opts.input ?? "");
   });
 }

@@ -7,6 +7,7 @@ import type {
   MyMaster,
   SystemConfig,
 } from "../api/host.js";
+import type { RentGrant, RentGrantReply, RentList, RentListQuery, RentRevoke } from "../api/host-rent.js";
 import { baseUrl } from "./address.js";
 import { requestJson } from "./http.js";
 
@@ -49,5 +50,21 @@ export class HostClient {
   /** Operator → own agent: become a member of that master's group. */
   becomeMember(body: BecomeMember): Promise<BecomeMemberReply> {
     return this.post("/slave/group/join", body);
+  }
+
+  /** Operator: rent a node to a wallet or a multisig set until a time. */
+  rentGrant(body: RentGrant): Promise<RentGrantReply> {
+    return this.post("/common/rent/grant", body);
+  }
+
+  /** Operator: the rental ledger, optionally of one node and/or in one state. */
+  rentList(query: RentListQuery = {}): Promise<RentList> {
+    const q = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined));
+    return this.get(`/common/rent/list${q.size > 0 ? `?${q}` : ""}`);
+  }
+
+  /** Operator: end a rental now. */
+  rentRevoke(body: RentRevoke): Promise<RentGrantReply> {
+    return this.post("/common/rent/revoke", body);
   }
 }

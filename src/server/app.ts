@@ -10,6 +10,8 @@ import { errorHandler } from "./errors.js";
 import { commonRoutes } from "./routes/host/common.js";
 import { groupRoutes } from "./routes/host/group.js";
 import { vmRoutes } from "./routes/host/vm.js";
+import { rentRoutes } from "./routes/host/rent.js";
+import { v1Routes } from "./routes/v1/plugin.js";
 
 const VERSION = "0.1.0";
 
@@ -40,8 +42,10 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
         title: "batu agent",
         version: VERSION,
         description:
-          "The host API of seed 000 (`/common`, `/master`, `/slave`). Every route needs " +
-          "`Authorization: Bearer <admin token>` (conf/admin.token) unless it says otherwise.",
+          "The host API of seed 000 (`/common`, `/master`, `/slave`): every route needs " +
+          "`Authorization: Bearer <admin token>` (conf/admin.token) unless it says otherwise. " +
+          "The renter API of seed 001 (DBC's dbc_client, `/api/v1`): POST with `peer_nodes_list`, `additional` " +
+          "and a wallet, multisig or session identity; replies `{errcode, message}`.",
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: [{ bearer: [] }],
@@ -54,6 +58,8 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(commonRoutes, { deps });
   await app.register(groupRoutes, { deps });
   await app.register(vmRoutes, { deps });
+  await app.register(rentRoutes, { deps });
+  await app.register(v1Routes, { prefix: "/api/v1", deps: deps.v1 });
   return app;
 }
 

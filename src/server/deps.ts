@@ -2,6 +2,8 @@ import type { SystemConfig } from "../api/host.js";
 import type { GroupService } from "../group/membership.js";
 import type { Logger } from "../lib/logger.js";
 import type { VmService } from "../vm/service.js";
+import type { RentalLedger } from "../auth/rental-ledger.js";
+import type { V1Deps } from "./routes/v1/deps.js";
 
 /** What the HTTP layer needs from the rest of the agent: services, never I/O of its own. */
 export interface AppDeps {
@@ -11,4 +13,7 @@ export interface AppDeps {
   systemConfig: () => SystemConfig;
   group: GroupService;
   vms: VmService;
+  rentals: RentalLedger;
+  /** The renter API (seed 001). */
+  v1: V1Deps;
 }

@@ -66,4 +66,43 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX vm_log_by_vm ON vm_log (vm_id, id);
     `,
   },
+  {
+    version: 3,
+    name: "renters: rental ledger, used nonces, session ids",
+    sql: `
+      CREATE TABLE rentals (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        node_id     TEXT NOT NULL,
+        -- the owner of the renter's tasks: its wallet's SS58 address (prefix 42), or its multisig account's
+        renter_id   TEXT NOT NULL,
+        -- wallet | multisig
+        kind        TEXT NOT NULL,
+        -- JSON array of SS58 addresses: the wallet, or the multisig set
+        wallets_json TEXT NOT NULL,
+        -- the multisig threshold; NULL for a wallet
+        threshold   INTEGER,
+        granted_at  TEXT NOT NULL,
+        -- ISO 8601 UTC (toISOString), so text order is time order
+        until       TEXT NOT NULL,
+        revoked_at  TEXT
+      );
+      CREATE INDEX rentals_by_node ON rentals (node_id, until);
+      -- a nonce is accepted once per signer, ever; the signer is its public key (64 hex), not an address
+      CREATE TABLE used_nonces (
+        signer   TEXT NOT NULL,
+        nonce    TEXT NOT NULL,
+        used_at  TEXT NOT NULL,
+        PRIMARY KEY (signer, nonce)
+      ) WITHOUT ROWID;
+      -- one session id per renter, created once and kept (DBC never rotates it)
+      CREATE TABLE renter_sessions (
+        renter_id    TEXT PRIMARY KEY,
+        session_id   TEXT NOT NULL UNIQUE,
+        kind         TEXT NOT NULL,
+        wallets_json TEXT NOT NULL,
+        threshold    INTEGER,
+        created_at   TEXT NOT NULL
+      );
+    `,
+  },
 ];

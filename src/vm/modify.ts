@@ -42,10 +42,16 @@ export async function applyForwardsLive(qmp: QmpClient, hostAddr: string, before
   const keep = new Set(after.map(key));
   const had = new Set(before.map(key));
   const netdev = nicNetdevId("net0");
-  const hmp = async (line: string) => {
-    const out = await qmp.execute<string>("human-monitor-command", { "command-line": line });
-    if (out.trim()) throw new Error(`${line.split(" ")[0]}: ${out.trim()}`);
+  // HMP answers in text: hostfwd_add prints nothing on success, hostfwd_remove "... removed".
+  const hmp = async (line: string, success: RegExp) => {
+    const out = (await qmp.execute<string>("human-monitor-command", { "command-line": line })).trim();
+    if (!success.test(out)) throw new Error(`${line.split(" ")[0]}: ${out}`);
   };
-  for (const f of before) if (!keep.has(key(f))) await hmp(`hostfwd_remove ${netdev} ${f.proto}:${hostAddr}:${f.hostPort}`);
-  for (const f of after) if (!had.has(key(f))) await hmp(`hostfwd_add ${netdev} ${f.proto}:${hostAddr}:${f.hostPort}-:${f.guestPort}`);
+  for (const f of before) {
+    if (!keep.has(key(f))) await hmp(`hostfwd_remove ${netdev} ${f.proto}:${hostAddr}:${f.hostPort}`, /removed$/);
+  }
+  for (const f of after) {
+    if (!had.has(key(f))) await hmp(`hostfwd_add ${netdev} ${f.proto}:${hostAddr}:${f.hostPort}-:${f.guestPort}`, /^$/);
+  }
 }
+

@@ -1,9 +1,11 @@
 import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { imageInfo } from "../storage/qemu-img.js";
 import type { Hypervisor } from "../hypervisor/driver.js";
 import type { AcceleratorChoice } from "../hypervisor/accel.js";
 import { PortAllocator, PortRangeExhaustedError, PortTakenError, type PortRequest } from "../network/port-allocator.js";
 import { portConflictMessage } from "../network/port-spec.js";
-import { createVmVolumes, removeVmVolumes, VolumeError, checkVmId } from "../storage/volumes.js";
+import { createVmVolumes, removeVmVolumes, VolumeError, checkVmId, SYSTEM_DISK_FILE } from "../storage/volumes.js";
 import { Reverter } from "../lib/reverter.js";
 import type { Logger } from "../lib/logger.js";
 import { ImageCatalog, ImageError } from "./images.js";
@@ -168,6 +170,15 @@ export class VmService {
       this.opts.repo.log(id, `modified: ${JSON.stringify(change)}`);
       return { nextBoot: nextBoot && alive };
     });
+  }
+
+  /** The system disk's size as the guest sees it (its virtual size), or null when it cannot be read. */
+  async systemDiskBytes(id: string): Promise<number | null> {
+    try {
+      return (await imageInfo(join(this.runtime.runDir(id), SYSTEM_DISK_FILE), { shared: true })).virtualSizeBytes;
+    } catch {
+      return null;
+    }
   }
 
   /** The VM's lifecycle log (oldest first), `count` lines from the head or the tail. */

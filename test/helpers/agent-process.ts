@@ -97,6 +97,11 @@ export async function startAgentProcess(
     });
   });
   child.stdout!.resume();
+  let stopping = false;
+  // An agent that dies on its own is a bug worth seeing: print the end of its log.
+  void exited.then((code) => {
+    if (!stopping) console.error(`agent exited unexpectedly (code ${code}); last log lines:\n${stderr.split("\n").slice(-15).join("\n")}`);
+  });
   const { url, nodeId } = await ready;
   return {
     child,
@@ -109,10 +114,12 @@ export async function startAgentProcess(
     joinToken: readFileSync(join(confDir, "join.token"), "utf8").trim(),
     logs: () => stderr,
     stop: async () => {
+      stopping = true;
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       return exited;
     },
     kill: async () => {
+      stopping = true;
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
       await exited;
     },

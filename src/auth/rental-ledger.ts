@@ -1,0 +1,187 @@
+import { ApiError } from "../api/errors.js";
+import type { RentalItem } from "../api/host-rent.js";
+import type { Db } from "../store/db.js";
+import { renterFromSpec, RenterSpecError, type RenterIdentity, type RenterSpec } from "./renter.js";
+
+export type RentalState = "active" | "expired" | "revoked";
+
+/** One grant of the ledger: a node rented to a renter until a time, unless revoked first. */
+export interface Rental {
+  id: number;
+  /** 64 lower-case hex: DBC's node id. */
+  nodeId: string;
+  renter: RenterIdentity;
+  /** ISO 8601 UTC times. */
+  grantedAt: string;
+  until: string;
+  revokedAt: string | null;
+}
+
+export type RevokeTarget = { id: number } | { nodeId: string; renter: RenterSpec };
+
+interface Row {
+  id: number;
+  node_id: string;
+  renter_id: string;
+  kind: "wallet" | "multisig";
+  wallets_json: string;
+  threshold: number | null;
+  granted_at: string;
+  until: string;
+  revoked_at: string | null;
+}
+
+const NODE_ID = /^[0-9a-f]{64}$/;
+
+function toRental(r: Row): Rental {
+  const wallets = JSON.parse(r.wallets_json) as string[];
+  const renter: RenterIdentity =
+    r.kind === "wallet"
+      ? { kind: "wallet", renterId: r.renter_id, wallet: wallets[0] ?? "" }
+      : { kind: "multisig", renterId: r.renter_id, wallets, threshold: r.threshold ?? 0 };
+  return { id: r.id, nodeId: r.node_id, renter, grantedAt: r.granted_at, until: r.until, revokedAt: r.revoked_at };
+}
+
+/** A rental's state at `now`: revoked wins; else active until `until`, expired after. */
+export function rentalState(rental: Rental, now: Date): RentalState {
+  if (rental.revokedAt !== null) return "revoked";
+  return rental.until > now.toISOString() ? "active" : "expired";
+}
+
+/** A rental as the host API shows it (`/common/rent/*`), with its state at `now`. */
+export function rentalItem(r: Rental, now: Date): RentalItem {
+  return {
+    id: r.id,
+    node_id: r.nodeId,
+    renter: r.renter.renterId,
+    ...(r.renter.kind === "wallet"
+      ? { wallet: r.renter.wallet }
+      : { multisig_accounts: { wallets: r.renter.wallets, threshold: r.renter.threshold } }),
+    granted_at: r.grantedAt,
+    until: r.until,
+    revoked_at: r.revokedAt,
+    state: rentalState(r, now),
+  };
+}
+
+function nodeIdOf(nodeId: string): string {
+  const id = nodeId.toLowerCase();
+  if (!NODE_ID.test(id)) throw new ApiError("bad_request", "node_id: must be 64 hex characters (the node's public key)");
+  return id;
+}
+
+function renterOf(spec: RenterSpec): RenterIdentity {
+  try {
+    return renterFromSpec(spec);
+  } catch (e) {
+    if (e instanceof RenterSpecError) throw new ApiError("bad_request", e.message);
+    throw e;
+  }
+}
+
+/**
+ * The master's rental ledger, in place of DBC's chain: the operator grants a renter a node until a
+ * time. A node is `rented` while one of its grants is active, else `online`. One renter per node at
+ * a time: granting an actively rented node to its renter again moves `until`; to another renter is
+ * refused. Unknown node ids are accepted (the node may join later). Throws ApiError for the host API.
+ */
+export class RentalLedger {
+  constructor(private readonly db: Db) {}
+
+  /** Grants `nodeId` to the renter until `until` (must be after `now`); returns the new or moved rental. */
+  grant(nodeId: string, spec: RenterSpec, until: Date, now: Date = new Date()): Rental {
+    const node = nodeIdOf(nodeId);
+    const renter = renterOf(spec);
+    if (Number.isNaN(until.getTime())) throw new ApiError("bad_request", "until: is not a time");
+    if (until.getTime() <= now.getTime()) throw new ApiError("bad_request", "until: must be in the future");
+    return this.db.transaction(() => {
+      const active = this.activeRental(node, now);
+      if (active && active.renter.renterId !== renter.renterId) {
+        throw new ApiError(
+          "conflict",
+          `node_id: node ${node} is rented to ${active.renter.renterId} until ${active.until} (rental ${active.id}); revoke it first`,
+        );
+      }
+      if (active) {
+        this.db.prepare("UPDATE rentals SET until = ? WHERE id = ?").run(until.toISOString(), active.id);
+        return this.get(active.id)!;
+      }
+      const wallets = renter.kind === "wallet" ? [renter.wallet] : renter.wallets;
+      const info = this.db
+        .prepare(
+          `INSERT INTO rentals (node_id, renter_id, kind, wallets_json, threshold, granted_at, until)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          node,
+          renter.renterId,
+          renter.kind,
+          JSON.stringify(wallets),
+          renter.kind === "multisig" ? renter.threshold : null,
+          now.toISOString(),
+          until.toISOString(),
+        );
+      return this.get(Number(info.lastInsertRowid))!;
+    })();
+  }
+
+  get(id: number): Rental | undefined {
+    const row = this.db.prepare("SELECT * FROM rentals WHERE id = ?").get(id) as Row | undefined;
+    return row ? toRental(row) : undefined;
+  }
+
+  /** Every grant, oldest first, optionally of one node and/or in one state at `now`. */
+  list(filter: { nodeId?: string; state?: RentalState } = {}, now: Date = new Date()): Rental[] {
+    const rows = (
+      filter.nodeId === undefined
+        ? this.db.prepare("SELECT * FROM rentals ORDER BY id").all()
+        : this.db.prepare("SELECT * FROM rentals WHERE node_id = ? ORDER BY id").all(filter.nodeId.toLowerCase())
+    ) as Row[];
+    const all = rows.map(toRental);
+    return filter.state === undefined ? all : all.filter((r) => rentalState(r, now) === filter.state);
+  }
+
+  /** Ends a rental now: by id, or the active rental of a node to a renter. Revoking twice is harmless. */
+  revoke(target: RevokeTarget, now: Date = new Date()): Rental {
+    let rental: Rental | undefined;
+    if ("id" in target) {
+      rental = this.get(target.id);
+      if (!rental) throw new ApiError("not_found", `id: no such rental: ${target.id}`);
+    } else {
+      const node = nodeIdOf(target.nodeId);
+      const renter = renterOf(target.renter);
+      rental = this.activeRental(node, now);
+      if (!rental || rental.renter.renterId !== renter.renterId) {
+        throw new ApiError("not_found", `no active rental of node ${node} to ${renter.renterId}`);
+      }
+    }
+    if (rental.revokedAt === null) {
+      this.db.prepare("UPDATE rentals SET revoked_at = ? WHERE id = ?").run(now.toISOString(), rental.id);
+    }
+    return this.get(rental.id)!;
+  }
+
+  /** The node's active rental at `now`, if it is rented. */
+  activeRental(nodeId: string, now: Date = new Date()): Rental | undefined {
+    const row = this.db
+      .prepare(
+        `SELECT * FROM rentals WHERE node_id = ? AND revoked_at IS NULL AND until > ?
+         ORDER BY id DESC LIMIT 1`,
+      )
+      .get(nodeId.toLowerCase(), now.toISOString()) as Row | undefined;
+    return row ? toRental(row) : undefined;
+  }
+
+  /** DBC's machine state of a node: `rented` while one of its grants is active, else `online`. */
+  nodeState(nodeId: string, now: Date = new Date()): "rented" | "online" {
+    return this.activeRental(nodeId, now) ? "rented" : "online";
+  }
+
+  /** The active rentals of a renter at `now` (the nodes it may use). */
+  activeRentalsOf(renterId: string, now: Date = new Date()): Rental[] {
+    const rows = this.db
+      .prepare("SELECT * FROM rentals WHERE renter_id = ? AND revoked_at IS NULL AND until > ? ORDER BY id")
+      .all(renterId, now.toISOString()) as Row[];
+    return rows.map(toRental);
+  }
+}

@@ -1,0 +1,73 @@
+import { base58Encode, randomAsU8a } from "@polkadot/util-crypto";
+import type { Db } from "../store/db.js";
+import { renterSigners, type Renter, type RenterIdentity } from "./renter.js";
+import { verifySignature } from "./signature.js";
+
+/** Longest session id accepted in a request; ours are 44 characters. */
+export const MAX_SESSION_ID_LENGTH = 128;
+
+interface Row {
+  renter_id: string;
+  session_id: string;
+  kind: "wallet" | "multisig";
+  wallets_json: string;
+  threshold: number | null;
+}
+
+function toRenter(r: Row): Renter {
+  const wallets = JSON.parse(r.wallets_json) as string[];
+  return r.kind === "wallet"
+    ? { kind: "wallet", renterId: r.renter_id, wallet: wallets[0] ?? "", via: "session" }
+    : { kind: "multisig", renterId: r.renter_id, wallets, threshold: r.threshold ?? 0, via: "session" };
+}
+
+/**
+ * Renters' session ids (DBC's `sessionid.db`): one per renter, created on first request and kept
+ * across restarts, never rotated. A third party holding the session id and a renter's signature of
+ * it acts as the renter; the signature may come from the wallet or from any wallet of the multisig set.
+ */
+export class SessionRepo {
+  constructor(private readonly db: Db) {}
+
+  /** The renter's session id, created (random, base58) when it has none. */
+  ensure(renter: RenterIdentity, now: Date): string {
+    const existing = this.get(renter.renterId);
+    if (existing) return existing;
+    const sessionId = base58Encode(randomAsU8a(32));
+    const wallets = renter.kind === "wallet" ? [renter.wallet] : renter.wallets;
+    this.db
+      .prepare(
+        `INSERT INTO renter_sessions (renter_id, session_id, kind, wallets_json, threshold, created_at)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (renter_id) DO NOTHING`,
+      )
+      .run(
+        renter.renterId,
+        sessionId,
+        renter.kind,
+        JSON.stringify(wallets),
+        renter.kind === "multisig" ? renter.threshold : null,
+        now.toISOString(),
+      );
+    return this.get(renter.renterId) ?? sessionId;
+  }
+
+  /** The renter's session id, if it has one. */
+  get(renterId: string): string | undefined {
+    const row = this.db.prepare("SELECT session_id FROM renter_sessions WHERE renter_id = ?").get(renterId) as
+      | { session_id: string }
+      | undefined;
+    return row?.session_id;
+  }
+
+  /**
+   * The renter (`via: "session"`) whose session id this is, when `sessionIdSign` is a signature of the
+   * session id by the renter's wallet or by any wallet of its multisig set; else undefined.
+   */
+  check(sessionId: string, sessionIdSign: string): Renter | undefined {
+    if (!sessionId || sessionId.length > MAX_SESSION_ID_LENGTH || !sessionIdSign) return undefined;
+    const row = this.db.prepare("SELECT * FROM renter_sessions WHERE session_id = ?").get(sessionId) as Row | undefined;
+    if (!row) return undefined;
+    const renter = toRenter(row);
+    return renterSigners(renter).some((key) => verifySignature(sessionId, sessionIdSign, key)) ? renter : undefined;
+  }
+}

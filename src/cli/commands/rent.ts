@@ -1,0 +1,154 @@
+import { join, resolve } from "node:path";
+import { cryptoWaitReady } from "@polkadot/util-crypto";
+import { DB_FILE } from "../../agent/state.js";
+import { ApiError } from "../../api/errors.js";
+import type { RentGrant, RentGrantReply, RentList, RentRevoke, RentalItem } from "../../api/host-rent.js";
+import { readAdminToken } from "../../auth/identity.js";
+import { RentalLedger, rentalItem, type RentalState, type RevokeTarget } from "../../auth/rental-ledger.js";
+import type { RenterSpec } from "../../auth/renter.js";
+import { HostApiError, HostClient, UnreachableError } from "../../sdk/index.js";
+import { openDb } from "../../store/db.js";
+import { UsageError } from "../errors.js";
+import { AGENT_FLAGS, parse, parsePort } from "../options.js";
+
+export const usage = `batu rent grant <node_id> (--wallet <ss58> | --multisig <w1,w2,...> --threshold N) --until <time>
+batu rent list [--node <node_id>] [--state active|expired|revoked] [--json]
+batu rent revoke <id> [--json]
+  [--conf-dir ./conf] [--data-dir ./data] [--port 10000]
+  The rental ledger: which renter (a wallet, or a multisig set) may use a node through the
+  renter API (/api/v1) until when. --until is an ISO 8601 time (2026-07-01T00:00:00Z) or a
+  duration from now: 90m, 12h, 30d, 2w. Asks the running agent (admin token from conf/);
+  when no agent runs, edits the ledger in data/batu.db directly.`;
+
+const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `30d`, `12h`, `90m`, `2w` from `now`, or an ISO 8601 time. */
+export function parseUntil(text: string, now: Date = new Date()): Date {
+  const m = /^(\d{1,6})\s*([mhdw])$/.exec(text.trim());
+  const until = m ? new Date(now.getTime() + Number(m[1]) * UNIT_MS[m[2]!]!) : new Date(text);
+  if (Number.isNaN(until.getTime())) throw new UsageError(`--until: not an ISO 8601 time or a duration (30d, 12h, 90m): ${text}`);
+  return until;
+}
+
+export async function rentCommand(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === "grant") return rentGrant(rest);
+  if (sub === "list") return rentList(rest);
+  if (sub === "revoke") return rentRevoke(rest);
+  throw new UsageError(`unknown rent command: ${sub ?? "(none)"}\n${usage}`);
+}
+
+const FLAGS = {
+  ...AGENT_FLAGS,
+  json: { type: "boolean" },
+  wallet: { type: "string" },
+  multisig: { type: "string" },
+  threshold: { type: "string" },
+  until: { type: "string" },
+  node: { type: "string" },
+  state: { type: "string" },
+} as const;
+
+type Values = ReturnType<typeof parse<typeof FLAGS>>["values"];
+
+/** Runs `online` against the local agent; when none answers, `offline` on the ledger in the data dir. */
+async function withLedger<T>(values: Values, online: (c: HostClient) => Promise<T>, offline: (l: RentalLedger) => T): Promise<T> {
+  const port = parsePort(values.port!);
+  const token = readAdminToken(values["conf-dir"]!);
+  try {
+    if (!token) throw new UnreachableError("(no admin token)", new Error("no agent has run here"));
+    return await online(new HostClient(`127.0.0.1:${port}`, token, 15_000));
+  } catch (e) {
+    if (e instanceof HostApiError) throw new UsageError(`refused: ${e.message}`, 1);
+    if (!(e instanceof UnreachableError)) throw e;
+  }
+  await cryptoWaitReady();
+  const db = openDb(join(resolve(values["data-dir"]!), DB_FILE));
+  try {
+    return offline(new RentalLedger(db));
+  } catch (e) {
+    if (e instanceof ApiError) throw new UsageError(`refused: ${e.message}`, 1);
+    throw e;
+  } finally {
+    db.close();
+  }
+}
+
+function renterOf(values: Values): { wallet: string } | { multisig_accounts: { wallets: string[]; threshold: string } } {
+  if (values.wallet && values.multisig) throw new UsageError("give --wallet or --multisig, not both");
+  if (values.wallet) return { wallet: values.wallet };
+  if (!values.multisig) throw new UsageError(`missing --wallet or --multisig\n${usage}`);
+  if (!values.threshold) throw new UsageError("--multisig needs --threshold N");
+  return { multisig_accounts: { wallets: values.multisig.split(",").map((w) => w.trim()).filter(Boolean), threshold: values.threshold } };
+}
+
+const specOf = (r: ReturnType<typeof renterOf>): RenterSpec => ("wallet" in r ? { wallet: r.wallet } : { multisig: r.multisig_accounts });
+
+function describe(r: RentalItem): string {
+  const who = r.wallet ?? `multisig ${r.renter} (${r.multisig_accounts?.threshold} of ${r.multisig_accounts?.wallets.join(",")})`;
+  return `rental ${r.id}: node ${r.node_id} to ${who} until ${r.until} (${r.state})`;
+}
+
+async function rentGrant(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, FLAGS);
+  const nodeId = positionals[0];
+  if (!nodeId) throw new UsageError(`missing <node_id>\n${usage}`);
+  if (!values.until) throw new UsageError("missing --until (an ISO 8601 time, or a duration like 30d)");
+  const until = parseUntil(values.until);
+  const renter = renterOf(values);
+  const body: RentGrant = { node_id: nodeId, until: until.toISOString(), ...renter };
+  const reply: RentGrantReply = await withLedger(
+    values,
+    (c) => c.rentGrant(body),
+    (l) => {
+      const now = new Date();
+      return { message: "ok" as const, rental: rentalItem(l.grant(nodeId, specOf(renter), until, now), now) };
+    },
+  );
+  console.log(values.json ? JSON.stringify(reply) : `granted ${describe(reply.rental)}`);
+}
+
+async function rentList(args: string[]): Promise<void> {
+  const { values } = parse(args, FLAGS);
+  const states: readonly (RentalState | undefined)[] = ["active", "expired", "revoked", undefined];
+  const state = states.find((s) => s === values.state);
+  if (state !== values.state) throw new UsageError("--state: must be one of active, expired, revoked");
+  const reply: RentList = await withLedger(
+    values,
+    (c) => c.rentList({ ...(values.node ? { node_id: values.node } : {}), ...(state ? { state } : {}) }),
+    (l) => {
+      const now = new Date();
+      const filter = { ...(values.node ? { nodeId: values.node } : {}), ...(state ? { state } : {}) };
+      return { rentals: l.list(filter, now).map((r) => rentalItem(r, now)) };
+    },
+  );
+  if (values.json) {
+    console.log(JSON.stringify(reply));
+    return;
+  }
+  if (reply.rentals.length === 0) {
+    console.log("no rentals");
+    return;
+  }
+  const rows = reply.rentals.map((r) => [String(r.id), r.state, r.until, r.node_id, r.wallet ?? `${r.renter} (multisig ${r.multisig_accounts?.threshold}/${r.multisig_accounts?.wallets.length})`]);
+  const head = ["ID", "STATE", "UNTIL", "NODE", "RENTER"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  for (const row of [head, ...rows]) console.log(row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+}
+
+async function rentRevoke(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, FLAGS);
+  const id = positionals[0];
+  if (!id || !/^[1-9][0-9]{0,15}$/.test(id)) throw new UsageError(`missing or bad <id> (see batu rent list)\n${usage}`);
+  const body: RentRevoke = { id: Number(id) };
+  const target: RevokeTarget = { id: Number(id) };
+  const reply: RentGrantReply = await withLedger(
+    values,
+    (c) => c.rentRevoke(body),
+    (l) => {
+      const now = new Date();
+      return { message: "ok" as const, rental: rentalItem(l.revoke(target, now), now) };
+    },
+  );
+  console.log(values.json ? JSON.stringify(reply) : `revoked ${describe(reply.rental)}`);
+}

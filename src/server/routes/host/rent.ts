@@ -1,0 +1,95 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { ErrorReply } from "../../../api/common.js";
+import { ApiError } from "../../../api/errors.js";
+import { RentGrant, RentGrantReply, RentList, RentListQuery, RentRevoke } from "../../../api/host-rent.js";
+import { rentalItem, type RentalLedger, type RevokeTarget } from "../../../auth/rental-ledger.js";
+import type { RenterSpec } from "../../../auth/renter.js";
+
+/** Exactly one of `wallet` and `multisig_accounts`, as a renter spec. */
+function renterSpec(body: { wallet?: string | undefined; multisig_accounts?: RentGrant["multisig_accounts"] }): RenterSpec {
+  if (body.wallet !== undefined && body.multisig_accounts !== undefined) {
+    throw new ApiError("bad_request", "wallet: give either wallet or multisig_accounts, not both");
+  }
+  if (body.wallet !== undefined) return { wallet: body.wallet };
+  if (body.multisig_accounts !== undefined) return { multisig: body.multisig_accounts };
+  throw new ApiError("bad_request", "wallet: is required (or multisig_accounts)");
+}
+
+function revokeTarget(body: RentRevoke): RevokeTarget {
+  if (body.id !== undefined) {
+    if (body.node_id !== undefined || body.wallet !== undefined || body.multisig_accounts !== undefined) {
+      throw new ApiError("bad_request", "id: give either id, or node_id with wallet or multisig_accounts");
+    }
+    return { id: Number(body.id) };
+  }
+  if (body.node_id === undefined) throw new ApiError("bad_request", "id: is required (or node_id with wallet or multisig_accounts)");
+  return { nodeId: body.node_id, renter: renterSpec(body) };
+}
+
+/**
+ * The operator's rental ledger, `/common/rent/...` (admin token, the auth hook's default): grants of
+ * nodes to renters that the renter API (`/api/v1`) checks as DBC checks the chain.
+ */
+export const rentRoutes: FastifyPluginAsyncTypebox<{ deps: { rentals: RentalLedger; now?: () => Date } }> = async (
+  app,
+  { deps },
+) => {
+  const { rentals } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  app.post(
+    "/common/rent/grant",
+    {
+      schema: {
+        summary: "Rent a node to a wallet or a multisig set until a time",
+        description:
+          "Give `wallet` or `multisig_accounts`. The node id need not be known yet (it may join later). " +
+          "Granting a node its renter already has moves `until`; a node actively rented to another renter is refused (409).",
+        tags: ["rent"],
+        body: RentGrant,
+        response: { 200: RentGrantReply, 400: ErrorReply, 401: ErrorReply, 409: ErrorReply },
+      },
+    },
+    async (req) => {
+      const until = new Date(req.body.until);
+      if (Number.isNaN(until.getTime())) throw new ApiError("bad_request", "until: is not a valid time");
+      const at = now();
+      const rental = rentals.grant(req.body.node_id, renterSpec(req.body), until, at);
+      return { message: "ok" as const, rental: rentalItem(rental, at) };
+    },
+  );
+
+  app.get(
+    "/common/rent/list",
+    {
+      schema: {
+        summary: "The rental ledger, oldest first",
+        tags: ["rent"],
+        querystring: RentListQuery,
+        response: { 200: RentList, 400: ErrorReply, 401: ErrorReply },
+      },
+    },
+    async (req) => {
+      const at = now();
+      const filter = { ...(req.query.node_id ? { nodeId: req.query.node_id } : {}), ...(req.query.state ? { state: req.query.state } : {}) };
+      return { rentals: rentals.list(filter, at).map((r) => rentalItem(r, at)) };
+    },
+  );
+
+  app.post(
+    "/common/rent/revoke",
+    {
+      schema: {
+        summary: "End a rental now",
+        description: "By `id`, or by `node_id` with the renter's `wallet` or `multisig_accounts`. Revoking twice is harmless.",
+        tags: ["rent"],
+        body: RentRevoke,
+        response: { 200: RentGrantReply, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply },
+      },
+    },
+    async (req) => {
+      const at = now();
+      return { message: "ok" as const, rental: rentalItem(rentals.revoke(revokeTarget(req.body), at), at) };
+    },
+  );
+};

@@ -1,0 +1,32 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { DbcError } from "../../../api/v1/envelope.js";
+import { FieldError } from "../../../vm/create-request.js";
+import { VmConflictError, VmNotFoundError, VmResourceError } from "../../../vm/service.js";
+import { validationMessage } from "../../errors.js";
+
+/** DBC's own wording for the request-shape errors its client checks (reference §2.1). */
+function shapeMessage(message: string): string {
+  if (/^peer_nodes_list: is required/.test(message)) return "has no peer_nodes_list";
+  if (/^peer_nodes_list: must be array/.test(message)) return "peer_nodes_list is not array";
+  if (/^additional: is required/.test(message)) return "has no additional";
+  if (/^additional: must be object/.test(message)) return "additional is not object";
+  return message;
+}
+
+/** The DBC face's one error edge: everything becomes `{"errcode", "message"}` with DBC's HTTP status. */
+export function dbcErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const send = (status: number, errcode: number, message: string) => void reply.status(status).send({ errcode, message });
+  if (error instanceof DbcError) return send(error.httpStatus, error.errcode, error.message);
+  if (error.validation) return send(400, -25, shapeMessage(validationMessage(error.validationContext, error.validation)));
+  if (error.code === "FST_ERR_CTP_INVALID_JSON_BODY" || error.code === "FST_ERR_CTP_EMPTY_JSON_BODY") {
+    return send(400, -25, `json parse error: ${error.message}`);
+  }
+  // Node-side refusals: HTTP 200 with errcode 1 (or -3 for a task that is not the caller's), as DBC.
+  if (error instanceof FieldError) return send(200, 1, error.message);
+  if (error instanceof VmNotFoundError) return send(200, -3, "task_id not exist");
+  if (error instanceof VmConflictError) return send(200, 1, error.message.replace(/^vm is /, "task is "));
+  if (error instanceof VmResourceError) return send(200, 1, error.message);
+  if ((error.statusCode ?? 500) < 500) return send(error.statusCode!, -25, error.message);
+  request.log.error({ err: error }, "request failed");
+  return send(500, -1, "internal error");
+}

@@ -1,0 +1,24 @@
+import type { FastifyPluginAsync } from "fastify";
+import type { V1Deps } from "./deps.js";
+import { dbcErrorHandler } from "./errors.js";
+import { nodeRoutes } from "./nodes.js";
+import { taskRoutes } from "./tasks.js";
+import { eventRoutes } from "./events.js";
+
+/**
+ * Seed 001, DBC's client API, under `/api/v1`: its own identities (signatures, sessions; no admin
+ * token), its own envelope and errcodes, and DBC's answers for unknown paths and methods.
+ */
+export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
+  app.addHook("onRoute", (route) => {
+    route.config = { ...(route.config ?? {}), auth: "public" };
+  });
+  app.setErrorHandler(dbcErrorHandler);
+  app.setNotFoundHandler((req, reply) => {
+    if (req.method !== "POST") return void reply.status(400).send({ errcode: -32600, message: "only support POST request" });
+    return void reply.status(404).send({ errcode: -32601, message: `not support uri:${req.url.split("?")[0]}` });
+  });
+  await app.register(nodeRoutes, { deps });
+  await app.register(taskRoutes, { deps });
+  await app.register(eventRoutes, { deps });
+};

@@ -1,0 +1,54 @@
+import type { VmRecord } from "../../../vm/repo.js";
+import { vcpus } from "../../../vm/spec.js";
+import { macFor } from "../../../vm/qemu-spec.js";
+
+/** DBC's time format: `2021-12-16 14:48:37` (UTC here). */
+export function dbcTime(iso: string): string {
+  return iso.replace("T", " ").replace(/\.\d+Z$/, "");
+}
+
+const gib = (bytes: number) => `${Math.round((bytes / 2 ** 30) * 100) / 100}G`;
+
+/** A task in DBC's list shape. */
+export function taskSummary(vm: VmRecord) {
+  return { task_id: vm.id, create_time: dbcTime(vm.createdAt), desc: vm.spec.desc, status: vm.status };
+}
+
+/**
+ * A task in DBC's detail shape (reference §4.2): `cpu_cores` and `gpu_count` numbers, the rest strings;
+ * plus batu's `ready`. Secrets are shown because only the task's renter reaches this.
+ */
+export function taskDetail(vm: VmRecord, sshIp: string, systemDiskBytes: number | null) {
+  const { spec } = vm;
+  const windows = spec.os === "windows";
+  return {
+    task_id: vm.id,
+    os: spec.os,
+    ssh_ip: sshIp,
+    ...(windows ? { rdp_port: String(spec.ports.rdp ?? "") } : { ssh_port: String(spec.ports.ssh ?? "") }),
+    user_name: spec.loginUser,
+    login_password: spec.loginPassword,
+    cpu_cores: vcpus(spec),
+    gpu_count: spec.gpuCount,
+    mem_size: `${Math.round((spec.memoryMiB / 1024) * 100) / 100}G`,
+    disk_system: systemDiskBytes === null ? "" : gib(systemDiskBytes),
+    vnc_port: String(spec.ports.vnc),
+    vnc_password: spec.vncPassword,
+    create_time: dbcTime(vm.createdAt),
+    desc: spec.desc,
+    status: vm.status,
+    ready: vm.ready,
+    image_name: vm.imageName,
+    custom_port: spec.ports.custom.map((f) => `${f.proto},${f.hostPort}:${f.guestPort}`),
+    disks: [
+      { name: "vda", size: systemDiskBytes === null ? "" : gib(systemDiskBytes), source_file: "vda.qcow2" },
+      ...(spec.dataFileName
+        ? [{ name: "vdb", size: "", source_file: spec.dataFileName }]
+        : spec.dataDiskBytes
+          ? [{ name: "vdb", size: gib(spec.dataDiskBytes), source_file: "vdb.qcow2" }]
+          : []),
+    ],
+    interface: [{ name: "default", type: "virtio", mac_address: macFor(vm.id) }],
+    ...(spec.multicast.length ? { multicast: spec.multicast } : {}),
+  };
+}

@@ -1,0 +1,144 @@
+import type { FastifyPluginAsync, FastifyRequest } from "fastify";
+import { DbcError, ok } from "../../../api/v1/envelope.js";
+import { DbcRequest } from "../../../api/v1/request.js";
+import { fromDbcCreate } from "../../../vm/dbc-create.js";
+import { FieldError } from "../../../vm/create-request.js";
+import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort, PortSpecError } from "../../../network/port-spec.js";
+import type { VmModify } from "../../../vm/modify.js";
+import type { VmAction } from "../../../vm/state.js";
+import type { V1Deps } from "./deps.js";
+import { targetNode } from "./target.js";
+import { dbcTime, taskDetail, taskSummary } from "./task-view.js";
+
+type Req = FastifyRequest<{ Body: DbcRequest; Params: { id: string; verb?: string }; Querystring: Record<string, string> }>;
+
+const ACTIONS: Record<string, VmAction> = {
+  start: "start",
+  shutdown: "shutdown",
+  poweroff: "poweroff",
+  stop: "poweroff",
+  restart: "restart",
+  reset: "reset",
+  delete: "delete",
+};
+/** DBC caps a log reply at 100 lines (asking more gives 99) and 8 KiB. */
+const MAX_LOG_LINES = 100;
+const MAX_LOG_BYTES = 8 * 1024;
+
+function field<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof PortSpecError) throw new FieldError(e.field, e.message);
+    throw e;
+  }
+}
+
+function positive(name: string, v: unknown): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new FieldError(name, `${name} is invalid`);
+  return n;
+}
+
+/** `tasks/modify` additional → a VmModify. */
+function modifyFrom(a: Record<string, unknown>): VmModify {
+  const m: VmModify = {};
+  if (a.new_ssh_port !== undefined) m.sshPort = field(() => parseSshPort(a.new_ssh_port, "new_ssh_port"));
+  if (a.new_rdp_port !== undefined) m.rdpPort = field(() => parseRdpPort(a.new_rdp_port, "new_rdp_port"));
+  if (a.new_vnc_port !== undefined) m.vncPort = field(() => parseVncPort(a.new_vnc_port, "new_vnc_port"));
+  if (a.new_custom_port !== undefined) m.customPorts = field(() => parseCustomPorts(a.new_custom_port, { field: "new_custom_port" }));
+  if (a.new_cpu_cores !== undefined) m.cores = positive("new_cpu_cores", a.new_cpu_cores);
+  if (a.new_mem_size !== undefined) m.memoryMiB = positive("new_mem_size", a.new_mem_size) * 1024;
+  if (a.new_gpu_count !== undefined) {
+    const n = Number(a.new_gpu_count);
+    if (!Number.isInteger(n) || n < 0) throw new FieldError("new_gpu_count", "new_gpu_count is invalid");
+    m.gpuCount = n;
+  }
+  if (Object.keys(m).length === 0) throw new FieldError("additional", "nothing to modify");
+  return m;
+}
+
+/** The host name the renter reached us by: where its forwarded ports are, unless forwards bind one address. */
+function sshIp(req: FastifyRequest, forwardHost: string): string {
+  if (forwardHost !== "0.0.0.0" && forwardHost !== "::") return forwardHost;
+  return req.hostname.replace(/:\d+$/, "");
+}
+
+/** `tasks`: a renter's VMs, DBC's shapes and verbs, on the same VM service as the host API. */
+export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
+  const { vms } = deps;
+  const renter = (req: Req) => deps.renters.authorize(req.body, targetNode(req.body, deps));
+  const schema = (summary: string, description?: string) => ({ summary, tags: ["dbc"], body: DbcRequest, ...(description ? { description } : {}) });
+
+  app.post("/tasks", { schema: schema("The caller's tasks on the node") }, async (req: Req) =>
+    ok(vms.listFor(renter(req)).map(taskSummary)),
+  );
+
+  app.post(
+    "/tasks/start",
+    {
+      schema: schema(
+        "Create a task (VM)",
+        "Answers at once with status `creating` and an `operation_id`; the task is running about a second later " +
+          "(poll tasks/<id> or follow GET /api/v1/events). Values in `additional` may be strings (DBC) or numbers.",
+      ),
+    },
+    async (req: Req) => {
+      const owner = renter(req);
+      const vm = await vms.create(fromDbcCreate(req.body.additional ?? {}, owner), { wait: false });
+      return {
+        ...ok({ task_id: vm.id, create_time: dbcTime(vm.createdAt), desc: vm.spec.desc, status: "creating", operation_id: vm.operationId }),
+        operation_id: vm.operationId,
+      };
+    },
+  );
+
+  app.post("/tasks/:id", { schema: schema("A task's details: login, ports, status, disks") }, async (req: Req) => {
+    const vm = vms.getFor(renter(req), req.params.id);
+    return ok(taskDetail(vm, sshIp(req, deps.forwardHost), await vms.systemDiskBytes(vm.id)));
+  });
+
+  app.post(
+    "/tasks/:verb/:id",
+    {
+      schema: schema(
+        "start | shutdown | poweroff | stop | restart | reset | delete | logs | modify a task",
+        "Lifecycle verbs answer at once with `ok` and an `operation_id` (top level). shutdown is graceful (ACPI " +
+          "power button, then power-off after a timeout); restart takes `force_reboot` (query or additional). " +
+          "logs takes flag=head|tail and line_num (≤ 100). modify changes ports at once and cpu/memory/gpu while shut off.",
+      ),
+    },
+    async (req: Req) => {
+      const verb = req.params.verb!;
+      const additional = (req.body.additional ?? {}) as Record<string, unknown>;
+      if (verb === "logs") {
+        const flag = req.query.flag ?? (additional.flag as string | undefined) ?? "tail";
+        if (flag !== "head" && flag !== "tail") throw new DbcError(-25, 'head_or_tail is invalid"', 400);
+        const asked = Number(req.query.line_num ?? additional.line_num ?? 100);
+        if (!Number.isInteger(asked) || asked <= 0) throw new DbcError(-25, "invalid line num", 400);
+        const vm = vms.getFor(renter(req), req.params.id);
+        let lines = vms.logLines(vm.id, flag, Math.min(asked, MAX_LOG_LINES - 1));
+        while (Buffer.byteLength(lines.join("\n")) > MAX_LOG_BYTES) lines = flag === "tail" ? lines.slice(1) : lines.slice(0, -1);
+        return ok({ task_id: vm.id, log_content: lines });
+      }
+      if (verb === "modify") {
+        const vm = vms.getFor(renter(req), req.params.id);
+        const { nextBoot } = await vms.modify(vm.id, modifyFrom(additional));
+        return ok(nextBoot ? "some changes will take effect on the next boot" : "ok");
+      }
+      const action = ACTIONS[verb];
+      if (!action) throw new DbcError(-32601, `not support uri:${req.url.split("?")[0]}`, 404);
+      const vm = vms.getFor(renter(req), req.params.id);
+      const force = String(req.query.force_reboot ?? additional.force_reboot ?? "");
+      const op = vms.begin(vm.id, action, { force: force === "true" || (Number(force) || 0) !== 0 });
+      return { ...ok("ok"), operation_id: op.id };
+    },
+  );
+
+  app.post("/operations/:id", { schema: schema("A long operation's state (batu addition)") }, async (req: Req) => {
+    const owner = renter(req);
+    const op = vms.operations.get(req.params.id);
+    if (!op || vms.listFor(owner).every((v) => v.id !== op.taskId)) throw new DbcError(-3, "operation not exist", 200);
+    return ok({ operation_id: op.id, task_id: op.taskId, action: op.action, state: op.state, error: op.error, start_time: op.startedAt, end_time: op.endedAt });
+  });
+};

@@ -1,0 +1,81 @@
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { AcceleratorChoice } from "../hypervisor/accel.js";
+import { readHostInfo } from "../host/host-info.js";
+import { listGpus } from "../host/gpu-inventory.js";
+import type { VmRepo } from "./repo.js";
+import { vcpus } from "./spec.js";
+
+const g = (bytes: number) => `${Math.round((bytes / 2 ** 30) * 100) / 100}G`;
+const pct = (part: number, whole: number) => `${whole > 0 ? Math.round((part / whole) * 1000) / 10 : 0}%`;
+
+/**
+ * What a node tells renters about itself: DBC's `mining_nodes` fields (all strings, as DBC sends
+ * them) with real values read from the host, plus what DBC lacks: GPU models, the accelerator in
+ * use, and the capacity still free for new tasks.
+ */
+export async function nodeInfo(opts: {
+  version: string;
+  dataDir: string;
+  imageDirs: readonly string[];
+  accel: AcceleratorChoice;
+  repo: VmRepo;
+  state: "online" | "rented";
+}) {
+  const host = await readHostInfo(opts.dataDir);
+  const gpus = await listGpus({ onWarning: () => undefined }).catch(() => []);
+  const running = opts.repo.list().filter((v) => v.status !== "closed" && !v.status.endsWith(" error"));
+  const usedVcpus = running.reduce((a, v) => a + vcpus(v.spec), 0);
+  const usedMem = running.reduce((a, v) => a + v.spec.memoryMiB * 2 ** 20, 0);
+  const images = new Map<string, number>();
+  for (const dir of opts.imageDirs) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names) if (n.endsWith(".qcow2") && !images.has(n)) images.set(n, statSync(join(dir, n)).size);
+  }
+  return {
+    version: opts.version,
+    node_type: "1",
+    state: opts.state,
+    os: `${host.os} ${host.kernel}`,
+    cpu: {
+      type: host.cpu.model,
+      hz: host.cpu.mhz ? `${Math.round(host.cpu.mhz)}MHz` : "",
+      cores: String(host.cpu.threads),
+      used_usage: pct(host.loadAverage[0] ?? 0, host.cpu.threads),
+      physical_cpus: String(host.cpu.sockets ?? 1),
+    },
+    gpu: {
+      gpu_count: String(gpus.length),
+      gpu_used: "0",
+      models: gpus.map((x) => ({ pci: x.pciAddress, vendor: x.vendorName ?? x.vendorId, model: x.model ?? x.deviceId, memory_mib: x.memoryTotalMiB ?? null })),
+    },
+    mem: {
+      size: g(host.memory.totalBytes),
+      free: g(host.memory.availableBytes),
+      used_usage: pct(host.memory.totalBytes - host.memory.availableBytes, host.memory.totalBytes),
+    },
+    disk_system: { type: "", size: g(host.disk.totalBytes) },
+    disk_data: [
+      {
+        path: host.disk.path,
+        type: "",
+        size: g(host.disk.totalBytes),
+        free: g(host.disk.freeBytes),
+        used_usage: pct(host.disk.totalBytes - host.disk.freeBytes, host.disk.totalBytes),
+      },
+    ],
+    images: [...images].map(([image_name, size]) => ({ image_name, image_size: g(size) })),
+    accelerator: { type: opts.accel.accel, cpu_model: opts.accel.cpuModel, reason: opts.accel.reason },
+    free: {
+      cpu_cores: String(Math.max(0, host.cpu.threads - usedVcpus)),
+      mem: g(Math.max(0, host.memory.totalBytes - usedMem)),
+      disk: g(host.disk.freeBytes),
+      gpu_count: String(gpus.length),
+    },
+  };
+}

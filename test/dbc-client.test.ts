@@ -1,0 +1,273 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { u8aToHex } from "@polkadot/util";
+import { cryptoWaitReady } from "@polkadot/util-crypto";
+import { join } from "node:path";
+import { call, removeDir, startAgentProcess, tempDir, type AgentProcess } from "./helpers/agent-process.js";
+import { DbcClient } from "./helpers/dbc-client.js";
+import { freePort, holdPort, httpStatus, processAlive } from "./helpers/vm.js";
+import { existsSync, readFileSync } from "node:fs";
+
+let dir: string;
+let agent: AgentProcess;
+let dbc: DbcClient;
+const alice = () => DbcClient.wallet("//batu-alice");
+const bob = () => DbcClient.wallet("//batu-bob");
+
+async function grant(body: Record<string, unknown>) {
+  return call(`${agent.url}/common/rent/grant`, { token: agent.adminToken, body: { node_id: agent.nodeId, ...body } });
+}
+
+/** Polls a task's detail (as the renter) until `pred` holds. */
+async function waitTask(identity: () => Record<string, unknown>, id: string, pred: (t: any) => boolean, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last: any;
+  while (Date.now() < deadline) {
+    last = (await dbc.call(`tasks/${id}`, identity())).body;
+    if (last.errcode === 0 && pred(last.message)) return last.message;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`task ${id} never matched; last ${JSON.stringify(last)}`);
+}
+
+beforeAll(async () => {
+  await cryptoWaitReady();
+  dir = tempDir();
+  agent = await startAgentProcess({
+    confDir: join(dir, "conf"),
+    dataDir: join(dir, "data"),
+    extraArgs: ["--shutdown-timeout", "20", "--cpu-overcommit", "4"],
+  });
+  dbc = new DbcClient(agent.url, agent.nodeId);
+});
+afterAll(async () => {
+  // Errors the agent logged are the first thing to read when a test here fails.
+  const errors = agent.logs().split("\n").filter((l) => /"level":(50|60)/.test(l));
+  if (errors.length) console.error(errors.join("\n"));
+  const vms = await call(`${agent.url}/common/vm/list`, { token: agent.adminToken }).catch(() => ({ body: [] as any[] }));
+  for (const vm of vms.body ?? []) await call(`${agent.url}/common/vm/control`, { token: agent.adminToken, body: { vm_id: vm.id, action: "delete" } });
+  await agent.kill();
+  removeDir(dir);
+});
+
+describe("a DBC client against batu", () => {
+  let taskId: string;
+  let httpPort: number;
+
+  it("mining_nodes: lists this node without identity, and answers node info with DBC's fields", async () => {
+    const all = await dbc.post("mining_nodes", { peer_nodes_list: [], additional: {} });
+    expect(all.status).toBe(200);
+    expect(all.body).toEqual({ errcode: 0, message: { mining_nodes: [expect.objectContaining({ node_id: agent.nodeId, version: expect.any(String), state: "online" })] } });
+    const info = await dbc.call("mining_nodes", {});
+    expect(info.body.errcode).toBe(0);
+    const m = info.body.message;
+    for (const k of ["version", "os", "cpu", "gpu", "mem", "disk_system", "disk_data", "images"]) expect(m).toHaveProperty(k);
+    expect(typeof m.cpu.cores).toBe("string");
+    expect(Number(m.cpu.cores)).toBeGreaterThan(0);
+    expect(m.mem.size).toMatch(/^\d+(\.\d+)?G$/);
+    expect(m.images).toContainEqual(expect.objectContaining({ image_name: "batu-demo.qcow2" }));
+    expect(m.accelerator.type).toMatch(/^(kvm|tcg)$/);
+  });
+
+  it("refuses a renter before the node is rented to it", async () => {
+    const r = await dbc.call("tasks", DbcClient.signed(alice()));
+    expect(r).toMatchObject({ status: 200, body: { errcode: -3, message: "check authority failed: machine is not be rented" } });
+  });
+
+  it("creates a task at once (status creating), which runs and becomes ready", async () => {
+    const until = new Date(Date.now() + 3600_000).toISOString();
+    const g = await grant({ wallet: alice().address, until });
+    expect(g.status, JSON.stringify(g.body)).toBe(200);
+    httpPort = await freePort();
+    const r = await dbc.call("tasks/start", DbcClient.signed(alice()), {
+      image_name: "batu-demo.qcow2",
+      desc: 'a "quoted" desc, with \\ and unicode ✓',
+      operation_system: "linux",
+      bios_mode: "legacy",
+      cpu_cores: "1",
+      mem_size: "1",
+      disk_size: "1",
+      custom_port: [`tcp,${httpPort}:80`],
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.errcode).toBe(0);
+    expect(r.body.message).toMatchObject({ status: "creating", desc: 'a "quoted" desc, with \\ and unicode ✓', task_id: expect.stringMatching(/^[1-9A-Za-z]{22}$/) });
+    expect(r.body.message.create_time).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    expect(r.body.operation_id).toMatch(/^op-/);
+    taskId = r.body.message.task_id;
+    const t = await waitTask(() => DbcClient.signed(alice()), taskId, (x) => x.status === "running" && x.ready === true);
+    // DBC's types: cpu_cores and gpu_count numbers, the rest strings.
+    expect(t).toMatchObject({ task_id: taskId, os: "linux", user_name: "root", cpu_cores: 1, gpu_count: 0, mem_size: "1G", status: "running" });
+    for (const k of ["ssh_ip", "ssh_port", "login_password", "vnc_port", "vnc_password", "create_time", "desc", "disk_system"]) {
+      expect(typeof t[k], k).toBe("string");
+    }
+    expect(t.login_password).toMatch(/^[A-Za-z][A-Za-z0-9_/+[\]@#^]{15}$/);
+    expect(t.vnc_password).toBe(t.login_password.slice(0, 8));
+    expect(t.disks.map((d: any) => d.name)).toEqual(["vda", "vdb"]);
+    expect(t.interface[0]).toMatchObject({ name: "default", type: "virtio", mac_address: expect.stringMatching(/^52:54:00/) });
+    expect(await httpStatus(httpPort)).toBe(200);
+    const list = await dbc.call("tasks", DbcClient.signed(alice()));
+    expect(list.body).toEqual({ errcode: 0, message: [{ task_id: taskId, create_time: t.create_time, desc: t.desc, status: "running" }] });
+  });
+
+  it("hands a session id to a second user, who drives the task with it", async () => {
+    const s = await dbc.call("mining_nodes/session_id", DbcClient.signed(alice()));
+    expect(s.body.errcode).toBe(0);
+    const sessionId: string = s.body.message.session_id;
+    expect((await dbc.call("mining_nodes/session_id", DbcClient.signed(alice()))).body.message.session_id).toBe(sessionId);
+    const session = { session_id: sessionId, session_id_sign: u8aToHex(alice().sign(sessionId)) };
+    const detail = await dbc.call(`tasks/${taskId}`, session);
+    expect(detail.body.errcode).toBe(0);
+    expect(detail.body.message.task_id).toBe(taskId);
+    // The session is reusable: the same signature works again.
+    expect((await dbc.call("tasks", session)).body.message).toHaveLength(1);
+    // A session signed by someone else is refused.
+    const forged = { session_id: sessionId, session_id_sign: u8aToHex(bob().sign(sessionId)) };
+    expect((await dbc.call("tasks", forged)).body).toMatchObject({ errcode: -3, message: expect.stringMatching(/^check authority failed/) });
+  });
+
+  it("logs: head and tail of the task's lifecycle log", async () => {
+    const tail = await dbc.call(`tasks/logs/${taskId}?flag=tail&line_num=2`, DbcClient.signed(alice()));
+    expect(tail.body.errcode).toBe(0);
+    expect(tail.body.message.task_id).toBe(taskId);
+    expect(tail.body.message.log_content).toHaveLength(2);
+    const head = await dbc.call(`tasks/logs/${taskId}?flag=head&line_num=1`, DbcClient.signed(alice()));
+    expect(head.body.message.log_content[0]).toMatch(/created/);
+    expect((await dbc.call(`tasks/logs/${taskId}?flag=middle`, DbcClient.signed(alice()))).body).toEqual({ errcode: -25, message: 'head_or_tail is invalid"' });
+  });
+
+  it("shutdown → closed, start → running, restart → running, delete → gone", async () => {
+    const me = () => DbcClient.signed(alice());
+    const stop = await dbc.call(`tasks/shutdown/${taskId}`, me());
+    expect(stop.body).toEqual({ errcode: 0, message: "ok", operation_id: expect.stringMatching(/^op-/) });
+    await waitTask(me, taskId, (t) => t.status === "closed");
+    expect((await dbc.call(`tasks/start/${taskId}`, me())).body.errcode).toBe(0);
+    await waitTask(me, taskId, (t) => t.status === "running" && t.ready);
+    const again = await dbc.call(`tasks/start/${taskId}`, me());
+    expect(again.body).toEqual({ errcode: 1, message: "task is running" });
+    expect((await dbc.call(`tasks/restart/${taskId}?force_reboot=true`, me())).body.errcode).toBe(0);
+    await waitTask(me, taskId, (t) => t.status === "running" && t.ready);
+    // Ports change at once on the running task; a port in use on the host is refused.
+    const newPort = await freePort();
+    const mod = await dbc.call(`tasks/modify/${taskId}`, me(), { new_custom_port: [`tcp,${newPort}:80`] });
+    expect(mod.body).toEqual({ errcode: 0, message: "ok" });
+    expect(await httpStatus(newPort)).toBe(200);
+    expect(await httpStatus(httpPort, 1000)).toBe(0);
+    const held = await holdPort();
+    const taken = await dbc.call(`tasks/modify/${taskId}`, me(), { new_custom_port: [`tcp,${held.port}:80`] });
+    held.server.close();
+    expect(taken.body).toEqual({ errcode: 1, message: `new_custom_port ${held.port} has been used!` });
+    expect(await httpStatus(newPort)).toBe(200);
+    const pid = Number(readFileSync(join(agent.dataDir, "vms", taskId, "qemu.pid"), "utf8"));
+    expect((await dbc.call(`tasks/delete/${taskId}`, me())).body.errcode).toBe(0);
+    const gone = await (async () => {
+      for (let i = 0; i < 100; i++) {
+        const r = await dbc.call(`tasks/${taskId}`, me());
+        if (r.body.errcode !== 0) return r.body;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      return undefined;
+    })();
+    expect(gone).toEqual({ errcode: -3, message: "task_id not exist" });
+    expect(processAlive(pid)).toBe(false);
+    expect(existsSync(join(agent.dataDir, "vms", taskId))).toBe(false);
+  });
+});
+
+describe("refusals, each with DBC's errcode and nothing created", () => {
+  async function noTasks() {
+    const vms = await call(`${agent.url}/common/vm/list`, { token: agent.adminToken });
+    expect(vms.body).toEqual([]);
+  }
+
+  it("replayed nonce, wrong signature, another wallet's signature", async () => {
+    const first = DbcClient.signed(alice());
+    expect((await dbc.call("tasks", first)).body.errcode).toBe(0);
+    const replay = await dbc.call("tasks", first);
+    expect(replay.body).toMatchObject({ errcode: -3, message: expect.stringMatching(/^check authority failed: nonce check failed/) });
+    const nonce = DbcClient.nonce();
+    const wrong = await dbc.call("tasks", { wallet: alice().address, nonce, sign: u8aToHex(alice().sign(nonce + "x")) });
+    expect(wrong.body.errcode).toBe(-3);
+    const other = await dbc.call("tasks", { wallet: alice().address, nonce, sign: u8aToHex(bob().sign(nonce)) });
+    expect(other.body.errcode).toBe(-3);
+    // Bob signs for himself: valid, but he rents nothing here.
+    expect((await dbc.call("tasks", DbcClient.signed(bob()))).body).toEqual({ errcode: -3, message: "check authority failed: wallet not rented" });
+  });
+
+  it("malformed bodies: DBC's -25 with HTTP 400 and a message; every reply valid JSON", async () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{ additional: {} }, /peer_nodes_list/],
+      [{ peer_nodes_list: "x", additional: {} }, /peer_nodes_list/],
+      [{ peer_nodes_list: [agent.nodeId] }, /additional/],
+      [{ peer_nodes_list: [agent.nodeId], additional: [] }, /additional/],
+    ];
+    for (const [body, message] of cases) {
+      const r = await dbc.post("tasks/start", body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.body.errcode).toBe(-25);
+      expect(r.body.message).toMatch(message);
+    }
+    const notJson = await dbc.post("tasks/start", '{"peer_nodes_list": [');
+    expect(notJson.status).toBe(400);
+    expect(notJson.body.errcode).toBe(-25);
+    const unknown = await dbc.post("nope", { peer_nodes_list: [], additional: {} });
+    expect(unknown).toMatchObject({ status: 404, body: { errcode: -32601 } });
+    await noTasks();
+  });
+
+  it("bad task parameters: bad ports, unequal port ranges, sizes beyond the host", async () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ cpu_cores: "1", mem_size: "1", ssh_port: "22a" }, /^ssh_port is not digit$/],
+      [{ cpu_cores: "1", mem_size: "1", vnc_port: "100" }, /^vnc_port is invalid \(usage: \[5900, 65535\]\)$/],
+      [{ cpu_cores: "1", mem_size: "1", custom_port: ["tcp,100-102:200-201"] }, /custom_port/],
+      [{ cpu_cores: "0", mem_size: "1" }, /^cpu_cores is invalid$/],
+      [{ cpu_cores: "1", mem_size: "100000" }, /allocate mem failed/],
+      [{ cpu_cores: "1", mem_size: "1", operation_system: "plan9" }, /^unsupported operation system/],
+      [{ cpu_cores: "1", mem_size: "1", image_name: "nope.qcow2" }, /'image_name' is not exist/],
+      [{ cpu_cores: "1", mem_size: "1", task_id: "short" }, /^wrong task id length$/],
+    ];
+    for (const [additional, message] of cases) {
+      const r = await dbc.call("tasks/start", DbcClient.signed(alice()), additional);
+      expect(r.status, JSON.stringify(additional)).toBe(200);
+      expect(r.body.errcode, JSON.stringify(additional)).toBe(1);
+      expect(r.body.message).toMatch(message);
+    }
+    await noTasks();
+  });
+
+  it("another renter's task is `task_id not exist`, never a hint", async () => {
+    const r = await dbc.call("tasks/start", DbcClient.signed(alice()), { cpu_cores: 1, mem_size: 1 });
+    expect(r.body.errcode).toBe(0);
+    const id = r.body.message.task_id;
+    await waitTask(() => DbcClient.signed(alice()), id, (t) => t.status === "running");
+    // The node passes to Bob; Alice's task stays Alice's.
+    const rentals = await call(`${agent.url}/common/rent/list`, { token: agent.adminToken });
+    for (const r of rentals.body.rentals) {
+      if (r.state === "active") await call(`${agent.url}/common/rent/revoke`, { token: agent.adminToken, body: { id: r.id } });
+    }
+    expect((await grant({ wallet: bob().address, until: new Date(Date.now() + 3600_000).toISOString() })).status).toBe(200);
+    for (const path of [`tasks/${id}`, `tasks/shutdown/${id}`, `tasks/delete/${id}`]) {
+      const b = await dbc.call(path, DbcClient.signed(bob()));
+      expect(b.body, path).toEqual({ errcode: -3, message: "task_id not exist" });
+    }
+    expect((await dbc.call("tasks", DbcClient.signed(bob()))).body).toEqual({ errcode: 0, message: [] });
+    // The operator deletes it (the host API sees every VM).
+    expect((await call(`${agent.url}/common/vm/control`, { token: agent.adminToken, body: { vm_id: id, action: "delete" } })).status).toBe(200);
+  });
+
+  it("expired and revoked rentals", async () => {
+    const list = await call(`${agent.url}/common/rent/list`, { token: agent.adminToken });
+    for (const r of list.body.rentals) {
+      if (r.state === "active") await call(`${agent.url}/common/rent/revoke`, { token: agent.adminToken, body: { id: r.id } });
+    }
+    const revoked = await dbc.call("tasks", DbcClient.signed(bob()));
+    expect(revoked.body).toEqual({ errcode: -3, message: "check authority failed: machine is not be rented" });
+    const past = await grant({ wallet: alice().address, until: new Date(Date.now() - 1000).toISOString() });
+    expect(past.status).toBe(400); // a grant must end in the future
+    const soon = await grant({ wallet: alice().address, until: new Date(Date.now() + 1500).toISOString() });
+    expect(soon.status).toBe(200);
+    expect((await dbc.call("tasks", DbcClient.signed(alice()))).body.errcode).toBe(0);
+    await new Promise((r) => setTimeout(r, 1600));
+    const expired = await dbc.call("tasks", DbcClient.signed(alice()));
+    expect(expired.body).toMatchObject({ errcode: -3, message: expect.stringMatching(/^check authority failed: machine (is not be rented|has already expired)/) });
+  });
+});

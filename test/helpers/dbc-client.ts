@@ -1,0 +1,43 @@
+import { Keyring } from "@polkadot/keyring";
+import type { KeyringPair } from "@polkadot/keyring/types";
+import { u8aToHex } from "@polkadot/util";
+import { randomAsHex } from "@polkadot/util-crypto";
+
+/**
+ * A DBC client as DBC's own Node.js scripts write one (NODESCRIPT RentVirtualApi.js): sr25519
+ * keys from @polkadot/keyring, `pair.sign(nonce)`, `u8aToHex` signatures, every body POSTed.
+ */
+export class DbcClient {
+  constructor(
+    readonly baseUrl: string,
+    readonly nodeId: string,
+  ) {}
+
+  static wallet(uri: string): KeyringPair {
+    return new Keyring({ type: "sr25519" }).addFromUri(uri);
+  }
+
+  static nonce(): string {
+    return randomAsHex(27).slice(2);
+  }
+
+  /** wallet + nonce + sign of a fresh nonce. */
+  static signed(pair: KeyringPair, nonce = DbcClient.nonce()) {
+    return { wallet: pair.address, nonce, sign: u8aToHex(pair.sign(nonce)) };
+  }
+
+  async post(path: string, body: unknown): Promise<{ status: number; body: any; text: string }> {
+    const res = await fetch(`${this.baseUrl}/api/v1/${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: JSON.parse(text), text };
+  }
+
+  /** A node-targeted call with the given identity fields. */
+  call(path: string, identity: Record<string, unknown>, additional: Record<string, unknown> = {}) {
+    return this.post(path, { peer_nodes_list: [this.nodeId], additional, ...identity });
+  }
+}
