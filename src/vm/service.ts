@@ -3,19 +3,20 @@ import { join } from "node:path";
 import { imageInfo } from "../storage/qemu-img.js";
 import type { Hypervisor } from "../hypervisor/driver.js";
 import type { AcceleratorChoice } from "../hypervisor/accel.js";
-import { PortAllocator, PortRangeExhaustedError, PortTakenError, type PortRequest } from "../network/port-allocator.js";
-import { portConflictMessage } from "../network/port-spec.js";
+import { PortAllocator, PortTakenError } from "../network/port-allocator.js";
 import { createVmVolumes, removeVmVolumes, VolumeError, checkVmId, SYSTEM_DISK_FILE } from "../storage/volumes.js";
 import { Reverter } from "../lib/reverter.js";
 import type { Logger } from "../lib/logger.js";
 import { ImageCatalog, ImageError } from "./images.js";
-import { FieldError, newLoginPassword, newVmId, type VmCreateRequest } from "./create-request.js";
+import { FieldError, newVmId, type VmCreateRequest } from "./create-request.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import type { VmPortRow, VmRecord, VmRepo } from "./repo.js";
 import { checkFit, type Demand, type HostCapacity } from "./resources.js";
 import { VmRuntime, type VmChange } from "./runtime.js";
 import { vcpus, type PortKind, type VmSpec } from "./spec.js";
 import { planAction, type VmAction } from "./state.js";
+import { reservePorts, specFrom } from "./allocate.js";
+import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
 import { VmStatsReader } from "./stats.js";
 import { Operations, type Operation } from "./operations.js";
@@ -25,28 +26,7 @@ import type { VmStats } from "../api/host-vm.js";
 
 export type PortRangeKind = "forward" | "vnc";
 
-/** Refusals the faces map onto their own errors. */
-export class VmNotFoundError extends Error {
-  constructor(readonly id: string) {
-    super(`vm ${id} not exist`);
-    this.name = "VmNotFoundError";
-  }
-}
-export class VmConflictError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "VmConflictError";
-  }
-}
-export class VmResourceError extends Error {
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = "VmResourceError";
-  }
-}
+export { VmNotFoundError, VmConflictError, VmResourceError } from "./errors.js";
 
 export interface VmServiceOptions {
   dataDir: string;
@@ -214,9 +194,9 @@ export class VmService {
 
     const reverter = new Reverter();
     try {
-      const ports = await this.reservePorts(id, req);
+      const ports = await reservePorts(this.opts.ports, id, req);
       reverter.add("release ports", () => this.opts.ports.release(id));
-      const spec = this.specFrom(req, ports);
+      const spec = specFrom(req, ports, this.opts.images.resolve(req.imageName).loginUser);
       // Fit check and insert with no await between: concurrent creations see each other.
       const refusal = checkFit(capacity, this.committed(), demandOf(spec));
       if (refusal) throw new VmResourceError(refusal.field, refusal.message);
@@ -363,55 +343,6 @@ export class VmService {
       total = { vcpus: total.vcpus + d.vcpus, memoryBytes: total.memoryBytes + d.memoryBytes, diskBytes: 0 };
     }
     return total;
-  }
-
-  private async reservePorts(id: string, req: VmCreateRequest) {
-    const requests: Array<PortRequest<PortRangeKind> & { label: PortKind }> = [];
-    if (req.sshPort !== null) requests.push(req.sshPort === undefined ? { kind: "forward", label: "ssh" } : { port: req.sshPort, label: "ssh" });
-    if (req.rdpPort !== null && req.rdpPort !== undefined) requests.push({ port: req.rdpPort, label: "rdp" });
-    else if (req.rdpPort === undefined && req.os === "windows") requests.push({ kind: "forward", label: "rdp" });
-    requests.push(req.vncPort === undefined ? { kind: "vnc", label: "vnc" } : { port: req.vncPort, label: "vnc" });
-    for (const f of req.customPorts) requests.push({ port: f.hostPort, proto: f.proto, label: "custom" });
-    try {
-      const got = await this.opts.ports.reserve(id, requests);
-      return got.map((r, i) => ({ port: r.port, proto: r.proto, kind: requests[i]!.label }));
-    } catch (e) {
-      if (e instanceof PortTakenError) {
-        const kind = requests.find((r) => "port" in r && r.port === e.port)?.label ?? "custom";
-        const field = kind === "custom" ? "custom_port" : (`${kind}_port` as const);
-        const msg = field === "custom_port" ? `custom_port: ${e.message}` : portConflictMessage(field, e.port);
-        throw new VmConflictError(`${msg}${e.by === "host" ? " (in use on the host)" : ""}`);
-      }
-      if (e instanceof PortRangeExhaustedError) throw new VmResourceError("ports", e.message);
-      throw e;
-    }
-  }
-
-  private specFrom(req: VmCreateRequest, ports: Array<{ port: number; proto: string; kind: PortKind }>): VmSpec {
-    const loginPassword = newLoginPassword();
-    return {
-      imageName: req.imageName,
-      cpu: { cores: req.cores, threads: req.vcpus / req.cores },
-      memoryMiB: Math.ceil(req.memoryBytes / 2 ** 20),
-      dataDiskBytes: req.dataDiskBytes,
-      dataFileName: req.dataFileName,
-      biosMode: req.biosMode,
-      os: req.os,
-      ports: {
-        ssh: ports.find((p) => p.kind === "ssh")?.port ?? null,
-        rdp: ports.find((p) => p.kind === "rdp")?.port ?? null,
-        vnc: ports.find((p) => p.kind === "vnc")!.port,
-        custom: req.customPorts,
-      },
-      gpuCount: req.gpuCount,
-      startCommand: req.startCommand,
-      desc: req.desc,
-      loginUser: this.opts.images.resolve(req.imageName).loginUser,
-      loginPassword,
-      vncPassword: loginPassword.slice(0, 8),
-      multicast: req.multicast,
-      networkName: req.networkName,
-    };
   }
 
   /** Stops watching VMs; they keep running and the next agent adopts them. */
