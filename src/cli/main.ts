@@ -3,6 +3,8 @@ import { UsageError } from "./errors.js";
 import * as agent from "./commands/agent.js";
 import * as group from "./commands/group.js";
 import * as version from "./commands/version.js";
+import * as rent from "./commands/rent.js";
+import * as wallet from "./commands/wallet.js";
 
 interface Command {
   run: (args: string[]) => Promise<void>;
@@ -14,6 +16,8 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   agent: { run: agent.agentCommand, usage: agent.usage, summary: "run this machine's agent (host API on port 10000)" },
   group: { run: group.groupCommand, usage: group.usage, summary: "join a master's group" },
+  rent: { run: rent.rentCommand, usage: rent.usage, summary: "grant, list and revoke rentals of nodes to renters" },
+  wallet: { run: wallet.walletCommand, usage: wallet.usage, summary: "make a renter wallet, sign a nonce or session id" },
   version: { run: version.versionCommand, usage: version.usage, summary: "print the version" },
 };
 

@@ -3,3 +3,4 @@ export * from "./reverter.js";
 export * from "./logger.js";
 export * from "./units.js";
 export * from "./assert-never.js";
+export * from "./version.js";

@@ -4,6 +4,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { ErrorReply, OkReply } from "../api/common.js";
+import { VERSION } from "../lib/version.js";
 import { authHook } from "./auth.js";
 import type { AppDeps } from "./deps.js";
 import { errorHandler } from "./errors.js";
@@ -13,7 +14,6 @@ import { vmRoutes } from "./routes/host/vm.js";
 import { rentRoutes } from "./routes/host/rent.js";
 import { v1Routes } from "./routes/v1/plugin.js";
 
-const VERSION = "0.1.0";
 
 /** Builds the agent's HTTP app. Never listens: the caller (agent or test) decides. */
 export async function build(deps: AppDeps): Promise<FastifyInstance> {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import type { V1Deps } from "./deps.js";
 import { dbcErrorHandler } from "./errors.js";
+import { parseDbcRequest } from "../../../api/v1/request.js";
 import { nodeRoutes } from "./nodes.js";
 import { taskRoutes } from "./tasks.js";
 import { eventRoutes } from "./events.js";
@@ -14,6 +15,10 @@ export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps
     route.config = { ...(route.config ?? {}), auth: "public" };
   });
   app.setErrorHandler(dbcErrorHandler);
+  // DBC's client checks the body's shape field by field with its own texts; so do we, before the schema.
+  app.addHook("preValidation", async (req) => {
+    if (req.method === "POST") req.body = parseDbcRequest(req.body);
+  });
   app.setNotFoundHandler((req, reply) => {
     if (req.method !== "POST") return void reply.status(400).send({ errcode: -32600, message: "only support POST request" });
     return void reply.status(404).send({ errcode: -32601, message: `not support uri:${req.url.split("?")[0]}` });
