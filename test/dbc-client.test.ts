@@ -78,6 +78,23 @@ describe("a DBC client against batu", () => {
     const g = await grant({ wallet: alice().address, until });
     expect(g.status, JSON.stringify(g.body)).toBe(200);
     httpPort = await freePort();
+    // Follow the task's state over the event stream, with a session identity in the query.
+    const sessionId = (await dbc.call("mining_nodes/session_id", DbcClient.signed(alice()))).body.message.session_id;
+    const q = new URLSearchParams({ node: agent.nodeId, session_id: sessionId, session_id_sign: u8aToHex(alice().sign(sessionId)) });
+    const stream = new AbortController();
+    const events: Array<{ task_id: string; status: string; ready: boolean }> = [];
+    const res = await fetch(`${agent.url}/api/v1/events?${q}`, { signal: stream.signal });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffered += decoder.decode(chunk, { stream: true });
+        for (const m of buffered.matchAll(/^data: (.*)$/gm)) events.push(JSON.parse(m[1]!));
+        buffered = buffered.slice(buffered.lastIndexOf("\n") + 1);
+      }
+    })().catch(() => undefined);
     const r = await dbc.call("tasks/start", DbcClient.signed(alice()), {
       image_name: "batu-demo.qcow2",
       desc: 'a "quoted" desc, with \\ and unicode ✓',
@@ -105,6 +122,11 @@ describe("a DBC client against batu", () => {
     expect(t.disks.map((d: any) => d.name)).toEqual(["vda", "vdb"]);
     expect(t.interface[0]).toMatchObject({ name: "default", type: "virtio", mac_address: expect.stringMatching(/^52:54:00/) });
     expect(await httpStatus(httpPort)).toBe(200);
+    stream.abort();
+    await reading;
+    const mine = events.filter((e) => e.task_id === taskId);
+    expect(mine.map((e) => e.status)).toEqual(expect.arrayContaining(["creating", "running"]));
+    expect(mine.some((e) => e.ready)).toBe(true);
     const list = await dbc.call("tasks", DbcClient.signed(alice()));
     expect(list.body).toEqual({ errcode: 0, message: [{ task_id: taskId, create_time: t.create_time, desc: t.desc, status: "running" }] });
   });
