@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-system-packages.sh
-npm ci --no-audit --no-fund
+# `npm install` (which follows package-lock.json) rather than `npm ci`: npm 11 on these machines writes
+# lock files without the optional per-platform packages, then `npm ci` refuses them as out of sync.
+npm install --no-audit --no-fund
 npm run build
 if [ -x images/demo/build.sh ]; then
   ./images/demo/build.sh
