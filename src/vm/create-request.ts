@@ -51,7 +51,8 @@ function size(field: string, v: number | string | undefined): number | undefined
   return bytes;
 }
 
-function ports<T>(f: () => T): T {
+/** Runs a port parser, turning its PortSpecError into the FieldError both faces report. */
+export function portField<T>(f: () => T): T {
   try {
     return f();
   } catch (e) {
@@ -79,9 +80,9 @@ export function fromHostAdd(body: VmAdd): VmCreateRequest {
     dataFileName: null,
     biosMode: "legacy",
     os: "linux",
-    ...(body.ssh_port !== undefined ? { sshPort: ports(() => parseSshPort(body.ssh_port)) } : {}),
-    ...(body.vnc_port !== undefined ? { vncPort: ports(() => parseVncPort(body.vnc_port)) } : {}),
-    customPorts: ports(() => parseCustomPorts(body.custom_port ?? [])),
+    ...(body.ssh_port !== undefined ? { sshPort: portField(() => parseSshPort(body.ssh_port)) } : {}),
+    ...(body.vnc_port !== undefined ? { vncPort: portField(() => parseVncPort(body.vnc_port)) } : {}),
+    customPorts: portField(() => parseCustomPorts(body.custom_port ?? [])),
     gpuCount: toInt(body.gpu_count) ?? 0,
     startCommand: body.start_command ?? "",
     desc: "",

@@ -1,6 +1,6 @@
 import { isIPv4 } from "node:net";
-import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort, PortSpecError } from "../network/port-spec.js";
-import { FieldError, type VmCreateRequest } from "./create-request.js";
+import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort } from "../network/port-spec.js";
+import { FieldError, portField, type VmCreateRequest } from "./create-request.js";
 import { DEMO_IMAGE } from "./images.js";
 
 /** A DBC `additional` value: DBC sends strings; batu accepts numbers too. */
@@ -13,15 +13,6 @@ function positiveInt(field: string, v: Loose, message: string): number {
   const s = str(v);
   if (s === undefined || !/^\d+$/.test(s.trim()) || Number(s) <= 0) throw new FieldError(field, message);
   return Number(s);
-}
-
-function dbcPort<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (e) {
-    if (e instanceof PortSpecError) throw new FieldError(e.field, e.message);
-    throw e;
-  }
 }
 
 /** `operation_system` as DBC reads it: lower-cased, linux if it mentions linux/ubuntu, windows if win. */
@@ -86,7 +77,7 @@ export function fromDbcCreate(a: Record<string, Loose>, owner: string): VmCreate
     dataFileName: dataFile || null,
     biosMode: biosMode(a.bios_mode),
     os: system,
-    customPorts: dbcPort(() => parseCustomPorts(a.custom_port ?? [])),
+    customPorts: portField(() => parseCustomPorts(a.custom_port ?? [])),
     gpuCount: Number(gpuText),
     startCommand: "",
     desc,
@@ -94,12 +85,12 @@ export function fromDbcCreate(a: Record<string, Loose>, owner: string): VmCreate
     networkName: null,
   };
   if (system === "linux") {
-    if (a.ssh_port !== undefined && a.ssh_port !== "") req.sshPort = dbcPort(() => parseSshPort(a.ssh_port));
-    if (a.rdp_port !== undefined && a.rdp_port !== "") req.rdpPort = dbcPort(() => parseRdpPort(a.rdp_port));
+    if (a.ssh_port !== undefined && a.ssh_port !== "") req.sshPort = portField(() => parseSshPort(a.ssh_port));
+    if (a.rdp_port !== undefined && a.rdp_port !== "") req.rdpPort = portField(() => parseRdpPort(a.rdp_port));
   } else {
     req.sshPort = null;
-    req.rdpPort = a.rdp_port !== undefined && a.rdp_port !== "" ? dbcPort(() => parseRdpPort(a.rdp_port)) : undefined;
+    req.rdpPort = a.rdp_port !== undefined && a.rdp_port !== "" ? portField(() => parseRdpPort(a.rdp_port)) : undefined;
   }
-  if (a.vnc_port !== undefined && a.vnc_port !== "") req.vncPort = dbcPort(() => parseVncPort(a.vnc_port));
+  if (a.vnc_port !== undefined && a.vnc_port !== "") req.vncPort = portField(() => parseVncPort(a.vnc_port));
   return req;
 }

@@ -2,8 +2,8 @@ import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { DbcError, ok } from "../../../api/v1/envelope.js";
 import { DbcRequest } from "../../../api/v1/request.js";
 import { fromDbcCreate } from "../../../vm/dbc-create.js";
-import { FieldError } from "../../../vm/create-request.js";
-import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort, PortSpecError } from "../../../network/port-spec.js";
+import { FieldError, portField } from "../../../vm/create-request.js";
+import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort } from "../../../network/port-spec.js";
 import type { VmModify } from "../../../vm/modify.js";
 import type { VmAction } from "../../../vm/state.js";
 import type { V1Deps } from "./deps.js";
@@ -25,15 +25,6 @@ const ACTIONS: Record<string, VmAction> = {
 const MAX_LOG_LINES = 100;
 const MAX_LOG_BYTES = 8 * 1024;
 
-function field<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (e) {
-    if (e instanceof PortSpecError) throw new FieldError(e.field, e.message);
-    throw e;
-  }
-}
-
 function positive(name: string, v: unknown): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new FieldError(name, `${name} is invalid`);
@@ -43,10 +34,10 @@ function positive(name: string, v: unknown): number {
 /** `tasks/modify` additional → a VmModify. */
 function modifyFrom(a: Record<string, unknown>): VmModify {
   const m: VmModify = {};
-  if (a.new_ssh_port !== undefined) m.sshPort = field(() => parseSshPort(a.new_ssh_port, "new_ssh_port"));
-  if (a.new_rdp_port !== undefined) m.rdpPort = field(() => parseRdpPort(a.new_rdp_port, "new_rdp_port"));
-  if (a.new_vnc_port !== undefined) m.vncPort = field(() => parseVncPort(a.new_vnc_port, "new_vnc_port"));
-  if (a.new_custom_port !== undefined) m.customPorts = field(() => parseCustomPorts(a.new_custom_port, { field: "new_custom_port" }));
+  if (a.new_ssh_port !== undefined) m.sshPort = portField(() => parseSshPort(a.new_ssh_port, "new_ssh_port"));
+  if (a.new_rdp_port !== undefined) m.rdpPort = portField(() => parseRdpPort(a.new_rdp_port, "new_rdp_port"));
+  if (a.new_vnc_port !== undefined) m.vncPort = portField(() => parseVncPort(a.new_vnc_port, "new_vnc_port"));
+  if (a.new_custom_port !== undefined) m.customPorts = portField(() => parseCustomPorts(a.new_custom_port, { field: "new_custom_port" }));
   if (a.new_cpu_cores !== undefined) m.cores = positive("new_cpu_cores", a.new_cpu_cores);
   if (a.new_mem_size !== undefined) m.memoryMiB = positive("new_mem_size", a.new_mem_size) * 1024;
   if (a.new_gpu_count !== undefined) {
