@@ -256,11 +256,12 @@ describe("refusals, each with DBC's errcode and nothing created", () => {
     await noTasks();
   });
 
-  it("another renter's task is `task_id not exist`, never a hint", async () => {
-    const r = await dbc.call("tasks/start", DbcClient.signed(alice()), { cpu_cores: 1, mem_size: 1 });
+  it("another renter's task is `task_id not exist`, never a hint (the task boots with UEFI firmware)", async () => {
+    const r = await dbc.call("tasks/start", DbcClient.signed(alice()), { cpu_cores: 1, mem_size: 1, bios_mode: "uefi" });
     expect(r.body.errcode).toBe(0);
     const id = r.body.message.task_id;
-    await waitTask(() => DbcClient.signed(alice()), id, (t) => t.status === "running");
+    await waitTask(() => DbcClient.signed(alice()), id, (t) => t.status === "running" && t.ready, 90_000);
+    expect(existsSync(join(agent.dataDir, "vms", id, "OVMF_VARS.fd"))).toBe(true);
     // The node passes to Bob; Alice's task stays Alice's.
     const rentals = await call(`${agent.url}/common/rent/list`, { token: agent.adminToken });
     for (const r of rentals.body.rentals) {
