@@ -150,7 +150,7 @@ describe("host API: group", () => {
     expect(ok.stdout).toContain("joined group group1");
     // The running member took its new role without a restart.
     const mine = await call(`${member.url}/slave/group/my/master`, { token: member.adminToken });
-    expect(mine).toEqual({ status: 200, body: { message: "ok", master: master.url.replace("http://", "") } });
+    expect(mine).toMatchObject({ status: 200, body: { message: "ok", master: master.url.replace("http://", "") } });
     expect((await call(`${member.url}/master/group/list`, { token: member.adminToken })).body).toEqual({
       message: "this host is not a master",
     });

@@ -7,6 +7,10 @@ import { RenterAuthority } from "../auth/authorize.js";
 import { nodeInfo } from "../vm/node-info.js";
 import { VmRepo } from "../vm/repo.js";
 import { VERSION } from "../server/app.js";
+import { HeartbeatSender } from "../group/heartbeat.js";
+import { GroupRouter } from "../group/forward.js";
+import { DEFAULT_LIVENESS } from "../group/liveness.js";
+import { readHostInfo } from "../host/host-info.js";
 
 export interface AgentOptions {
   host: string;
@@ -20,6 +24,11 @@ export interface AgentOptions {
   cpuOvercommit?: number | undefined;
   /** How long a graceful shutdown waits before powering off; default 60 s. */
   shutdownTimeoutMs?: number | undefined;
+  /** A member's heartbeat period; default 3 s. */
+  heartbeatMs?: number | undefined;
+  /** On a master: silence after which a member is suspect (default 10 s), then dead (default 60 s). */
+  suspectAfterMs?: number | undefined;
+  deadAfterMs?: number | undefined;
 }
 
 export interface RunningAgent {
@@ -37,7 +46,19 @@ export async function startAgent(
   opts: AgentOptions,
   log: Logger = createLogger({ level: opts.logLevel }),
 ): Promise<RunningAgent> {
-  const state = await openAgentState(opts, log);
+  // The heartbeat loop needs the state and the state reports the loop's view of the master: a late binding.
+  let heartbeats: HeartbeatSender | undefined;
+  const state = await openAgentState(
+    {
+      ...opts,
+      liveness: {
+        suspectAfterMs: opts.suspectAfterMs ?? DEFAULT_LIVENESS.suspectAfterMs,
+        deadAfterMs: opts.deadAfterMs ?? DEFAULT_LIVENESS.deadAfterMs,
+      },
+      masterContact: () => heartbeats?.status ?? { reachable: false, lastHeartbeat: null, lastError: null },
+    },
+    log,
+  );
   const { identity, group } = state;
   const agentLog = log.child({ node: identity.nodeId.slice(0, 12) });
   let vmService;
@@ -58,6 +79,33 @@ export async function startAgent(
   const { vms, accel, images } = vmService;
   const authority = RenterAuthority.open(state.db);
   const forwardHost = opts.forwardHost ?? opts.host;
+  const router = new GroupRouter({
+    nodeId: identity.nodeId,
+    sign: (m) => identity.sign(m),
+    peer: (nodeId) => group.peer(nodeId),
+    masterNodeId: () => (group.hostConfig.host_type === "slave" ? group.hostConfig.master_node_id : undefined),
+  });
+  heartbeats = new HeartbeatSender({
+    intervalMs: opts.heartbeatMs ?? 3000,
+    nodeId: identity.nodeId,
+    sign: (m) => identity.sign(m),
+    master: () => (group.hostConfig.host_type === "slave" ? group.hostConfig.master : undefined),
+    agentPort: () => state.port,
+    nickname: () => state.files.system.nickname,
+    capacity: async () => {
+      const info = await readHostInfo(state.dataDir);
+      return {
+        cpu_threads: info.cpu.threads,
+        memory_total_bytes: info.memory.totalBytes,
+        memory_available_bytes: info.memory.availableBytes,
+        disk_total_bytes: info.disk.totalBytes,
+        disk_free_bytes: info.disk.freeBytes,
+        vm_count: vms.list().length,
+        version: VERSION,
+      };
+    },
+    log: agentLog,
+  });
   const nodeState = (nodeId: string) => (authority.rentals.activeRental(nodeId, new Date()) ? "rented" : "online");
   const app = await build({
     log: agentLog,
@@ -73,6 +121,7 @@ export async function startAgent(
       version: VERSION,
       vms,
       forwardHost,
+      group: { router, peers: () => group.peers() },
       renters: {
         authorize: (body, nodeId) => authority.authorize(body, nodeId).renterId,
         sessionId: (body, nodeId) => authority.sessionId(body, nodeId).session_id,
@@ -103,11 +152,14 @@ export async function startAgent(
       },
       "agent listening",
     );
+    heartbeats.start();
+    const sender = heartbeats;
     return {
       app,
       nodeId: identity.nodeId,
       url,
       close: async () => {
+        sender.stop();
         await app.close();
         await vms.close();
         state.close();

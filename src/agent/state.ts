@@ -7,6 +7,8 @@ import { GroupMemberRepo } from "../store/group-members.js";
 import { GroupService } from "../group/membership.js";
 import type { Logger } from "../lib/logger.js";
 import { selfAddress } from "./self-address.js";
+import type { LivenessTimes } from "../group/liveness.js";
+import type { MasterContact } from "../group/heartbeat.js";
 
 /** The state file of an agent, in its data dir. */
 export const DB_FILE = "batu.db";
@@ -16,6 +18,10 @@ export interface AgentStateOptions {
   dataDir: string;
   host: string;
   port: number;
+  /** When members turn suspect and dead (master). */
+  liveness?: LivenessTimes | undefined;
+  /** What the heartbeat loop knows about the master (member). */
+  masterContact?: (() => MasterContact) | undefined;
 }
 
 /** An agent's loaded conf, identity, store and services: what both the agent and offline CLI commands use. */
@@ -49,6 +55,8 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     agentPort: () => port,
     members: new GroupMemberRepo(db),
     log,
+    ...(opts.liveness ? { liveness: opts.liveness } : {}),
+    ...(opts.masterContact ? { masterContact: opts.masterContact } : {}),
   });
   return {
     confDir,

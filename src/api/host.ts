@@ -70,6 +70,21 @@ export type GroupJoinReply = Static<typeof GroupJoinReply>;
 
 export const MemberState = Type.Union([Type.Literal("alive"), Type.Literal("suspect"), Type.Literal("dead")]);
 
+/** What a member reports about itself in each heartbeat. */
+export const MemberCapacity = Type.Object(
+  {
+    cpu_threads: Type.Integer({ minimum: 0, description: "Logical CPUs of the host", examples: [16] }),
+    memory_total_bytes: Type.Integer({ minimum: 0, description: "Host memory", examples: [68719476736] }),
+    memory_available_bytes: Type.Integer({ minimum: 0, description: "Memory available now (MemAvailable)", examples: [51539607552] }),
+    disk_total_bytes: Type.Integer({ minimum: 0, description: "Size of the file system holding the data dir" }),
+    disk_free_bytes: Type.Integer({ minimum: 0, description: "Free space of that file system" }),
+    vm_count: Type.Integer({ minimum: 0, description: "VMs the member holds (any state)", examples: [2] }),
+    version: Type.String({ maxLength: 64, description: "The member's batu version", examples: ["0.1.0"] }),
+  },
+  { additionalProperties: false },
+);
+export type MemberCapacity = Static<typeof MemberCapacity>;
+
 export const GroupMember = Type.Object({
   address: Type.String({ description: "The member's agent address, ip:port", examples: ["192.168.1.3:10000"] }),
   node_id: Type.Union([Type.String(), Type.Null()], { description: "The member's node id, when it sent one" }),
@@ -77,6 +92,7 @@ export const GroupMember = Type.Object({
   state: MemberState,
   joined_at: Type.String({ description: "ISO 8601 time of the first join" }),
   last_seen: Type.String({ description: "ISO 8601 time of the last join or heartbeat" }),
+  capacity: Type.Union([MemberCapacity, Type.Null()], { description: "The last heartbeat's capacity; null before the first" }),
 });
 export type GroupMember = Static<typeof GroupMember>;
 
@@ -93,7 +109,15 @@ export type GroupList = Static<typeof GroupList>;
 
 /** `GET /slave/group/my/master`. */
 export const MyMaster = Type.Object(
-  { message: Type.Literal("ok"), master: Type.String({ description: "The master's address" }) },
+  {
+    message: Type.Literal("ok"),
+    master: Type.String({ description: "The master's address" }),
+    reachable: Type.Boolean({ description: "Whether the master accepted this member's last heartbeat" }),
+    last_heartbeat: Type.Union([Type.String(), Type.Null()], {
+      description: "ISO 8601 time the master last accepted a heartbeat; null when none since this agent started",
+    }),
+    last_error: Type.Union([Type.String(), Type.Null()], { description: "Why the last heartbeat failed; null when it did not" }),
+  },
   { $id: "MyMaster" },
 );
 export type MyMaster = Static<typeof MyMaster>;
@@ -113,3 +137,37 @@ export const BecomeMemberReply = Type.Object(
   { $id: "BecomeMemberReply" },
 );
 export type BecomeMemberReply = Static<typeof BecomeMemberReply>;
+
+/**
+ * `POST /master/group/heartbeat`: a member's periodic report. No token: the member signs
+ * `heartbeatMessage(...)` (src/group/heartbeat.ts) with its node key, checked against the node id
+ * recorded at join; `sent_at` bounds replays.
+ */
+export const GroupHeartbeat = Type.Object(
+  {
+    node_id: NodeId,
+    address: HostAddress,
+    nickname: Type.String({ maxLength: 64 }),
+    sent_at: Type.Integer({ minimum: 0, description: "The member's clock, ms since the epoch", examples: [1735689600000] }),
+    capacity: MemberCapacity,
+    signature: Type.String({ pattern: "^0x[0-9a-f]{128}$", description: "sr25519 signature of the heartbeat message, hex" }),
+  },
+  { additionalProperties: false, $id: "GroupHeartbeat" },
+);
+export type GroupHeartbeat = Static<typeof GroupHeartbeat>;
+
+/** `POST /master/group/remove` (admin): forget a member, by node id or address. */
+export const GroupRemove = Type.Object(
+  {
+    node_id: Type.Optional(NodeId),
+    address: Type.Optional(HostAddress),
+  },
+  { additionalProperties: false, $id: "GroupRemove" },
+);
+export type GroupRemove = Static<typeof GroupRemove>;
+
+export const GroupRemoveReply = Type.Object(
+  { message: Type.Literal("ok"), address: Type.String(), node_id: Type.Union([Type.String(), Type.Null()]) },
+  { $id: "GroupRemoveReply" },
+);
+export type GroupRemoveReply = Static<typeof GroupRemoveReply>;

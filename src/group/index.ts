@@ -1,2 +1,5 @@
 export * from "./membership.js";
 export * from "./local-address.js";
+export * from "./liveness.js";
+export * from "./heartbeat.js";
+export * from "./forward.js";

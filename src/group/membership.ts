@@ -1,18 +1,34 @@
 import type {
   BecomeMember,
   BecomeMemberReply,
+  GroupHeartbeat,
   GroupJoin,
   GroupJoinReply,
   GroupList,
+  GroupRemove,
+  GroupRemoveReply,
   HostConfig,
+  MemberCapacity,
   MyMaster,
 } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
 import { saveHostConfig } from "../config/host-files.js";
-import type { GroupMemberRepo } from "../store/group-members.js";
+import type { GroupMemberRepo, MemberRecord, MemberState } from "../store/group-members.js";
 import { HostApiError, HostClient, UnreachableError, normalizeAddress, seedAddress } from "../sdk/index.js";
 import type { Logger } from "../lib/logger.js";
 import { joinAddress, localAddressToward, splitAddress } from "./local-address.js";
+import { DEFAULT_LIVENESS, memberState, type LivenessTimes } from "./liveness.js";
+import { HeartbeatVerifier, type MasterContact } from "./heartbeat.js";
+
+/** A member as routing sees it: where it is and whether it is alive. */
+export interface GroupPeer {
+  nodeId: string;
+  address: string;
+  nickname: string;
+  state: MemberState;
+  lastSeen: string;
+  capacity: MemberCapacity | null;
+}
 
 export interface GroupServiceOptions {
   confDir: string;
@@ -26,6 +42,10 @@ export interface GroupServiceOptions {
   members: GroupMemberRepo;
   log: Logger;
   now?: () => Date;
+  /** When members turn suspect and dead (on the master). */
+  liveness?: LivenessTimes;
+  /** On a member: what its heartbeats learnt about the master. */
+  masterContact?: () => MasterContact;
 }
 
 /**
@@ -35,10 +55,20 @@ export interface GroupServiceOptions {
 export class GroupService {
   private host: HostConfig;
   private readonly now: () => Date;
+  private readonly startedAt: Date;
+  private readonly liveness: LivenessTimes;
+  private readonly heartbeats = new HeartbeatVerifier();
 
   constructor(private readonly opts: GroupServiceOptions) {
     this.host = opts.hostConfig;
     this.now = opts.now ?? (() => new Date());
+    this.startedAt = this.now();
+    this.liveness = opts.liveness ?? DEFAULT_LIVENESS;
+  }
+
+  /** A record's state now: computed from its last heartbeat, never stored (see liveness.ts). */
+  private stateOf(m: MemberRecord): MemberState {
+    return memberState(new Date(m.lastSeen), this.now(), this.liveness, this.startedAt);
   }
 
   get hostConfig(): HostConfig {
@@ -72,11 +102,74 @@ export class GroupService {
         address: m.address,
         node_id: m.nodeId,
         nickname: m.nickname,
-        state: m.state,
+        state: this.stateOf(m),
         joined_at: m.joinedAt,
         last_seen: m.lastSeen,
+        capacity: (m.capacity as MemberCapacity | null) ?? null,
       })),
     };
+  }
+
+  /** The members this master can route to (those that sent a node id); empty on a member. */
+  peers(): GroupPeer[] {
+    if (this.host.host_type !== "master") return [];
+    return this.opts.members
+      .list()
+      .filter((m): m is MemberRecord & { nodeId: string } => m.nodeId !== null)
+      .map((m) => ({
+        nodeId: m.nodeId,
+        address: m.address,
+        nickname: m.nickname,
+        state: this.stateOf(m),
+        lastSeen: m.lastSeen,
+        capacity: (m.capacity as MemberCapacity | null) ?? null,
+      }));
+  }
+
+  /** One routable member by node id, or undefined (not a member, or this host is no master). */
+  peer(nodeId: string): GroupPeer | undefined {
+    if (this.host.host_type !== "master") return undefined;
+    const m = this.opts.members.byNodeId(nodeId);
+    if (!m?.nodeId) return undefined;
+    return {
+      nodeId: m.nodeId,
+      address: m.address,
+      nickname: m.nickname,
+      state: this.stateOf(m),
+      lastSeen: m.lastSeen,
+      capacity: (m.capacity as MemberCapacity | null) ?? null,
+    };
+  }
+
+  /**
+   * A member's heartbeat. Authenticated by its signature against the node id recorded at join (the
+   * join token is never resent); a node that is not a member is told so (404) and must join again.
+   */
+  recordHeartbeat(hb: GroupHeartbeat): { message: "ok" } {
+    if (this.host.host_type !== "master") throw new ApiError("not_master");
+    const now = this.now();
+    if (!this.opts.members.byNodeId(hb.node_id)) {
+      throw new ApiError("not_found", "heartbeat refused: this node is not a member of the group (join it again)");
+    }
+    this.heartbeats.verify(hb, now);
+    const address = normalizeAddress(hb.address);
+    this.opts.members.heartbeat(hb.node_id, { address, nickname: hb.nickname, capacity: hb.capacity, vmCount: hb.capacity.vm_count }, now);
+    return { message: "ok" };
+  }
+
+  /** The operator forgets a member (a dead one is never forgotten by itself). */
+  remove(body: GroupRemove): GroupRemoveReply {
+    if (this.host.host_type !== "master") throw new ApiError("not_master");
+    if ((body.node_id === undefined) === (body.address === undefined)) {
+      throw new ApiError("bad_request", "node_id: give either node_id or address");
+    }
+    const rec = this.opts.members.remove(
+      body.node_id !== undefined ? { nodeId: body.node_id } : { address: normalizeAddress(body.address!) },
+    );
+    if (!rec) throw new ApiError("not_found", "no such member");
+    if (rec.nodeId) this.heartbeats.forget(rec.nodeId);
+    this.opts.log.info({ member: rec.address, memberNode: rec.nodeId }, "member removed");
+    return { message: "ok", address: rec.address, node_id: rec.nodeId };
   }
 
   myMaster(): MyMaster {
@@ -87,7 +180,14 @@ export class GroupService {
         host.host_type === "master" ? "this host is a master, not a member of a group" : "this host is not in a group",
       );
     }
-    return { message: "ok", master: host.master };
+    const contact = this.opts.masterContact?.() ?? { reachable: false, lastHeartbeat: null, lastError: null };
+    return {
+      message: "ok",
+      master: host.master,
+      reachable: contact.reachable,
+      last_heartbeat: contact.lastHeartbeat,
+      last_error: contact.lastError,
+    };
   }
 
   /**

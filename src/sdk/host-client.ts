@@ -1,9 +1,12 @@
 import type {
   BecomeMember,
   BecomeMemberReply,
+  GroupHeartbeat,
   GroupJoin,
   GroupJoinReply,
   GroupList,
+  GroupRemove,
+  GroupRemoveReply,
   MyMaster,
   SystemConfig,
 } from "../api/host.js";
@@ -45,6 +48,16 @@ export class HostClient {
   /** Member → master: record me. Authenticated by the group's join token. */
   recordJoin(body: GroupJoin, joinToken: string): Promise<GroupJoinReply> {
     return this.post("/master/group/join", body, joinToken);
+  }
+
+  /** Member → master: a signed heartbeat (no token). */
+  heartbeat(body: GroupHeartbeat): Promise<{ message: "ok" }> {
+    return this.post("/master/group/heartbeat", body, undefined);
+  }
+
+  /** Operator → master: forget a member. */
+  groupRemove(body: GroupRemove): Promise<GroupRemoveReply> {
+    return this.post("/master/group/remove", body);
   }
 
   /** Operator → own agent: become a member of that master's group. */

@@ -6,9 +6,13 @@ export interface MemberRecord {
   address: string;
   nodeId: string | null;
   nickname: string;
+  /** As stored: 'alive' at each join or heartbeat. The state shown is computed from lastSeen (group/liveness.ts). */
   state: MemberState;
   joinedAt: string;
   lastSeen: string;
+  /** The last heartbeat's capacity, as the member sent it (JSON); null before the first heartbeat. */
+  capacity: unknown;
+  vmCount: number | null;
 }
 
 interface Row {
@@ -18,6 +22,8 @@ interface Row {
   state: MemberState;
   joined_at: string;
   last_seen: string;
+  capacity_json: string | null;
+  vm_count: number | null;
 }
 
 const toRecord = (r: Row): MemberRecord => ({
@@ -27,6 +33,8 @@ const toRecord = (r: Row): MemberRecord => ({
   state: r.state,
   joinedAt: r.joined_at,
   lastSeen: r.last_seen,
+  capacity: r.capacity_json === null ? null : (JSON.parse(r.capacity_json) as unknown),
+  vmCount: r.vm_count,
 });
 
 /** The master's record of its group's members. */
@@ -77,6 +85,39 @@ export class GroupMemberRepo {
           .run(join.address, join.nodeId ?? null, join.nickname ?? "", at, at);
       }
       return toRecord(this.db.prepare("SELECT * FROM group_members WHERE address = ?").get(join.address) as Row);
+    })();
+  }
+
+  byNodeId(nodeId: string): MemberRecord | undefined {
+    const row = this.db.prepare("SELECT * FROM group_members WHERE node_id = ?").get(nodeId) as Row | undefined;
+    return row && toRecord(row);
+  }
+
+  /**
+   * Records a heartbeat of a known member (by node id): its current address, capacity and VM count.
+   * Returns false when no member has that node id. A stale record holding the new address gives way.
+   */
+  heartbeat(nodeId: string, report: { address: string; nickname: string; capacity: unknown; vmCount: number }, now: Date): boolean {
+    return this.db.transaction(() => {
+      this.db.prepare("DELETE FROM group_members WHERE address = ? AND node_id IS NOT ?").run(report.address, nodeId);
+      const r = this.db
+        .prepare(
+          `UPDATE group_members SET address = ?, nickname = ?, state = 'alive', last_seen = ?, capacity_json = ?, vm_count = ?
+           WHERE node_id = ?`,
+        )
+        .run(report.address, report.nickname, now.toISOString(), JSON.stringify(report.capacity), report.vmCount, nodeId);
+      return r.changes > 0;
+    })();
+  }
+
+  /** Forgets a member, by node id or address; the removed record, or undefined when none matched. */
+  remove(by: { nodeId: string } | { address: string }): MemberRecord | undefined {
+    return this.db.transaction(() => {
+      const [where, key] = "nodeId" in by ? ["node_id = ?", by.nodeId] : ["address = ?", by.address];
+      const row = this.db.prepare(`SELECT * FROM group_members WHERE ${where}`).get(key) as Row | undefined;
+      if (!row) return undefined;
+      this.db.prepare(`DELETE FROM group_members WHERE ${where}`).run(key);
+      return toRecord(row);
     })();
   }
 }

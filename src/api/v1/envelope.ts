@@ -42,7 +42,9 @@ export const DbcErrors = {
     errcode: -32701,
     httpStatus: 400,
     dbc: "RPC_RESPONSE_ERROR",
-    when: "`create node request failed`: `peer_nodes_list[0]` is no node this agent can reach",
+    when:
+      "`create node request failed`: `peer_nodes_list[0]` is no node this agent can reach, or a group member that is dead " +
+      "or did not answer in time (routed through the master); the message names the node",
   },
   internal: {
     errcode: -1,

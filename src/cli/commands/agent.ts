@@ -6,10 +6,21 @@ import { AGENT_FLAGS, parse, parsePort } from "../options.js";
 
 export const usage = `batu agent [--port 10000] [--host 0.0.0.0] [--conf-dir ./conf] [--data-dir ./data] [--log-level info]
            [--forward-host <addr>] [--cpu-overcommit 1] [--shutdown-timeout 60]
+           [--heartbeat-ms 3000] [--suspect-after-ms 10000] [--dead-after-ms 60000]
   Runs this machine's agent: the host API (seed 000) on the given port.
   --forward-host      address VM port forwards and VNC listen on (default: --host)
   --cpu-overcommit    vCPUs per host thread all VMs together may hold (default 1)
-  --shutdown-timeout  seconds a graceful shutdown waits before powering off (default 60)`;
+  --shutdown-timeout  seconds a graceful shutdown waits before powering off (default 60)
+  --heartbeat-ms      a member's heartbeat period to its master (default 3000)
+  --suspect-after-ms  master: a silent member turns suspect after this long (default 10000)
+  --dead-after-ms     master: ... and dead after this long (default 60000; never forgotten by itself)`;
+
+/** A whole number of milliseconds in [min, max], or a UsageError naming the flag. */
+function parseMs(text: string, flag: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag}: milliseconds in [${min}, ${max}]`);
+  return n;
+}
 
 /** `batu agent`: runs until SIGINT/SIGTERM, then stops cleanly (VMs keep running). */
 export async function agentCommand(args: string[]): Promise<void> {
@@ -19,7 +30,14 @@ export async function agentCommand(args: string[]): Promise<void> {
     "forward-host": { type: "string" },
     "cpu-overcommit": { type: "string", default: "1" },
     "shutdown-timeout": { type: "string", default: "60" },
+    "heartbeat-ms": { type: "string", default: "3000" },
+    "suspect-after-ms": { type: "string", default: "10000" },
+    "dead-after-ms": { type: "string", default: "60000" },
   });
+  const heartbeatMs = parseMs(values["heartbeat-ms"], "--heartbeat-ms", 100, 600_000);
+  const suspectAfterMs = parseMs(values["suspect-after-ms"], "--suspect-after-ms", 100, 86_400_000);
+  const deadAfterMs = parseMs(values["dead-after-ms"], "--dead-after-ms", 100, 86_400_000);
+  if (deadAfterMs <= suspectAfterMs) throw new UsageError("--dead-after-ms: must be longer than --suspect-after-ms");
   const cpuOvercommit = Number(values["cpu-overcommit"]);
   if (!(cpuOvercommit > 0 && cpuOvercommit <= 64)) throw new UsageError("--cpu-overcommit: a number in (0, 64]");
   const shutdownTimeoutSec = Number(values["shutdown-timeout"]);
@@ -36,6 +54,9 @@ export async function agentCommand(args: string[]): Promise<void> {
         forwardHost: values["forward-host"],
         cpuOvercommit,
         shutdownTimeoutMs: shutdownTimeoutSec * 1000,
+        heartbeatMs,
+        suspectAfterMs,
+        deadAfterMs,
       },
       log,
     );

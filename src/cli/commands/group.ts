@@ -9,11 +9,14 @@ import { AGENT_FLAGS, parse, parsePort } from "../options.js";
 export const usage = `batu group join <master-address> --token <join token> [--conf-dir ./conf] [--data-dir ./data] [--port 10000]
   Makes this host a member of the master's group (token also from BATU_JOIN_TOKEN).
   Asks this host's running agent to join, so it takes the new role at once; when no agent
-  runs, registers with the master directly and writes conf/host_config.json.`;
+  runs, registers with the master directly and writes conf/host_config.json.
+batu group remove <node_id|address> [--conf-dir ./conf] [--port 10000] [--json]
+  Makes this host's agent (a master) forget a member. A dead member stays listed until removed.`;
 
 export async function groupCommand(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
   if (sub === "join") return groupJoin(rest);
+  if (sub === "remove") return groupRemove(rest);
   throw new UsageError(`unknown group command: ${sub ?? "(none)"}\n${usage}`);
 }
 
@@ -49,4 +52,24 @@ async function groupJoin(args: string[]): Promise<void> {
   }
   if (values.json) console.log(JSON.stringify(reply));
   else console.log(`joined group ${reply.group_name} of master ${reply.master} as ${reply.address}`);
+}
+
+async function groupRemove(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { ...AGENT_FLAGS, json: { type: "boolean" } });
+  const which = positionals[0];
+  if (!which) throw new UsageError(`missing <node_id|address>\n${usage}`);
+  const adminToken = readAdminToken(values["conf-dir"]);
+  if (!adminToken) throw new UsageError(`no admin token in ${values["conf-dir"]}: is this the master's conf dir?`, 1);
+  // A node id is 64 hex characters; anything else is taken as an address.
+  const body = /^[0-9a-f]{64}$/.test(which) ? { node_id: which } : { address: which };
+  let reply;
+  try {
+    reply = await new HostClient(`127.0.0.1:${parsePort(values.port)}`, adminToken).groupRemove(body);
+  } catch (e) {
+    if (e instanceof HostApiError) throw new UsageError(`remove refused: ${e.message}`, 1);
+    if (e instanceof UnreachableError) throw new UsageError(`no agent answers on port ${values.port}: ${e.message}`, 1);
+    throw e;
+  }
+  if (values.json) console.log(JSON.stringify(reply));
+  else console.log(`removed member ${reply.node_id ?? "(no node id)"} at ${reply.address}`);
 }

@@ -1,6 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { ErrorReply } from "../../../api/common.js";
-import { BecomeMember, BecomeMemberReply, GroupJoin, GroupJoinReply, GroupList, MyMaster } from "../../../api/host.js";
+import {
+  BecomeMember,
+  BecomeMemberReply,
+  GroupHeartbeat,
+  GroupJoin,
+  GroupJoinReply,
+  GroupList,
+  GroupRemove,
+  GroupRemoveReply,
+  MyMaster,
+} from "../../../api/host.js";
+import { OkReply } from "../../../api/common.js";
 import type { AppDeps } from "../../deps.js";
 
 /** Seed 000 `/master/...` and `/slave/...`: the group of hosts. */
@@ -19,6 +30,39 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
       deps.group.recordJoin(req.body, req.ip),
     );
   }
+
+  app.post(
+    "/master/group/heartbeat",
+    {
+      schema: {
+        summary: "A member's periodic report (signed with its node key; no token)",
+        description:
+          "The member signs the heartbeat message (node id, address, nickname, sent_at, capacity) with the sr25519 " +
+          "key of the node id it joined with. Refused when sent_at is more than 30 s from the master's clock, not newer " +
+          "than the last one accepted, or not signed by that node; 404 when the node is no member (removed).",
+        tags: ["group"],
+        security: [],
+        body: GroupHeartbeat,
+        response: { 200: OkReply, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
+      },
+      // Public on the token level: the service checks the member's signature instead.
+      config: { auth: "public" },
+    },
+    async (req) => deps.group.recordHeartbeat(req.body),
+  );
+
+  app.post(
+    "/master/group/remove",
+    {
+      schema: {
+        summary: "Forget a member, by node_id or address (a dead member is never forgotten by itself)",
+        tags: ["group"],
+        body: GroupRemove,
+        response: { 200: GroupRemoveReply, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
+      },
+    },
+    async (req) => deps.group.remove(req.body),
+  );
 
   app.get(
     "/master/group/list",

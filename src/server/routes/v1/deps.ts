@@ -1,5 +1,7 @@
 import type { DbcRequest } from "../../../api/v1/request.js";
 import type { VmService } from "../../../vm/service.js";
+import type { GroupRouter } from "../../../group/forward.js";
+import type { GroupPeer } from "../../../group/membership.js";
 
 /** What the renter API needs to know who is calling. */
 export interface RenterAuth {
@@ -19,4 +21,13 @@ export interface V1Deps {
   nodeInfo: () => Promise<Record<string, unknown>>;
   /** The address forwards listen on: a task's ssh_ip unless it is a wildcard. */
   forwardHost: string;
+  /** The group: members to route to (on a master), forwarded calls to accept (on a member). */
+  group?: V1Group;
+}
+
+/** What the renter API needs of the group. */
+export interface V1Group {
+  router: Pick<GroupRouter, "peer" | "forward" | "verifyForwarded">;
+  /** Every member of this master's group (none on a member), for `mining_nodes`. */
+  peers(): GroupPeer[];
 }

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from "fastify";
 import { DbcRequest } from "../../../api/v1/request.js";
 import { ok } from "../../../api/v1/envelope.js";
 import type { V1Deps } from "./deps.js";
-import { targetNode } from "./target.js";
+import { resolveTarget, targetNode } from "./target.js";
 
 /** `mining_nodes`: node info (no identity needed) and the renter's session id. */
 export const nodeRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
@@ -11,8 +11,18 @@ export const nodeRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
     { schema: { summary: "Nodes known here (empty peer_nodes_list), or one node's info", tags: ["dbc"], body: DbcRequest } },
     async (req) => {
       if (req.body.peer_nodes_list.length === 0) {
+        // On a master: every node of the group; a dead member shows as offline, never hidden.
+        const members = (deps.group?.peers() ?? []).map((p) => ({
+          node_id: p.nodeId,
+          name: p.nickname,
+          version: p.capacity?.version ?? "",
+          state: p.state === "dead" ? "offline" : deps.renters.nodeState(p.nodeId),
+        }));
         return ok({
-          mining_nodes: [{ node_id: deps.nodeId, name: deps.nickname(), version: deps.version, state: deps.renters.nodeState(deps.nodeId) }],
+          mining_nodes: [
+            { node_id: deps.nodeId, name: deps.nickname(), version: deps.version, state: deps.renters.nodeState(deps.nodeId) },
+            ...members,
+          ],
         });
       }
       targetNode(req.body, deps);
@@ -30,6 +40,7 @@ export const nodeRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
         body: DbcRequest,
       },
     },
-    async (req) => ok({ session_id: deps.renters.sessionId(req.body, targetNode(req.body, deps)) }),
+    // Answered here even for a member's node: session ids live with the rental ledger, on the master.
+    async (req) => ok({ session_id: deps.renters.sessionId(req.body, resolveTarget(req.body, deps).nodeId) }),
   );
 };

@@ -5,6 +5,8 @@ import { parseDbcRequest } from "../../../api/v1/request.js";
 import { nodeRoutes } from "./nodes.js";
 import { taskRoutes } from "./tasks.js";
 import { eventRoutes } from "./events.js";
+import { routeToMember } from "./route-to-member.js";
+import { setForwardedRenter } from "./target.js";
 
 /**
  * Seed 001, DBC's client API, under `/api/v1`: its own identities (signatures, sessions; no admin
@@ -15,10 +17,19 @@ export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps
     route.config = { ...(route.config ?? {}), auth: "public" };
   });
   app.setErrorHandler(dbcErrorHandler);
+  const group = deps.group;
+  if (group) {
+    // A call forwarded by this member's master: checked on the bytes as sent, before any parsing.
+    app.addHook("preValidation", async (req) => {
+      const renter = group.router.verifyForwarded(req.headers, req.method, req.url, JSON.stringify(req.body ?? null));
+      if (renter) setForwardedRenter(req, renter);
+    });
+  }
   // DBC's client checks the body's shape field by field with its own texts; so do we, before the schema.
   app.addHook("preValidation", async (req) => {
     if (req.method === "POST") req.body = parseDbcRequest(req.body);
   });
+  if (group) app.addHook("preHandler", routeToMember(deps, group));
   app.setNotFoundHandler((req, reply) => {
     if (req.method !== "POST") return void reply.status(400).send({ errcode: -32600, message: "only support POST request" });
     return void reply.status(404).send({ errcode: -32601, message: `not support uri:${req.url.split("?")[0]}` });

@@ -7,7 +7,7 @@ import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort } from "../.
 import type { VmModify } from "../../../vm/modify.js";
 import type { VmAction } from "../../../vm/state.js";
 import type { V1Deps } from "./deps.js";
-import { targetNode } from "./target.js";
+import { forwardedRenter, targetNode } from "./target.js";
 import { dbcTime, taskDetail, taskSummary } from "./task-view.js";
 
 type Req = FastifyRequest<{ Body: DbcRequest; Params: { id: string; verb?: string }; Querystring: Record<string, string> }>;
@@ -58,7 +58,8 @@ function sshIp(req: FastifyRequest, forwardHost: string): string {
 /** `tasks`: a renter's VMs, DBC's shapes and verbs, on the same VM service as the host API. */
 export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
   const { vms } = deps;
-  const renter = (req: Req) => deps.renters.authorize(req.body, targetNode(req.body, deps));
+  // A call its master forwarded was authenticated there (the rental ledger lives on the master).
+  const renter = (req: Req) => forwardedRenter(req) ?? deps.renters.authorize(req.body, targetNode(req.body, deps));
   const schema = (summary: string, description?: string) => ({ summary, tags: ["dbc"], body: DbcRequest, ...(description ? { description } : {}) });
 
   app.post("/tasks", { schema: schema("The caller's tasks on the node") }, async (req: Req) =>

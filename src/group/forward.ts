@@ -1,0 +1,192 @@
+import { createHash, randomBytes } from "node:crypto";
+import { request } from "node:http";
+import type { IncomingHttpHeaders } from "node:http";
+import { sr25519Verify } from "@polkadot/util-crypto";
+import { hexToU8a, u8aToHex } from "@polkadot/util";
+import { DbcError } from "../api/v1/envelope.js";
+import { splitAddress } from "./local-address.js";
+import type { GroupPeer } from "./membership.js";
+
+/** Headers of a renter call the master forwards to a member. */
+export const FORWARD_HEADERS = {
+  /** The forwarding master's node id. */
+  by: "x-batu-forwarded-by",
+  /** The renter id the master authenticated; empty for calls that need no identity (node info). */
+  renter: "x-batu-renter",
+  /** The master's clock, ms since the epoch. */
+  at: "x-batu-forward-at",
+  /** Random, used once: a captured call cannot be replayed within the time window. */
+  nonce: "x-batu-forward-nonce",
+  /** sr25519 signature by the master's node key of `forwardMessage(...)`, hex. */
+  sig: "x-batu-forward-sig",
+} as const;
+
+/** A forwarded call older (or further in the future) than this is refused. */
+export const FORWARD_MAX_SKEW_MS = 30_000;
+/** How long a forwarding master waits for the TCP connection to a member: the "fail fast" bound. */
+export const FORWARD_CONNECT_TIMEOUT_MS = 2_000;
+/** How long it waits for the member's reply once connected (a suspect member gets the connect bound). */
+export const FORWARD_REPLY_TIMEOUT_MS = 10_000;
+
+export interface ForwardCall {
+  method: string;
+  /** Path and query, exactly as the member will see it. */
+  url: string;
+  bodyText: string;
+  renter: string | null;
+}
+
+export interface ForwardReply {
+  status: number;
+  contentType: string;
+  body: Buffer;
+}
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
+/** The bytes the master signs: a domain tag, the call (body by hash), who it is for, when, and a nonce. */
+export function forwardMessage(p: { method: string; url: string; bodyText: string; renter: string; at: string; nonce: string }): string {
+  return `batu-forward/1\n${JSON.stringify([p.method.toUpperCase(), p.url, sha256(p.bodyText), p.renter, p.at, p.nonce])}`;
+}
+
+/** The headers that carry a forwarded call's proof of origin. */
+export function signForward(call: ForwardCall, masterNodeId: string, sign: (m: string) => Uint8Array, now: Date): Record<string, string> {
+  const at = String(now.getTime());
+  const nonce = randomBytes(16).toString("hex");
+  const renter = call.renter ?? "";
+  return {
+    [FORWARD_HEADERS.by]: masterNodeId,
+    [FORWARD_HEADERS.renter]: renter,
+    [FORWARD_HEADERS.at]: at,
+    [FORWARD_HEADERS.nonce]: nonce,
+    [FORWARD_HEADERS.sig]: u8aToHex(sign(forwardMessage({ ...call, renter, at, nonce }))),
+  };
+}
+
+const one = (h: string | string[] | undefined) => (Array.isArray(h) ? h[0] : h);
+
+/**
+ * A member's check of forwarded calls: signed by the master it joined (master_node_id), fresh, and
+ * never seen before. Seen nonces are kept for twice the time window, then dropped.
+ */
+export class ForwardVerifier {
+  private readonly seen = new Map<string, number>();
+
+  constructor(
+    private readonly masterNodeId: () => string | undefined,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** Whether a request claims to be forwarded at all. */
+  static isForwarded(headers: IncomingHttpHeaders): boolean {
+    return headers[FORWARD_HEADERS.sig] !== undefined;
+  }
+
+  /** The renter id the master vouches for (null: none). Throws DbcError -3 when the proof does not hold. */
+  verify(headers: IncomingHttpHeaders, method: string, url: string, bodyText: string): string | null {
+    const deny = (why: string) => new DbcError(-3, `check authority failed: forwarded call refused: ${why}`);
+    const master = this.masterNodeId();
+    const by = one(headers[FORWARD_HEADERS.by]);
+    const renter = one(headers[FORWARD_HEADERS.renter]) ?? "";
+    const at = one(headers[FORWARD_HEADERS.at]) ?? "";
+    const nonce = one(headers[FORWARD_HEADERS.nonce]) ?? "";
+    const sig = one(headers[FORWARD_HEADERS.sig]) ?? "";
+    if (!master) throw deny("this host has no master");
+    if (by !== master) throw deny("not from this host's master");
+    const nowMs = this.now().getTime();
+    if (!/^\d+$/.test(at) || Math.abs(nowMs - Number(at)) > FORWARD_MAX_SKEW_MS) throw deny("stale or future timestamp");
+    if (!/^[0-9a-f]{32}$/.test(nonce)) throw deny("bad nonce");
+    for (const [n, expires] of this.seen) if (expires < nowMs) this.seen.delete(n);
+    if (this.seen.has(nonce)) throw deny("replayed");
+    let valid = false;
+    try {
+      valid = sr25519Verify(forwardMessage({ method, url, bodyText, renter, at, nonce }), hexToU8a(sig), hexToU8a("0x" + master));
+    } catch {
+      valid = false;
+    }
+    if (!valid) throw deny("bad signature");
+    this.seen.set(nonce, nowMs + 2 * FORWARD_MAX_SKEW_MS);
+    return renter === "" ? null : renter;
+  }
+}
+
+/** The DBC error for a member that cannot answer now, naming it. */
+export function unreachable(nodeId: string, why: string): DbcError {
+  return new DbcError(-32701, `create node request failed: node ${nodeId} is unreachable: ${why}`);
+}
+
+/**
+ * Sends a call to a member and returns its reply as is. A fresh connection each time, so the
+ * connect timeout measures this member now (a pooled socket could be stale). Throws DbcError -32701.
+ */
+export function sendToPeer(peer: GroupPeer, call: ForwardCall, headers: Record<string, string>, replyTimeoutMs: number): Promise<ForwardReply> {
+  const { host, port } = splitAddress(peer.address);
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: host.replace(/^\[|\]$/g, ""),
+      port,
+      method: call.method,
+      path: call.url,
+      agent: false,
+      headers: { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(call.bodyText) },
+    });
+    const fail = (why: string) => {
+      clearTimeout(connectTimer);
+      req.destroy();
+      reject(unreachable(peer.nodeId, why));
+    };
+    const connectTimer = setTimeout(() => fail(`no connection within ${FORWARD_CONNECT_TIMEOUT_MS} ms`), FORWARD_CONNECT_TIMEOUT_MS);
+    req.setTimeout(replyTimeoutMs, () => fail(`no reply within ${replyTimeoutMs} ms`));
+    req.once("socket", (s) => s.once("connect", () => clearTimeout(connectTimer)));
+    req.once("error", (e) => fail(e.message));
+    req.once("response", (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.once("error", (e) => fail(e.message));
+      res.once("end", () => {
+        clearTimeout(connectTimer);
+        resolve({
+          status: res.statusCode ?? 502,
+          contentType: res.headers["content-type"] ?? "application/json; charset=utf-8",
+          body: Buffer.concat(chunks),
+        });
+      });
+    });
+    req.end(call.bodyText);
+  });
+}
+
+export interface GroupRouterOptions {
+  nodeId: string;
+  sign: (message: string) => Uint8Array;
+  peer: (nodeId: string) => GroupPeer | undefined;
+  masterNodeId: () => string | undefined;
+  now?: () => Date;
+}
+
+/** Routing between agents: the master forwards renter calls; a member accepts them from its master only. */
+export class GroupRouter {
+  private readonly verifier: ForwardVerifier;
+  private readonly now: () => Date;
+
+  constructor(private readonly opts: GroupRouterOptions) {
+    this.now = opts.now ?? (() => new Date());
+    this.verifier = new ForwardVerifier(opts.masterNodeId, this.now);
+  }
+
+  peer(nodeId: string): GroupPeer | undefined {
+    return nodeId === this.opts.nodeId ? undefined : this.opts.peer(nodeId);
+  }
+
+  /** Forwards a call to a member; a dead one fails at once, a suspect one within the connect bound. */
+  async forward(peer: GroupPeer, call: ForwardCall): Promise<ForwardReply> {
+    if (peer.state === "dead") throw unreachable(peer.nodeId, `its agent is dead (last seen ${peer.lastSeen})`);
+    const headers = signForward(call, this.opts.nodeId, this.opts.sign, this.now());
+    return sendToPeer(peer, call, headers, peer.state === "suspect" ? FORWARD_CONNECT_TIMEOUT_MS : FORWARD_REPLY_TIMEOUT_MS);
+  }
+
+  verifyForwarded(headers: IncomingHttpHeaders, method: string, url: string, bodyText: string): string | null | undefined {
+    if (!ForwardVerifier.isForwarded(headers)) return undefined;
+    return this.verifier.verify(headers, method, url, bodyText);
+  }
+}

@@ -1,0 +1,163 @@
+import { sr25519Verify } from "@polkadot/util-crypto";
+import { hexToU8a, u8aToHex } from "@polkadot/util";
+import type { GroupHeartbeat, MemberCapacity } from "../api/host.js";
+import { ApiError } from "../api/errors.js";
+import { HostApiError, HostClient } from "../sdk/index.js";
+import type { Logger } from "../lib/logger.js";
+import { joinAddress, localAddressToward, splitAddress } from "./local-address.js";
+
+/** A heartbeat older (or further in the future) than this is refused: it bounds replays. */
+export const HEARTBEAT_MAX_SKEW_MS = 30_000;
+
+/** Capacity fields in signing order: the signature covers a fixed serialization, never JSON key order. */
+const CAPACITY_KEYS = [
+  "cpu_threads",
+  "memory_total_bytes",
+  "memory_available_bytes",
+  "disk_total_bytes",
+  "disk_free_bytes",
+  "vm_count",
+  "version",
+] as const satisfies readonly (keyof MemberCapacity)[];
+
+/** The bytes a member signs: a domain tag (so no other signed message can pass for one) and every field. */
+export function heartbeatMessage(hb: Omit<GroupHeartbeat, "signature">): string {
+  const fields = [hb.node_id, hb.address, hb.nickname, hb.sent_at, ...CAPACITY_KEYS.map((k) => hb.capacity[k])];
+  return `batu-heartbeat/1\n${JSON.stringify(fields)}`;
+}
+
+/** Signs a heartbeat with the member's node key. */
+export function signHeartbeat(
+  hb: Omit<GroupHeartbeat, "signature">,
+  sign: (message: string) => Uint8Array,
+): GroupHeartbeat {
+  return { ...hb, signature: u8aToHex(sign(heartbeatMessage(hb))) };
+}
+
+/**
+ * The master's check of heartbeats: fresh (within HEARTBEAT_MAX_SKEW_MS of its clock), newer than the
+ * last one accepted from that node (no replay), signed by the node id recorded at join.
+ */
+export class HeartbeatVerifier {
+  private readonly lastSentAt = new Map<string, number>();
+
+  /** Throws ApiError("unauthorized") naming the reason; records `sent_at` only when everything holds. */
+  verify(hb: GroupHeartbeat, now: Date): void {
+    if (Math.abs(now.getTime() - hb.sent_at) > HEARTBEAT_MAX_SKEW_MS) {
+      throw new ApiError("unauthorized", "heartbeat refused: sent_at is more than 30 s away from the master's clock");
+    }
+    if (hb.sent_at <= (this.lastSentAt.get(hb.node_id) ?? -1)) {
+      throw new ApiError("unauthorized", "heartbeat refused: replayed (sent_at not newer than the last one)");
+    }
+    const { signature, ...rest } = hb;
+    let valid = false;
+    try {
+      valid = sr25519Verify(heartbeatMessage(rest), hexToU8a(signature), hexToU8a("0x" + hb.node_id));
+    } catch {
+      valid = false;
+    }
+    if (!valid) throw new ApiError("unauthorized", "heartbeat refused: the signature does not match node_id");
+    this.lastSentAt.set(hb.node_id, hb.sent_at);
+  }
+
+  /** Forgets a removed member's replay floor. */
+  forget(nodeId: string): void {
+    this.lastSentAt.delete(nodeId);
+  }
+}
+
+/** What a member knows about its master from its heartbeats. */
+export interface MasterContact {
+  reachable: boolean;
+  lastHeartbeat: string | null;
+  lastError: string | null;
+}
+
+export interface HeartbeatSenderOptions {
+  intervalMs: number;
+  nodeId: string;
+  sign: (message: string) => Uint8Array;
+  /** The master's address while this host is a member; undefined otherwise (nothing is sent). */
+  master: () => string | undefined;
+  agentPort: () => number;
+  nickname: () => string;
+  capacity: () => Promise<MemberCapacity>;
+  log: Logger;
+  now?: () => Date;
+}
+
+/**
+ * A member's heartbeat loop. Each beat is signed with the node key (no token travels). The master
+ * keeps members in its store, so after a master restart the next beat is simply accepted again.
+ */
+export class HeartbeatSender {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = true;
+  private ownAddress: { master: string; address: string } | undefined;
+  private contact: MasterContact = { reachable: false, lastHeartbeat: null, lastError: null };
+  private readonly now: () => Date;
+
+  constructor(private readonly opts: HeartbeatSenderOptions) {
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  get status(): MasterContact {
+    return this.contact;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.beat().finally(() => this.schedule(this.opts.intervalMs));
+    }, delayMs);
+    // The heartbeat alone never keeps the process alive: the HTTP server does.
+    this.timer.unref();
+  }
+
+  /** Sends one heartbeat now; never throws (the outcome goes into `status`). */
+  async beat(): Promise<void> {
+    const master = this.opts.master();
+    if (!master) return;
+    const timeoutMs = Math.max(500, Math.min(2000, this.opts.intervalMs));
+    try {
+      const address = await this.addressToward(master, timeoutMs);
+      const hb = signHeartbeat(
+        {
+          node_id: this.opts.nodeId,
+          address,
+          nickname: this.opts.nickname(),
+          sent_at: this.now().getTime(),
+          capacity: await this.opts.capacity(),
+        },
+        this.opts.sign,
+      );
+      await new HostClient(master, undefined, timeoutMs).heartbeat(hb);
+      if (!this.contact.reachable) this.opts.log.info({ master }, "master reachable");
+      this.contact = { reachable: true, lastHeartbeat: this.now().toISOString(), lastError: null };
+    } catch (e) {
+      // Our own address may have changed (DHCP, another interface): find it again next time.
+      this.ownAddress = undefined;
+      const message = e instanceof HostApiError ? `the master refused the heartbeat: ${e.message}` : (e as Error).message;
+      if (this.contact.reachable || this.contact.lastError === null) this.opts.log.warn({ master, err: message }, "heartbeat failed");
+      this.contact = { ...this.contact, reachable: false, lastError: message };
+    }
+  }
+
+  private async addressToward(master: string, timeoutMs: number): Promise<string> {
+    if (this.ownAddress?.master === master) return this.ownAddress.address;
+    const { host, port } = splitAddress(master);
+    const address = joinAddress(await localAddressToward(host, port, timeoutMs), this.opts.agentPort());
+    this.ownAddress = { master, address };
+    return address;
+  }
+}

@@ -1,0 +1,26 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { DbcRequest } from "../../../api/v1/request.js";
+import type { V1Deps, V1Group } from "./deps.js";
+import { resolveTarget } from "./target.js";
+
+/** Routes answered on the master even for a member's node: they need only the master's ledger. */
+const ANSWERED_HERE = new Set(["/api/v1/mining_nodes/session_id"]);
+
+/**
+ * preHandler on a master: a POST whose `peer_nodes_list[0]` is a member's node is authenticated here
+ * (the rental ledger is here) and forwarded to that member; its reply goes back unchanged.
+ */
+export function routeToMember(deps: V1Deps, group: V1Group) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    const route = req.routeOptions.url;
+    if (req.method !== "POST" || route === undefined || ANSWERED_HERE.has(route)) return undefined;
+    const body = req.body as DbcRequest;
+    if (body.peer_nodes_list.length === 0) return undefined;
+    const target = resolveTarget(body, deps);
+    if (target.kind === "self") return undefined;
+    // Task calls act for a renter; node info (mining_nodes) needs no identity.
+    const renter = route.startsWith("/api/v1/tasks") ? deps.renters.authorize(body, target.nodeId) : null;
+    const r = await group.router.forward(target.peer, { method: req.method, url: req.url, bodyText: JSON.stringify(body), renter });
+    return reply.status(r.status).header("content-type", r.contentType).send(r.body);
+  };
+}

@@ -1,0 +1,238 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cryptoWaitReady } from "@polkadot/util-crypto";
+import { u8aToHex } from "@polkadot/util";
+import { join } from "node:path";
+import { call, removeDir, runCli, startAgentProcess, tempDir, type AgentProcess } from "./helpers/agent-process.js";
+import { DbcClient } from "./helpers/dbc-client.js";
+
+// Short timings so liveness changes happen in seconds: beats every 200 ms, suspect after 1 s, dead after 2.5 s.
+const MASTER_FLAGS = ["--suspect-after-ms", "1000", "--dead-after-ms", "2500"];
+const MEMBER_FLAGS = ["--heartbeat-ms", "200", "--cpu-overcommit", "4", "--shutdown-timeout", "5"];
+
+const dirs: string[] = [];
+let master: AgentProcess;
+let member: AgentProcess;
+const live: AgentProcess[] = [];
+
+function dir(): string {
+  const d = tempDir("batu-group-");
+  dirs.push(d);
+  return d;
+}
+async function start(d: string, extraArgs: string[], port?: number): Promise<AgentProcess> {
+  const a = await startAgentProcess({ confDir: join(d, "conf"), dataDir: join(d, "data"), extraArgs, ...(port ? { port } : {}) });
+  live.push(a);
+  return a;
+}
+const masterAddress = () => master.url.replace("http://", "");
+const groupList = async () => (await call(`${master.url}/master/group/list`, { token: master.adminToken })).body;
+const memberOnMaster = async () => (await groupList()).member.find((m: any) => m.node_id === member.nodeId);
+const myMaster = async () => (await call(`${member.url}/slave/group/my/master`, { token: member.adminToken })).body;
+
+/** Polls `probe` until `pred` holds; returns the last value. */
+async function until<T>(probe: () => Promise<T>, pred: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await probe();
+  while (!pred(last)) {
+    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 100));
+    last = await probe();
+  }
+  return last;
+}
+
+const masterDir = dir();
+const memberDir = dir();
+const alice = () => DbcClient.wallet("//batu-alice");
+
+beforeAll(async () => {
+  await cryptoWaitReady();
+  master = await start(masterDir, MASTER_FLAGS);
+  member = await start(memberDir, MEMBER_FLAGS);
+  const joined = await call(`${member.url}/slave/group/join`, {
+    token: member.adminToken,
+    body: { master: masterAddress(), token: master.joinToken },
+  });
+  expect(joined.status, JSON.stringify(joined.body)).toBe(200);
+});
+
+afterAll(async () => {
+  // VMs outlive their agent by design: delete any a failed test left on the member.
+  const vms = await call(`${member.url}/common/vm/list`, { token: member.adminToken }).catch(() => ({ body: [] as any[] }));
+  for (const vm of Array.isArray(vms.body) ? vms.body : []) {
+    await call(`${member.url}/common/vm/control`, { token: member.adminToken, body: { vm_id: vm.id, action: "delete" } });
+  }
+  await Promise.all(live.map((a) => a.kill()));
+  dirs.forEach(removeDir);
+});
+
+describe("group: heartbeats and liveness", () => {
+  it("a member's heartbeats reach the master: alive, with its capacity; the member sees its master reachable", async () => {
+    const m = await until(memberOnMaster, (m) => m?.capacity != null);
+    expect(m).toMatchObject({ address: `127.0.0.1:${member.port}`, state: "alive", nickname: "" });
+    expect(m.capacity.cpu_threads).toBeGreaterThan(0);
+    expect(m.capacity.memory_total_bytes).toBeGreaterThan(0);
+    expect(m.capacity.disk_free_bytes).toBeGreaterThan(0);
+    expect(m.capacity.vm_count).toBe(0);
+    expect(m.capacity.version).toMatch(/\d/);
+    const mine = await until(myMaster, (b) => b.reachable === true);
+    expect(mine).toMatchObject({ message: "ok", master: masterAddress(), last_error: null });
+    expect(Date.parse(mine.last_heartbeat)).toBeGreaterThan(Date.now() - 5000);
+  });
+
+  it("refuses heartbeats without a valid signature (401) and from non-members (404), with no token asked", async () => {
+    const m = await memberOnMaster();
+    const forged = {
+      node_id: member.nodeId,
+      address: "10.9.9.9:10000",
+      nickname: "evil",
+      sent_at: Date.now(),
+      capacity: m.capacity,
+      signature: "0x" + "ab".repeat(64),
+    };
+    const r = await call(`${master.url}/master/group/heartbeat`, { body: forged });
+    expect(r.status).toBe(401);
+    expect(r.body.message).toMatch(/signature/);
+    const stranger = await call(`${master.url}/master/group/heartbeat`, { body: { ...forged, node_id: "cd".repeat(32) } });
+    expect(stranger.status).toBe(404);
+    expect((await memberOnMaster()).address).toBe(`127.0.0.1:${member.port}`);
+  });
+
+  it("a killed member turns suspect, then dead; restarted, alive again", async () => {
+    await member.kill();
+    const t0 = Date.now();
+    await until(memberOnMaster, (m) => m.state === "suspect");
+    await until(memberOnMaster, (m) => m.state === "dead");
+    expect(Date.now() - t0).toBeGreaterThan(1500);
+    // A dead member stays listed until the operator removes it.
+    expect((await groupList()).member).toHaveLength(1);
+    member = await start(memberDir, MEMBER_FLAGS);
+    await until(memberOnMaster, (m) => m.state === "alive");
+  });
+
+  it("a restarted master keeps its members, which come back by themselves; meanwhile the member reports it unreachable", async () => {
+    const port = master.port;
+    await master.stop();
+    const down = await until(myMaster, (b) => b.reachable === false);
+    expect(down.last_error).toBeTruthy();
+    master = await start(masterDir, MASTER_FLAGS, port);
+    expect((await groupList()).member).toEqual([expect.objectContaining({ node_id: member.nodeId })]);
+    await until(memberOnMaster, (m) => m.state === "alive" && Date.parse(m.last_seen) > Date.now() - 2000);
+    await until(myMaster, (b) => b.reachable === true);
+  });
+});
+
+describe("group: routing /api/v1 through the master", () => {
+  it("mining_nodes with an empty list answers every node of the group", async () => {
+    const r = await new DbcClient(master.url, master.nodeId).post("mining_nodes", { peer_nodes_list: [], additional: {} });
+    expect(r.body.errcode).toBe(0);
+    expect(r.body.message.mining_nodes.map((n: any) => n.node_id).sort()).toEqual([master.nodeId, member.nodeId].sort());
+    expect(r.body.message.mining_nodes.find((n: any) => n.node_id === member.nodeId)).toMatchObject({ state: "online" });
+  });
+
+  it("mining_nodes for the member's node is answered by the member, through the master", async () => {
+    const viaMaster = await new DbcClient(master.url, member.nodeId).call("mining_nodes", {});
+    expect(viaMaster.body.errcode).toBe(0);
+    const direct = await new DbcClient(member.url, member.nodeId).call("mining_nodes", {});
+    for (const k of ["version", "os", "cpu", "mem", "images"]) expect(viaMaster.body.message[k]).toEqual(direct.body.message[k]);
+  });
+
+  it("tasks for the member's node: authorized on the master's ledger, answered by the member", async () => {
+    const dbc = new DbcClient(master.url, member.nodeId);
+    const before = await dbc.call("tasks", DbcClient.signed(alice()));
+    expect(before.body).toEqual({ errcode: -3, message: "check authority failed: machine is not be rented" });
+    const g = await call(`${master.url}/common/rent/grant`, {
+      token: master.adminToken,
+      body: { node_id: member.nodeId, wallet: alice().address, until: new Date(Date.now() + 3600_000).toISOString() },
+    });
+    expect(g.status, JSON.stringify(g.body)).toBe(200);
+    const r = await dbc.call("tasks", DbcClient.signed(alice()));
+    expect(r).toMatchObject({ status: 200, body: { errcode: 0, message: [] } });
+    const missing = await dbc.call("tasks/no-such-task", DbcClient.signed(alice()));
+    expect(missing.body).toEqual({ errcode: -3, message: "task_id not exist" });
+    // The member's own ledger has no rental: the same renter calling it directly is refused.
+    const direct = await new DbcClient(member.url, member.nodeId).call("tasks", DbcClient.signed(alice()));
+    expect(direct.body.errcode).toBe(-3);
+  });
+
+  it("a VM on the member, driven through the master alone: start, detail, delete (session identity)", async () => {
+    const dbc = new DbcClient(master.url, member.nodeId);
+    // The session id comes from the master's ledger, for the member's node.
+    const s = await dbc.call("mining_nodes/session_id", DbcClient.signed(alice()));
+    expect(s.body.errcode).toBe(0);
+    const sessionId: string = s.body.message.session_id;
+    const session = () => ({ session_id: sessionId, session_id_sign: u8aToHex(alice().sign(sessionId)) });
+    const r = await dbc.call("tasks/start", session(), {
+      image_name: "batu-demo.qcow2",
+      operation_system: "linux",
+      bios_mode: "legacy",
+      cpu_cores: "1",
+      mem_size: "1",
+      disk_size: "1",
+    });
+    expect(r.body.errcode, JSON.stringify(r.body)).toBe(0);
+    const taskId: string = r.body.message.task_id;
+    const running = await until(() => dbc.call(`tasks/${taskId}`, session()), (d) => d.body.message?.status === "running", 30_000);
+    // Its forwards are on the member: ssh_ip is the member's address as the master reached it.
+    expect(running.body.message.ssh_ip).toBe("127.0.0.1");
+    // The VM lives on the member, owned by the renter the master authenticated.
+    const onMember = (await call(`${member.url}/common/vm/list`, { token: member.adminToken })).body;
+    expect(onMember.map((v: any) => v.id)).toEqual([taskId]);
+    expect((await dbc.call(`tasks/delete/${taskId}`, session())).body.errcode).toBe(0);
+    await until(() => dbc.call("tasks", session()), (l) => l.body.errcode === 0 && l.body.message.length === 0, 30_000);
+  });
+
+  it("a member refuses calls that claim to be forwarded but are not signed by its master", async () => {
+    const res = await fetch(`${member.url}/api/v1/tasks`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-batu-forwarded-by": master.nodeId,
+        "x-batu-renter": alice().address,
+        "x-batu-forward-at": String(Date.now()),
+        "x-batu-forward-nonce": "0".repeat(32),
+        "x-batu-forward-sig": "0x" + "ab".repeat(64),
+      },
+      body: JSON.stringify({ peer_nodes_list: [member.nodeId], additional: {} }),
+    });
+    expect(await res.json()).toEqual({ errcode: -3, message: "check authority failed: forwarded call refused: bad signature" });
+  });
+
+  it("a call to a dead member fails within 2 s with -32701 naming the node", async () => {
+    await member.kill();
+    const dbc = new DbcClient(master.url, member.nodeId);
+    // While merely suspect, the connection is refused at once on loopback.
+    let t = Date.now();
+    const early = await dbc.call("tasks", DbcClient.signed(alice()));
+    expect(Date.now() - t).toBeLessThan(2000);
+    expect(early.body.errcode).toBe(-32701);
+    await until(memberOnMaster, (m) => m.state === "dead");
+    t = Date.now();
+    const r = await dbc.call("tasks", DbcClient.signed(alice()));
+    expect(Date.now() - t).toBeLessThan(2000);
+    expect(r.status).toBe(400);
+    expect(r.body.errcode).toBe(-32701);
+    expect(r.body.message).toContain(member.nodeId);
+    expect(r.body.message).toMatch(/dead/);
+    member = await start(memberDir, MEMBER_FLAGS);
+    await until(memberOnMaster, (m) => m.state === "alive");
+  });
+});
+
+describe("group: removing a member", () => {
+  it("`batu group remove <node_id>` forgets it; its heartbeats are then refused and it reports the master unreachable", async () => {
+    const unknown = await runCli(["group", "remove", "10.1.1.1:10000", "--conf-dir", master.confDir, "--port", String(master.port)]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no such member/);
+    const r = await runCli(["group", "remove", member.nodeId, "--conf-dir", master.confDir, "--port", String(master.port), "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ message: "ok", address: `127.0.0.1:${member.port}`, node_id: member.nodeId });
+    expect((await groupList()).member).toEqual([]);
+    const mine = await until(myMaster, (b) => b.reachable === false);
+    expect(mine.last_error).toMatch(/not a member/);
+    // Nothing routes to it any more.
+    const call2 = await new DbcClient(master.url, member.nodeId).call("tasks", DbcClient.signed(alice()));
+    expect(call2.body.errcode).toBe(-32701);
+    expect(call2.body.message).toMatch(/not served here/);
+  });
+});
