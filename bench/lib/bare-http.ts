@@ -1,0 +1,72 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { sleep } from "./proc.js";
+
+/**
+ * The baseline: node:http and nothing else, in its own Node.js process (as the agent is). It reads
+ * each request's body to the end (unparsed) and answers with the fixed bytes given for the path.
+ */
+const SERVER = `
+const http = require("node:http");
+const fs = require("node:fs");
+const bodies = new Map(Object.entries(JSON.parse(fs.readFileSync(process.argv[1], "utf8")))
+  .map(([path, r]) => [path, { type: r.type, body: Buffer.from(r.body, "base64") }]));
+const server = http.createServer((req, res) => {
+  req.on("data", () => {});
+  req.on("end", () => {
+    const r = bodies.get(req.url);
+    if (!r) { res.writeHead(404, { "content-length": 0 }); res.end(); return; }
+    res.writeHead(200, { "content-type": r.type, "content-length": r.body.length });
+    res.end(r.body);
+  });
+});
+server.keepAliveTimeout = 72000;
+server.listen(0, "127.0.0.1", () => process.stdout.write(JSON.stringify({ port: server.address().port }) + "\\n"));
+`;
+
+export class BareHttp {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  /** `replies`: path → content type and exact bytes to answer with. */
+  static async start(bodiesFile: string, replies: Record<string, { type: string; bytes: Buffer }>): Promise<BareHttp> {
+    const json = Object.fromEntries(Object.entries(replies).map(([p, r]) => [p, { type: r.type, body: r.bytes.toString("base64") }]));
+    writeFileSync(bodiesFile, JSON.stringify(json));
+    const child = spawn(process.execPath, ["-e", SERVER, bodiesFile], { stdio: ["ignore", "pipe", "inherit"], detached: true });
+    const port = await new Promise<number>((ok, fail) => {
+      let out = "";
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        fail(new Error("bare server did not start in 10 s"));
+      }, 10_000);
+      child.once("exit", (c) => {
+        clearTimeout(timer);
+        fail(new Error(`bare server exited with ${c}`));
+      });
+      child.stdout!.on("data", (b: Buffer) => {
+        out += b.toString();
+        const m = /\{"port":(\d+)\}/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          ok(Number(m[1]));
+        }
+      });
+    });
+    return new BareHttp(child, `http://127.0.0.1:${port}`);
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  async stop(): Promise<void> {
+    const c = this.child;
+    if (c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise((r) => c.once("exit", r));
+    c.kill("SIGTERM");
+    await Promise.race([exited, sleep(5_000)]);
+    if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  }
+}
