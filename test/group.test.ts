@@ -74,6 +74,7 @@ describe("group: heartbeats and liveness", () => {
     expect(m.capacity.memory_total_bytes).toBeGreaterThan(0);
     expect(m.capacity.disk_free_bytes).toBeGreaterThan(0);
     expect(m.capacity.vm_count).toBe(0);
+    expect(m.capacity.gpu_free).toBeLessThanOrEqual(m.capacity.gpu_total);
     expect(m.capacity.version).toMatch(/\d/);
     const mine = await until(myMaster, (b) => b.reachable === true);
     expect(mine).toMatchObject({ message: "ok", master: masterAddress(), last_error: null });

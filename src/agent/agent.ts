@@ -10,7 +10,7 @@ import { VERSION } from "../server/app.js";
 import { HeartbeatSender } from "../group/heartbeat.js";
 import { GroupRouter } from "../group/forward.js";
 import { DEFAULT_LIVENESS } from "../group/liveness.js";
-import { readHostInfo } from "../host/host-info.js";
+import { memberCapacity } from "./capacity.js";
 
 export interface AgentOptions {
   host: string;
@@ -92,18 +92,7 @@ export async function startAgent(
     master: () => (group.hostConfig.host_type === "slave" ? group.hostConfig.master : undefined),
     agentPort: () => state.port,
     nickname: () => state.files.system.nickname,
-    capacity: async () => {
-      const info = await readHostInfo(state.dataDir);
-      return {
-        cpu_threads: info.cpu.threads,
-        memory_total_bytes: info.memory.totalBytes,
-        memory_available_bytes: info.memory.availableBytes,
-        disk_total_bytes: info.disk.totalBytes,
-        disk_free_bytes: info.disk.freeBytes,
-        vm_count: vms.list().length,
-        version: VERSION,
-      };
-    },
+    capacity: () => memberCapacity({ dataDir: state.dataDir, vms: () => vms.list(), version: VERSION }),
     log: agentLog,
   });
   const nodeState = (nodeId: string) => (authority.rentals.activeRental(nodeId, new Date()) ? "rented" : "online");

@@ -78,6 +78,8 @@ export const MemberCapacity = Type.Object(
     memory_available_bytes: Type.Integer({ minimum: 0, description: "Memory available now (MemAvailable)", examples: [51539607552] }),
     disk_total_bytes: Type.Integer({ minimum: 0, description: "Size of the file system holding the data dir" }),
     disk_free_bytes: Type.Integer({ minimum: 0, description: "Free space of that file system" }),
+    gpu_total: Type.Integer({ minimum: 0, description: "GPUs of the host (PCI display and 3D controllers)", examples: [4] }),
+    gpu_free: Type.Integer({ minimum: 0, description: "GPUs not held by a VM that is not shut off", examples: [2] }),
     vm_count: Type.Integer({ minimum: 0, description: "VMs the member holds (any state)", examples: [2] }),
     version: Type.String({ maxLength: 64, description: "The member's batu version", examples: ["0.1.0"] }),
   },

@@ -21,6 +21,8 @@ const capacity = {
   memory_available_bytes: 4,
   disk_total_bytes: 100,
   disk_free_bytes: 50,
+  gpu_total: 0,
+  gpu_free: 0,
   vm_count: 0,
   version: "0.1.0",
 };

@@ -16,6 +16,8 @@ const CAPACITY_KEYS = [
   "memory_available_bytes",
   "disk_total_bytes",
   "disk_free_bytes",
+  "gpu_total",
+  "gpu_free",
   "vm_count",
   "version",
 ] as const satisfies readonly (keyof MemberCapacity)[];
