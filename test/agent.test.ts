@@ -2,6 +2,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { call, readOnlyMount, removeDir, runCli, startAgentProcess, tempDir, type AgentProcess } from "./helpers/agent-process.js";
+import { memberJoinProof, newNonce, verifyMasterProof } from "../src/group/join-proof.js";
 
 const dirs: string[] = [];
 const agents: AgentProcess[] = [];
@@ -125,6 +126,38 @@ describe("host API: group", () => {
     expect((await call(url, { token: a.adminToken.slice(1), body: {} })).status).toBe(401);
     expect((await call(url, { body: {} })).status).toBe(401);
     expect((await call(`${a.url}/master/group/list`, { token: a.adminToken })).body.member).toEqual([]);
+  });
+
+  it("a join by proof: the master proves itself over a challenge, the member without sending the token; replays refused", async () => {
+    const a = await agentIn(freshDir());
+    const challenge = newNonce();
+    const hello = await call(`${a.url}/master/group/hello?challenge=${challenge}`);
+    expect(hello.status).toBe(200);
+    expect(hello.body).toMatchObject({ node_id: a.nodeId, group_name: "group1" });
+    expect(verifyMasterProof(a.joinToken, hello.body, challenge)).toBe(true);
+    expect(verifyMasterProof("some-other-join-token-000", hello.body, challenge)).toBe(false);
+    expect((await call(`${a.url}/master/group/hello?challenge=short`)).status).toBe(400);
+
+    const claim = { masterNodeId: a.nodeId, nodeId: "ef".repeat(32), address: "10.1.2.9:10000", nickname: "p1", at: Date.now(), nonce: newNonce() };
+    const body = (token: string, c = claim) => ({
+      address: c.address,
+      node_id: c.nodeId,
+      nickname: c.nickname,
+      proof: { at: c.at, nonce: c.nonce, mac: memberJoinProof(token, c) },
+    });
+    const url = `${a.url}/master/group/join`;
+    const wrong = await call(url, { body: body("some-other-join-token-000") });
+    expect(wrong).toMatchObject({ status: 401, body: { message: expect.stringMatching(/join token/) } });
+    // A proof binds what is recorded: the same proof for another address is refused.
+    const moved = await call(url, { body: { ...body(a.joinToken), address: "10.6.6.6:10000" } });
+    expect(moved.status).toBe(401);
+    expect((await call(`${a.url}/master/group/list`, { token: a.adminToken })).body.member).toEqual([]);
+    const ok = await call(url, { body: body(a.joinToken) });
+    expect(ok).toMatchObject({ status: 200, body: { address: "10.1.2.9:10000", node_id: a.nodeId } });
+    const replay = await call(url, { body: body(a.joinToken) });
+    expect(replay).toMatchObject({ status: 401, body: { message: expect.stringMatching(/replayed/) } });
+    const noNode = await call(url, { body: { proof: body(a.joinToken).proof } });
+    expect(noNode).toMatchObject({ status: 400, body: { message: expect.stringMatching(/^proof: .*node_id/) } });
   });
 
   it("a master has no master: /slave/group/my/master → 409", async () => {

@@ -11,6 +11,8 @@ import { HeartbeatSender } from "../group/heartbeat.js";
 import { GroupRouter } from "../group/forward.js";
 import { DEFAULT_LIVENESS } from "../group/liveness.js";
 import { memberCapacity } from "./capacity.js";
+import { startAutoJoin } from "./auto-join.js";
+import { DiscoveryResponder } from "../group/discovery.js";
 
 export interface AgentOptions {
   host: string;
@@ -29,6 +31,8 @@ export interface AgentOptions {
   /** On a master: silence after which a member is suspect (default 10 s), then dead (default 60 s). */
   suspectAfterMs?: number | undefined;
   deadAfterMs?: number | undefined;
+  /** Find the master on the LAN and join it (until this host is a member), with this join token. */
+  discover?: { joinToken: string; groupName?: string | undefined } | undefined;
 }
 
 export interface RunningAgent {
@@ -99,7 +103,6 @@ export async function startAgent(
   const app = await build({
     log: agentLog,
     adminToken: identity.adminToken,
-    joinToken: identity.joinToken,
     systemConfig: () => state.files.system,
     group,
     vms,
@@ -143,11 +146,22 @@ export async function startAgent(
     );
     heartbeats.start();
     const sender = heartbeats;
+    // Masters answer discovery on the interfaces the agent serves (none for a loopback-only agent).
+    const responder = new DiscoveryResponder({
+      bindHost: opts.host,
+      master: () => group.discoveryIdentity(),
+      version: VERSION,
+      log: agentLog,
+    });
+    await responder.start();
+    const stopAutoJoin = opts.discover ? startAutoJoin({ group, ...opts.discover, log: agentLog }) : () => undefined;
     return {
       app,
       nodeId: identity.nodeId,
       url,
       close: async () => {
+        stopAutoJoin();
+        responder.close();
         sender.stop();
         await app.close();
         await vms.close();

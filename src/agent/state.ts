@@ -50,6 +50,8 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     confDir,
     hostConfig: files.host,
     nodeId: identity.nodeId,
+    joinToken: identity.joinToken,
+    adminToken: identity.adminToken,
     nickname: () => files.system.nickname,
     selfAddress: () => selfAddress(opts.host, port),
     agentPort: () => port,

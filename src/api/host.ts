@@ -45,12 +45,31 @@ export type HostConfig = Static<typeof HostConfig>;
 export type MasterHostConfig = Static<typeof MasterHostConfig>;
 export type SlaveHostConfig = Static<typeof SlaveHostConfig>;
 
-/** `POST /master/group/json` (= `/master/group/join`): a member asks the master to record it. */
+/**
+ * A member's proof of holding the join token without sending it (src/group/join-proof.ts): an
+ * HMAC-SHA256, keyed by the token, of this master's node id and the body's node_id, address and
+ * nickname, at a time and with a nonce used once.
+ */
+export const JoinProof = Type.Object(
+  {
+    at: Type.Integer({ minimum: 0, description: "The member's clock, ms since the epoch" }),
+    nonce: Type.String({ pattern: "^[0-9a-f]{32}$", description: "16 random bytes, hex, used once" }),
+    mac: Type.String({ pattern: "^[0-9a-f]{64}$", description: "HMAC-SHA256, hex" }),
+  },
+  { additionalProperties: false },
+);
+export type JoinProof = Static<typeof JoinProof>;
+
+/**
+ * `POST /master/group/json` (= `/master/group/join`): a member asks the master to record it,
+ * authenticated by `Authorization: Bearer <join token>` (seed 000) or by `proof` (batu's members).
+ */
 export const GroupJoin = Type.Object(
   {
     address: Type.Optional(HostAddress),
     node_id: Type.Optional(NodeId),
     nickname: Type.Optional(Type.String({ maxLength: 64, description: "The member's nickname" })),
+    proof: Type.Optional(JoinProof),
   },
   { additionalProperties: false, $id: "GroupJoin" },
 );
@@ -127,8 +146,12 @@ export type MyMaster = Static<typeof MyMaster>;
 /** `POST /slave/group/join` (batu's addition, admin only): make this host a member of a master's group. */
 export const BecomeMember = Type.Object(
   {
-    master: HostAddress,
-    token: Type.String({ minLength: 16, maxLength: 256, description: "The master's group join token" }),
+    master: Type.Optional(HostAddress),
+    discover: Type.Optional(Type.Boolean({ description: "Find the master on the local network (SSDP) instead of naming it" })),
+    group_name: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9._-]+$", description: "With discover: only this group's master" }),
+    ),
+    token: Type.String({ minLength: 16, maxLength: 256, description: "The master's group join token (never sent to it)" }),
   },
   { additionalProperties: false, $id: "BecomeMember" },
 );
@@ -139,6 +162,23 @@ export const BecomeMemberReply = Type.Object(
   { $id: "BecomeMemberReply" },
 );
 export type BecomeMemberReply = Static<typeof BecomeMemberReply>;
+
+/** `GET /master/group/hello?challenge=`: who this master is, and its proof of holding the join token. */
+export const MasterHelloQuery = Type.Object(
+  { challenge: Type.String({ pattern: "^[0-9a-f]{32,128}$", description: "The asker's random challenge, hex" }) },
+  { additionalProperties: false },
+);
+export type MasterHelloQuery = Static<typeof MasterHelloQuery>;
+
+export const MasterHello = Type.Object(
+  {
+    node_id: NodeId,
+    group_name: Type.String(),
+    proof: Type.String({ description: "HMAC-SHA256 keyed by the join token of node_id, group_name and the challenge (src/group/join-proof.ts)" }),
+  },
+  { $id: "MasterHello" },
+);
+export type MasterHello = Static<typeof MasterHello>;
 
 /**
  * `POST /master/group/heartbeat`: a member's periodic report. No token: the member signs

@@ -8,6 +8,7 @@ import type {
   GroupRemove,
   GroupRemoveReply,
   HostConfig,
+  MasterHello,
   MemberCapacity,
   MyMaster,
 } from "../api/host.js";
@@ -19,6 +20,9 @@ import type { Logger } from "../lib/logger.js";
 import { joinAddress, localAddressToward, splitAddress } from "./local-address.js";
 import { DEFAULT_LIVENESS, memberState, type LivenessTimes } from "./liveness.js";
 import { HeartbeatVerifier, type MasterContact } from "./heartbeat.js";
+import { JoinProofVerifier, masterProof, memberJoinProof, newNonce, verifyMasterProof } from "./join-proof.js";
+import { DiscoveryError, discoverMaster, type DiscoveredMaster } from "./discovery.js";
+import { secretEquals } from "../auth/secrets.js";
 
 /** A member as routing sees it: where it is and whether it is alive. */
 export interface GroupPeer {
@@ -34,6 +38,10 @@ export interface GroupServiceOptions {
   confDir: string;
   hostConfig: HostConfig;
   nodeId: string;
+  /** This host's group join token: what members must prove they hold. */
+  joinToken: string;
+  /** The operator's token, which seed 000 callers may present to the join endpoint too. */
+  adminToken: string;
   nickname: () => string;
   /** This agent's own address as the group sees it (ip:port). */
   selfAddress: () => string;
@@ -58,12 +66,14 @@ export class GroupService {
   private readonly startedAt: Date;
   private readonly liveness: LivenessTimes;
   private readonly heartbeats = new HeartbeatVerifier();
+  private readonly joinProofs: JoinProofVerifier;
 
   constructor(private readonly opts: GroupServiceOptions) {
     this.host = opts.hostConfig;
     this.now = opts.now ?? (() => new Date());
     this.startedAt = this.now();
     this.liveness = opts.liveness ?? DEFAULT_LIVENESS;
+    this.joinProofs = new JoinProofVerifier(this.now);
   }
 
   /** A record's state now: computed from its last heartbeat, never stored (see liveness.ts). */
@@ -75,8 +85,12 @@ export class GroupService {
     return this.host;
   }
 
-  /** A member asks this master to record it. `callerIp` is the request's source address. */
-  recordJoin(body: GroupJoin, callerIp: string): GroupJoinReply {
+  /**
+   * A member asks this master to record it. `callerIp` is the request's source address; `bearer` the
+   * token of its Authorization header, if any (seed 000 callers), else the body's proof must hold.
+   */
+  recordJoin(body: GroupJoin, callerIp: string, bearer: string | undefined): GroupJoinReply {
+    this.authenticateJoin(body, bearer);
     const host = this.host;
     if (host.host_type !== "master") throw new ApiError("not_master");
     if (body.node_id === this.opts.nodeId) throw new ApiError("conflict", "a host cannot join its own group");
@@ -90,6 +104,47 @@ export class GroupService {
       node_id: this.opts.nodeId,
       address: rec.address,
     };
+  }
+
+  private authenticateJoin(body: GroupJoin, bearer: string | undefined): void {
+    if (bearer !== undefined) {
+      if (!secretEquals(bearer, this.opts.joinToken) && !secretEquals(bearer, this.opts.adminToken)) {
+        throw new ApiError("unauthorized", "wrong bearer token");
+      }
+      return;
+    }
+    if (!body.proof) throw new ApiError("unauthorized", "missing bearer token (Authorization: Bearer <join token>) or join proof");
+    if (body.node_id === undefined || body.address === undefined) {
+      throw new ApiError("bad_request", "proof: a join proof needs node_id and address in the body");
+    }
+    const claim = {
+      masterNodeId: this.opts.nodeId,
+      nodeId: body.node_id,
+      address: body.address,
+      nickname: body.nickname ?? "",
+      at: body.proof.at,
+      nonce: body.proof.nonce,
+    };
+    const refused = this.joinProofs.check(this.opts.joinToken, claim, body.proof.mac);
+    if (refused) throw new ApiError("unauthorized", `join refused: ${refused}`);
+  }
+
+  /** Who this master is, proven over the asker's challenge (the unicast twin of a discovery answer). */
+  hello(challenge: string): MasterHello {
+    const host = this.host;
+    if (host.host_type !== "master") throw new ApiError("not_master");
+    return {
+      node_id: this.opts.nodeId,
+      group_name: host.group_name,
+      proof: masterProof(this.opts.joinToken, this.opts.nodeId, host.group_name, challenge),
+    };
+  }
+
+  /** What discovery answers with while this host is a master; null otherwise. */
+  discoveryIdentity(): { nodeId: string; groupName: string; port: number; joinToken: string } | null {
+    const host = this.host;
+    if (host.host_type !== "master") return null;
+    return { nodeId: this.opts.nodeId, groupName: host.group_name, port: this.opts.agentPort(), joinToken: this.opts.joinToken };
   }
 
   list(): GroupList {
@@ -191,42 +246,75 @@ export class GroupService {
   }
 
   /**
-   * Makes this host a member of `master`'s group: registers with the master using the join token,
-   * then writes host_config.json and takes the role at once. Nothing is written if the master refuses.
+   * Makes this host a member of a master's group, named by address or found on the LAN: checks that
+   * the master holds the join token (its proof over our challenge), registers with a proof of our own
+   * (the token is never sent), then writes host_config.json and takes the role at once. Nothing is
+   * written if anything fails.
    */
   async becomeMember(req: BecomeMember): Promise<BecomeMemberReply> {
-    const masterAddress = normalizeAddress(req.master);
-    const { host, port } = splitAddress(masterAddress);
+    if ((req.master === undefined) === (req.discover !== true)) {
+      throw new ApiError("bad_request", "master: give either a master address or discover: true");
+    }
+    const master = req.master !== undefined ? await this.helloAt(normalizeAddress(req.master), req.token) : await this.discover(req);
+    const { host, port } = splitAddress(master.address);
     let ownIp: string;
     try {
       ownIp = await localAddressToward(host, port);
     } catch (e) {
-      throw new ApiError("master_unreachable", `the master ${masterAddress} could not be reached: ${(e as Error).message}`);
+      throw new ApiError("master_unreachable", `the master ${master.address} could not be reached: ${(e as Error).message}`);
     }
     const address = joinAddress(ownIp, this.opts.agentPort());
+    const nickname = this.opts.nickname();
+    const at = this.now().getTime();
+    const nonce = newNonce();
+    const mac = memberJoinProof(req.token, { masterNodeId: master.nodeId, nodeId: this.opts.nodeId, address, nickname, at, nonce });
     let reply: GroupJoinReply;
     try {
-      reply = await new HostClient(masterAddress).recordJoin(
-        { address, node_id: this.opts.nodeId, nickname: this.opts.nickname() },
-        req.token,
-      );
+      reply = await new HostClient(master.address).recordJoin({ address, node_id: this.opts.nodeId, nickname, proof: { at, nonce, mac } });
     } catch (e) {
-      if (e instanceof UnreachableError) throw new ApiError("master_unreachable", e.message);
-      if (e instanceof HostApiError) {
-        throw new ApiError("upstream_refused", `the master ${masterAddress} refused to record this host: ${e.message}`);
-      }
-      throw e;
+      throw this.upstreamError(master.address, e, "record this host");
     }
     const next: HostConfig = {
       host_type: "slave",
-      master: seedAddress(masterAddress),
+      master: seedAddress(master.address),
       have_group: true,
       group_name: reply.group_name,
-      master_node_id: reply.node_id,
+      master_node_id: master.nodeId,
     };
     saveHostConfig(this.opts.confDir, next);
     this.host = next;
-    this.opts.log.info({ master: masterAddress, address: reply.address }, "joined group");
-    return { message: "ok", master: masterAddress, address: reply.address, group_name: reply.group_name };
+    this.opts.log.info({ master: master.address, address: reply.address }, "joined group");
+    return { message: "ok", master: master.address, address: reply.address, group_name: reply.group_name };
+  }
+
+  private async discover(req: BecomeMember): Promise<DiscoveredMaster> {
+    try {
+      return await discoverMaster({ joinToken: req.token, groupName: req.group_name, selfNodeId: this.opts.nodeId });
+    } catch (e) {
+      if (e instanceof DiscoveryError) throw new ApiError("master_unreachable", `discovery: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /** Asks the host at `address` who it is, and believes it only if it proves it holds the token. */
+  private async helloAt(address: string, token: string): Promise<DiscoveredMaster> {
+    const challenge = newNonce();
+    let hello: MasterHello;
+    try {
+      hello = await new HostClient(address).hello(challenge);
+    } catch (e) {
+      throw this.upstreamError(address, e, "say who it is");
+    }
+    if (hello.node_id === this.opts.nodeId) throw new ApiError("conflict", "a host cannot join its own group");
+    if (!verifyMasterProof(token, hello, challenge)) {
+      throw new ApiError("upstream_refused", `the master ${address} does not hold this join token: wrong token, or not the master you meant`);
+    }
+    return { address, nodeId: hello.node_id, groupName: hello.group_name };
+  }
+
+  private upstreamError(address: string, e: unknown, what: string): unknown {
+    if (e instanceof UnreachableError) return new ApiError("master_unreachable", e.message);
+    if (e instanceof HostApiError) return new ApiError("upstream_refused", `the master ${address} refused to ${what}: ${e.message}`);
+    return e;
   }
 }

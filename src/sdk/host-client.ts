@@ -7,6 +7,7 @@ import type {
   GroupList,
   GroupRemove,
   GroupRemoveReply,
+  MasterHello,
   MyMaster,
   SystemConfig,
 } from "../api/host.js";
@@ -45,9 +46,17 @@ export class HostClient {
     return this.get("/slave/group/my/master");
   }
 
-  /** Member → master: record me. Authenticated by the group's join token. */
-  recordJoin(body: GroupJoin, joinToken: string): Promise<GroupJoinReply> {
+  /**
+   * Member → master: record me. Authenticated by `body.proof` (batu: the token never travels) or,
+   * as seed 000 callers do, by the join token itself as a bearer token.
+   */
+  recordJoin(body: GroupJoin, joinToken?: string): Promise<GroupJoinReply> {
     return this.post("/master/group/join", body, joinToken);
+  }
+
+  /** Anyone → master: who are you? The proof over `challenge` shows it holds the join token. */
+  hello(challenge: string): Promise<MasterHello> {
+    return this.get(`/master/group/hello?challenge=${encodeURIComponent(challenge)}`);
   }
 
   /** Member → master: a signed heartbeat (no token). */

@@ -2,8 +2,11 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { ApiError } from "../api/errors.js";
 import { bearerToken, secretEquals } from "../auth/secrets.js";
 
-/** Who may call a route: the operator (admin token), a joining member (join token), or anyone. */
-export type RouteAuth = "admin" | "join" | "public";
+/**
+ * Who may call a route: the operator (admin token), or anyone at the hook's level ("public" routes
+ * that authenticate in their service: joins by join token or proof, heartbeats by signature).
+ */
+export type RouteAuth = "admin" | "public";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -13,7 +16,6 @@ declare module "fastify" {
 
 export interface Tokens {
   adminToken: string;
-  joinToken: string;
 }
 
 /** onRequest hook: checks the bearer token a route asks for; admin routes are the default. */
@@ -26,8 +28,6 @@ export function authHook(tokens: Tokens) {
     if (auth === "public") return;
     const token = bearerToken(request.headers.authorization);
     if (token === undefined) throw new ApiError("unauthorized", "missing bearer token (Authorization: Bearer <token>)");
-    const ok =
-      secretEquals(token, tokens.adminToken) || (auth === "join" && secretEquals(token, tokens.joinToken));
-    if (!ok) throw new ApiError("unauthorized", "wrong bearer token");
+    if (!secretEquals(token, tokens.adminToken)) throw new ApiError("unauthorized", "wrong bearer token");
   };
 }

@@ -9,7 +9,6 @@ import type { V1Deps } from "./routes/v1/deps.js";
 export interface AppDeps {
   log: Logger;
   adminToken: string;
-  joinToken: string;
   systemConfig: () => SystemConfig;
   group: GroupService;
   vms: VmService;

@@ -7,7 +7,11 @@ import { AGENT_FLAGS, parse, parsePort } from "../options.js";
 export const usage = `batu agent [--port 10000] [--host 0.0.0.0] [--conf-dir ./conf] [--data-dir ./data] [--log-level info]
            [--forward-host <addr>] [--cpu-overcommit 1] [--shutdown-timeout 60]
            [--heartbeat-ms 3000] [--suspect-after-ms 10000] [--dead-after-ms 60000]
+           [--discover [--group-name <name>]]
   Runs this machine's agent: the host API (seed 000) on the given port.
+  --discover          find the master on the local network (SSDP) and join it; the master's join
+                      token comes from BATU_JOIN_TOKEN (it is never sent: both sides prove they hold it)
+  --group-name        with --discover: join only the master of this group
   --forward-host      address VM port forwards and VNC listen on (default: --host)
   --cpu-overcommit    vCPUs per host thread all VMs together may hold (default 1)
   --shutdown-timeout  seconds a graceful shutdown waits before powering off (default 60)
@@ -33,7 +37,12 @@ export async function agentCommand(args: string[]): Promise<void> {
     "heartbeat-ms": { type: "string", default: "3000" },
     "suspect-after-ms": { type: "string", default: "10000" },
     "dead-after-ms": { type: "string", default: "60000" },
+    discover: { type: "boolean" },
+    "group-name": { type: "string" },
   });
+  const joinToken = process.env.BATU_JOIN_TOKEN;
+  if (values.discover && !joinToken) throw new UsageError("--discover: set BATU_JOIN_TOKEN to the master's conf/join.token");
+  if (values["group-name"] !== undefined && !values.discover) throw new UsageError("--group-name: only with --discover");
   const heartbeatMs = parseMs(values["heartbeat-ms"], "--heartbeat-ms", 100, 600_000);
   const suspectAfterMs = parseMs(values["suspect-after-ms"], "--suspect-after-ms", 100, 86_400_000);
   const deadAfterMs = parseMs(values["dead-after-ms"], "--dead-after-ms", 100, 86_400_000);
@@ -57,6 +66,7 @@ export async function agentCommand(args: string[]): Promise<void> {
         heartbeatMs,
         suspectAfterMs,
         deadAfterMs,
+        discover: values.discover && joinToken ? { joinToken, groupName: values["group-name"] } : undefined,
       },
       log,
     );

@@ -7,7 +7,10 @@ import { UsageError } from "../errors.js";
 import { AGENT_FLAGS, parse, parsePort } from "../options.js";
 
 export const usage = `batu group join <master-address> --token <join token> [--conf-dir ./conf] [--data-dir ./data] [--port 10000]
-  Makes this host a member of the master's group (token also from BATU_JOIN_TOKEN).
+batu group join --discover [--group-name <name>] --token <join token> [...]
+  Makes this host a member of the master's group (token also from BATU_JOIN_TOKEN). With
+  --discover, finds the master on the local network (SSDP) instead of being told its address.
+  The token is never sent: the master proves it holds it, and so does this host.
   Asks this host's running agent to join, so it takes the new role at once; when no agent
   runs, registers with the master directly and writes conf/host_config.json.
 batu group remove <node_id|address> [--conf-dir ./conf] [--port 10000] [--json]
@@ -21,18 +24,29 @@ export async function groupCommand(args: string[]): Promise<void> {
 }
 
 async function groupJoin(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, { ...AGENT_FLAGS, token: { type: "string" }, json: { type: "boolean" } });
+  const { values, positionals } = parse(args, {
+    ...AGENT_FLAGS,
+    token: { type: "string" },
+    json: { type: "boolean" },
+    discover: { type: "boolean" },
+    "group-name": { type: "string" },
+  });
   const master = positionals[0];
-  if (!master) throw new UsageError(`missing <master-address>\n${usage}`);
+  if (!master && !values.discover) throw new UsageError(`missing <master-address> (or --discover)\n${usage}`);
+  if (master && values.discover) throw new UsageError("give either <master-address> or --discover, not both");
+  if (values["group-name"] !== undefined && !values.discover) throw new UsageError("--group-name: only with --discover");
   const token = values.token ?? process.env.BATU_JOIN_TOKEN;
   if (!token) throw new UsageError("missing --token (or BATU_JOIN_TOKEN): the master's conf/join.token");
   const port = parsePort(values.port);
   const adminToken = readAdminToken(values["conf-dir"]);
 
+  const request = master
+    ? { master, token }
+    : { discover: true, token, ...(values["group-name"] !== undefined ? { group_name: values["group-name"] } : {}) };
   let reply;
   try {
     if (!adminToken) throw new UnreachableError("(no admin token)", new Error("no agent has run here"));
-    reply = await new HostClient(`127.0.0.1:${port}`, adminToken, 15_000).becomeMember({ master, token });
+    reply = await new HostClient(`127.0.0.1:${port}`, adminToken, 15_000).becomeMember(request);
   } catch (e) {
     if (e instanceof HostApiError) throw new UsageError(`join refused: ${e.message}`, 1);
     if (!(e instanceof UnreachableError)) throw e;
@@ -42,7 +56,7 @@ async function groupJoin(args: string[]): Promise<void> {
       createLogger({ level: "warn" }),
     );
     try {
-      reply = await state.group.becomeMember({ master, token });
+      reply = await state.group.becomeMember(request);
     } catch (err) {
       if (err instanceof ApiError) throw new UsageError(`join refused: ${err.message}`, 1);
       throw err;

@@ -9,8 +9,11 @@ import {
   GroupList,
   GroupRemove,
   GroupRemoveReply,
+  MasterHello,
+  MasterHelloQuery,
   MyMaster,
 } from "../../../api/host.js";
+import { bearerToken } from "../../../auth/secrets.js";
 import { OkReply } from "../../../api/common.js";
 import type { AppDeps } from "../../deps.js";
 
@@ -20,16 +23,39 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
     summary: "Record the calling member in this master's group (join token)",
     description:
       "Seed 000 names this `/master/group/json`; the original code served `/master/group/join`. Both work. " +
-      "Re-joining updates the member's record. The address defaults to the caller's IP and port 10000.",
+      "Re-joining updates the member's record. The address defaults to the caller's IP and port 10000. " +
+      "Authenticated by `Authorization: Bearer <join token>` (seed 000) or, without any header, by `proof`: " +
+      "an HMAC keyed by the join token (src/group/join-proof.ts), which is how batu members join, so the " +
+      "token never crosses the network.",
     tags: ["group"],
+    security: [],
     body: GroupJoin,
     response: { 200: GroupJoinReply, 400: ErrorReply, 401: ErrorReply, 409: ErrorReply },
   };
   for (const url of ["/master/group/json", "/master/group/join"]) {
-    app.post(url, { schema: joinSchema, config: { auth: "join" } }, async (req) =>
-      deps.group.recordJoin(req.body, req.ip),
+    // Public on the hook's level: the service checks the bearer token or the proof, in constant time.
+    app.post(url, { schema: joinSchema, config: { auth: "public" } }, async (req) =>
+      deps.group.recordJoin(req.body, req.ip, bearerToken(req.headers.authorization)),
     );
   }
+
+  app.get(
+    "/master/group/hello",
+    {
+      schema: {
+        summary: "Who this master is, with a proof over the caller's challenge that it holds the join token",
+        description:
+          "What a joining host asks first (and what SSDP discovery answers carry): it joins only a master whose " +
+          "proof checks against the token it was given, so a host that merely claims the address learns nothing.",
+        tags: ["group"],
+        security: [],
+        querystring: MasterHelloQuery,
+        response: { 200: MasterHello, 400: ErrorReply, 409: ErrorReply },
+      },
+      config: { auth: "public" },
+    },
+    async (req) => deps.group.hello(req.query.challenge),
+  );
 
   app.post(
     "/master/group/heartbeat",
