@@ -179,6 +179,18 @@ describe("group: routing /api/v1 through the master", () => {
     // The VM lives on the member, owned by the renter the master authenticated.
     const onMember = (await call(`${member.url}/common/vm/list`, { token: member.adminToken })).body;
     expect(onMember.map((v: any) => v.id)).toEqual([taskId]);
+    // The master's group-wide list has it, placed on the member; the seed's list stays this host's own.
+    const groupWide = await call(`${master.url}/common/vm/list?scope=group`, { token: master.adminToken });
+    expect(groupWide.status).toBe(200);
+    expect(groupWide.body).toEqual([
+      expect.objectContaining({ id: taskId, node_id: member.nodeId, node_address: `127.0.0.1:${member.port}`, status: "running" }),
+    ]);
+    expect((await call(`${master.url}/common/vm/list`, { token: master.adminToken })).body).toEqual([]);
+    const onlyMaster = await call(`${member.url}/common/vm/list?scope=group`, { token: member.adminToken });
+    expect(onlyMaster.status).toBe(409);
+    // The member hands its list only to its master's signed call.
+    const unsigned = await fetch(`${member.url}/slave/group/vms`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(unsigned.status).toBe(401);
     expect((await dbc.call(`tasks/delete/${taskId}`, session())).body.errcode).toBe(0);
     await until(() => dbc.call("tasks", session()), (l) => l.body.errcode === 0 && l.body.message.length === 0, 30_000);
   });
@@ -215,6 +227,12 @@ describe("group: routing /api/v1 through the master", () => {
     expect(r.body.errcode).toBe(-32701);
     expect(r.body.message).toContain(member.nodeId);
     expect(r.body.message).toMatch(/dead/);
+    // The group-wide list does not wait for it either: it names it as unreachable.
+    const list = await fetch(`${master.url}/common/vm/list?scope=group`, { headers: { authorization: `Bearer ${master.adminToken}` } });
+    expect(list.status).toBe(200);
+    expect(JSON.parse(list.headers.get("x-batu-unreachable") ?? "[]")).toEqual([
+      { node_id: member.nodeId, reason: expect.stringMatching(/dead/) },
+    ]);
     member = await start(memberDir, MEMBER_FLAGS);
     await until(memberOnMaster, (m) => m.state === "alive");
   });

@@ -9,6 +9,7 @@ import { VmRepo } from "../vm/repo.js";
 import { VERSION } from "../server/app.js";
 import { HeartbeatSender } from "../group/heartbeat.js";
 import { GroupRouter } from "../group/forward.js";
+import { GroupVms } from "../group/group-vms.js";
 import { DEFAULT_LIVENESS } from "../group/liveness.js";
 import { memberCapacity } from "./capacity.js";
 import { startAutoJoin } from "./auto-join.js";
@@ -106,6 +107,13 @@ export async function startAgent(
     systemConfig: () => state.files.system,
     group,
     vms,
+    groupVms: new GroupVms({
+      nodeId: identity.nodeId,
+      selfAddress: () => group.selfAddress,
+      isMaster: () => group.hostConfig.host_type === "master",
+      peers: () => group.peers(),
+      router,
+    }),
     rentals: authority.rentals,
     v1: {
       nodeId: identity.nodeId,

@@ -75,11 +75,22 @@ export const VmItem = Type.Object(
     vnc_port: Type.Integer(),
     custom_port: Type.Array(Type.String()),
     created_at: Type.String(),
+    node_id: Type.Optional(Type.String({ description: "With scope=group: the node the VM lives on" })),
+    node_address: Type.Optional(Type.String({ description: "With scope=group: that node's agent address" })),
   },
   { $id: "VmItem" },
 );
 export type VmItem = Static<typeof VmItem>;
 export const VmList = Type.Array(VmItem, { $id: "VmList" });
+
+export const VmListQuery = Type.Object(
+  {
+    scope: Type.Optional(
+      StringEnum(["host", "group"], { description: "host (default): this host's VMs; group (on a master): every node's" }),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 export const VmControlAction = StringEnum(["start", "shutdown", "poweroff", "restart", "reset", "delete"], {
   description: "shutdown is graceful (ACPI, then power-off after a timeout); restart with force=true is a reset",

@@ -85,6 +85,11 @@ export class GroupService {
     return this.host;
   }
 
+  /** This agent's own address as the group sees it (ip:port). */
+  get selfAddress(): string {
+    return this.opts.selfAddress();
+  }
+
   /**
    * A member asks this master to record it. `callerIp` is the request's source address; `bearer` the
    * token of its Authorization header, if any (seed 000 callers), else the body's proof must hold.

@@ -2,6 +2,7 @@ import type { SystemConfig } from "../api/host.js";
 import type { GroupService } from "../group/membership.js";
 import type { Logger } from "../lib/logger.js";
 import type { VmService } from "../vm/service.js";
+import type { GroupVms } from "../group/group-vms.js";
 import type { RentalLedger } from "../auth/rental-ledger.js";
 import type { V1Deps } from "./routes/v1/deps.js";
 
@@ -12,6 +13,8 @@ export interface AppDeps {
   systemConfig: () => SystemConfig;
   group: GroupService;
   vms: VmService;
+  /** The group-wide VM list (master) and its member side. */
+  groupVms?: GroupVms;
   rentals: RentalLedger;
   /** The renter API (seed 001). */
   v1: V1Deps;

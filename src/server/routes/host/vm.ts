@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyRequest } from "fastify";
 import { ErrorReply, OkReply } from "../../../api/common.js";
 import { ApiError } from "../../../api/errors.js";
-import { VmAdd, VmAddReply, VmControl, VmItem, VmList, VmStats, VmStatsQuery } from "../../../api/host-vm.js";
+import { VmAdd, VmAddReply, VmControl, VmItem, VmList, VmListQuery, VmStats, VmStatsQuery } from "../../../api/host-vm.js";
+import { MEMBER_VMS_PATH, type GroupVms } from "../../../group/group-vms.js";
 import { fromHostAdd } from "../../../vm/create-request.js";
 import type { VmRecord } from "../../../vm/repo.js";
 import type { VmService } from "../../../vm/service.js";
@@ -59,8 +60,8 @@ function formatSize(bytes: number): string {
 }
 
 /** Seed 000 `/common/vm/...`: the VMs of this host. */
-export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService } }> = async (app, { deps }) => {
-  const { vms } = deps;
+export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; groupVms?: GroupVms } }> = async (app, { deps }) => {
+  const { vms, groupVms } = deps;
 
   app.post(
     "/common/vm/add",
@@ -87,13 +88,45 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService } }> =
     "/common/vm/list",
     {
       schema: {
-        summary: "The VMs of this host",
+        summary: "The VMs of this host, or of the whole group (scope=group, on a master)",
+        description:
+          "With `scope=group` each VM also carries `node_id` and `node_address`. Members are asked in parallel " +
+          "and never stall the list: a dead or silent one (2 s bound) is left out and named, with the reason, in " +
+          "the header `x-batu-unreachable` (JSON: `[{node_id, reason}]`).",
         tags: ["vm"],
-        response: { 200: VmList, 401: ErrorReply },
+        querystring: VmListQuery,
+        response: { 200: VmList, 400: ErrorReply, 401: ErrorReply, 409: ErrorReply },
       },
     },
-    async () => vms.list().map(toItem),
+    async (req, reply) => {
+      const local = vms.list().map(toItem);
+      if (req.query.scope !== "group") return local;
+      if (!groupVms) throw new ApiError("not_master", "scope=group: this host is not a master");
+      const { vms: all, unreachable } = await groupVms.list(local);
+      if (unreachable.length > 0) reply.header("x-batu-unreachable", JSON.stringify(unreachable));
+      return all;
+    },
   );
+
+  if (groupVms) {
+    app.post(
+      MEMBER_VMS_PATH,
+      {
+        schema: {
+          summary: "This member's VMs, for its master's group-wide list (signed by the master's node key)",
+          tags: ["group"],
+          security: [],
+          response: { 200: VmList, 401: ErrorReply },
+        },
+        // Public on the token level: the master's signature is checked instead.
+        config: { auth: "public" },
+      },
+      async (req) => {
+        groupVms.verifyMaster(req.headers, req.url, JSON.stringify(req.body ?? null));
+        return vms.list().map(toItem);
+      },
+    );
+  }
 
   app.post(
     "/common/vm/control",
