@@ -176,21 +176,17 @@ export class GroupService {
     return this.opts.members
       .list()
       .filter((m): m is MemberRecord & { nodeId: string } => m.nodeId !== null)
-      .map((m) => ({
-        nodeId: m.nodeId,
-        address: m.address,
-        nickname: m.nickname,
-        state: this.stateOf(m),
-        lastSeen: m.lastSeen,
-        capacity: (m.capacity as MemberCapacity | null) ?? null,
-      }));
+      .map((m) => this.toPeer(m));
   }
 
   /** One routable member by node id, or undefined (not a member, or this host is no master). */
   peer(nodeId: string): GroupPeer | undefined {
     if (this.host.host_type !== "master") return undefined;
     const m = this.opts.members.byNodeId(nodeId);
-    if (!m?.nodeId) return undefined;
+    return m?.nodeId ? this.toPeer({ ...m, nodeId: m.nodeId }) : undefined;
+  }
+
+  private toPeer(m: MemberRecord & { nodeId: string }): GroupPeer {
     return {
       nodeId: m.nodeId,
       address: m.address,
