@@ -149,6 +149,8 @@ describe("group: routing /api/v1 through the master", () => {
     expect(g.status, JSON.stringify(g.body)).toBe(200);
     const r = await dbc.call("tasks", DbcClient.signed(alice()));
     expect(r).toMatchObject({ status: 200, body: { errcode: 0, message: [] } });
+    // The member's node info, through the master, tells the master ledger's state.
+    expect((await dbc.call("mining_nodes", {})).body.message.state).toBe("rented");
     const missing = await dbc.call("tasks/no-such-task", DbcClient.signed(alice()));
     expect(missing.body).toEqual({ errcode: -3, message: "task_id not exist" });
     // The member's own ledger has no rental: the same renter calling it directly is refused.

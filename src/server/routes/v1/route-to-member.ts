@@ -21,6 +21,22 @@ export function routeToMember(deps: V1Deps, group: V1Group) {
     // Task calls act for a renter; node info (mining_nodes) needs no identity.
     const renter = route.startsWith("/api/v1/tasks") ? deps.renters.authorize(body, target.nodeId) : null;
     const r = await group.router.forward(target.peer, { method: req.method, url: req.url, bodyText: JSON.stringify(body), renter });
-    return reply.status(r.status).header("content-type", r.contentType).send(r.body);
+    const sent = route === "/api/v1/mining_nodes" ? withLedgerState(r.body, deps.renters.nodeState(target.nodeId)) : r.body;
+    return reply.status(r.status).header("content-type", r.contentType).send(sent);
   };
+}
+
+/**
+ * A member's node info with the rental state of the master's ledger: the member's own ledger has no
+ * rentals (they are granted on the master), so it would always say "online". The one field changed.
+ */
+function withLedgerState(body: Buffer, state: "online" | "rented"): Buffer {
+  try {
+    const parsed = JSON.parse(body.toString("utf8")) as { errcode?: unknown; message?: Record<string, unknown> };
+    if (parsed.errcode !== 0 || typeof parsed.message !== "object" || parsed.message === null) return body;
+    parsed.message.state = state;
+    return Buffer.from(JSON.stringify(parsed));
+  } catch {
+    return body;
+  }
 }
