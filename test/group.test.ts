@@ -4,6 +4,7 @@ import { u8aToHex } from "@polkadot/util";
 import { join } from "node:path";
 import { call, removeDir, runCli, startAgentProcess, tempDir, type AgentProcess } from "./helpers/agent-process.js";
 import { DbcClient } from "./helpers/dbc-client.js";
+import { followEvents } from "./helpers/events.js";
 
 // Short timings so liveness changes happen in seconds: beats every 200 ms, suspect after 1 s, dead after 2.5 s.
 const MASTER_FLAGS = ["--suspect-after-ms", "1000", "--dead-after-ms", "2500"];
@@ -165,6 +166,9 @@ describe("group: routing /api/v1 through the master", () => {
     expect(s.body.errcode).toBe(0);
     const sessionId: string = s.body.message.session_id;
     const session = () => ({ session_id: sessionId, session_id_sign: u8aToHex(alice().sign(sessionId)) });
+    // The member's event stream, through the master (authenticated there, relayed from the member).
+    const q = new URLSearchParams({ node: member.nodeId, ...session() });
+    const stream = await followEvents(`${master.url}/api/v1/events?${q}`);
     const r = await dbc.call("tasks/start", session(), {
       image_name: "batu-demo.qcow2",
       operation_system: "linux",
@@ -176,6 +180,8 @@ describe("group: routing /api/v1 through the master", () => {
     expect(r.body.errcode, JSON.stringify(r.body)).toBe(0);
     const taskId: string = r.body.message.task_id;
     const running = await until(() => dbc.call(`tasks/${taskId}`, session()), (d) => d.body.message?.status === "running", 30_000);
+    await until(async () => stream.events, (es) => es.some((e) => e.task_id === taskId && e.status === "running"));
+    await stream.stop();
     // Its forwards are on the member: ssh_ip is the member's address as the master reached it.
     expect(running.body.message.ssh_ip).toBe("127.0.0.1");
     // The VM lives on the member, owned by the renter the master authenticated.

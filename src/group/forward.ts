@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { request } from "node:http";
-import type { IncomingHttpHeaders } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { sr25519Verify } from "@polkadot/util-crypto";
 import { hexToU8a, u8aToHex } from "@polkadot/util";
 import { DbcError } from "../api/v1/envelope.js";
@@ -156,6 +156,29 @@ export function sendToPeer(peer: GroupPeer, call: ForwardCall, headers: Record<s
   });
 }
 
+/**
+ * Opens a long-lived call to a member (an event stream) and resolves with its response as it starts;
+ * only the connection and the response's head are bounded. Throws DbcError -32701.
+ */
+export function streamFromPeer(peer: GroupPeer, call: ForwardCall, headers: Record<string, string>): Promise<IncomingMessage> {
+  const { host, port } = splitAddress(peer.address);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: host.replace(/^\[|\]$/g, ""), port, method: call.method, path: call.url, agent: false, headers });
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      req.destroy();
+      reject(unreachable(peer.nodeId, why));
+    };
+    const timer = setTimeout(() => fail(`no answer within ${FORWARD_CONNECT_TIMEOUT_MS} ms`), FORWARD_CONNECT_TIMEOUT_MS);
+    req.once("error", (e) => fail(e.message));
+    req.once("response", (res) => {
+      clearTimeout(timer);
+      resolve(res);
+    });
+    req.end();
+  });
+}
+
 export interface GroupRouterOptions {
   nodeId: string;
   sign: (message: string) => Uint8Array;
@@ -183,6 +206,12 @@ export class GroupRouter {
     if (peer.state === "dead") throw unreachable(peer.nodeId, `its agent is dead (last seen ${peer.lastSeen})`);
     const headers = signForward(call, this.opts.nodeId, this.opts.sign, this.now());
     return sendToPeer(peer, call, headers, peer.state === "suspect" ? FORWARD_CONNECT_TIMEOUT_MS : FORWARD_REPLY_TIMEOUT_MS);
+  }
+
+  /** Opens an event stream on a member for a renter the master authenticated; a dead member fails at once. */
+  async stream(peer: GroupPeer, call: ForwardCall): Promise<IncomingMessage> {
+    if (peer.state === "dead") throw unreachable(peer.nodeId, `its agent is dead (last seen ${peer.lastSeen})`);
+    return streamFromPeer(peer, call, signForward(call, this.opts.nodeId, this.opts.sign, this.now()));
   }
 
   verifyForwarded(headers: IncomingHttpHeaders, method: string, url: string, bodyText: string): string | null | undefined {

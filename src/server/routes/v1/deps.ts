@@ -27,7 +27,7 @@ export interface V1Deps {
 
 /** What the renter API needs of the group. */
 export interface V1Group {
-  router: Pick<GroupRouter, "peer" | "forward" | "verifyForwarded">;
+  router: Pick<GroupRouter, "peer" | "forward" | "stream" | "verifyForwarded">;
   /** Every member of this master's group (none on a member), for `mining_nodes`. */
   peers(): GroupPeer[];
 }

@@ -1,12 +1,13 @@
 import type { FastifyPluginAsync } from "fastify";
 import type { DbcRequest } from "../../../api/v1/request.js";
 import type { V1Deps } from "./deps.js";
-import { targetNode } from "./target.js";
+import { forwardedRenter, resolveTarget } from "./target.js";
 
 /**
  * `GET /api/v1/events`: task state changes as server-sent events, so clients need not poll (batu
  * addition). The identity goes in the query: `node`, and `session_id` + `session_id_sign`, or
- * `wallet` + `nonce` + `sign`. A renter sees only its own tasks.
+ * `wallet` + `nonce` + `sign`. A renter sees only its own tasks. On a master, the stream of a
+ * member's node is authenticated here (the ledger is here) and relayed from that member.
  */
 export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
   app.get<{ Querystring: Record<string, string> }>(
@@ -20,7 +21,17 @@ export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { d
         ...(q.session_id ? { session_id: q.session_id, session_id_sign: q.session_id_sign ?? "" } : {}),
         ...(q.wallet ? { wallet: q.wallet, nonce: q.nonce ?? "", sign: q.sign ?? "" } : {}),
       } as DbcRequest;
-      const owner = deps.renters.authorize(body, targetNode(body, deps));
+      const target = resolveTarget(body, deps);
+      if (target.kind === "member" && deps.group) {
+        const renter = deps.renters.authorize(body, target.nodeId);
+        const upstream = await deps.group.router.stream(target.peer, { method: "GET", url: req.url, bodyText: "null", renter });
+        reply.hijack();
+        reply.raw.writeHead(upstream.statusCode ?? 502, { "content-type": upstream.headers["content-type"] ?? "text/event-stream", "cache-control": "no-cache" });
+        upstream.pipe(reply.raw);
+        req.raw.on("close", () => upstream.destroy());
+        return;
+      }
+      const owner = forwardedRenter(req) ?? deps.renters.authorize(body, target.nodeId);
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
@@ -28,7 +39,7 @@ export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { d
       const mine = new Set(deps.vms.listFor(owner).map((v) => v.id));
       const off = deps.vms.onChange((c) => {
         if (!mine.has(c.id)) {
-          if (deps.vms.listFor(owner).every((v) => v.id !== c.id)) return;
+          if (!deps.vms.owns(owner, c.id)) return;
           mine.add(c.id);
         }
         res.write(`event: task\ndata: ${JSON.stringify({ task_id: c.id, status: c.status, ready: c.ready })}\n\n`);
