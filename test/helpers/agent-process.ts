@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { readFileSync } from "node:fs";
+import { requestOverSocket } from "./unix-http.js";
 
 export const CLI = resolve(import.meta.dirname, "../../dist/cli/main.js");
 
@@ -58,6 +59,8 @@ export async function startAgentProcess(
     confDir?: string;
     dataDir?: string;
     port?: number;
+    /** The address it binds (default 127.0.0.1). */
+    host?: string;
     extraArgs?: string[];
     timeoutMs?: number;
     /** A command the agent runs under, e.g. a mount namespace: [program, ...args]; node's argv follows. */
@@ -70,7 +73,7 @@ export async function startAgentProcess(
   const [program, ...prefix] = [...(opts.wrap ?? []), process.execPath];
   const child = spawn(
     program!,
-    [...prefix, CLI, "agent", "--host", "127.0.0.1", "--port", String(opts.port ?? 0), "--conf-dir", confDir, "--data-dir", dataDir, ...(opts.extraArgs ?? [])],
+    [...prefix, CLI, "agent", "--host", opts.host ?? "127.0.0.1", "--port", String(opts.port ?? 0), "--conf-dir", confDir, "--data-dir", dataDir, ...(opts.extraArgs ?? [])],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let stderr = "";
@@ -131,10 +134,13 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** fetch with the bearer token; returns status and parsed JSON. */
+/**
+ * fetch with the bearer token; returns status and parsed JSON. With `socketPath`, the request goes
+ * over that unix socket instead (the URL's host then only names the Host header).
+ */
 export async function call(
   url: string,
-  opts: { token?: string; method?: string; body?: unknown; rawBody?: string; contentType?: string } = {},
+  opts: { token?: string; method?: string; body?: unknown; rawBody?: string; contentType?: string; socketPath?: string } = {},
 ): Promise<{ status: number; body: any }> {
   const headers: Record<string, string> = {};
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -142,15 +148,23 @@ export async function call(
   if (opts.rawBody !== undefined) body = opts.rawBody;
   else if (opts.body !== undefined) body = JSON.stringify(opts.body);
   if (body !== undefined) headers["content-type"] = opts.contentType ?? "application/json";
-  const res = await fetch(url, { method: opts.method ?? (body === undefined ? "GET" : "POST"), headers, body });
-  const text = await res.text();
+  const method = opts.method ?? (body === undefined ? "GET" : "POST");
+  let status: number;
+  let text: string;
+  if (opts.socketPath) {
+    ({ status, text } = await requestOverSocket(opts.socketPath, url, { method, headers, body }));
+  } else {
+    const res = await fetch(url, { method, headers, body });
+    status = res.status;
+    text = await res.text();
+  }
   let parsed: unknown = text;
   try {
     parsed = JSON.parse(text);
   } catch {
     // leave text
   }
-  return { status: res.status, body: parsed };
+  return { status, body: parsed };
 }
 
 /**

@@ -2,6 +2,7 @@ import { Keyring } from "@polkadot/keyring";
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { u8aToHex } from "@polkadot/util";
 import { randomAsHex } from "@polkadot/util-crypto";
+import { requestOverSocket } from "./unix-http.js";
 
 /**
  * A DBC client as DBC's own Node.js scripts write one (NODESCRIPT RentVirtualApi.js): sr25519
@@ -11,6 +12,8 @@ export class DbcClient {
   constructor(
     readonly baseUrl: string,
     readonly nodeId: string,
+    /** Send every call over this unix socket (a forwarder into another network namespace). */
+    readonly opts: { socketPath?: string } = {},
   ) {}
 
   static wallet(uri: string): KeyringPair {
@@ -27,13 +30,18 @@ export class DbcClient {
   }
 
   async post(path: string, body: unknown): Promise<{ status: number; body: any; text: string }> {
-    const res = await fetch(`${this.baseUrl}/api/v1/${path}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: typeof body === "string" ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: JSON.parse(text), text };
+    const url = `${this.baseUrl}/api/v1/${path}`;
+    const init = { method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) };
+    let status: number;
+    let text: string;
+    if (this.opts.socketPath) {
+      ({ status, text } = await requestOverSocket(this.opts.socketPath, url, init));
+    } else {
+      const res = await fetch(url, init);
+      status = res.status;
+      text = await res.text();
+    }
+    return { status, body: JSON.parse(text), text };
   }
 
   /** A node-targeted call with the given identity fields. */
