@@ -2,7 +2,7 @@ import { sr25519Verify } from "@polkadot/util-crypto";
 import { hexToU8a, u8aToHex } from "@polkadot/util";
 import type { GroupHeartbeat, MemberCapacity } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
-import { HostApiError, HostClient } from "../sdk/index.js";
+import { HostApiError, HostClient, normalizeAddress } from "../sdk/index.js";
 import type { Logger } from "../lib/logger.js";
 import { joinAddress, localAddressToward, splitAddress } from "./local-address.js";
 
@@ -79,7 +79,7 @@ export interface HeartbeatSenderOptions {
   intervalMs: number;
   nodeId: string;
   sign: (message: string) => Uint8Array;
-  /** The master's address while this host is a member; undefined otherwise (nothing is sent). */
+  /** The master's address (`ip` or `ip:port`) while this host is a member; undefined otherwise (nothing is sent). */
   master: () => string | undefined;
   agentPort: () => number;
   nickname: () => string;
@@ -128,8 +128,10 @@ export class HeartbeatSender {
 
   /** Sends one heartbeat now; never throws (the outcome goes into `status`). */
   async beat(): Promise<void> {
-    const master = this.opts.master();
-    if (!master) return;
+    const configured = this.opts.master();
+    if (!configured) return;
+    // host_config.json keeps seed 000's form: a bare IP when the master listens on port 10000.
+    const master = normalizeAddress(configured);
     const timeoutMs = Math.max(500, Math.min(2000, this.opts.intervalMs));
     try {
       const address = await this.addressToward(master, timeoutMs);
