@@ -63,8 +63,9 @@ describe.skipIf(skipReason !== null)("lan: a group of hosts in network namespace
     return Number(r.stdout) || 0;
   };
 
-  async function start(h: LanHost): Promise<void> {
+  async function start(h: LanHost, env?: Record<string, string>): Promise<void> {
     h.agent = await startAgentProcess({
+      ...(env ? { env } : {}),
       wrap: h.net.wrap,
       host: "0.0.0.0",
       port: AGENT_PORT,
@@ -89,7 +90,7 @@ describe.skipIf(skipReason !== null)("lan: a group of hosts in network namespace
       mkdirSync(dir);
       hosts.push({ net: await lan.addHost(i + 1), dir, flags } as LanHost);
     }
-    await Promise.all(hosts.map(start));
+    await Promise.all(hosts.map((h) => start(h)));
     [master, m1, m2, intruder] = hosts as [LanHost, LanHost, LanHost, LanHost];
   }, 120_000);
 
@@ -218,6 +219,11 @@ describe.skipIf(skipReason !== null)("lan: a group of hosts in network namespace
       }
       const list = await viaMaster(m1.agent.nodeId).call("tasks", DbcClient.signed(alice()));
       expect(list.body.message.map((t: any) => t.task_id)).toEqual([tasks.get(m1)]);
+      // The operator's view of the whole group, from the master alone.
+      const groupVms = (await api(master, "/common/vm/list?scope=group")).body;
+      expect(groupVms.map((v: any) => [v.id, v.node_id, v.node_address]).sort()).toEqual(
+        [m1, m2].map((h) => [tasks.get(h), h.agent.nodeId, `${h.net.ip}:10000`]).sort(),
+      );
     }, 150_000);
 
     it("a killed member turns suspect, then dead; calls to it fail fast; restarted, alive with its VM", async () => {
@@ -272,5 +278,14 @@ describe.skipIf(skipReason !== null)("lan: a group of hosts in network namespace
         await until(() => api(h, "/common/vm/list").then((l) => l.body), (vms: any[]) => vms.length === 0, 30_000, "VM deleted");
       }
     }, 90_000);
+
+    it("a host whose agent starts with --discover joins by itself (the refused host, now with the right token)", async () => {
+      intruder.flags = [...MEMBER_FLAGS, "--discover"];
+      await start(intruder, { BATU_JOIN_TOKEN: master.agent.joinToken });
+      const m = await until(() => onMaster(intruder), (m) => m?.state === "alive", 20_000, "auto-join");
+      expect(m.address).toBe(address(intruder));
+      const mine = await api(intruder, "/slave/group/my/master");
+      expect(withPort(mine.body.master)).toBe(address(master));
+    }, 30_000);
   });
 });

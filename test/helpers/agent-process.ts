@@ -65,6 +65,8 @@ export async function startAgentProcess(
     timeoutMs?: number;
     /** A command the agent runs under, e.g. a mount namespace: [program, ...args]; node's argv follows. */
     wrap?: string[];
+    /** Extra environment variables (e.g. BATU_JOIN_TOKEN). */
+    env?: Record<string, string>;
   } = {},
 ): Promise<AgentProcess> {
   const base = opts.confDir && opts.dataDir ? undefined : tempDir();
@@ -74,7 +76,7 @@ export async function startAgentProcess(
   const child = spawn(
     program!,
     [...prefix, CLI, "agent", "--host", opts.host ?? "127.0.0.1", "--port", String(opts.port ?? 0), "--conf-dir", confDir, "--data-dir", dataDir, ...(opts.extraArgs ?? [])],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } },
   );
   let stderr = "";
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
