@@ -1,6 +1,6 @@
 import { ApiError } from "../api/errors.js";
 import type { RentalItem } from "../api/host-rent.js";
-import type { Db } from "../store/db.js";
+import { prepared, type Db } from "../store/db.js";
 import { renterFromSpec, RenterSpecError, type RenterIdentity, type RenterSpec } from "./renter.js";
 
 export type RentalState = "active" | "expired" | "revoked";
@@ -103,30 +103,29 @@ export class RentalLedger {
         );
       }
       if (active) {
-        this.db.prepare("UPDATE rentals SET until = ? WHERE id = ?").run(until.toISOString(), active.id);
+        prepared(this.db, "UPDATE rentals SET until = ? WHERE id = ?").run(until.toISOString(), active.id);
         return this.get(active.id)!;
       }
       const wallets = renter.kind === "wallet" ? [renter.wallet] : renter.wallets;
-      const info = this.db
-        .prepare(
-          `INSERT INTO rentals (node_id, renter_id, kind, wallets_json, threshold, granted_at, until)
-           VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          node,
-          renter.renterId,
-          renter.kind,
-          JSON.stringify(wallets),
-          renter.kind === "multisig" ? renter.threshold : null,
-          now.toISOString(),
-          until.toISOString(),
-        );
+      const info = prepared(
+        this.db,
+        `INSERT INTO rentals (node_id, renter_id, kind, wallets_json, threshold, granted_at, until)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        node,
+        renter.renterId,
+        renter.kind,
+        JSON.stringify(wallets),
+        renter.kind === "multisig" ? renter.threshold : null,
+        now.toISOString(),
+        until.toISOString(),
+      );
       return this.get(Number(info.lastInsertRowid))!;
     })();
   }
 
   get(id: number): Rental | undefined {
-    const row = this.db.prepare("SELECT * FROM rentals WHERE id = ?").get(id) as Row | undefined;
+    const row = prepared(this.db, "SELECT * FROM rentals WHERE id = ?").get(id) as Row | undefined;
     return row ? toRental(row) : undefined;
   }
 
@@ -134,8 +133,8 @@ export class RentalLedger {
   list(filter: { nodeId?: string; state?: RentalState } = {}, now: Date = new Date()): Rental[] {
     const rows = (
       filter.nodeId === undefined
-        ? this.db.prepare("SELECT * FROM rentals ORDER BY id").all()
-        : this.db.prepare("SELECT * FROM rentals WHERE node_id = ? ORDER BY id").all(filter.nodeId.toLowerCase())
+        ? prepared(this.db, "SELECT * FROM rentals ORDER BY id").all()
+        : prepared(this.db, "SELECT * FROM rentals WHERE node_id = ? ORDER BY id").all(filter.nodeId.toLowerCase())
     ) as Row[];
     const all = rows.map(toRental);
     return filter.state === undefined ? all : all.filter((r) => rentalState(r, now) === filter.state);
@@ -156,19 +155,18 @@ export class RentalLedger {
       }
     }
     if (rental.revokedAt === null) {
-      this.db.prepare("UPDATE rentals SET revoked_at = ? WHERE id = ?").run(now.toISOString(), rental.id);
+      prepared(this.db, "UPDATE rentals SET revoked_at = ? WHERE id = ?").run(now.toISOString(), rental.id);
     }
     return this.get(rental.id)!;
   }
 
   /** The node's active rental at `now`, if it is rented. */
   activeRental(nodeId: string, now: Date = new Date()): Rental | undefined {
-    const row = this.db
-      .prepare(
-        `SELECT * FROM rentals WHERE node_id = ? AND revoked_at IS NULL AND until > ?
-         ORDER BY id DESC LIMIT 1`,
-      )
-      .get(nodeId.toLowerCase(), now.toISOString()) as Row | undefined;
+    const row = prepared(
+      this.db,
+      `SELECT * FROM rentals WHERE node_id = ? AND revoked_at IS NULL AND until > ?
+       ORDER BY id DESC LIMIT 1`,
+    ).get(nodeId.toLowerCase(), now.toISOString()) as Row | undefined;
     return row ? toRental(row) : undefined;
   }
 
@@ -179,9 +177,8 @@ export class RentalLedger {
 
   /** The active rentals of a renter at `now` (the nodes it may use). */
   activeRentalsOf(renterId: string, now: Date = new Date()): Rental[] {
-    const rows = this.db
-      .prepare("SELECT * FROM rentals WHERE renter_id = ? AND revoked_at IS NULL AND until > ? ORDER BY id")
-      .all(renterId, now.toISOString()) as Row[];
+    const sql = "SELECT * FROM rentals WHERE renter_id = ? AND revoked_at IS NULL AND until > ? ORDER BY id";
+    const rows = prepared(this.db, sql).all(renterId, now.toISOString()) as Row[];
     return rows.map(toRental);
   }
 }

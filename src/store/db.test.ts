@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MIGRATIONS } from "./migrations.js";
-import { migrate, openDb } from "./db.js";
+import { migrate, openDb, prepared } from "./db.js";
 import { GroupMemberRepo } from "./group-members.js";
 
 describe("migrations", () => {
@@ -23,6 +23,18 @@ describe("migrations", () => {
       const step = openDb(":memory:", MIGRATIONS.slice(0, n));
       step.close();
     }
+  });
+});
+
+describe("prepared", () => {
+  it("compiles a statement once per database and text", () => {
+    const a = openDb(":memory:");
+    const b = openDb(":memory:");
+    const sql = "SELECT version FROM schema_migrations WHERE version = ?";
+    expect(prepared(a, sql)).toBe(prepared(a, sql));
+    expect(prepared(b, sql)).not.toBe(prepared(a, sql));
+    expect(prepared(a, `${sql} `)).not.toBe(prepared(a, sql));
+    expect(prepared(a, sql).get(1)).toEqual({ version: 1 });
   });
 });
 

@@ -5,6 +5,21 @@ import { MIGRATIONS, type Migration } from "./migrations.js";
 
 export type Db = Database.Database;
 
+const statements = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/**
+ * `db.prepare(sql)` compiled once per database and reused: compiling a statement on every call
+ * took a fifth of a small API request's CPU. Only for fixed SQL text (each text is kept), and never
+ * for a statement that `.pluck()`, `.raw()` or `.expand()` would change for every other user.
+ */
+export function prepared(db: Db, sql: string): Database.Statement {
+  let cache = statements.get(db);
+  if (!cache) statements.set(db, (cache = new Map()));
+  let statement = cache.get(sql);
+  if (!statement) cache.set(sql, (statement = db.prepare(sql)));
+  return statement;
+}
+
 /** Opens (creating if needed) the agent's SQLite file and brings its schema up to date. */
 export function openDb(path: string, migrations: readonly Migration[] = MIGRATIONS): Db {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
