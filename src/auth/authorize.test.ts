@@ -194,4 +194,18 @@ describe("RenterAuthority sessions", () => {
     expect(refusal(() => auth.authorize(viaSession, NODE, at(4)))).toEqual([200, -3, "check authority failed: machine has already expired"]);
     expect(auth.authenticate(viaSession, at(4))).toMatchObject({ renterId: alice.address, via: "session" });
   });
+
+  it("a session signature that verified before (remembered) does not outlive a revoked or expired rental", () => {
+    const { auth } = setup();
+    auth.rentals.grant(NODE, { wallet: alice.address }, at(5), t0);
+    const { session_id } = auth.sessionId(body(walletIdentity(alice)), NODE, at(1));
+    const viaSession = body({ session_id, session_id_sign: alice.sign(session_id) });
+    expect(auth.authorize(viaSession, NODE, at(2)).via).toBe("session");
+    expect(auth.authorize(viaSession, NODE, at(2)).via).toBe("session"); // from memory
+    expect(refusal(() => auth.authorize(viaSession, NODE, at(6)))[2]).toBe("check authority failed: machine is not be rented");
+    auth.rentals.grant(NODE, { wallet: alice.address }, at(10), at(6));
+    expect(auth.authorize(viaSession, NODE, at(7)).via).toBe("session");
+    auth.rentals.revoke({ nodeId: NODE, renter: { wallet: alice.address } }, at(7));
+    expect(refusal(() => auth.authorize(viaSession, NODE, at(8)))[2]).toBe("check authority failed: machine is not be rented");
+  });
 });

@@ -4,5 +4,6 @@ export * from "./signature.js";
 export * from "./renter.js";
 export * from "./nonce-repo.js";
 export * from "./session-repo.js";
+export * from "./verified-signatures.js";
 export * from "./rental-ledger.js";
 export * from "./authorize.js";
