@@ -144,7 +144,7 @@ async function main(): Promise<void> {
   for (const [key, label, path] of [["list", "tasks list", "/api/v1/tasks"], ["detail", "task detail", `/api/v1/tasks/${detailId}`]] as const) {
     const r = await a.post(path, body);
     if (r.status !== 200 || r.json.errcode !== 0) throw new Error(`${path}: HTTP ${r.status}: ${r.bytes.toString().slice(0, 300)}`);
-    if (key === "detail" && r.json.message.disk_system !== "20G") throw new Error(`detail: disk_system ${JSON.stringify(r.json.message.disk_system)}, want 20G (qemu-img read failed?)`);
+    if (key === "detail" && r.json.message.disk_system !== "20G") throw new Error(`detail: disk_system ${JSON.stringify(r.json.message.disk_system)}, want 20G (reading the size of a record without one failed?)`);
     replies[path] = { type: r.type, bytes: r.bytes };
     eps.push({ key, label, path, replyBytes: r.bytes.length, runs: [] });
     log(`${label}: batu answers ${r.bytes.length} bytes (${r.type})`);
@@ -162,7 +162,7 @@ async function main(): Promise<void> {
     dbPath: join(dataDir, "batu.db"), owner: renterId, detailId, diskPath: join(dataDir, "vms", detailId, "vda.qcow2"),
     sessionId, sessionSign, publicKey: pair.publicKey,
   });
-  log(`probes: qemu-img info ${probes.qemuImgInfo.wallMs.toFixed(1)} ms wall / ${probes.qemuImgInfo.cpuMs.toFixed(1)} ms CPU; session check ${(probes.sessionVerifyMs * 1000).toFixed(0)} µs; repo.list() ${probes.list.repoListMs.toFixed(2)} ms`);
+  log(`probes: qemu-img info ${probes.qemuImgInfo.wallMs.toFixed(1)} ms wall / ${probes.qemuImgInfo.cpuMs.toFixed(1)} ms CPU; session check ${(probes.sessionVerifyMs * 1000).toFixed(0)} µs (remembered ${(probes.sessionRememberedMs * 1000).toFixed(1)} µs); list read ${probes.list.summariesMs.toFixed(2)} ms`);
 
   // --- 5. wrk: per endpoint a warm-up of each, then batu, bare, batu, bare --------------------------
   const script = join(root, "post.lua");
@@ -204,7 +204,7 @@ async function main(): Promise<void> {
 
   // --- 6. report ------------------------------------------------------------------------------------
   const table = rows(eps);
-  const details = formatDetails(table, eps, probes, availableParallelism(), WRK.connections);
+  const details = formatDetails(table, eps, probes, WRK.connections);
   const note =
     `NOTE: ${availableParallelism()} CPUs: wrk (-t${WRK.threads}) runs on the same machine and competes with the server for them ` +
     `(see wrk's CPU per request above); both servers are measured under the same handicap, but absolute req/s are lower than on a separate client.`;

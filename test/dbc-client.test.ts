@@ -120,6 +120,9 @@ describe("a DBC client against batu", () => {
     expect(t.login_password).toMatch(/^[A-Za-z][A-Za-z0-9_/+[\]@#^]{15}$/);
     expect(t.vnc_password).toBe(t.login_password.slice(0, 8));
     expect(t.disks.map((d: any) => d.name)).toEqual(["vda", "vdb"]);
+    // Recorded when vda was made, not read from the disk per request.
+    expect(t.disk_system).toMatch(/^\d+(\.\d+)?G$/);
+    expect(t.disks[0].size).toBe(t.disk_system);
     expect(t.interface[0]).toMatchObject({ name: "default", type: "virtio", mac_address: expect.stringMatching(/^52:54:00/) });
     expect(await httpStatus(httpPort)).toBe(200);
     stream.abort();

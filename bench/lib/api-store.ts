@@ -47,8 +47,9 @@ export interface Seeded {
 /**
  * Writes `count` closed tasks of `owner` straight into the (stopped) agent's store, with their
  * port reservations, two lifecycle log lines each and a system disk (`vms/<id>/vda.qcow2`, a qcow2
- * overlay on `baseImage` of 20 GiB, as batu's linked clones are) so that the detail's qemu-img
- * call reads a real image. Nothing boots: a closed task without QEMU stays closed at agent start.
+ * overlay on `baseImage` of 20 GiB, as batu's linked clones are). The rows carry no
+ * `system_disk_bytes`, like records made before batu kept it: the first detail of a task reads its
+ * real image once and stores the size. Nothing boots: a closed task without QEMU stays closed at agent start.
  */
 export async function seedTasks(opts: { dataDir: string; root: string; owner: string; count: number; baseImage: string }): Promise<Seeded> {
   const t0 = performance.now();

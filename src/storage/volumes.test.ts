@@ -43,8 +43,8 @@ describe("vm volumes", () => {
     );
     const dir = join(dataDir, "vms", "vm-1");
     expect(disks).toEqual([
-      { id: "vda", path: join(dir, "vda.qcow2"), format: "qcow2", external: false },
-      { id: "vdb", path: join(dir, "vdb.qcow2"), format: "qcow2", external: false },
+      { id: "vda", path: join(dir, "vda.qcow2"), format: "qcow2", external: false, virtualSizeBytes: 64 * MiB },
+      { id: "vdb", path: join(dir, "vdb.qcow2"), format: "qcow2", external: false, virtualSizeBytes: 10 * MiB },
     ]);
     const vda = await imageInfo(join(dir, "vda.qcow2"));
     expect(vda).toMatchObject({ backingFile: base, backingFormat: "qcow2", virtualSizeBytes: 64 * MiB });
@@ -68,6 +68,7 @@ describe("vm volumes", () => {
       path: join(dataDir, "data-files", "shared.qcow2"),
       format: "qcow2",
       external: true,
+      virtualSizeBytes: 16 * MiB,
     });
     expect(await readdir(join(dataDir, "vms", "vm-data"))).toEqual(["vda.qcow2"]);
     await removeVmVolumes(dataDir, "vm-data");

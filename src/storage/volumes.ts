@@ -37,6 +37,8 @@ export interface VmDisk {
   format: string;
   /** True for an operator-provided data file: it is not ours to delete. */
   external: boolean;
+  /** Size the guest sees, as qemu-img reported it when the disk was made or opened. */
+  virtualSizeBytes: number;
 }
 
 export interface CreateVmVolumesInput {
@@ -149,15 +151,15 @@ export async function createVmVolumes(
     ...opts,
     ...(input.systemDiskSizeBytes !== undefined ? { sizeBytes: input.systemDiskSizeBytes } : {}),
   });
-  disks.push({ id: "vda", path: vdaPath, format: vda.format, external: false });
+  disks.push({ id: "vda", path: vdaPath, format: vda.format, external: false, virtualSizeBytes: vda.virtualSizeBytes });
 
   if (dataFilePath !== undefined && dataFile !== undefined) {
-    disks.push({ id: "vdb", path: dataFilePath, format: dataFile.format, external: true });
+    disks.push({ id: "vdb", path: dataFilePath, format: dataFile.format, external: true, virtualSizeBytes: dataFile.virtualSizeBytes });
   } else if (input.dataDiskSizeBytes !== undefined) {
     const vdbPath = join(dir, DATA_DISK_FILE);
     reverter.add(`remove ${vdbPath}`, () => rm(vdbPath, { force: true }));
     const vdb = await createDisk(vdbPath, input.dataDiskSizeBytes, "qcow2", opts);
-    disks.push({ id: "vdb", path: vdbPath, format: vdb.format, external: false });
+    disks.push({ id: "vdb", path: vdbPath, format: vdb.format, external: false, virtualSizeBytes: vdb.virtualSizeBytes });
   }
   return disks;
 }

@@ -105,4 +105,16 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: "vms: the system disk's virtual size",
+    // NULL for VMs recorded before: the VM service reads it from the disk once and stores it.
+    sql: `ALTER TABLE vms ADD COLUMN system_disk_bytes INTEGER;`,
+  },
+  {
+    version: 5,
+    name: "vms: index by owner",
+    // A renter's task list is `WHERE owner = ? ORDER BY created_at, id`: served from the index, in order.
+    sql: `CREATE INDEX vms_by_owner ON vms (owner, created_at, id);`,
+  },
 ];

@@ -1,16 +1,14 @@
 import { rm } from "node:fs/promises";
-import { join } from "node:path";
-import { imageInfo } from "../storage/qemu-img.js";
 import type { Hypervisor } from "../hypervisor/driver.js";
 import type { AcceleratorChoice } from "../hypervisor/accel.js";
 import { PortAllocator, PortTakenError } from "../network/port-allocator.js";
-import { createVmVolumes, removeVmVolumes, VolumeError, checkVmId, SYSTEM_DISK_FILE } from "../storage/volumes.js";
+import { createVmVolumes, removeVmVolumes, VolumeError, checkVmId } from "../storage/volumes.js";
 import { Reverter } from "../lib/reverter.js";
 import type { Logger } from "../lib/logger.js";
 import { ImageCatalog, ImageError } from "./images.js";
 import { FieldError, newVmId, type VmCreateRequest } from "./create-request.js";
 import { KeyedMutex } from "./keyed-mutex.js";
-import type { VmPortRow, VmRecord, VmRepo } from "./repo.js";
+import type { VmPortRow, VmRecord, VmRepo, VmSummary } from "./repo.js";
 import { checkFit, type Demand, type HostCapacity } from "./resources.js";
 import { VmRuntime, type VmChange } from "./runtime.js";
 import { vcpus, type PortKind, type VmSpec } from "./spec.js";
@@ -19,6 +17,7 @@ import { reservePorts, specFrom } from "./allocate.js";
 import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
 import { VmStatsReader } from "./stats.js";
+import { SystemDiskSizes } from "./system-disk.js";
 import { Operations, type Operation } from "./operations.js";
 import { TRANSITIONAL } from "./state.js";
 import { applyForwardsLive, applyModify, forwardsOf, type VmModify } from "./modify.js";
@@ -53,10 +52,12 @@ export class VmService {
   private readonly locks = new KeyedMutex();
   private readonly statsReader: VmStatsReader;
   readonly operations = new Operations();
+  private readonly diskSizes: SystemDiskSizes;
 
   constructor(private readonly opts: VmServiceOptions) {
     this.runtime = new VmRuntime(opts);
     this.statsReader = new VmStatsReader(opts.hypervisor, this.runtime);
+    this.diskSizes = new SystemDiskSizes(opts.repo, (id) => this.runtime.runDir(id), opts.log);
   }
 
   /** Adopts running VMs and cleans up after the last agent; call once at start, before serving. */
@@ -85,7 +86,17 @@ export class VmService {
 
   /** The VMs `owner` may see (a renter sees only its own; the operator, `null` owner filter, sees all). */
   listFor(owner: string): VmRecord[] {
-    return this.opts.repo.list().filter((vm) => vm.owner === owner);
+    return this.opts.repo.listByOwner(owner);
+  }
+
+  /** What a task list shows of `owner`'s VMs, oldest first (no spec parsed). */
+  summariesFor(owner: string): VmSummary[] {
+    return this.opts.repo.summariesByOwner(owner);
+  }
+
+  /** Whether VM `id` exists and is `owner`'s. */
+  owns(owner: string, id: string): boolean {
+    return this.opts.repo.ownedBy(id, owner);
   }
 
   /** A VM of `owner`; another owner's VM is "not found", never a hint that it exists. */
@@ -152,13 +163,9 @@ export class VmService {
     });
   }
 
-  /** The system disk's size as the guest sees it (its virtual size), or null when it cannot be read. */
-  async systemDiskBytes(id: string): Promise<number | null> {
-    try {
-      return (await imageInfo(join(this.runtime.runDir(id), SYSTEM_DISK_FILE), { shared: true })).virtualSizeBytes;
-    } catch {
-      return null;
-    }
+  /** The system disk's size as the guest sees it (its virtual size); null while creating or without a disk. */
+  systemDiskBytes(vm: VmRecord): Promise<number | null> {
+    return this.diskSizes.of(vm);
   }
 
   /** The VM's lifecycle log (oldest first), `count` lines from the head or the tail. */
@@ -223,7 +230,7 @@ export class VmService {
     try {
       await this.opts.images.importShipped(vm.imageName);
       const image = this.opts.images.resolve(vm.imageName);
-      await createVmVolumes(
+      const [vda] = await createVmVolumes(
         {
           dataDir: this.opts.dataDir,
           vmId: vm.id,
@@ -233,6 +240,7 @@ export class VmService {
         },
         reverter,
       );
+      this.opts.repo.setSystemDiskBytes(vm.id, vda!.virtualSizeBytes);
       reverter.add("stop qemu", () => this.runtime.powerOff(vm.id));
       await this.runtime.boot(vm);
       reverter.success();
@@ -249,6 +257,7 @@ export class VmService {
         reverter.success();
         await this.runtime.powerOff(vm.id).catch(() => undefined);
         await removeVmVolumes(this.opts.dataDir, vm.id).catch(() => undefined);
+        this.opts.repo.setSystemDiskBytes(vm.id, null);
         this.opts.ports.release(vm.id);
         this.opts.repo.replacePorts(vm.id, []);
         this.opts.repo.log(vm.id, `create error: ${message}`);

@@ -1,4 +1,4 @@
-import type { VmRecord } from "../../../vm/repo.js";
+import type { VmRecord, VmSummary } from "../../../vm/repo.js";
 import { vcpus } from "../../../vm/spec.js";
 import { macFor } from "../../../vm/qemu-spec.js";
 
@@ -10,8 +10,8 @@ export function dbcTime(iso: string): string {
 const gib = (bytes: number) => `${Math.round((bytes / 2 ** 30) * 100) / 100}G`;
 
 /** A task in DBC's list shape. */
-export function taskSummary(vm: VmRecord) {
-  return { task_id: vm.id, create_time: dbcTime(vm.createdAt), desc: vm.spec.desc, status: vm.status };
+export function taskSummary(vm: VmSummary) {
+  return { task_id: vm.id, create_time: dbcTime(vm.createdAt), desc: vm.desc, status: vm.status };
 }
 
 /**

@@ -63,7 +63,7 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
   const schema = (summary: string, description?: string) => ({ summary, tags: ["dbc"], body: DbcRequest, ...(description ? { description } : {}) });
 
   app.post("/tasks", { schema: schema("The caller's tasks on the node") }, async (req: Req) =>
-    ok(vms.listFor(renter(req)).map(taskSummary)),
+    ok(vms.summariesFor(renter(req)).map(taskSummary)),
   );
 
   app.post(
@@ -87,7 +87,7 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
 
   app.post("/tasks/:id", { schema: schema("A task's details: login, ports, status, disks") }, async (req: Req) => {
     const vm = vms.getFor(renter(req), req.params.id);
-    return ok(taskDetail(vm, sshIp(req, deps.forwardHost), await vms.systemDiskBytes(vm.id)));
+    return ok(taskDetail(vm, sshIp(req, deps.forwardHost), await vms.systemDiskBytes(vm)));
   });
 
   app.post(
@@ -130,7 +130,7 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
   app.post("/operations/:id", { schema: schema("A long operation's state (batu addition)") }, async (req: Req) => {
     const owner = renter(req);
     const op = vms.operations.get(req.params.id);
-    if (!op || vms.listFor(owner).every((v) => v.id !== op.taskId)) throw new DbcError(-3, "operation not exist", 200);
+    if (!op || !vms.owns(owner, op.taskId)) throw new DbcError(-3, "operation not exist", 200);
     return ok({ operation_id: op.id, task_id: op.taskId, action: op.action, state: op.state, error: op.error, start_time: op.startedAt, end_time: op.endedAt });
   });
 };
