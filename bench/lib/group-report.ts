@@ -1,0 +1,200 @@
+/** Figures of bench/group.ts: latency summaries, the printed table, the findings under it. */
+import type { BeatSample } from "./group-sim.js";
+import type { RoutedRun } from "./group-routed.js";
+import { quantile } from "./stats.js";
+
+/** A latency sample summarized, ms. */
+export interface Lat {
+  n: number;
+  p50: number | null;
+  p99: number | null;
+  max: number | null;
+  mean: number | null;
+}
+
+export function lat(xs: readonly number[]): Lat {
+  return {
+    n: xs.length,
+    p50: quantile(xs, 0.5),
+    p99: quantile(xs, 0.99),
+    max: xs.length ? Math.max(...xs) : null,
+    mean: xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null,
+  };
+}
+
+/** One measured window of heartbeats: what the members saw, what it cost the master and the bench. */
+export interface BeatWindow {
+  label: string;
+  seconds: number;
+  latency: Lat;
+  /** The master's own handling time of the window's heartbeats (fastify's responseTime, its log). */
+  masterHandling: Lat;
+  beats: number;
+  beatsPerS: number;
+  errors: number;
+  /** "HTTP 401: reason" → count. */
+  errorKinds: Record<string, number>;
+  /** Members that sent no successful beat in the window. */
+  silentMembers: number;
+  /** Master CPU over the window, % of one CPU (user + system). */
+  masterCpuPct: number;
+  /** The master's CPU before any simulated member beat (the real member's beats only), % of one CPU. */
+  masterIdleCpuPct: number;
+  /** Master CPU above that idle level per accepted beat, ms (list calls included in the window that has them). */
+  masterCpuMsPerBeat: number;
+  /** The bench process (the simulated members and samplers), % of one CPU. */
+  benchCpuPct: number;
+  /** Every other process of the machine (other people's work), % of one CPU: the noise under the figures. */
+  othersCpuPct: number;
+  /** The bench's event-loop delay p99, ms: how late its timers and replies were handled. */
+  benchLoopDelayP99Ms: number;
+  /** Bytes the master appended to its log per beat. */
+  masterLogBytesPerBeat: number;
+}
+
+export function beatWindow(
+  label: string,
+  samples: BeatSample[],
+  members: number,
+  cost: { seconds: number; masterCpuS: number; masterIdleCpuPct: number; othersCpuS: number; benchCpuS: number; loopDelayP99Ms: number; masterLogBytes: number; handlingMs: number[] },
+): BeatWindow {
+  const ok = samples.filter((s) => s.error === null);
+  const errorKinds: Record<string, number> = {};
+  for (const s of samples) {
+    if (!s.error) continue;
+    const k = `${s.error.status ? `HTTP ${s.error.status}` : "no reply"}: ${s.error.message.slice(0, 120)}`;
+    errorKinds[k] = (errorKinds[k] ?? 0) + 1;
+  }
+  return {
+    label,
+    seconds: cost.seconds,
+    latency: lat(ok.map((s) => s.ms)),
+    masterHandling: lat(cost.handlingMs),
+    beats: samples.length,
+    beatsPerS: samples.length / cost.seconds,
+    errors: samples.length - ok.length,
+    errorKinds,
+    silentMembers: members - new Set(ok.map((s) => s.member)).size,
+    masterCpuPct: (cost.masterCpuS / cost.seconds) * 100,
+    masterIdleCpuPct: cost.masterIdleCpuPct,
+    masterCpuMsPerBeat: ok.length ? ((cost.masterCpuS - (cost.masterIdleCpuPct / 100) * cost.seconds) * 1000) / ok.length : NaN,
+    benchCpuPct: (cost.benchCpuS / cost.seconds) * 100,
+    othersCpuPct: (cost.othersCpuS / cost.seconds) * 100,
+    benchLoopDelayP99Ms: cost.loopDelayP99Ms,
+    masterLogBytesPerBeat: samples.length ? cost.masterLogBytes / samples.length : NaN,
+  };
+}
+
+export interface ListFigures {
+  latency: Lat;
+  masterHandling: Lat;
+  everyMs: number;
+  replyBytes: number;
+  /** Master CPU per call, ms, from a burst of calls in a row with the members stopped. */
+  cpuMsPerCall: number;
+  members: number;
+  /** Members by state in the last reply. */
+  states: Record<string, number>;
+}
+
+export interface RoutedFigures {
+  label: string;
+  direct: Lat;
+  routed: Lat;
+  ratioP50: number;
+  ratioP99: number;
+  addedP50Ms: number;
+  /** Median of (routed − direct) over the call pairs: the added latency, robust to the machine's drifts. */
+  pairedAddedMs: number;
+  replyBytes: RoutedRun["replyBytes"];
+  sameReply: boolean;
+}
+
+export function routedFigures(label: string, r: RoutedRun): RoutedFigures {
+  const direct = lat(r.direct);
+  const routed = lat(r.routed);
+  return {
+    label,
+    direct,
+    routed,
+    ratioP50: routed.p50! / direct.p50!,
+    ratioP99: routed.p99! / direct.p99!,
+    addedP50Ms: routed.p50! - direct.p50!,
+    pairedAddedMs: quantile(r.routed.map((x, i) => x - r.direct[i]!), 0.5)!,
+    replyBytes: r.replyBytes,
+    sameReply: r.sameReply,
+  };
+}
+
+const f = (v: number | null | undefined, d = 2) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(d));
+const cells = (l: Lat) => [f(l.p50), f(l.p99), f(l.max)].map((c) => c.padStart(10)).join("");
+
+export function formatReport(o: {
+  members: number;
+  intervalMs: number;
+  windows: BeatWindow[];
+  list: ListFigures;
+  routed: RoutedFigures[];
+}): string {
+  const line = "─".repeat(100);
+  const out = [
+    line,
+    `group: 1 master, ${o.members} simulated members + 1 real member agent; a heartbeat every ${o.intervalMs} ms per member`,
+    `${"".padEnd(50)}${"n".padStart(8)}${["p50 ms", "p99 ms", "max ms"].map((h) => h.padStart(10)).join("")}   errors   master CPU`,
+    line,
+  ];
+  for (const w of o.windows) {
+    out.push(
+      `${`heartbeat, ${w.label} (${w.seconds.toFixed(0)} s)`.padEnd(50)}${String(w.latency.n).padStart(8)}${cells(w.latency)}${String(w.errors).padStart(9)}` +
+        `   ${f(w.masterCpuPct, 1).padStart(5)} %`,
+    );
+    out.push(`${"  master's handling (its log)".padEnd(50)}${String(w.masterHandling.n).padStart(8)}${cells(w.masterHandling)}`);
+  }
+  out.push(`${`group/list (${o.list.members} members, ${f(o.list.replyBytes / 1024, 0)} KiB), every ${o.list.everyMs} ms`.padEnd(50)}${String(o.list.latency.n).padStart(8)}${cells(o.list.latency)}`);
+  out.push(`${"  master's handling (its log)".padEnd(50)}${String(o.list.masterHandling.n).padStart(8)}${cells(o.list.masterHandling)}`);
+  out.push(line);
+  out.push(`${"tasks/<id>, sequential".padEnd(34)}${"direct on member".padStart(22)}${"routed via master".padStart(22)}   routed/direct      added`);
+  out.push(`${"".padEnd(34)}${["p50 ms", "p99 ms", "p50 ms", "p99 ms"].map((h) => h.padStart(11)).join("")}   ${"p50".padStart(5)}  ${"p99".padStart(5)}   p50 ms`);
+  for (const r of o.routed) {
+    const c = [r.direct.p50, r.direct.p99, r.routed.p50, r.routed.p99].map((v) => f(v).padStart(11)).join("");
+    out.push(`${`${r.label} (n=${r.direct.n} each)`.padEnd(34)}${c}   ${f(r.ratioP50).padStart(5)}  ${f(r.ratioP99).padStart(5)}   ${f(r.addedP50Ms).padStart(6)}`);
+  }
+  out.push(line);
+  return out.join("\n");
+}
+
+/** The lines under the table: costs per beat, the load generator's own share, checks. */
+export function formatDetails(o: { windows: BeatWindow[]; list: ListFigures; routed: RoutedFigures[]; cpus: number; join: Lat }): string[] {
+  const out: string[] = [];
+  for (const w of o.windows) {
+    out.push(
+      `${w.label}: ${w.beats} beats (${f(w.beatsPerS, 1)}/s), master ${f(w.masterCpuPct, 1)} % of one CPU (idle ${f(w.masterIdleCpuPct, 1)} %): ${f(w.masterCpuMsPerBeat, 3)} ms CPU per beat above idle, ` +
+        `log ${f(w.masterLogBytesPerBeat, 0)} B per beat; members silent in the window: ${w.silentMembers}; ` +
+        `the bench (all simulated members + samplers) ${f(w.benchCpuPct, 1)} % of one CPU, event-loop delay p99 ${f(w.benchLoopDelayP99Ms)} ms; ` +
+        `other processes of the machine ${f(w.othersCpuPct, 0)} % of one CPU`,
+    );
+    for (const [k, n] of Object.entries(w.errorKinds)) out.push(`  ${n} × ${k}`);
+  }
+  const quietest = o.windows[0];
+  if (quietest) {
+    const w = quietest;
+    out.push(
+      `master log: ${f(w.masterLogBytesPerBeat, 0)} B per heartbeat (fastify's request lines at info) → ` +
+        `${f((w.masterLogBytesPerBeat * w.beatsPerS * 86_400) / 2 ** 30, 2)} GiB a day at this group size`,
+    );
+  }
+  out.push(`group/list: ${f(o.list.cpuMsPerCall)} ms master CPU per call of ${o.list.members} members (calls in a row, members stopped)`);
+  out.push(`group/list states in the last reply: ${JSON.stringify(o.list.states)}`);
+  out.push(`joins of the simulated members (bearer join, 16 at a time): p50 ${f(o.join.p50)} ms, p99 ${f(o.join.p99)} ms`);
+  for (const r of o.routed) {
+    out.push(
+      `tasks/<id> ${r.label}: reply ${r.replyBytes.direct} B direct, ${r.replyBytes.routed} B routed (${r.sameReply ? "the same bytes" : "DIFFERENT bytes"}); ` +
+        `routing adds ${f(r.addedP50Ms)} ms at p50, ${f(r.pairedAddedMs)} ms as the median of per-pair differences (master: session check, rental check, signing, a fresh connection to the member; member: checking the master's signature)`,
+    );
+  }
+  out.push(
+    `NOTE: ${o.cpus} CPUs shared by the master, the member agent and the bench's simulated members: the members' view includes the bench's own ` +
+      "event-loop delay above; the master's handling (fastify's responseTime, from its log) does not, but includes waits for a CPU.",
+  );
+  return out;
+}
