@@ -109,6 +109,8 @@ async function main(): Promise<void> {
   if (busy0 > 0.1) log("WARNING: other processes keep the CPUs busy: figures will be higher and noisier than on an idle machine");
 
   // --- 1. the master, the simulated members' joins, the real member ----------------------------------
+  // The master logs heartbeats at debug only; its per-request lines are how the bench reads handling times.
+  process.env.BATU_LOG_LEVEL = "debug";
   const master = await ApiAgent.start(join(root, "master/conf"), join(root, "master/data"), join(root, "master.log"));
   cleanup.add("stop the master", () => master.stop());
   const masterAddress = master.url.replace(/^http:\/\//, "");

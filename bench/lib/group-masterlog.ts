@@ -1,7 +1,8 @@
 /**
- * The master's own view of the requests of a window, from its log: fastify writes "incoming request"
- * (method, url) and "request completed" (status, responseTime in ms) for each, joined by reqId. That
- * handling time excludes the clients' side, so it is free of the bench process's event-loop delay.
+ * The master's own view of the requests of a window, from its log: the agent writes one "request
+ * completed" line per request (method, path, status, responseTime in ms; src/server/request-log.ts;
+ * heartbeats at debug, so the bench runs the master with BATU_LOG_LEVEL=debug). That handling time
+ * excludes the clients' side, so it is free of the bench process's event-loop delay.
  */
 import { closeSync, openSync, readSync } from "node:fs";
 
@@ -17,28 +18,21 @@ export function masterHandling(logPath: string, from: number, to: number): Handl
   } finally {
     closeSync(fd);
   }
-  const routes = new Map<string, string>();
   const out: Handling = {};
   for (const line of buf.toString("utf8").split("\n")) {
-    if (!line.startsWith("{") || !line.includes('"reqId"')) continue;
-    let l: { reqId?: string; msg?: string; req?: { method?: string; url?: string }; res?: { statusCode?: number }; responseTime?: number };
+    if (!line.startsWith("{") || !line.includes('"request completed"')) continue;
+    let l: { msg?: string; req?: { method?: string; url?: string }; res?: { statusCode?: number }; responseTime?: number };
     try {
       l = JSON.parse(line);
     } catch {
       continue; // a line cut by the window's end
     }
-    if (!l.reqId) continue;
-    if (l.msg === "incoming request" && l.req) {
-      routes.set(l.reqId, `${l.req.method} ${(l.req.url ?? "").split("?")[0]}`);
-    } else if (l.msg === "request completed" && typeof l.responseTime === "number") {
-      const route = routes.get(l.reqId);
-      if (!route) continue; // came in before the window
-      routes.delete(l.reqId);
-      const acc = (out[route] ??= { ms: [], statuses: {} });
-      acc.ms.push(l.responseTime);
-      const s = String(l.res?.statusCode ?? "?");
-      acc.statuses[s] = (acc.statuses[s] ?? 0) + 1;
-    }
+    if (l.msg !== "request completed" || !l.req || typeof l.responseTime !== "number") continue;
+    const route = `${l.req.method} ${(l.req.url ?? "").split("?")[0]}`;
+    const acc = (out[route] ??= { ms: [], statuses: {} });
+    acc.ms.push(l.responseTime);
+    const st = String(l.res?.statusCode ?? "?");
+    acc.statuses[st] = (acc.statuses[st] ?? 0) + 1;
   }
   return out;
 }

@@ -8,6 +8,7 @@ import { VERSION } from "../lib/version.js";
 import { authHook } from "./auth.js";
 import type { AppDeps } from "./deps.js";
 import { errorHandler } from "./errors.js";
+import { RequestLog } from "./request-log.js";
 import { commonRoutes } from "./routes/host/common.js";
 import { groupRoutes } from "./routes/host/group.js";
 import { vmRoutes } from "./routes/host/vm.js";
@@ -19,6 +20,7 @@ import { v1Routes } from "./routes/v1/plugin.js";
 export async function build(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
+    logController: new RequestLog(),
     bodyLimit: 1024 * 1024,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();

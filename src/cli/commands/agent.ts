@@ -30,7 +30,8 @@ function parseMs(text: string, flag: string, min: number, max: number): number {
 export async function agentCommand(args: string[]): Promise<void> {
   const { values } = parse(args, {
     ...AGENT_FLAGS,
-    "log-level": { type: "string", default: "info" },
+    // No default here: createLogger falls back to BATU_LOG_LEVEL, then info.
+    "log-level": { type: "string" },
     "forward-host": { type: "string" },
     "cpu-overcommit": { type: "string", default: "1" },
     "shutdown-timeout": { type: "string", default: "60" },

@@ -72,7 +72,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
         response: { 200: OkReply, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
       },
       // Public on the token level: the service checks the member's signature instead.
-      config: { auth: "public" },
+      config: { auth: "public", quietLog: true },
     },
     async (req) => deps.group.recordHeartbeat(req.body),
   );

@@ -1,0 +1,33 @@
+import { LogController, type FastifyReply, type FastifyRequest } from "fastify";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** A routine, frequent call (heartbeats): logged at debug while it succeeds. */
+    quietLog?: boolean;
+  }
+}
+
+/**
+ * One log line per request, when it completes, in place of fastify's two: method, path, status and
+ * time. The path is logged without its query, which may carry signatures (the event stream's
+ * identity). Routine calls that succeed go to debug, so 500 members beating every 3 s do not fill
+ * the master's disk; failures are always logged. Fastify's other log lines are kept.
+ */
+export class RequestLog extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
+    const status = reply.statusCode;
+    const level = error || status >= 500 ? "error" : status < 400 && req.routeOptions.config?.quietLog ? "debug" : "info";
+    req.log[level](
+      {
+        req: { method: req.method, url: req.url.split("?")[0] },
+        remote: req.ip,
+        res: { statusCode: status },
+        responseTime: reply.elapsedTime,
+        ...(error ? { err: error } : {}),
+      },
+      "request completed",
+    );
+  }
+}
