@@ -57,9 +57,19 @@ export class DiscoveryResponder {
           resolve();
         });
       });
-      for (const a of addresses) socket.addMembership(SSDP_ADDRESS, a);
+      // One interface that cannot join the group (no multicast on it) must not silence the others.
+      const joined = addresses.filter((a) => {
+        try {
+          socket.addMembership(SSDP_ADDRESS, a);
+          return true;
+        } catch (e) {
+          this.opts.log.warn({ address: a, err: (e as Error).message }, "discovery: cannot listen on this interface");
+          return false;
+        }
+      });
+      if (joined.length === 0) throw new Error("no interface could join the SSDP multicast group");
       this.socket = socket;
-      this.opts.log.debug({ interfaces: addresses }, "discovery responder listening");
+      this.opts.log.debug({ interfaces: joined }, "discovery responder listening");
     } catch (e) {
       socket.close();
       this.opts.log.warn({ err: (e as Error).message }, "discovery disabled: cannot listen for SSDP searches");
