@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MIGRATIONS } from "./migrations.js";
-import { migrate, openDb, prepared } from "./db.js";
+import { dataVersion, migrate, openDb, prepared } from "./db.js";
 import { GroupMemberRepo } from "./group-members.js";
 
 describe("migrations", () => {
@@ -23,6 +23,24 @@ describe("migrations", () => {
       const step = openDb(":memory:", MIGRATIONS.slice(0, n));
       step.close();
     }
+  });
+});
+
+describe("dataVersion", () => {
+  it("changes when another connection commits, not for this connection's own writes", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "batu-db-")), "batu.db");
+    const a = openDb(path);
+    const b = openDb(path);
+    const v0 = dataVersion(a);
+    a.exec("CREATE TABLE t (x)");
+    a.exec("INSERT INTO t VALUES (1)");
+    expect(dataVersion(a)).toBe(v0);
+    b.exec("INSERT INTO t VALUES (2)");
+    const v1 = dataVersion(a);
+    expect(v1).not.toBe(v0);
+    expect(dataVersion(a)).toBe(v1);
+    a.close();
+    b.close();
   });
 });
 

@@ -20,6 +20,20 @@ export function prepared(db: Db, sql: string): Database.Statement {
   return statement;
 }
 
+const dataVersions = new WeakMap<Db, Database.Statement>();
+
+/**
+ * SQLite's `PRAGMA data_version` of this connection: it changes whenever another connection (another
+ * process, a `sqlite3` shell, the CLI writing offline) committed to the file since the last call;
+ * never for this connection's own writes. Caches key on it, with their own counters for those.
+ */
+export function dataVersion(db: Db): number {
+  let statement = dataVersions.get(db);
+  // Its own statement: pluck() would change a shared prepared() one for every other user.
+  if (!statement) dataVersions.set(db, (statement = db.prepare("PRAGMA data_version").pluck()));
+  return statement.get() as number;
+}
+
 /** Opens (creating if needed) the agent's SQLite file and brings its schema up to date. */
 export function openDb(path: string, migrations: readonly Migration[] = MIGRATIONS): Db {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });

@@ -1,4 +1,4 @@
-import { prepared, type Db } from "../store/db.js";
+import { dataVersion, prepared, type Db } from "../store/db.js";
 import type { PortKind, VmSpec } from "./spec.js";
 import type { VmStatus } from "./state.js";
 
@@ -69,6 +69,9 @@ const toRecord = (r: Row): VmRecord => ({
   systemDiskBytes: r.system_disk_bytes,
 });
 
+// Writes to the vms table through any VmRepo, per database: an agent holds more than one repo on its store.
+const vmsWrites = new WeakMap<Db, number>();
+
 /** The VMs of this host, their reserved ports and their lifecycle log. */
 export class VmRepo {
   constructor(
@@ -76,17 +79,37 @@ export class VmRepo {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
+  /**
+   * Changes whenever the vms table may have changed: after every write to it through a VmRepo of this
+   * connection, and after a commit by another connection (`dataVersion`). What was read from vms
+   * after `version()` returned v is still current while `version()` returns v. Take it before reading.
+   */
+  version(): string {
+    return `${vmsWrites.get(this.db) ?? 0}.${dataVersion(this.db)}`;
+  }
+
+  /** Every write to vms goes through here: `version()` moves after it (after a failed one too: never wrong). */
+  private writeVms<T>(write: () => T): T {
+    try {
+      return write();
+    } finally {
+      vmsWrites.set(this.db, (vmsWrites.get(this.db) ?? 0) + 1);
+    }
+  }
+
   insert(vm: { id: string; nickname: string; owner: string | null; spec: VmSpec; status: VmStatus }, ports: Omit<VmPortRow, "vmId">[]): VmRecord {
     const at = this.now().toISOString();
-    this.db.transaction(() => {
-      prepared(
-        this.db,
-        `INSERT INTO vms (id, nickname, owner, image_name, spec_json, status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(vm.id, vm.nickname, vm.owner, vm.spec.imageName, JSON.stringify(vm.spec), vm.status, at, at);
-      const add = prepared(this.db, "INSERT INTO vm_ports (port, proto, vm_id, kind) VALUES (?, ?, ?, ?)");
-      for (const p of ports) add.run(p.port, p.proto, vm.id, p.kind);
-    })();
+    this.writeVms(() =>
+      this.db.transaction(() => {
+        prepared(
+          this.db,
+          `INSERT INTO vms (id, nickname, owner, image_name, spec_json, status, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(vm.id, vm.nickname, vm.owner, vm.spec.imageName, JSON.stringify(vm.spec), vm.status, at, at);
+        const add = prepared(this.db, "INSERT INTO vm_ports (port, proto, vm_id, kind) VALUES (?, ?, ?, ?)");
+        for (const p of ports) add.run(p.port, p.proto, vm.id, p.kind);
+      })(),
+    );
     return this.get(vm.id)!;
   }
 
@@ -142,17 +165,17 @@ export class VmRepo {
     if (fields.lastError !== undefined) set("last_error", fields.lastError);
     if (fields.spec !== undefined) set("spec_json", JSON.stringify(fields.spec));
     set("updated_at", this.now().toISOString());
-    this.db.prepare(`UPDATE vms SET ${cols.join(", ")} WHERE id = ?`).run(...vals, id);
+    this.writeVms(() => this.db.prepare(`UPDATE vms SET ${cols.join(", ")} WHERE id = ?`).run(...vals, id));
   }
 
   /** Records the system disk's virtual size (null: no disk). A fact about the disk: `updated_at` stays. */
   setSystemDiskBytes(id: string, sizeBytes: number | null): void {
-    prepared(this.db, "UPDATE vms SET system_disk_bytes = ? WHERE id = ?").run(sizeBytes, id);
+    this.writeVms(() => prepared(this.db, "UPDATE vms SET system_disk_bytes = ? WHERE id = ?").run(sizeBytes, id));
   }
 
   /** Removes the VM with its ports (cascade); its log stays for the record. */
   delete(id: string): void {
-    prepared(this.db, "DELETE FROM vms WHERE id = ?").run(id);
+    this.writeVms(() => prepared(this.db, "DELETE FROM vms WHERE id = ?").run(id));
   }
 
   ports(vmId?: string): VmPortRow[] {

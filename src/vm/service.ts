@@ -18,6 +18,7 @@ import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
 import { VmStatsReader } from "./stats.js";
 import { SystemDiskSizes } from "./system-disk.js";
+import { SummaryCache } from "./summary-cache.js";
 import { Operations, type Operation } from "./operations.js";
 import { TRANSITIONAL } from "./state.js";
 import { applyForwardsLive, applyModify, forwardsOf, type VmModify } from "./modify.js";
@@ -53,8 +54,10 @@ export class VmService {
   private readonly statsReader: VmStatsReader;
   readonly operations = new Operations();
   private readonly diskSizes: SystemDiskSizes;
+  private readonly summaries: SummaryCache;
 
   constructor(private readonly opts: VmServiceOptions) {
+    this.summaries = new SummaryCache(opts.repo);
     this.runtime = new VmRuntime(opts);
     this.statsReader = new VmStatsReader(opts.hypervisor, this.runtime);
     this.diskSizes = new SystemDiskSizes(opts.repo, (id) => this.runtime.runDir(id), opts.log);
@@ -89,9 +92,12 @@ export class VmService {
     return this.opts.repo.listByOwner(owner);
   }
 
-  /** What a task list shows of `owner`'s VMs, oldest first (no spec parsed). */
-  summariesFor(owner: string): VmSummary[] {
-    return this.opts.repo.summariesByOwner(owner);
+  /**
+   * What a task list shows of `owner`'s VMs, oldest first (no spec parsed). Kept in memory while the
+   * vms table is unchanged; the same frozen array is returned until then (see SummaryCache).
+   */
+  summariesFor(owner: string): readonly VmSummary[] {
+    return this.summaries.summariesFor(owner);
   }
 
   /** Whether VM `id` exists and is `owner`'s. */

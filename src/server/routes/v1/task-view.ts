@@ -1,3 +1,4 @@
+import { ok } from "../../../api/v1/envelope.js";
 import type { VmRecord, VmSummary } from "../../../vm/repo.js";
 import { vcpus } from "../../../vm/spec.js";
 import { macFor } from "../../../vm/qemu-spec.js";
@@ -12,6 +13,23 @@ const gib = (bytes: number) => `${Math.round((bytes / 2 ** 30) * 100) / 100}G`;
 /** A task in DBC's list shape. */
 export function taskSummary(vm: VmSummary) {
   return { task_id: vm.id, create_time: dbcTime(vm.createdAt), desc: vm.desc, status: vm.status };
+}
+
+/** The content type of a reply body serialized here, as fastify sets it for an object. */
+export const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
+
+// The `tasks` reply of each frozen summaries array: the VM service hands out the same array while a
+// renter's list is unchanged, so its bytes are built once (shape + stringify of 1,000 tasks ≈ 0.5 ms).
+const listBodies = new WeakMap<readonly VmSummary[], Buffer>();
+
+/** The `tasks` reply, DBC's envelope of the list, as JSON bytes: the same as fastify would send for it. */
+export function taskListBody(summaries: readonly VmSummary[]): Buffer {
+  const kept = listBodies.get(summaries);
+  if (kept) return kept;
+  const body = Buffer.from(JSON.stringify(ok(summaries.map(taskSummary))));
+  // Only an array nobody can change may stand for its bytes.
+  if (Object.isFrozen(summaries)) listBodies.set(summaries, body);
+  return body;
 }
 
 /**

@@ -8,7 +8,7 @@ import type { VmModify } from "../../../vm/modify.js";
 import type { VmAction } from "../../../vm/state.js";
 import type { V1Deps } from "./deps.js";
 import { forwardedRenter, targetNode } from "./target.js";
-import { dbcTime, taskDetail, taskSummary } from "./task-view.js";
+import { dbcTime, JSON_CONTENT_TYPE, taskDetail, taskListBody } from "./task-view.js";
 
 type Req = FastifyRequest<{ Body: DbcRequest; Params: { id: string; verb?: string }; Querystring: Record<string, string> }>;
 
@@ -62,8 +62,8 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
   const renter = (req: Req) => forwardedRenter(req) ?? deps.renters.authorize(req.body, targetNode(req.body, deps));
   const schema = (summary: string, description?: string) => ({ summary, tags: ["dbc"], body: DbcRequest, ...(description ? { description } : {}) });
 
-  app.post("/tasks", { schema: schema("The caller's tasks on the node") }, async (req: Req) =>
-    ok(vms.summariesFor(renter(req)).map(taskSummary)),
+  app.post("/tasks", { schema: schema("The caller's tasks on the node") }, async (req: Req, reply) =>
+    reply.type(JSON_CONTENT_TYPE).send(taskListBody(vms.summariesFor(renter(req)))),
   );
 
   app.post(
