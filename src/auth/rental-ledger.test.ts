@@ -127,3 +127,52 @@ describe("RentalLedger", () => {
     expect(again.activeRental(NODE, hours(1))?.renter.renterId).toBe(alice().address);
   });
 });
+
+describe("RentalLedger: a node's rental from memory", () => {
+  const alice = () => testWallet("//alice-renter");
+  const bob = () => testWallet("//bob-renter");
+
+  it("answers the same frozen rental while rentals are unchanged; time alone ends it", () => {
+    const ledger = new RentalLedger(openDb(":memory:"));
+    ledger.grant(NODE, { wallet: alice().address }, hours(2), t0);
+    const r = ledger.activeRental(NODE, hours(1))!;
+    expect(ledger.activeRental(NODE, hours(1.5))).toBe(r);
+    expect(Object.isFrozen(r) && Object.isFrozen(r.renter)).toBe(true);
+    expect(ledger.activeRental(NODE.toUpperCase(), hours(1.5))).toBe(r);
+    expect(ledger.activeRental(NODE, hours(2))).toBeUndefined();
+    expect(ledger.activeRental(NODE2, hours(1))).toBeUndefined();
+  });
+
+  it("sees at once a grant, a moved until and a revoke made through the ledger", () => {
+    const ledger = new RentalLedger(openDb(":memory:"));
+    expect(ledger.activeRental(NODE, hours(1))).toBeUndefined();
+    ledger.grant(NODE, { wallet: alice().address }, hours(2), hours(1));
+    expect(ledger.activeRental(NODE, hours(1))?.until).toBe(hours(2).toISOString());
+    ledger.grant(NODE, { wallet: alice().address }, hours(4), hours(1));
+    expect(ledger.activeRental(NODE, hours(3))?.until).toBe(hours(4).toISOString());
+    ledger.revoke({ nodeId: NODE, renter: { wallet: alice().address } }, hours(3));
+    expect(ledger.activeRental(NODE, hours(3))).toBeUndefined();
+  });
+
+  it("sees at once a revoke or a grant written by another connection (the CLI offline)", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "batu-rent-")), "batu.db");
+    const agent = new RentalLedger(openDb(path));
+    const r = agent.grant(NODE, { wallet: alice().address }, hours(5), t0);
+    expect(agent.activeRental(NODE, hours(1))?.id).toBe(r.id);
+    const cliDb = openDb(path);
+    new RentalLedger(cliDb).revoke({ id: r.id }, hours(1));
+    expect(agent.activeRental(NODE, hours(1))).toBeUndefined();
+    new RentalLedger(cliDb).grant(NODE, { wallet: bob().address }, hours(5), hours(1));
+    expect(agent.activeRental(NODE, hours(2))?.renter.renterId).toBe(bob().address);
+    cliDb.close();
+  });
+
+  it("answers a time before the one it read at from the store: a grant over by then is not lost", () => {
+    const ledger = new RentalLedger(openDb(":memory:"));
+    ledger.grant(NODE, { wallet: alice().address }, hours(2), t0);
+    ledger.grant(NODE, { wallet: bob().address }, hours(5), hours(3));
+    expect(ledger.activeRental(NODE, hours(6))).toBeUndefined(); // kept: nothing live at 6 h
+    expect(ledger.activeRental(NODE, hours(4))?.renter.renterId).toBe(bob().address);
+    expect(ledger.activeRental(NODE, hours(1.5))?.renter.renterId).toBe(bob().address); // the newest, as the SQL says
+  });
+});

@@ -1,6 +1,7 @@
 import { ApiError } from "../api/errors.js";
 import type { RentalItem } from "../api/host-rent.js";
-import { prepared, type Db } from "../store/db.js";
+import { noteWrite, prepared, tableVersion, type Db } from "../store/db.js";
+import { VersionedMemo } from "../store/versioned-memo.js";
 import { renterFromSpec, RenterSpecError, type RenterIdentity, type RenterSpec } from "./renter.js";
 
 export type RentalState = "active" | "expired" | "revoked";
@@ -32,6 +33,22 @@ interface Row {
 }
 
 const NODE_ID = /^[0-9a-f]{64}$/;
+
+/** How many nodes' live grants a ledger keeps in memory (a master's group is a few hundred nodes). */
+export const LIVE_GRANTS_MAX_NODES = 1024;
+
+/** A rental nobody can change: the ledger hands the ones it keeps to every caller. */
+function frozen(r: Rental): Rental {
+  if (r.renter.kind === "multisig") Object.freeze(r.renter.wallets);
+  Object.freeze(r.renter);
+  return Object.freeze(r);
+}
+
+/** One node's grants that were neither revoked nor over at `from`, newest first. */
+interface LiveGrants {
+  from: string;
+  rentals: readonly Rental[];
+}
 
 function toRental(r: Row): Rental {
   const wallets = JSON.parse(r.wallets_json) as string[];
@@ -86,7 +103,21 @@ function renterOf(spec: RenterSpec): RenterIdentity {
  * refused. Unknown node ids are accepted (the node may join later). Throws ApiError for the host API.
  */
 export class RentalLedger {
-  constructor(private readonly db: Db) {}
+  // Every renter call checks its node's rental: kept per node while the rentals table is unchanged.
+  private readonly live: VersionedMemo<LiveGrants>;
+
+  constructor(private readonly db: Db) {
+    this.live = new VersionedMemo(() => tableVersion(db, "rentals"), LIVE_GRANTS_MAX_NODES);
+  }
+
+  /** Every write to rentals goes through here, so that `live` never answers from before it. */
+  private writeRentals<T>(write: () => T): T {
+    try {
+      return write();
+    } finally {
+      noteWrite(this.db, "rentals");
+    }
+  }
 
   /** Grants `nodeId` to the renter until `until` (must be after `now`); returns the new or moved rental. */
   grant(nodeId: string, spec: RenterSpec, until: Date, now: Date = new Date()): Rental {
@@ -94,7 +125,7 @@ export class RentalLedger {
     const renter = renterOf(spec);
     if (Number.isNaN(until.getTime())) throw new ApiError("bad_request", "until: is not a time");
     if (until.getTime() <= now.getTime()) throw new ApiError("bad_request", "until: must be in the future");
-    return this.db.transaction(() => {
+    const grantIn = this.db.transaction((): Rental => {
       const active = this.activeRental(node, now);
       if (active && active.renter.renterId !== renter.renterId) {
         throw new ApiError(
@@ -121,7 +152,8 @@ export class RentalLedger {
         until.toISOString(),
       );
       return this.get(Number(info.lastInsertRowid))!;
-    })();
+    });
+    return this.writeRentals(grantIn);
   }
 
   get(id: number): Rental | undefined {
@@ -155,19 +187,25 @@ export class RentalLedger {
       }
     }
     if (rental.revokedAt === null) {
-      prepared(this.db, "UPDATE rentals SET revoked_at = ? WHERE id = ?").run(now.toISOString(), rental.id);
+      const id = rental.id;
+      this.writeRentals(() => prepared(this.db, "UPDATE rentals SET revoked_at = ? WHERE id = ?").run(now.toISOString(), id));
     }
     return this.get(rental.id)!;
   }
 
-  /** The node's active rental at `now`, if it is rented. */
+  /** The node's active rental at `now` (its newest grant neither revoked nor over), if it is rented. */
   activeRental(nodeId: string, now: Date = new Date()): Rental | undefined {
-    const row = prepared(
-      this.db,
-      `SELECT * FROM rentals WHERE node_id = ? AND revoked_at IS NULL AND until > ?
-       ORDER BY id DESC LIMIT 1`,
-    ).get(nodeId.toLowerCase(), now.toISOString()) as Row | undefined;
-    return row ? toRental(row) : undefined;
+    const node = nodeId.toLowerCase();
+    const at = now.toISOString();
+    const live = this.live.get(node, () => ({ from: at, rentals: this.liveGrants(node, at) }));
+    // Grants over by `from` are not kept: for an earlier time (a caller's own clock) ask the store.
+    if (at < live.from) return this.liveGrants(node, at)[0];
+    return live.rentals.find((r) => r.until > at);
+  }
+
+  private liveGrants(node: string, at: string): readonly Rental[] {
+    const sql = "SELECT * FROM rentals WHERE node_id = ? AND revoked_at IS NULL AND until > ? ORDER BY id DESC";
+    return Object.freeze((prepared(this.db, sql).all(node, at) as Row[]).map((r) => frozen(toRental(r))));
   }
 
   /** DBC's machine state of a node: `rented` while one of its grants is active, else `online`. */

@@ -1,10 +1,14 @@
 import { base58Encode, randomAsU8a } from "@polkadot/util-crypto";
-import { prepared, type Db } from "../store/db.js";
+import { noteWrite, prepared, tableVersion, type Db } from "../store/db.js";
+import { VersionedMemo } from "../store/versioned-memo.js";
 import type { Renter, RenterIdentity } from "./renter.js";
 import { VerifiedSignatures } from "./verified-signatures.js";
 
 /** Longest session id accepted in a request; ours are 44 characters. */
 export const MAX_SESSION_ID_LENGTH = 128;
+
+/** How many session ids' renters a SessionRepo keeps in memory. */
+export const SESSION_MEMO_MAX = 4096;
 
 interface Row {
   renter_id: string;
@@ -14,11 +18,14 @@ interface Row {
   threshold: number | null;
 }
 
+// Frozen: the repo hands the renters it keeps to every caller.
 function toRenter(r: Row): Renter {
-  const wallets = JSON.parse(r.wallets_json) as string[];
-  return r.kind === "wallet"
-    ? { kind: "wallet", renterId: r.renter_id, wallet: wallets[0] ?? "", via: "session" }
-    : { kind: "multisig", renterId: r.renter_id, wallets, threshold: r.threshold ?? 0, via: "session" };
+  const wallets = Object.freeze(JSON.parse(r.wallets_json) as string[]) as string[];
+  return Object.freeze(
+    r.kind === "wallet"
+      ? { kind: "wallet", renterId: r.renter_id, wallet: wallets[0] ?? "", via: "session" }
+      : { kind: "multisig", renterId: r.renter_id, wallets, threshold: r.threshold ?? 0, via: "session" },
+  );
 }
 
 /**
@@ -27,11 +34,16 @@ function toRenter(r: Row): Renter {
  * it acts as the renter; the signature may come from the wallet or from any wallet of the multisig set.
  */
 export class SessionRepo {
+  // Every session request looks its session id up: kept while renter_sessions is unchanged.
+  private readonly renters: VersionedMemo<Renter | undefined>;
+
   constructor(
     private readonly db: Db,
     /** Session signatures that verified: a client sends the same one on every request. */
     private readonly verified: VerifiedSignatures = new VerifiedSignatures(),
-  ) {}
+  ) {
+    this.renters = new VersionedMemo(() => tableVersion(db, "renter_sessions"), SESSION_MEMO_MAX);
+  }
 
   /** The renter's session id, created (random, base58) when it has none. */
   ensure(renter: RenterIdentity, now: Date): string {
@@ -39,18 +51,22 @@ export class SessionRepo {
     if (existing) return existing;
     const sessionId = base58Encode(randomAsU8a(32));
     const wallets = renter.kind === "wallet" ? [renter.wallet] : renter.wallets;
-    prepared(
-      this.db,
-      `INSERT INTO renter_sessions (renter_id, session_id, kind, wallets_json, threshold, created_at)
-       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (renter_id) DO NOTHING`,
-    ).run(
-      renter.renterId,
-      sessionId,
-      renter.kind,
-      JSON.stringify(wallets),
-      renter.kind === "multisig" ? renter.threshold : null,
-      now.toISOString(),
-    );
+    try {
+      prepared(
+        this.db,
+        `INSERT INTO renter_sessions (renter_id, session_id, kind, wallets_json, threshold, created_at)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (renter_id) DO NOTHING`,
+      ).run(
+        renter.renterId,
+        sessionId,
+        renter.kind,
+        JSON.stringify(wallets),
+        renter.kind === "multisig" ? renter.threshold : null,
+        now.toISOString(),
+      );
+    } finally {
+      noteWrite(this.db, "renter_sessions");
+    }
     return this.get(renter.renterId) ?? sessionId;
   }
 
@@ -68,9 +84,11 @@ export class SessionRepo {
    */
   check(sessionId: string, sessionIdSign: string): Renter | undefined {
     if (!sessionId || sessionId.length > MAX_SESSION_ID_LENGTH || !sessionIdSign) return undefined;
-    const row = prepared(this.db, "SELECT * FROM renter_sessions WHERE session_id = ?").get(sessionId) as Row | undefined;
-    if (!row) return undefined;
-    const renter = toRenter(row);
+    const renter = this.renters.get(sessionId, () => {
+      const row = prepared(this.db, "SELECT * FROM renter_sessions WHERE session_id = ?").get(sessionId) as Row | undefined;
+      return row && toRenter(row);
+    });
+    if (!renter) return undefined;
     const wallets = renter.kind === "wallet" ? [renter.wallet] : renter.wallets;
     // Known-good first: for a multisig set, a full check of each wallet before the signer's would cost one each.
     if (wallets.some((w) => this.verified.has(sessionId, w, sessionIdSign))) return renter;

@@ -1,4 +1,4 @@
-import { dataVersion, prepared, type Db } from "../store/db.js";
+import { noteWrite, prepared, tableVersion, type Db } from "../store/db.js";
 import type { PortKind, VmSpec } from "./spec.js";
 import type { VmStatus } from "./state.js";
 
@@ -69,9 +69,6 @@ const toRecord = (r: Row): VmRecord => ({
   systemDiskBytes: r.system_disk_bytes,
 });
 
-// Writes to the vms table through any VmRepo, per database: an agent holds more than one repo on its store.
-const vmsWrites = new WeakMap<Db, number>();
-
 /** The VMs of this host, their reserved ports and their lifecycle log. */
 export class VmRepo {
   constructor(
@@ -80,12 +77,12 @@ export class VmRepo {
   ) {}
 
   /**
-   * Changes whenever the vms table may have changed: after every write to it through a VmRepo of this
-   * connection, and after a commit by another connection (`dataVersion`). What was read from vms
-   * after `version()` returned v is still current while `version()` returns v. Take it before reading.
+   * Changes whenever the vms table may have changed: after every write to it through any VmRepo of
+   * this connection (an agent holds several), and after a commit by another connection. What was read
+   * from vms after `version()` returned v is current while it returns v: take it before reading.
    */
   version(): string {
-    return `${vmsWrites.get(this.db) ?? 0}.${dataVersion(this.db)}`;
+    return tableVersion(this.db, "vms");
   }
 
   /** Every write to vms goes through here: `version()` moves after it (after a failed one too: never wrong). */
@@ -93,7 +90,7 @@ export class VmRepo {
     try {
       return write();
     } finally {
-      vmsWrites.set(this.db, (vmsWrites.get(this.db) ?? 0) + 1);
+      noteWrite(this.db, "vms");
     }
   }
 
