@@ -96,7 +96,11 @@ export class ForwardVerifier {
     const nowMs = this.now().getTime();
     if (!/^\d+$/.test(at) || Math.abs(nowMs - Number(at)) > FORWARD_MAX_SKEW_MS) throw deny("stale or future timestamp");
     if (!/^[0-9a-f]{32}$/.test(nonce)) throw deny("bad nonce");
-    for (const [n, expires] of this.seen) if (expires < nowMs) this.seen.delete(n);
+    // Oldest first (insertion order): stop at the first one still kept, not a walk over all of them.
+    for (const [n, expires] of this.seen) {
+      if (expires >= nowMs) break;
+      this.seen.delete(n);
+    }
     if (this.seen.has(nonce)) throw deny("replayed");
     let valid = false;
     try {

@@ -59,6 +59,20 @@ describe("ForwardVerifier", () => {
     expect(() => v.verify(h, call.method, call.url, call.bodyText)).toThrow(/replayed/);
   });
 
+  it("still refuses a replay inside the window after older nonces were dropped", () => {
+    let now = t0;
+    const v = new ForwardVerifier(() => idOf(pair), () => now);
+    const at = (s: number) => new Date(t0.getTime() + s * 1000);
+    const first = signForward(call, idOf(pair), sign(pair), at(0));
+    expect(v.verify(first, call.method, call.url, call.bodyText)).toBe("5Alice");
+    now = at(40);
+    const second = signForward(call, idOf(pair), sign(pair), at(40));
+    expect(v.verify(second, call.method, call.url, call.bodyText)).toBe("5Alice");
+    now = at(65); // the first nonce is dropped here (kept 60 s), the second is not
+    expect(() => v.verify(second, call.method, call.url, call.bodyText)).toThrow(/replayed/);
+    expect(() => v.verify(first, call.method, call.url, call.bodyText)).toThrow(/stale/);
+  });
+
   it("refuses another node, a changed body or path, and a stale call", () => {
     const v = new ForwardVerifier(() => idOf(pair), () => t0);
     expect(() => v.verify(signForward(call, idOf(other), sign(other), t0), call.method, call.url, call.bodyText)).toThrow(/master/);

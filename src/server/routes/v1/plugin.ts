@@ -7,6 +7,7 @@ import { taskRoutes } from "./tasks.js";
 import { eventRoutes } from "./events.js";
 import { routeToMember } from "./route-to-member.js";
 import { setForwardedRenter } from "./target.js";
+import { ForwardVerifier } from "../../../group/forward.js";
 
 /**
  * Seed 001, DBC's client API, under `/api/v1`: its own identities (signatures, sessions; no admin
@@ -21,6 +22,8 @@ export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps
   if (group) {
     // A call forwarded by this member's master: checked on the bytes as sent, before any parsing.
     app.addHook("preValidation", async (req) => {
+      // Most calls are not forwarded: no need to serialize their bodies again.
+      if (!ForwardVerifier.isForwarded(req.headers)) return;
       const renter = group.router.verifyForwarded(req.headers, req.method, req.url, JSON.stringify(req.body ?? null));
       if (renter) setForwardedRenter(req, renter);
     });
