@@ -1,4 +1,4 @@
-import type { Db } from "../store/db.js";
+import { prepared, type Db } from "../store/db.js";
 import { publicKeyHex } from "./signature.js";
 
 export { MAX_NONCE_LENGTH } from "../api/v1/request.js";
@@ -21,7 +21,7 @@ export class NonceRepo {
   /** Records every nonce as used, all or none. False (nothing recorded) when any was used before. */
   consume(uses: readonly NonceUse[], now: Date): boolean {
     const at = now.toISOString();
-    const insert = this.db.prepare("INSERT OR IGNORE INTO used_nonces (signer, nonce, used_at) VALUES (?, ?, ?)");
+    const insert = prepared(this.db, "INSERT OR IGNORE INTO used_nonces (signer, nonce, used_at) VALUES (?, ?, ?)");
     const run = this.db.transaction(() => {
       for (const u of uses) {
         if (insert.run(publicKeyHex(u.signer), u.nonce, at).changes === 0) throw new NonceReplay();
@@ -38,10 +38,7 @@ export class NonceRepo {
 
   /** True when the signer has used the nonce. */
   used(signer: Uint8Array, nonce: string): boolean {
-    return (
-      this.db.prepare("SELECT 1 FROM used_nonces WHERE signer = ? AND nonce = ?").get(publicKeyHex(signer), nonce) !==
-      undefined
-    );
+    return prepared(this.db, "SELECT 1 FROM used_nonces WHERE signer = ? AND nonce = ?").get(publicKeyHex(signer), nonce) !== undefined;
   }
 }
 

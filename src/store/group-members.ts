@@ -1,4 +1,4 @@
-import type { Db } from "./db.js";
+import { prepared, type Db } from "./db.js";
 
 export type MemberState = "alive" | "suspect" | "dead";
 
@@ -42,7 +42,7 @@ export class GroupMemberRepo {
   constructor(private readonly db: Db) {}
 
   list(): MemberRecord[] {
-    return (this.db.prepare("SELECT * FROM group_members ORDER BY id").all() as Row[]).map(toRecord);
+    return (prepared(this.db, "SELECT * FROM group_members ORDER BY id").all() as Row[]).map(toRecord);
   }
 
   /**
@@ -54,42 +54,40 @@ export class GroupMemberRepo {
     const at = now.toISOString();
     return this.db.transaction(() => {
       const byNode = join.nodeId
-        ? (this.db.prepare("SELECT * FROM group_members WHERE node_id = ?").get(join.nodeId) as Row | undefined)
+        ? (prepared(this.db, "SELECT * FROM group_members WHERE node_id = ?").get(join.nodeId) as Row | undefined)
         : undefined;
-      const byAddress = this.db.prepare("SELECT * FROM group_members WHERE address = ?").get(join.address) as
+      const byAddress = prepared(this.db, "SELECT * FROM group_members WHERE address = ?").get(join.address) as
         | Row
         | undefined;
       const existing = byNode ?? byAddress;
       if (byNode && byAddress && byAddress.node_id !== byNode.node_id) {
-        this.db.prepare("DELETE FROM group_members WHERE address = ?").run(join.address);
+        prepared(this.db, "DELETE FROM group_members WHERE address = ?").run(join.address);
       }
       if (existing) {
-        this.db
-          .prepare(
-            `UPDATE group_members SET address = ?, node_id = ?, nickname = ?, state = 'alive', last_seen = ?
-             WHERE ${existing.node_id && byNode ? "node_id = ?" : "address = ?"}`,
-          )
-          .run(
-            join.address,
-            join.nodeId ?? existing.node_id,
-            join.nickname ?? existing.nickname,
-            at,
-            existing.node_id && byNode ? existing.node_id : existing.address,
-          );
+        prepared(
+          this.db,
+          `UPDATE group_members SET address = ?, node_id = ?, nickname = ?, state = 'alive', last_seen = ?
+           WHERE ${existing.node_id && byNode ? "node_id = ?" : "address = ?"}`,
+        ).run(
+          join.address,
+          join.nodeId ?? existing.node_id,
+          join.nickname ?? existing.nickname,
+          at,
+          existing.node_id && byNode ? existing.node_id : existing.address,
+        );
       } else {
-        this.db
-          .prepare(
-            `INSERT INTO group_members (address, node_id, nickname, state, joined_at, last_seen)
-             VALUES (?, ?, ?, 'alive', ?, ?)`,
-          )
-          .run(join.address, join.nodeId ?? null, join.nickname ?? "", at, at);
+        prepared(
+          this.db,
+          `INSERT INTO group_members (address, node_id, nickname, state, joined_at, last_seen)
+           VALUES (?, ?, ?, 'alive', ?, ?)`,
+        ).run(join.address, join.nodeId ?? null, join.nickname ?? "", at, at);
       }
-      return toRecord(this.db.prepare("SELECT * FROM group_members WHERE address = ?").get(join.address) as Row);
+      return toRecord(prepared(this.db, "SELECT * FROM group_members WHERE address = ?").get(join.address) as Row);
     })();
   }
 
   byNodeId(nodeId: string): MemberRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM group_members WHERE node_id = ?").get(nodeId) as Row | undefined;
+    const row = prepared(this.db, "SELECT * FROM group_members WHERE node_id = ?").get(nodeId) as Row | undefined;
     return row && toRecord(row);
   }
 
@@ -99,13 +97,12 @@ export class GroupMemberRepo {
    */
   heartbeat(nodeId: string, report: { address: string; nickname: string; capacity: unknown; vmCount: number }, now: Date): boolean {
     return this.db.transaction(() => {
-      this.db.prepare("DELETE FROM group_members WHERE address = ? AND node_id IS NOT ?").run(report.address, nodeId);
-      const r = this.db
-        .prepare(
-          `UPDATE group_members SET address = ?, nickname = ?, state = 'alive', last_seen = ?, capacity_json = ?, vm_count = ?
-           WHERE node_id = ?`,
-        )
-        .run(report.address, report.nickname, now.toISOString(), JSON.stringify(report.capacity), report.vmCount, nodeId);
+      prepared(this.db, "DELETE FROM group_members WHERE address = ? AND node_id IS NOT ?").run(report.address, nodeId);
+      const r = prepared(
+        this.db,
+        `UPDATE group_members SET address = ?, nickname = ?, state = 'alive', last_seen = ?, capacity_json = ?, vm_count = ?
+         WHERE node_id = ?`,
+      ).run(report.address, report.nickname, now.toISOString(), JSON.stringify(report.capacity), report.vmCount, nodeId);
       return r.changes > 0;
     })();
   }
@@ -114,9 +111,9 @@ export class GroupMemberRepo {
   remove(by: { nodeId: string } | { address: string }): MemberRecord | undefined {
     return this.db.transaction(() => {
       const [where, key] = "nodeId" in by ? ["node_id = ?", by.nodeId] : ["address = ?", by.address];
-      const row = this.db.prepare(`SELECT * FROM group_members WHERE ${where}`).get(key) as Row | undefined;
+      const row = prepared(this.db, `SELECT * FROM group_members WHERE ${where}`).get(key) as Row | undefined;
       if (!row) return undefined;
-      this.db.prepare(`DELETE FROM group_members WHERE ${where}`).run(key);
+      prepared(this.db, `DELETE FROM group_members WHERE ${where}`).run(key);
       return toRecord(row);
     })();
   }
