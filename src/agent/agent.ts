@@ -172,6 +172,7 @@ export async function startAgent(
         responder.close();
         sender.stop();
         await app.close();
+        router.close();
         await vms.close();
         state.close();
       },

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { request } from "node:http";
-import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { Agent, IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { sr25519Verify } from "@polkadot/util-crypto";
 import { hexToU8a, u8aToHex } from "@polkadot/util";
 import { DbcError } from "../api/v1/envelope.js";
 import { splitAddress } from "./local-address.js";
+import { MemberConnections } from "./member-connections.js";
 import type { GroupPeer } from "./membership.js";
 
 /** Headers of a renter call the master forwards to a member. */
@@ -120,10 +121,17 @@ export function unreachable(nodeId: string, why: string): DbcError {
 }
 
 /**
- * Sends a call to a member and returns its reply as is. A fresh connection each time, so the
- * connect timeout measures this member now (a pooled socket could be stale). Throws DbcError -32701.
+ * Sends a call to a member and returns its reply as is. A fresh connection unless `agent` pools them
+ * (MemberConnections: alive members only); a new connection must be made within the connect bound,
+ * the whole reply within `replyTimeoutMs`. Throws DbcError -32701.
  */
-export function sendToPeer(peer: GroupPeer, call: ForwardCall, headers: Record<string, string>, replyTimeoutMs: number): Promise<ForwardReply> {
+export function sendToPeer(
+  peer: GroupPeer,
+  call: ForwardCall,
+  headers: Record<string, string>,
+  replyTimeoutMs: number,
+  agent: Agent | false = false,
+): Promise<ForwardReply> {
   const { host, port } = splitAddress(peer.address);
   return new Promise((resolve, reject) => {
     const req = request({
@@ -131,7 +139,7 @@ export function sendToPeer(peer: GroupPeer, call: ForwardCall, headers: Record<s
       port,
       method: call.method,
       path: call.url,
-      agent: false,
+      agent,
       headers: { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(call.bodyText) },
     });
     const fail = (why: string) => {
@@ -141,7 +149,8 @@ export function sendToPeer(peer: GroupPeer, call: ForwardCall, headers: Record<s
     };
     const connectTimer = setTimeout(() => fail(`no connection within ${FORWARD_CONNECT_TIMEOUT_MS} ms`), FORWARD_CONNECT_TIMEOUT_MS);
     req.setTimeout(replyTimeoutMs, () => fail(`no reply within ${replyTimeoutMs} ms`));
-    req.once("socket", (s) => s.once("connect", () => clearTimeout(connectTimer)));
+    // A kept socket is connected already: no 'connect' will come.
+    req.once("socket", (s) => (s.connecting ? s.once("connect", () => clearTimeout(connectTimer)) : clearTimeout(connectTimer)));
     req.once("error", (e) => fail(e.message));
     req.once("response", (res) => {
       const chunks: Buffer[] = [];
@@ -195,6 +204,7 @@ export interface GroupRouterOptions {
 export class GroupRouter {
   private readonly verifier: ForwardVerifier;
   private readonly now: () => Date;
+  private readonly connections = new MemberConnections(FORWARD_CONNECT_TIMEOUT_MS);
 
   constructor(private readonly opts: GroupRouterOptions) {
     this.now = opts.now ?? (() => new Date());
@@ -207,15 +217,24 @@ export class GroupRouter {
 
   /** Forwards a call to a member; a dead one fails at once, a suspect one within the connect bound. */
   async forward(peer: GroupPeer, call: ForwardCall): Promise<ForwardReply> {
-    if (peer.state === "dead") throw unreachable(peer.nodeId, `its agent is dead (last seen ${peer.lastSeen})`);
+    if (peer.state === "dead") {
+      this.connections.forget(peer.nodeId);
+      throw unreachable(peer.nodeId, `its agent is dead (last seen ${peer.lastSeen})`);
+    }
     const headers = signForward(call, this.opts.nodeId, this.opts.sign, this.now());
-    return sendToPeer(peer, call, headers, peer.state === "suspect" ? FORWARD_CONNECT_TIMEOUT_MS : FORWARD_REPLY_TIMEOUT_MS);
+    const replyTimeoutMs = peer.state === "suspect" ? FORWARD_CONNECT_TIMEOUT_MS : FORWARD_REPLY_TIMEOUT_MS;
+    return sendToPeer(peer, call, headers, replyTimeoutMs, this.connections.agentFor(peer));
   }
 
   /** Opens an event stream on a member for a renter the master authenticated; a dead member fails at once. */
   async stream(peer: GroupPeer, call: ForwardCall): Promise<IncomingMessage> {
     if (peer.state === "dead") throw unreachable(peer.nodeId, `its agent is dead (last seen ${peer.lastSeen})`);
     return streamFromPeer(peer, call, signForward(call, this.opts.nodeId, this.opts.sign, this.now()));
+  }
+
+  /** Closes the kept connections to members (the agent is stopping). */
+  close(): void {
+    this.connections.close();
   }
 
   verifyForwarded(headers: IncomingHttpHeaders, method: string, url: string, bodyText: string): string | null | undefined {
