@@ -19,12 +19,17 @@ import { reconcile, type ReconcileReport } from "./reconcile.js";
 import { VmStatsReader } from "./stats.js";
 import { SystemDiskSizes } from "./system-disk.js";
 import { SummaryCache } from "./summary-cache.js";
+import { VersionedMemo } from "../store/versioned-memo.js";
+import { deepFreeze } from "../lib/deep-freeze.js";
 import { Operations, type Operation } from "./operations.js";
 import { TRANSITIONAL } from "./state.js";
 import { applyForwardsLive, applyModify, forwardsOf, type VmModify } from "./modify.js";
 import type { VmStats } from "../api/host-vm.js";
 
 export type PortRangeKind = "forward" | "vnc";
+
+/** How many VM records `getFor` keeps in memory. */
+const RECORDS_KEPT = 1024;
 
 export { VmNotFoundError, VmConflictError, VmResourceError } from "./errors.js";
 
@@ -55,9 +60,12 @@ export class VmService {
   readonly operations = new Operations();
   private readonly diskSizes: SystemDiskSizes;
   private readonly summaries: SummaryCache;
+  // A renter's VM as its task routes read it (every tasks/<id> call), kept while vms is unchanged.
+  private readonly records: VersionedMemo<VmRecord | undefined>;
 
   constructor(private readonly opts: VmServiceOptions) {
     this.summaries = new SummaryCache(opts.repo);
+    this.records = new VersionedMemo(() => opts.repo.version(), RECORDS_KEPT);
     this.runtime = new VmRuntime(opts);
     this.statsReader = new VmStatsReader(opts.hypervisor, this.runtime);
     this.diskSizes = new SystemDiskSizes(opts.repo, (id) => this.runtime.runDir(id), opts.log);
@@ -105,9 +113,12 @@ export class VmService {
     return this.opts.repo.ownedBy(id, owner);
   }
 
-  /** A VM of `owner`; another owner's VM is "not found", never a hint that it exists. */
-  getFor(owner: string, id: string): VmRecord {
-    const vm = this.opts.repo.get(id);
+  /**
+   * A VM of `owner`; another owner's VM is "not found", never a hint that it exists. Frozen, and the
+   * same object while the vms table is unchanged (a caller may key data derived from it on it).
+   */
+  getFor(owner: string, id: string): Readonly<VmRecord> {
+    const vm = this.records.get(id, () => deepFreeze(this.opts.repo.get(id)));
     if (!vm || vm.owner !== owner) throw new VmNotFoundError(id);
     return vm;
   }

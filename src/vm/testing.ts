@@ -1,4 +1,8 @@
 /** Test helpers for the VM layer. */
+import { createLogger } from "../lib/logger.js";
+import { openDb } from "../store/db.js";
+import { VmRepo } from "./repo.js";
+import { VmService, type VmServiceOptions } from "./service.js";
 import type { VmSpec } from "./spec.js";
 
 /** A VM spec as batu stores one for a small linux task; `desc` tells them apart. */
@@ -21,4 +25,11 @@ export function testSpec(desc: string): VmSpec {
     multicast: [],
     networkName: null,
   };
+}
+
+/** A VM service over an in-memory store, for its reads: no drivers, so nothing may start a VM. */
+export function readOnlyService(): { repo: VmRepo; vms: VmService } {
+  const repo = new VmRepo(openDb(":memory:"));
+  const opts: Partial<VmServiceOptions> = { repo, dataDir: "/nonexistent", log: createLogger({ level: "silent" }) };
+  return { repo, vms: new VmService(opts as VmServiceOptions) };
 }

@@ -1,31 +1,27 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import Fastify, { type FastifyInstance } from "fastify";
 import { ok } from "../../../api/v1/envelope.js";
-import { openDb } from "../../../store/db.js";
-import { VmRepo } from "../../../vm/repo.js";
-import type { VmService } from "../../../vm/service.js";
-import { SummaryCache } from "../../../vm/summary-cache.js";
-import { testSpec } from "../../../vm/testing.js";
+import { readOnlyService, testSpec } from "../../../vm/testing.js";
 import type { V1Deps } from "./deps.js";
 import { v1Routes } from "./plugin.js";
-import { taskListBody, taskSummary } from "./task-view.js";
+import { taskDetail, taskDetailBody, taskListBody, taskSummary } from "./task-view.js";
 
 const NODE = "e".repeat(64);
-const repo = new VmRepo(openDb(":memory:"));
-const summaries = new SummaryCache(repo);
+const { repo, vms } = readOnlyService();
 let app: FastifyInstance;
-// The reply as it was before the list was kept: fastify serializing the envelope object.
+// The replies as they were before they were kept: fastify serializing the envelope object.
 let plain: FastifyInstance;
 
 beforeAll(async () => {
   for (const [id, owner] of [["a1", "alice"], ["b1", "bob"], ["a2", "alice"]] as const) {
     repo.insert({ id, nickname: "", owner, spec: testSpec(`task "${id}" ✓`), status: "closed" }, []);
+    repo.setSystemDiskBytes(id, 20 * 2 ** 30);
   }
   const deps: V1Deps = {
     nodeId: NODE,
     nickname: () => "",
     version: "test",
-    vms: { summariesFor: (owner: string) => summaries.summariesFor(owner) } as unknown as VmService,
+    vms,
     // The caller names itself in `additional.as`: authentication is not what this file tests.
     renters: { authorize: (body) => String(body.additional.as), sessionId: () => "", nodeState: () => "rented" },
     nodeInfo: async () => ({}),
@@ -34,35 +30,47 @@ beforeAll(async () => {
   app = Fastify();
   await app.register(v1Routes, { prefix: "/api/v1", deps });
   plain = Fastify();
-  plain.post("/", async () => ok(repo.summariesByOwner("alice").map(taskSummary)));
+  plain.post("/list", async () => ok(repo.summariesByOwner("alice").map(taskSummary)));
+  plain.post("/a1", async () => ok(taskDetail(repo.get("a1")!, "127.0.0.1", 20 * 2 ** 30)));
 });
 afterAll(async () => {
   await app.close();
   await plain.close();
 });
 
-const list = (as: string) => app.inject({ method: "POST", url: "/api/v1/tasks", payload: { peer_nodes_list: [NODE], additional: { as } } });
+const call = (path: string, as: string) => app.inject({ method: "POST", url: `/api/v1/${path}`, payload: { peer_nodes_list: [NODE], additional: { as } } });
 
-describe("tasks (the list)", () => {
-  it("answers the same bytes and content type as fastify serializing the envelope", async () => {
-    const want = await plain.inject({ method: "POST", url: "/" });
-    for (let i = 0; i < 2; i++) {
-      const r = await list("alice");
-      expect(r.statusCode).toBe(200);
-      expect(r.headers["content-type"]).toBe(want.headers["content-type"]);
-      expect(r.rawPayload.equals(want.rawPayload)).toBe(true);
-    }
-    expect(JSON.parse((await list("bob")).payload).message.map((t: { task_id: string }) => t.task_id)).toEqual(["b1"]);
+async function sameAsPlain(path: string, plainPath: string): Promise<void> {
+  const want = await plain.inject({ method: "POST", url: plainPath });
+  for (let i = 0; i < 2; i++) {
+    const r = await call(path, "alice");
+    expect(r.statusCode).toBe(200);
+    expect(r.headers["content-type"]).toBe(want.headers["content-type"]);
+    expect(r.rawPayload.equals(want.rawPayload)).toBe(true);
+  }
+}
+
+describe("tasks (the list) and tasks/<id>", () => {
+  it("answer the same bytes and content type as fastify serializing the envelope", async () => {
+    await sameAsPlain("tasks", "/list");
+    await sameAsPlain("tasks/a1", "/a1");
+    expect(JSON.parse((await call("tasks", "bob")).payload).message.map((t: { task_id: string }) => t.task_id)).toEqual(["b1"]);
+    expect(JSON.parse((await call("tasks/a1", "bob")).payload).errcode).not.toBe(0);
   });
 
-  it("builds the bytes once per unchanged list, again after a change", async () => {
-    const kept = summaries.summariesFor("alice");
-    expect(taskListBody(kept)).toBe(taskListBody(kept));
+  it("build the bytes once per unchanged list or record, again after a change", async () => {
+    const list = vms.summariesFor("alice");
+    expect(taskListBody(list)).toBe(taskListBody(list));
+    const vm = vms.getFor("alice", "a1");
+    expect(taskDetailBody(vm, "127.0.0.1", 1)).toBe(taskDetailBody(vm, "127.0.0.1", 1));
+    expect(taskDetailBody(vm, "10.0.0.1", 1)).not.toBe(taskDetailBody(vm, "127.0.0.1", 1));
     repo.update("a1", { status: "running" });
-    const r = await list("alice");
-    expect(JSON.parse(r.payload).message[0]).toMatchObject({ task_id: "a1", status: "running" });
-    // An array that may still change is never kept.
+    expect(JSON.parse((await call("tasks", "alice")).payload).message[0]).toMatchObject({ task_id: "a1", status: "running" });
+    expect(JSON.parse((await call("tasks/a1", "alice")).payload).message).toMatchObject({ task_id: "a1", status: "running" });
+    // Values that may still change are never kept.
     const open = repo.summariesByOwner("alice");
     expect(taskListBody(open)).not.toBe(taskListBody(open));
+    const record = repo.get("a1")!;
+    expect(taskDetailBody(record, "127.0.0.1", 1)).not.toBe(taskDetailBody(record, "127.0.0.1", 1));
   });
 });

@@ -8,7 +8,7 @@ import type { VmModify } from "../../../vm/modify.js";
 import type { VmAction } from "../../../vm/state.js";
 import type { V1Deps } from "./deps.js";
 import { forwardedRenter, targetNode } from "./target.js";
-import { dbcTime, JSON_CONTENT_TYPE, taskDetail, taskListBody } from "./task-view.js";
+import { dbcTime, JSON_CONTENT_TYPE, taskDetailBody, taskListBody } from "./task-view.js";
 
 type Req = FastifyRequest<{ Body: DbcRequest; Params: { id: string; verb?: string }; Querystring: Record<string, string> }>;
 
@@ -85,9 +85,9 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
     },
   );
 
-  app.post("/tasks/:id", { schema: schema("A task's details: login, ports, status, disks") }, async (req: Req) => {
+  app.post("/tasks/:id", { schema: schema("A task's details: login, ports, status, disks") }, async (req: Req, reply) => {
     const vm = vms.getFor(renter(req), req.params.id);
-    return ok(taskDetail(vm, sshIp(req, deps.forwardHost), await vms.systemDiskBytes(vm)));
+    return reply.type(JSON_CONTENT_TYPE).send(taskDetailBody(vm, sshIp(req, deps.forwardHost), await vms.systemDiskBytes(vm)));
   });
 
   app.post(
