@@ -1,7 +1,8 @@
 /**
  * Renter API bench: requests per second and p50/p99 latency of `POST /api/v1/tasks` (the renter's
  * task list) and `POST /api/v1/tasks/<id>` (one task's detail) with 1,000 tasks in the store, against
- * a bare node:http server answering the same bytes batu answered.
+ * a bare node:http server answering the same bytes batu answered, and against the floor: a bare
+ * Fastify with batu's logging answering them too (what any handler costs under that policy).
  *
  *   npm run bench:api -- [--duration 10] [--warmup 3] [--threads 2] [--connections 32] [--tasks 1000] [--no-json]
  *                        [--agent-cpu-prof DIR]   (diagnostic: V8 CPU profile of the measured agent; slows it)
@@ -10,7 +11,7 @@
  * started once empty (identity, store, rental to the bench's wallet, session id), stopped, 1,000
  * closed tasks of that wallet written into its store, started again (reconcile timed). wrk POSTs
  * the DBC body with session_id + session_id_sign (a reusable identity: nonces are single-use).
- * Per endpoint: one warm-up run of each server, then batu, bare, batu, bare; medians reported.
+ * Per endpoint: one warm-up run of each server, then batu, bare, floor, batu, bare, floor; medians reported.
  * Prints the table and writes bench/results/api-<date>.json. Needs wrk and qemu-img.
  */
 import { Keyring } from "@polkadot/keyring";
@@ -18,7 +19,7 @@ import { u8aToHex } from "@polkadot/util";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -46,6 +47,7 @@ const { values: flags } = parseArgs({
 });
 const WRK: WrkOptions = { threads: Number(flags.threads), connections: Number(flags.connections), durationS: Number(flags.duration) };
 const WARMUP_S = Number(flags.warmup);
+const ORDER = [[1, "batu"], [1, "bare"], [1, "floor"], [2, "batu"], [2, "bare"], [2, "floor"]] as const;
 const TASKS = Number(flags.tasks);
 if (!(WRK.threads >= 1 && WRK.connections >= WRK.threads && WRK.durationS >= 1 && WARMUP_S >= 0 && TASKS >= 1 && TASKS <= 1000)) {
   console.error("usage: api.ts [--duration S≥1] [--warmup S≥0] [--threads N] [--connections N≥threads] [--tasks 1..1000] [--no-json]");
@@ -156,6 +158,14 @@ async function main(): Promise<void> {
     if (!got.equals(replies[ep.path]!.bytes)) throw new Error(`bare server's ${ep.path} reply differs from batu's`);
   }
   log(`bare node:http server pid ${bare.pid} at ${bare.url}: same bytes as batu for both calls`);
+  const floorLog = join(root, "floor.log");
+  const floor = await BareHttp.start(join(root, "floor-bodies.json"), replies, "fastify", { repo: REPO, logPath: floorLog });
+  cleanup.add("stop the floor server", () => floor.stop());
+  for (const ep of eps) {
+    const got = Buffer.from(await (await fetch(`${floor.url}${ep.path}`, { method: "POST", headers: { "content-type": "application/json" }, body })).arrayBuffer());
+    if (!got.equals(replies[ep.path]!.bytes)) throw new Error(`floor server's ${ep.path} reply differs from batu's`);
+  }
+  log(`floor (bare fastify + batu's logging) pid ${floor.pid} at ${floor.url}: same bytes as batu for both calls`);
 
   // --- 4. probes of the calls' pieces, on the idle machine -----------------------------------------
   const probes = await runProbes({
@@ -164,19 +174,20 @@ async function main(): Promise<void> {
   });
   log(`probes: qemu-img info ${probes.qemuImgInfo.wallMs.toFixed(1)} ms wall / ${probes.qemuImgInfo.cpuMs.toFixed(1)} ms CPU; session check ${(probes.sessionVerifyMs * 1000).toFixed(0)} µs (remembered ${(probes.sessionRememberedMs * 1000).toFixed(1)} µs); list read ${probes.list.summariesMs.toFixed(2)} ms`);
 
-  // --- 5. wrk: per endpoint a warm-up of each, then batu, bare, batu, bare --------------------------
+  // --- 5. wrk: per endpoint a warm-up of each, then batu, bare, floor, batu, bare, floor ------------
   const script = join(root, "post.lua");
   writeScript(script, body);
-  const servers: Record<Sys, { url: string; pid: number; agent: ApiAgent | null }> = {
-    batu: { url: a.url, pid: a.pid, agent: a },
-    bare: { url: bare.url, pid: bare.pid, agent: null },
+  const servers: Record<Sys, { url: string; pid: number; logBytes: (() => number) | null }> = {
+    batu: { url: a.url, pid: a.pid, logBytes: () => a.logBytes() },
+    bare: { url: bare.url, pid: bare.pid, logBytes: null },
+    floor: { url: floor.url, pid: floor.pid, logBytes: () => statSync(floorLog).size },
   };
   const measure = async (ep: EndpointResult, sys: Sys, durationS: number, round: number): Promise<ApiRun> => {
     const srv = servers[sys];
     const cpu0 = procCpu(srv.pid);
-    const log0 = srv.agent?.logBytes() ?? 0;
+    const log0 = srv.logBytes?.() ?? 0;
     const wrk = await runWrk(`${srv.url}${ep.path}`, script, { ...WRK, durationS });
-    const run: ApiRun = { system: sys, round, wrk, serverCpu: cpuDelta(cpu0, procCpu(srv.pid)), logBytes: srv.agent ? srv.agent.logBytes() - log0 : null };
+    const run: ApiRun = { system: sys, round, wrk, serverCpu: cpuDelta(cpu0, procCpu(srv.pid)), logBytes: srv.logBytes ? srv.logBytes() - log0 : null };
     // wrk counts HTTP errors only; a DBC refusal is a 200 with a short body: the bytes per response tell.
     if (wrk.non2xx || wrk.socketErrors || wrk.bytesPerRequest < ep.replyBytes * 0.99) {
       throw new Error(`${sys} ${ep.label}: ${wrk.non2xx} non-2xx, ${wrk.socketErrors} socket errors, ${wrk.bytesPerRequest.toFixed(0)} B per response (reply is ${ep.replyBytes} B)`);
@@ -188,8 +199,8 @@ async function main(): Promise<void> {
   const us = () => Number(process.hrtime.bigint() / 1000n);
   const warmups: ApiRun[] = [];
   for (const ep of eps) {
-    if (WARMUP_S > 0) for (const sys of ["batu", "bare"] as const) warmups.push(await measure(ep, sys, WARMUP_S, 0));
-    for (const [round, sys] of [[1, "batu"], [1, "bare"], [2, "batu"], [2, "bare"]] as const) {
+    if (WARMUP_S > 0) for (const sys of ["batu", "bare", "floor"] as const) warmups.push(await measure(ep, sys, WARMUP_S, 0));
+    for (const [round, sys] of ORDER) {
       checkInterrupted();
       const from = us();
       ep.runs.push(await measure(ep, sys, WRK.durationS, round));
@@ -207,10 +218,10 @@ async function main(): Promise<void> {
   const details = formatDetails(table, eps, probes, WRK.connections);
   const note =
     `NOTE: ${availableParallelism()} CPUs: wrk (-t${WRK.threads}) runs on the same machine and competes with the server for them ` +
-    `(see wrk's CPU per request above); both servers are measured under the same handicap, but absolute req/s are lower than on a separate client.`;
+    `(see wrk's CPU per request above); all servers are measured under the same handicap, but absolute req/s are lower than on a separate client.`;
   if (profile) details.push(`agent main thread during the batu runs (V8 profile ${profFile}; profiled, so slower than unprofiled):`, ...formatBreakdown(profile));
   console.log(`\n${formatTable(table, eps)}\n${details.join("\n")}\n${note}`);
-  console.log(`wrk -t${WRK.threads} -c${WRK.connections} -d${WRK.durationS}s --latency; ${TASKS} tasks; medians of 2 runs each, order batu, bare, batu, bare after a ${WARMUP_S} s warm-up of each`);
+  console.log(`wrk -t${WRK.threads} -c${WRK.connections} -d${WRK.durationS}s --latency; ${TASKS} tasks; medians of 2 runs each, order ${ORDER.map(([, s]) => s).join(", ")} after a ${WARMUP_S} s warm-up of each`);
   const load1 = await loadAvg();
   log(`load ${load0} → ${load1}`);
   if (!flags["no-json"]) {
@@ -221,7 +232,7 @@ async function main(): Promise<void> {
     const record = {
       date: new Date().toISOString(),
       command: ["npm run bench:api", ...(process.argv.length > 2 ? ["--", ...process.argv.slice(2)] : [])].join(" "),
-      config: { wrk: WRK, warmupS: WARMUP_S, tasks: TASKS, order: ["batu", "bare", "batu", "bare"], identity: "session_id + session_id_sign", targetRatio: TARGET_RATIO },
+      config: { wrk: WRK, warmupS: WARMUP_S, tasks: TASKS, order: ORDER.map(([, sys]) => sys), identity: "session_id + session_id_sign", targetRatio: TARGET_RATIO },
       host: {
         cpus: availableParallelism(),
         cpuModel: cpus()[0]?.model ?? null,

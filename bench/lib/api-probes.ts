@@ -1,16 +1,18 @@
 /**
  * In-process measurements of the pieces of the two calls, on an idle machine, to explain the wrk
  * figures: the qemu-img child a detail once needed per request (now only on the first read of a
- * record that lacks the size), the session signature check in full and remembered, and the store
- * read + JSON of the list.
+ * record that lacks the size), the session signature check in full and remembered, the store read +
+ * JSON of the list, and the list answered from memory (what every request but the first after a
+ * change to the vms table costs).
  */
 import { u8aToHex } from "@polkadot/util";
 import Database from "better-sqlite3";
 import { ok } from "../../src/api/v1/envelope.js";
 import { verifySignature } from "../../src/auth/signature.js";
 import { VerifiedSignatures } from "../../src/auth/verified-signatures.js";
-import { taskDetail, taskSummary } from "../../src/server/routes/v1/task-view.js";
+import { taskDetail, taskListBody, taskSummary } from "../../src/server/routes/v1/task-view.js";
 import { VmRepo } from "../../src/vm/repo.js";
+import { SummaryCache } from "../../src/vm/summary-cache.js";
 import { cpuDelta, procCpu } from "./api-agent.js";
 import { run } from "./proc.js";
 import { quantile } from "./stats.js";
@@ -38,9 +40,10 @@ export interface Probes {
   sessionRememberedMs: number;
   /**
    * The list's store read, 1,000 rows: the old way (repo.list(), every VM with JSON.parse of each spec,
-   * then filtered) and the current one (repo.summariesByOwner()); then map + JSON.stringify.
+   * then filtered) and the current one (repo.summariesByOwner()); then map + JSON.stringify. `keptMs`:
+   * the same reply from memory (SummaryCache hit, its version check included, + the kept bytes).
    */
-  list: { repoListMs: number; summariesMs: number; shapeAndStringifyMs: number; replyBytes: number };
+  list: { repoListMs: number; summariesMs: number; shapeAndStringifyMs: number; replyBytes: number; keptMs: number };
   /** The detail's handler work: repo.get + taskDetail (disk size from the record) + JSON.stringify. */
   detailMs: number;
 }
@@ -83,11 +86,16 @@ export async function runProbes(o: {
     const shapeAndStringifyMs = await timeIt(30, () => {
       replyBytes = Buffer.byteLength(JSON.stringify(ok(summaries.map(taskSummary))));
     });
+    const cache = new SummaryCache(repo);
+    const keptMs = await timeIt(3000, () => taskListBody(cache.summariesFor(o.owner)));
+    if (!taskListBody(cache.summariesFor(o.owner)).equals(Buffer.from(JSON.stringify(ok(summaries.map(taskSummary)))))) {
+      throw new Error("the list from memory differs from the list built anew");
+    }
     const detailMs = await timeIt(300, () => {
       const vm = repo.get(o.detailId)!;
       return JSON.stringify(ok(taskDetail(vm, "127.0.0.1", vm.systemDiskBytes)));
     });
-    return { qemuImgInfo, sessionVerifyMs, sessionRememberedMs, list: { repoListMs, summariesMs, shapeAndStringifyMs, replyBytes }, detailMs };
+    return { qemuImgInfo, sessionVerifyMs, sessionRememberedMs, list: { repoListMs, summariesMs, shapeAndStringifyMs, replyBytes, keptMs }, detailMs };
   } finally {
     db.close();
   }

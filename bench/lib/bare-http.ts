@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { closeSync, openSync, writeFileSync } from "node:fs";
 import { sleep } from "./proc.js";
 
 /**
@@ -24,26 +24,64 @@ server.keepAliveTimeout = 72000;
 server.listen(0, "127.0.0.1", () => process.stdout.write(JSON.stringify({ port: server.address().port }) + "\\n"));
 `;
 
+/**
+ * The floor: a bare Fastify with batu's logger and request log (one JSON line per request to a file,
+ * as the agent's stderr), its JSON body parser, and nothing else: the same bytes for each path. What
+ * any request through Fastify under batu's logging policy costs, whatever the handler does.
+ */
+const FASTIFY = `
+const { createRequire } = require("node:module");
+const { pathToFileURL } = require("node:url");
+const fs = require("node:fs");
+const [bodiesFile, repo] = process.argv.slice(1);
+const Fastify = createRequire(repo + "/package.json")("fastify");
+(async () => {
+  const { createLogger } = await import(pathToFileURL(repo + "/dist/lib/logger.js").href);
+  const { RequestLog } = await import(pathToFileURL(repo + "/dist/server/request-log.js").href);
+  const bodies = Object.entries(JSON.parse(fs.readFileSync(bodiesFile, "utf8")));
+  const app = Fastify({ loggerInstance: createLogger().child({ node: "bench-floor" }), logController: new RequestLog(), bodyLimit: 1024 * 1024 });
+  for (const [path, r] of bodies) {
+    const body = Buffer.from(r.body, "base64");
+    app.post(path, async (req, reply) => reply.type(r.type).send(body));
+  }
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  process.stdout.write(JSON.stringify({ port: app.server.address().port }) + "\\n");
+})();
+`;
+
+export type BareKind = "node:http" | "fastify";
+
 export class BareHttp {
   private constructor(
     private readonly child: ChildProcess,
     readonly url: string,
   ) {}
 
-  /** `replies`: path → content type and exact bytes to answer with. */
-  static async start(bodiesFile: string, replies: Record<string, { type: string; bytes: Buffer }>): Promise<BareHttp> {
+  /**
+   * `replies`: path → content type and exact bytes to answer with. `fastify`: the floor server, its
+   * log (stderr) appended to `logPath`.
+   */
+  static async start(
+    bodiesFile: string,
+    replies: Record<string, { type: string; bytes: Buffer }>,
+    kind: BareKind = "node:http",
+    opts: { repo?: string; logPath?: string } = {},
+  ): Promise<BareHttp> {
     const json = Object.fromEntries(Object.entries(replies).map(([p, r]) => [p, { type: r.type, body: r.bytes.toString("base64") }]));
     writeFileSync(bodiesFile, JSON.stringify(json));
-    const child = spawn(process.execPath, ["-e", SERVER, bodiesFile], { stdio: ["ignore", "pipe", "inherit"], detached: true });
+    const args = kind === "fastify" ? ["-e", FASTIFY, bodiesFile, opts.repo ?? process.cwd()] : ["-e", SERVER, bodiesFile];
+    const logFd = kind === "fastify" && opts.logPath ? openSync(opts.logPath, "a") : null;
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", logFd ?? "inherit"], detached: true });
+    if (logFd !== null) closeSync(logFd);
     const port = await new Promise<number>((ok, fail) => {
       let out = "";
       const timer = setTimeout(() => {
         child.kill("SIGKILL");
-        fail(new Error("bare server did not start in 10 s"));
+        fail(new Error(`bare ${kind} server did not start in 10 s`));
       }, 10_000);
       child.once("exit", (c) => {
         clearTimeout(timer);
-        fail(new Error(`bare server exited with ${c}`));
+        fail(new Error(`bare ${kind} server exited with ${c}`));
       });
       child.stdout!.on("data", (b: Buffer) => {
         out += b.toString();
