@@ -25,7 +25,7 @@ import { ApiAgent, procCpu } from "./lib/api-agent.js";
 import { Cleanup } from "./lib/cleanup.js";
 import { beatWindow, formatDetails, formatReport, lat, routedFigures, type BeatWindow, type ListFigures, type RoutedFigures } from "./lib/group-report.js";
 import { masterHandling } from "./lib/group-masterlog.js";
-import { measureRouted, startRoutedMember } from "./lib/group-routed.js";
+import { measureRouted, signatureProbe, startRoutedMember } from "./lib/group-routed.js";
 import { joinAll, simMembers, SimGroup } from "./lib/group-sim.js";
 import { Interrupted, checkInterrupted, loadAvg, now, sleep } from "./lib/proc.js";
 
@@ -209,7 +209,9 @@ async function main(): Promise<void> {
 
   // --- 4. report --------------------------------------------------------------------------------------
   const joinLat = lat(joinMs);
-  const details = formatDetails({ windows, list, routed, cpus: availableParallelism(), join: joinLat });
+  const signature = signatureProbe();
+  log(`sr25519 in this process: sign ${signature.signUs.toFixed(0)} µs, verify ${signature.verifyUs.toFixed(0)} µs`);
+  const details = formatDetails({ windows, list, routed, cpus: availableParallelism(), join: joinLat, signature });
   console.log(`\n${formatReport({ members: MEMBERS, intervalMs: INTERVAL_MS, windows, list, routed })}\n${details.join("\n")}`);
   const load1 = await loadAvg();
   log(`load ${load0} → ${load1}`);
@@ -249,7 +251,7 @@ async function main(): Promise<void> {
     },
     durationSec: (Date.now() - started) / 1000,
     setup: { masterStartMs: master.startMs, simJoinMs: joinLat, member: member.setupMs, taskId: member.taskId, renter: member.renter },
-    results: { heartbeat: windows, list, routed },
+    results: { heartbeat: windows, list, routed, signature },
     findings: details,
     samples: {
       listMs: round(listMs),

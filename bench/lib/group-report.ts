@@ -108,6 +108,8 @@ export interface RoutedFigures {
   pairedAddedMs: number;
   replyBytes: RoutedRun["replyBytes"];
   sameReply: boolean;
+  /** Each agent's own handling per call (its log): the master for routed calls, the member both ways. */
+  handling: { master: Lat; memberDirect: Lat; memberRouted: Lat };
 }
 
 export function routedFigures(label: string, r: RoutedRun): RoutedFigures {
@@ -123,6 +125,7 @@ export function routedFigures(label: string, r: RoutedRun): RoutedFigures {
     pairedAddedMs: quantile(r.routed.map((x, i) => x - r.direct[i]!), 0.5)!,
     replyBytes: r.replyBytes,
     sameReply: r.sameReply,
+    handling: { master: lat(r.handling.master), memberDirect: lat(r.handling.memberDirect), memberRouted: lat(r.handling.memberRouted) },
   };
 }
 
@@ -164,7 +167,14 @@ export function formatReport(o: {
 }
 
 /** The lines under the table: costs per beat, the load generator's own share, checks. */
-export function formatDetails(o: { windows: BeatWindow[]; list: ListFigures; routed: RoutedFigures[]; cpus: number; join: Lat }): string[] {
+export function formatDetails(o: {
+  windows: BeatWindow[];
+  list: ListFigures;
+  routed: RoutedFigures[];
+  cpus: number;
+  join: Lat;
+  signature?: { signUs: number; verifyUs: number };
+}): string[] {
   const out: string[] = [];
   for (const w of o.windows) {
     out.push(
@@ -189,7 +199,17 @@ export function formatDetails(o: { windows: BeatWindow[]; list: ListFigures; rou
   for (const r of o.routed) {
     out.push(
       `tasks/<id> ${r.label}: reply ${r.replyBytes.direct} B direct, ${r.replyBytes.routed} B routed (${r.sameReply ? "the same bytes" : "DIFFERENT bytes"}); ` +
-        `routing adds ${f(r.addedP50Ms)} ms at p50, ${f(r.pairedAddedMs)} ms as the median of per-pair differences (master: session check, rental check, signing, a fresh connection to the member; member: checking the master's signature)`,
+        `routing adds ${f(r.addedP50Ms)} ms at p50, ${f(r.pairedAddedMs)} ms as the median of per-pair differences`,
+    );
+    const h = r.handling;
+    const sig = o.signature;
+    out.push(
+      `  where (p50 of each agent's own handling, its log): the member takes ${f(h.memberDirect.p50)} ms for a direct call, ` +
+        `${f(h.memberRouted.p50)} ms for a routed one (+${f(h.memberRouted.p50! - h.memberDirect.p50!)} ms: the master's signature checked` +
+        `${sig ? `, sr25519 verify ≈ ${f(sig.verifyUs / 1000)} ms here` : ""}); the master takes ${f(h.master.p50)} ms per routed call, ` +
+        `${f(h.master.p50! - h.memberRouted.p50!)} ms of it its own (body, session and rental from memory, sr25519 signing` +
+        `${sig ? ` ≈ ${f(sig.signUs / 1000)} ms` : ""}, the call to the member on a kept-alive connection, the reply relayed) ` +
+        `and the rest the member's; what is left of the added time is the second HTTP exchange on loopback and the client's side.`,
     );
   }
   out.push(

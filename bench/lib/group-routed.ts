@@ -5,12 +5,15 @@
  * `tasks/<id>` on the member directly and through the master, interleaved call by call.
  */
 import { Keyring } from "@polkadot/keyring";
+import { sr25519PairFromSeed, sr25519Sign, sr25519Verify } from "@polkadot/util-crypto";
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { u8aToHex } from "@polkadot/util";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ApiAgent } from "./api-agent.js";
 import { seedTasks } from "./api-store.js";
+import { masterHandling } from "./group-masterlog.js";
+import { quantile } from "./stats.js";
 import { checkInterrupted, now } from "./proc.js";
 
 export interface RoutedMember {
@@ -101,6 +104,11 @@ export interface RoutedRun {
   replyBytes: { direct: number; routed: number };
   /** Whether both ways answered the very same bytes. */
   sameReply: boolean;
+  /**
+   * ms each agent took per measured call, from its own log (fastify's responseTime): the master for a
+   * routed call, the member for a direct one and for a routed one (the calls alternate, direct first).
+   */
+  handling: { master: number[]; memberDirect: number[]; memberRouted: number[] };
 }
 
 /**
@@ -110,7 +118,8 @@ export interface RoutedRun {
 export async function measureRouted(master: ApiAgent, m: RoutedMember, calls: number, warmup: number): Promise<RoutedRun> {
   const path = `/api/v1/tasks/${m.taskId}`;
   const ways = { direct: { url: `${m.agent.url}${path}`, body: m.body.direct }, routed: { url: `${master.url}${path}`, body: m.body.routed } };
-  const out: RoutedRun = { direct: [], routed: [], replyBytes: { direct: 0, routed: 0 }, sameReply: true };
+  const out: RoutedRun = { direct: [], routed: [], replyBytes: { direct: 0, routed: 0 }, sameReply: true, handling: { master: [], memberDirect: [], memberRouted: [] } };
+  const [master0, member0] = [master.logBytes(), m.agent.logBytes()];
   const first: Partial<Record<"direct" | "routed", Buffer>> = {};
   for (let i = 0; i < warmup + calls; i++) {
     checkInterrupted();
@@ -124,7 +133,28 @@ export async function measureRouted(master: ApiAgent, m: RoutedMember, calls: nu
       if (i >= warmup) out[way].push(r.ms);
     }
   }
+  const route = `POST ${path}`;
+  const onMaster = (masterHandling(master.logPath, master0, master.logBytes())[route]?.ms ?? []).slice(warmup);
+  const onMember = (masterHandling(m.agent.logPath, member0, m.agent.logBytes())[route]?.ms ?? []).slice(2 * warmup);
+  out.handling = { master: onMaster, memberDirect: onMember.filter((_, i) => i % 2 === 0), memberRouted: onMember.filter((_, i) => i % 2 === 1) };
   out.replyBytes = { direct: first.direct!.length, routed: first.routed!.length };
   out.sameReply = first.direct!.equals(first.routed!);
   return out;
+}
+
+/** µs per sr25519 signature and per check of one, in this process: what the master and the member each add per call. */
+export function signatureProbe(n = 300): { signUs: number; verifyUs: number } {
+  const pair = sr25519PairFromSeed(new Uint8Array(32).fill(7));
+  const message = `batu-forward/1\n${JSON.stringify(["POST", "/api/v1/tasks/x", "0".repeat(64), "5Renter", String(Date.now()), "0".repeat(32)])}`;
+  const sig = sr25519Sign(message, pair);
+  const time = (fn: () => unknown) => {
+    const xs: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t = now();
+      fn();
+      xs.push((now() - t) * 1000);
+    }
+    return quantile(xs, 0.5)!;
+  };
+  return { signUs: time(() => sr25519Sign(message, pair)), verifyUs: time(() => sr25519Verify(message, sig, pair.publicKey)) };
 }
