@@ -30,7 +30,7 @@ import { seedTasks } from "./lib/api-store.js";
 import { BareHttp } from "./lib/bare-http.js";
 import { Cleanup } from "./lib/cleanup.js";
 import { breakdown, formatBreakdown, newestProfile, type Window } from "./lib/cpu-profile.js";
-import { Interrupted, checkInterrupted, cmdline, loadAvg, qemuPids, sleep } from "./lib/proc.js";
+import { checkInterrupted, cmdline, loadAvg, qemuPids, sleep } from "./lib/proc.js";
 import { runWrk, stopWrk, writeScript, type WrkOptions } from "./lib/wrk.js";
 
 const REPO = resolve(import.meta.dirname, "..");
@@ -261,15 +261,4 @@ async function main(): Promise<void> {
   }
 }
 
-try {
-  await main();
-} catch (e) {
-  if (!(e instanceof Interrupted)) {
-    console.error(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    process.exitCode = 1;
-  }
-} finally {
-  log("cleaning up");
-  await cleanup.run();
-  log("done");
-}
+await cleanup.runMain(main, log);

@@ -27,7 +27,7 @@ import { beatWindow, formatDetails, formatReport, lat, routedFigures, type BeatW
 import { masterHandling } from "./lib/group-masterlog.js";
 import { measureRouted, signatureProbe, startRoutedMember } from "./lib/group-routed.js";
 import { joinAll, simMembers, SimGroup } from "./lib/group-sim.js";
-import { Interrupted, checkInterrupted, loadAvg, now, sleep } from "./lib/proc.js";
+import { checkInterrupted, loadAvg, now, sleep } from "./lib/proc.js";
 
 const REPO = resolve(import.meta.dirname, "..");
 const { values: flags } = parseArgs({
@@ -263,15 +263,4 @@ async function main(): Promise<void> {
   console.log(`wrote ${file.slice(REPO.length + 1)}`);
 }
 
-try {
-  await main();
-} catch (e) {
-  if (!(e instanceof Interrupted)) {
-    console.error(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    process.exitCode = 1;
-  }
-} finally {
-  log("cleaning up");
-  await cleanup.run();
-  log("done");
-}
+await cleanup.runMain(main, log);

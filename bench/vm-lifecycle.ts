@@ -20,7 +20,7 @@ import { BareQemu, argvDiff, loadDemoImage } from "./lib/bare-qemu.js";
 import { BatuAgent, type Booted } from "./lib/batu.js";
 import { Cleanup } from "./lib/cleanup.js";
 import { Libvirt, ensureLibvirtInstalled, virsh } from "./lib/libvirt.js";
-import { Interrupted, cmdline, loadAvg, qemuPids, stopPid } from "./lib/proc.js";
+import { cmdline, loadAvg, qemuPids, stopPid } from "./lib/proc.js";
 import { checks, emptySamples, formatReport, relativeSamples, summarizeAll, targets, type System } from "./lib/report.js";
 import { shuffle } from "./lib/stats.js";
 
@@ -181,15 +181,4 @@ async function main(): Promise<void> {
   }
 }
 
-try {
-  await main();
-} catch (e) {
-  if (!(e instanceof Interrupted)) {
-    console.error(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    process.exitCode = 1;
-  }
-} finally {
-  log("cleaning up");
-  await cleanup.run();
-  log("done");
-}
+await cleanup.runMain(main, log);

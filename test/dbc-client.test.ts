@@ -3,6 +3,7 @@ import { u8aToHex } from "@polkadot/util";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { join } from "node:path";
 import { call, removeDir, startAgentProcess, tempDir, type AgentProcess } from "./helpers/agent-process.js";
+import { followEvents } from "./helpers/events.js";
 import { DbcClient } from "./helpers/dbc-client.js";
 import { freePort, holdPort, httpStatus, processAlive } from "./helpers/vm.js";
 import { existsSync, readFileSync } from "node:fs";
@@ -81,20 +82,8 @@ describe("a DBC client against batu", () => {
     // Follow the task's state over the event stream, with a session identity in the query.
     const sessionId = (await dbc.call("mining_nodes/session_id", DbcClient.signed(alice()))).body.message.session_id;
     const q = new URLSearchParams({ node: agent.nodeId, session_id: sessionId, session_id_sign: u8aToHex(alice().sign(sessionId)) });
-    const stream = new AbortController();
-    const events: Array<{ task_id: string; status: string; ready: boolean }> = [];
-    const res = await fetch(`${agent.url}/api/v1/events?${q}`, { signal: stream.signal });
-    expect(res.status).toBe(200);
-    expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      let buffered = "";
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buffered += decoder.decode(chunk, { stream: true });
-        for (const m of buffered.matchAll(/^data: (.*)$/gm)) events.push(JSON.parse(m[1]!));
-        buffered = buffered.slice(buffered.lastIndexOf("\n") + 1);
-      }
-    })().catch(() => undefined);
+    // Opens with 200 and text/event-stream, or throws.
+    const stream = await followEvents(`${agent.url}/api/v1/events?${q}`);
     const r = await dbc.call("tasks/start", DbcClient.signed(alice()), {
       image_name: "batu-demo.qcow2",
       desc: 'a "quoted" desc, with \\ and unicode ✓',
@@ -125,9 +114,8 @@ describe("a DBC client against batu", () => {
     expect(t.disks[0].size).toBe(t.disk_system);
     expect(t.interface[0]).toMatchObject({ name: "default", type: "virtio", mac_address: expect.stringMatching(/^52:54:00/) });
     expect(await httpStatus(httpPort)).toBe(200);
-    stream.abort();
-    await reading;
-    const mine = events.filter((e) => e.task_id === taskId);
+    await stream.stop();
+    const mine = stream.events.filter((e) => e.task_id === taskId);
     expect(mine.map((e) => e.status)).toEqual(expect.arrayContaining(["creating", "running"]));
     expect(mine.some((e) => e.ready)).toBe(true);
     const list = await dbc.call("tasks", DbcClient.signed(alice()));

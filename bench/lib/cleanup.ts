@@ -1,4 +1,4 @@
-import { interrupt } from "./proc.js";
+import { Interrupted, interrupt } from "./proc.js";
 
 type Step = { label: string; fn: () => Promise<void> | void };
 
@@ -21,6 +21,25 @@ export class Cleanup {
       this.steps.splice(i, 1);
       await step.fn();
     };
+  }
+
+  /**
+   * Runs a bench's main: an error is reported (an interruption silently: the signal handler spoke)
+   * and sets exit code 1; the cleanup runs in every case.
+   */
+  async runMain(main: () => Promise<void>, log: (s: string) => void): Promise<void> {
+    try {
+      await main();
+    } catch (e) {
+      if (!(e instanceof Interrupted)) {
+        console.error(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        process.exitCode = 1;
+      }
+    } finally {
+      log("cleaning up");
+      await this.run();
+      log("done");
+    }
   }
 
   run(): Promise<void> {
