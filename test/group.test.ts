@@ -3,7 +3,7 @@ import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { u8aToHex } from "@polkadot/util";
 import { join } from "node:path";
 import { call, removeDir, runCli, startAgentProcess, tempDir, type AgentProcess } from "./helpers/agent-process.js";
-import { DbcClient } from "./helpers/dbc-client.js";
+import { DEMO_TASK, DbcClient } from "./helpers/dbc-client.js";
 import { followEvents } from "./helpers/events.js";
 
 // Short timings so liveness changes happen in seconds: beats every 200 ms, suspect after 1 s, dead after 2.5 s.
@@ -169,14 +169,7 @@ describe("group: routing /api/v1 through the master", () => {
     // The member's event stream, through the master (authenticated there, relayed from the member).
     const q = new URLSearchParams({ node: member.nodeId, ...session() });
     const stream = await followEvents(`${master.url}/api/v1/events?${q}`);
-    const r = await dbc.call("tasks/start", session(), {
-      image_name: "batu-demo.qcow2",
-      operation_system: "linux",
-      bios_mode: "legacy",
-      cpu_cores: "1",
-      mem_size: "1",
-      disk_size: "1",
-    });
+    const r = await dbc.call("tasks/start", session(), DEMO_TASK);
     expect(r.body.errcode, JSON.stringify(r.body)).toBe(0);
     const taskId: string = r.body.message.task_id;
     const running = await until(() => dbc.call(`tasks/${taskId}`, session()), (d) => d.body.message?.status === "running", 30_000);

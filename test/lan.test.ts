@@ -6,7 +6,7 @@ import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { call, removeDir, runCli, startAgentProcess, tempDir, type AgentProcess } from "./helpers/agent-process.js";
-import { DbcClient } from "./helpers/dbc-client.js";
+import { DEMO_TASK, DbcClient } from "./helpers/dbc-client.js";
 import { Lan, netnsUnavailableReason, type NetnsHost } from "./helpers/netns.js";
 import { processAlive, qemuPid } from "./helpers/vm.js";
 
@@ -197,12 +197,7 @@ describe.skipIf(skipReason !== null)("lan: a group of hosts in network namespace
         [m1, m2].map(async (h) => {
           const dbc = viaMaster(h.agent.nodeId);
           const r = await dbc.call("tasks/start", DbcClient.signed(alice()), {
-            image_name: "batu-demo.qcow2",
-            operation_system: "linux",
-            bios_mode: "legacy",
-            cpu_cores: "1",
-            mem_size: "1",
-            disk_size: "1",
+            ...DEMO_TASK,
             custom_port: [`tcp,${WEB_PORT}:80`],
           });
           expect(r.body.errcode, JSON.stringify(r.body)).toBe(0);

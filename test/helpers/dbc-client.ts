@@ -8,6 +8,16 @@ import { requestOverSocket } from "./unix-http.js";
  * A DBC client as DBC's own Node.js scripts write one (NODESCRIPT RentVirtualApi.js): sr25519
  * keys from @polkadot/keyring, `pair.sign(nonce)`, `u8aToHex` signatures, every body POSTed.
  */
+/** `tasks/start` fields of the smallest demo task: the demo image, 1 core, 1 GB memory, a 1 GB data disk. */
+export const DEMO_TASK = {
+  image_name: "batu-demo.qcow2",
+  operation_system: "linux",
+  bios_mode: "legacy",
+  cpu_cores: "1",
+  mem_size: "1",
+  disk_size: "1",
+} as const;
+
 export class DbcClient {
   constructor(
     readonly baseUrl: string,
