@@ -282,5 +282,21 @@ describe.skipIf(skipReason !== null)("lan: a group of hosts in network namespace
       const mine = await api(intruder, "/slave/group/my/master");
       expect(withPort(mine.body.master)).toBe(address(master));
     }, 30_000);
+
+    it("the master moves to a new address: the member started with --discover finds it again and follows it", async () => {
+      const moved = `${lan.subnet}.50`;
+      // As after a DHCP renewal: the old address goes (with the routes through it), the new one comes.
+      await lan.exec(master.net, ["ip", "addr", "del", `${master.net.ip}/24`, "dev", "eth0"]);
+      await lan.exec(master.net, ["ip", "addr", "add", `${moved}/24`, "dev", "eth0"]);
+      await lan.exec(master.net, ["ip", "route", "add", "default", "via", `${lan.subnet}.254`, "dev", "eth0"]);
+      const mine = await until(
+        () => api(intruder, "/slave/group/my/master").then((r) => r.body),
+        (b) => withPort(b.master ?? "") === `${moved}:${AGENT_PORT}` && b.reachable === true,
+        30_000,
+        "member following the master",
+      );
+      expect(mine.last_error).toBeNull();
+      await until(() => onMaster(intruder), (m) => m?.state === "alive" && Date.parse(m.last_seen) > Date.now() - 2000, 10_000, "beats again");
+    }, 45_000);
   });
 });

@@ -162,7 +162,18 @@ export async function startAgent(
       log: agentLog,
     });
     await responder.start();
-    const stopAutoJoin = opts.discover ? startAutoJoin({ group, ...opts.discover, log: agentLog }) : () => undefined;
+    const heartbeatMs = opts.heartbeatMs ?? 3000;
+    const stopAutoJoin = opts.discover
+      ? startAutoJoin({
+          group,
+          ...opts.discover,
+          masterContact: () => sender.status,
+          // Ten missed beats: long enough not to chase a master that is merely restarting.
+          lostAfterMs: 10 * heartbeatMs,
+          retryMs: Math.min(5000, Math.max(500, heartbeatMs * 5)),
+          log: agentLog,
+        })
+      : () => undefined;
     return {
       app,
       nodeId: identity.nodeId,

@@ -85,6 +85,24 @@ export class GroupService {
     return this.host;
   }
 
+  get nodeId(): string {
+    return this.opts.nodeId;
+  }
+
+  /**
+   * A member's master found again at a new address (discovery, by the same node id and a proof of the
+   * join token): the one field of host_config.json that changes. False when there is nothing to follow.
+   */
+  followMaster(found: DiscoveredMaster): boolean {
+    const host = this.host;
+    if (host.host_type !== "slave" || host.master_node_id !== found.nodeId) return false;
+    if (normalizeAddress(host.master) === normalizeAddress(found.address)) return false;
+    const next: HostConfig = { ...host, master: seedAddress(found.address) };
+    saveHostConfig(this.opts.confDir, next);
+    this.host = next;
+    return true;
+  }
+
   /** This agent's own address as the group sees it (ip:port). */
   get selfAddress(): string {
     return this.opts.selfAddress();
