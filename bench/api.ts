@@ -30,7 +30,7 @@ import { seedTasks } from "./lib/api-store.js";
 import { BareHttp } from "./lib/bare-http.js";
 import { Cleanup } from "./lib/cleanup.js";
 import { breakdown, formatBreakdown, newestProfile, type Window } from "./lib/cpu-profile.js";
-import { checkInterrupted, cmdline, loadAvg, qemuPids, sleep } from "./lib/proc.js";
+import { benchLog, checkInterrupted, cmdline, loadAvg, qemuPids, sleep } from "./lib/proc.js";
 import { runWrk, stopWrk, writeScript, type WrkOptions } from "./lib/wrk.js";
 
 const REPO = resolve(import.meta.dirname, "..");
@@ -55,7 +55,7 @@ if (!(WRK.threads >= 1 && WRK.connections >= WRK.threads && WRK.durationS >= 1 &
 }
 
 const started = Date.now();
-const log = (s: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${s}`);
+const log = benchLog(started);
 const cleanup = new Cleanup();
 cleanup.installSignalHandlers();
 

@@ -27,7 +27,7 @@ import { beatWindow, formatDetails, formatReport, lat, routedFigures, type BeatW
 import { masterHandling } from "./lib/group-masterlog.js";
 import { measureRouted, signatureProbe, startRoutedMember } from "./lib/group-routed.js";
 import { joinAll, simMembers, SimGroup } from "./lib/group-sim.js";
-import { checkInterrupted, loadAvg, now, sleep } from "./lib/proc.js";
+import { benchLog, checkInterrupted, loadAvg, now, sleep } from "./lib/proc.js";
 
 const REPO = resolve(import.meta.dirname, "..");
 const { values: flags } = parseArgs({
@@ -58,7 +58,7 @@ if (
 }
 
 const started = Date.now();
-const log = (s: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${s}`);
+const log = benchLog(started);
 const cleanup = new Cleanup();
 cleanup.installSignalHandlers();
 

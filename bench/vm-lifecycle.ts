@@ -20,7 +20,7 @@ import { BareQemu, argvDiff, loadDemoImage } from "./lib/bare-qemu.js";
 import { BatuAgent, type Booted } from "./lib/batu.js";
 import { Cleanup } from "./lib/cleanup.js";
 import { Libvirt, ensureLibvirtInstalled, virsh } from "./lib/libvirt.js";
-import { cmdline, loadAvg, qemuPids, stopPid } from "./lib/proc.js";
+import { benchLog, cmdline, loadAvg, qemuPids, stopPid } from "./lib/proc.js";
 import { checks, emptySamples, formatReport, relativeSamples, summarizeAll, targets, type System } from "./lib/report.js";
 import { shuffle } from "./lib/stats.js";
 
@@ -46,7 +46,7 @@ if (!(RUNS >= 1 && CONCURRENT >= 0 && TIMEOUT_MS > 0) || SYSTEMS.some((s) => !["
 }
 
 const started = Date.now();
-const log = (s: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${s}`);
+const log = benchLog(started);
 const cleanup = new Cleanup();
 cleanup.installSignalHandlers();
 const samples = emptySamples();

@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { checkInterrupted, sleep } from "./proc.js";
+import { checkInterrupted, sleep, stopChild } from "./proc.js";
 
 const CLI = resolve(import.meta.dirname, "../../dist/cli/main.js");
 let clkTck: number | null = null;
@@ -106,15 +106,7 @@ export class ApiAgent {
 
   /** SIGTERM, then SIGKILL after 10 s. Only this child, by its pid. */
   async stop(): Promise<void> {
-    const c = this.child;
-    if (c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise((r) => c.once("exit", r));
-    c.kill("SIGTERM");
-    await Promise.race([exited, sleep(10_000)]);
-    if (c.exitCode === null && c.signalCode === null) {
-      c.kill("SIGKILL");
-      await exited;
-    }
+    await stopChild(this.child, 10_000);
   }
 }
 

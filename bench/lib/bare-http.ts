@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, writeFileSync } from "node:fs";
-import { sleep } from "./proc.js";
+import { stopChild } from "./proc.js";
 
 /**
  * The baseline: node:http and nothing else, in its own Node.js process (as the agent is). It reads
@@ -100,11 +100,6 @@ export class BareHttp {
   }
 
   async stop(): Promise<void> {
-    const c = this.child;
-    if (c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise((r) => c.once("exit", r));
-    c.kill("SIGTERM");
-    await Promise.race([exited, sleep(5_000)]);
-    if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    await stopChild(this.child, 5_000);
   }
 }

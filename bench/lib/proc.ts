@@ -1,3 +1,4 @@
+import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import { open, readdir, readFile, type FileHandle } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -5,6 +6,23 @@ import { setTimeout as sleep } from "node:timers/promises";
 export { sleep };
 
 /** Wall-clock milliseconds since the epoch, sub-millisecond resolution (comparable to Date.now() and pino's `time`). */
+/** A bench's log: each line prefixed with the seconds since `started` (Date.now() at the bench's start). */
+export function benchLog(started: number): (s: string) => void {
+  return (s) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${s}`);
+}
+
+/** Stops a child this bench started: SIGTERM, then SIGKILL after `graceMs`; waits for its exit. */
+export async function stopChild(c: ChildProcess, graceMs: number): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise((r) => c.once("exit", r));
+  c.kill("SIGTERM");
+  await Promise.race([exited, sleep(graceMs)]);
+  if (c.exitCode === null && c.signalCode === null) {
+    c.kill("SIGKILL");
+    await exited;
+  }
+}
+
 export function now(): number {
   return performance.timeOrigin + performance.now();
 }
