@@ -12,7 +12,7 @@ import { verifySignature } from "../../src/auth/signature.js";
 import { VerifiedSignatures } from "../../src/auth/verified-signatures.js";
 import { taskDetail, taskListBody, taskSummary } from "../../src/server/routes/v1/task-view.js";
 import { VmRepo } from "../../src/vm/repo.js";
-import { SummaryCache } from "../../src/vm/summary-cache.js";
+import { readOnlyVms } from "../../src/vm/testing.js";
 import { cpuDelta, procCpu } from "./api-agent.js";
 import { run } from "./proc.js";
 import { quantile } from "./stats.js";
@@ -41,7 +41,7 @@ export interface Probes {
   /**
    * The list's store read, 1,000 rows: the old way (repo.list(), every VM with JSON.parse of each spec,
    * then filtered) and the current one (repo.summariesByOwner()); then map + JSON.stringify. `keptMs`:
-   * the same reply from memory (SummaryCache hit, its version check included, + the kept bytes).
+   * the same reply from memory (VmQueries.summariesFor hit, its version check included, + the kept bytes).
    */
   list: { repoListMs: number; summariesMs: number; shapeAndStringifyMs: number; replyBytes: number; keptMs: number };
   /** The detail's handler work: repo.get + taskDetail (disk size from the record) + JSON.stringify. */
@@ -86,7 +86,8 @@ export async function runProbes(o: {
     const shapeAndStringifyMs = await timeIt(30, () => {
       replyBytes = Buffer.byteLength(JSON.stringify(ok(summaries.map(taskSummary))));
     });
-    const cache = new SummaryCache(repo);
+    // The agent's read path over the same file: only its reads are used (nothing here boots or writes).
+    const cache = readOnlyVms(db).queries;
     const keptMs = await timeIt(3000, () => taskListBody(cache.summariesFor(o.owner)));
     if (!taskListBody(cache.summariesFor(o.owner)).equals(Buffer.from(JSON.stringify(ok(summaries.map(taskSummary)))))) {
       throw new Error("the list from memory differs from the list built anew");

@@ -5,7 +5,6 @@ import { openAgentState } from "./state.js";
 import { startVmService } from "./vms.js";
 import { RenterAuthority } from "../auth/authorize.js";
 import { nodeInfo } from "../vm/node-info.js";
-import { VmRepo } from "../vm/repo.js";
 import { VERSION } from "../server/app.js";
 import { HeartbeatSender } from "../group/heartbeat.js";
 import { GroupRouter } from "../group/forward.js";
@@ -81,7 +80,7 @@ export async function startAgent(
     state.close();
     throw e;
   }
-  const { vms, accel, images } = vmService;
+  const { vms, accel, images, capacity } = vmService;
   const authority = RenterAuthority.open(state.db);
   const forwardHost = opts.forwardHost ?? opts.host;
   const router = new GroupRouter({
@@ -97,7 +96,7 @@ export async function startAgent(
     master: () => (group.hostConfig.host_type === "slave" ? group.hostConfig.master : undefined),
     agentPort: () => state.port,
     nickname: () => state.files.system.nickname,
-    capacity: () => memberCapacity({ dataDir: state.dataDir, vms: () => vms.list(), version: VERSION }),
+    capacity: () => memberCapacity({ dataDir: state.dataDir, vms: () => vms.queries.list(), version: VERSION }),
     log: agentLog,
   });
   const nodeState = (nodeId: string) => (authority.rentals.activeRental(nodeId, new Date()) ? "rented" : "online");
@@ -106,7 +105,8 @@ export async function startAgent(
     adminToken: identity.adminToken,
     systemConfig: () => state.files.system,
     group,
-    vms,
+    vms: vms.service,
+    vmQueries: vms.queries,
     groupVms: new GroupVms({
       nodeId: identity.nodeId,
       selfAddress: () => group.selfAddress,
@@ -119,7 +119,8 @@ export async function startAgent(
       nodeId: identity.nodeId,
       nickname: () => state.files.system.nickname,
       version: VERSION,
-      vms,
+      vms: vms.service,
+      vmQueries: vms.queries,
       forwardHost,
       group: { router, peers: () => group.peers() },
       renters: {
@@ -127,13 +128,14 @@ export async function startAgent(
         sessionId: (body, nodeId) => authority.sessionId(body, nodeId).session_id,
         nodeState,
       },
-      nodeInfo: () =>
+      nodeInfo: async () =>
         nodeInfo({
           version: VERSION,
           dataDir: state.dataDir,
           imageDirs: images.dirs,
           accel,
-          repo: new VmRepo(state.db),
+          vms: vms.queries.list(),
+          capacity: await capacity(),
           state: nodeState(identity.nodeId),
         }),
     },
@@ -184,13 +186,13 @@ export async function startAgent(
         sender.stop();
         await app.close();
         router.close();
-        await vms.close();
+        await vms.service.close();
         state.close();
       },
     };
   } catch (e) {
     await app.close();
-    await vms.close();
+    await vms.service.close();
     state.close();
     throw e;
   }

@@ -2,9 +2,7 @@ import type { MemberCapacity } from "../api/host.js";
 import { readHostInfo } from "../host/host-info.js";
 import { listGpus } from "../host/gpu-inventory.js";
 import type { VmRecord } from "../vm/repo.js";
-
-/** Whether a VM holds its resources: anything but shut off or failed. */
-const holdsResources = (vm: VmRecord) => vm.status !== "closed" && !vm.status.endsWith(" error");
+import { holdsResources } from "../vm/state.js";
 
 /** What a member reports in each heartbeat: the host's size and what its VMs leave free. */
 export async function memberCapacity(opts: { dataDir: string; vms: () => VmRecord[]; version: string }): Promise<MemberCapacity> {
@@ -13,7 +11,7 @@ export async function memberCapacity(opts: { dataDir: string; vms: () => VmRecor
     listGpus({ onWarning: () => undefined }).catch(() => []),
   ]);
   const vms = opts.vms();
-  const gpusHeld = vms.filter(holdsResources).reduce((n, vm) => n + vm.spec.gpuCount, 0);
+  const gpusHeld = vms.filter((vm) => holdsResources(vm.status)).reduce((n, vm) => n + vm.spec.gpuCount, 0);
   return {
     cpu_threads: info.cpu.threads,
     memory_total_bytes: info.memory.totalBytes,

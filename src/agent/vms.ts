@@ -7,7 +7,9 @@ import { readHostInfo } from "../host/host-info.js";
 import type { Logger } from "../lib/logger.js";
 import { ImageCatalog } from "../vm/images.js";
 import { VmRepo } from "../vm/repo.js";
-import { VmService, type PortRangeKind } from "../vm/service.js";
+import type { PortRangeKind } from "../vm/ports.js";
+import { createVms, type Vms } from "../vm/vms.js";
+import type { HostCapacity } from "../vm/resources.js";
 import type { AgentState } from "./state.js";
 
 /** The images the project builds (`images/demo/build.sh`), shipped beside the code. */
@@ -20,25 +22,38 @@ export interface VmOptions {
   shutdownTimeoutMs: number;
 }
 
+/** Memory kept for the host itself: VMs may hold the rest. */
+const MEMORY_RESERVE_BYTES = 512 * 2 ** 20;
+
 /** Host ports handed out when a request names none. */
 export const PORT_RANGES: Record<PortRangeKind, { min: number; max: number }> = {
   forward: { min: 20000, max: 29999 },
   vnc: { min: 5900, max: 6999 },
 };
 
-/** Builds the VM service of this agent: probes the accelerator, then adopts VMs left running. */
+/** Builds the VM layer of this agent: probes the accelerator, then adopts VMs left running. */
 export async function startVmService(
   state: AgentState,
   opts: VmOptions,
   log: Logger,
-): Promise<{ vms: VmService; accel: AcceleratorChoice; images: ImageCatalog }> {
+): Promise<{ vms: Vms; accel: AcceleratorChoice; images: ImageCatalog; capacity: () => Promise<HostCapacity> }> {
   const accel = await probeAccelerator();
   if (accel.accel === "tcg") log.warn({ reason: accel.reason }, "KVM not usable: VMs run under TCG (software emulation, slower)");
   else log.info({ reason: accel.reason }, "VMs run under KVM");
   const imageCache = join(state.dataDir, "images");
   mkdirSync(imageCache, { recursive: true });
   const images = new ImageCatalog([imageCache, BUILT_IMAGES_DIR]);
-  const vms = new VmService({
+  const capacity = async (): Promise<HostCapacity> => {
+    const host = await readHostInfo(state.dataDir);
+    return {
+      cpuThreads: host.cpu.threads,
+      memoryBytes: host.memory.totalBytes,
+      diskFreeBytes: host.disk.freeBytes,
+      cpuOvercommit: opts.cpuOvercommit,
+      memoryReserveBytes: MEMORY_RESERVE_BYTES,
+    };
+  };
+  const vms = createVms({
     dataDir: state.dataDir,
     hypervisor: new QemuHypervisor({ logger: log }),
     repo: new VmRepo(state.db),
@@ -47,19 +62,10 @@ export async function startVmService(
     accel,
     forwardHost: opts.forwardHost,
     shutdownTimeoutMs: opts.shutdownTimeoutMs,
-    capacity: async () => {
-      const host = await readHostInfo(state.dataDir);
-      return {
-        cpuThreads: host.cpu.threads,
-        memoryBytes: host.memory.totalBytes,
-        diskFreeBytes: host.disk.freeBytes,
-        cpuOvercommit: opts.cpuOvercommit,
-        memoryReserveBytes: 512 * 2 ** 20,
-      };
-    },
+    capacity,
     log,
   });
-  const report = await vms.reconcile();
+  const report = await vms.service.reconcile();
   log.info(
     {
       adopted: report.adopted.length,
@@ -69,5 +75,5 @@ export async function startVmService(
     },
     "vms reconciled",
   );
-  return { vms, accel, images };
+  return { vms, accel, images, capacity };
 }

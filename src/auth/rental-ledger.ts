@@ -1,7 +1,8 @@
 import { ApiError } from "../api/errors.js";
 import type { RentalItem } from "../api/host-rent.js";
-import { noteWrite, prepared, tableVersion, type Db } from "../store/db.js";
-import { VersionedMemo } from "../store/versioned-memo.js";
+import { prepared, type Db } from "../store/db.js";
+import type { VersionedMemo } from "../store/versioned-memo.js";
+import { VersionedTable } from "../store/versioned-table.js";
 import { renterFromSpec, RenterSpecError, type RenterIdentity, type RenterSpec } from "./renter.js";
 
 export type RentalState = "active" | "expired" | "revoked";
@@ -105,18 +106,12 @@ function renterOf(spec: RenterSpec): RenterIdentity {
 export class RentalLedger {
   // Every renter call checks its node's rental: kept per node while the rentals table is unchanged.
   private readonly live: VersionedMemo<LiveGrants>;
+  /** Every write to rentals goes through here, so that `live` never answers from before it. */
+  private readonly rentals: VersionedTable;
 
   constructor(private readonly db: Db) {
-    this.live = new VersionedMemo(() => tableVersion(db, "rentals"), LIVE_GRANTS_MAX_NODES);
-  }
-
-  /** Every write to rentals goes through here, so that `live` never answers from before it. */
-  private writeRentals<T>(write: () => T): T {
-    try {
-      return write();
-    } finally {
-      noteWrite(this.db, "rentals");
-    }
+    this.rentals = new VersionedTable(db, "rentals");
+    this.live = this.rentals.cache(LIVE_GRANTS_MAX_NODES);
   }
 
   /** Grants `nodeId` to the renter until `until` (must be after `now`); returns the new or moved rental. */
@@ -153,7 +148,7 @@ export class RentalLedger {
       );
       return this.get(Number(info.lastInsertRowid))!;
     });
-    return this.writeRentals(grantIn);
+    return this.rentals.write(grantIn);
   }
 
   get(id: number): Rental | undefined {
@@ -188,7 +183,7 @@ export class RentalLedger {
     }
     if (rental.revokedAt === null) {
       const id = rental.id;
-      this.writeRentals(() => prepared(this.db, "UPDATE rentals SET revoked_at = ? WHERE id = ?").run(now.toISOString(), id));
+      this.rentals.write(() => prepared(this.db, "UPDATE rentals SET revoked_at = ? WHERE id = ?").run(now.toISOString(), id));
     }
     return this.get(rental.id)!;
   }

@@ -1,6 +1,7 @@
 import { base58Encode, randomAsU8a } from "@polkadot/util-crypto";
-import { noteWrite, prepared, tableVersion, type Db } from "../store/db.js";
-import { VersionedMemo } from "../store/versioned-memo.js";
+import { prepared, type Db } from "../store/db.js";
+import type { VersionedMemo } from "../store/versioned-memo.js";
+import { VersionedTable } from "../store/versioned-table.js";
 import type { Renter, RenterIdentity } from "./renter.js";
 import { VerifiedSignatures } from "./verified-signatures.js";
 
@@ -36,13 +37,15 @@ function toRenter(r: Row): Renter {
 export class SessionRepo {
   // Every session request looks its session id up: kept while renter_sessions is unchanged.
   private readonly renters: VersionedMemo<Renter | undefined>;
+  private readonly sessions: VersionedTable;
 
   constructor(
     private readonly db: Db,
     /** Session signatures that verified: a client sends the same one on every request. */
     private readonly verified: VerifiedSignatures = new VerifiedSignatures(),
   ) {
-    this.renters = new VersionedMemo(() => tableVersion(db, "renter_sessions"), SESSION_MEMO_MAX);
+    this.sessions = new VersionedTable(db, "renter_sessions");
+    this.renters = this.sessions.cache(SESSION_MEMO_MAX);
   }
 
   /** The renter's session id, created (random, base58) when it has none. */
@@ -51,7 +54,7 @@ export class SessionRepo {
     if (existing) return existing;
     const sessionId = base58Encode(randomAsU8a(32));
     const wallets = renter.kind === "wallet" ? [renter.wallet] : renter.wallets;
-    try {
+    this.sessions.write(() =>
       prepared(
         this.db,
         `INSERT INTO renter_sessions (renter_id, session_id, kind, wallets_json, threshold, created_at)
@@ -63,10 +66,8 @@ export class SessionRepo {
         JSON.stringify(wallets),
         renter.kind === "multisig" ? renter.threshold : null,
         now.toISOString(),
-      );
-    } finally {
-      noteWrite(this.db, "renter_sessions");
-    }
+      ),
+    );
     return this.get(renter.renterId) ?? sessionId;
   }
 

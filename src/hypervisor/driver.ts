@@ -1,5 +1,5 @@
 import type { QmpClient, QmpConnectOptions } from "./qemu/qmp/client.js";
-import type { QemuSpec } from "./qemu/spec.js";
+import type { HostForward, QemuSpec } from "./qemu/spec.js";
 import type { NicRef, QemuStats } from "./qemu/stats.js";
 
 /**
@@ -31,6 +31,11 @@ export interface Hypervisor {
   quit(qmp: QmpClient, pid: number, runDir: string, opts?: { timeoutMs?: number }): Promise<void>;
   /** For a VM whose QMP does not answer: SIGTERM, then SIGKILL after timeoutMs. No-op if it is not runDir's QEMU. */
   kill(pid: number, runDir: string, opts?: { timeoutMs?: number }): Promise<void>;
+  /**
+   * Changes a running VM's host forwards on its user-mode NIC `nicId` at once: `remove` first, then
+   * `add`. Rejects with the hypervisor's own words when one is refused (a port taken on the host).
+   */
+  updateHostForwards(qmp: QmpClient, nicId: string, change: { remove: readonly HostForward[]; add: readonly HostForward[] }): Promise<void>;
   /** CPU, memory, disk and NIC counters (NIC bytes are null where QEMU offers no source). */
   stats(qmp: QmpClient, pid: number, nics?: readonly NicRef[]): Promise<QemuStats>;
 }

@@ -2,6 +2,7 @@ import type { SystemConfig } from "../api/host.js";
 import type { GroupService } from "../group/membership.js";
 import type { Logger } from "../lib/logger.js";
 import type { VmService } from "../vm/service.js";
+import type { VmQueries } from "../vm/queries.js";
 import type { GroupVms } from "../group/group-vms.js";
 import type { RentalLedger } from "../auth/rental-ledger.js";
 import type { V1Deps } from "./routes/v1/deps.js";
@@ -12,7 +13,10 @@ export interface AppDeps {
   adminToken: string;
   systemConfig: () => SystemConfig;
   group: GroupService;
+  /** The VM lifecycle (create, actions, changes). */
   vms: VmService;
+  /** What the faces read about VMs. */
+  vmQueries: VmQueries;
   /** The group-wide VM list (master) and its member side. */
   groupVms?: GroupVms;
   rentals: RentalLedger;

@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MIGRATIONS } from "./migrations.js";
-import { dataVersion, migrate, noteWrite, openDb, prepared, tableVersion } from "./db.js";
+import { dataVersion, migrate, openDb, prepared } from "./db.js";
 import { GroupMemberRepo } from "./group-members.js";
 
 describe("migrations", () => {
@@ -39,28 +39,6 @@ describe("dataVersion", () => {
     const v1 = dataVersion(a);
     expect(v1).not.toBe(v0);
     expect(dataVersion(a)).toBe(v1);
-    a.close();
-    b.close();
-  });
-});
-
-describe("tableVersion", () => {
-  it("moves with a noted write of that table, and with any commit by another connection", () => {
-    const path = join(mkdtempSync(join(tmpdir(), "batu-db-")), "batu.db");
-    const a = openDb(path);
-    const b = openDb(path);
-    const v0 = tableVersion(a, "vms");
-    expect(tableVersion(a, "vms")).toBe(v0);
-    noteWrite(a, "rentals");
-    expect(tableVersion(a, "vms")).toBe(v0);
-    noteWrite(a, "vms");
-    const v1 = tableVersion(a, "vms");
-    expect(v1).not.toBe(v0);
-    // Another connection's counts are its own: a reads b's commits through data_version.
-    noteWrite(b, "vms");
-    expect(tableVersion(a, "vms")).toBe(v1);
-    b.exec("CREATE TABLE t (x)");
-    expect(tableVersion(a, "vms")).not.toBe(v1);
     a.close();
     b.close();
   });

@@ -25,35 +25,13 @@ const dataVersions = new WeakMap<Db, Database.Statement>();
 /**
  * SQLite's `PRAGMA data_version` of this connection: it changes whenever another connection (another
  * process, a `sqlite3` shell, the CLI writing offline) committed to the file since the last call;
- * never for this connection's own writes, which `noteWrite` counts.
+ * never for this connection's own writes, which `VersionedTable.write` counts.
  */
 export function dataVersion(db: Db): number {
   let statement = dataVersions.get(db);
   // Its own statement: pluck() would change a shared prepared() one for every other user.
   if (!statement) dataVersions.set(db, (statement = db.prepare("PRAGMA data_version").pluck()));
   return statement.get() as number;
-}
-
-const writeCounts = new WeakMap<Db, Map<string, number>>();
-
-/**
- * Counts a write to `table` through this connection. Every write to a table whose reads are kept in
- * memory (keyed on `tableVersion`) must call it, after the write; a failed write may too: a change
- * of version is never wrong, only a missing one is.
- */
-export function noteWrite(db: Db, table: string): void {
-  let counts = writeCounts.get(db);
-  if (!counts) writeCounts.set(db, (counts = new Map()));
-  counts.set(table, (counts.get(table) ?? 0) + 1);
-}
-
-/**
- * Changes whenever `table` may have changed: after a `noteWrite` of it, and after any commit by
- * another connection. What was read from the table after this returned v is current while it
- * returns v: take it before reading.
- */
-export function tableVersion(db: Db, table: string): string {
-  return `${writeCounts.get(db)?.get(table) ?? 0}.${dataVersion(db)}`;
 }
 
 /** Opens (creating if needed) the agent's SQLite file and brings its schema up to date. */

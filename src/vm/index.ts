@@ -1,4 +1,7 @@
 export * from "./service.js";
+export * from "./queries.js";
+export * from "./vms.js";
+export * from "./ports.js";
 export * from "./repo.js";
 export * from "./state.js";
 export * from "./spec.js";

@@ -1,6 +1,5 @@
-import { nicNetdevId } from "../hypervisor/qemu/spec.js";
-import type { QmpClient } from "../hypervisor/qemu/qmp/client.js";
-import type { PortForward, VmSpec } from "./spec.js";
+import type { HostForward } from "../hypervisor/qemu/spec.js";
+import { forwardsOf, type PortForward, type VmSpec } from "./spec.js";
 
 /** A change to a VM's ports or size (DBC's `tasks/modify`). Undefined: unchanged. */
 export interface VmModify {
@@ -11,15 +10,6 @@ export interface VmModify {
   cores?: number;
   memoryMiB?: number;
   gpuCount?: number;
-}
-
-/** The host forwards of a spec, as slirp writes them. */
-export function forwardsOf(spec: VmSpec): Array<PortForward> {
-  return [
-    ...(spec.ports.ssh !== null ? [{ proto: "tcp" as const, hostPort: spec.ports.ssh, guestPort: 22 }] : []),
-    ...(spec.ports.rdp !== null ? [{ proto: "tcp" as const, hostPort: spec.ports.rdp, guestPort: 3389 }] : []),
-    ...spec.ports.custom,
-  ];
 }
 
 /** The spec after `change`, and whether a running VM needs a new boot to see all of it. */
@@ -37,21 +27,14 @@ export function applyModify(spec: VmSpec, change: VmModify): { next: VmSpec; nex
 
 const key = (f: PortForward) => `${f.proto}:${f.hostPort}:${f.guestPort}`;
 
-/** Re-points a running VM's NAT forwards at once, over QMP (slirp's hostfwd_remove/hostfwd_add). */
-export async function applyForwardsLive(qmp: QmpClient, hostAddr: string, before: PortForward[], after: PortForward[]): Promise<void> {
-  const keep = new Set(after.map(key));
-  const had = new Set(before.map(key));
-  const netdev = nicNetdevId("net0");
-  // HMP answers in text: hostfwd_add prints nothing on success, hostfwd_remove "... removed".
-  const hmp = async (line: string, success: RegExp) => {
-    const out = (await qmp.execute<string>("human-monitor-command", { "command-line": line })).trim();
-    if (!success.test(out)) throw new Error(`${line.split(" ")[0]}: ${out}`);
+/** The host forwards a running VM must drop and gain to go from `before`'s ports to `after`'s. Pure. */
+export function forwardChange(before: VmSpec, after: VmSpec, hostAddr: string): { remove: HostForward[]; add: HostForward[] } {
+  const had = forwardsOf(before);
+  const wanted = forwardsOf(after);
+  const keep = new Set(wanted.map(key));
+  const old = new Set(had.map(key));
+  return {
+    remove: had.filter((f) => !keep.has(key(f))).map((f) => ({ ...f, hostAddr })),
+    add: wanted.filter((f) => !old.has(key(f))).map((f) => ({ ...f, hostAddr })),
   };
-  for (const f of before) {
-    if (!keep.has(key(f))) await hmp(`hostfwd_remove ${netdev} ${f.proto}:${hostAddr}:${f.hostPort}`, /removed$/);
-  }
-  for (const f of after) {
-    if (!had.has(key(f))) await hmp(`hostfwd_add ${netdev} ${f.proto}:${hostAddr}:${f.hostPort}-:${f.guestPort}`, /^$/);
-  }
 }
-

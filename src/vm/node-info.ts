@@ -3,8 +3,8 @@ import { join } from "node:path";
 import type { AcceleratorChoice } from "../hypervisor/accel.js";
 import { readHostInfo } from "../host/host-info.js";
 import { listGpus } from "../host/gpu-inventory.js";
-import type { VmRepo } from "./repo.js";
-import { vcpus } from "./spec.js";
+import type { VmRecord } from "./repo.js";
+import { committed, freeCapacity, type HostCapacity } from "./resources.js";
 
 const g = (bytes: number) => `${Math.round((bytes / 2 ** 30) * 100) / 100}G`;
 const pct = (part: number, whole: number) => `${whole > 0 ? Math.round((part / whole) * 1000) / 10 : 0}%`;
@@ -19,14 +19,15 @@ export async function nodeInfo(opts: {
   dataDir: string;
   imageDirs: readonly string[];
   accel: AcceleratorChoice;
-  repo: VmRepo;
+  vms: readonly VmRecord[];
+  /** The host's capacity as placement counts it (overcommit, memory reserve). */
+  capacity: HostCapacity;
   state: "online" | "rented";
 }) {
   const host = await readHostInfo(opts.dataDir);
   const gpus = await listGpus({ onWarning: () => undefined }).catch(() => []);
-  const running = opts.repo.list().filter((v) => v.status !== "closed" && !v.status.endsWith(" error"));
-  const usedVcpus = running.reduce((a, v) => a + vcpus(v.spec), 0);
-  const usedMem = running.reduce((a, v) => a + v.spec.memoryMiB * 2 ** 20, 0);
+  // What a new task could still get: the same sums and limits as the fit check at creation.
+  const free = freeCapacity(opts.capacity, committed(opts.vms));
   const images = new Map<string, number>();
   for (const dir of opts.imageDirs) {
     let names: string[] = [];
@@ -72,8 +73,8 @@ export async function nodeInfo(opts: {
     images: [...images].map(([image_name, size]) => ({ image_name, image_size: g(size) })),
     accelerator: { type: opts.accel.accel, cpu_model: opts.accel.cpuModel, reason: opts.accel.reason },
     free: {
-      cpu_cores: String(Math.max(0, host.cpu.threads - usedVcpus)),
-      mem: g(Math.max(0, host.memory.totalBytes - usedMem)),
+      cpu_cores: String(free.vcpus),
+      mem: g(free.memoryBytes),
       disk: g(host.disk.freeBytes),
       gpu_count: String(gpus.length),
     },

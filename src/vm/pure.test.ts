@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { checkFit, type HostCapacity } from "./resources.js";
-import { FieldError, fromHostAdd, newLoginPassword, newVmId } from "./create-request.js";
+import { newLoginPassword, newVmId } from "./create-request.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { macFor, toQemuSpec } from "./qemu-spec.js";
 import type { VmSpec } from "./spec.js";
@@ -17,32 +17,6 @@ describe("checkFit", () => {
   });
   it("lets the operator overcommit CPU", () => {
     expect(checkFit({ ...host, cpuOvercommit: 2 }, { vcpus: 6, memoryBytes: 0, diskBytes: 0 }, { vcpus: 2, memoryBytes: GiB, diskBytes: 0 })).toBeUndefined();
-  });
-});
-
-describe("fromHostAdd", () => {
-  it("maps seed 000's fields, strings or numbers", () => {
-    const r = fromHostAdd({ nickname: "a", cpu_physical_core: "2", cpu_virtual_core: 4, main_memory: "1G", disk_memory: 8, start_command: "x" });
-    expect(r).toMatchObject({ cores: 2, vcpus: 4, memoryBytes: GiB, dataDiskBytes: 8 * GiB, startCommand: "x", imageName: "batu-demo.qcow2", owner: null });
-    expect(r.sshPort).toBeUndefined();
-  });
-  it("names the field that is wrong", () => {
-    const bad = (body: Record<string, unknown>, field: string) => {
-      try {
-        fromHostAdd({ cpu_physical_core: 1, main_memory: "1G", ...body } as never);
-        throw new Error("accepted");
-      } catch (e) {
-        expect(e).toBeInstanceOf(FieldError);
-        expect((e as FieldError).field).toBe(field);
-      }
-    };
-    bad({ main_memory: "lots" }, "main_memory");
-    bad({ main_memory: "16M" }, "main_memory");
-    bad({ disk_memory: "1Q" }, "disk_memory");
-    bad({ cpu_physical_core: 2, cpu_virtual_core: 3 }, "cpu_virtual_core");
-    bad({ ssh_port: "x" }, "ssh_port");
-    bad({ vnc_port: 5000 }, "vnc_port");
-    bad({ custom_port: ["sctp,1"] }, "custom_port");
   });
 });
 

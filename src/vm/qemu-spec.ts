@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { QemuSpec, DiskSpec } from "../hypervisor/qemu/spec.js";
 import { DEBIAN_OVMF } from "../hypervisor/qemu/spec.js";
 import type { ResolvedImage } from "./images.js";
-import type { VmSpec } from "./spec.js";
+import { forwardsOf, type VmSpec } from "./spec.js";
 
 export interface HostSide {
   runDir: string;
@@ -25,11 +25,7 @@ export function macFor(vmId: string, nic = 0): string {
 
 /** VM (wire-neutral) + image + host resources → what QEMU runs. Pure. */
 export function toQemuSpec(vmId: string, spec: VmSpec, image: ResolvedImage, host: HostSide): QemuSpec {
-  const hostForwards = [
-    ...(spec.ports.ssh !== null ? [{ proto: "tcp" as const, hostPort: spec.ports.ssh, guestPort: 22 }] : []),
-    ...(spec.ports.rdp !== null ? [{ proto: "tcp" as const, hostPort: spec.ports.rdp, guestPort: 3389 }] : []),
-    ...spec.ports.custom,
-  ].map((f) => ({ ...f, hostAddr: host.forwardHost }));
+  const hostForwards = forwardsOf(spec).map((f) => ({ ...f, hostAddr: host.forwardHost }));
   return {
     name: vmId,
     runDir: host.runDir,

@@ -1,18 +1,18 @@
 import { rm } from "node:fs/promises";
 import type { Hypervisor } from "../hypervisor/driver.js";
-import type { PortAllocator } from "../network/port-allocator.js";
 import { listVmDirs, removeVmVolumes } from "../storage/volumes.js";
 import type { Logger } from "../lib/logger.js";
 import type { VmRepo } from "./repo.js";
 import type { VmRuntime } from "./runtime.js";
-import type { VmStatus } from "./state.js";
+import type { VmPortReservations } from "./ports.js";
+import { holdsResources, isErrorStatus, type VmStatus } from "./state.js";
 
 export interface ReconcileDeps {
   dataDir: string;
   hypervisor: Hypervisor;
   repo: VmRepo;
   runtime: VmRuntime;
-  ports: PortAllocator<"forward" | "vnc">;
+  ports: VmPortReservations;
   log: Logger;
 }
 
@@ -42,7 +42,7 @@ const FINISH: Partial<Record<VmStatus, "running" | "closed" | "delete" | "create
 export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
   const report: ReconcileReport = { adopted: [], foundStopped: [], finished: [], orphansRemoved: [] };
   const vms = d.repo.list();
-  d.ports.load(d.repo.ports().map((p) => ({ owner: p.vmId, port: p.port, proto: p.proto, kind: p.kind === "vnc" ? "vnc" : "forward", label: p.kind })));
+  d.ports.restore();
 
   for (const vm of vms) {
     const runDir = d.runtime.runDir(vm.id);
@@ -55,7 +55,6 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
         await removeVmVolumes(d.dataDir, vm.id);
         await rm(runDir, { recursive: true, force: true });
         d.ports.release(vm.id);
-        d.repo.replacePorts(vm.id, []);
       }
       if (finish === "delete") d.repo.delete(vm.id);
       else d.repo.update(vm.id, { status: finish, pid: null, ready: false, lastError: finish === "create error" ? "the agent stopped during creation" : null });
@@ -67,7 +66,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
     if (pid !== null) {
       try {
         await d.runtime.attach(vm.id, pid, { readyFromStart: true, alreadyReady: vm.ready });
-        d.repo.update(vm.id, { pid, ...(finish ? { status: "running" as const } : vm.status.endsWith(" error") ? {} : { status: "running" as const }) });
+        d.repo.update(vm.id, { pid, ...(finish ? { status: "running" as const } : isErrorStatus(vm.status) ? {} : { status: "running" as const }) });
         report.adopted.push(vm.id);
         log.info({ pid }, "vm adopted");
         continue;
@@ -76,7 +75,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
         await d.hypervisor.kill(pid, runDir);
       }
     }
-    if (vm.status !== "closed" && !vm.status.endsWith(" error")) {
+    if (holdsResources(vm.status)) {
       d.repo.update(vm.id, { status: "closed", pid: null, ready: false, lastError: "found stopped at agent start" });
       d.repo.log(vm.id, "found stopped at agent start");
       report.foundStopped.push(vm.id);

@@ -1,4 +1,5 @@
-import { noteWrite, prepared, tableVersion, type Db } from "../store/db.js";
+import { prepared, type Db } from "../store/db.js";
+import { VersionedTable } from "../store/versioned-table.js";
 import type { PortKind, VmSpec } from "./spec.js";
 import type { VmStatus } from "./state.js";
 
@@ -71,32 +72,19 @@ const toRecord = (r: Row): VmRecord => ({
 
 /** The VMs of this host, their reserved ports and their lifecycle log. */
 export class VmRepo {
+  /** Every write to vms goes through here, so that caches of it (`vms.cache()`) never answer from before it. */
+  readonly vms: VersionedTable;
+
   constructor(
     private readonly db: Db,
     private readonly now: () => Date = () => new Date(),
-  ) {}
-
-  /**
-   * Changes whenever the vms table may have changed: after every write to it through any VmRepo of
-   * this connection (an agent holds several), and after a commit by another connection. What was read
-   * from vms after `version()` returned v is current while it returns v: take it before reading.
-   */
-  version(): string {
-    return tableVersion(this.db, "vms");
-  }
-
-  /** Every write to vms goes through here: `version()` moves after it (after a failed one too: never wrong). */
-  private writeVms<T>(write: () => T): T {
-    try {
-      return write();
-    } finally {
-      noteWrite(this.db, "vms");
-    }
+  ) {
+    this.vms = new VersionedTable(db, "vms");
   }
 
   insert(vm: { id: string; nickname: string; owner: string | null; spec: VmSpec; status: VmStatus }, ports: Omit<VmPortRow, "vmId">[]): VmRecord {
     const at = this.now().toISOString();
-    this.writeVms(() =>
+    this.vms.write(() =>
       this.db.transaction(() => {
         prepared(
           this.db,
@@ -162,17 +150,17 @@ export class VmRepo {
     if (fields.lastError !== undefined) set("last_error", fields.lastError);
     if (fields.spec !== undefined) set("spec_json", JSON.stringify(fields.spec));
     set("updated_at", this.now().toISOString());
-    this.writeVms(() => this.db.prepare(`UPDATE vms SET ${cols.join(", ")} WHERE id = ?`).run(...vals, id));
+    this.vms.write(() => this.db.prepare(`UPDATE vms SET ${cols.join(", ")} WHERE id = ?`).run(...vals, id));
   }
 
   /** Records the system disk's virtual size (null: no disk). A fact about the disk: `updated_at` stays. */
   setSystemDiskBytes(id: string, sizeBytes: number | null): void {
-    this.writeVms(() => prepared(this.db, "UPDATE vms SET system_disk_bytes = ? WHERE id = ?").run(sizeBytes, id));
+    this.vms.write(() => prepared(this.db, "UPDATE vms SET system_disk_bytes = ? WHERE id = ?").run(sizeBytes, id));
   }
 
   /** Removes the VM with its ports (cascade); its log stays for the record. */
   delete(id: string): void {
-    this.writeVms(() => prepared(this.db, "DELETE FROM vms WHERE id = ?").run(id));
+    this.vms.write(() => prepared(this.db, "DELETE FROM vms WHERE id = ?").run(id));
   }
 
   ports(vmId?: string): VmPortRow[] {

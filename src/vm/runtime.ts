@@ -14,10 +14,14 @@ import type { VmRecord, VmRepo } from "./repo.js";
 import { waitForMarker } from "./ready-watch.js";
 import type { VmStatus } from "./state.js";
 
+/** A running VM as sibling services act on it: its QEMU process and the agent's one QMP connection to it. */
+export interface LiveVm {
+  readonly pid: number;
+  readonly qmp: QmpClient;
+}
+
 /** A VM whose QEMU this agent is connected to. */
-interface Live {
-  pid: number;
-  qmp: QmpClient;
+interface Live extends LiveVm {
   ready: AbortController;
   /** Set while an operation stops the VM on purpose, so the exit is not reported as a crash. */
   stopping: boolean;
@@ -60,6 +64,12 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
 
   qmpOf(id: string): QmpClient | undefined {
     return this.live.get(id)?.qmp;
+  }
+
+  /** The VM's QEMU process and QMP connection, while it runs. */
+  liveOf(id: string): LiveVm | undefined {
+    const entry = this.live.get(id);
+    return entry && { pid: entry.pid, qmp: entry.qmp };
   }
 
   runDir(id: string): string {

@@ -44,5 +44,14 @@ export interface VmSpec {
 
 export const vcpus = (spec: Pick<VmSpec, "cpu">): number => spec.cpu.cores * spec.cpu.threads;
 
+/** The host forwards of a spec: ssh to the guest's 22, rdp to its 3389, then the custom ones. */
+export function forwardsOf(spec: Pick<VmSpec, "ports">): PortForward[] {
+  return [
+    ...(spec.ports.ssh !== null ? [{ proto: "tcp" as const, hostPort: spec.ports.ssh, guestPort: 22 }] : []),
+    ...(spec.ports.rdp !== null ? [{ proto: "tcp" as const, hostPort: spec.ports.rdp, guestPort: 3389 }] : []),
+    ...spec.ports.custom,
+  ];
+}
+
 /** Port kinds as reserved in the store. */
 export type PortKind = "ssh" | "rdp" | "vnc" | "custom";

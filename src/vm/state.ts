@@ -80,7 +80,15 @@ export function planAction(action: VmAction, status: VmStatus, alive: boolean): 
   return TRANSITIONS[action];
 }
 
-/** The status a VM settles in when its QEMU process is found alive or dead, outside any operation. */
-export function settledStatus(alive: boolean): VmStatus {
-  return alive ? "running" : "closed";
+/** Whether an operation failed and left the VM in this status. */
+export function isErrorStatus(status: VmStatus): boolean {
+  return ERROR_STATUSES.has(status);
+}
+
+/**
+ * Whether a VM in this status holds the host's CPU, memory and GPUs: anything but shut off or failed.
+ * The one definition that placement, node info and heartbeats count by.
+ */
+export function holdsResources(status: VmStatus): boolean {
+  return status !== "closed" && !ERROR_STATUSES.has(status);
 }

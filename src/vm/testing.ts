@@ -1,9 +1,19 @@
-/** Test helpers for the VM layer. */
+/** Test helpers for the VM layer: a whole layer over a fake hypervisor, a real store and real qemu-img. */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FakeHypervisor } from "../hypervisor/fake.js";
 import { createLogger } from "../lib/logger.js";
-import { openDb } from "../store/db.js";
+import { PortAllocator } from "../network/port-allocator.js";
+import { createDisk } from "../storage/qemu-img.js";
+import { openDb, type Db } from "../store/db.js";
+import { ImageCatalog } from "./images.js";
+import type { PortRangeKind } from "./ports.js";
 import { VmRepo } from "./repo.js";
-import { VmService, type VmServiceOptions } from "./service.js";
+import type { HostCapacity } from "./resources.js";
 import type { VmSpec } from "./spec.js";
+import { createVms, type Vms } from "./vms.js";
 
 /** A VM spec as batu stores one for a small linux task; `desc` tells them apart. */
 export function testSpec(desc: string): VmSpec {
@@ -27,9 +37,104 @@ export function testSpec(desc: string): VmSpec {
   };
 }
 
-/** A VM service over an in-memory store, for its reads: no drivers, so nothing may start a VM. */
-export function readOnlyService(): { repo: VmRepo; vms: VmService } {
-  const repo = new VmRepo(openDb(":memory:"));
-  const opts: Partial<VmServiceOptions> = { repo, dataDir: "/nonexistent", log: createLogger({ level: "silent" }) };
-  return { repo, vms: new VmService(opts as VmServiceOptions) };
+/** The name of the image `testVms` ships: an 8 MiB qcow2 whose guest prints `TEST-READY` when up. */
+export const TEST_IMAGE = "test-image.qcow2";
+export const TEST_READY_MARKER = "TEST-READY";
+
+/** A host of 4 threads and 8 GiB (1 GiB kept for itself) with 100 GiB of free disk. */
+export const TEST_HOST: HostCapacity = {
+  cpuThreads: 4,
+  memoryBytes: 8 * 2 ** 30,
+  diskFreeBytes: 100 * 2 ** 30,
+  cpuOvercommit: 1,
+  memoryReserveBytes: 2 ** 30,
+};
+
+const quietLog = () => createLogger({ level: "silent" });
+
+/** The VM layer over an in-memory store, for its reads: nothing in it can boot (no image, no data dir). */
+export function readOnlyVms(db: Db = openDb(":memory:"), now?: () => Date): Vms & { repo: VmRepo } {
+  const repo = new VmRepo(db, now);
+  const vms = createVms({
+    dataDir: "/nonexistent",
+    hypervisor: new FakeHypervisor(),
+    repo,
+    images: new ImageCatalog([]),
+    ports: new PortAllocator<PortRangeKind>({ ranges: { forward: { min: 20000, max: 20099 }, vnc: { min: 5900, max: 5999 } } }),
+    accel: { accel: "tcg", cpuModel: "max", reason: "test" },
+    capacity: async () => TEST_HOST,
+    forwardHost: "127.0.0.1",
+    shutdownTimeoutMs: 1000,
+    log: quietLog(),
+  });
+  return { ...vms, repo };
+}
+
+export interface TestVms extends Vms {
+  repo: VmRepo;
+  hypervisor: FakeHypervisor;
+  dataDir: string;
+  /** The agent stops (VMs keep running) and a fresh VM layer starts over the same store, data dir and hypervisor. */
+  restart(): Promise<Vms>;
+  close(): Promise<void>;
+}
+
+/**
+ * A whole VM layer: a real SQLite file, real qemu-img making real overlays in a temporary data dir,
+ * a real port allocator (its host probe answering "free": no port is bound here), and a fake
+ * hypervisor whose guests answer QMP on real sockets.
+ */
+export async function testVms(opts: { shutdownTimeoutMs?: number; host?: Partial<HostCapacity> } = {}): Promise<TestVms> {
+  const dataDir = await mkdtemp(join(tmpdir(), "batu-vms-"));
+  const imagesDir = join(dataDir, "shipped");
+  mkdirSync(imagesDir);
+  await createDisk(join(imagesDir, TEST_IMAGE), 8 * 2 ** 20, "qcow2");
+  await writeFile(
+    join(imagesDir, TEST_IMAGE.replace(/\.qcow2$/, ".json")),
+    JSON.stringify({ name: TEST_IMAGE, format: "qcow2", boot: "disk", ready_marker: TEST_READY_MARKER, login_user: "tester" }),
+  );
+  const cache = join(dataDir, "images");
+  mkdirSync(cache);
+  const db = openDb(join(dataDir, "batu.db"));
+  const repo = new VmRepo(db);
+  const hypervisor = new FakeHypervisor({ readyMarker: TEST_READY_MARKER });
+  const make = (): Vms =>
+    createVms({
+      dataDir,
+      hypervisor,
+      repo,
+      images: new ImageCatalog([cache, imagesDir]),
+      ports: new PortAllocator<PortRangeKind>({
+        ranges: { forward: { min: 20000, max: 20009 }, vnc: { min: 5900, max: 5904 } },
+        probe: async () => true,
+      }),
+      accel: { accel: "tcg", cpuModel: "max", reason: "test" },
+      capacity: async () => ({ ...TEST_HOST, ...opts.host }),
+      forwardHost: "127.0.0.1",
+      shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 2000,
+      log: quietLog(),
+    });
+  let current = make();
+  return {
+    get service() {
+      return current.service;
+    },
+    get queries() {
+      return current.queries;
+    },
+    repo,
+    hypervisor,
+    dataDir,
+    async restart() {
+      await current.service.close();
+      current = make();
+      return current;
+    },
+    async close() {
+      await current.service.close();
+      for (const runDir of hypervisor.running()) await hypervisor.crash(runDir);
+      db.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
 }

@@ -4,7 +4,7 @@ import { HypervisorError, HypervisorErrorCode, type Hypervisor } from "../driver
 import { buildQemuArgv } from "./argv.js";
 import { isQemuAlive, killQemu, QEMU_BINARY, readPidFile, startQemu, waitForExit } from "./process.js";
 import { QmpClient, type QmpConnectOptions } from "./qmp/client.js";
-import { runPaths, type QemuSpec } from "./spec.js";
+import { nicNetdevId, runPaths, type HostForward, type QemuSpec } from "./spec.js";
 import { collectQemuStats, type NicRef, type QemuStats } from "./stats.js";
 
 export interface QemuHypervisorOptions {
@@ -72,6 +72,18 @@ export class QemuHypervisor implements Hypervisor {
 
   async resume(qmp: QmpClient): Promise<void> {
     await qmp.execute("cont");
+  }
+
+  async updateHostForwards(qmp: QmpClient, nicId: string, change: { remove: readonly HostForward[]; add: readonly HostForward[] }): Promise<void> {
+    const netdev = nicNetdevId(nicId);
+    // QMP has no command for slirp forwards; HMP answers in text: hostfwd_add prints nothing on
+    // success, hostfwd_remove "... removed".
+    const hmp = async (line: string, success: RegExp) => {
+      const out = (await qmp.execute<string>("human-monitor-command", { "command-line": line })).trim();
+      if (!success.test(out)) throw new Error(`${line.split(" ")[0]}: ${out}`);
+    };
+    for (const f of change.remove) await hmp(`hostfwd_remove ${netdev} ${f.proto}:${f.hostAddr}:${f.hostPort}`, /removed$/);
+    for (const f of change.add) await hmp(`hostfwd_add ${netdev} ${f.proto}:${f.hostAddr}:${f.hostPort}-:${f.guestPort}`, /^$/);
   }
 
   async quit(qmp: QmpClient, pid: number, runDir: string, opts: { timeoutMs?: number } = {}): Promise<void> {

@@ -4,9 +4,10 @@ import { ErrorReply, OkReply } from "../../../api/common.js";
 import { ApiError } from "../../../api/errors.js";
 import { VmAdd, VmAddReply, VmControl, VmItem, VmList, VmListQuery, VmStats, VmStatsQuery } from "../../../api/host-vm.js";
 import { MEMBER_VMS_PATH, type GroupVms } from "../../../group/group-vms.js";
-import { fromHostAdd } from "../../../vm/create-request.js";
+import { fromHostAdd } from "./vm-add.js";
 import type { VmRecord } from "../../../vm/repo.js";
 import type { VmService } from "../../../vm/service.js";
+import type { VmQueries } from "../../../vm/queries.js";
 import { vcpus } from "../../../vm/spec.js";
 
 const CONTROL_USAGE =
@@ -60,8 +61,8 @@ function formatSize(bytes: number): string {
 }
 
 /** Seed 000 `/common/vm/...`: the VMs of this host. */
-export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; groupVms?: GroupVms } }> = async (app, { deps }) => {
-  const { vms, groupVms } = deps;
+export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; vmQueries: VmQueries; groupVms?: GroupVms } }> = async (app, { deps }) => {
+  const { vms, vmQueries: reads, groupVms } = deps;
 
   app.post(
     "/common/vm/add",
@@ -99,7 +100,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; group
       },
     },
     async (req, reply) => {
-      const local = vms.list().map(toItem);
+      const local = reads.list().map(toItem);
       if (req.query.scope !== "group") return local;
       if (!groupVms) throw new ApiError("not_master", "scope=group: this host is not a master");
       const { vms: all, unreachable } = await groupVms.list(local);
@@ -123,7 +124,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; group
       },
       async (req) => {
         groupVms.verifyMaster(req.headers, req.url, JSON.stringify(req.body ?? null));
-        return vms.list().map(toItem);
+        return reads.list().map(toItem);
       },
     );
   }
@@ -169,6 +170,6 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; group
         response: { 200: VmStats, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply },
       },
     },
-    async (req) => vms.stats(req.query.vm_id),
+    async (req) => reads.stats(req.query.vm_id),
   );
 };

@@ -1,5 +1,6 @@
 import type { DbcRequest } from "../../../api/v1/request.js";
 import type { VmService } from "../../../vm/service.js";
+import type { VmQueries } from "../../../vm/queries.js";
 import type { GroupRouter } from "../../../group/forward.js";
 import type { GroupPeer } from "../../../group/membership.js";
 
@@ -17,6 +18,7 @@ export interface V1Deps {
   nickname: () => string;
   version: string;
   vms: VmService;
+  vmQueries: VmQueries;
   renters: RenterAuth;
   nodeInfo: () => Promise<Record<string, unknown>>;
   /** The address forwards listen on: a task's ssh_ip unless it is a wildcard. */

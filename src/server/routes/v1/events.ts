@@ -36,10 +36,10 @@ export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { d
       const res = reply.raw;
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
       res.write(": batu task events\n\n");
-      const mine = new Set(deps.vms.listFor(owner).map((v) => v.id));
-      const off = deps.vms.onChange((c) => {
+      const mine = new Set(deps.vmQueries.listFor(owner).map((v) => v.id));
+      const off = deps.vmQueries.onChange((c) => {
         if (!mine.has(c.id)) {
-          if (!deps.vms.owns(owner, c.id)) return;
+          if (!deps.vmQueries.owns(owner, c.id)) return;
           mine.add(c.id);
         }
         res.write(`event: task\ndata: ${JSON.stringify({ task_id: c.id, status: c.status, ready: c.ready })}\n\n`);

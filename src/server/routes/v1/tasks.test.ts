@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import Fastify, { type FastifyInstance } from "fastify";
 import { ok } from "../../../api/v1/envelope.js";
-import { readOnlyService, testSpec } from "../../../vm/testing.js";
+import { readOnlyVms, testSpec } from "../../../vm/testing.js";
 import type { V1Deps } from "./deps.js";
 import { v1Routes } from "./plugin.js";
 import { taskDetail, taskDetailBody, taskListBody, taskSummary } from "./task-view.js";
 
 const NODE = "e".repeat(64);
-const { repo, vms } = readOnlyService();
+const { repo, service, queries } = readOnlyVms();
 let app: FastifyInstance;
 // The replies as they were before they were kept: fastify serializing the envelope object.
 let plain: FastifyInstance;
@@ -21,7 +21,8 @@ beforeAll(async () => {
     nodeId: NODE,
     nickname: () => "",
     version: "test",
-    vms,
+    vms: service,
+    vmQueries: queries,
     // The caller names itself in `additional.as`: authentication is not what this file tests.
     renters: { authorize: (body) => String(body.additional.as), sessionId: () => "", nodeState: () => "rented" },
     nodeInfo: async () => ({}),
@@ -59,9 +60,9 @@ describe("tasks (the list) and tasks/<id>", () => {
   });
 
   it("build the bytes once per unchanged list or record, again after a change", async () => {
-    const list = vms.summariesFor("alice");
+    const list = queries.summariesFor("alice");
     expect(taskListBody(list)).toBe(taskListBody(list));
-    const vm = vms.getFor("alice", "a1");
+    const vm = queries.getFor("alice", "a1");
     expect(taskDetailBody(vm, "127.0.0.1", 1)).toBe(taskDetailBody(vm, "127.0.0.1", 1));
     expect(taskDetailBody(vm, "10.0.0.1", 1)).not.toBe(taskDetailBody(vm, "127.0.0.1", 1));
     repo.update("a1", { status: "running" });

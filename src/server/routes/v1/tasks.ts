@@ -1,8 +1,9 @@
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { DbcError, ok } from "../../../api/v1/envelope.js";
 import { DbcRequest } from "../../../api/v1/request.js";
-import { fromDbcCreate } from "../../../vm/dbc-create.js";
-import { FieldError, portField } from "../../../vm/create-request.js";
+import { fromDbcCreate } from "./task-start.js";
+import { FieldError } from "../../../vm/create-request.js";
+import { portField } from "../fields.js";
 import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort } from "../../../network/port-spec.js";
 import type { VmModify } from "../../../vm/modify.js";
 import type { VmAction } from "../../../vm/state.js";
@@ -57,13 +58,13 @@ function sshIp(req: FastifyRequest, forwardHost: string): string {
 
 /** `tasks`: a renter's VMs, DBC's shapes and verbs, on the same VM service as the host API. */
 export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
-  const { vms } = deps;
+  const { vms, vmQueries: reads } = deps;
   // A call its master forwarded was authenticated there (the rental ledger lives on the master).
   const renter = (req: Req) => forwardedRenter(req) ?? deps.renters.authorize(req.body, targetNode(req.body, deps));
   const schema = (summary: string, description?: string) => ({ summary, tags: ["dbc"], body: DbcRequest, ...(description ? { description } : {}) });
 
   app.post("/tasks", { schema: schema("The caller's tasks on the node") }, async (req: Req, reply) =>
-    reply.type(JSON_CONTENT_TYPE).send(taskListBody(vms.summariesFor(renter(req)))),
+    reply.type(JSON_CONTENT_TYPE).send(taskListBody(reads.summariesFor(renter(req)))),
   );
 
   app.post(
@@ -86,8 +87,8 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
   );
 
   app.post("/tasks/:id", { schema: schema("A task's details: login, ports, status, disks") }, async (req: Req, reply) => {
-    const vm = vms.getFor(renter(req), req.params.id);
-    return reply.type(JSON_CONTENT_TYPE).send(taskDetailBody(vm, sshIp(req, deps.forwardHost), await vms.systemDiskBytes(vm)));
+    const vm = reads.getFor(renter(req), req.params.id);
+    return reply.type(JSON_CONTENT_TYPE).send(taskDetailBody(vm, sshIp(req, deps.forwardHost), await reads.systemDiskBytes(vm)));
   });
 
   app.post(
@@ -108,19 +109,19 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
         if (flag !== "head" && flag !== "tail") throw new DbcError(-25, 'head_or_tail is invalid"', 400);
         const asked = Number(req.query.line_num ?? additional.line_num ?? 100);
         if (!Number.isInteger(asked) || asked <= 0) throw new DbcError(-25, "invalid line num", 400);
-        const vm = vms.getFor(renter(req), req.params.id);
-        let lines = vms.logLines(vm.id, flag, Math.min(asked, MAX_LOG_LINES - 1));
+        const vm = reads.getFor(renter(req), req.params.id);
+        let lines = reads.logLines(vm.id, flag, Math.min(asked, MAX_LOG_LINES - 1));
         while (Buffer.byteLength(lines.join("\n")) > MAX_LOG_BYTES) lines = flag === "tail" ? lines.slice(1) : lines.slice(0, -1);
         return ok({ task_id: vm.id, log_content: lines });
       }
       if (verb === "modify") {
-        const vm = vms.getFor(renter(req), req.params.id);
+        const vm = reads.getFor(renter(req), req.params.id);
         const { nextBoot } = await vms.modify(vm.id, modifyFrom(additional));
         return ok(nextBoot ? "some changes will take effect on the next boot" : "ok");
       }
       const action = ACTIONS[verb];
       if (!action) throw new DbcError(-32601, `not support uri:${req.url.split("?")[0]}`, 404);
-      const vm = vms.getFor(renter(req), req.params.id);
+      const vm = reads.getFor(renter(req), req.params.id);
       const force = String(req.query.force_reboot ?? additional.force_reboot ?? "");
       const op = vms.begin(vm.id, action, { force: force === "true" || (Number(force) || 0) !== 0 });
       return { ...ok("ok"), operation_id: op.id };
@@ -129,8 +130,8 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
 
   app.post("/operations/:id", { schema: schema("A long operation's state (batu addition)") }, async (req: Req) => {
     const owner = renter(req);
-    const op = vms.operations.get(req.params.id);
-    if (!op || !vms.owns(owner, op.taskId)) throw new DbcError(-3, "operation not exist", 200);
+    const op = reads.operation(req.params.id);
+    if (!op || !reads.owns(owner, op.taskId)) throw new DbcError(-3, "operation not exist", 200);
     return ok({ operation_id: op.id, task_id: op.taskId, action: op.action, state: op.state, error: op.error, start_time: op.startedAt, end_time: op.endedAt });
   });
 };

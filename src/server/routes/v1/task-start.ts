@@ -1,7 +1,8 @@
 import { isIPv4 } from "node:net";
-import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort } from "../network/port-spec.js";
-import { FieldError, portField, type VmCreateRequest } from "./create-request.js";
-import { DEMO_IMAGE } from "./images.js";
+import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort } from "../../../network/port-spec.js";
+import { FieldError, type VmCreateRequest } from "../../../vm/create-request.js";
+import { DEMO_IMAGE } from "../../../vm/images.js";
+import { portField } from "../fields.js";
 
 /** A DBC `additional` value: DBC sends strings; batu accepts numbers too. */
 type Loose = unknown;

@@ -1,0 +1,182 @@
+import { once } from "node:events";
+import { appendFile, mkdir, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server, type Socket } from "node:net";
+import { HypervisorError, HypervisorErrorCode, type Hypervisor } from "./driver.js";
+import { QmpClient, type QmpConnectOptions } from "./qemu/qmp/client.js";
+import { runPaths, type HostForward, type QemuSpec } from "./qemu/spec.js";
+import type { QemuStats } from "./qemu/stats.js";
+
+/**
+ * A Hypervisor for unit tests of the layers above it (the VM service, its runtime, reconcile): no
+ * process and no guest, but each "VM" serves QMP on a real unix socket in its run dir, so the real
+ * QmpClient and everything that watches it run unchanged. A guest prints the ready marker on its
+ * serial log after start and after each reset, powers off on ACPI unless told to ignore it, and can
+ * be made to crash. Not for the product: the agent always drives real QEMU.
+ */
+export class FakeHypervisor implements Hypervisor {
+  /** Every spec started, in order. */
+  readonly started: QemuSpec[] = [];
+  /** Every live forward change asked for. */
+  readonly forwardChanges: Array<{ nicId: string; remove: readonly HostForward[]; add: readonly HostForward[] }> = [];
+  /** Makes the next `start` fail with this error (then clears itself). */
+  failNextStart: Error | undefined;
+  /** Whether guests power off on the ACPI power button (a guest still booting does not). */
+  guestsHonourAcpi = true;
+  private readonly guests = new Map<string, FakeGuest>();
+  private nextPid = 4_000_000;
+
+  constructor(private readonly opts: { readyMarker?: string | null } = {}) {}
+
+  /** The run dirs of the guests that run now. */
+  running(): string[] {
+    return [...this.guests.keys()];
+  }
+
+  /** QEMU goes away by itself (a crash, or the guest powering off from inside). */
+  async crash(runDir: string): Promise<void> {
+    await this.guests.get(runDir)?.exit(this.guests);
+  }
+
+  async start(spec: QemuSpec): Promise<{ pid: number }> {
+    const failure = this.failNextStart;
+    this.failNextStart = undefined;
+    if (failure) throw failure;
+    if (this.guests.has(spec.runDir)) {
+      throw new HypervisorError(HypervisorErrorCode.AlreadyRunning, `a QEMU already runs from ${spec.runDir}`);
+    }
+    await mkdir(spec.runDir, { recursive: true, mode: 0o700 });
+    const guest = new FakeGuest(spec.runDir, this.nextPid++, this.opts.readyMarker ?? "BATU-READY", () => this.guestsHonourAcpi);
+    this.guests.set(spec.runDir, guest);
+    await guest.boot(this.guests);
+    this.started.push(spec);
+    return { pid: guest.pid };
+  }
+
+  connect(runDir: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
+    return QmpClient.connect(runPaths(runDir).qmpSocket, { deadlineMs: 2_000, ...opts });
+  }
+
+  async findRunning(runDir: string): Promise<number | null> {
+    return this.guests.get(runDir)?.pid ?? null;
+  }
+
+  async isAlive(pid: number, runDir: string): Promise<boolean> {
+    return this.guests.get(runDir)?.pid === pid;
+  }
+
+  async powerdown(qmp: QmpClient): Promise<void> {
+    await qmp.execute("system_powerdown");
+  }
+
+  async reset(qmp: QmpClient): Promise<void> {
+    await qmp.execute("system_reset");
+  }
+
+  async pause(qmp: QmpClient): Promise<void> {
+    await qmp.execute("stop");
+  }
+
+  async resume(qmp: QmpClient): Promise<void> {
+    await qmp.execute("cont");
+  }
+
+  async quit(qmp: QmpClient, pid: number, runDir: string): Promise<void> {
+    await qmp.execute("quit").catch(() => undefined);
+    await this.kill(pid, runDir);
+  }
+
+  async kill(pid: number, runDir: string): Promise<void> {
+    const guest = this.guests.get(runDir);
+    if (guest?.pid === pid) await guest.exit(this.guests);
+  }
+
+  async updateHostForwards(_qmp: QmpClient, nicId: string, change: { remove: readonly HostForward[]; add: readonly HostForward[] }): Promise<void> {
+    this.forwardChanges.push({ nicId, ...change });
+  }
+
+  async stats(): Promise<QemuStats> {
+    return { uptimeMs: 1000, vcpuCount: 1, vcpuTimeMs: 10, processCpuTimeMs: 20, rssBytes: 64 * 2 ** 20, disks: [], nics: [] };
+  }
+}
+
+const GREETING = { QMP: { version: { qemu: { major: 7, minor: 2, micro: 0 }, package: "fake" }, capabilities: [] } };
+
+/** One fake VM: a QMP server on the run dir's socket, and the serial log a real guest would write. */
+class FakeGuest {
+  private server: Server | undefined;
+  private readonly conns = new Set<Socket>();
+  private exited = false;
+
+  constructor(
+    readonly runDir: string,
+    readonly pid: number,
+    private readonly readyMarker: string,
+    private readonly honoursAcpi: () => boolean,
+  ) {}
+
+  async boot(registry: Map<string, FakeGuest>): Promise<void> {
+    const paths = runPaths(this.runDir);
+    await rm(paths.qmpSocket, { force: true });
+    this.server = createServer((conn) => this.serve(conn, registry));
+    this.server.listen(paths.qmpSocket);
+    await once(this.server, "listening");
+    // QEMU starts each boot's serial log afresh.
+    await writeFile(paths.serialLog, "");
+    this.printReady(20);
+  }
+
+  private serve(conn: Socket, registry: Map<string, FakeGuest>): void {
+    this.conns.add(conn);
+    conn.on("close", () => this.conns.delete(conn));
+    conn.on("error", () => undefined);
+    const send = (obj: unknown) => conn.write(`${JSON.stringify(obj)}\r\n`);
+    const event = (name: string, data: unknown = {}) => this.broadcast({ event: name, data, timestamp: { seconds: 0, microseconds: 0 } });
+    send(GREETING);
+    let buf = "";
+    conn.setEncoding("utf8");
+    conn.on("data", (chunk: string) => {
+      buf += chunk;
+      for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+        const msg = JSON.parse(buf.slice(0, nl)) as { execute: string; id?: unknown };
+        buf = buf.slice(nl + 1);
+        send({ return: msg.execute === "human-monitor-command" ? "" : {}, id: msg.id });
+        switch (msg.execute) {
+          case "system_powerdown":
+            event("POWERDOWN");
+            if (this.honoursAcpi()) {
+              event("SHUTDOWN", { guest: true, reason: "guest-shutdown" });
+              setImmediate(() => void this.exit(registry));
+            }
+            break;
+          case "system_reset":
+            event("RESET", { guest: false, reason: "host-qmp-system-reset" });
+            this.printReady(50);
+            break;
+          case "quit":
+            setImmediate(() => void this.exit(registry));
+            break;
+        }
+      }
+    });
+  }
+
+  private broadcast(obj: unknown): void {
+    for (const c of this.conns) c.write(`${JSON.stringify(obj)}\r\n`);
+  }
+
+  /** The guest's "ready" line on its serial log, after `delayMs` (a reset's watcher starts at the log's end first). */
+  private printReady(delayMs: number): void {
+    setTimeout(() => {
+      if (!this.exited) void appendFile(runPaths(this.runDir).serialLog, `${this.readyMarker}\n`).catch(() => undefined);
+    }, delayMs).unref();
+  }
+
+  /** The process ends: gone from the registry first (so it is not alive), then its sockets close. */
+  async exit(registry: Map<string, FakeGuest>): Promise<void> {
+    if (this.exited) return;
+    this.exited = true;
+    if (registry.get(this.runDir) === this) registry.delete(this.runDir);
+    for (const c of this.conns) c.destroy();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}

@@ -1,0 +1,45 @@
+import type { AcceleratorChoice } from "../hypervisor/accel.js";
+import type { Hypervisor } from "../hypervisor/driver.js";
+import type { Logger } from "../lib/logger.js";
+import type { PortAllocator } from "../network/port-allocator.js";
+import type { ImageCatalog } from "./images.js";
+import { Operations } from "./operations.js";
+import { VmPortReservations, type PortRangeKind } from "./ports.js";
+import { VmQueries } from "./queries.js";
+import type { VmRepo } from "./repo.js";
+import type { HostCapacity } from "./resources.js";
+import { VmRuntime } from "./runtime.js";
+import { VmService } from "./service.js";
+
+export interface VmsOptions {
+  dataDir: string;
+  hypervisor: Hypervisor;
+  repo: VmRepo;
+  images: ImageCatalog;
+  ports: PortAllocator<PortRangeKind>;
+  accel: AcceleratorChoice;
+  /** The host's capacity now (free disk changes). */
+  capacity: () => Promise<HostCapacity>;
+  /** Address host forwards and VNC listen on. */
+  forwardHost: string;
+  /** How long a graceful shutdown waits for the guest before powering off. */
+  shutdownTimeoutMs: number;
+  log: Logger;
+}
+
+/** The VM layer of one host: the lifecycle coordinator and the reads, over one runtime and one store. */
+export interface Vms {
+  service: VmService;
+  queries: VmQueries;
+}
+
+/** Wires the VM layer's parts together (nothing starts: call `service.reconcile()` before serving). */
+export function createVms(opts: VmsOptions): Vms {
+  const runtime = new VmRuntime(opts);
+  const operations = new Operations();
+  const ports = new VmPortReservations(opts.ports, opts.repo);
+  return {
+    service: new VmService({ ...opts, runtime, operations, ports }),
+    queries: new VmQueries({ repo: opts.repo, runtime, hypervisor: opts.hypervisor, operations, log: opts.log }),
+  };
+}
