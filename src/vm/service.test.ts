@@ -1,0 +1,273 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { vmDir } from "../storage/volumes.js";
+import type { VmCreateRequest } from "./create-request.js";
+import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
+import type { VmRecord } from "./repo.js";
+import type { VmChange } from "./runtime.js";
+import { TEST_IMAGE, testVms, type TestVms } from "./testing.js";
+
+/** A small linux VM of the test image; `id` fixed so a test can name it. */
+function request(id: string, over: Partial<VmCreateRequest> = {}): VmCreateRequest {
+  return {
+    id,
+    nickname: id,
+    owner: "alice",
+    imageName: TEST_IMAGE,
+    cores: 1,
+    vcpus: 1,
+    memoryBytes: 512 * 2 ** 20,
+    dataDiskBytes: null,
+    dataFileName: null,
+    biosMode: "legacy",
+    os: "linux",
+    customPorts: [],
+    gpuCount: 0,
+    startCommand: "",
+    desc: "",
+    multicast: [],
+    networkName: null,
+    ...over,
+  };
+}
+
+/** Resolves with the VM once `pred` holds for its record (polled: the runtime writes it asynchronously). */
+async function until(vms: TestVms, id: string, pred: (vm: VmRecord | undefined) => boolean, what: string): Promise<VmRecord | undefined> {
+  for (let i = 0; i < 200; i++) {
+    const vm = vms.repo.get(id);
+    if (pred(vm)) return vm;
+    await sleep(10);
+  }
+  throw new Error(`timed out waiting for ${id} to be ${what}: ${JSON.stringify(vms.repo.get(id)?.status)}`);
+}
+
+const portsOf = (vms: TestVms, id: string) => vms.repo.ports(id).map((p) => `${p.kind}:${p.proto}/${p.port}`).sort();
+
+let vms: TestVms;
+beforeEach(async () => {
+  vms = await testVms({ shutdownTimeoutMs: 300 });
+});
+afterEach(async () => {
+  await vms.close();
+});
+
+describe("VmService.create", () => {
+  it("records, provisions and boots a VM; its ports are held in memory and in the store; it becomes ready", async () => {
+    const changes: VmChange[] = [];
+    vms.queries.onChange((c) => changes.push(c));
+    const vm = await vms.service.create(request("a1", { sshPort: 2222, customPorts: [{ proto: "udp", hostPort: 7000, guestPort: 70 }] }), { wait: true });
+    expect(vm.status).toBe("running");
+    expect(vm.spec.loginUser).toBe("tester");
+    expect(vm.systemDiskBytes).toBe(8 * 2 ** 20);
+    expect(existsSync(join(vmDir(vms.dataDir, "a1"), "vda.qcow2"))).toBe(true);
+    expect(portsOf(vms, "a1")).toEqual(["custom:udp/7000", "ssh:tcp/2222", `vnc:tcp/${vm.spec.ports.vnc}`].sort());
+    expect(vms.hypervisor.started).toHaveLength(1);
+    await until(vms, "a1", (v) => v?.ready === true, "ready");
+    expect(changes.map((c) => `${c.status}${c.ready ? "+ready" : ""}`)).toEqual(["creating", "running", "running+ready"]);
+  });
+
+  it("refuses what does not fit, a taken port (naming the field) and a bad image, leaving nothing behind", async () => {
+    await expect(vms.service.create(request("big", { cores: 8, vcpus: 8 }), { wait: true })).rejects.toMatchObject({ field: "cpu" });
+    await expect(vms.service.create(request("fat", { memoryBytes: 8 * 2 ** 30 }), { wait: true })).rejects.toBeInstanceOf(VmResourceError);
+    await vms.service.create(request("a1", { sshPort: 2222 }), { wait: true });
+    await expect(vms.service.create(request("a2", { sshPort: 2222 }), { wait: true })).rejects.toThrow("port conflict, exist ssh_port = 2222");
+    await expect(vms.service.create(request("a3", { imageName: "nope.qcow2" }), { wait: true })).rejects.toMatchObject({ field: "image_name" });
+    await expect(vms.service.create(request("a1"), { wait: true })).rejects.toMatchObject({ field: "task_id" });
+    expect(vms.repo.list().map((v) => v.id)).toEqual(["a1"]);
+    expect(vms.repo.ports().every((p) => p.vmId === "a1")).toBe(true);
+    // The refused VM's ports went back: another VM gets 2223 and the VNC pool is not short of one.
+    await vms.service.create(request("a4", { sshPort: 2223 }), { wait: true });
+  });
+
+  it("waited for, a failed boot leaves nothing: no record, no ports, no disks", async () => {
+    vms.hypervisor.failNextStart = new Error("qemu: could not start");
+    await expect(vms.service.create(request("f1", { sshPort: 2222 }), { wait: true })).rejects.toThrow("could not start");
+    expect(vms.repo.get("f1")).toBeUndefined();
+    expect(vms.repo.ports("f1")).toEqual([]);
+    expect(existsSync(vmDir(vms.dataDir, "f1"))).toBe(false);
+    await vms.service.create(request("f2", { sshPort: 2222 }), { wait: true });
+  });
+
+  it("answered at once, a failed boot shows as `create error` with its reason; everything but the record is released", async () => {
+    vms.hypervisor.failNextStart = new Error("qemu: could not start");
+    const vm = await vms.service.create(request("f1", { sshPort: 2222 }), { wait: false });
+    expect(vm.status).toBe("creating");
+    const failed = await until(vms, "f1", (v) => v?.status === "create error", "create error");
+    expect(failed?.lastError).toContain("could not start");
+    expect(failed?.systemDiskBytes).toBeNull();
+    expect(vms.repo.ports("f1")).toEqual([]);
+    expect(existsSync(vmDir(vms.dataDir, "f1"))).toBe(false);
+    expect(vms.queries.operation(vm.operationId)).toMatchObject({ state: "failed", taskId: "f1" });
+    await expect(vms.service.act("f1", "start")).rejects.toThrow("delete it and create it again");
+    await vms.service.create(request("f2", { sshPort: 2222 }), { wait: true });
+    await vms.service.act("f1", "delete");
+    expect(vms.repo.get("f1")).toBeUndefined();
+  });
+});
+
+describe("VmService actions", () => {
+  beforeEach(async () => {
+    await vms.service.create(request("a1", { sshPort: 2222 }), { wait: true });
+  });
+
+  it("shutdown: the guest powers off on ACPI; start boots it again; a second start is refused", async () => {
+    await vms.service.act("a1", "shutdown");
+    expect(vms.repo.get("a1")).toMatchObject({ status: "closed", pid: null, ready: false });
+    expect(vms.hypervisor.running()).toEqual([]);
+    await vms.service.act("a1", "start");
+    expect(vms.repo.get("a1")?.status).toBe("running");
+    await expect(vms.service.act("a1", "start")).rejects.toThrow(VmConflictError);
+    expect(vms.hypervisor.started).toHaveLength(2);
+  });
+
+  it("shutdown of a guest that ignores ACPI powers it off after the timeout, and says so in its log", async () => {
+    vms.hypervisor.guestsHonourAcpi = false;
+    await vms.service.act("a1", "shutdown");
+    expect(vms.repo.get("a1")?.status).toBe("closed");
+    expect(vms.repo.logLines("a1", { from: "tail", count: 5 }).join("\n")).toContain("did not power off in time");
+  });
+
+  it("reset: not ready, then ready again once the guest is back", async () => {
+    await until(vms, "a1", (v) => v?.ready === true, "ready");
+    await vms.service.act("a1", "reset");
+    expect(vms.repo.get("a1")).toMatchObject({ status: "running", ready: false });
+    await until(vms, "a1", (v) => v?.ready === true, "ready again");
+  });
+
+  it("begin answers at once with an operation and refuses a second action while the first runs", async () => {
+    const op = vms.service.begin("a1", "restart");
+    expect(() => vms.service.begin("a1", "poweroff")).toThrow(VmConflictError);
+    await until(vms, "a1", () => vms.queries.operation(op.id)?.state !== "running", "restarted");
+    expect(vms.queries.operation(op.id)).toMatchObject({ state: "done", action: "restart" });
+    expect(vms.repo.get("a1")?.status).toBe("running");
+  });
+
+  it("a QEMU that ends by itself leaves the VM closed, with no live handle", async () => {
+    await vms.hypervisor.crash(vmDir(vms.dataDir, "a1"));
+    await until(vms, "a1", (v) => v?.status === "closed", "closed");
+    await vms.service.exclusive("a1", async (_vm, live) => expect(live).toBeUndefined());
+  });
+
+  it("delete stops the VM and frees its disks and ports", async () => {
+    await vms.service.act("a1", "delete");
+    expect(vms.repo.get("a1")).toBeUndefined();
+    expect(vms.repo.ports()).toEqual([]);
+    expect(existsSync(vmDir(vms.dataDir, "a1"))).toBe(false);
+    expect(vms.hypervisor.running()).toEqual([]);
+    await expect(vms.service.act("a1", "start")).rejects.toThrow(VmNotFoundError);
+  });
+
+  it("start counts what the other VMs hold", async () => {
+    await vms.service.act("a1", "poweroff");
+    await vms.service.create(request("a2", { cores: 4, vcpus: 4 }), { wait: true });
+    await expect(vms.service.act("a1", "start")).rejects.toMatchObject({ field: "cpu" });
+    expect(vms.repo.get("a1")?.status).toBe("closed");
+  });
+});
+
+describe("VmService.modify and exclusive", () => {
+  beforeEach(async () => {
+    await vms.service.create(request("a1", { sshPort: 2222, vncPort: 5901 }), { wait: true });
+  });
+
+  it("moves a running VM's forwards live, releases the old port and records the new ones", async () => {
+    expect(await vms.service.modify("a1", { sshPort: 2230, customPorts: [{ proto: "tcp", hostPort: 8080, guestPort: 80 }] })).toEqual({ nextBoot: false });
+    expect(vms.hypervisor.forwardChanges).toEqual([
+      {
+        nicId: "net0",
+        remove: [{ proto: "tcp", hostPort: 2222, guestPort: 22, hostAddr: "127.0.0.1" }],
+        add: [
+          { proto: "tcp", hostPort: 2230, guestPort: 22, hostAddr: "127.0.0.1" },
+          { proto: "tcp", hostPort: 8080, guestPort: 80, hostAddr: "127.0.0.1" },
+        ],
+      },
+    ]);
+    expect(portsOf(vms, "a1")).toEqual(["custom:tcp/8080", "ssh:tcp/2230", "vnc:tcp/5901"]);
+    expect(vms.repo.get("a1")?.spec.ports).toMatchObject({ ssh: 2230, custom: [{ hostPort: 8080 }] });
+    // 2222 is free again.
+    await vms.service.create(request("a2", { sshPort: 2222 }), { wait: true });
+  });
+
+  it("a new VNC port waits for the next boot, and the running one stays held until then", async () => {
+    expect(await vms.service.modify("a1", { vncPort: 5903 })).toEqual({ nextBoot: true });
+    expect(portsOf(vms, "a1")).toEqual(["ssh:tcp/2222", "vnc:tcp/5901", "vnc:tcp/5903"]);
+    await expect(vms.service.create(request("a2", { vncPort: 5901 }), { wait: true })).rejects.toThrow(VmConflictError);
+  });
+
+  it("refuses a port another VM holds, in tasks/modify's words, and changes nothing", async () => {
+    await vms.service.create(request("a2", { sshPort: 2300 }), { wait: true });
+    await expect(vms.service.modify("a1", { sshPort: 2300 })).rejects.toThrow("new_ssh_port 2300 has been used!");
+    expect(portsOf(vms, "a1")).toEqual(["ssh:tcp/2222", "vnc:tcp/5901"]);
+    expect(vms.hypervisor.forwardChanges).toEqual([]);
+  });
+
+  it("a forward the hypervisor refuses leaves the VM on its old ports", async () => {
+    vms.hypervisor.updateHostForwards = async () => {
+      throw new Error("hostfwd_add: could not set up host forwarding rule");
+    };
+    await expect(vms.service.modify("a1", { sshPort: 2230 })).rejects.toThrow("could not set up");
+    expect(portsOf(vms, "a1")).toEqual(["ssh:tcp/2222", "vnc:tcp/5901"]);
+    expect(vms.repo.get("a1")?.spec.ports.ssh).toBe(2222);
+    await vms.service.create(request("a2", { sshPort: 2230 }), { wait: true });
+  });
+
+  it("CPU and memory change only while shut off", async () => {
+    await expect(vms.service.modify("a1", { cores: 2 })).rejects.toThrow("only while the task is shut off");
+    await vms.service.act("a1", "poweroff");
+    await vms.service.modify("a1", { cores: 2, memoryMiB: 1024 });
+    expect(vms.repo.get("a1")?.spec).toMatchObject({ cpu: { cores: 2, threads: 1 }, memoryMiB: 1024 });
+  });
+
+  it("exclusive runs under the VM's lock with its live handle: no action overtakes it", async () => {
+    const order: string[] = [];
+    const held = vms.service.exclusive("a1", async (vm, live) => {
+      expect(vm.id).toBe("a1");
+      expect(live?.pid).toBeGreaterThan(0);
+      await sleep(50);
+      order.push("exclusive");
+    });
+    const action = vms.service.act("a1", "poweroff").then(() => order.push("poweroff"));
+    await Promise.all([held, action]);
+    expect(order).toEqual(["exclusive", "poweroff"]);
+    await expect(vms.service.exclusive("missing", async () => undefined)).rejects.toThrow(VmNotFoundError);
+  });
+});
+
+describe("VmService.reconcile (an agent restart)", () => {
+  it("adopts VMs still running, keeps their ports held, and marks ones that died as closed", async () => {
+    await vms.service.create(request("a1", { sshPort: 2222 }), { wait: true });
+    await vms.service.create(request("a2", { sshPort: 2223 }), { wait: true });
+    await until(vms, "a1", (v) => v?.ready === true, "ready");
+    const { service } = await vms.restart();
+    // While the agent was away, a2's QEMU died.
+    await vms.hypervisor.crash(vmDir(vms.dataDir, "a2"));
+    const report = await service.reconcile();
+    expect(report).toMatchObject({ adopted: ["a1"], foundStopped: ["a2"], finished: [], orphansRemoved: [] });
+    expect(vms.repo.get("a1")).toMatchObject({ status: "running", ready: true });
+    expect(vms.repo.get("a2")?.status).toBe("closed");
+    await expect(service.create(request("a3", { sshPort: 2222 }), { wait: true })).rejects.toThrow(VmConflictError);
+    // The adopted VM is driven as before.
+    await service.act("a1", "shutdown");
+    expect(vms.repo.get("a1")?.status).toBe("closed");
+  });
+
+  it("undoes a creation the agent died in, finishes a deletion, and removes folders no record owns", async () => {
+    await vms.service.create(request("c1", { sshPort: 2222 }), { wait: true });
+    await vms.service.create(request("d1"), { wait: true });
+    await vms.service.create(request("o1"), { wait: true });
+    vms.repo.update("c1", { status: "creating" });
+    vms.repo.update("d1", { status: "deleting" });
+    vms.repo.delete("o1");
+    const { service } = await vms.restart();
+    const report = await service.reconcile();
+    expect(report.finished.sort()).toEqual(["c1", "d1"]);
+    expect(report.orphansRemoved).toEqual(["o1"]);
+    expect(vms.repo.get("c1")).toMatchObject({ status: "create error", lastError: "the agent stopped during creation" });
+    expect(vms.repo.get("d1")).toBeUndefined();
+    expect(vms.repo.ports()).toEqual([]);
+    expect(vms.hypervisor.running()).toEqual([]);
+    for (const id of ["c1", "d1", "o1"]) expect(existsSync(vmDir(vms.dataDir, id))).toBe(false);
+  });
+});
