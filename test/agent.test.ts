@@ -1,26 +1,17 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { call, readOnlyMount, removeDir, runCli, startAgentProcess, tempDir, type AgentProcess } from "./helpers/agent-process.js";
+import { call, readOnlyMount, runCli, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
 import { memberJoinProof, newNonce, verifyMasterProof } from "../src/group/join-proof.js";
 
-const dirs: string[] = [];
-const agents: AgentProcess[] = [];
-function freshDir(): string {
-  const d = tempDir();
-  dirs.push(d);
-  return d;
-}
-async function agentIn(dir: string, extra: { port?: number } = {}): Promise<AgentProcess> {
-  const a = await startAgentProcess({ confDir: join(dir, "conf"), dataDir: join(dir, "data"), ...extra });
-  agents.push(a);
-  return a;
-}
+const agents = new TestAgents();
+const freshDir = () => agents.dir();
+const agentIn = (dir: string, extra: { port?: number } = {}): Promise<AgentProcess> => agents.start({ dir, ...extra });
 
 afterEach(async () => {
-  await Promise.all(agents.splice(0).map((a) => a.kill()));
+  await Promise.all(agents.running().map((a) => agents.stop(a, "kill")));
 });
-afterAll(() => dirs.forEach(removeDir));
+afterAll(() => agents.cleanup());
 
 describe("agent: first start", () => {
   it("creates the conf files with seed 000's defaults and an identity of mode 0600", async () => {
@@ -195,12 +186,10 @@ describe("host API: group", () => {
     ]);
 
     // Restarts keep identity, role and the master's records.
-    await member.stop();
-    await master.stop();
-    const master2 = await startAgentProcess({ confDir: master.confDir, dataDir: master.dataDir });
-    agents.push(master2);
-    const member2 = await startAgentProcess({ confDir: member.confDir, dataDir: member.dataDir });
-    agents.push(member2);
+    await agents.stop(member);
+    await agents.stop(master);
+    const master2 = await agents.restart(master);
+    const member2 = await agents.restart(member);
     expect(master2.nodeId).toBe(master.nodeId);
     expect(master2.adminToken).toBe(master.adminToken);
     expect(master2.joinToken).toBe(master.joinToken);
@@ -243,9 +232,8 @@ describe("agent: bad configuration stops the start and is never overwritten", ()
     const dir = freshDir();
     const conf = join(dir, "conf");
     const a = await agentIn(dir);
-    await a.stop();
-    const b = await startAgentProcess({ confDir: conf, dataDir: join(dir, "data"), wrap: readOnlyMount(conf) });
-    agents.push(b);
+    await agents.stop(a);
+    const b = await agents.restart(a, { wrap: readOnlyMount(conf) });
     expect(b.nodeId).toBe(a.nodeId);
     await b.stop();
 

@@ -2,13 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { u8aToHex } from "@polkadot/util";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { join } from "node:path";
-import { call, removeDir, startAgentProcess, tempDir, type AgentProcess } from "./helpers/agent-process.js";
+import { call, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
+import { until } from "./helpers/wait.js";
 import { followEvents } from "./helpers/events.js";
 import { DbcClient } from "./helpers/dbc-client.js";
 import { freePort, holdPort, httpStatus, processAlive } from "./helpers/vm.js";
 import { existsSync, readFileSync } from "node:fs";
 
-let dir: string;
+const agents = new TestAgents();
 let agent: AgentProcess;
 let dbc: DbcClient;
 const alice = () => DbcClient.wallet("//batu-alice");
@@ -18,26 +19,21 @@ async function grant(body: Record<string, unknown>) {
   return call(`${agent.url}/common/rent/grant`, { token: agent.adminToken, body: { node_id: agent.nodeId, ...body } });
 }
 
-/** Polls a task's detail (as the renter) until `pred` holds. */
+/** Polls a task's detail (as the renter) until `pred` holds; the task's detail. */
 async function waitTask(identity: () => Record<string, unknown>, id: string, pred: (t: any) => boolean, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last: any;
-  while (Date.now() < deadline) {
-    last = (await dbc.call(`tasks/${id}`, identity())).body;
-    if (last.errcode === 0 && pred(last.message)) return last.message;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`task ${id} never matched; last ${JSON.stringify(last)}`);
+  const last = await until(
+    async () => (await dbc.call(`tasks/${id}`, identity())).body,
+    (r) => r.errcode === 0 && pred(r.message),
+    timeoutMs,
+    `task ${id} in the expected state`,
+    200,
+  );
+  return last.message;
 }
 
 beforeAll(async () => {
   await cryptoWaitReady();
-  dir = tempDir();
-  agent = await startAgentProcess({
-    confDir: join(dir, "conf"),
-    dataDir: join(dir, "data"),
-    extraArgs: ["--shutdown-timeout", "20", "--cpu-overcommit", "4"],
-  });
+  agent = await agents.start({ extraArgs: ["--shutdown-timeout", "20", "--cpu-overcommit", "4"] });
   dbc = new DbcClient(agent.url, agent.nodeId);
 });
 afterAll(async () => {
@@ -46,8 +42,7 @@ afterAll(async () => {
   if (errors.length) console.error(errors.join("\n"));
   const vms = await call(`${agent.url}/common/vm/list`, { token: agent.adminToken }).catch(() => ({ body: [] as any[] }));
   for (const vm of vms.body ?? []) await call(`${agent.url}/common/vm/control`, { token: agent.adminToken, body: { vm_id: vm.id, action: "delete" } });
-  await agent.kill();
-  removeDir(dir);
+  await agents.cleanup();
 });
 
 describe("a DBC client against batu", () => {

@@ -5,7 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { call, removeDir, runCli, startAgentProcess, tempDir, type AgentProcess } from "./helpers/agent-process.js";
+import { call, removeDir, runCli, tempDir, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
+import { until } from "./helpers/wait.js";
 import { DEMO_TASK, DbcClient } from "./helpers/dbc-client.js";
 import { Lan, netnsUnavailableReason, type NetnsHost } from "./helpers/netns.js";
 import { processAlive, qemuPid } from "./helpers/vm.js";
@@ -27,21 +28,9 @@ interface LanHost {
   agent: AgentProcess;
 }
 
-/** Polls `probe` until `pred` holds; returns the last value. */
-async function until<T>(probe: () => Promise<T>, pred: (v: T) => boolean, timeoutMs = 10_000, what = "condition"): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await probe();
-  while (!pred(last)) {
-    if (Date.now() > deadline) throw new Error(`${what} not met in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 150));
-    last = await probe();
-  }
-  return last;
-}
-
 describe.skipIf(skipReason !== null)("lan: a group of hosts in network namespaces", () => {
   let root: string;
-  const live = new Set<AgentProcess>();
+  const agents = new TestAgents();
   let lan: Lan;
   let master: LanHost, m1: LanHost, m2: LanHost, intruder: LanHost;
   const tasks = new Map<LanHost, string>();
@@ -64,20 +53,10 @@ describe.skipIf(skipReason !== null)("lan: a group of hosts in network namespace
   };
 
   async function start(h: LanHost, env?: Record<string, string>): Promise<void> {
-    h.agent = await startAgentProcess({
-      ...(env ? { env } : {}),
-      wrap: h.net.wrap,
-      host: "0.0.0.0",
-      port: AGENT_PORT,
-      confDir: join(h.dir, "conf"),
-      dataDir: join(h.dir, "data"),
-      extraArgs: h.flags,
-    });
-    live.add(h.agent);
+    h.agent = await agents.start({ ...(env ? { env } : {}), wrap: h.net.wrap, host: "0.0.0.0", port: AGENT_PORT, dir: h.dir, extraArgs: h.flags });
   }
   async function stop(h: LanHost, how: "stop" | "kill"): Promise<void> {
-    await h.agent[how]();
-    live.delete(h.agent);
+    await agents.stop(h.agent, how);
   }
   beforeAll(async () => {
     await cryptoWaitReady();
@@ -107,7 +86,7 @@ describe.skipIf(skipReason !== null)("lan: a group of hosts in network namespace
   afterAll(async () => {
     // VMs outlive their agent by design: delete them through each member's host API, then make sure.
     for (const h of [m1, m2]) {
-      if (!h?.agent || !live.has(h.agent)) continue;
+      if (!h?.agent || !agents.running().includes(h.agent)) continue;
       const vms = await api(h, "/common/vm/list").catch(() => ({ body: [] as any[] }));
       for (const vm of Array.isArray(vms.body) ? vms.body : []) {
         await api(h, "/common/vm/control", { body: { vm_id: vm.id, action: "delete" } }).catch(() => undefined);
@@ -117,7 +96,7 @@ describe.skipIf(skipReason !== null)("lan: a group of hosts in network namespace
       const pid = qemuPid(h.agent, id);
       if (pid && processAlive(pid)) process.kill(pid, "SIGKILL");
     }
-    await Promise.all([...live].map((a) => a.kill()));
+    await agents.cleanup();
     try {
       // Also SIGKILLs anything left inside the namespaces, before deleting them.
       await lan?.destroy();

@@ -1,18 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { call, removeDir, startAgentProcess, tempDir, type AgentProcess } from "./helpers/agent-process.js";
+import { call, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
 import { control, freePort, holdPort, httpStatus, listVms, processAlive, qemuPid, waitForVm } from "./helpers/vm.js";
 
 // Real QEMU guests (KVM where it works, TCG otherwise): the demo image built by images/demo/build.sh.
+const agents = new TestAgents();
 let dir: string;
 let agent: AgentProcess;
-const extra = ["--shutdown-timeout", "20", "--cpu-overcommit", "4"];
-
-async function start(): Promise<AgentProcess> {
-  agent = await startAgentProcess({ confDir: join(dir, "conf"), dataDir: join(dir, "data"), extraArgs: extra });
-  return agent;
-}
 
 function vmDirs(): string[] {
   const d = join(dir, "data", "vms");
@@ -24,8 +19,8 @@ async function addVm(body: unknown) {
 }
 
 beforeAll(async () => {
-  dir = tempDir();
-  await start();
+  dir = agents.dir();
+  agent = await agents.start({ dir, extraArgs: ["--shutdown-timeout", "20", "--cpu-overcommit", "4"] });
 });
 afterAll(async () => {
   // Delete whatever a failed test left, so no QEMU outlives the suite.
@@ -33,9 +28,8 @@ afterAll(async () => {
     for (const vm of await listVms(agent).catch(() => [])) {
       await control(agent, { vm_id: vm.id, action: "delete" }).catch(() => undefined);
     }
-    await agent.kill();
   }
-  removeDir(dir);
+  await agents.cleanup();
 });
 
 describe("the demo VM through the host API", () => {
@@ -130,9 +124,9 @@ describe("the demo VM through the host API", () => {
 
   it("survives the agent being killed with SIGKILL: still running and listed correctly", async () => {
     const pid = qemuPid(agent, id)!;
-    await agent.kill();
+    await agents.stop(agent, "kill");
     expect(processAlive(pid)).toBe(true);
-    await start();
+    agent = await agents.restart(agent);
     const [vm] = await listVms(agent);
     expect(vm).toMatchObject({ id, status: "running", ready: true });
     expect(await httpStatus(httpPort)).toBe(200);

@@ -7,7 +7,26 @@ import { requestOverSocket } from "./unix-http.js";
 
 export const CLI = resolve(import.meta.dirname, "../../dist/cli/main.js");
 
+/** How an agent process is started; `TestAgents.restart` starts it again the same way. */
+export interface AgentStartOptions {
+  /** Where conf/ and data/ live (a fresh temporary dir when neither this nor confDir/dataDir is given). */
+  dir?: string;
+  confDir?: string;
+  dataDir?: string;
+  port?: number;
+  /** The address it binds (default 127.0.0.1). */
+  host?: string;
+  extraArgs?: string[];
+  timeoutMs?: number;
+  /** A command the agent runs under, e.g. a network or mount namespace: [program, ...args]; node's argv follows. */
+  wrap?: string[];
+  /** Extra environment variables (e.g. BATU_JOIN_TOKEN). */
+  env?: Record<string, string>;
+}
+
 export interface AgentProcess {
+  /** The options it was started with, its dirs filled in. */
+  options: AgentStartOptions & { confDir: string; dataDir: string };
   child: ChildProcess;
   url: string;
   port: number;
@@ -51,25 +70,12 @@ export function runCli(
 }
 
 /**
- * Starts the real agent process on a free loopback port (port 0, read back from its log line)
- * with the given (or fresh temporary) conf and data dirs.
+ * Starts the real agent process (dist/cli/main.js) on a free loopback port (port 0, read back from
+ * its log line) with the given (or fresh temporary) conf and data dirs. Prefer `TestAgents`, which
+ * also ends and removes what a test file started.
  */
-export async function startAgentProcess(
-  opts: {
-    confDir?: string;
-    dataDir?: string;
-    port?: number;
-    /** The address it binds (default 127.0.0.1). */
-    host?: string;
-    extraArgs?: string[];
-    timeoutMs?: number;
-    /** A command the agent runs under, e.g. a mount namespace: [program, ...args]; node's argv follows. */
-    wrap?: string[];
-    /** Extra environment variables (e.g. BATU_JOIN_TOKEN). */
-    env?: Record<string, string>;
-  } = {},
-): Promise<AgentProcess> {
-  const base = opts.confDir && opts.dataDir ? undefined : tempDir();
+export async function startAgentProcess(opts: AgentStartOptions = {}): Promise<AgentProcess> {
+  const base = opts.confDir && opts.dataDir ? undefined : (opts.dir ?? tempDir());
   const confDir = opts.confDir ?? join(base!, "conf");
   const dataDir = opts.dataDir ?? join(base!, "data");
   const [program, ...prefix] = [...(opts.wrap ?? []), process.execPath];
@@ -109,6 +115,7 @@ export async function startAgentProcess(
   });
   const { url, nodeId } = await ready;
   return {
+    options: { ...opts, confDir, dataDir },
     child,
     url,
     port: Number(new URL(url).port),
@@ -129,6 +136,52 @@ export async function startAgentProcess(
       await exited;
     },
   };
+}
+
+/**
+ * The agents one test file starts and the temporary dirs they live in. `cleanup()` (in afterAll)
+ * kills every agent still running and removes every dir, so nothing outlives the file.
+ */
+export class TestAgents {
+  private readonly live = new Set<AgentProcess>();
+  private readonly dirs: string[] = [];
+
+  /** A fresh temporary dir, removed by `cleanup()`. */
+  dir(prefix = "batu-test-"): string {
+    const d = tempDir(prefix);
+    this.dirs.push(d);
+    return d;
+  }
+
+  /** Starts an agent; its conf/ and data/ go under `dir` (a fresh one when no dir is given). */
+  async start(opts: AgentStartOptions = {}): Promise<AgentProcess> {
+    const agent = await startAgentProcess(opts.dir || (opts.confDir && opts.dataDir) ? opts : { ...opts, dir: this.dir() });
+    this.live.add(agent);
+    return agent;
+  }
+
+  /** Ends `agent` (SIGTERM, or SIGKILL with "kill"); its dirs stay. */
+  async stop(agent: AgentProcess, how: "stop" | "kill" = "stop"): Promise<void> {
+    await agent[how]();
+    this.live.delete(agent);
+  }
+
+  /** Starts an agent that ended again, over the same dirs and options (`change` overrides some). */
+  restart(agent: AgentProcess, change: Partial<AgentStartOptions> = {}): Promise<AgentProcess> {
+    return this.start({ ...agent.options, ...change });
+  }
+
+  /** Every agent started here and not stopped since. */
+  running(): AgentProcess[] {
+    return [...this.live];
+  }
+
+  /** Kills every agent still running, then removes the dirs. */
+  async cleanup(): Promise<void> {
+    await Promise.all([...this.live].map((a) => a.kill()));
+    this.live.clear();
+    this.dirs.splice(0).forEach(removeDir);
+  }
 }
 
 /** Removes a temporary dir made by tempDir(). */

@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:net";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { call, type AgentProcess } from "./agent-process.js";
+import { until } from "./wait.js";
 
 /** A free TCP port on loopback, found by binding port 0. */
 export function freePort(): Promise<number> {
@@ -48,14 +49,14 @@ export async function listVms(agent: AgentProcess): Promise<any[]> {
 
 /** Polls the VM list until `pred` holds for the VM, or fails after timeoutMs. */
 export async function waitForVm(agent: AgentProcess, id: string, pred: (vm: any) => boolean, timeoutMs = 60_000): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  let last: any;
-  while (Date.now() < deadline) {
-    last = (await listVms(agent)).find((v) => v.id === id);
-    if (last && pred(last)) return last;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`vm ${id} did not reach the expected state; last: ${JSON.stringify(last)}`);
+  const vms = await until(
+    () => listVms(agent),
+    (list) => list.some((v) => v.id === id && pred(v)),
+    timeoutMs,
+    `vm ${id} in the expected state`,
+    200,
+  );
+  return vms.find((v) => v.id === id);
 }
 
 export function control(agent: AgentProcess, body: unknown) {
