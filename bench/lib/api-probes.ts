@@ -10,7 +10,7 @@ import Database from "better-sqlite3";
 import { ok } from "../../src/api/v1/envelope.js";
 import { verifySignature } from "../../src/auth/signature.js";
 import { VerifiedSignatures } from "../../src/auth/verified-signatures.js";
-import { taskDetail, taskListBody, taskSummary } from "../../src/server/routes/v1/task-view.js";
+import { taskDetail, TaskReplies, taskSummary } from "../../src/server/routes/v1/task-view.js";
 import { VmRepo } from "../../src/vm/repo.js";
 import { readOnlyVms } from "../../src/vm/testing.js";
 import { cpuDelta, procCpu } from "./api-agent.js";
@@ -41,11 +41,13 @@ export interface Probes {
   /**
    * The list's store read, 1,000 rows: the old way (repo.list(), every VM with JSON.parse of each spec,
    * then filtered) and the current one (repo.summariesByOwner()); then map + JSON.stringify. `keptMs`:
-   * the same reply from memory (VmQueries.summariesFor hit, its version check included, + the kept bytes).
+   * the same reply from memory (TaskReplies.list hit, its version check included).
    */
   list: { repoListMs: number; summariesMs: number; shapeAndStringifyMs: number; replyBytes: number; keptMs: number };
   /** The detail's handler work: repo.get + taskDetail (disk size from the record) + JSON.stringify. */
   detailMs: number;
+  /** The detail's parts: the record read alone, read + shape + stringify, and the reply from memory (TaskReplies.detail hit). */
+  detail: { readMs: number; readShapeStringifyMs: number; keptMs: number };
 }
 
 export async function runProbes(o: {
@@ -87,16 +89,18 @@ export async function runProbes(o: {
       replyBytes = Buffer.byteLength(JSON.stringify(ok(summaries.map(taskSummary))));
     });
     // The agent's read path over the same file: only its reads are used (nothing here boots or writes).
-    const cache = readOnlyVms(db).queries;
-    const keptMs = await timeIt(3000, () => taskListBody(cache.summariesFor(o.owner)));
-    if (!taskListBody(cache.summariesFor(o.owner)).equals(Buffer.from(JSON.stringify(ok(summaries.map(taskSummary)))))) {
+    const replies = new TaskReplies(readOnlyVms(db).queries);
+    const keptMs = await timeIt(3000, () => replies.list(o.owner));
+    if (!replies.list(o.owner).equals(Buffer.from(JSON.stringify(ok(summaries.map(taskSummary)))))) {
       throw new Error("the list from memory differs from the list built anew");
     }
+    const detailReadMs = await timeIt(300, () => repo.get(o.detailId)!);
     const detailMs = await timeIt(300, () => {
       const vm = repo.get(o.detailId)!;
       return JSON.stringify(ok(taskDetail(vm, "127.0.0.1", vm.systemDiskBytes)));
     });
-    return { qemuImgInfo, sessionVerifyMs, sessionRememberedMs, list: { repoListMs, summariesMs, shapeAndStringifyMs, replyBytes, keptMs }, detailMs };
+    const detailKeptMs = await timeIt(3000, () => replies.detail(o.owner, o.detailId, "127.0.0.1"));
+    return { qemuImgInfo, sessionVerifyMs, sessionRememberedMs, list: { repoListMs, summariesMs, shapeAndStringifyMs, replyBytes, keptMs }, detailMs, detail: { readMs: detailReadMs, readShapeStringifyMs: detailMs, keptMs: detailKeptMs } };
   } finally {
     db.close();
   }

@@ -116,8 +116,9 @@ export function formatDetails(rs: Row[], eps: EndpointResult[], p: Probes, conne
     `probes (idle machine, in the bench process): qemu-img info ${f(p.qemuImgInfo.wallMs, 2)} ms wall, ${f(p.qemuImgInfo.cpuMs, 2)} ms CPU per call; ` +
       `session signature check ${f(p.sessionVerifyMs * 1000, 0)} µs, remembered ${f(p.sessionRememberedMs * 1000, 1)} µs; list of 1,000: ` +
       `repo.summariesByOwner() ${f(p.list.summariesMs, 2)} ms (was repo.list() + filter, JSON.parse of each spec: ${f(p.list.repoListMs, 2)} ms), ` +
-      `shape+stringify ${f(p.list.shapeAndStringifyMs, 2)} ms, from memory (SummaryCache hit + kept bytes) ${f((p.list.keptMs ?? NaN) * 1000, 1)} µs; ` +
-      `detail (record read + shape + stringify) ${f(p.detailMs * 1000, 0)} µs`,
+      `shape+stringify ${f(p.list.shapeAndStringifyMs, 2)} ms, from memory (TaskReplies hit) ${f((p.list.keptMs ?? NaN) * 1000, 1)} µs; ` +
+      `detail: record read ${f((p.detail?.readMs ?? NaN) * 1000, 0)} µs, read + shape + stringify ${f(p.detailMs * 1000, 0)} µs, ` +
+      `from memory (TaskReplies hit) ${f((p.detail?.keptMs ?? NaN) * 1000, 1)} µs`,
   );
   const d = rs.find((r) => r.key === "detail");
   if (d) {
@@ -132,8 +133,8 @@ export function formatDetails(rs: Row[], eps: EndpointResult[], p: Probes, conne
       out.push(
         `task detail: no child process per request (${f(c.children, 3)} ms of children's CPU per request): the system disk's size comes from the ` +
           `VM's record; a qemu-img (${f(p.qemuImgInfo.cpuMs, 1)} ms CPU) runs once for a record made before the size was kept. ` +
-          `Reading the record and building the reply anew takes ≈ ${f(p.detailMs * 1000, 0)} µs; while the vms table is unchanged the record ` +
-          `(VmService.getFor) and its reply bytes are kept, so a repeat does neither. batu spends ${f(c.server * 1000, 0)} µs of CPU per request in all.`,
+          `Reading the record and building the reply anew takes ≈ ${f(p.detailMs * 1000, 0)} µs; while the vms table is unchanged the reply bytes ` +
+          `are kept (TaskReplies), so a repeat does neither. batu spends ${f(c.server * 1000, 0)} µs of CPU per request in all.`,
       );
     }
   }

@@ -4,4 +4,3 @@ export * from "./logger.js";
 export * from "./units.js";
 export * from "./assert-never.js";
 export * from "./version.js";
-export * from "./deep-freeze.js";

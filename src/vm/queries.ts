@@ -1,6 +1,5 @@
 import type { VmStats } from "../api/host-vm.js";
 import type { Hypervisor } from "../hypervisor/driver.js";
-import { deepFreeze } from "../lib/deep-freeze.js";
 import type { Logger } from "../lib/logger.js";
 import type { VersionedMemo } from "../store/versioned-memo.js";
 import { VmNotFoundError } from "./errors.js";
@@ -9,20 +8,6 @@ import type { VmRecord, VmRepo, VmSummary } from "./repo.js";
 import type { VmChange, VmRuntime } from "./runtime.js";
 import { VmStatsReader } from "./stats.js";
 import { SystemDiskSizes } from "./system-disk.js";
-
-/**
- * How many renters' task lists are kept: a 1,000-task list is ~200 KiB. Reading one from SQLite
- * took ~2.4 ms, most of a list request's CPU (bench:api `tasks`: 5,713 req/s kept, 0.56 of bare
- * node:http; without it the list was CPU-bound on SQLite).
- */
-export const SUMMARIES_KEPT = 256;
-
-/**
- * How many VM records are kept for renters' `tasks/<id>` reads: each is a row read plus a JSON parse
- * of its spec (~15 µs) on a request whose whole CPU is ~0.13 ms, and keeping the same frozen record
- * lets the reply bytes be kept too (see task-view.ts).
- */
-export const RECORDS_KEPT = 1024;
 
 export interface VmQueriesOptions {
   repo: VmRepo;
@@ -34,19 +19,15 @@ export interface VmQueriesOptions {
 
 /**
  * Everything the faces read about VMs, apart from the lifecycle coordinator (`VmService`): records,
- * renters' lists, logs, live figures, operations, and changes as they happen. The reads renters
- * repeat on every request are kept in memory while the vms table is unchanged (`VersionedTable`), so
- * an answer is never older than the table; those values are frozen and shared by every caller.
+ * renters' lists, logs, live figures, operations, and changes as they happen. Reads go to the store;
+ * what a face derives from them and serves often (reply bytes) it keeps in a `cache()`, emptied
+ * whenever the vms table changes, so an answer is never older than the table.
  */
 export class VmQueries {
-  private readonly summaries: VersionedMemo<readonly VmSummary[]>;
-  private readonly records: VersionedMemo<Readonly<VmRecord> | undefined>;
   private readonly statsReader: VmStatsReader;
   private readonly diskSizes: SystemDiskSizes;
 
   constructor(private readonly opts: VmQueriesOptions) {
-    this.summaries = opts.repo.vms.cache(SUMMARIES_KEPT);
-    this.records = opts.repo.vms.cache(RECORDS_KEPT);
     this.statsReader = new VmStatsReader(opts.hypervisor, opts.runtime);
     this.diskSizes = new SystemDiskSizes(opts.repo, (id) => opts.runtime.runDir(id), opts.log);
     opts.runtime.on("change", (c) => {
@@ -57,6 +38,19 @@ export class VmQueries {
   /** Every VM of this host, oldest first. */
   list(): VmRecord[] {
     return this.opts.repo.list();
+  }
+
+  /**
+   * A cache for values derived from the vms table (a reply's bytes), emptied whenever the table
+   * changes. Its values are shared by every caller: keep only values nobody changes.
+   */
+  cache<V>(maxEntries: number): VersionedMemo<V> {
+    return this.opts.repo.vms.cache(maxEntries);
+  }
+
+  /** VM `id`, or undefined. */
+  find(id: string): VmRecord | undefined {
+    return this.opts.repo.get(id);
   }
 
   get(id: string): VmRecord {
@@ -70,12 +64,9 @@ export class VmQueries {
     return this.opts.repo.listByOwner(owner);
   }
 
-  /**
-   * What a task list shows of `owner`'s VMs, oldest first (no spec parsed). The same frozen array
-   * while the vms table is unchanged, so a caller may key data derived from it (reply bytes) on it.
-   */
-  summariesFor(owner: string): readonly VmSummary[] {
-    return this.summaries.get(owner, () => Object.freeze(this.opts.repo.summariesByOwner(owner).map((s) => Object.freeze(s))));
+  /** What a task list shows of `owner`'s VMs, oldest first (read without parsing any spec). */
+  summariesFor(owner: string): VmSummary[] {
+    return this.opts.repo.summariesByOwner(owner);
   }
 
   /** Whether VM `id` exists and is `owner`'s. */
@@ -83,12 +74,9 @@ export class VmQueries {
     return this.opts.repo.ownedBy(id, owner);
   }
 
-  /**
-   * A VM of `owner`; another owner's VM is "not found", never a hint that it exists. Frozen, and the
-   * same object while the vms table is unchanged (a caller may key data derived from it on it).
-   */
-  getFor(owner: string, id: string): Readonly<VmRecord> {
-    const vm = this.records.get(id, () => deepFreeze(this.opts.repo.get(id)));
+  /** A VM of `owner`; another owner's VM is "not found", never a hint that it exists. */
+  getFor(owner: string, id: string): VmRecord {
+    const vm = this.opts.repo.get(id);
     if (!vm || vm.owner !== owner) throw new VmNotFoundError(id);
     return vm;
   }

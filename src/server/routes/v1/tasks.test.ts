@@ -4,7 +4,7 @@ import { ok } from "../../../api/v1/envelope.js";
 import { readOnlyVms, testSpec } from "../../../vm/testing.js";
 import type { V1Deps } from "./deps.js";
 import { v1Routes } from "./plugin.js";
-import { taskDetail, taskDetailBody, taskListBody, taskSummary } from "./task-view.js";
+import { taskDetail, TaskReplies, taskSummary } from "./task-view.js";
 
 const NODE = "e".repeat(64);
 const { repo, service, queries } = readOnlyVms();
@@ -60,18 +60,17 @@ describe("tasks (the list) and tasks/<id>", () => {
   });
 
   it("build the bytes once per unchanged list or record, again after a change", async () => {
-    const list = queries.summariesFor("alice");
-    expect(taskListBody(list)).toBe(taskListBody(list));
-    const vm = queries.getFor("alice", "a1");
-    expect(taskDetailBody(vm, "127.0.0.1", 1)).toBe(taskDetailBody(vm, "127.0.0.1", 1));
-    expect(taskDetailBody(vm, "10.0.0.1", 1)).not.toBe(taskDetailBody(vm, "127.0.0.1", 1));
+    const replies = new TaskReplies(queries);
+    const list = replies.list("alice");
+    expect(replies.list("alice")).toBe(list);
+    const detail = await replies.detail("alice", "a1", "127.0.0.1");
+    expect(await replies.detail("alice", "a1", "127.0.0.1")).toBe(detail);
+    expect(await replies.detail("alice", "a1", "10.0.0.1")).not.toEqual(detail);
+    await expect(replies.detail("bob", "a1", "127.0.0.1")).rejects.toThrow("not exist");
     repo.update("a1", { status: "running" });
+    expect(replies.list("alice")).not.toBe(list);
     expect(JSON.parse((await call("tasks", "alice")).payload).message[0]).toMatchObject({ task_id: "a1", status: "running" });
     expect(JSON.parse((await call("tasks/a1", "alice")).payload).message).toMatchObject({ task_id: "a1", status: "running" });
-    // Values that may still change are never kept.
-    const open = repo.summariesByOwner("alice");
-    expect(taskListBody(open)).not.toBe(taskListBody(open));
-    const record = repo.get("a1")!;
-    expect(taskDetailBody(record, "127.0.0.1", 1)).not.toBe(taskDetailBody(record, "127.0.0.1", 1));
+    expect(JSON.parse((await replies.detail("alice", "a1", "127.0.0.1")).toString()).message.status).toBe("running");
   });
 });

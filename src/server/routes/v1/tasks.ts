@@ -9,7 +9,7 @@ import type { VmModify } from "../../../vm/modify.js";
 import type { VmAction } from "../../../vm/state.js";
 import type { V1Deps } from "./deps.js";
 import { forwardedRenter, targetNode } from "./target.js";
-import { dbcTime, JSON_CONTENT_TYPE, taskDetailBody, taskListBody } from "./task-view.js";
+import { dbcTime, JSON_CONTENT_TYPE, TaskReplies } from "./task-view.js";
 
 type Req = FastifyRequest<{ Body: DbcRequest; Params: { id: string; verb?: string }; Querystring: Record<string, string> }>;
 
@@ -59,12 +59,13 @@ function sshIp(req: FastifyRequest, forwardHost: string): string {
 /** `tasks`: a renter's VMs, DBC's shapes and verbs, on the same VM service as the host API. */
 export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
   const { vms, vmQueries: reads } = deps;
+  const replies = new TaskReplies(reads);
   // A call its master forwarded was authenticated there (the rental ledger lives on the master).
   const renter = (req: Req) => forwardedRenter(req) ?? deps.renters.authorize(req.body, targetNode(req.body, deps));
   const schema = (summary: string, description?: string) => ({ summary, tags: ["dbc"], body: DbcRequest, ...(description ? { description } : {}) });
 
   app.post("/tasks", { schema: schema("The caller's tasks on the node") }, async (req: Req, reply) =>
-    reply.type(JSON_CONTENT_TYPE).send(taskListBody(reads.summariesFor(renter(req)))),
+    reply.type(JSON_CONTENT_TYPE).send(replies.list(renter(req))),
   );
 
   app.post(
@@ -87,8 +88,7 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
   );
 
   app.post("/tasks/:id", { schema: schema("A task's details: login, ports, status, disks") }, async (req: Req, reply) => {
-    const vm = reads.getFor(renter(req), req.params.id);
-    return reply.type(JSON_CONTENT_TYPE).send(taskDetailBody(vm, sshIp(req, deps.forwardHost), await reads.systemDiskBytes(vm)));
+    return reply.type(JSON_CONTENT_TYPE).send(await replies.detail(renter(req), req.params.id, sshIp(req, deps.forwardHost)));
   });
 
   app.post(
