@@ -153,7 +153,7 @@ export function formatDetails(rs: Row[], eps: EndpointResult[], p: Probes, conne
   if (l) {
     out.push(
       `tasks list: batu spends ${f(l.batu.cpuMsPerReq.server, 3)} ms CPU per request. The renter's list is kept while the vms table is unchanged ` +
-        `(VmService.summariesFor → SummaryCache, and its serialized reply): ≈ ${f((p.list.keptMs ?? NaN) * 1000, 1)} µs per request. The first request ` +
+        `(its serialized reply, TaskReplies): ≈ ${f((p.list.keptMs ?? NaN) * 1000, 1)} µs per request. The first request ` +
         `after a write to vms reads the 1,000 tasks again (WHERE owner = ?, index vms_by_owner: ≈ ${f(p.list.summariesMs, 2)} ms) and shapes + ` +
         `stringifies the ${f(p.list.replyBytes / 1024, 0)} KiB reply (≈ ${f(p.list.shapeAndStringifyMs, 2)} ms).`,
     );
