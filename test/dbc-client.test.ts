@@ -56,9 +56,13 @@ describe("a DBC client against batu", () => {
     const info = await dbc.call("mining_nodes", {});
     expect(info.body.errcode).toBe(0);
     const m = info.body.message;
-    for (const k of ["version", "os", "cpu", "gpu", "mem", "disk_system", "disk_data", "images"]) expect(m).toHaveProperty(k);
-    expect(typeof m.cpu.cores).toBe("string");
+    for (const k of ["version", "ip", "os", "cpu", "gpu", "mem", "disk_system", "disk_data", "images"]) expect(m).toHaveProperty(k);
+    // Every field DBC fills, as DBC's strings: the address masked, the clock, the disk's kind.
+    expect(m.ip).toBe("*.0.*.1");
+    expect(m.cpu).toEqual({ type: expect.any(String), hz: expect.stringMatching(/^\d+MHz$/), cores: expect.any(String), used_usage: expect.stringMatching(/%$/), physical_cpus: expect.any(String) });
     expect(Number(m.cpu.cores)).toBeGreaterThan(0);
+    expect(m.disk_system.type).toMatch(/^(SSD|HDD)$/);
+    expect(m.disk_data[0].type).toBe(m.disk_system.type);
     expect(m.mem.size).toMatch(/^\d+(\.\d+)?G$/);
     expect(m.images).toContainEqual(expect.objectContaining({ image_name: "batu-demo.qcow2" }));
     expect(m.accelerator.type).toMatch(/^(kvm|tcg)$/);

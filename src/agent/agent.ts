@@ -137,6 +137,7 @@ export async function startAgent(
           vms: vms.queries.list(),
           capacity: await capacity(),
           state: nodeState(identity.nodeId),
+          address: group.selfAddress,
         }),
     },
   });

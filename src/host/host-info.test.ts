@@ -1,8 +1,8 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCpuinfo, parseMeminfo, parseOsRelease, readHostInfo } from "./host-info.js";
+import { diskKind, parseCpuinfo, parseMeminfo, parseOsRelease, readHostInfo } from "./host-info.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -33,13 +33,14 @@ describe("host file parsers", () => {
     expect(m.HugePages_Total).toBe(4);
   });
 
-  it("parses cpuinfo: model, sockets, cores per socket", () => {
+  it("parses cpuinfo: model, sockets, cores per socket, clock", () => {
     const block = (id: number, phys: number): string =>
-      `processor\t: ${id}\nmodel name\t: AMD EPYC 7543 32-Core Processor\nphysical id\t: ${phys}\ncpu cores\t: 32\n\n`;
+      `processor\t: ${id}\nmodel name\t: AMD EPYC 7543 32-Core Processor\ncpu MHz\t\t: 2096.034\nphysical id\t: ${phys}\ncpu cores\t: 32\n\n`;
     expect(parseCpuinfo(block(0, 0) + block(1, 0) + block(2, 1))).toEqual({
       model: "AMD EPYC 7543 32-Core Processor",
       sockets: 2,
       coresPerSocket: 32,
+      mhz: 2096.034,
     });
     expect(parseCpuinfo("processor\t: 0\nBogoMIPS\t: 50.00\n")).toEqual({});
   });
@@ -79,5 +80,24 @@ describe("readHostInfo", () => {
 
   it("fails for a data dir that does not exist", async () => {
     await expect(readHostInfo(join(dir, "missing"))).rejects.toThrow(/ENOENT/);
+  });
+
+  it("tells an SSD from an HDD by the device's rotational flag, a partition by its disk's", async () => {
+    const sys = await mkdtemp(join(tmpdir(), "batu-sys-"));
+    const flag = async (dir: string, v: string) => {
+      await mkdir(join(sys, dir, "queue"), { recursive: true });
+      await writeFile(join(sys, dir, "queue", "rotational"), `${v}\n`);
+    };
+    await mkdir(join(sys, "dev", "block"), { recursive: true });
+    await flag("block/vda", "0");
+    await mkdir(join(sys, "block", "vda", "vda1"));
+    await symlink(join(sys, "block", "vda"), join(sys, "dev", "block", "254:0"));
+    await symlink(join(sys, "block", "vda", "vda1"), join(sys, "dev", "block", "254:1"));
+    await flag("block/sdb", "1");
+    await symlink(join(sys, "block", "sdb"), join(sys, "dev", "block", "8:16"));
+    expect(await diskKind((254 << 8) | 0, sys)).toBe("SSD");
+    expect(await diskKind((254 << 8) | 1, sys)).toBe("SSD");
+    expect(await diskKind((8 << 8) | 16, sys)).toBe("HDD");
+    expect(await diskKind((7 << 8) | 3, sys)).toBeNull();
   });
 });

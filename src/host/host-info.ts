@@ -1,4 +1,4 @@
-import { readFile, statfs } from "node:fs/promises";
+import { readFile, stat, statfs } from "node:fs/promises";
 import { arch, cpus, hostname, loadavg, release, uptime } from "node:os";
 import { resolve } from "node:path";
 
@@ -13,7 +13,7 @@ export interface HostInfo {
   cpu: HostCpu;
   memory: { totalBytes: number; availableBytes: number };
   /** The file system holding the data dir (VM disks, images). */
-  disk: { path: string; totalBytes: number; freeBytes: number };
+  disk: { path: string; totalBytes: number; freeBytes: number; kind: DiskKind | null };
   uptimeSec: number;
   /** 1, 5 and 15 minute load averages. */
   loadAverage: [number, number, number];
@@ -32,11 +32,33 @@ export interface HostCpu {
   mhz?: number;
 }
 
+/** What DBC's node info calls a disk's `type`. */
+export type DiskKind = "SSD" | "HDD";
+
 /** Where the readers look; tests point them at fixtures. */
 export interface HostInfoSources {
   osReleasePath?: string;
   meminfoPath?: string;
   cpuinfoPath?: string;
+  /** Where sysfs is mounted. @default "/sys" */
+  sysRoot?: string;
+}
+
+/**
+ * Whether the block device `dev` (a stat's st_dev) spins: its queue's `rotational` flag in sysfs, or
+ * the parent disk's for a partition. Null when sysfs does not say (tmpfs, overlay, some VMs).
+ */
+export async function diskKind(dev: number, sysRoot = "/sys"): Promise<DiskKind | null> {
+  // Linux's dev_t: 12 bits of major above 8 bits of minor, the rest of the minor in the high bits.
+  const major = (dev >> 8) & 0xfff;
+  const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+  const device = `${sysRoot}/dev/block/${major}:${minor}`;
+  for (const flag of [`${device}/queue/rotational`, `${device}/../queue/rotational`]) {
+    const v = (await readOptional(flag)).trim();
+    if (v === "0") return "SSD";
+    if (v === "1") return "HDD";
+  }
+  return null;
 }
 
 /** Parses os-release (`KEY=value`, values optionally quoted) into a map. */
@@ -67,9 +89,10 @@ export function parseMeminfo(text: string): Record<string, number> {
 }
 
 /** Reads the model, sockets and cores per socket out of /proc/cpuinfo. */
-export function parseCpuinfo(text: string): { model?: string; sockets?: number; coresPerSocket?: number } {
+export function parseCpuinfo(text: string): { model?: string; sockets?: number; coresPerSocket?: number; mhz?: number } {
   let model: string | undefined;
   let coresPerSocket: number | undefined;
+  let mhz: number | undefined;
   const sockets = new Set<string>();
   for (const line of text.split("\n")) {
     const idx = line.indexOf(":");
@@ -79,11 +102,13 @@ export function parseCpuinfo(text: string): { model?: string; sockets?: number; 
     if (k === "model name" && model === undefined) model = v;
     else if (k === "physical id") sockets.add(v);
     else if (k === "cpu cores" && coresPerSocket === undefined && /^\d+$/.test(v)) coresPerSocket = Number(v);
+    else if (k === "cpu MHz" && mhz === undefined && Number(v) > 0) mhz = Number(v);
   }
   return {
     ...(model !== undefined ? { model } : {}),
     ...(sockets.size > 0 ? { sockets: sockets.size } : {}),
     ...(coresPerSocket !== undefined ? { coresPerSocket } : {}),
+    ...(mhz !== undefined ? { mhz } : {}),
   };
 }
 
@@ -97,17 +122,19 @@ async function readOptional(path: string): Promise<string> {
  */
 export async function readHostInfo(dataDir: string, sources: HostInfoSources = {}): Promise<HostInfo> {
   const path = resolve(dataDir);
-  const [osRelease, meminfo, cpuinfo, fsStats] = await Promise.all([
+  const [osRelease, meminfo, cpuinfo, fsStats, kind] = await Promise.all([
     readOptional(sources.osReleasePath ?? "/etc/os-release"),
     readOptional(sources.meminfoPath ?? "/proc/meminfo"),
     readOptional(sources.cpuinfoPath ?? "/proc/cpuinfo"),
     statfs(path),
+    stat(path).then((st) => diskKind(st.dev, sources.sysRoot)),
   ]);
   const osr = parseOsRelease(osRelease);
   const mem = parseMeminfo(meminfo);
   const cpuFile = parseCpuinfo(cpuinfo);
   const cpuList = cpus();
-  const mhz = cpuList[0]?.speed;
+  // Node reads cpufreq, which virtual machines often lack (speed 0): /proc/cpuinfo's "cpu MHz" then.
+  const mhz = cpuList[0]?.speed || cpuFile.mhz;
   const totalBytes = mem.MemTotal ?? 0;
   return {
     hostname: hostname(),
@@ -130,6 +157,7 @@ export async function readHostInfo(dataDir: string, sources: HostInfoSources = {
       path,
       totalBytes: fsStats.blocks * fsStats.bsize,
       freeBytes: fsStats.bavail * fsStats.bsize,
+      kind,
     },
     uptimeSec: Math.floor(uptime()),
     loadAverage: loadavg() as [number, number, number],

@@ -23,6 +23,8 @@ export async function nodeInfo(opts: {
   /** The host's capacity as placement counts it (overcommit, memory reserve). */
   capacity: HostCapacity;
   state: "online" | "rented";
+  /** The address the group knows this node by (ip:port); shown masked, as DBC does. */
+  address: string;
 }) {
   const host = await readHostInfo(opts.dataDir);
   const gpus = await listGpus({ onWarning: () => undefined }).catch(() => []);
@@ -41,6 +43,7 @@ export async function nodeInfo(opts: {
   return {
     version: opts.version,
     node_type: "1",
+    ip: maskedIp(opts.address),
     state: opts.state,
     os: `${host.os} ${host.kernel}`,
     cpu: {
@@ -60,11 +63,11 @@ export async function nodeInfo(opts: {
       free: g(host.memory.availableBytes),
       used_usage: pct(host.memory.totalBytes - host.memory.availableBytes, host.memory.totalBytes),
     },
-    disk_system: { type: "", size: g(host.disk.totalBytes) },
+    disk_system: { type: host.disk.kind ?? "", size: g(host.disk.totalBytes) },
     disk_data: [
       {
         path: host.disk.path,
-        type: "",
+        type: host.disk.kind ?? "",
         size: g(host.disk.totalBytes),
         free: g(host.disk.freeBytes),
         used_usage: pct(host.disk.totalBytes - host.disk.freeBytes, host.disk.totalBytes),
@@ -79,4 +82,11 @@ export async function nodeInfo(opts: {
       gpu_count: String(gpus.length),
     },
   };
+}
+
+/** DBC's `hide_ip_addr`: the first and third parts of an IPv4 address hidden (`*.206.*.168`). */
+export function maskedIp(address: string): string {
+  const ip = address.replace(/:\d+$/, "");
+  const parts = ip.split(".");
+  return parts.length === 4 ? `*.${parts[1]}.*.${parts[3]}` : "*";
 }
