@@ -5,6 +5,7 @@ import { openAgentState } from "./state.js";
 import { startVmService } from "./vms.js";
 import { RenterAuthority } from "../auth/authorize.js";
 import { nodeInfo } from "../vm/node-info.js";
+import { freePageCache } from "../host/page-cache.js";
 import { VERSION } from "../server/app.js";
 import { HeartbeatSender } from "../group/heartbeat.js";
 import { GroupRouter } from "../group/forward.js";
@@ -128,6 +129,7 @@ export async function startAgent(
         sessionId: (body, nodeId) => authority.sessionId(body, nodeId).session_id,
         nodeState,
       },
+      freeMemory: () => freePageCache(state.files.system.allow_drop_caches === true),
       nodeInfo: async () =>
         nodeInfo({
           version: VERSION,

@@ -10,6 +10,9 @@ export const SystemConfig = Type.Object(
   {
     nickname: Type.String({ maxLength: 64, description: "Human name of this host", examples: ["gpu-box-1"] }),
     batu: Type.Boolean({ description: "Marks this as a batu host (always true)", examples: [true] }),
+    allow_drop_caches: Type.Optional(
+      Type.Boolean({ description: "Whether renters' free_memory may drop this host's page cache (default false: answered, nothing done)" }),
+    ),
   },
   { additionalProperties: true, $id: "SystemConfig" },
 );

@@ -36,6 +36,11 @@ export interface Hypervisor {
    * `add`. Rejects with the hypervisor's own words when one is refused (a port taken on the host).
    */
   updateHostForwards(qmp: QmpClient, nicId: string, change: { remove: readonly HostForward[]; add: readonly HostForward[] }): Promise<void>;
+  /**
+   * Sets a guest user's password through the guest agent (the VM must have been started with
+   * `guestAgent`). Rejects with GuestAgentError: `not_responding` for a guest without an agent.
+   */
+  setUserPassword(runDir: string, username: string, password: string): Promise<void>;
   /** CPU, memory, disk and NIC counters (NIC bytes are null where QEMU offers no source). */
   stats(qmp: QmpClient, pid: number, nics?: readonly NicRef[]): Promise<QemuStats>;
 }

@@ -5,6 +5,7 @@ import { HypervisorError, HypervisorErrorCode, type Hypervisor } from "./driver.
 import { QmpClient, type QmpConnectOptions } from "./qemu/qmp/client.js";
 import { runPaths, type HostForward, type QemuSpec } from "./qemu/spec.js";
 import type { QemuStats } from "./qemu/stats.js";
+import { GuestAgentError, GuestAgentErrorCode } from "./qemu/qga.js";
 
 /**
  * A Hypervisor for unit tests of the layers above it (the VM service, its runtime, reconcile): no
@@ -22,6 +23,11 @@ export class FakeHypervisor implements Hypervisor {
   failNextStart: Error | undefined;
   /** Whether guests power off on the ACPI power button (a guest still booting does not). */
   guestsHonourAcpi = true;
+  /** Whether guests print their ready marker (false: a guest that is still booting). */
+  guestsBecomeReady = true;
+  /** Whether guests run a guest agent; passwords set through it, by run dir and user. */
+  guestsHaveAgent = false;
+  readonly passwords = new Map<string, string>();
   private readonly guests = new Map<string, FakeGuest>();
   private nextPid = 4_000_000;
 
@@ -45,7 +51,10 @@ export class FakeHypervisor implements Hypervisor {
       throw new HypervisorError(HypervisorErrorCode.AlreadyRunning, `a QEMU already runs from ${spec.runDir}`);
     }
     await mkdir(spec.runDir, { recursive: true, mode: 0o700 });
-    const guest = new FakeGuest(spec.runDir, this.nextPid++, this.opts.readyMarker ?? "BATU-READY", () => this.guestsHonourAcpi);
+    const guest = new FakeGuest(spec.runDir, this.nextPid++, this.opts.readyMarker ?? "BATU-READY", {
+      honoursAcpi: () => this.guestsHonourAcpi,
+      becomesReady: () => this.guestsBecomeReady,
+    });
     this.guests.set(spec.runDir, guest);
     await guest.boot(this.guests);
     this.started.push(spec);
@@ -94,6 +103,13 @@ export class FakeHypervisor implements Hypervisor {
     this.forwardChanges.push({ nicId, ...change });
   }
 
+  async setUserPassword(runDir: string, username: string, password: string): Promise<void> {
+    if (!this.guests.has(runDir) || !this.guestsHaveAgent) {
+      throw new GuestAgentError(GuestAgentErrorCode.NotResponding, "the guest agent did not answer within 50 ms (no qemu-guest-agent in the guest, or it is not up yet)");
+    }
+    this.passwords.set(`${runDir}/${username}`, password);
+  }
+
   async stats(): Promise<QemuStats> {
     return { uptimeMs: 1000, vcpuCount: 1, vcpuTimeMs: 10, processCpuTimeMs: 20, rssBytes: 64 * 2 ** 20, disks: [], nics: [] };
   }
@@ -111,7 +127,7 @@ class FakeGuest {
     readonly runDir: string,
     readonly pid: number,
     private readonly readyMarker: string,
-    private readonly honoursAcpi: () => boolean,
+    private readonly behaviour: { honoursAcpi: () => boolean; becomesReady: () => boolean },
   ) {}
 
   async boot(registry: Map<string, FakeGuest>): Promise<void> {
@@ -143,7 +159,7 @@ class FakeGuest {
         switch (msg.execute) {
           case "system_powerdown":
             event("POWERDOWN");
-            if (this.honoursAcpi()) {
+            if (this.behaviour.honoursAcpi()) {
               event("SHUTDOWN", { guest: true, reason: "guest-shutdown" });
               setImmediate(() => void this.exit(registry));
             }
@@ -167,7 +183,7 @@ class FakeGuest {
   /** The guest's "ready" line on its serial log, after `delayMs` (a reset's watcher starts at the log's end first). */
   private printReady(delayMs: number): void {
     setTimeout(() => {
-      if (!this.exited) void appendFile(runPaths(this.runDir).serialLog, `${this.readyMarker}\n`).catch(() => undefined);
+      if (!this.exited && this.behaviour.becomesReady()) void appendFile(runPaths(this.runDir).serialLog, `${this.readyMarker}\n`).catch(() => undefined);
     }, delayMs).unref();
   }
 

@@ -12,7 +12,10 @@ export interface VmModify {
   gpuCount?: number;
 }
 
-/** The spec after `change`, and whether a running VM needs a new boot to see all of it. */
+/**
+ * The spec after `change`, and whether part of it waits for the VM's next boot (as DBC says: a new
+ * VNC port, CPU, memory or GPU count; ports forwarded to the guest change at once).
+ */
 export function applyModify(spec: VmSpec, change: VmModify): { next: VmSpec; nextBoot: boolean } {
   const next: VmSpec = structuredClone(spec);
   if (change.sshPort !== undefined) next.ports.ssh = change.sshPort;
@@ -22,7 +25,12 @@ export function applyModify(spec: VmSpec, change: VmModify): { next: VmSpec; nex
   if (change.cores !== undefined) next.cpu = { cores: change.cores, threads: 1 };
   if (change.memoryMiB !== undefined) next.memoryMiB = change.memoryMiB;
   if (change.gpuCount !== undefined) next.gpuCount = change.gpuCount;
-  return { next, nextBoot: change.vncPort !== undefined && change.vncPort !== spec.ports.vnc };
+  const nextBoot =
+    next.ports.vnc !== spec.ports.vnc ||
+    next.cpu.cores * next.cpu.threads !== spec.cpu.cores * spec.cpu.threads ||
+    next.memoryMiB !== spec.memoryMiB ||
+    next.gpuCount !== spec.gpuCount;
+  return { next, nextBoot };
 }
 
 const key = (f: PortForward) => `${f.proto}:${f.hostPort}:${f.guestPort}`;

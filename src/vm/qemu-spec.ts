@@ -46,5 +46,6 @@ export function toQemuSpec(vmId: string, spec: VmSpec, image: ResolvedImage, hos
     ],
     vnc: { listenAddr: host.forwardHost, port: spec.ports.vnc, passwordFile: host.vncPasswordFile },
     fwCfg: host.fwCfg,
+    guestAgent: true,
   };
 }

@@ -129,6 +129,23 @@ describe("VmService actions", () => {
     expect(vms.repo.logLines("a1", { from: "tail", count: 5 }).join("\n")).toContain("did not power off in time");
   });
 
+  it("restart of a guest still booting (no ACPI yet) resets it at once rather than waiting out the shutdown bound", async () => {
+    await until(vms, "a1", (v) => v?.ready === true, "ready");
+    vms.hypervisor.guestsHonourAcpi = false;
+    vms.hypervisor.guestsBecomeReady = false;
+    await vms.service.create(request("early"), { wait: true });
+    const t0 = Date.now();
+    await vms.service.act("early", "restart");
+    expect(Date.now() - t0).toBeLessThan(300); // the shutdown bound here: the restart did not wait it out
+    expect(vms.repo.get("early")).toMatchObject({ status: "running", ready: false });
+    expect(vms.repo.logLines("early", { from: "tail", count: 3 }).join("\n")).toContain("reset instead");
+    // Once up, a restart is graceful again: ACPI first (this guest ignores it, so the bound is waited).
+    const t1 = Date.now();
+    await vms.service.act("a1", "restart");
+    expect(Date.now() - t1).toBeGreaterThanOrEqual(300);
+    expect(vms.repo.get("a1")?.status).toBe("running");
+  });
+
   it("reset: not ready, then ready again once the guest is back", async () => {
     await until(vms, "a1", (v) => v?.ready === true, "ready");
     await vms.service.act("a1", "reset");
@@ -213,11 +230,33 @@ describe("VmService.modify and exclusive", () => {
     await vms.service.create(request("a2", { sshPort: 2230 }), { wait: true });
   });
 
-  it("CPU and memory change only while shut off", async () => {
-    await expect(vms.service.modify("a1", { cores: 2 })).rejects.toThrow("only while the task is shut off");
-    await vms.service.act("a1", "poweroff");
-    await vms.service.modify("a1", { cores: 2, memoryMiB: 1024 });
+  it("CPU and memory of a running VM are stored for its next boot, and must fit beside the other VMs", async () => {
+    expect(await vms.service.modify("a1", { cores: 2, memoryMiB: 1024 })).toEqual({ nextBoot: true });
     expect(vms.repo.get("a1")?.spec).toMatchObject({ cpu: { cores: 2, threads: 1 }, memoryMiB: 1024 });
+    expect(vms.hypervisor.started).toHaveLength(1);
+    expect(vms.repo.logLines("a1", { from: "tail", count: 1 })[0]).toContain("take effect on the next boot");
+    await expect(vms.service.modify("a1", { cores: 5 })).rejects.toThrow("allocate cpu failed");
+    await expect(vms.service.modify("a1", { memoryMiB: 8 * 1024 })).rejects.toThrow("allocate memory failed");
+    // Unchanged sizes are no change at all.
+    expect(await vms.service.modify("a1", { cores: 2, memoryMiB: 1024 })).toEqual({ nextBoot: false });
+    await until(vms, "a1", (v) => v?.ready === true, "ready");
+    await vms.service.act("a1", "restart");
+    expect(vms.hypervisor.started.at(-1)).toMatchObject({ cpu: { cores: 2 }, memoryMiB: 1024 });
+  });
+
+  it("passwd: through the guest agent, the login password follows; DBC's refusals in DBC's order", async () => {
+    await expect(vms.service.setPassword("a1", "tester", "n3w-Secret")).rejects.toMatchObject({ code: "not_responding" });
+    vms.hypervisor.guestsHaveAgent = true;
+    await expect(vms.service.setPassword("a1", "tester", "")).rejects.toThrow("password can not be empty");
+    await expect(vms.service.setPassword("a1", "", "x")).rejects.toThrow("user name can not be empty");
+    await vms.service.setPassword("a1", "tester", "n3w-Secret");
+    expect(vms.hypervisor.passwords.get(`${vmDir(vms.dataDir, "a1")}/tester`)).toBe("n3w-Secret");
+    expect(vms.repo.get("a1")?.spec.loginPassword).toBe("n3w-Secret");
+    await vms.service.setPassword("a1", "other", "x1");
+    expect(vms.repo.get("a1")?.spec.loginPassword).toBe("n3w-Secret");
+    expect(vms.repo.logLines("a1", { from: "tail", count: 5 }).join("\n")).not.toContain("n3w-Secret");
+    await vms.service.act("a1", "poweroff");
+    await expect(vms.service.setPassword("a1", "tester", "x")).rejects.toThrow("Only the running task can change the password");
   });
 
   it("exclusive runs under the VM's lock with its live handle: no action overtakes it", async () => {

@@ -80,26 +80,46 @@ export class VmService {
   }
 
   /**
-   * Changes ports at once (live on a running VM) and CPU, memory or GPU count while it is shut off.
-   * Answers whether part of the change waits for the next boot (a new VNC port).
+   * Changes a VM as DBC's `tasks/modify` does: forwarded ports at once (live on a running VM); a new
+   * VNC port, CPU and memory stored and used from the next boot. Answers whether part of the change
+   * waits for the next boot. CPU and memory must fit beside what the other VMs hold now.
    */
   modify(id: string, change: VmModify): Promise<{ nextBoot: boolean }> {
     return this.exclusive(id, async (vm, live) => {
-      const sized = change.cores !== undefined || change.memoryMiB !== undefined || change.gpuCount !== undefined;
-      if (sized && live) throw new VmConflictError("cpu, memory and gpu count can be changed only while the task is shut off");
       if ((change.gpuCount ?? 0) > 0) throw new VmResourceError("new_gpu_count", "allocate gpu failed");
       if (change.sshPort !== undefined && change.sshPort === (change.rdpPort ?? vm.spec.ports.rdp)) {
         throw new FieldError("new_ssh_port", "new_ssh_port and new_rdp_port are the same!");
       }
       const { next, nextBoot } = applyModify(vm.spec, change);
+      const sized = demandOf(next);
+      if (sized.vcpus !== demandOf(vm.spec).vcpus || sized.memoryBytes !== demandOf(vm.spec).memoryBytes) {
+        const refusal = checkFit(await this.opts.capacity(), committed(this.opts.repo.list(), id), { ...sized, diskBytes: 0 });
+        if (refusal) throw new VmResourceError(refusal.field === "cpu" ? "new_cpu_cores" : "new_mem_size", refusal.field === "cpu" ? "allocate cpu failed" : "allocate memory failed");
+      }
       // A running VM listens on its VNC port until its next boot: it stays held until then.
-      const keep = nextBoot && live ? [{ port: vm.spec.ports.vnc, proto: "tcp" as const }] : [];
+      const keep = next.ports.vnc !== vm.spec.ports.vnc && live ? [{ port: vm.spec.ports.vnc, proto: "tcp" as const }] : [];
       await this.opts.ports.change(id, { from: vm.spec, to: next, keep }, async () => {
         if (live) await this.opts.hypervisor.updateHostForwards(live.qmp, "net0", forwardChange(vm.spec, next, this.opts.forwardHost));
       });
       this.opts.repo.update(id, { spec: next });
-      this.opts.repo.log(id, `modified: ${JSON.stringify(change)}`);
-      return { nextBoot: nextBoot && live !== undefined };
+      this.opts.repo.log(id, `modified: ${JSON.stringify(change)}${nextBoot ? " (some changes take effect on the next boot)" : ""}`);
+      return { nextBoot };
+    });
+  }
+
+  /**
+   * DBC's `tasks/passwd`: sets a guest user's password through the guest agent (DBC's checks, in
+   * DBC's order). The stored login password follows when it is the login user's. The password is
+   * never logged. Rejects with GuestAgentError when the guest has no agent answering.
+   */
+  setPassword(id: string, username: string, password: string): Promise<void> {
+    return this.exclusive(id, async (vm, live) => {
+      if (!live) throw new VmConflictError("Only the running task can change the password");
+      if (!password) throw new FieldError("password", "password can not be empty");
+      if (!username) throw new FieldError("username", "user name can not be empty");
+      await this.opts.hypervisor.setUserPassword(this.opts.runtime.runDir(id), username, password);
+      if (username === vm.spec.loginUser) this.opts.repo.update(id, { spec: { ...vm.spec, loginPassword: password } });
+      this.opts.repo.log(id, `password of user ${username} changed`);
     });
   }
 
@@ -229,7 +249,9 @@ export class VmService {
         this.opts.repo.update(vm.id, { ready: false });
         return;
       case "restart":
-        if (alive && force) {
+        if (alive && (force || !this.takesAcpi(vm))) {
+          // A guest still booting ignores the power button: waiting for it would only stall the restart.
+          if (!force) this.opts.repo.log(vm.id, "guest not up yet (no ACPI): reset instead");
           await hypervisor.reset(runtime.qmpOf(vm.id)!);
           this.opts.repo.update(vm.id, { ready: false });
           return;
@@ -245,6 +267,19 @@ export class VmService {
         this.opts.repo.log(vm.id, "deleted");
         runtime.emit("change", { id: vm.id, status: "deleted", ready: false });
         return;
+    }
+  }
+
+  /**
+   * Whether the guest can take the ACPI power button: it has come up (its image's ready marker seen).
+   * A guest whose image has no marker is given the benefit of the doubt (and the shutdown timeout).
+   */
+  private takesAcpi(vm: VmRecord): boolean {
+    if (vm.ready) return true;
+    try {
+      return this.opts.images.resolve(vm.imageName).readyMarker === null;
+    } catch {
+      return true;
     }
   }
 

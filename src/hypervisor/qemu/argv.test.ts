@@ -96,6 +96,11 @@ const GOLDEN_SPECS: Record<string, QemuSpec> = {
       { name: "opt/batu/hostname", file: "/run/batu/vms/t1/hostname" },
     ],
   },
+  "guest-agent": {
+    ...base,
+    disks: [{ id: "vda", path: "/var/lib/batu/vms/t1/vda.qcow2", format: "qcow2" }],
+    guestAgent: true,
+  },
   "mcast-tap": {
     ...base,
     disks: [{ id: "vda", path: "/var/lib/batu/vms/t1/vda.qcow2", format: "qcow2" }],

@@ -76,6 +76,15 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
     argv.push("-fw_cfg", `name=${entry.name},file=${esc(entry.file)}`);
   }
 
+  if (spec.guestAgent) {
+    argv.push(
+      // Like QMP a socket QEMU serves; wait=off: QEMU starts whether or not anyone is connected.
+      "-chardev", `socket,id=qga0,path=${esc(paths.guestAgentSocket)},server=on,wait=off`,
+      "-device", "virtio-serial-pci,id=vserial0",
+      "-device", "virtserialport,bus=vserial0.0,chardev=qga0,name=org.qemu.guest_agent.0",
+    );
+  }
+
   // Every pcie-root-port needs its own chassis number.
   let chassis = 0;
   (spec.gpus ?? []).forEach((gpu, i) => {

@@ -5,6 +5,7 @@ import { buildQemuArgv } from "./argv.js";
 import { isQemuAlive, killQemu, QEMU_BINARY, readPidFile, startQemu, waitForExit } from "./process.js";
 import { QmpClient, type QmpConnectOptions } from "./qmp/client.js";
 import { nicNetdevId, runPaths, type HostForward, type QemuSpec } from "./spec.js";
+import { guestAgentCall } from "./qga.js";
 import { collectQemuStats, type NicRef, type QemuStats } from "./stats.js";
 
 export interface QemuHypervisorOptions {
@@ -84,6 +85,15 @@ export class QemuHypervisor implements Hypervisor {
     };
     for (const f of change.remove) await hmp(`hostfwd_remove ${netdev} ${f.proto}:${f.hostAddr}:${f.hostPort}`, /removed$/);
     for (const f of change.add) await hmp(`hostfwd_add ${netdev} ${f.proto}:${f.hostAddr}:${f.hostPort}-:${f.guestPort}`, /^$/);
+  }
+
+  async setUserPassword(runDir: string, username: string, password: string): Promise<void> {
+    // The agent takes the password base64-encoded; `crypted: false` makes it hash it itself.
+    await guestAgentCall(runPaths(runDir).guestAgentSocket, "guest-set-user-password", {
+      username,
+      password: Buffer.from(password, "utf8").toString("base64"),
+      crypted: false,
+    });
   }
 
   async quit(qmp: QmpClient, pid: number, runDir: string, opts: { timeoutMs?: number } = {}): Promise<void> {

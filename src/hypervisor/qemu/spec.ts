@@ -115,6 +115,12 @@ export interface QemuSpec {
   gpus?: GpuSpec[];
   /** q35 only: empty pcie-root-ports ("hp0", "hp1", ...) to hotplug devices into later. */
   hotplugPorts?: number;
+  /**
+   * A virtio-serial channel for the QEMU guest agent (`org.qemu.guest_agent.0`), served by QEMU on
+   * the run dir's `qga.sock`: how batu asks the guest itself (change a password). Harmless to a guest
+   * without an agent.
+   */
+  guestAgent?: boolean;
 }
 
 /** The files QEMU keeps in a VM's run folder. */
@@ -122,11 +128,13 @@ export interface RunPaths {
   qmpSocket: string;
   pidFile: string;
   serialLog: string;
+  guestAgentSocket: string;
 }
 
 export function runPaths(runDir: string): RunPaths {
   return {
     qmpSocket: join(runDir, "qmp.sock"),
+    guestAgentSocket: join(runDir, "qga.sock"),
     pidFile: join(runDir, "qemu.pid"),
     serialLog: join(runDir, "serial.log"),
   };

@@ -21,6 +21,8 @@ export interface V1Deps {
   vmQueries: VmQueries;
   renters: RenterAuth;
   nodeInfo: () => Promise<Record<string, unknown>>;
+  /** DBC's free_memory: drops the page cache where the operator allows it (host/page-cache.ts). */
+  freeMemory: () => Promise<"dropped" | "not allowed">;
   /** The address forwards listen on: a task's ssh_ip unless it is a wildcard. */
   forwardHost: string;
   /** The group: members to route to (on a master), forwarded calls to accept (on a member). */

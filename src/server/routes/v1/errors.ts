@@ -3,6 +3,7 @@ import { DbcError } from "../../../api/v1/envelope.js";
 import { FieldError } from "../../../vm/create-request.js";
 import { VmConflictError, VmNotFoundError, VmResourceError } from "../../../vm/service.js";
 import { validationMessage } from "../../errors.js";
+import { GuestAgentError } from "../../../hypervisor/qemu/qga.js";
 
 /** DBC's own wording for the request-shape errors its client checks (reference §2.1). */
 function shapeMessage(message: string): string {
@@ -26,6 +27,7 @@ export function dbcErrorHandler(error: FastifyError, request: FastifyRequest, re
   if (error instanceof VmNotFoundError) return send(200, -3, "task_id not exist");
   if (error instanceof VmConflictError) return send(200, 1, error.message.replace(/^vm is /, "task is "));
   if (error instanceof VmResourceError) return send(200, 1, error.message);
+  if (error instanceof GuestAgentError) return send(200, 1, `set user password failed: ${error.message}`);
   if ((error.statusCode ?? 500) < 500) return send(error.statusCode!, -25, error.message);
   request.log.error({ err: error }, "request failed");
   return send(500, -1, "internal error");

@@ -2,9 +2,9 @@ import type { FastifyPluginAsync } from "fastify";
 import { DbcRequest } from "../../../api/v1/request.js";
 import { ok } from "../../../api/v1/envelope.js";
 import type { V1Deps } from "./deps.js";
-import { resolveTarget, targetNode } from "./target.js";
+import { forwardedRenter, resolveTarget, targetNode } from "./target.js";
 
-/** `mining_nodes`: node info (no identity needed) and the renter's session id. */
+/** `mining_nodes`: node info (no identity needed), the renter's session id, and DBC's free_memory. */
 export const nodeRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
   app.post<{ Body: DbcRequest }>(
     "/mining_nodes",
@@ -42,5 +42,25 @@ export const nodeRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
     },
     // Answered here even for a member's node: session ids live with the rental ledger, on the master.
     async (req) => ok({ session_id: deps.renters.sessionId(req.body, resolveTarget(req.body, deps).nodeId) }),
+  );
+
+  app.post<{ Body: DbcRequest }>(
+    "/mining_nodes/free_memory",
+    {
+      schema: {
+        summary: "Drop the node's page cache (DBC's free_memory), where its operator allows it",
+        description:
+          "Answers ok as DBC does. The cache is dropped only when conf/config.json has allow_drop_caches: true; " +
+          "otherwise nothing on the host is touched (the node's log says which).",
+        tags: ["dbc"],
+        body: DbcRequest,
+      },
+    },
+    async (req) => {
+      const renter = forwardedRenter(req) ?? deps.renters.authorize(req.body, targetNode(req.body, deps));
+      const done = await deps.freeMemory();
+      req.log.info({ renter, done }, "free_memory");
+      return ok("ok");
+    },
   );
 };

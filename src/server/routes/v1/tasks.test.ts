@@ -9,6 +9,7 @@ import { taskDetail, TaskReplies, taskSummary } from "./task-view.js";
 const NODE = "e".repeat(64);
 const { repo, service, queries } = readOnlyVms();
 let app: FastifyInstance;
+let freed = 0;
 // The replies as they were before they were kept: fastify serializing the envelope object.
 let plain: FastifyInstance;
 
@@ -26,6 +27,7 @@ beforeAll(async () => {
     // The caller names itself in `additional.as`: authentication is not what this file tests.
     renters: { authorize: (body) => String(body.additional.as), sessionId: () => "", nodeState: () => "rented" },
     nodeInfo: async () => ({}),
+    freeMemory: async () => (freed++, "not allowed"),
     forwardHost: "127.0.0.1",
   };
   app = Fastify();
@@ -72,5 +74,14 @@ describe("tasks (the list) and tasks/<id>", () => {
     expect(JSON.parse((await call("tasks", "alice")).payload).message[0]).toMatchObject({ task_id: "a1", status: "running" });
     expect(JSON.parse((await call("tasks/a1", "alice")).payload).message).toMatchObject({ task_id: "a1", status: "running" });
     expect(JSON.parse((await replies.detail("alice", "a1", "127.0.0.1")).toString()).message.status).toBe("running");
+  });
+});
+
+describe("mining_nodes/free_memory", () => {
+  it("answers DBC's ok to a renter of the node, after asking the host to free memory once", async () => {
+    const r = await call("mining_nodes/free_memory", "alice");
+    expect(r.statusCode).toBe(200);
+    expect(JSON.parse(r.payload)).toEqual({ errcode: 0, message: "ok" });
+    expect(freed).toBe(1);
   });
 });

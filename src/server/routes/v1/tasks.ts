@@ -32,21 +32,36 @@ function positive(name: string, v: unknown): number {
   return n;
 }
 
-/** `tasks/modify` additional → a VmModify. */
+/**
+ * DBC's reading of an optional string field of `additional`: absent, null or "" means "no change"
+ * (DBC's clients send every field, empty when unchanged).
+ */
+const given = (v: unknown): boolean => v !== undefined && v !== null && v !== "";
+
+/**
+ * `tasks/modify` additional → a VmModify, read as DBC's node reads it: empty fields change nothing,
+ * a list given (even empty) replaces the stored one, and nothing to change is not an error.
+ */
 function modifyFrom(a: Record<string, unknown>): VmModify {
   const m: VmModify = {};
-  if (a.new_ssh_port !== undefined) m.sshPort = portField(() => parseSshPort(a.new_ssh_port, "new_ssh_port"));
-  if (a.new_rdp_port !== undefined) m.rdpPort = portField(() => parseRdpPort(a.new_rdp_port, "new_rdp_port"));
-  if (a.new_vnc_port !== undefined) m.vncPort = portField(() => parseVncPort(a.new_vnc_port, "new_vnc_port"));
-  if (a.new_custom_port !== undefined) m.customPorts = portField(() => parseCustomPorts(a.new_custom_port, { field: "new_custom_port" }));
-  if (a.new_cpu_cores !== undefined) m.cores = positive("new_cpu_cores", a.new_cpu_cores);
-  if (a.new_mem_size !== undefined) m.memoryMiB = positive("new_mem_size", a.new_mem_size) * 1024;
-  if (a.new_gpu_count !== undefined) {
+  if (given(a.new_ssh_port)) m.sshPort = portField(() => parseSshPort(a.new_ssh_port, "new_ssh_port"));
+  if (given(a.new_rdp_port)) m.rdpPort = portField(() => parseRdpPort(a.new_rdp_port, "new_rdp_port"));
+  if (given(a.new_vnc_port)) m.vncPort = portField(() => parseVncPort(a.new_vnc_port, "new_vnc_port"));
+  if (a.new_custom_port !== undefined && a.new_custom_port !== null) {
+    m.customPorts = portField(() => parseCustomPorts(a.new_custom_port, { field: "new_custom_port" }));
+  }
+  if (given(a.new_cpu_cores)) m.cores = positive("new_cpu_cores", a.new_cpu_cores);
+  if (given(a.new_mem_size)) m.memoryMiB = positive("new_mem_size", a.new_mem_size) * 1024;
+  if (given(a.new_gpu_count)) {
     const n = Number(a.new_gpu_count);
     if (!Number.isInteger(n) || n < 0) throw new FieldError("new_gpu_count", "new_gpu_count is invalid");
     m.gpuCount = n;
   }
-  if (Object.keys(m).length === 0) throw new FieldError("additional", "nothing to modify");
+  // Security groups need the bridged network (nftables per VM); a renter must not believe a firewall holds that does not.
+  if (Array.isArray(a.new_network_filters) && a.new_network_filters.length > 0) {
+    throw new FieldError("new_network_filters", "new_network_filters: network filters are not available on this node yet (user-mode networking has no per-VM firewall)");
+  }
+  if (given(a.new_public_ip)) throw new FieldError("new_public_ip", "new_public_ip: public ips are not available on this node yet");
   return m;
 }
 
@@ -95,10 +110,11 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
     "/tasks/:verb/:id",
     {
       schema: schema(
-        "start | shutdown | poweroff | stop | restart | reset | delete | logs | modify a task",
+        "start | shutdown | poweroff | stop | restart | reset | delete | logs | modify | passwd a task",
         "Lifecycle verbs answer at once with `ok` and an `operation_id` (top level). shutdown is graceful (ACPI " +
           "power button, then power-off after a timeout); restart takes `force_reboot` (query or additional). " +
-          "logs takes flag=head|tail and line_num (≤ 100). modify changes ports at once and cpu/memory/gpu while shut off.",
+          "logs takes flag=head|tail and line_num (≤ 100). modify changes ports at once; a new VNC port, CPU and memory take " +
+          "effect at the next boot. passwd sets a guest user's password through the guest agent (additional: username, password).",
       ),
     },
     async (req: Req) => {
@@ -113,6 +129,13 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
         let lines = reads.logLines(vm.id, flag, Math.min(asked, MAX_LOG_LINES - 1));
         while (Buffer.byteLength(lines.join("\n")) > MAX_LOG_BYTES) lines = flag === "tail" ? lines.slice(1) : lines.slice(0, -1);
         return ok({ task_id: vm.id, log_content: lines });
+      }
+      if (verb === "passwd") {
+        const vm = reads.getFor(renter(req), req.params.id);
+        // DBC reads both as strings and takes anything else as empty.
+        const text = (v: unknown) => (typeof v === "string" ? v : "");
+        await vms.setPassword(vm.id, text(additional.username), text(additional.password));
+        return ok("ok");
       }
       if (verb === "modify") {
         const vm = reads.getFor(renter(req), req.params.id);
