@@ -14,6 +14,7 @@ import { DEFAULT_LIVENESS } from "../group/liveness.js";
 import { memberCapacity } from "./capacity.js";
 import { startAutoJoin } from "./auto-join.js";
 import { DiscoveryResponder } from "../group/discovery.js";
+import { nodeKeyAuthenticator } from "../auth/signed-envelope.js";
 
 export interface AgentOptions {
   host: string;
@@ -84,16 +85,17 @@ export async function startAgent(
   const { vms, accel, images } = vmService;
   const authority = RenterAuthority.open(state.db);
   const forwardHost = opts.forwardHost ?? opts.host;
+  const nodeKey = nodeKeyAuthenticator(identity.nodeId, (m) => identity.sign(m));
   const router = new GroupRouter({
     nodeId: identity.nodeId,
-    sign: (m) => identity.sign(m),
+    key: nodeKey,
     peer: (nodeId) => group.peer(nodeId),
     masterNodeId: () => (group.hostConfig.host_type === "slave" ? group.hostConfig.master_node_id : undefined),
   });
   heartbeats = new HeartbeatSender({
     intervalMs: opts.heartbeatMs ?? 3000,
     nodeId: identity.nodeId,
-    sign: (m) => identity.sign(m),
+    key: nodeKey,
     master: () => (group.hostConfig.host_type === "slave" ? group.hostConfig.master : undefined),
     agentPort: () => state.port,
     nickname: () => state.files.system.nickname,

@@ -7,3 +7,5 @@ export * from "./session-repo.js";
 export * from "./verified-signatures.js";
 export * from "./rental-ledger.js";
 export * from "./authorize.js";
+export * from "./replay-store.js";
+export * from "./signed-envelope.js";

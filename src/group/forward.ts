@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { request } from "node:http";
 import type { Agent, IncomingHttpHeaders, IncomingMessage } from "node:http";
-import { sr25519Verify } from "@polkadot/util-crypto";
-import { hexToU8a, u8aToHex } from "@polkadot/util";
+import { EnvelopeChecker, envelopeMessage, nodeKeyAuthenticator, sealEnvelope, type Authenticator, type EnvelopeRefusal } from "../auth/signed-envelope.js";
+import { WindowedNonces } from "../auth/replay-store.js";
 import { DbcError } from "../api/v1/envelope.js";
 import { splitAddress } from "./local-address.js";
 import { MemberConnections } from "./member-connections.js";
@@ -18,7 +18,7 @@ export const FORWARD_HEADERS = {
   at: "x-batu-forward-at",
   /** Random, used once: a captured call cannot be replayed within the time window. */
   nonce: "x-batu-forward-nonce",
-  /** sr25519 signature by the master's node key of `forwardMessage(...)`, hex. */
+  /** The master's proof (sr25519 signature by its node key) over `forwardMessage(...)`, hex. */
   sig: "x-batu-forward-sig",
 } as const;
 
@@ -45,13 +45,29 @@ export interface ForwardReply {
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
-/** The bytes the master signs: a domain tag, the call (body by hash), who it is for, when, and a nonce. */
-export function forwardMessage(p: { method: string; url: string; bodyText: string; renter: string; at: string; nonce: string }): string {
-  return `batu-forward/1\n${JSON.stringify([p.method.toUpperCase(), p.url, sha256(p.bodyText), p.renter, p.at, p.nonce])}`;
+const FORWARD_TAG = "batu-forward/1";
+
+/** What the body hash covers for a call without a body (an event stream's GET): the first protocol's choice. */
+export const NO_BODY_TEXT = "null";
+
+interface ForwardFields {
+  method: string;
+  url: string;
+  bodyText: string;
+  renter: string;
+  at: string;
+  nonce: string;
 }
 
-/** The headers that carry a forwarded call's proof of origin. */
-export function signForward(call: ForwardCall, masterNodeId: string, sign: (m: string) => Uint8Array, now: Date): Record<string, string> {
+const forwardFields = (p: ForwardFields) => [p.method.toUpperCase(), p.url, sha256(p.bodyText), p.renter, p.at, p.nonce];
+
+/** The bytes the master signs: a domain tag, the call (body by hash), who it is for, when, and a nonce. */
+export function forwardMessage(p: ForwardFields): string {
+  return envelopeMessage(FORWARD_TAG, forwardFields(p));
+}
+
+/** The headers that carry a forwarded call's proof of origin, made with the master's key. */
+export function signForward(call: ForwardCall, masterNodeId: string, key: Authenticator, now: Date): Record<string, string> {
   const at = String(now.getTime());
   const nonce = randomBytes(16).toString("hex");
   const renter = call.renter ?? "";
@@ -60,22 +76,32 @@ export function signForward(call: ForwardCall, masterNodeId: string, sign: (m: s
     [FORWARD_HEADERS.renter]: renter,
     [FORWARD_HEADERS.at]: at,
     [FORWARD_HEADERS.nonce]: nonce,
-    [FORWARD_HEADERS.sig]: u8aToHex(sign(forwardMessage({ ...call, renter, at, nonce }))),
+    [FORWARD_HEADERS.sig]: sealEnvelope(key, FORWARD_TAG, forwardFields({ ...call, renter, at, nonce })),
   };
 }
 
 const one = (h: string | string[] | undefined) => (Array.isArray(h) ? h[0] : h);
+
+/** Why a forwarded call is refused, after "check authority failed: forwarded call refused: ". */
+const REFUSALS: Record<EnvelopeRefusal, string> = {
+  skew: "stale or future timestamp",
+  malformed: "bad nonce",
+  replayed: "replayed",
+  proof: "bad signature",
+};
 
 /**
  * A member's check of forwarded calls: signed by the master it joined (master_node_id), fresh, and
  * never seen before. Seen nonces are kept for twice the time window, then dropped.
  */
 export class ForwardVerifier {
-  private readonly seen = new Map<string, number>();
+  private readonly checker = new EnvelopeChecker(FORWARD_MAX_SKEW_MS, new WindowedNonces(2 * FORWARD_MAX_SKEW_MS));
 
   constructor(
     private readonly masterNodeId: () => string | undefined,
     private readonly now: () => Date = () => new Date(),
+    /** The key the master's calls are checked with: its node key. */
+    private readonly keyOf: (nodeId: string) => Authenticator = (nodeId) => nodeKeyAuthenticator(nodeId),
   ) {}
 
   /** Whether a request claims to be forwarded at all. */
@@ -94,23 +120,15 @@ export class ForwardVerifier {
     const sig = one(headers[FORWARD_HEADERS.sig]) ?? "";
     if (!master) throw deny("this host has no master");
     if (by !== master) throw deny("not from this host's master");
-    const nowMs = this.now().getTime();
-    if (!/^\d+$/.test(at) || Math.abs(nowMs - Number(at)) > FORWARD_MAX_SKEW_MS) throw deny("stale or future timestamp");
-    if (!/^[0-9a-f]{32}$/.test(nonce)) throw deny("bad nonce");
-    // Oldest first (insertion order): stop at the first one still kept, not a walk over all of them.
-    for (const [n, expires] of this.seen) {
-      if (expires >= nowMs) break;
-      this.seen.delete(n);
-    }
-    if (this.seen.has(nonce)) throw deny("replayed");
-    let valid = false;
-    try {
-      valid = sr25519Verify(forwardMessage({ method, url, bodyText, renter, at, nonce }), hexToU8a(sig), hexToU8a("0x" + master));
-    } catch {
-      valid = false;
-    }
-    if (!valid) throw deny("bad signature");
-    this.seen.set(nonce, nowMs + 2 * FORWARD_MAX_SKEW_MS);
+    const envelope = {
+      tag: FORWARD_TAG,
+      fields: forwardFields({ method, url, bodyText, renter, at, nonce }),
+      at: /^\d+$/.test(at) ? Number(at) : NaN,
+      replayKey: /^[0-9a-f]{32}$/.test(nonce) ? nonce : null,
+      proof: sig,
+    };
+    const refused = this.checker.check(envelope, this.keyOf(master), this.now());
+    if (refused) throw deny(REFUSALS[refused]);
     return renter === "" ? null : renter;
   }
 }
@@ -194,7 +212,8 @@ export function streamFromPeer(peer: GroupPeer, call: ForwardCall, headers: Reco
 
 export interface GroupRouterOptions {
   nodeId: string;
-  sign: (message: string) => Uint8Array;
+  /** This agent's key, which signs the calls it forwards (its sr25519 node key). */
+  key: Authenticator;
   peer: (nodeId: string) => GroupPeer | undefined;
   masterNodeId: () => string | undefined;
   now?: () => Date;
@@ -221,7 +240,7 @@ export class GroupRouter {
       this.connections.forget(peer.nodeId);
       throw unreachable(peer.nodeId, `its agent is dead (last seen ${peer.lastSeen})`);
     }
-    const headers = signForward(call, this.opts.nodeId, this.opts.sign, this.now());
+    const headers = signForward(call, this.opts.nodeId, this.opts.key, this.now());
     const replyTimeoutMs = peer.state === "suspect" ? FORWARD_CONNECT_TIMEOUT_MS : FORWARD_REPLY_TIMEOUT_MS;
     return sendToPeer(peer, call, headers, replyTimeoutMs, this.connections.agentFor(peer));
   }
@@ -229,7 +248,7 @@ export class GroupRouter {
   /** Opens an event stream on a member for a renter the master authenticated; a dead member fails at once. */
   async stream(peer: GroupPeer, call: ForwardCall): Promise<IncomingMessage> {
     if (peer.state === "dead") throw unreachable(peer.nodeId, `its agent is dead (last seen ${peer.lastSeen})`);
-    return streamFromPeer(peer, call, signForward(call, this.opts.nodeId, this.opts.sign, this.now()));
+    return streamFromPeer(peer, call, signForward(call, this.opts.nodeId, this.opts.key, this.now()));
   }
 
   /** Closes the kept connections to members (the agent is stopping). */
