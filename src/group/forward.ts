@@ -1,10 +1,9 @@
 import { createHash, randomBytes } from "node:crypto";
-import { request } from "node:http";
 import type { Agent, IncomingHttpHeaders, IncomingMessage } from "node:http";
+import { HttpTransportError, openHttp, sendHttp } from "../sdk/http.js";
 import { EnvelopeChecker, envelopeMessage, nodeKeyAuthenticator, sealEnvelope, type Authenticator, type EnvelopeRefusal } from "../auth/signed-envelope.js";
 import { WindowedNonces } from "../auth/replay-store.js";
 import { DbcError } from "../api/v1/envelope.js";
-import { splitAddress } from "./local-address.js";
 import { MemberConnections } from "./member-connections.js";
 import type { GroupPeer } from "./membership.js";
 
@@ -138,53 +137,42 @@ export function unreachable(nodeId: string, why: string): DbcError {
   return new DbcError(-32701, `create node request failed: node ${nodeId} is unreachable: ${why}`);
 }
 
+/** Runs an HTTP call to a member, turning a failure to get an answer into DbcError -32701 naming it. */
+async function toMember<T>(peer: GroupPeer, send: Promise<T>): Promise<T> {
+  try {
+    return await send;
+  } catch (e) {
+    if (e instanceof HttpTransportError) throw unreachable(peer.nodeId, e.message);
+    throw e;
+  }
+}
+
 /**
  * Sends a call to a member and returns its reply as is. A fresh connection unless `agent` pools them
  * (MemberConnections: alive members only); a new connection must be made within the connect bound,
  * the whole reply within `replyTimeoutMs`. Throws DbcError -32701.
  */
-export function sendToPeer(
+export async function sendToPeer(
   peer: GroupPeer,
   call: ForwardCall,
   headers: Record<string, string>,
   replyTimeoutMs: number,
   agent: Agent | false = false,
 ): Promise<ForwardReply> {
-  const { host, port } = splitAddress(peer.address);
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: host.replace(/^\[|\]$/g, ""),
-      port,
+  const res = await toMember(
+    peer,
+    sendHttp({
+      address: peer.address,
       method: call.method,
       path: call.url,
+      headers: { ...headers, "content-type": "application/json" },
+      body: call.bodyText,
       agent,
-      headers: { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(call.bodyText) },
-    });
-    const fail = (why: string) => {
-      clearTimeout(connectTimer);
-      req.destroy();
-      reject(unreachable(peer.nodeId, why));
-    };
-    const connectTimer = setTimeout(() => fail(`no connection within ${FORWARD_CONNECT_TIMEOUT_MS} ms`), FORWARD_CONNECT_TIMEOUT_MS);
-    req.setTimeout(replyTimeoutMs, () => fail(`no reply within ${replyTimeoutMs} ms`));
-    // A kept socket is connected already: no 'connect' will come.
-    req.once("socket", (s) => (s.connecting ? s.once("connect", () => clearTimeout(connectTimer)) : clearTimeout(connectTimer)));
-    req.once("error", (e) => fail(e.message));
-    req.once("response", (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.once("error", (e) => fail(e.message));
-      res.once("end", () => {
-        clearTimeout(connectTimer);
-        resolve({
-          status: res.statusCode ?? 502,
-          contentType: res.headers["content-type"] ?? "application/json; charset=utf-8",
-          body: Buffer.concat(chunks),
-        });
-      });
-    });
-    req.end(call.bodyText);
-  });
+      connectTimeoutMs: FORWARD_CONNECT_TIMEOUT_MS,
+      replyTimeoutMs,
+    }),
+  );
+  return { status: res.status, contentType: res.headers["content-type"] ?? "application/json; charset=utf-8", body: res.body };
 }
 
 /**
@@ -192,22 +180,10 @@ export function sendToPeer(
  * only the connection and the response's head are bounded. Throws DbcError -32701.
  */
 export function streamFromPeer(peer: GroupPeer, call: ForwardCall, headers: Record<string, string>): Promise<IncomingMessage> {
-  const { host, port } = splitAddress(peer.address);
-  return new Promise((resolve, reject) => {
-    const req = request({ host: host.replace(/^\[|\]$/g, ""), port, method: call.method, path: call.url, agent: false, headers });
-    const fail = (why: string) => {
-      clearTimeout(timer);
-      req.destroy();
-      reject(unreachable(peer.nodeId, why));
-    };
-    const timer = setTimeout(() => fail(`no answer within ${FORWARD_CONNECT_TIMEOUT_MS} ms`), FORWARD_CONNECT_TIMEOUT_MS);
-    req.once("error", (e) => fail(e.message));
-    req.once("response", (res) => {
-      clearTimeout(timer);
-      resolve(res);
-    });
-    req.end();
-  });
+  return toMember(
+    peer,
+    openHttp({ address: peer.address, method: call.method, path: call.url, headers, connectTimeoutMs: FORWARD_CONNECT_TIMEOUT_MS }),
+  );
 }
 
 export interface GroupRouterOptions {
