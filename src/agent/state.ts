@@ -3,7 +3,7 @@ import { mkdirSync } from "node:fs";
 import { loadHostFiles, type HostFiles } from "../config/host-files.js";
 import { loadIdentity, type NodeIdentity } from "../auth/identity.js";
 import { openDb, type Db } from "../store/db.js";
-import { GroupMemberRepo } from "../store/group-members.js";
+import { GroupMemberRepo } from "../group/member-repo.js";
 import { GroupService } from "../group/membership.js";
 import type { Logger } from "../lib/logger.js";
 import { selfAddress } from "./self-address.js";

@@ -3,3 +3,4 @@ export * from "./local-address.js";
 export * from "./liveness.js";
 export * from "./heartbeat.js";
 export * from "./forward.js";
+export * from "./member-repo.js";

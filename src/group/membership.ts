@@ -14,7 +14,8 @@ import type {
 } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
 import { saveHostConfig } from "../config/host-files.js";
-import type { GroupMemberRepo, MemberRecord, MemberState } from "../store/group-members.js";
+import type { GroupMemberRepo, MemberRecord } from "./member-repo.js";
+import type { MemberState } from "./liveness.js";
 import { HostApiError, HostClient, UnreachableError, normalizeAddress, seedAddress } from "../sdk/index.js";
 import type { Logger } from "../lib/logger.js";
 import { joinAddress, localAddressToward, splitAddress } from "./local-address.js";
