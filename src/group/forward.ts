@@ -5,7 +5,7 @@ import { EnvelopeChecker, envelopeMessage, nodeKeyAuthenticator, sealEnvelope, t
 import { WindowedNonces } from "../auth/replay-store.js";
 import { DbcError } from "../api/v1/envelope.js";
 import { MemberConnections } from "./member-connections.js";
-import type { GroupPeer } from "./membership.js";
+import type { GroupPeer } from "./master-role.js";
 
 /** Headers of a renter call the master forwards to a member. */
 export const FORWARD_HEADERS = {
