@@ -9,3 +9,4 @@ export * from "./rental-ledger.js";
 export * from "./authorize.js";
 export * from "./replay-store.js";
 export * from "./signed-envelope.js";
+export * from "./errors.js";
