@@ -9,6 +9,7 @@ import { u8aToHex } from "@polkadot/util";
 import { blake2AsU8a, sr25519PairFromSeed, sr25519Sign } from "@polkadot/util-crypto";
 import type { MemberCapacity } from "../../src/api/host.js";
 import { signHeartbeat } from "../../src/group/heartbeat.js";
+import { nodeKeyAuthenticator } from "../../src/auth/signed-envelope.js";
 import { HostApiError, HostClient } from "../../src/sdk/index.js";
 import { now } from "./proc.js";
 
@@ -130,7 +131,7 @@ export class SimGroup {
   /** One beat, as HeartbeatSender.beat sends it (same timeout rule); the outcome goes to `samples`. */
   private async beat(m: SimMember): Promise<void> {
     const timeoutMs = Math.max(500, Math.min(2000, this.intervalMs));
-    const hb = signHeartbeat({ node_id: m.nodeId, address: m.address, nickname: m.nickname, sent_at: Date.now(), capacity: m.capacity }, m.sign);
+    const hb = signHeartbeat({ node_id: m.nodeId, address: m.address, nickname: m.nickname, sent_at: Date.now(), capacity: m.capacity }, nodeKeyAuthenticator(m.nodeId, m.sign));
     const atMs = now();
     let error: BeatSample["error"] = null;
     try {

@@ -7,7 +7,6 @@ import { RenterAuthority } from "../auth/authorize.js";
 import { nodeInfo } from "../vm/node-info.js";
 import { freePageCache } from "../host/page-cache.js";
 import { VERSION } from "../server/app.js";
-import { HeartbeatSender } from "../group/heartbeat.js";
 import { GroupRouter } from "../group/forward.js";
 import { GroupVms } from "../group/group-vms.js";
 import { DEFAULT_LIVENESS } from "../group/liveness.js";
@@ -51,8 +50,6 @@ export async function startAgent(
   opts: AgentOptions,
   log: Logger = createLogger({ level: opts.logLevel }),
 ): Promise<RunningAgent> {
-  // The heartbeat loop needs the state and the state reports the loop's view of the master: a late binding.
-  let heartbeats: HeartbeatSender | undefined;
   const state = await openAgentState(
     {
       ...opts,
@@ -60,7 +57,6 @@ export async function startAgent(
         suspectAfterMs: opts.suspectAfterMs ?? DEFAULT_LIVENESS.suspectAfterMs,
         deadAfterMs: opts.deadAfterMs ?? DEFAULT_LIVENESS.deadAfterMs,
       },
-      masterContact: () => heartbeats?.status ?? { reachable: false, lastHeartbeat: null, lastError: null },
     },
     log,
   );
@@ -86,21 +82,11 @@ export async function startAgent(
   const forwardHost = opts.forwardHost ?? opts.host;
   const router = new GroupRouter({
     nodeId: identity.nodeId,
-    sign: (m) => identity.sign(m),
+    key: state.nodeKey,
     peer: (nodeId) => group.peer(nodeId),
-    masterNodeId: () => (group.hostConfig.host_type === "slave" ? group.hostConfig.master_node_id : undefined),
+    masterNodeId: () => group.masterNodeId(),
   });
-  heartbeats = new HeartbeatSender({
-    intervalMs: opts.heartbeatMs ?? 3000,
-    nodeId: identity.nodeId,
-    sign: (m) => identity.sign(m),
-    master: () => (group.hostConfig.host_type === "slave" ? group.hostConfig.master : undefined),
-    agentPort: () => state.port,
-    nickname: () => state.files.system.nickname,
-    capacity: () => memberCapacity({ dataDir: state.dataDir, vms: () => vms.queries.list(), version: VERSION }),
-    log: agentLog,
-  });
-  const nodeState = (nodeId: string) => (authority.rentals.activeRental(nodeId, new Date()) ? "rented" : "online");
+  const nodeState = (nodeId: string) => authority.rentals.nodeState(nodeId);
   const app = await build({
     log: agentLog,
     adminToken: identity.adminToken,
@@ -111,7 +97,7 @@ export async function startAgent(
     groupVms: new GroupVms({
       nodeId: identity.nodeId,
       selfAddress: () => group.selfAddress,
-      isMaster: () => group.hostConfig.host_type === "master",
+      isMaster: () => group.isMaster,
       peers: () => group.peers(),
       router,
     }),
@@ -157,8 +143,11 @@ export async function startAgent(
       },
       "agent listening",
     );
-    heartbeats.start();
-    const sender = heartbeats;
+    const heartbeatMs = opts.heartbeatMs ?? 3000;
+    group.start({
+      intervalMs: heartbeatMs,
+      capacity: () => memberCapacity({ dataDir: state.dataDir, vms: () => vms.queries.list(), version: VERSION }),
+    });
     // Masters answer discovery on the interfaces the agent serves (none for a loopback-only agent).
     const responder = new DiscoveryResponder({
       bindHost: opts.host,
@@ -167,12 +156,10 @@ export async function startAgent(
       log: agentLog,
     });
     await responder.start();
-    const heartbeatMs = opts.heartbeatMs ?? 3000;
     const stopAutoJoin = opts.discover
       ? startAutoJoin({
           group,
           ...opts.discover,
-          masterContact: () => sender.status,
           // Ten missed beats: long enough not to chase a master that is merely restarting.
           lostAfterMs: 10 * heartbeatMs,
           retryMs: Math.min(5000, Math.max(500, heartbeatMs * 5)),
@@ -186,7 +173,7 @@ export async function startAgent(
       close: async () => {
         stopAutoJoin();
         responder.close();
-        sender.stop();
+        group.stop();
         await app.close();
         router.close();
         await vms.service.close();
@@ -194,7 +181,9 @@ export async function startAgent(
       },
     };
   } catch (e) {
+    group.stop();
     await app.close();
+    router.close();
     await vms.service.close();
     state.close();
     throw e;

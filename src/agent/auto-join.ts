@@ -1,14 +1,11 @@
 import { DiscoveryError, discoverMaster } from "../group/discovery.js";
-import type { MasterContact } from "../group/heartbeat.js";
-import type { GroupService } from "../group/membership.js";
+import type { GroupService } from "../group/service.js";
 import type { Logger } from "../lib/logger.js";
 
 export interface AutoJoinOptions {
   group: GroupService;
   joinToken: string;
   groupName?: string | undefined;
-  /** What the heartbeats know of the master: how long it has been out of reach. */
-  masterContact: () => MasterContact;
   /** Out of reach this long, the master is looked for again on the LAN (it may have a new address). */
   lostAfterMs: number;
   /** Pause between attempts. */
@@ -41,7 +38,7 @@ export function startAutoJoin(opts: AutoJoinOptions): () => void {
   const followMovedMaster = async () => {
     const host = opts.group.hostConfig;
     if (host.host_type !== "slave" || !host.master_node_id) return;
-    if (opts.masterContact().reachable) {
+    if (opts.group.masterContact().reachable) {
       lostSince = null;
       return;
     }

@@ -3,12 +3,12 @@ import { mkdirSync } from "node:fs";
 import { loadHostFiles, type HostFiles } from "../config/host-files.js";
 import { loadIdentity, type NodeIdentity } from "../auth/identity.js";
 import { openDb, type Db } from "../store/db.js";
-import { GroupMemberRepo } from "../store/group-members.js";
-import { GroupService } from "../group/membership.js";
+import { GroupMemberRepo } from "../group/member-repo.js";
+import { GroupService } from "../group/service.js";
 import type { Logger } from "../lib/logger.js";
 import { selfAddress } from "./self-address.js";
 import type { LivenessTimes } from "../group/liveness.js";
-import type { MasterContact } from "../group/heartbeat.js";
+import { nodeKeyAuthenticator, type Authenticator } from "../auth/signed-envelope.js";
 
 /** The state file of an agent, in its data dir. */
 export const DB_FILE = "batu.db";
@@ -20,8 +20,6 @@ export interface AgentStateOptions {
   port: number;
   /** When members turn suspect and dead (master). */
   liveness?: LivenessTimes | undefined;
-  /** What the heartbeat loop knows about the master (member). */
-  masterContact?: (() => MasterContact) | undefined;
 }
 
 /** An agent's loaded conf, identity, store and services: what both the agent and offline CLI commands use. */
@@ -30,6 +28,8 @@ export interface AgentState {
   dataDir: string;
   files: HostFiles;
   identity: NodeIdentity;
+  /** The node key as the group's signed envelopes use it (forwarded calls, heartbeats). */
+  nodeKey: Authenticator;
   db: Db;
   group: GroupService;
   /** The port actually listened on (0 in the options means "any"; the agent sets it once bound). */
@@ -46,10 +46,12 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
   mkdirSync(dataDir, { recursive: true });
   const db = openDb(join(dataDir, DB_FILE));
   let port = opts.port;
+  const nodeKey = nodeKeyAuthenticator(identity.nodeId, (m) => identity.sign(m));
   const group = new GroupService({
     confDir,
     hostConfig: files.host,
     nodeId: identity.nodeId,
+    key: nodeKey,
     joinToken: identity.joinToken,
     adminToken: identity.adminToken,
     nickname: () => files.system.nickname,
@@ -58,13 +60,13 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     members: new GroupMemberRepo(db),
     log,
     ...(opts.liveness ? { liveness: opts.liveness } : {}),
-    ...(opts.masterContact ? { masterContact: opts.masterContact } : {}),
   });
   return {
     confDir,
     dataDir,
     files,
     identity,
+    nodeKey,
     db,
     group,
     get port() {

@@ -185,7 +185,7 @@ export type MasterHello = Static<typeof MasterHello>;
 
 /**
  * `POST /master/group/heartbeat`: a member's periodic report. No token: the member signs
- * `heartbeatMessage(...)` (src/group/heartbeat.ts) with its node key, checked against the node id
+ * `signHeartbeat(...)` (src/group/heartbeat.ts) with its node key, checked against the node id
  * recorded at join; `sent_at` bounds replays.
  */
 export const GroupHeartbeat = Type.Object(

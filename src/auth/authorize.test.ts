@@ -3,7 +3,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeAddress } from "@polkadot/util-crypto";
-import { DbcError } from "../api/v1/envelope.js";
+import { RenterRefusal } from "./errors.js";
+import { dbcErrorOf } from "../server/routes/v1/errors.js";
 import { parseDbcRequest, type DbcRequest } from "../api/v1/request.js";
 import { openDb } from "../store/db.js";
 import { RenterAuthority } from "./authorize.js";
@@ -28,7 +29,9 @@ function refusal(fn: () => unknown): [number, number, string] {
   try {
     fn();
   } catch (e) {
-    if (e instanceof DbcError) return [e.httpStatus, e.errcode, e.message];
+    // As the DBC API answers it (server/routes/v1/errors.ts maps the authority's domain errors).
+    const wire = e instanceof RenterRefusal ? dbcErrorOf(e) : undefined;
+    if (wire) return [wire.httpStatus, wire.errcode, wire.message];
     throw e;
   }
   throw new Error("did not throw");

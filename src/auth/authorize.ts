@@ -1,9 +1,11 @@
 /**
  * DBC's `check_authority` on batu's rental ledger (reference §2.3–2.5): the one place that decides
- * who a `/api/v1` request acts as. Every refusal is a DbcError with DBC's errcode and text.
+ * who a `/api/v1` request acts as. Every refusal is a RenterRefusal with DBC's text (its errcode is
+ * given at the edge, server/routes/v1/errors.ts).
  */
 import { encodeAddress } from "@polkadot/util-crypto";
-import { DbcError } from "../api/v1/envelope.js";
+import { AUTHORITY_FAILED } from "../api/v1/envelope.js";
+import { RenterRefusal } from "./errors.js";
 import type { DbcMultisigAccounts, DbcRequest } from "../api/v1/request.js";
 import type { Db } from "../store/db.js";
 import { NonceRepo, type NonceUse } from "./nonce-repo.js";
@@ -16,6 +18,14 @@ export interface RenterAuthorityDeps {
   rentals: RentalLedger;
   nonces: NonceRepo;
   sessions: SessionRepo;
+}
+
+/**
+ * `check authority failed: <reason>`, DBC's text, with batu's `: <detail>` after it where DBC only
+ * logs the cause (`check authority failed: nonce check failed: nonce is already exist`).
+ */
+function denied(reason: string, detail?: string): RenterRefusal {
+  return new RenterRefusal("denied", `${AUTHORITY_FAILED}: ${reason}${detail ? `: ${detail}` : ""}`);
 }
 
 /** DBC's client-node text when a request carries no usable identity (HTTP 400, -25). */
@@ -73,26 +83,26 @@ export class RenterAuthority {
     return this.deps.rentals;
   }
 
-  /** The renter a request acts as on `nodeId`, which it rents now; else a DbcError (-25 or -3). */
+  /** The renter a request acts as on `nodeId`, which it rents now; else a RenterRefusal. */
   authorize(req: DbcRequest, nodeId: string, now: Date = new Date()): Renter {
     requireIdentity(req);
     const rental = this.deps.rentals.activeRental(nodeId, now);
-    if (!rental) throw DbcError.authority("machine is not be rented");
+    if (!rental) throw denied("machine is not be rented");
     const withSession = Boolean(req.session_id && req.session_id_sign);
     if (withSession) {
       const renter = this.deps.sessions.check(req.session_id!, req.session_id_sign!);
       if (renter) {
-        if (renter.renterId !== rental.renter.renterId) throw DbcError.authority("machine has already expired");
+        if (renter.renterId !== rental.renter.renterId) throw denied("machine has already expired");
         return renter;
       }
     }
     const found = this.verifyIdentities(req, now, withSession);
     const match = found.find((r) => r.renterId === rental.renter.renterId);
-    if (!match) throw DbcError.authority("wallet not rented");
+    if (!match) throw denied("wallet not rented");
     return { ...match, via: "signature" };
   }
 
-  /** Who a request is, without asking for a rental (session id or signatures); else a DbcError. */
+  /** Who a request is, without asking for a rental (session id or signatures); else a RenterRefusal. */
   authenticate(req: DbcRequest, now: Date = new Date()): Renter {
     requireIdentity(req);
     const withSession = Boolean(req.session_id && req.session_id_sign);
@@ -121,9 +131,9 @@ export class RenterAuthority {
     if (req.wallet || req.nonce || req.sign) results.push(this.verifyWallet(req, now));
     const found = results.flatMap((r) => ("renter" in r ? [r.renter] : []));
     if (found.length > 0) return found;
-    if (withSession) throw DbcError.authority("session_id is invalid");
+    if (withSession) throw denied("session_id is invalid");
     const problems = results.flatMap((r) => ("problem" in r ? [r.problem] : []));
-    throw DbcError.authority("nonce check failed", problems.join("; ") || undefined);
+    throw denied("nonce check failed", problems.join("; ") || undefined);
   }
 
   private verifyWallet(req: DbcRequest, now: Date): Verified {
@@ -165,8 +175,8 @@ export class RenterAuthority {
   }
 }
 
-/** Throws DBC's `-25 wallet_sign and multisig_wallets all invalid: <detail>` when no identity is usable. */
+/** Throws RenterRefusal "no_identity" (DBC's `-25 wallet_sign and multisig_wallets all invalid: <detail>`) when no identity is usable. */
 export function requireIdentity(req: DbcRequest): void {
   const problem = identityProblem(req);
-  if (problem) throw DbcError.badParams(`${NO_IDENTITY}: ${problem}`);
+  if (problem) throw new RenterRefusal("no_identity", `${NO_IDENTITY}: ${problem}`);
 }

@@ -7,3 +7,6 @@ export * from "./session-repo.js";
 export * from "./verified-signatures.js";
 export * from "./rental-ledger.js";
 export * from "./authorize.js";
+export * from "./replay-store.js";
+export * from "./signed-envelope.js";
+export * from "./errors.js";

@@ -1,5 +1,6 @@
 import { prepared, type Db } from "../store/db.js";
 import { publicKeyHex } from "./signature.js";
+import type { ReplayStore } from "./replay-store.js";
 
 export { MAX_NONCE_LENGTH } from "../api/v1/request.js";
 
@@ -10,12 +11,13 @@ export interface NonceUse {
 }
 
 /**
- * Used nonces, kept in SQLite forever (DBC forgets them on restart). Keyed by (signer public key,
+ * Renters' used nonces, kept in SQLite forever (DBC forgets them on restart): the persisted
+ * `ReplayStore` (auth/replay-store.ts), unlike the windowed in-memory ones of calls between agents. Keyed by (signer public key,
  * nonce): a signature binds its signer, so that is all replay protection needs; the key rather than
  * the address string means one wallet under two SS58 prefixes is still one signer; and one renter's
  * choice of nonce can never lock another out, nor stop co-signers of a multisig signing one challenge.
  */
-export class NonceRepo {
+export class NonceRepo implements ReplayStore<NonceUse> {
   constructor(private readonly db: Db) {}
 
   /** Records every nonce as used, all or none. False (nothing recorded) when any was used before. */
@@ -34,11 +36,6 @@ export class NonceRepo {
       if (e instanceof NonceReplay) return false;
       throw e;
     }
-  }
-
-  /** True when the signer has used the nonce. */
-  used(signer: Uint8Array, nonce: string): boolean {
-    return prepared(this.db, "SELECT 1 FROM used_nonces WHERE signer = ? AND nonce = ?").get(publicKeyHex(signer), nonce) !== undefined;
   }
 }
 

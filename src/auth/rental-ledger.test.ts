@@ -3,7 +3,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeAddress } from "@polkadot/util-crypto";
-import { ApiError } from "../api/errors.js";
+import { RentalError } from "./errors.js";
+import { domainError } from "../server/errors.js";
 import { openDb } from "../store/db.js";
 import { MIGRATIONS } from "../store/migrations.js";
 import { RentalLedger, rentalState } from "./rental-ledger.js";
@@ -19,11 +20,13 @@ const NODE2 = "b".repeat(64);
 const t0 = new Date("2026-01-01T00:00:00Z");
 const hours = (n: number) => new Date(t0.getTime() + n * 3600_000);
 
-function refusal(fn: () => unknown): ApiError {
+/** A refusal as the host API answers it (server/errors.ts maps the ledger's domain errors). */
+function refusal(fn: () => unknown): { status: number; message: string } {
   try {
     fn();
   } catch (e) {
-    if (e instanceof ApiError) return e;
+    const reply = domainError(e);
+    if (e instanceof RentalError && reply) return reply;
     throw e;
   }
   throw new Error("did not throw");

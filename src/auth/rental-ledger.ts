@@ -1,4 +1,4 @@
-import { ApiError } from "../api/errors.js";
+import { RentalError } from "./errors.js";
 import type { RentalItem } from "../api/host-rent.js";
 import { prepared, type Db } from "../store/db.js";
 import type { VersionedMemo } from "../store/versioned-memo.js";
@@ -84,7 +84,7 @@ export function rentalItem(r: Rental, now: Date): RentalItem {
 
 function nodeIdOf(nodeId: string): string {
   const id = nodeId.toLowerCase();
-  if (!NODE_ID.test(id)) throw new ApiError("bad_request", "node_id: must be 64 hex characters (the node's public key)");
+  if (!NODE_ID.test(id)) throw new RentalError("invalid", "node_id: must be 64 hex characters (the node's public key)");
   return id;
 }
 
@@ -92,7 +92,7 @@ function renterOf(spec: RenterSpec): RenterIdentity {
   try {
     return renterFromSpec(spec);
   } catch (e) {
-    if (e instanceof RenterSpecError) throw new ApiError("bad_request", e.message);
+    if (e instanceof RenterSpecError) throw new RentalError("invalid", e.message);
     throw e;
   }
 }
@@ -101,7 +101,7 @@ function renterOf(spec: RenterSpec): RenterIdentity {
  * The master's rental ledger, in place of DBC's chain: the operator grants a renter a node until a
  * time. A node is `rented` while one of its grants is active, else `online`. One renter per node at
  * a time: granting an actively rented node to its renter again moves `until`; to another renter is
- * refused. Unknown node ids are accepted (the node may join later). Throws ApiError for the host API.
+ * refused. Unknown node ids are accepted (the node may join later). Throws RentalError.
  */
 export class RentalLedger {
   // Every renter call checks its node's rental: kept per node while the rentals table is unchanged.
@@ -118,13 +118,13 @@ export class RentalLedger {
   grant(nodeId: string, spec: RenterSpec, until: Date, now: Date = new Date()): Rental {
     const node = nodeIdOf(nodeId);
     const renter = renterOf(spec);
-    if (Number.isNaN(until.getTime())) throw new ApiError("bad_request", "until: is not a time");
-    if (until.getTime() <= now.getTime()) throw new ApiError("bad_request", "until: must be in the future");
+    if (Number.isNaN(until.getTime())) throw new RentalError("invalid", "until: is not a time");
+    if (until.getTime() <= now.getTime()) throw new RentalError("invalid", "until: must be in the future");
     const grantIn = this.db.transaction((): Rental => {
       const active = this.activeRental(node, now);
       if (active && active.renter.renterId !== renter.renterId) {
-        throw new ApiError(
-          "conflict",
+        throw new RentalError(
+          "rented",
           `node_id: node ${node} is rented to ${active.renter.renterId} until ${active.until} (rental ${active.id}); revoke it first`,
         );
       }
@@ -172,13 +172,13 @@ export class RentalLedger {
     let rental: Rental | undefined;
     if ("id" in target) {
       rental = this.get(target.id);
-      if (!rental) throw new ApiError("not_found", `id: no such rental: ${target.id}`);
+      if (!rental) throw new RentalError("not_found", `id: no such rental: ${target.id}`);
     } else {
       const node = nodeIdOf(target.nodeId);
       const renter = renterOf(target.renter);
       rental = this.activeRental(node, now);
       if (!rental || rental.renter.renterId !== renter.renterId) {
-        throw new ApiError("not_found", `no active rental of node ${node} to ${renter.renterId}`);
+        throw new RentalError("not_found", `no active rental of node ${node} to ${renter.renterId}`);
       }
     }
     if (rental.revokedAt === null) {

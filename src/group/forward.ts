@@ -1,12 +1,11 @@
 import { createHash, randomBytes } from "node:crypto";
-import { request } from "node:http";
 import type { Agent, IncomingHttpHeaders, IncomingMessage } from "node:http";
-import { sr25519Verify } from "@polkadot/util-crypto";
-import { hexToU8a, u8aToHex } from "@polkadot/util";
+import { HttpTransportError, openHttp, sendHttp } from "../sdk/http.js";
+import { EnvelopeChecker, envelopeMessage, nodeKeyAuthenticator, sealEnvelope, type Authenticator, type EnvelopeRefusal } from "../auth/signed-envelope.js";
+import { WindowedNonces } from "../auth/replay-store.js";
 import { DbcError } from "../api/v1/envelope.js";
-import { splitAddress } from "./local-address.js";
 import { MemberConnections } from "./member-connections.js";
-import type { GroupPeer } from "./membership.js";
+import type { GroupPeer } from "./master-role.js";
 
 /** Headers of a renter call the master forwards to a member. */
 export const FORWARD_HEADERS = {
@@ -18,7 +17,7 @@ export const FORWARD_HEADERS = {
   at: "x-batu-forward-at",
   /** Random, used once: a captured call cannot be replayed within the time window. */
   nonce: "x-batu-forward-nonce",
-  /** sr25519 signature by the master's node key of `forwardMessage(...)`, hex. */
+  /** The master's proof (sr25519 signature by its node key) over `forwardMessage(...)`, hex. */
   sig: "x-batu-forward-sig",
 } as const;
 
@@ -45,13 +44,29 @@ export interface ForwardReply {
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
-/** The bytes the master signs: a domain tag, the call (body by hash), who it is for, when, and a nonce. */
-export function forwardMessage(p: { method: string; url: string; bodyText: string; renter: string; at: string; nonce: string }): string {
-  return `batu-forward/1\n${JSON.stringify([p.method.toUpperCase(), p.url, sha256(p.bodyText), p.renter, p.at, p.nonce])}`;
+const FORWARD_TAG = "batu-forward/1";
+
+/** What the body hash covers for a call without a body (an event stream's GET): the first protocol's choice. */
+export const NO_BODY_TEXT = "null";
+
+interface ForwardFields {
+  method: string;
+  url: string;
+  bodyText: string;
+  renter: string;
+  at: string;
+  nonce: string;
 }
 
-/** The headers that carry a forwarded call's proof of origin. */
-export function signForward(call: ForwardCall, masterNodeId: string, sign: (m: string) => Uint8Array, now: Date): Record<string, string> {
+const forwardFields = (p: ForwardFields) => [p.method.toUpperCase(), p.url, sha256(p.bodyText), p.renter, p.at, p.nonce];
+
+/** The bytes the master signs: a domain tag, the call (body by hash), who it is for, when, and a nonce. */
+export function forwardMessage(p: ForwardFields): string {
+  return envelopeMessage(FORWARD_TAG, forwardFields(p));
+}
+
+/** The headers that carry a forwarded call's proof of origin, made with the master's key. */
+export function signForward(call: ForwardCall, masterNodeId: string, key: Authenticator, now: Date): Record<string, string> {
   const at = String(now.getTime());
   const nonce = randomBytes(16).toString("hex");
   const renter = call.renter ?? "";
@@ -60,22 +75,32 @@ export function signForward(call: ForwardCall, masterNodeId: string, sign: (m: s
     [FORWARD_HEADERS.renter]: renter,
     [FORWARD_HEADERS.at]: at,
     [FORWARD_HEADERS.nonce]: nonce,
-    [FORWARD_HEADERS.sig]: u8aToHex(sign(forwardMessage({ ...call, renter, at, nonce }))),
+    [FORWARD_HEADERS.sig]: sealEnvelope(key, FORWARD_TAG, forwardFields({ ...call, renter, at, nonce })),
   };
 }
 
 const one = (h: string | string[] | undefined) => (Array.isArray(h) ? h[0] : h);
+
+/** Why a forwarded call is refused, after "check authority failed: forwarded call refused: ". */
+const REFUSALS: Record<EnvelopeRefusal, string> = {
+  skew: "stale or future timestamp",
+  malformed: "bad nonce",
+  replayed: "replayed",
+  proof: "bad signature",
+};
 
 /**
  * A member's check of forwarded calls: signed by the master it joined (master_node_id), fresh, and
  * never seen before. Seen nonces are kept for twice the time window, then dropped.
  */
 export class ForwardVerifier {
-  private readonly seen = new Map<string, number>();
+  private readonly checker = new EnvelopeChecker(FORWARD_MAX_SKEW_MS, new WindowedNonces(2 * FORWARD_MAX_SKEW_MS));
 
   constructor(
     private readonly masterNodeId: () => string | undefined,
     private readonly now: () => Date = () => new Date(),
+    /** The key the master's calls are checked with: its node key. */
+    private readonly keyOf: (nodeId: string) => Authenticator = (nodeId) => nodeKeyAuthenticator(nodeId),
   ) {}
 
   /** Whether a request claims to be forwarded at all. */
@@ -94,23 +119,15 @@ export class ForwardVerifier {
     const sig = one(headers[FORWARD_HEADERS.sig]) ?? "";
     if (!master) throw deny("this host has no master");
     if (by !== master) throw deny("not from this host's master");
-    const nowMs = this.now().getTime();
-    if (!/^\d+$/.test(at) || Math.abs(nowMs - Number(at)) > FORWARD_MAX_SKEW_MS) throw deny("stale or future timestamp");
-    if (!/^[0-9a-f]{32}$/.test(nonce)) throw deny("bad nonce");
-    // Oldest first (insertion order): stop at the first one still kept, not a walk over all of them.
-    for (const [n, expires] of this.seen) {
-      if (expires >= nowMs) break;
-      this.seen.delete(n);
-    }
-    if (this.seen.has(nonce)) throw deny("replayed");
-    let valid = false;
-    try {
-      valid = sr25519Verify(forwardMessage({ method, url, bodyText, renter, at, nonce }), hexToU8a(sig), hexToU8a("0x" + master));
-    } catch {
-      valid = false;
-    }
-    if (!valid) throw deny("bad signature");
-    this.seen.set(nonce, nowMs + 2 * FORWARD_MAX_SKEW_MS);
+    const envelope = {
+      tag: FORWARD_TAG,
+      fields: forwardFields({ method, url, bodyText, renter, at, nonce }),
+      at: /^\d+$/.test(at) ? Number(at) : NaN,
+      replayKey: /^[0-9a-f]{32}$/.test(nonce) ? nonce : null,
+      proof: sig,
+    };
+    const refused = this.checker.check(envelope, this.keyOf(master), this.now());
+    if (refused) throw deny(REFUSALS[refused]);
     return renter === "" ? null : renter;
   }
 }
@@ -120,53 +137,42 @@ export function unreachable(nodeId: string, why: string): DbcError {
   return new DbcError(-32701, `create node request failed: node ${nodeId} is unreachable: ${why}`);
 }
 
+/** Runs an HTTP call to a member, turning a failure to get an answer into DbcError -32701 naming it. */
+async function toMember<T>(peer: GroupPeer, send: Promise<T>): Promise<T> {
+  try {
+    return await send;
+  } catch (e) {
+    if (e instanceof HttpTransportError) throw unreachable(peer.nodeId, e.message);
+    throw e;
+  }
+}
+
 /**
  * Sends a call to a member and returns its reply as is. A fresh connection unless `agent` pools them
  * (MemberConnections: alive members only); a new connection must be made within the connect bound,
  * the whole reply within `replyTimeoutMs`. Throws DbcError -32701.
  */
-export function sendToPeer(
+export async function sendToPeer(
   peer: GroupPeer,
   call: ForwardCall,
   headers: Record<string, string>,
   replyTimeoutMs: number,
   agent: Agent | false = false,
 ): Promise<ForwardReply> {
-  const { host, port } = splitAddress(peer.address);
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: host.replace(/^\[|\]$/g, ""),
-      port,
+  const res = await toMember(
+    peer,
+    sendHttp({
+      address: peer.address,
       method: call.method,
       path: call.url,
+      headers: { ...headers, "content-type": "application/json" },
+      body: call.bodyText,
       agent,
-      headers: { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(call.bodyText) },
-    });
-    const fail = (why: string) => {
-      clearTimeout(connectTimer);
-      req.destroy();
-      reject(unreachable(peer.nodeId, why));
-    };
-    const connectTimer = setTimeout(() => fail(`no connection within ${FORWARD_CONNECT_TIMEOUT_MS} ms`), FORWARD_CONNECT_TIMEOUT_MS);
-    req.setTimeout(replyTimeoutMs, () => fail(`no reply within ${replyTimeoutMs} ms`));
-    // A kept socket is connected already: no 'connect' will come.
-    req.once("socket", (s) => (s.connecting ? s.once("connect", () => clearTimeout(connectTimer)) : clearTimeout(connectTimer)));
-    req.once("error", (e) => fail(e.message));
-    req.once("response", (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.once("error", (e) => fail(e.message));
-      res.once("end", () => {
-        clearTimeout(connectTimer);
-        resolve({
-          status: res.statusCode ?? 502,
-          contentType: res.headers["content-type"] ?? "application/json; charset=utf-8",
-          body: Buffer.concat(chunks),
-        });
-      });
-    });
-    req.end(call.bodyText);
-  });
+      connectTimeoutMs: FORWARD_CONNECT_TIMEOUT_MS,
+      replyTimeoutMs,
+    }),
+  );
+  return { status: res.status, contentType: res.headers["content-type"] ?? "application/json; charset=utf-8", body: res.body };
 }
 
 /**
@@ -174,27 +180,16 @@ export function sendToPeer(
  * only the connection and the response's head are bounded. Throws DbcError -32701.
  */
 export function streamFromPeer(peer: GroupPeer, call: ForwardCall, headers: Record<string, string>): Promise<IncomingMessage> {
-  const { host, port } = splitAddress(peer.address);
-  return new Promise((resolve, reject) => {
-    const req = request({ host: host.replace(/^\[|\]$/g, ""), port, method: call.method, path: call.url, agent: false, headers });
-    const fail = (why: string) => {
-      clearTimeout(timer);
-      req.destroy();
-      reject(unreachable(peer.nodeId, why));
-    };
-    const timer = setTimeout(() => fail(`no answer within ${FORWARD_CONNECT_TIMEOUT_MS} ms`), FORWARD_CONNECT_TIMEOUT_MS);
-    req.once("error", (e) => fail(e.message));
-    req.once("response", (res) => {
-      clearTimeout(timer);
-      resolve(res);
-    });
-    req.end();
-  });
+  return toMember(
+    peer,
+    openHttp({ address: peer.address, method: call.method, path: call.url, headers, connectTimeoutMs: FORWARD_CONNECT_TIMEOUT_MS }),
+  );
 }
 
 export interface GroupRouterOptions {
   nodeId: string;
-  sign: (message: string) => Uint8Array;
+  /** This agent's key, which signs the calls it forwards (its sr25519 node key). */
+  key: Authenticator;
   peer: (nodeId: string) => GroupPeer | undefined;
   masterNodeId: () => string | undefined;
   now?: () => Date;
@@ -221,7 +216,7 @@ export class GroupRouter {
       this.connections.forget(peer.nodeId);
       throw unreachable(peer.nodeId, `its agent is dead (last seen ${peer.lastSeen})`);
     }
-    const headers = signForward(call, this.opts.nodeId, this.opts.sign, this.now());
+    const headers = signForward(call, this.opts.nodeId, this.opts.key, this.now());
     const replyTimeoutMs = peer.state === "suspect" ? FORWARD_CONNECT_TIMEOUT_MS : FORWARD_REPLY_TIMEOUT_MS;
     return sendToPeer(peer, call, headers, replyTimeoutMs, this.connections.agentFor(peer));
   }
@@ -229,7 +224,7 @@ export class GroupRouter {
   /** Opens an event stream on a member for a renter the master authenticated; a dead member fails at once. */
   async stream(peer: GroupPeer, call: ForwardCall): Promise<IncomingMessage> {
     if (peer.state === "dead") throw unreachable(peer.nodeId, `its agent is dead (last seen ${peer.lastSeen})`);
-    return streamFromPeer(peer, call, signForward(call, this.opts.nodeId, this.opts.sign, this.now()));
+    return streamFromPeer(peer, call, signForward(call, this.opts.nodeId, this.opts.key, this.now()));
   }
 
   /** Closes the kept connections to members (the agent is stopping). */

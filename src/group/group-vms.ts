@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { ApiError } from "../api/errors.js";
 import type { GroupRouter } from "./forward.js";
-import type { GroupPeer } from "./membership.js";
+import type { GroupPeer } from "./master-role.js";
 
 /** The member route a master asks for a member's VMs (signed like a forwarded renter call). */
 export const MEMBER_VMS_PATH = "/slave/group/vms";

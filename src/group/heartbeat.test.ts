@@ -3,6 +3,7 @@ import { cryptoWaitReady, sr25519PairFromSeed, sr25519Sign } from "@polkadot/uti
 import { u8aToHex } from "@polkadot/util";
 import { HeartbeatVerifier, signHeartbeat } from "./heartbeat.js";
 import { ForwardVerifier, signForward } from "./forward.js";
+import { nodeKeyAuthenticator } from "../auth/signed-envelope.js";
 
 let pair: ReturnType<typeof sr25519PairFromSeed>;
 let other: ReturnType<typeof sr25519PairFromSeed>;
@@ -27,7 +28,7 @@ const capacity = {
   version: "0.1.0",
 };
 const beat = (sentAt: number, signer = pair) =>
-  signHeartbeat({ node_id: idOf(pair), address: "10.0.0.2:10000", nickname: "m", sent_at: sentAt, capacity }, (m) => sr25519Sign(m, signer));
+  signHeartbeat({ node_id: idOf(pair), address: "10.0.0.2:10000", nickname: "m", sent_at: sentAt, capacity }, nodeKeyAuthenticator(idOf(signer), (m) => sr25519Sign(m, signer)));
 
 describe("HeartbeatVerifier", () => {
   it("accepts a fresh heartbeat signed by its node, then refuses its replay", () => {
@@ -50,7 +51,7 @@ describe("HeartbeatVerifier", () => {
 
 describe("ForwardVerifier", () => {
   const call = { method: "POST", url: "/api/v1/tasks", bodyText: '{"peer_nodes_list":["x"]}', renter: "5Alice" };
-  const sign = (p: typeof pair) => (m: string) => sr25519Sign(m, p);
+  const sign = (p: typeof pair) => nodeKeyAuthenticator(idOf(p), (m: string) => sr25519Sign(m, p));
 
   it("accepts its master's signed call once and yields the renter", () => {
     const v = new ForwardVerifier(() => idOf(pair), () => t0);

@@ -1,5 +1,5 @@
-import { sr25519Verify } from "@polkadot/util-crypto";
-import { hexToU8a, u8aToHex } from "@polkadot/util";
+import { EnvelopeChecker, nodeKeyAuthenticator, sealEnvelope, type Authenticator, type EnvelopeRefusal } from "../auth/signed-envelope.js";
+import { IncreasingCounters } from "../auth/replay-store.js";
 import type { GroupHeartbeat, MemberCapacity } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
 import { HostApiError, HostClient, normalizeAddress } from "../sdk/index.js";
@@ -22,49 +22,56 @@ const CAPACITY_KEYS = [
   "version",
 ] as const satisfies readonly (keyof MemberCapacity)[];
 
-/** The bytes a member signs: a domain tag (so no other signed message can pass for one) and every field. */
-export function heartbeatMessage(hb: Omit<GroupHeartbeat, "signature">): string {
-  const fields = [hb.node_id, hb.address, hb.nickname, hb.sent_at, ...CAPACITY_KEYS.map((k) => hb.capacity[k])];
-  return `batu-heartbeat/1\n${JSON.stringify(fields)}`;
+const HEARTBEAT_TAG = "batu-heartbeat/1";
+
+/** What a member signs, after the domain tag (so no other signed message can pass for one): every field. */
+function heartbeatFields(hb: Omit<GroupHeartbeat, "signature">): unknown[] {
+  return [hb.node_id, hb.address, hb.nickname, hb.sent_at, ...CAPACITY_KEYS.map((k) => hb.capacity[k])];
 }
 
-/** Signs a heartbeat with the member's node key. */
-export function signHeartbeat(
-  hb: Omit<GroupHeartbeat, "signature">,
-  sign: (message: string) => Uint8Array,
-): GroupHeartbeat {
-  return { ...hb, signature: u8aToHex(sign(heartbeatMessage(hb))) };
+/** Signs a heartbeat with the member's key (its sr25519 node key: `nodeKeyAuthenticator`). */
+export function signHeartbeat(hb: Omit<GroupHeartbeat, "signature">, key: Authenticator): GroupHeartbeat {
+  return { ...hb, signature: sealEnvelope(key, HEARTBEAT_TAG, heartbeatFields(hb)) };
 }
+
+/** Why a heartbeat is refused, as the master answers it (ApiError "unauthorized"). */
+const REFUSALS: Record<EnvelopeRefusal, string> = {
+  skew: "heartbeat refused: sent_at is more than 30 s away from the master's clock",
+  malformed: "heartbeat refused: sent_at is not a time", // unreachable: the schema wants an integer
+  replayed: "heartbeat refused: replayed (sent_at not newer than the last one)",
+  proof: "heartbeat refused: the signature does not match node_id",
+};
 
 /**
  * The master's check of heartbeats: fresh (within HEARTBEAT_MAX_SKEW_MS of its clock), newer than the
  * last one accepted from that node (no replay), signed by the node id recorded at join.
  */
 export class HeartbeatVerifier {
-  private readonly lastSentAt = new Map<string, number>();
+  private readonly lastSentAt = new IncreasingCounters();
+  private readonly checker = new EnvelopeChecker(HEARTBEAT_MAX_SKEW_MS, this.lastSentAt);
+
+  constructor(
+    /** The key a member's heartbeats are checked with: its node key. */
+    private readonly keyOf: (nodeId: string) => Authenticator = (nodeId) => nodeKeyAuthenticator(nodeId),
+  ) {}
 
   /** Throws ApiError("unauthorized") naming the reason; records `sent_at` only when everything holds. */
   verify(hb: GroupHeartbeat, now: Date): void {
-    if (Math.abs(now.getTime() - hb.sent_at) > HEARTBEAT_MAX_SKEW_MS) {
-      throw new ApiError("unauthorized", "heartbeat refused: sent_at is more than 30 s away from the master's clock");
-    }
-    if (hb.sent_at <= (this.lastSentAt.get(hb.node_id) ?? -1)) {
-      throw new ApiError("unauthorized", "heartbeat refused: replayed (sent_at not newer than the last one)");
-    }
     const { signature, ...rest } = hb;
-    let valid = false;
-    try {
-      valid = sr25519Verify(heartbeatMessage(rest), hexToU8a(signature), hexToU8a("0x" + hb.node_id));
-    } catch {
-      valid = false;
-    }
-    if (!valid) throw new ApiError("unauthorized", "heartbeat refused: the signature does not match node_id");
-    this.lastSentAt.set(hb.node_id, hb.sent_at);
+    const envelope = {
+      tag: HEARTBEAT_TAG,
+      fields: heartbeatFields(rest),
+      at: hb.sent_at,
+      replayKey: { signer: hb.node_id, counter: hb.sent_at },
+      proof: signature,
+    };
+    const refused = this.checker.check(envelope, this.keyOf(hb.node_id), now);
+    if (refused) throw new ApiError("unauthorized", REFUSALS[refused]);
   }
 
   /** Forgets a removed member's replay floor. */
   forget(nodeId: string): void {
-    this.lastSentAt.delete(nodeId);
+    this.lastSentAt.forget(nodeId);
   }
 }
 
@@ -78,7 +85,8 @@ export interface MasterContact {
 export interface HeartbeatSenderOptions {
   intervalMs: number;
   nodeId: string;
-  sign: (message: string) => Uint8Array;
+  /** This member's key (its sr25519 node key). */
+  key: Authenticator;
   /** The master's address (`ip` or `ip:port`) while this host is a member; undefined otherwise (nothing is sent). */
   master: () => string | undefined;
   agentPort: () => number;
@@ -143,7 +151,7 @@ export class HeartbeatSender {
           sent_at: this.now().getTime(),
           capacity: await this.opts.capacity(),
         },
-        this.opts.sign,
+        this.opts.key,
       );
       await new HostClient(master, undefined, timeoutMs).heartbeat(hb);
       if (!this.contact.reachable) this.opts.log.info({ master }, "master reachable");

@@ -1,11 +1,13 @@
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
+import { EnvelopeChecker, envelopeMessage, hmacAuthenticator, sealEnvelope } from "../auth/signed-envelope.js";
+import { WindowedNonces } from "../auth/replay-store.js";
 
 /**
  * Proofs of knowing the group's join token, so that the token itself never travels: a host that
  * answers discovery, or a LAN neighbour that captures a join, learns nothing it can replay.
  *
- * Both directions are HMAC-SHA256 keyed by the join token over a domain tag and a JSON array, so a
- * proof made for one purpose (or one master, one member, one moment) can never pass for another:
+ * Both directions are signed envelopes (auth/signed-envelope.ts) with an HMAC-SHA256 keyed by the
+ * join token over a domain tag and a JSON array, so a proof made for one purpose (or one master, one member, one moment) can never pass for another:
  * - the master proves itself to a member by MACing the member's random challenge (`masterProof`);
  * - the member proves itself to the master by MACing what it asks to be recorded as, bound to that
  *   master's node id, a time and a nonce (`memberJoinProof`).
@@ -17,14 +19,10 @@ export const JOIN_PROOF_MAX_SKEW_MS = 30_000;
 /** A fresh random challenge or nonce: 16 bytes, hex. */
 export const newNonce = (): string => randomBytes(16).toString("hex");
 
-const mac = (token: string, tag: string, fields: unknown[]): string =>
-  createHmac("sha256", token).update(`${tag}\n${JSON.stringify(fields)}`).digest("hex");
-
-/** Compares two hex MACs in constant time; anything malformed is simply unequal. */
-function macEquals(given: string, expected: string): boolean {
-  if (!/^[0-9a-f]{64}$/.test(given)) return false;
-  return timingSafeEqual(Buffer.from(given, "hex"), Buffer.from(expected, "hex"));
-}
+const MASTER_TAG = "batu-master/1";
+const JOIN_TAG = "batu-join/1";
+const masterFields = (nodeId: string, groupName: string, challenge: string) => [nodeId, groupName, challenge];
+const joinFields = (c: JoinClaim) => [c.masterNodeId, c.nodeId, c.address, c.nickname, c.at, c.nonce];
 
 /** Who a master says it is, and its proof over the asker's challenge. */
 export interface MasterHello {
@@ -35,12 +33,12 @@ export interface MasterHello {
 }
 
 export function masterProof(token: string, nodeId: string, groupName: string, challenge: string): string {
-  return mac(token, "batu-master/1", [nodeId, groupName, challenge]);
+  return sealEnvelope(hmacAuthenticator(token), MASTER_TAG, masterFields(nodeId, groupName, challenge));
 }
 
 /** Whether a master's hello was made by a holder of `token` for this very `challenge`. */
 export function verifyMasterProof(token: string, hello: MasterHello, challenge: string): boolean {
-  return macEquals(hello.proof, masterProof(token, hello.node_id, hello.group_name, challenge));
+  return hmacAuthenticator(token).verify(envelopeMessage(MASTER_TAG, masterFields(hello.node_id, hello.group_name, challenge)), hello.proof);
 }
 
 /** What a member asks to be recorded as, and when. */
@@ -55,25 +53,30 @@ export interface JoinClaim {
 }
 
 export function memberJoinProof(token: string, claim: JoinClaim): string {
-  return mac(token, "batu-join/1", [claim.masterNodeId, claim.nodeId, claim.address, claim.nickname, claim.at, claim.nonce]);
+  return sealEnvelope(hmacAuthenticator(token), JOIN_TAG, joinFields(claim));
 }
+
+/** Why a join proof is refused, as the master answers it. */
+const REFUSALS = {
+  skew: "the join proof's time is more than 30 s away from the master's clock",
+  malformed: "the join proof's nonce is malformed", // unreachable: any nonce string is a replay key
+  replayed: "the join proof was replayed",
+  proof: "the join proof does not match this group's join token",
+} as const;
 
 /**
  * The master's check of a join proof: for this master, fresh, never seen, made with the token.
  * Returns the reason it fails, or null when it holds (and then remembers the nonce).
  */
 export class JoinProofVerifier {
-  private readonly seen = new Map<string, number>();
+  // Nonces outlive the window in which a proof is fresh, so a replay is always one or the other.
+  private readonly checker = new EnvelopeChecker(JOIN_PROOF_MAX_SKEW_MS, new WindowedNonces(2 * JOIN_PROOF_MAX_SKEW_MS));
 
   constructor(private readonly now: () => Date = () => new Date()) {}
 
   check(token: string, claim: JoinClaim, proof: string): string | null {
-    const now = this.now().getTime();
-    for (const [nonce, at] of this.seen) if (now - at > 2 * JOIN_PROOF_MAX_SKEW_MS) this.seen.delete(nonce);
-    if (Math.abs(now - claim.at) > JOIN_PROOF_MAX_SKEW_MS) return "the join proof's time is more than 30 s away from the master's clock";
-    if (this.seen.has(claim.nonce)) return "the join proof was replayed";
-    if (!macEquals(proof, memberJoinProof(token, claim))) return "the join proof does not match this group's join token";
-    this.seen.set(claim.nonce, now);
-    return null;
+    const envelope = { tag: JOIN_TAG, fields: joinFields(claim), at: claim.at, replayKey: claim.nonce, proof };
+    const refused = this.checker.check(envelope, hmacAuthenticator(token), this.now());
+    return refused && REFUSALS[refused];
   }
 }

@@ -1,4 +1,5 @@
-import type { MemberState } from "../store/group-members.js";
+/** A member as the master sees it now, from its last heartbeat. */
+export type MemberState = "alive" | "suspect" | "dead";
 
 /** How long a member may stay silent before the master calls it `suspect`, then `dead`. */
 export interface LivenessTimes {

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { DbcError } from "../api/v1/envelope.js";
 import { sendToPeer } from "./forward.js";
 import { MemberConnections } from "./member-connections.js";
-import type { GroupPeer } from "./membership.js";
+import type { GroupPeer } from "./master-role.js";
 
 const servers: Server[] = [];
 const pools: MemberConnections[] = [];

@@ -1,5 +1,5 @@
 import { Agent } from "node:http";
-import type { GroupPeer } from "./membership.js";
+import type { GroupPeer } from "./master-role.js";
 
 /** Idle keep-alive sockets kept per member at most (calls beyond that in parallel open more). */
 export const MAX_IDLE_SOCKETS_PER_MEMBER = 4;

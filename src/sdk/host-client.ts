@@ -19,7 +19,7 @@ import { requestJson } from "./http.js";
 export class HostClient {
   readonly url: string;
   constructor(
-    address: string,
+    private readonly address: string,
     private readonly token?: string,
     private readonly timeoutMs = 10_000,
   ) {
@@ -27,11 +27,11 @@ export class HostClient {
   }
 
   private get<T>(path: string): Promise<T> {
-    return requestJson<T>(this.url + path, { token: this.token, timeoutMs: this.timeoutMs });
+    return requestJson<T>(this.address, path, { token: this.token, timeoutMs: this.timeoutMs });
   }
 
   private post<T>(path: string, body: unknown, token = this.token): Promise<T> {
-    return requestJson<T>(this.url + path, { method: "POST", token, body, timeoutMs: this.timeoutMs });
+    return requestJson<T>(this.address, path, { method: "POST", token, body, timeoutMs: this.timeoutMs });
   }
 
   config(): Promise<SystemConfig> {

@@ -1,5 +1,5 @@
 import type { SystemConfig } from "../api/host.js";
-import type { GroupService } from "../group/membership.js";
+import type { GroupService } from "../group/service.js";
 import type { Logger } from "../lib/logger.js";
 import type { VmService } from "../vm/service.js";
 import type { VmQueries } from "../vm/queries.js";

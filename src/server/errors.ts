@@ -1,12 +1,17 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { ApiError } from "../api/errors.js";
+import { ApiError, HostErrors, type HostErrorCode } from "../api/errors.js";
+import { RentalError, type RentalErrorReason } from "../auth/errors.js";
 import { ExecError } from "../lib/exec.js";
 import { FieldError } from "../vm/create-request.js";
 import { VmConflictError, VmNotFoundError, VmResourceError } from "../vm/service.js";
 
-/** Domain errors of the services → the host API's status and message. */
-function domainError(error: unknown): { status: number; message: string } | undefined {
+/** The host API's code for each refusal of the rental ledger. */
+const RENTAL_CODES: Record<RentalErrorReason, HostErrorCode> = { invalid: "bad_request", rented: "conflict", not_found: "not_found" };
+
+/** Domain errors of the services → the host API's status and message; undefined for anything else. */
+export function domainError(error: unknown): { status: number; message: string } | undefined {
   if (error instanceof ApiError) return { status: error.status, message: error.message };
+  if (error instanceof RentalError) return { status: HostErrors[RENTAL_CODES[error.reason]].status, message: error.message };
   if (error instanceof FieldError) return { status: 400, message: error.message.startsWith(`${error.field}`) ? error.message : `${error.field}: ${error.message}` };
   if (error instanceof VmNotFoundError) return { status: 404, message: `vm_id: no such vm: ${error.id}` };
   if (error instanceof VmConflictError) return { status: 409, message: error.message };

@@ -1,3 +1,2 @@
 export * from "./db.js";
 export * from "./migrations.js";
-export * from "./group-members.js";

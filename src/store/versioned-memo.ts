@@ -1,6 +1,6 @@
 /**
  * Answers read from the store, kept in memory while the store's version for them is unchanged
- * (`tableVersion`): when it moves, everything is dropped, so an answer is never older than the table.
+ * (`VersionedTable.version`): when it moves, everything is dropped, so an answer is never older than the table.
  * Absent answers (undefined) are kept too. Bounded: the least recently used key goes first. What is
  * kept is shared by every caller: keep only values nobody changes (frozen).
  */

@@ -4,6 +4,7 @@ import { DB_FILE } from "../../agent/state.js";
 import { ApiError } from "../../api/errors.js";
 import type { RentGrant, RentGrantReply, RentList, RentRevoke, RentalItem } from "../../api/host-rent.js";
 import { readAdminToken } from "../../auth/identity.js";
+import { RentalError } from "../../auth/errors.js";
 import { RentalLedger, rentalItem, type RentalState, type RevokeTarget } from "../../auth/rental-ledger.js";
 import type { RenterSpec } from "../../auth/renter.js";
 import { HostApiError, HostClient, UnreachableError } from "../../sdk/index.js";
@@ -67,7 +68,7 @@ async function withLedger<T>(values: Values, online: (c: HostClient) => Promise<
   try {
     return offline(new RentalLedger(db));
   } catch (e) {
-    if (e instanceof ApiError) throw new UsageError(`refused: ${e.message}`, 1);
+    if (e instanceof ApiError || e instanceof RentalError) throw new UsageError(`refused: ${e.message}`, 1);
     throw e;
   } finally {
     db.close();

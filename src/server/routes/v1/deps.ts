@@ -2,7 +2,7 @@ import type { DbcRequest } from "../../../api/v1/request.js";
 import type { VmService } from "../../../vm/service.js";
 import type { VmQueries } from "../../../vm/queries.js";
 import type { GroupRouter } from "../../../group/forward.js";
-import type { GroupPeer } from "../../../group/membership.js";
+import type { GroupPeer } from "../../../group/master-role.js";
 
 /** What the renter API needs to know who is calling. */
 export interface RenterAuth {

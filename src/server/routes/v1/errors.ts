@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { DbcError } from "../../../api/v1/envelope.js";
+import { DbcError, DbcErrors } from "../../../api/v1/envelope.js";
+import { RenterRefusal, type RenterRefusalReason } from "../../../auth/errors.js";
 import { FieldError } from "../../../vm/create-request.js";
 import { VmConflictError, VmNotFoundError, VmResourceError } from "../../../vm/service.js";
 import { validationMessage } from "../../errors.js";
@@ -14,10 +15,24 @@ function shapeMessage(message: string): string {
   return message;
 }
 
+/** DBC's errcode for each refusal of the renter authority. */
+const REFUSAL_ERRCODES: Record<RenterRefusalReason, DbcError["errcode"]> = {
+  no_identity: DbcErrors.bad_params.errcode,
+  denied: DbcErrors.denied.errcode,
+};
+
+/** A domain refusal as the DbcError it is on the wire; undefined for anything else. */
+export function dbcErrorOf(error: unknown): DbcError | undefined {
+  if (error instanceof DbcError) return error;
+  if (error instanceof RenterRefusal) return new DbcError(REFUSAL_ERRCODES[error.reason], error.message);
+  return undefined;
+}
+
 /** The DBC face's one error edge: everything becomes `{"errcode", "message"}` with DBC's HTTP status. */
 export function dbcErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const send = (status: number, errcode: number, message: string) => void reply.status(status).send({ errcode, message });
-  if (error instanceof DbcError) return send(error.httpStatus, error.errcode, error.message);
+  const dbc = dbcErrorOf(error);
+  if (dbc) return send(dbc.httpStatus, dbc.errcode, dbc.message);
   if (error.validation) return send(400, -25, shapeMessage(validationMessage(error.validationContext, error.validation)));
   if (error.code === "FST_ERR_CTP_INVALID_JSON_BODY" || error.code === "FST_ERR_CTP_EMPTY_JSON_BODY") {
     return send(400, -25, `json parse error: ${error.message}`);

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from "fastify";
 import type { DbcRequest } from "../../../api/v1/request.js";
 import type { V1Deps } from "./deps.js";
 import { forwardedRenter, resolveTarget } from "./target.js";
+import { NO_BODY_TEXT } from "../../../group/forward.js";
 
 /**
  * `GET /api/v1/events`: task state changes as server-sent events, so clients need not poll (batu
@@ -24,7 +25,7 @@ export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { d
       const target = resolveTarget(body, deps);
       if (target.kind === "member" && deps.group) {
         const renter = deps.renters.authorize(body, target.nodeId);
-        const upstream = await deps.group.router.stream(target.peer, { method: "GET", url: req.url, bodyText: "null", renter });
+        const upstream = await deps.group.router.stream(target.peer, { method: "GET", url: req.url, bodyText: NO_BODY_TEXT, renter });
         reply.hijack();
         reply.raw.writeHead(upstream.statusCode ?? 502, { "content-type": upstream.headers["content-type"] ?? "text/event-stream", "cache-control": "no-cache" });
         upstream.pipe(reply.raw);

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync } from "fastify";
+import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import type { V1Deps } from "./deps.js";
 import { dbcErrorHandler } from "./errors.js";
 import { parseDbcRequest } from "../../../api/v1/request.js";
@@ -7,7 +7,7 @@ import { taskRoutes } from "./tasks.js";
 import { eventRoutes } from "./events.js";
 import { routeToMember } from "./route-to-member.js";
 import { setForwardedRenter } from "./target.js";
-import { ForwardVerifier } from "../../../group/forward.js";
+import { ForwardVerifier, NO_BODY_TEXT } from "../../../group/forward.js";
 
 /**
  * Seed 001, DBC's client API, under `/api/v1`: its own identities (signatures, sessions; no admin
@@ -20,11 +20,20 @@ export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps
   app.setErrorHandler(dbcErrorHandler);
   const group = deps.group;
   if (group) {
-    // A call forwarded by this member's master: checked on the bytes as sent, before any parsing.
+    // The body text of each forwarded call, as received: what the master signed.
+    const sentBodies = new WeakMap<FastifyRequest, string>();
+    // Fastify's own JSON parser (same limits, errors and prototype-poisoning refusal) for /api/v1 only,
+    // keeping the text of forwarded calls; other calls pay one header lookup.
+    const parseJson = app.getDefaultJsonParser("error", "error");
+    app.removeContentTypeParser("application/json");
+    app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+      if (ForwardVerifier.isForwarded(req.headers)) sentBodies.set(req, body as string);
+      parseJson(req, body as string, done);
+    });
+    // A call forwarded by this member's master: checked on the body text as sent, before any other hook.
     app.addHook("preValidation", async (req) => {
-      // Most calls are not forwarded: no need to serialize their bodies again.
       if (!ForwardVerifier.isForwarded(req.headers)) return;
-      const renter = group.router.verifyForwarded(req.headers, req.method, req.url, JSON.stringify(req.body ?? null));
+      const renter = group.router.verifyForwarded(req.headers, req.method, req.url, sentBodies.get(req) ?? NO_BODY_TEXT);
       if (renter) setForwardedRenter(req, renter);
     });
   }

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from "fastify";
 import { DbcError } from "../../../api/v1/envelope.js";
 import type { DbcRequest } from "../../../api/v1/request.js";
-import type { GroupPeer } from "../../../group/membership.js";
+import type { GroupPeer } from "../../../group/master-role.js";
 import type { V1Deps } from "./deps.js";
 
 /** Where a request's node runs: here, or on a member of this master's group. */

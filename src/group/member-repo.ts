@@ -1,13 +1,9 @@
-import { prepared, type Db } from "./db.js";
-
-export type MemberState = "alive" | "suspect" | "dead";
+import { prepared, type Db } from "../store/db.js";
 
 export interface MemberRecord {
   address: string;
   nodeId: string | null;
   nickname: string;
-  /** As stored: 'alive' at each join or heartbeat. The state shown is computed from lastSeen (group/liveness.ts). */
-  state: MemberState;
   joinedAt: string;
   lastSeen: string;
   /** The last heartbeat's capacity, as the member sent it (JSON); null before the first heartbeat. */
@@ -19,7 +15,6 @@ interface Row {
   address: string;
   node_id: string | null;
   nickname: string;
-  state: MemberState;
   joined_at: string;
   last_seen: string;
   capacity_json: string | null;
@@ -30,14 +25,17 @@ const toRecord = (r: Row): MemberRecord => ({
   address: r.address,
   nodeId: r.node_id,
   nickname: r.nickname,
-  state: r.state,
   joinedAt: r.joined_at,
   lastSeen: r.last_seen,
   capacity: r.capacity_json === null ? null : (JSON.parse(r.capacity_json) as unknown),
   vmCount: r.vm_count,
 });
 
-/** The master's record of its group's members. */
+/**
+ * The master's record of its group's members (table `group_members`). A member's state is never
+ * stored: it is computed from `last_seen` on read (liveness.ts); the table's `state` column, from the
+ * first schema, is left to its default and no longer written.
+ */
 export class GroupMemberRepo {
   constructor(private readonly db: Db) {}
 
@@ -66,7 +64,7 @@ export class GroupMemberRepo {
       if (existing) {
         prepared(
           this.db,
-          `UPDATE group_members SET address = ?, node_id = ?, nickname = ?, state = 'alive', last_seen = ?
+          `UPDATE group_members SET address = ?, node_id = ?, nickname = ?, last_seen = ?
            WHERE ${existing.node_id && byNode ? "node_id = ?" : "address = ?"}`,
         ).run(
           join.address,
@@ -78,8 +76,8 @@ export class GroupMemberRepo {
       } else {
         prepared(
           this.db,
-          `INSERT INTO group_members (address, node_id, nickname, state, joined_at, last_seen)
-           VALUES (?, ?, ?, 'alive', ?, ?)`,
+          `INSERT INTO group_members (address, node_id, nickname, joined_at, last_seen)
+           VALUES (?, ?, ?, ?, ?)`,
         ).run(join.address, join.nodeId ?? null, join.nickname ?? "", at, at);
       }
       return toRecord(prepared(this.db, "SELECT * FROM group_members WHERE address = ?").get(join.address) as Row);
@@ -100,7 +98,7 @@ export class GroupMemberRepo {
       prepared(this.db, "DELETE FROM group_members WHERE address = ? AND node_id IS NOT ?").run(report.address, nodeId);
       const r = prepared(
         this.db,
-        `UPDATE group_members SET address = ?, nickname = ?, state = 'alive', last_seen = ?, capacity_json = ?, vm_count = ?
+        `UPDATE group_members SET address = ?, nickname = ?, last_seen = ?, capacity_json = ?, vm_count = ?
          WHERE node_id = ?`,
       ).run(report.address, report.nickname, now.toISOString(), JSON.stringify(report.capacity), report.vmCount, nodeId);
       return r.changes > 0;

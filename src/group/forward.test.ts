@@ -1,0 +1,131 @@
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { IncomingHttpHeaders } from "node:http";
+import { once } from "node:events";
+import { DbcError } from "../api/v1/envelope.js";
+import { GroupRouter, NO_BODY_TEXT, type ForwardCall } from "./forward.js";
+import type { GroupPeer } from "./master-role.js";
+import { cryptoWaitReady, peerServer, testNode } from "./testing.js";
+
+let masterNode: ReturnType<typeof testNode>;
+let memberNode: ReturnType<typeof testNode>;
+beforeAll(async () => {
+  await cryptoWaitReady();
+  masterNode = testNode(1);
+  memberNode = testNode(2);
+});
+
+const closers: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+const peerAt = (address: string, state: GroupPeer["state"] = "alive"): GroupPeer => ({
+  nodeId: memberNode.nodeId,
+  address,
+  nickname: "m",
+  state,
+  lastSeen: "2026-01-01T00:00:00.000Z",
+  capacity: null,
+});
+
+const call: ForwardCall = { method: "POST", url: "/api/v1/tasks?x=1", bodyText: '{"peer_nodes_list":["n"]}', renter: "5Renter" };
+
+/** The master's router and a member (a tiny server) whose own router checks every call it gets. */
+async function masterAndMember() {
+  const seen: IncomingHttpHeaders[] = [];
+  const memberRouter = new GroupRouter({ nodeId: memberNode.nodeId, key: memberNode.key, peer: () => undefined, masterNodeId: () => masterNode.nodeId });
+  const member = await peerServer(
+    {},
+    {
+      "POST /api/v1/tasks": (req, res, body) => {
+        seen.push(req.headers);
+        try {
+          const renter = memberRouter.verifyForwarded(req.headers, req.method!, req.url!, body);
+          res.writeHead(201, { "content-type": "text/x-test" });
+          res.end(`renter=${renter}`);
+        } catch (e) {
+          res.writeHead(403, { "content-type": "text/plain" });
+          res.end((e as Error).message);
+        }
+      },
+      "GET /api/v1/events": (req, res) => {
+        // A GET has no body: the signature covers NO_BODY_TEXT.
+        const renter = memberRouter.verifyForwarded(req.headers, req.method!, req.url!, NO_BODY_TEXT);
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.write(`data: ${renter}\n\n`);
+      },
+    },
+  );
+  closers.push(member.close);
+  const peers = new Map<string, GroupPeer>();
+  const router = new GroupRouter({ nodeId: masterNode.nodeId, key: masterNode.key, peer: (id) => peers.get(id), masterNodeId: () => undefined });
+  closers.push(() => router.close());
+  return { router, member, memberRouter, peers, seen };
+}
+
+async function refusal(p: Promise<unknown>): Promise<DbcError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof DbcError) return e;
+    throw e;
+  }
+  throw new Error("did not throw");
+}
+
+describe("GroupRouter", () => {
+  it("forwards a call signed so that the member accepts it, and returns its reply unchanged", async () => {
+    const { router, member } = await masterAndMember();
+    const r = await router.forward(peerAt(member.address), call);
+    expect({ status: r.status, contentType: r.contentType, body: r.body.toString() }).toEqual({
+      status: 201,
+      contentType: "text/x-test",
+      body: "renter=5Renter",
+    });
+    // Twice more over the kept connection, each with its own nonce.
+    for (let i = 0; i < 2; i++) expect((await router.forward(peerAt(member.address), call)).status).toBe(201);
+  });
+
+  it("the member accepts each signed call once: a replay of its headers is refused", async () => {
+    const { router, member, memberRouter, seen } = await masterAndMember();
+    await router.forward(peerAt(member.address), call);
+    expect(() => memberRouter.verifyForwarded(seen[0]!, call.method, call.url, call.bodyText)).toThrow(/forwarded call refused: replayed/);
+    expect(memberRouter.verifyForwarded({}, call.method, call.url, call.bodyText)).toBeUndefined();
+  });
+
+  it("a call signed by another node, or for another body, is refused by the member", async () => {
+    const { member } = await masterAndMember();
+    const impostor = new GroupRouter({ nodeId: masterNode.nodeId, key: testNode(9).key, peer: () => undefined, masterNodeId: () => undefined });
+    closers.push(() => impostor.close());
+    const r = await impostor.forward(peerAt(member.address), call);
+    expect([r.status, r.body.toString()]).toEqual([403, "check authority failed: forwarded call refused: bad signature"]);
+  });
+
+  it("a dead member fails at once; one that cannot be reached fails with -32701 naming it", async () => {
+    const { router, member } = await masterAndMember();
+    const dead = await refusal(router.forward(peerAt(member.address, "dead"), call));
+    expect([dead.errcode, dead.httpStatus]).toEqual([-32701, 400]);
+    expect(dead.message).toBe(`create node request failed: node ${memberNode.nodeId} is unreachable: its agent is dead (last seen 2026-01-01T00:00:00.000Z)`);
+    const gone = await peerServer({});
+    await gone.close();
+    const refused = await refusal(router.forward(peerAt(gone.address, "suspect"), call));
+    expect(refused.message).toMatch(new RegExp(`^create node request failed: node ${memberNode.nodeId} is unreachable: connect ECONNREFUSED`));
+  });
+
+  it("opens a member's event stream with a signed GET", async () => {
+    const { router, member } = await masterAndMember();
+    const stream = await router.stream(peerAt(member.address), { method: "GET", url: "/api/v1/events", bodyText: NO_BODY_TEXT, renter: "5Renter" });
+    closers.push(() => stream.destroy());
+    expect(stream.headers["content-type"]).toBe("text/event-stream");
+    const [first] = (await once(stream, "data")) as [Buffer];
+    expect(first.toString()).toBe("data: 5Renter\n\n");
+  });
+
+  it("knows its own node is no peer", async () => {
+    const { router, member, peers } = await masterAndMember();
+    peers.set(memberNode.nodeId, peerAt(member.address));
+    peers.set(masterNode.nodeId, peerAt(member.address));
+    expect(router.peer(memberNode.nodeId)?.address).toBe(member.address);
+    expect(router.peer(masterNode.nodeId)).toBeUndefined();
+  });
+});

@@ -1,0 +1,51 @@
+import type { GroupJoin } from "../api/host.js";
+import { ApiError } from "../api/errors.js";
+import { secretEquals } from "../auth/secrets.js";
+import { JoinProofVerifier } from "./join-proof.js";
+
+export interface JoinAuthenticatorOptions {
+  /** This host's node id: what a member's join proof must name. */
+  nodeId: string;
+  /** This host's group join token: what members must prove they hold. */
+  joinToken: string;
+  /** The operator's token, which seed 000 callers may present to the join endpoint too. */
+  adminToken: string;
+  now: () => Date;
+}
+
+/**
+ * Who may ask to be recorded as a member: a caller with the join (or admin) token as a bearer token
+ * (seed 000), or one whose body carries a join proof (join-proof.ts). Checked before the role, so a
+ * host that is no master answers an unauthenticated join with 401, as it always did.
+ */
+export class JoinAuthenticator {
+  private readonly proofs: JoinProofVerifier;
+
+  constructor(private readonly opts: JoinAuthenticatorOptions) {
+    this.proofs = new JoinProofVerifier(opts.now);
+  }
+
+  /** Throws ApiError "unauthorized" (or "bad_request" for a proof without what it covers). */
+  check(body: GroupJoin, bearer: string | undefined): void {
+    if (bearer !== undefined) {
+      if (!secretEquals(bearer, this.opts.joinToken) && !secretEquals(bearer, this.opts.adminToken)) {
+        throw new ApiError("unauthorized", "wrong bearer token");
+      }
+      return;
+    }
+    if (!body.proof) throw new ApiError("unauthorized", "missing bearer token (Authorization: Bearer <join token>) or join proof");
+    if (body.node_id === undefined || body.address === undefined) {
+      throw new ApiError("bad_request", "proof: a join proof needs node_id and address in the body");
+    }
+    const claim = {
+      masterNodeId: this.opts.nodeId,
+      nodeId: body.node_id,
+      address: body.address,
+      nickname: body.nickname ?? "",
+      at: body.proof.at,
+      nonce: body.proof.nonce,
+    };
+    const refused = this.proofs.check(this.opts.joinToken, claim, body.proof.mac);
+    if (refused) throw new ApiError("unauthorized", `join refused: ${refused}`);
+  }
+}

@@ -1,0 +1,168 @@
+import type {
+  GroupHeartbeat,
+  GroupJoin,
+  GroupJoinReply,
+  GroupList,
+  GroupRemove,
+  GroupRemoveReply,
+  MasterHello,
+  MemberCapacity,
+} from "../api/host.js";
+import { ApiError } from "../api/errors.js";
+import { normalizeAddress } from "../sdk/address.js";
+import type { Logger } from "../lib/logger.js";
+import type { GroupMemberRepo, MemberRecord } from "./member-repo.js";
+import { joinAddress } from "./local-address.js";
+import { memberState, type LivenessTimes, type MemberState } from "./liveness.js";
+import { HeartbeatVerifier } from "./heartbeat.js";
+import { masterProof } from "./join-proof.js";
+
+/** A member as routing sees it: where it is and whether it is alive. */
+export interface GroupPeer {
+  nodeId: string;
+  address: string;
+  nickname: string;
+  state: MemberState;
+  lastSeen: string;
+  capacity: MemberCapacity | null;
+}
+
+/** What discovery answers with on a master (discovery.ts). */
+export interface DiscoveryIdentity {
+  nodeId: string;
+  groupName: string;
+  port: number;
+  joinToken: string;
+}
+
+export interface MasterRoleOptions {
+  nodeId: string;
+  groupName: string;
+  /** This host's group join token: what its hello proves it holds. */
+  joinToken: string;
+  /** This agent's own address as the group sees it (ip:port). */
+  selfAddress: () => string;
+  /** The port this agent listens on: what discovery answers. */
+  agentPort: () => number;
+  members: GroupMemberRepo;
+  log: Logger;
+  now: () => Date;
+  liveness: LivenessTimes;
+  /** When this agent started: silence is counted from then at the earliest (liveness.ts). */
+  startedAt: Date;
+}
+
+/**
+ * The master's side of the group: it records members (joins already authenticated by the service),
+ * accepts their signed heartbeats, lists and forgets them, and says who it is.
+ */
+export class MasterRole {
+  readonly kind = "master";
+  private readonly heartbeats = new HeartbeatVerifier();
+
+  constructor(private readonly opts: MasterRoleOptions) {}
+
+  /** A record's state now: computed from its last heartbeat, never stored (see liveness.ts). */
+  private stateOf(m: MemberRecord): MemberState {
+    return memberState(new Date(m.lastSeen), this.opts.now(), this.opts.liveness, this.opts.startedAt);
+  }
+
+  /** Records an authenticated join; `callerIp` gives the address when the body names none. */
+  recordJoin(body: GroupJoin, callerIp: string): GroupJoinReply {
+    if (body.node_id === this.opts.nodeId) throw new ApiError("conflict", "a host cannot join its own group");
+    const address = normalizeAddress(body.address ?? joinAddress(callerIp.replace(/^::ffff:/, ""), 10000));
+    const rec = this.opts.members.upsert({ address, nodeId: body.node_id, nickname: body.nickname }, this.opts.now());
+    this.opts.log.info({ member: rec.address, memberNode: rec.nodeId }, "member recorded");
+    return {
+      message: "ok",
+      master: this.opts.selfAddress(),
+      group_name: this.opts.groupName,
+      node_id: this.opts.nodeId,
+      address: rec.address,
+    };
+  }
+
+  /** Who this master is, proven over the asker's challenge (the unicast twin of a discovery answer). */
+  hello(challenge: string): MasterHello {
+    return {
+      node_id: this.opts.nodeId,
+      group_name: this.opts.groupName,
+      proof: masterProof(this.opts.joinToken, this.opts.nodeId, this.opts.groupName, challenge),
+    };
+  }
+
+  /** What discovery answers with. */
+  discoveryIdentity(): DiscoveryIdentity {
+    return { nodeId: this.opts.nodeId, groupName: this.opts.groupName, port: this.opts.agentPort(), joinToken: this.opts.joinToken };
+  }
+
+  list(): GroupList {
+    return {
+      master: this.opts.selfAddress(),
+      group_name: this.opts.groupName,
+      member: this.opts.members.list().map((m) => ({
+        address: m.address,
+        node_id: m.nodeId,
+        nickname: m.nickname,
+        state: this.stateOf(m),
+        joined_at: m.joinedAt,
+        last_seen: m.lastSeen,
+        capacity: (m.capacity as MemberCapacity | null) ?? null,
+      })),
+    };
+  }
+
+  /** The members this master can route to (those that sent a node id). */
+  peers(): GroupPeer[] {
+    return this.opts.members
+      .list()
+      .filter((m): m is MemberRecord & { nodeId: string } => m.nodeId !== null)
+      .map((m) => this.toPeer(m));
+  }
+
+  /** One routable member by node id, or undefined. */
+  peer(nodeId: string): GroupPeer | undefined {
+    const m = this.opts.members.byNodeId(nodeId);
+    return m?.nodeId ? this.toPeer({ ...m, nodeId: m.nodeId }) : undefined;
+  }
+
+  private toPeer(m: MemberRecord & { nodeId: string }): GroupPeer {
+    return {
+      nodeId: m.nodeId,
+      address: m.address,
+      nickname: m.nickname,
+      state: this.stateOf(m),
+      lastSeen: m.lastSeen,
+      capacity: (m.capacity as MemberCapacity | null) ?? null,
+    };
+  }
+
+  /**
+   * A member's heartbeat. Authenticated by its signature against the node id recorded at join (the
+   * join token is never resent); a node that is not a member is told so (404) and must join again.
+   */
+  recordHeartbeat(hb: GroupHeartbeat): { message: "ok" } {
+    const now = this.opts.now();
+    if (!this.opts.members.byNodeId(hb.node_id)) {
+      throw new ApiError("not_found", "heartbeat refused: this node is not a member of the group (join it again)");
+    }
+    this.heartbeats.verify(hb, now);
+    const address = normalizeAddress(hb.address);
+    this.opts.members.heartbeat(hb.node_id, { address, nickname: hb.nickname, capacity: hb.capacity, vmCount: hb.capacity.vm_count }, now);
+    return { message: "ok" };
+  }
+
+  /** The operator forgets a member (a dead one is never forgotten by itself). */
+  remove(body: GroupRemove): GroupRemoveReply {
+    if ((body.node_id === undefined) === (body.address === undefined)) {
+      throw new ApiError("bad_request", "node_id: give either node_id or address");
+    }
+    const rec = this.opts.members.remove(
+      body.node_id !== undefined ? { nodeId: body.node_id } : { address: normalizeAddress(body.address!) },
+    );
+    if (!rec) throw new ApiError("not_found", "no such member");
+    if (rec.nodeId) this.heartbeats.forget(rec.nodeId);
+    this.opts.log.info({ member: rec.address, memberNode: rec.nodeId }, "member removed");
+    return { message: "ok", address: rec.address, node_id: rec.nodeId };
+  }
+}

@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { openDb } from "../store/db.js";
+import { GroupMemberRepo } from "./member-repo.js";
+
+describe("GroupMemberRepo", () => {
+  const t0 = new Date("2026-01-01T00:00:00Z");
+  const t1 = new Date("2026-01-01T00:01:00Z");
+  it("re-joining by node id updates the record and moves the address", () => {
+    const repo = new GroupMemberRepo(openDb(":memory:"));
+    repo.upsert({ address: "10.0.0.1:10000", nodeId: "a".repeat(64), nickname: "one" }, t0);
+    repo.upsert({ address: "10.0.0.2:10000", nodeId: "a".repeat(64) }, t1);
+    expect(repo.list()).toEqual([
+      {
+        address: "10.0.0.2:10000",
+        nodeId: "a".repeat(64),
+        nickname: "one",
+        joinedAt: t0.toISOString(),
+        lastSeen: t1.toISOString(),
+        capacity: null,
+        vmCount: null,
+      },
+    ]);
+  });
+  it("a heartbeat updates a known member's address, capacity and last_seen; unknown nodes are not added", () => {
+    const repo = new GroupMemberRepo(openDb(":memory:"));
+    repo.upsert({ address: "10.0.0.1:10000", nodeId: "a".repeat(64) }, t0);
+    repo.upsert({ address: "10.0.0.9:10000" }, t0);
+    const capacity = { cpu_threads: 8, vm_count: 2 };
+    // Moving onto the address a stale record holds: that record gives way.
+    expect(repo.heartbeat("a".repeat(64), { address: "10.0.0.9:10000", nickname: "n", capacity, vmCount: 2 }, t1)).toBe(true);
+    expect(repo.list()).toEqual([
+      expect.objectContaining({ address: "10.0.0.9:10000", nickname: "n", lastSeen: t1.toISOString(), capacity, vmCount: 2 }),
+    ]);
+    expect(repo.heartbeat("b".repeat(64), { address: "10.0.0.3:10000", nickname: "", capacity, vmCount: 0 }, t1)).toBe(false);
+    expect(repo.list()).toHaveLength(1);
+  });
+  it("remove by node id or by address; the removed record is returned once", () => {
+    const repo = new GroupMemberRepo(openDb(":memory:"));
+    repo.upsert({ address: "10.0.0.1:10000", nodeId: "a".repeat(64) }, t0);
+    repo.upsert({ address: "10.0.0.2:10000" }, t0);
+    expect(repo.remove({ nodeId: "a".repeat(64) })?.address).toBe("10.0.0.1:10000");
+    expect(repo.remove({ nodeId: "a".repeat(64) })).toBeUndefined();
+    expect(repo.remove({ address: "10.0.0.2:10000" })?.nodeId).toBeNull();
+    expect(repo.list()).toEqual([]);
+  });
+  it("a node taking over an address replaces the stale record there", () => {
+    const repo = new GroupMemberRepo(openDb(":memory:"));
+    repo.upsert({ address: "10.0.0.1:10000", nodeId: "a".repeat(64) }, t0);
+    repo.upsert({ address: "10.0.0.2:10000", nodeId: "b".repeat(64) }, t0);
+    repo.upsert({ address: "10.0.0.1:10000", nodeId: "b".repeat(64) }, t1);
+    expect(repo.list().map((m) => [m.address, m.nodeId])).toEqual([["10.0.0.1:10000", "b".repeat(64)]]);
+  });
+  it("members without a node id are keyed by address", () => {
+    const repo = new GroupMemberRepo(openDb(":memory:"));
+    repo.upsert({ address: "10.0.0.1:10000" }, t0);
+    repo.upsert({ address: "10.0.0.1:10000", nickname: "x" }, t1);
+    expect(repo.list()).toHaveLength(1);
+    expect(repo.list()[0]!.nickname).toBe("x");
+  });
+});

@@ -1,0 +1,101 @@
+import type { HostConfig, MemberCapacity, MyMaster, SlaveHostConfig } from "../api/host.js";
+import { ApiError } from "../api/errors.js";
+import type { Authenticator } from "../auth/signed-envelope.js";
+import { normalizeAddress, seedAddress } from "../sdk/address.js";
+import type { Logger } from "../lib/logger.js";
+import type { DiscoveredMaster } from "./discovery.js";
+import type { HostConfigStore } from "./host-config-store.js";
+import { HeartbeatSender, type MasterContact } from "./heartbeat.js";
+
+/** What a running agent gives the group for heartbeats: how often, and what to report. */
+export interface HeartbeatSchedule {
+  intervalMs: number;
+  capacity: () => Promise<MemberCapacity>;
+}
+
+export interface MemberRoleOptions {
+  config: HostConfigStore;
+  nodeId: string;
+  /** This member's node key: it signs the heartbeats. */
+  key: Authenticator;
+  agentPort: () => number;
+  nickname: () => string;
+  log: Logger;
+  now: () => Date;
+}
+
+/** Before the first heartbeat: nothing known of the master yet. */
+const NO_CONTACT: MasterContact = { reachable: false, lastHeartbeat: null, lastError: null };
+
+/**
+ * The member's side of the group: it knows its master (host_config.json), sends it heartbeats while
+ * the agent runs, reports what they learnt, and follows the master to a new address.
+ */
+export class MemberRole {
+  readonly kind = "member";
+  private sender: HeartbeatSender | undefined;
+
+  constructor(private readonly opts: MemberRoleOptions) {}
+
+  /** host_config.json while this role is in force: a member's. */
+  private get host(): SlaveHostConfig {
+    const host: HostConfig = this.opts.config.current;
+    if (host.host_type !== "slave") throw new Error(`member role with host_type ${host.host_type}: a wiring bug`);
+    return host;
+  }
+
+  /** The master this member joined, by node id: whose forwarded calls it accepts. */
+  get masterNodeId(): string | undefined {
+    return this.host.master_node_id;
+  }
+
+  /** Starts the heartbeats (the agent is serving); the first one goes now. */
+  start(schedule: HeartbeatSchedule): void {
+    this.sender = new HeartbeatSender({
+      intervalMs: schedule.intervalMs,
+      nodeId: this.opts.nodeId,
+      key: this.opts.key,
+      master: () => this.host.master,
+      agentPort: this.opts.agentPort,
+      nickname: this.opts.nickname,
+      capacity: schedule.capacity,
+      log: this.opts.log,
+      now: this.opts.now,
+    });
+    this.sender.start();
+  }
+
+  stop(): void {
+    this.sender?.stop();
+  }
+
+  /** What the heartbeats learnt about the master (nothing when none was sent). */
+  get contact(): MasterContact {
+    return this.sender?.status ?? NO_CONTACT;
+  }
+
+  myMaster(): MyMaster {
+    const host = this.host;
+    if (!host.have_group) throw new ApiError("not_member", "this host is not in a group");
+    const contact = this.contact;
+    return {
+      message: "ok",
+      master: host.master,
+      reachable: contact.reachable,
+      last_heartbeat: contact.lastHeartbeat,
+      last_error: contact.lastError,
+    };
+  }
+
+  /**
+   * The master found again at a new address (discovery, by the same node id and a proof of the join
+   * token): the one field of host_config.json that changes. False when there is nothing to follow.
+   */
+  followMaster(found: DiscoveredMaster): boolean {
+    const host = this.host;
+    if (host.master_node_id !== found.nodeId) return false;
+    if (normalizeAddress(host.master) === normalizeAddress(found.address)) return false;
+    this.opts.config.save({ ...host, master: seedAddress(found.address) });
+    return true;
+  }
+}

@@ -1,0 +1,170 @@
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { GroupHeartbeat, GroupJoin, MemberCapacity } from "../api/host.js";
+import { ApiError } from "../api/errors.js";
+import { memberJoinProof, newNonce, verifyMasterProof } from "./join-proof.js";
+import { signHeartbeat } from "./heartbeat.js";
+import { cryptoWaitReady, peerServer, testGroupService, testNode } from "./testing.js";
+
+const TOKEN = "join-token-0123456789abcdef";
+const capacity: MemberCapacity = {
+  cpu_threads: 4,
+  memory_total_bytes: 8,
+  memory_available_bytes: 4,
+  disk_total_bytes: 100,
+  disk_free_bytes: 50,
+  gpu_total: 0,
+  gpu_free: 0,
+  vm_count: 1,
+  version: "test",
+};
+
+const closers: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+beforeAll(async () => {
+  await cryptoWaitReady();
+});
+
+/** The ApiError code a call throws. */
+function refusal(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ApiError) return `${e.code}: ${e.message}`;
+    throw e;
+  }
+  throw new Error("did not throw");
+}
+
+async function until<T>(read: () => T, ok: (v: T) => boolean, timeoutMs = 3000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = read();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`not reached: ${JSON.stringify(v)}`);
+    await sleep(20);
+  }
+}
+
+const master = () => testGroupService({ seed: 1, hostConfig: { host_type: "master", group_name: "g1" }, joinToken: TOKEN });
+
+/** A member's join body with a proof made with `token` for the master `masterNodeId`. */
+function joinBody(masterNodeId: string, member: string, token = TOKEN): GroupJoin {
+  const claim = { masterNodeId, nodeId: member, address: "10.0.0.2:10000", nickname: "m", at: Date.now(), nonce: newNonce() };
+  return { node_id: member, address: claim.address, nickname: claim.nickname, proof: { at: claim.at, nonce: claim.nonce, mac: memberJoinProof(token, claim) } };
+}
+
+describe("GroupService as a master", () => {
+  it("says who it is with a proof over the challenge and answers discovery; it has no master", () => {
+    const { service, nodeId } = master();
+    expect(service.isMaster).toBe(true);
+    expect(verifyMasterProof(TOKEN, service.hello("c1"), "c1")).toBe(true);
+    expect(service.discoveryIdentity()).toEqual({ nodeId, groupName: "g1", port: 10000, joinToken: TOKEN });
+    expect(refusal(() => service.myMaster())).toBe("not_member: this host is a master, not a member of a group");
+    expect(service.masterNodeId()).toBeUndefined();
+    expect(service.followMaster({ address: "10.0.0.9:10000", nodeId, groupName: "g1" })).toBe(false);
+  });
+
+  it("records a join proven with the token, once; a bearer token works too, a wrong one never", () => {
+    const { service, nodeId } = master();
+    const member = testNode(2).nodeId;
+    const body = joinBody(nodeId, member);
+    expect(service.recordJoin(body, "10.0.0.2", undefined)).toMatchObject({ message: "ok", group_name: "g1", node_id: nodeId, address: "10.0.0.2:10000" });
+    expect(refusal(() => service.recordJoin(body, "10.0.0.2", undefined))).toBe("unauthorized: join refused: the join proof was replayed");
+    expect(refusal(() => service.recordJoin(joinBody(nodeId, member, "another-token-0123456789"), "10.0.0.2", undefined))).toMatch(/^unauthorized: .*join token/);
+    expect(refusal(() => service.recordJoin({ nickname: "x" }, "10.0.0.3", "wrong"))).toBe("unauthorized: wrong bearer token");
+    expect(service.recordJoin({ nickname: "seed" }, "::ffff:10.0.0.3", TOKEN).address).toBe("10.0.0.3:10000");
+    expect(service.list().member.map((m) => m.address)).toEqual(["10.0.0.2:10000", "10.0.0.3:10000"]);
+    expect(refusal(() => service.recordJoin(joinBody(nodeId, nodeId), "10.0.0.4", undefined))).toBe("conflict: a host cannot join its own group");
+  });
+
+  it("accepts signed heartbeats of its members only, routes to them, and forgets a removed one", () => {
+    const { service, nodeId } = master();
+    const member = testNode(2);
+    service.recordJoin(joinBody(nodeId, member.nodeId), "10.0.0.2", undefined);
+    const beat = (sentAt: number) =>
+      signHeartbeat({ node_id: member.nodeId, address: "10.0.0.5:10000", nickname: "m", sent_at: sentAt, capacity }, member.key);
+    const hb: GroupHeartbeat = beat(Date.now());
+    expect(service.recordHeartbeat(hb)).toEqual({ message: "ok" });
+    expect(refusal(() => service.recordHeartbeat(hb))).toMatch(/^unauthorized: heartbeat refused: replayed/);
+    expect(service.peer(member.nodeId)).toMatchObject({ address: "10.0.0.5:10000", state: "alive", capacity });
+    expect(service.peers()).toHaveLength(1);
+    expect(service.remove({ node_id: member.nodeId })).toEqual({ message: "ok", address: "10.0.0.5:10000", node_id: member.nodeId });
+    expect(refusal(() => service.recordHeartbeat(beat(Date.now() + 1)))).toMatch(/^not_found: heartbeat refused: this node is not a member/);
+    expect(service.peer(member.nodeId)).toBeUndefined();
+  });
+});
+
+describe("GroupService in no group", () => {
+  it("refuses the master's and the member's calls, but still authenticates a join first", () => {
+    const { service } = testGroupService({ seed: 3, hostConfig: { host_type: "none" } });
+    expect(refusal(() => service.hello("c"))).toMatch(/^not_master/);
+    expect(refusal(() => service.list())).toMatch(/^not_master/);
+    expect(refusal(() => service.myMaster())).toBe("not_member: this host is not in a group");
+    expect(refusal(() => service.recordJoin({}, "10.0.0.2", "wrong"))).toBe("unauthorized: wrong bearer token");
+    expect(refusal(() => service.recordJoin({}, "10.0.0.2", TOKEN))).toMatch(/^not_master/);
+    expect(service.peers()).toEqual([]);
+    expect(service.discoveryIdentity()).toBeNull();
+  });
+});
+
+describe("GroupService becoming a member", () => {
+  /** A master's service behind a tiny HTTP server, as the member's calls reach it. */
+  async function servedMaster() {
+    const m = master();
+    const peer = await peerServer({
+      "GET /master/group/hello": (_b, req) => m.service.hello(new URL(req.url!, "http://x").searchParams.get("challenge") ?? ""),
+      "POST /master/group/join": (body, req) => m.service.recordJoin(body as GroupJoin, req.socket.remoteAddress ?? "", undefined),
+      "POST /master/group/heartbeat": (body) => m.service.recordHeartbeat(body as GroupHeartbeat),
+    });
+    closers.push(peer.close);
+    return { ...m, address: peer.address };
+  }
+
+  it("joins a master that proves the token, writes host_config.json, takes the member role and beats at once", async () => {
+    const m = await servedMaster();
+    const host = testGroupService({ seed: 2, hostConfig: { host_type: "master", group_name: "own" }, joinToken: "its-own-token-0123456789" });
+    host.service.start({ intervalMs: 50, capacity: async () => capacity });
+    closers.push(() => host.service.stop());
+    const reply = await host.service.becomeMember({ master: m.address, token: TOKEN });
+    expect(reply).toEqual({ message: "ok", master: m.address, address: "127.0.0.1:10000", group_name: "g1" });
+    const written = { host_type: "slave", master: m.address, have_group: true, group_name: "g1", master_node_id: m.nodeId };
+    expect(JSON.parse(readFileSync(join(host.confDir, "host_config.json"), "utf8"))).toEqual(written);
+    expect(host.service.hostConfig).toEqual(written);
+    // The member role now: the master's calls are refused, the master's forwarded calls accepted.
+    expect(host.service.isMaster).toBe(false);
+    expect(refusal(() => host.service.hello("c"))).toMatch(/^not_master/);
+    expect(host.service.discoveryIdentity()).toBeNull();
+    expect(host.service.masterNodeId()).toBe(m.nodeId);
+    const mine = await until(() => host.service.myMaster(), (r) => r.reachable);
+    expect(mine).toMatchObject({ message: "ok", master: m.address, last_error: null });
+    expect(m.service.list().member).toEqual([expect.objectContaining({ node_id: host.nodeId, state: "alive", capacity })]);
+  });
+
+  it("follows its master to a new address only for the same node id", async () => {
+    const m = await servedMaster();
+    const host = testGroupService({ seed: 2, hostConfig: { host_type: "none" } });
+    await host.service.becomeMember({ master: m.address, token: TOKEN });
+    expect(host.service.followMaster({ address: "10.9.9.9:10000", nodeId: testNode(9).nodeId, groupName: "g1" })).toBe(false);
+    expect(host.service.followMaster({ address: m.address, nodeId: m.nodeId, groupName: "g1" })).toBe(false);
+    expect(host.service.followMaster({ address: "10.9.9.9:10000", nodeId: m.nodeId, groupName: "g1" })).toBe(true);
+    expect(host.service.hostConfig).toMatchObject({ master: "10.9.9.9" });
+    expect(JSON.parse(readFileSync(join(host.confDir, "host_config.json"), "utf8"))).toMatchObject({ master: "10.9.9.9" });
+  });
+
+  it("refuses a master that does not hold the token, and changes nothing", async () => {
+    const m = await servedMaster();
+    const host = testGroupService({ seed: 2, hostConfig: { host_type: "master", group_name: "own" } });
+    await expect(host.service.becomeMember({ master: m.address, token: "another-token-0123456789" })).rejects.toMatchObject({
+      code: "upstream_refused",
+    });
+    expect(host.service.isMaster).toBe(true);
+    expect(host.service.hostConfig).toEqual({ host_type: "master", group_name: "own" });
+    expect(m.service.list().member).toEqual([]);
+  });
+});

@@ -1,0 +1,227 @@
+import type {
+  BecomeMember,
+  BecomeMemberReply,
+  GroupHeartbeat,
+  GroupJoin,
+  GroupJoinReply,
+  GroupList,
+  GroupRemove,
+  GroupRemoveReply,
+  HostConfig,
+  MasterHello,
+  MyMaster,
+} from "../api/host.js";
+import { ApiError } from "../api/errors.js";
+import type { Authenticator } from "../auth/signed-envelope.js";
+import type { Logger } from "../lib/logger.js";
+import type { GroupMemberRepo } from "./member-repo.js";
+import { DEFAULT_LIVENESS, type LivenessTimes } from "./liveness.js";
+import type { MasterContact } from "./heartbeat.js";
+import type { DiscoveredMaster } from "./discovery.js";
+import { HostConfigStore } from "./host-config-store.js";
+import { JoinAuthenticator } from "./join-authenticator.js";
+import { joinMaster } from "./join-master.js";
+import { MasterRole, type DiscoveryIdentity, type GroupPeer } from "./master-role.js";
+import { MemberRole, type HeartbeatSchedule } from "./member-role.js";
+
+export interface GroupServiceOptions {
+  confDir: string;
+  hostConfig: HostConfig;
+  nodeId: string;
+  /** This host's node key: it signs a member's heartbeats. */
+  key: Authenticator;
+  /** This host's group join token: what members must prove they hold. */
+  joinToken: string;
+  /** The operator's token, which seed 000 callers may present to the join endpoint too. */
+  adminToken: string;
+  nickname: () => string;
+  /** This agent's own address as the group sees it (ip:port). */
+  selfAddress: () => string;
+  /** The port this agent listens on: what a member registers with. */
+  agentPort: () => number;
+  members: GroupMemberRepo;
+  log: Logger;
+  now?: () => Date;
+  /** When members turn suspect and dead (on the master). */
+  liveness?: LivenessTimes;
+}
+
+/** The role a host_config.json gives: a master's, a member's, or none ("none": in no group). */
+type Role = MasterRole | MemberRole | null;
+
+/**
+ * Group membership as seed 000 defines it: one master records members; a member knows its master.
+ * The role is chosen once from host_config.json's host_type and switched when it changes (joining a
+ * master makes a master a member); each call goes to the role that answers it, any other role
+ * refuses it with `not_master` or `not_member`.
+ */
+export class GroupService {
+  private readonly config: HostConfigStore;
+  private readonly now: () => Date;
+  private readonly startedAt: Date;
+  private readonly joins: JoinAuthenticator;
+  private role: Role;
+  /** Set while the agent runs: a member role then sends heartbeats. */
+  private schedule: HeartbeatSchedule | undefined;
+
+  constructor(private readonly opts: GroupServiceOptions) {
+    this.config = new HostConfigStore(opts.confDir, opts.hostConfig);
+    this.now = opts.now ?? (() => new Date());
+    this.startedAt = this.now();
+    this.joins = new JoinAuthenticator({ nodeId: opts.nodeId, joinToken: opts.joinToken, adminToken: opts.adminToken, now: this.now });
+    this.role = this.roleFor(this.config.current);
+  }
+
+  private roleFor(host: HostConfig): Role {
+    switch (host.host_type) {
+      case "master":
+        return new MasterRole({
+          nodeId: this.opts.nodeId,
+          groupName: host.group_name,
+          joinToken: this.opts.joinToken,
+          selfAddress: this.opts.selfAddress,
+          agentPort: this.opts.agentPort,
+          members: this.opts.members,
+          log: this.opts.log,
+          now: this.now,
+          liveness: this.opts.liveness ?? DEFAULT_LIVENESS,
+          startedAt: this.startedAt,
+        });
+      case "slave":
+        return new MemberRole({
+          config: this.config,
+          nodeId: this.opts.nodeId,
+          key: this.opts.key,
+          agentPort: this.opts.agentPort,
+          nickname: this.opts.nickname,
+          log: this.opts.log,
+          now: this.now,
+        });
+      case "none":
+        return null;
+    }
+  }
+
+  /** The master role, or ApiError `not_master`. */
+  private get master(): MasterRole {
+    if (this.role?.kind !== "master") throw new ApiError("not_master");
+    return this.role;
+  }
+
+  get hostConfig(): HostConfig {
+    return this.config.current;
+  }
+
+  get nodeId(): string {
+    return this.opts.nodeId;
+  }
+
+  get isMaster(): boolean {
+    return this.role?.kind === "master";
+  }
+
+  /** This agent's own address as the group sees it (ip:port). */
+  get selfAddress(): string {
+    return this.opts.selfAddress();
+  }
+
+  /** The agent serves: a member sends heartbeats from now on (and after becoming one). */
+  start(schedule: HeartbeatSchedule): void {
+    this.schedule = schedule;
+    if (this.role?.kind === "member") this.role.start(schedule);
+  }
+
+  /** The agent stops: no more heartbeats. */
+  stop(): void {
+    this.schedule = undefined;
+    if (this.role?.kind === "member") this.role.stop();
+  }
+
+  /**
+   * A member asks this master to record it. `callerIp` is the request's source address; `bearer` the
+   * token of its Authorization header, if any (seed 000 callers), else the body's proof must hold.
+   */
+  recordJoin(body: GroupJoin, callerIp: string, bearer: string | undefined): GroupJoinReply {
+    this.joins.check(body, bearer);
+    return this.master.recordJoin(body, callerIp);
+  }
+
+  /** Who this master is, proven over the asker's challenge. */
+  hello(challenge: string): MasterHello {
+    return this.master.hello(challenge);
+  }
+
+  /** What discovery answers with while this host is a master; null otherwise. */
+  discoveryIdentity(): DiscoveryIdentity | null {
+    return this.role?.kind === "master" ? this.role.discoveryIdentity() : null;
+  }
+
+  list(): GroupList {
+    return this.master.list();
+  }
+
+  /** The members this master can route to (those that sent a node id); empty on a member. */
+  peers(): GroupPeer[] {
+    return this.role?.kind === "master" ? this.role.peers() : [];
+  }
+
+  /** One routable member by node id, or undefined (not a member, or this host is no master). */
+  peer(nodeId: string): GroupPeer | undefined {
+    return this.role?.kind === "master" ? this.role.peer(nodeId) : undefined;
+  }
+
+  recordHeartbeat(hb: GroupHeartbeat): { message: "ok" } {
+    return this.master.recordHeartbeat(hb);
+  }
+
+  remove(body: GroupRemove): GroupRemoveReply {
+    return this.master.remove(body);
+  }
+
+  myMaster(): MyMaster {
+    if (this.role?.kind === "member") return this.role.myMaster();
+    throw new ApiError(
+      "not_member",
+      this.role?.kind === "master" ? "this host is a master, not a member of a group" : "this host is not in a group",
+    );
+  }
+
+  /** On a member: the master it joined, whose forwarded calls it accepts; undefined otherwise. */
+  masterNodeId(): string | undefined {
+    return this.role?.kind === "member" ? this.role.masterNodeId : undefined;
+  }
+
+  /** On a member: what its heartbeats learnt about the master. */
+  masterContact(): MasterContact {
+    return this.role?.kind === "member" ? this.role.contact : { reachable: false, lastHeartbeat: null, lastError: null };
+  }
+
+  /** A member's master found again at a new address; false when there is nothing to follow (see MemberRole). */
+  followMaster(found: DiscoveredMaster): boolean {
+    return this.role?.kind === "member" ? this.role.followMaster(found) : false;
+  }
+
+  /**
+   * Makes this host a member of a master's group (join-master.ts), then writes host_config.json and
+   * takes the member role at once. Nothing is written if anything fails.
+   */
+  async becomeMember(req: BecomeMember): Promise<BecomeMemberReply> {
+    const { config, reply } = await joinMaster(req, {
+      nodeId: this.opts.nodeId,
+      agentPort: this.opts.agentPort,
+      nickname: this.opts.nickname,
+      now: this.now,
+    });
+    this.config.save(config);
+    this.switchRole();
+    this.opts.log.info({ master: reply.master, address: reply.address }, "joined group");
+    return reply;
+  }
+
+  /** Takes the role of the config now in force: the old one stops, the new one starts if the agent serves. */
+  private switchRole(): void {
+    if (this.role?.kind === "member") this.role.stop();
+    this.role = this.roleFor(this.config.current);
+    if (this.schedule && this.role?.kind === "member") this.role.start(this.schedule);
+  }
+}
