@@ -185,6 +185,91 @@ describe("a DBC client against batu", () => {
   });
 });
 
+describe("DBC's own Node.js backend (NodeScript's bodies and readings)", () => {
+  // As RentVirtualApiNew.js sends them: every value String()-ed, unused ones empty, a 22-character
+  // task id of its own, port ranges, a rent order, and a wallet identity before a session one.
+  const taskId = "NodeScript0000000000A1";
+  const me = () => ({ ...DbcClient.signed(alice()), rent_order: "1" });
+  let session: () => Record<string, unknown>;
+  let sshPort: number;
+
+  it("creates a task with the client's own id and string-typed, partly empty fields; a restart a second later does not stall", async () => {
+    const g = await grant({ wallet: alice().address, until: new Date(Date.now() + 3600_000).toISOString() });
+    expect(g.status, JSON.stringify(g.body)).toBe(200);
+    sshPort = await freePort();
+    const range = await freePort();
+    const vncPort = await freePort();
+    const r = await dbc.call("tasks/start", me(), {
+      task_id: taskId,
+      ssh_port: String(sshPort),
+      custom_port: [`tcp,${range}-${range + 1}`, `udp,${range}-${range + 1}`],
+      image_name: "batu-demo.qcow2",
+      gpu_count: "0",
+      cpu_cores: "1",
+      mem_size: "1",
+      disk_size: "1",
+      vnc_port: String(vncPort),
+      rdp_port: "",
+      operation_system: "linux",
+      bios_mode: "legacy",
+      data_file_name: "",
+      public_ip: "",
+      network_filters: [],
+      network_name: "",
+      vm_xml: "",
+      vm_xml_url: "",
+    });
+    expect(r.body.errcode, JSON.stringify(r.body)).toBe(0);
+    expect(r.body.message.task_id).toBe(taskId);
+    await waitTask(me, taskId, (t) => t.status === "running", 30_000);
+    await new Promise((res) => setTimeout(res, 1000));
+    // The guest is still booting (no ACPI yet): the restart resets it instead of waiting out the 20 s shutdown bound.
+    expect((await dbc.call(`tasks/restart/${taskId}`, me(), {})).body.errcode).toBe(0);
+    await waitTask(me, taskId, (t) => t.status === "running", 20_000);
+    const log = await dbc.call(`tasks/logs/${taskId}?flag=tail&line_num=5`, me());
+    expect(log.body.message.log_content.join("\n")).toContain("reset instead");
+    const t = await waitTask(me, taskId, (x) => x.status === "running" && x.ready);
+    expect(t.ssh_port).toBe(String(sshPort));
+    expect(t.custom_port).toEqual(expect.arrayContaining([`tcp,${range}:${range}`, `udp,${range + 1}:${range + 1}`]));
+    // Its session, asked for with the wallet identity, drives the task from then on.
+    const sessionId: string = (await dbc.call("mining_nodes/session_id", me())).body.message.session_id;
+    session = () => ({ session_id: sessionId, session_id_sign: u8aToHex(alice().sign(sessionId)) });
+    expect((await dbc.call(`tasks/${taskId}`, session())).body.errcode).toBe(0);
+  }, 120_000);
+
+  it("modify with every field sent, the unchanged ones empty: ok; CPU and memory wait for the next boot", async () => {
+    const unchanged = { new_ssh_port: "", new_vnc_port: "", new_rdp_port: "", new_gpu_count: "", new_cpu_cores: "", new_mem_size: "" };
+    const newSsh = await freePort();
+    const ports = await dbc.call(`tasks/modify/${taskId}`, session(), { ...unchanged, new_ssh_port: String(newSsh) });
+    expect(ports.body).toEqual({ errcode: 0, message: "ok" });
+    expect((await dbc.call(`tasks/${taskId}`, session())).body.message.ssh_port).toBe(String(newSsh));
+    const sized = await dbc.call(`tasks/modify/${taskId}`, session(), { ...unchanged, new_cpu_cores: "2", new_mem_size: "1" });
+    expect(sized.body).toEqual({ errcode: 0, message: "some changes will take effect on the next boot" });
+    const detail = (await dbc.call(`tasks/${taskId}`, session())).body.message;
+    expect(detail).toMatchObject({ status: "running", cpu_cores: 2 });
+    expect((await dbc.call(`tasks/modify/${taskId}`, session(), unchanged)).body).toEqual({ errcode: 0, message: "ok" });
+  });
+
+  it("passwd: DBC's checks; a guest without an agent gets a clear error", async () => {
+    expect((await dbc.call(`tasks/passwd/${taskId}`, me(), { username: "root", password: "" })).body).toEqual({ errcode: 1, message: "password can not be empty" });
+    expect((await dbc.call(`tasks/passwd/${taskId}`, me(), { username: "", password: "x" })).body).toEqual({ errcode: 1, message: "user name can not be empty" });
+    const r = await dbc.call(`tasks/passwd/${taskId}`, me(), { username: "root", password: "An0ther-Secret" });
+    expect(r.body).toMatchObject({ errcode: 1, message: expect.stringMatching(/^set user password failed: the guest agent did not answer/) });
+  });
+
+  it("free_memory answers ok (this node's operator has not allowed dropping caches)", async () => {
+    expect((await dbc.call("mining_nodes/free_memory", me())).body).toEqual({ errcode: 0, message: "ok" });
+  });
+
+  it("poweroff, then passwd is refused as DBC refuses it; delete", async () => {
+    expect((await dbc.call(`tasks/poweroff/${taskId}`, me())).body.errcode).toBe(0);
+    await waitTask(me, taskId, (t) => t.status === "closed");
+    expect((await dbc.call(`tasks/passwd/${taskId}`, me(), { username: "root", password: "x" })).body).toEqual({ errcode: 1, message: "Only the running task can change the password" });
+    expect((await dbc.call(`tasks/delete/${taskId}`, me())).body.errcode).toBe(0);
+    await until(async () => (await dbc.call(`tasks/${taskId}`, me())).body, (b) => b.errcode === -3, 30_000, "task deleted");
+  });
+});
+
 describe("refusals, each with DBC's errcode and nothing created", () => {
   async function noTasks() {
     const vms = await call(`${agent.url}/common/vm/list`, { token: agent.adminToken });
