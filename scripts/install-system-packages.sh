@@ -14,6 +14,8 @@ PACKAGES=(
   wrk
   # misc
   ca-certificates curl procps
+  # the docs' examples (run by test/docs-examples.test.ts)
+  jq
 )
 
 missing=()

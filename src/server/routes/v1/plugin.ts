@@ -19,17 +19,18 @@ export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps
   });
   app.setErrorHandler(dbcErrorHandler);
   const group = deps.group;
+  // The body text of each forwarded call, as received: what the master signed.
+  const sentBodies = new WeakMap<FastifyRequest, string>();
+  // DBC's node parses every body as JSON whatever its Content-Type (DBC's clients and `curl -d` send
+  // none or a form type): so does /api/v1, with Fastify's own JSON parser (same limits, errors and
+  // prototype-poisoning refusal), keeping the text of forwarded calls only.
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "string" }, (req, body, done) => {
+    if (group && ForwardVerifier.isForwarded(req.headers)) sentBodies.set(req, body as string);
+    parseJson(req, body as string, done);
+  });
   if (group) {
-    // The body text of each forwarded call, as received: what the master signed.
-    const sentBodies = new WeakMap<FastifyRequest, string>();
-    // Fastify's own JSON parser (same limits, errors and prototype-poisoning refusal) for /api/v1 only,
-    // keeping the text of forwarded calls; other calls pay one header lookup.
-    const parseJson = app.getDefaultJsonParser("error", "error");
-    app.removeContentTypeParser("application/json");
-    app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
-      if (ForwardVerifier.isForwarded(req.headers)) sentBodies.set(req, body as string);
-      parseJson(req, body as string, done);
-    });
     // A call forwarded by this member's master: checked on the body text as sent, before any other hook.
     app.addHook("preValidation", async (req) => {
       if (!ForwardVerifier.isForwarded(req.headers)) return;

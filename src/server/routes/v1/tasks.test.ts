@@ -85,3 +85,21 @@ describe("mining_nodes/free_memory", () => {
     expect(freed).toBe(1);
   });
 });
+
+describe("bodies whatever their Content-Type, as DBC's node reads them", () => {
+  const body = JSON.stringify({ peer_nodes_list: [NODE], additional: { as: "bob" } });
+  it("parses JSON sent with no type, a form type (curl -d), text or JSON", async () => {
+    for (const type of [undefined, "application/x-www-form-urlencoded", "text/plain", "application/json", "application/octet-stream"]) {
+      const r = await app.inject({ method: "POST", url: "/api/v1/tasks", payload: body, headers: type ? { "content-type": type } : {} });
+      expect(r.statusCode, String(type)).toBe(200);
+      expect(JSON.parse(r.payload).message.map((t: { task_id: string }) => t.task_id), String(type)).toEqual(["b1"]);
+    }
+  });
+  it("answers a body that is not JSON with DBC's -25, whatever the type", async () => {
+    for (const type of [undefined, "application/x-www-form-urlencoded"]) {
+      const r = await app.inject({ method: "POST", url: "/api/v1/tasks", payload: "peer_nodes_list=x", headers: type ? { "content-type": type } : {} });
+      expect(r.statusCode, String(type)).toBe(400);
+      expect(JSON.parse(r.payload), String(type)).toMatchObject({ errcode: -25, message: expect.stringMatching(/^json parse error/) });
+    }
+  });
+});
