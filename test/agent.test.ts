@@ -96,6 +96,29 @@ describe("host API: group", () => {
     expect(list.body.member).toHaveLength(2);
     expect(list.body.member[0]).toMatchObject({ address: "10.1.2.4:10000", node_id: nodeId, nickname: "m1b", state: "alive" });
     expect(list.body.member[1]).toMatchObject({ address: "127.0.0.1:10000", node_id: null });
+    // The original server's key, which its GUI reads: the same list.
+    expect(list.body.members).toEqual(list.body.member);
+  });
+
+  it("answers browser pages of the origins conf lists (CORS), and every call still needs its token", async () => {
+    const dir = freshDir();
+    mkdirSync(join(dir, "conf"), { recursive: true });
+    writeFileSync(join(dir, "conf", "config.json"), JSON.stringify({ nickname: "gui-host", batu: true, cors_origins: ["http://gui.example:8080"] }));
+    const a = await agentIn(dir);
+    const url = `${a.url}/master/group/list`;
+    const preflight = (origin: string) =>
+      fetch(url, { method: "OPTIONS", headers: { origin, "access-control-request-method": "GET", "access-control-request-headers": "authorization" } });
+    const ok = await preflight("http://gui.example:8080");
+    expect(ok.status).toBe(204);
+    expect(ok.headers.get("access-control-allow-origin")).toBe("http://gui.example:8080");
+    expect(ok.headers.get("access-control-allow-headers")).toMatch(/authorization/);
+    expect((await preflight("http://evil.example")).headers.get("access-control-allow-origin")).toBeNull();
+    const withToken = await fetch(url, { headers: { origin: "http://gui.example:8080", authorization: `Bearer ${a.adminToken}` } });
+    expect(withToken.status).toBe(200);
+    expect(withToken.headers.get("access-control-allow-origin")).toBe("http://gui.example:8080");
+    expect((await withToken.json()).members).toEqual([]);
+    const without = await fetch(url, { headers: { origin: "http://gui.example:8080" } });
+    expect(without.status).toBe(401);
   });
 
   it("refuses bad joins with 400/401 naming the problem and records nothing", async () => {

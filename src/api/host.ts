@@ -10,6 +10,12 @@ export const SystemConfig = Type.Object(
   {
     nickname: Type.String({ maxLength: 64, description: "Human name of this host", examples: ["gpu-box-1"] }),
     batu: Type.Boolean({ description: "Marks this as a batu host (always true)", examples: [true] }),
+    cors_origins: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+        maxItems: 64,
+        description: "Origins whose browser pages may call this agent (CORS), e.g. a web GUI's; every call still needs its token",
+      }),
+    ),
     allow_drop_caches: Type.Optional(
       Type.Boolean({ description: "Whether renters' free_memory may drop this host's page cache (default false: answered, nothing done)" }),
     ),
@@ -120,12 +126,16 @@ export const GroupMember = Type.Object({
 });
 export type GroupMember = Static<typeof GroupMember>;
 
-/** `GET /master/group/list`: the seed's shape, members with more fields. */
+/**
+ * `GET /master/group/list`: the seed's shape (`member`), members with more fields; the same list as
+ * `members` too, the key the original server and its BATU GUI use.
+ */
 export const GroupList = Type.Object(
   {
     master: Type.String({ description: "The master's own address" }),
     group_name: Type.String(),
-    member: Type.Array(GroupMember),
+    member: Type.Array(GroupMember, { description: "The members (seed 000's key)" }),
+    members: Type.Array(GroupMember, { description: "The same members: the original server's key, which its GUI reads" }),
   },
   { $id: "GroupList" },
 );

@@ -97,19 +97,16 @@ export class MasterRole {
   }
 
   list(): GroupList {
-    return {
-      master: this.opts.selfAddress(),
-      group_name: this.opts.groupName,
-      member: this.opts.members.list().map((m) => ({
-        address: m.address,
-        node_id: m.nodeId,
-        nickname: m.nickname,
-        state: this.stateOf(m),
-        joined_at: m.joinedAt,
-        last_seen: m.lastSeen,
-        capacity: (m.capacity as MemberCapacity | null) ?? null,
-      })),
-    };
+    const member = this.opts.members.list().map((m) => ({
+      address: m.address,
+      node_id: m.nodeId,
+      nickname: m.nickname,
+      state: this.stateOf(m),
+      joined_at: m.joinedAt,
+      last_seen: m.lastSeen,
+      capacity: (m.capacity as MemberCapacity | null) ?? null,
+    }));
+    return { master: this.opts.selfAddress(), group_name: this.opts.groupName, member, members: member };
   }
 
   /** The members this master can route to (those that sent a node id). */

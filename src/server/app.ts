@@ -1,4 +1,5 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import cors from "@fastify/cors";
 import formbody from "@fastify/formbody";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
@@ -32,6 +33,15 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   // Seed 000's POSTs carry no body at all in places: treat an absent body as an empty object.
   app.addHook("preValidation", async (req) => {
     if (req.method === "POST" && (req.body === undefined || req.body === null)) req.body = {};
+  });
+  // Browser pages of the origins the operator lists (conf/config.json `cors_origins`, read at each
+  // request) may call the agent; a preflight is answered before authentication, as browsers send it
+  // without credentials. The calls themselves still need their token or identity.
+  await app.register(cors, {
+    origin: (origin, done) => done(null, origin !== undefined && (deps.systemConfig().cors_origins ?? []).includes(origin)),
+    methods: ["GET", "POST", "OPTIONS"],
+    allowedHeaders: ["authorization", "content-type"],
+    maxAge: 600,
   });
   app.addHook("onRequest", authHook(deps));
 
