@@ -85,13 +85,14 @@ export function fromDbcCreate(a: Record<string, Loose>, owner: string): VmCreate
     multicast: multicast(a.multicast),
     networkName: null,
   };
+  // Absent, batu picks a port (DBC requires them); given empty, DBC's own refusal (`ssh_port is empty`).
+  // The other system's port is ignored, as DBC ignores it: its clients send both.
   if (system === "linux") {
-    if (a.ssh_port !== undefined && a.ssh_port !== "") req.sshPort = portField(() => parseSshPort(a.ssh_port));
-    if (a.rdp_port !== undefined && a.rdp_port !== "") req.rdpPort = portField(() => parseRdpPort(a.rdp_port));
+    if (a.ssh_port !== undefined) req.sshPort = portField(() => parseSshPort(a.ssh_port));
   } else {
     req.sshPort = null;
-    req.rdpPort = a.rdp_port !== undefined && a.rdp_port !== "" ? portField(() => parseRdpPort(a.rdp_port)) : undefined;
+    if (a.rdp_port !== undefined) req.rdpPort = portField(() => parseRdpPort(a.rdp_port));
   }
-  if (a.vnc_port !== undefined && a.vnc_port !== "") req.vncPort = portField(() => parseVncPort(a.vnc_port));
+  if (a.vnc_port !== undefined) req.vncPort = portField(() => parseVncPort(a.vnc_port));
   return req;
 }
