@@ -116,7 +116,7 @@ describe("host API: group", () => {
     const withToken = await fetch(url, { headers: { origin: "http://gui.example:8080", authorization: `Bearer ${a.adminToken}` } });
     expect(withToken.status).toBe(200);
     expect(withToken.headers.get("access-control-allow-origin")).toBe("http://gui.example:8080");
-    expect((await withToken.json()).members).toEqual([]);
+    expect(((await withToken.json()) as { members: unknown[] }).members).toEqual([]);
     const without = await fetch(url, { headers: { origin: "http://gui.example:8080" } });
     expect(without.status).toBe(401);
   });
