@@ -27,6 +27,10 @@ describe("agent: first start", () => {
     for (const f of ["admin.token", "join.token", "node.key"]) {
       expect(statSync(join(conf, f)).mode & 0o777).toBe(0o600);
     }
+    // State and conf are the owner's alone, whatever the umask (the test runner's is 022 or looser).
+    expect(statSync(conf).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, "data")).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, "data", "batu.db")).mode & 0o777).toBe(0o600);
     expect(a.nodeId).toMatch(/^[0-9a-f]{64}$/);
     expect(a.adminToken).not.toEqual(a.joinToken);
     // The one log line says where it listens, its role and its node id.

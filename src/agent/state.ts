@@ -1,5 +1,5 @@
 import { join, resolve } from "node:path";
-import { mkdirSync } from "node:fs";
+import { ensurePrivateDir } from "../lib/private-files.js";
 import { loadHostFiles, type HostFiles } from "../config/host-files.js";
 import { loadIdentity, type NodeIdentity } from "../auth/identity.js";
 import { openDb, type Db } from "../store/db.js";
@@ -41,9 +41,11 @@ export interface AgentState {
 export async function openAgentState(opts: AgentStateOptions, log: Logger): Promise<AgentState> {
   const confDir = resolve(opts.confDir);
   const dataDir = resolve(opts.dataDir);
+  // Tokens, keys, VM disks and passwords: owner only, whatever the umask.
+  ensurePrivateDir(confDir);
   const files = loadHostFiles(confDir);
   const identity = await loadIdentity(confDir);
-  mkdirSync(dataDir, { recursive: true });
+  ensurePrivateDir(dataDir);
   const db = openDb(join(dataDir, DB_FILE));
   let port = opts.port;
   const nodeKey = nodeKeyAuthenticator(identity.nodeId, (m) => identity.sign(m));

@@ -4,3 +4,4 @@ export * from "./logger.js";
 export * from "./units.js";
 export * from "./assert-never.js";
 export * from "./version.js";
+export * from "./private-files.js";

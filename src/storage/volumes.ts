@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, readdir, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Reverter } from "../lib/index.js";
 import { createDisk, createOverlay, imageInfo, type QemuImgCallOptions } from "./qemu-img.js";
@@ -133,9 +133,10 @@ export async function createVmVolumes(
     );
   }
 
-  await mkdir(vmsDir(input.dataDir), { recursive: true });
+  await mkdir(vmsDir(input.dataDir), { recursive: true, mode: 0o700 });
   try {
-    await mkdir(dir);
+    // A guest's disks: the owner's alone, whatever the umask (mkdir's mode is masked by it, never widened).
+    await mkdir(dir, { mode: 0o700 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "EEXIST") {
       throw new VolumeError("vm_dir_exists", `disks of vm ${input.vmId} already exist: ${dir}`);
@@ -151,6 +152,7 @@ export async function createVmVolumes(
     ...opts,
     ...(input.systemDiskSizeBytes !== undefined ? { sizeBytes: input.systemDiskSizeBytes } : {}),
   });
+  await chmod(vdaPath, 0o600);
   disks.push({ id: "vda", path: vdaPath, format: vda.format, external: false, virtualSizeBytes: vda.virtualSizeBytes });
 
   if (dataFilePath !== undefined && dataFile !== undefined) {
@@ -159,6 +161,7 @@ export async function createVmVolumes(
     const vdbPath = join(dir, DATA_DISK_FILE);
     reverter.add(`remove ${vdbPath}`, () => rm(vdbPath, { force: true }));
     const vdb = await createDisk(vdbPath, input.dataDiskSizeBytes, "qcow2", opts);
+    await chmod(vdbPath, 0o600);
     disks.push({ id: "vdb", path: vdbPath, format: vdb.format, external: false, virtualSizeBytes: vdb.virtualSizeBytes });
   }
   return disks;

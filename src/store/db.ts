@@ -1,7 +1,7 @@
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { MIGRATIONS, type Migration } from "./migrations.js";
+import { ensurePrivateDir, makePrivateFile } from "../lib/private-files.js";
 
 export type Db = Database.Database;
 
@@ -36,8 +36,10 @@ export function dataVersion(db: Db): number {
 
 /** Opens (creating if needed) the agent's SQLite file and brings its schema up to date. */
 export function openDb(path: string, migrations: readonly Migration[] = MIGRATIONS): Db {
-  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  if (path !== ":memory:") ensurePrivateDir(dirname(path));
   const db = new Database(path);
+  // VM login passwords and renters' sessions live here; SQLite gives its -wal and -shm files the same mode.
+  if (path !== ":memory:") makePrivateFile(path);
   db.pragma("journal_mode = WAL");
   db.pragma("foreign_keys = ON");
   db.pragma("busy_timeout = 5000");

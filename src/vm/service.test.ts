@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -79,6 +79,33 @@ describe("VmService.create", () => {
     expect(vms.repo.ports().every((p) => p.vmId === "a1")).toBe(true);
     // The refused VM's ports went back: another VM gets 2223 and the VNC pool is not short of one.
     await vms.service.create(request("a4", { sshPort: 2223 }), { wait: true });
+  });
+
+  it("two creations of one id at once: one wins, the other is refused, and the winner keeps its ports", async () => {
+    const results = await Promise.allSettled([
+      vms.service.create(request("same", { sshPort: 2222 }), { wait: false }),
+      vms.service.create(request("same", { sshPort: 2223 }), { wait: false }),
+    ]);
+    expect(results.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+    const lost = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+    expect(lost.reason).toMatchObject({ field: "task_id", message: "task id already existed" });
+    await until(vms, "same", (v) => v?.status === "running", "running");
+    expect(portsOf(vms, "same")).toContain("ssh:tcp/2222");
+    await expect(vms.service.create(request("other", { sshPort: 2222 }), { wait: true })).rejects.toThrow("port conflict, exist ssh_port = 2222");
+  });
+
+  it("its folder and disks are the owner's alone, whatever the umask", async () => {
+    const old = process.umask(0o022);
+    try {
+      await vms.service.create(request("m1", { dataDiskBytes: 2 ** 20 }), { wait: true });
+    } finally {
+      process.umask(old);
+    }
+    const mode = (p: string) => statSync(p).mode & 0o777;
+    expect(mode(vmDir(vms.dataDir, "m1"))).toBe(0o700);
+    expect(mode(join(vmDir(vms.dataDir, "m1"), "vda.qcow2"))).toBe(0o600);
+    expect(mode(join(vmDir(vms.dataDir, "m1"), "vdb.qcow2"))).toBe(0o600);
+    expect(mode(join(vms.dataDir, "batu.db"))).toBe(0o600);
   });
 
   it("waited for, a failed boot leaves nothing: no record, no ports, no disks", async () => {

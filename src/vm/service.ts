@@ -44,6 +44,8 @@ export interface VmServiceOptions {
  */
 export class VmService {
   private readonly locks = new KeyedMutex();
+  /** Ids claimed by a creation not yet recorded: a second creation of one is refused, never raced. */
+  private readonly claimed = new Set<string>();
 
   constructor(private readonly opts: VmServiceOptions) {}
 
@@ -135,7 +137,17 @@ export class VmService {
     } catch {
       throw new FieldError("task_id", "task id requires a combination of letters or numbers");
     }
-    if (this.opts.repo.exists(id)) throw new FieldError("task_id", "task id already existed");
+    // Claimed before the first await: two creations of one id would otherwise share its ports (their owner).
+    if (this.claimed.has(id) || this.opts.repo.exists(id)) throw new FieldError("task_id", "task id already existed");
+    this.claimed.add(id);
+    try {
+      return await this.createClaimed(id, req, opts);
+    } finally {
+      this.claimed.delete(id);
+    }
+  }
+
+  private async createClaimed(id: string, req: VmCreateRequest, opts: { wait: boolean }): Promise<VmRecord & { operationId: string }> {
     let loginUser: string;
     try {
       loginUser = this.opts.images.resolve(req.imageName).loginUser;

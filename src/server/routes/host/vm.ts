@@ -104,7 +104,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; vmQue
       if (req.query.scope !== "group") return local;
       if (!groupVms) throw new ApiError("not_master", "scope=group: this host is not a master");
       const { vms: all, unreachable } = await groupVms.list(local);
-      if (unreachable.length > 0) reply.header("x-batu-unreachable", JSON.stringify(unreachable));
+      if (unreachable.length > 0) reply.header("x-batu-unreachable", asciiJson(unreachable));
       return all;
     },
   );
@@ -173,3 +173,8 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; vmQue
     async (req) => reads.stats(req.query.vm_id),
   );
 };
+
+/** JSON with every non-ASCII character escaped (`\u00e9`): a header value must be Latin-1, a member's words need not be. */
+export function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from "fastify";
+import { Type } from "@sinclair/typebox";
 import type { DbcRequest } from "../../../api/v1/request.js";
 import type { V1Deps } from "./deps.js";
 import { forwardedRenter, resolveTarget } from "./target.js";
@@ -10,10 +11,21 @@ import { NO_BODY_TEXT } from "../../../group/forward.js";
  * `wallet` + `nonce` + `sign`. A renter sees only its own tasks. On a master, the stream of a
  * member's node is authenticated here (the ledger is here) and relayed from that member.
  */
+/** The identity in the query: each field once (a repeated one is refused, never taken as a list). */
+const field = (description: string) => Type.Optional(Type.String({ maxLength: 256, description }));
+const EventsQuery = Type.Object({
+  node: field("The node whose tasks to follow"),
+  session_id: field("A renter's session id"),
+  session_id_sign: field("Its signature by the renter"),
+  wallet: field("Or a wallet"),
+  nonce: field("with a fresh nonce"),
+  sign: field("and its signature"),
+});
+
 export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
-  app.get<{ Querystring: Record<string, string> }>(
+  app.get<{ Querystring: Record<string, string | undefined> }>(
     "/events",
-    { schema: { summary: "Task state changes, as server-sent events", tags: ["dbc"] } },
+    { schema: { summary: "Task state changes, as server-sent events", tags: ["dbc"], querystring: EventsQuery } },
     async (req, reply) => {
       const q = req.query;
       const body = {

@@ -103,3 +103,11 @@ describe("bodies whatever their Content-Type, as DBC's node reads them", () => {
     }
   });
 });
+
+describe("events: the identity in the query", () => {
+  it("refuses a repeated field with DBC's -25 naming it, never a 500", async () => {
+    const r = await app.inject({ method: "GET", url: `/api/v1/events?node=${NODE}&node=${NODE}` });
+    expect(r.statusCode).toBe(400);
+    expect(JSON.parse(r.payload)).toMatchObject({ errcode: -25, message: expect.stringMatching(/node/) });
+  });
+});
