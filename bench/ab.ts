@@ -73,7 +73,7 @@ const BENCHES: Record<string, { script: string; prefix: string; figures: (r: any
     prefix: "vm-lifecycle-",
     figures: (r) => ({
       "create→running median ms": r.summariesMs.batu_create_running.sequential.median,
-      "create→running, 5 at once, median ms": r.summariesMs.batu_create_running.concurrent.median,
+      "create→running, --concurrent at once, median ms": r.summariesMs.batu_create_running.concurrent.median,
       "create→ready median ms": r.summariesMs.batu_create_ready.sequential.median,
       "bare QEMU start→ready median ms": r.summariesMs.qemu_start_ready.sequential.median,
       "batu/bare QEMU ready ratio": r.pairedRatios.batu_over_qemu,
@@ -143,7 +143,7 @@ async function main(): Promise<void> {
   }
   const base = prepareBase(flags.base);
   const head = git(["rev-parse", "HEAD"]);
-  const dirty = git(["status", "--porcelain"]) !== "";
+  const dirty = git(["status", "--porcelain", "--untracked-files=no"]) !== "";
   const a: Figures[] = [];
   const b: Figures[] = [];
   for (let round = 1; round <= rounds; round++) {

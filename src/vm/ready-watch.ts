@@ -1,5 +1,10 @@
 import { open } from "node:fs/promises";
 
+/** The most read from the log in one go: a guest can write hundreds of MiB between two looks. */
+const CHUNK_BYTES = 64 * 1024;
+/** A line longer than this is not a ready marker: it is not kept whole (the guest writes what it likes). */
+const MAX_LINE_CHARS = 4096;
+
 /**
  * Resolves true once `marker` appears as a line in the (growing) serial log, false when `signal`
  * aborts. Reads only what was appended since the last look; polls, since the file is written by
@@ -19,13 +24,20 @@ export async function waitForMarker(
       const fh = await open(path, "r");
       try {
         const { size } = await fh.stat();
-        if (size < offset) offset = 0; // the log was truncated: a new boot
-        if (size > offset) {
-          const buf = Buffer.alloc(size - offset);
-          await fh.read(buf, 0, buf.length, offset);
-          offset = size;
-          const lines = (carry + buf.toString("utf8")).split(/\r?\n/);
+        if (size < offset) {
+          // The log was started afresh (a new boot) or rotated: read it from its start.
+          offset = 0;
+          carry = "";
+        }
+        const buf = Buffer.alloc(Math.min(CHUNK_BYTES, Math.max(0, size - offset)));
+        while (size > offset && !signal.aborted) {
+          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - offset), offset);
+          if (bytesRead === 0) break;
+          offset += bytesRead;
+          const lines = (carry + buf.subarray(0, bytesRead).toString("utf8")).split(/\r?\n/);
           carry = lines.pop() ?? "";
+          // An over-long line can never be the marker: keep a stand-in that cannot match either.
+          if (carry.length > MAX_LINE_CHARS) carry = "\u0000";
           if (lines.some((l) => l.trim() === marker)) return true;
         }
       } finally {

@@ -12,6 +12,10 @@ import type { ImageCatalog } from "./images.js";
 import { toQemuSpec } from "./qemu-spec.js";
 import type { VmRecord, VmRepo } from "./repo.js";
 import { waitForMarker } from "./ready-watch.js";
+import { rotateSerialLog } from "./serial-log.js";
+
+/** How often a running VM's console log is checked against its cap. */
+const SERIAL_LOG_CHECK_MS = 5_000;
 import type { VmStatus } from "./state.js";
 
 /** A running VM as sibling services act on it: its QEMU process and the agent's one QMP connection to it. */
@@ -23,6 +27,8 @@ export interface LiveVm {
 /** A VM whose QEMU this agent is connected to. */
 interface Live extends LiveVm {
   ready: AbortController;
+  /** Rotates the console log past its cap while the VM runs (see serial-log.ts). */
+  logKeeper: NodeJS.Timeout;
   /** Set while an operation stops the VM on purpose, so the exit is not reported as a crash. */
   stopping: boolean;
 }
@@ -131,9 +137,15 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
   /** Connects to a running QEMU (just started, or adopted after an agent restart) and watches it. */
   async attach(id: string, pid: number, opts: { readyFromStart: boolean; alreadyReady?: boolean }): Promise<void> {
     const qmp = await this.opts.hypervisor.connect(this.runDir(id), { deadlineMs: 15_000 });
-    const entry: Live = { pid, qmp, ready: new AbortController(), stopping: false };
-    this.live.set(id, entry);
     const log = this.opts.log.child({ vm: id });
+    const { serialLog } = runPaths(this.runDir(id));
+    const logKeeper = setInterval(() => {
+      rotateSerialLog(serialLog)
+        .then((rotated) => rotated && log.info("console log rotated"))
+        .catch((e: unknown) => log.warn({ err: e }, "console log rotation failed"));
+    }, SERIAL_LOG_CHECK_MS).unref();
+    const entry: Live = { pid, qmp, ready: new AbortController(), logKeeper, stopping: false };
+    this.live.set(id, entry);
     qmp.on("event", (e) => {
       switch (e.event) {
         case "SHUTDOWN":
@@ -153,6 +165,7 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
     });
     qmp.on("close", () => {
       entry.ready.abort();
+      clearInterval(entry.logKeeper);
       if (this.live.get(id) === entry) this.live.delete(id);
       if (entry.stopping) return;
       // QEMU went away by itself: the guest powered off, or the process died.
@@ -215,6 +228,7 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
     if (entry) {
       await this.opts.hypervisor.quit(entry.qmp, entry.pid, this.runDir(id));
       entry.ready.abort();
+      clearInterval(entry.logKeeper);
       this.live.delete(id);
     } else {
       const pid = await this.opts.hypervisor.findRunning(this.runDir(id));
@@ -230,6 +244,7 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
     for (const e of entries) {
       e.stopping = true;
       e.ready.abort();
+      clearInterval(e.logKeeper);
       await e.qmp.close();
     }
   }

@@ -102,7 +102,8 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
   }
 
   argv.push(
-    "-chardev", `file,id=serial0,path=${esc(paths.serialLog)}`,
+    // append=on: the agent starts the log afresh at each boot and rotates it past a cap (vm/serial-log.ts).
+    "-chardev", `file,id=serial0,path=${esc(paths.serialLog)},append=on`,
     "-serial", "chardev:serial0",
     "-chardev", `socket,id=qmp,path=${esc(paths.qmpSocket)},server=on,wait=off`,
     "-mon", "chardev=qmp,mode=control",

@@ -1,4 +1,4 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import type { Logger } from "../../lib/logger.js";
 import { HypervisorError, HypervisorErrorCode, type Hypervisor } from "../driver.js";
 import { buildQemuArgv } from "./argv.js";
@@ -35,6 +35,8 @@ export class QemuHypervisor implements Hypervisor {
     }
     // The run folder holds the QMP socket (full control of the VM): owner only.
     await mkdir(spec.runDir, { recursive: true, mode: 0o700 });
+    // QEMU appends to the console log (append=on, so it can be rotated): each boot starts it afresh.
+    await writeFile(runPaths(spec.runDir).serialLog, "", { mode: 0o600 });
     const started = Date.now();
     const { pid, stderr } = await startQemu(argv, spec.runDir, {
       binary: this.binary,
