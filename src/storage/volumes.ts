@@ -12,6 +12,7 @@ export const VolumeErrorCodes = {
   invalid_data_file_name: "invalid_data_file_name",
   data_file_not_found: "data_file_not_found",
   data_file_has_backing_file: "data_file_has_backing_file",
+  data_file_format: "data_file_format",
   vm_dir_exists: "vm_dir_exists",
   system_disk_too_small: "system_disk_too_small",
 } as const;
@@ -34,7 +35,7 @@ export interface VmDisk {
   /** Absolute host path of the image file. */
   path: string;
   /** Image format to give QEMU (never let QEMU probe). */
-  format: string;
+  format: "qcow2" | "raw";
   /** True for an operator-provided data file: it is not ours to delete. */
   external: boolean;
   /** Size the guest sees, as qemu-img reported it when the disk was made or opened. */
@@ -125,6 +126,9 @@ export async function createVmVolumes(
   if (dataFile !== undefined && dataFile.backingFile !== null) {
     throw new VolumeError("data_file_has_backing_file", `data_file_name has a backing file: ${input.dataFileName ?? ""}`);
   }
+  if (dataFile !== undefined && dataFile.format !== "qcow2" && dataFile.format !== "raw") {
+    throw new VolumeError("data_file_format", `data_file_name is a ${dataFile.format} image: qcow2 or raw only`);
+  }
   const base = await imageInfo(input.baseImagePath, { ...opts, shared: true });
   if (input.systemDiskSizeBytes !== undefined && input.systemDiskSizeBytes < base.virtualSizeBytes) {
     throw new VolumeError(
@@ -153,16 +157,16 @@ export async function createVmVolumes(
     ...(input.systemDiskSizeBytes !== undefined ? { sizeBytes: input.systemDiskSizeBytes } : {}),
   });
   await chmod(vdaPath, 0o600);
-  disks.push({ id: "vda", path: vdaPath, format: vda.format, external: false, virtualSizeBytes: vda.virtualSizeBytes });
+  disks.push({ id: "vda", path: vdaPath, format: "qcow2", external: false, virtualSizeBytes: vda.virtualSizeBytes });
 
   if (dataFilePath !== undefined && dataFile !== undefined) {
-    disks.push({ id: "vdb", path: dataFilePath, format: dataFile.format, external: true, virtualSizeBytes: dataFile.virtualSizeBytes });
+    disks.push({ id: "vdb", path: dataFilePath, format: dataFile.format as "qcow2" | "raw", external: true, virtualSizeBytes: dataFile.virtualSizeBytes });
   } else if (input.dataDiskSizeBytes !== undefined) {
     const vdbPath = join(dir, DATA_DISK_FILE);
     reverter.add(`remove ${vdbPath}`, () => rm(vdbPath, { force: true }));
     const vdb = await createDisk(vdbPath, input.dataDiskSizeBytes, "qcow2", opts);
     await chmod(vdbPath, 0o600);
-    disks.push({ id: "vdb", path: vdbPath, format: vdb.format, external: false, virtualSizeBytes: vdb.virtualSizeBytes });
+    disks.push({ id: "vdb", path: vdbPath, format: "qcow2", external: false, virtualSizeBytes: vdb.virtualSizeBytes });
   }
   return disks;
 }

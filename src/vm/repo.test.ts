@@ -39,6 +39,18 @@ describe("VmRepo by owner", () => {
   });
 });
 
+describe("the lifecycle log", () => {
+  it("outlives its VM, but a new VM given the same id starts with an empty log (never another renter's lines)", () => {
+    const repo = repoAt(openDb(":memory:"));
+    repo.insert({ id: "t1", nickname: "", owner: "alice", spec: spec("alice's"), status: "closed" }, []);
+    repo.log("t1", "alice's secret step");
+    repo.delete("t1");
+    expect(repo.logLines("t1", { from: "head", count: 10 })).toHaveLength(1);
+    repo.insert({ id: "t1", nickname: "", owner: "bob", spec: spec("bob's"), status: "closed" }, []);
+    expect(repo.logLines("t1", { from: "head", count: 10 })).toEqual([]);
+  });
+});
+
 describe("system disk size", () => {
   it("is null for VMs recorded before migration 4, and set without touching updated_at", () => {
     const db = openDb(":memory:", MIGRATIONS.slice(0, 3));

@@ -86,6 +86,8 @@ export class VmRepo {
     const at = this.now().toISOString();
     this.vms.write(() =>
       this.db.transaction(() => {
+        // A deleted VM's log stays for the record, but never shows as the log of a new VM given its id.
+        prepared(this.db, "DELETE FROM vm_log WHERE vm_id = ?").run(vm.id);
         prepared(
           this.db,
           `INSERT INTO vms (id, nickname, owner, image_name, spec_json, status, created_at, updated_at)

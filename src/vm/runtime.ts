@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Hypervisor } from "../hypervisor/driver.js";
 import type { QmpClient } from "../hypervisor/qemu/qmp/client.js";
-import { DEBIAN_OVMF, runPaths } from "../hypervisor/qemu/spec.js";
+import { DEBIAN_OVMF, runPaths, type DiskSpec } from "../hypervisor/qemu/spec.js";
 import type { AcceleratorChoice } from "../hypervisor/accel.js";
 import { vmDir, SYSTEM_DISK_FILE, DATA_DISK_FILE, resolveDataFile } from "../storage/volumes.js";
 import type { Logger } from "../lib/logger.js";
@@ -94,9 +94,9 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
     const { spec } = vm;
     const image = this.opts.images.resolve(vm.imageName);
     const runDir = this.runDir(vm.id);
-    const disks = [{ id: "vda", path: join(runDir, SYSTEM_DISK_FILE), format: "qcow2" as const }];
+    const disks: DiskSpec[] = [{ id: "vda", path: join(runDir, SYSTEM_DISK_FILE), format: "qcow2" }];
     if (spec.dataFileName) {
-      disks.push({ id: "vdb", path: await resolveDataFile(this.opts.dataDir, spec.dataFileName), format: "qcow2" });
+      disks.push({ id: "vdb", path: await resolveDataFile(this.opts.dataDir, spec.dataFileName), format: spec.dataFileFormat ?? "qcow2" });
     } else if (spec.dataDiskBytes) {
       disks.push({ id: "vdb", path: join(runDir, DATA_DISK_FILE), format: "qcow2" });
     }

@@ -2,7 +2,9 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { vmDir } from "../storage/volumes.js";
+import { dataFilesDir, vmDir } from "../storage/volumes.js";
+import { createDisk } from "../storage/qemu-img.js";
+import { mkdir } from "node:fs/promises";
 import type { VmCreateRequest } from "./create-request.js";
 import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
 import type { VmRecord } from "./repo.js";
@@ -92,6 +94,17 @@ describe("VmService.create", () => {
     await until(vms, "same", (v) => v?.status === "running", "running");
     expect(portsOf(vms, "same")).toContain("ssh:tcp/2222");
     await expect(vms.service.create(request("other", { sshPort: 2222 }), { wait: true })).rejects.toThrow("port conflict, exist ssh_port = 2222");
+  });
+
+  it("a raw data file boots as raw, ever after: its format is read once, at creation", async () => {
+    await mkdir(dataFilesDir(vms.dataDir), { recursive: true });
+    await createDisk(join(dataFilesDir(vms.dataDir), "scratch.img"), 2 ** 20, "raw");
+    await vms.service.create(request("r1", { dataFileName: "scratch.img" }), { wait: true });
+    expect(vms.repo.get("r1")?.spec.dataFileFormat).toBe("raw");
+    expect(vms.hypervisor.started.at(-1)?.disks.map((d) => `${d.id}:${d.format}`)).toEqual(["vda:qcow2", "vdb:raw"]);
+    await vms.service.act("r1", "poweroff");
+    await vms.service.act("r1", "start");
+    expect(vms.hypervisor.started.at(-1)?.disks.map((d) => d.format)).toEqual(["qcow2", "raw"]);
   });
 
   it("its folder and disks are the owner's alone, whatever the umask", async () => {

@@ -189,7 +189,7 @@ export class VmService {
     try {
       await this.opts.images.importShipped(vm.imageName);
       const image = this.opts.images.resolve(vm.imageName);
-      const [vda] = await createVmVolumes(
+      const [vda, vdb] = await createVmVolumes(
         {
           dataDir: this.opts.dataDir,
           vmId: vm.id,
@@ -200,8 +200,9 @@ export class VmService {
         reverter,
       );
       this.opts.repo.setSystemDiskBytes(vm.id, vda!.virtualSizeBytes);
+      if (vdb?.external) this.opts.repo.update(vm.id, { spec: { ...vm.spec, dataFileFormat: vdb.format } });
       reverter.add("stop qemu", () => this.opts.runtime.powerOff(vm.id));
-      await this.opts.runtime.boot(vm);
+      await this.opts.runtime.boot(this.get(vm.id));
       reverter.success();
       this.opts.runtime.setStatus(vm.id, "running");
       this.opts.repo.log(vm.id, "running");

@@ -27,6 +27,11 @@ export interface VmSpec {
   dataDiskBytes: number | null;
   /** An existing file in the data-files folder used as vdb (DBC's data_file_name). */
   dataFileName: string | null;
+  /**
+   * The data file's format, read once when the VM was made and given to QEMU ever after: probing it
+   * at each boot would let a guest turn its raw disk into a qcow2 of its choosing. Absent: qcow2.
+   */
+  dataFileFormat?: "qcow2" | "raw";
   biosMode: "legacy" | "uefi";
   os: "linux" | "windows";
   ports: VmPorts;

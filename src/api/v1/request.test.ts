@@ -64,6 +64,15 @@ describe("parseDbcRequest", () => {
     for (const [body, message] of cases) expect(refusal(body), message).toEqual([400, -25, message]);
   });
 
+  it("refuses an additional nested deeper than 32 levels (a recursion attack on the forward), and only that", () => {
+    let deep: unknown = "x";
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    expect(() => parseDbcRequest({ peer_nodes_list: [NODE], additional: { deep } })).toThrow(/additional is nested too deeply/);
+    let ok: unknown = "x";
+    for (let i = 0; i < 30; i++) ok = { a: ok };
+    expect(parseDbcRequest({ peer_nodes_list: [NODE], additional: { ok } }).additional).toEqual({ ok });
+  });
+
   it("names the target node, or says DBC's `peer_nodeid is empty`", () => {
     expect(peerNodeId(parseDbcRequest({ peer_nodes_list: [NODE], additional: {} }))).toBe(NODE);
     expect(() => peerNodeId(parseDbcRequest({ peer_nodes_list: [], additional: {} }))).toThrow("peer_nodeid is empty");

@@ -118,6 +118,9 @@ export function parseDbcRequest(body: unknown): DbcRequest {
   if (peers.length > 0 && typeof peers[0] !== "string") throw DbcError.badParams("peer_nodes_list[0] is not string");
   if (!("additional" in body)) throw DbcError.badParams("has no additional");
   if (!isObject(body.additional)) throw DbcError.badParams("additional is not object");
+  if (deeperThan(body.additional, MAX_ADDITIONAL_DEPTH)) {
+    throw DbcError.badParams(`additional is nested too deeply (at most ${MAX_ADDITIONAL_DEPTH} levels)`);
+  }
   const req: DbcRequest = {
     peer_nodes_list: peers.length > 0 ? [peers[0] as string] : [],
     additional: body.additional,
@@ -132,6 +135,21 @@ export function parseDbcRequest(body: unknown): DbcRequest {
     if (v !== undefined) req[f] = v;
   }
   return req;
+}
+
+/** DBC's `additional` values are flat or a list deep; anything this deep is an attack on recursion (serializing it to forward it). */
+export const MAX_ADDITIONAL_DEPTH = 32;
+
+/** Whether `value` nests objects or arrays more than `limit` levels deep. Iterative: never recurses itself. */
+export function deeperThan(value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    if (depth > limit) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 /** `peer_nodes_list[0]`, the target node; `-25 peer_nodeid is empty` when there is none. */
