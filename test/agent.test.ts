@@ -84,22 +84,29 @@ describe("host API: group", () => {
     const a = await agentIn(freshDir());
     const url = `${a.url}/master/group/json`;
     const nodeId = "ab".repeat(32);
-    const first = await call(url, { token: a.joinToken, body: { address: "10.1.2.3:10000", node_id: nodeId, nickname: "m1" } });
-    expect(first).toMatchObject({ status: 200, body: { message: "ok", node_id: a.nodeId, address: "10.1.2.3:10000" } });
-    // Same node from a new address through the original code's path: one record, updated.
+    const first = await call(url, { token: a.joinToken, body: { address: "127.0.0.1:10001", node_id: nodeId, nickname: "m1" } });
+    expect(first).toMatchObject({ status: 200, body: { message: "ok", node_id: a.nodeId, address: "127.0.0.1:10001" } });
+    // Same node on a new port through the original code's path: one record, updated.
     const again = await call(`${a.url}/master/group/join`, {
       token: a.joinToken,
-      body: { address: "10.1.2.4", node_id: nodeId, nickname: "m1b" },
+      body: { address: "127.0.0.1:10002", node_id: nodeId, nickname: "m1b" },
     });
     expect(again.status).toBe(200);
+    // A member registers its own address, never another host's (the master would connect there)...
+    const elsewhere = await call(url, { token: a.joinToken, body: { address: "10.1.2.3:10000", node_id: "cd".repeat(32) } });
+    expect(elsewhere).toMatchObject({ status: 400, body: { message: expect.stringMatching(/^address: a member registers the address it calls from/) } });
+    expect((await call(url, { token: a.joinToken, body: { address: "127.0.0.1:99999" } })).status).toBe(400);
+    // ...while the operator may record any host by hand, as seed 000 allowed.
+    expect((await call(url, { token: a.adminToken, body: { address: "10.1.2.3", nickname: "by hand" } })).body.address).toBe("10.1.2.3:10000");
     // Without a body: the caller's IP and port 10000.
     expect((await call(url, { token: a.joinToken, method: "POST" })).body.address).toBe("127.0.0.1:10000");
     const list = await call(`${a.url}/master/group/list`, { token: a.adminToken });
     expect(list.status).toBe(200);
     expect(list.body.master).toBe(a.url.replace("http://", ""));
-    expect(list.body.member).toHaveLength(2);
-    expect(list.body.member[0]).toMatchObject({ address: "10.1.2.4:10000", node_id: nodeId, nickname: "m1b", state: "alive" });
-    expect(list.body.member[1]).toMatchObject({ address: "127.0.0.1:10000", node_id: null });
+    const byAddress = Object.fromEntries(list.body.member.map((m: { address: string }) => [m.address, m]));
+    expect(Object.keys(byAddress).sort()).toEqual(["10.1.2.3:10000", "127.0.0.1:10000", "127.0.0.1:10002"]);
+    expect(byAddress["127.0.0.1:10002"]).toMatchObject({ node_id: nodeId, nickname: "m1b", state: "alive" });
+    expect(byAddress["127.0.0.1:10000"]).toMatchObject({ node_id: null });
     // The original server's key, which its GUI reads: the same list.
     expect(list.body.members).toEqual(list.body.member);
   });
@@ -156,7 +163,7 @@ describe("host API: group", () => {
     expect(verifyMasterProof("some-other-join-token-000", hello.body, challenge)).toBe(false);
     expect((await call(`${a.url}/master/group/hello?challenge=short`)).status).toBe(400);
 
-    const claim = { masterNodeId: a.nodeId, nodeId: "ef".repeat(32), address: "10.1.2.9:10000", nickname: "p1", at: Date.now(), nonce: newNonce() };
+    const claim = { masterNodeId: a.nodeId, nodeId: "ef".repeat(32), address: "127.0.0.1:10009", nickname: "p1", at: Date.now(), nonce: newNonce() };
     const body = (token: string, c = claim) => ({
       address: c.address,
       node_id: c.nodeId,
@@ -167,11 +174,11 @@ describe("host API: group", () => {
     const wrong = await call(url, { body: body("some-other-join-token-000") });
     expect(wrong).toMatchObject({ status: 401, body: { message: expect.stringMatching(/join token/) } });
     // A proof binds what is recorded: the same proof for another address is refused.
-    const moved = await call(url, { body: { ...body(a.joinToken), address: "10.6.6.6:10000" } });
+    const moved = await call(url, { body: { ...body(a.joinToken), address: "127.0.0.1:10006" } });
     expect(moved.status).toBe(401);
     expect((await call(`${a.url}/master/group/list`, { token: a.adminToken })).body.member).toEqual([]);
     const ok = await call(url, { body: body(a.joinToken) });
-    expect(ok).toMatchObject({ status: 200, body: { address: "10.1.2.9:10000", node_id: a.nodeId } });
+    expect(ok).toMatchObject({ status: 200, body: { address: "127.0.0.1:10009", node_id: a.nodeId } });
     const replay = await call(url, { body: body(a.joinToken) });
     expect(replay).toMatchObject({ status: 401, body: { message: expect.stringMatching(/replayed/) } });
     const noNode = await call(url, { body: { proof: body(a.joinToken).proof } });

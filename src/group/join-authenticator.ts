@@ -25,13 +25,18 @@ export class JoinAuthenticator {
     this.proofs = new JoinProofVerifier(opts.now);
   }
 
-  /** Throws ApiError "unauthorized" (or "bad_request" for a proof without what it covers). */
-  check(body: GroupJoin, bearer: string | undefined): void {
+  /**
+   * Who is asking: the operator (admin token: may record any host) or a would-be member (join token
+   * or proof: may record only itself). Throws ApiError "unauthorized" (or "bad_request" for a proof
+   * without what it covers).
+   */
+  check(body: GroupJoin, bearer: string | undefined): "operator" | "member" {
     if (bearer !== undefined) {
-      if (!secretEquals(bearer, this.opts.joinToken) && !secretEquals(bearer, this.opts.adminToken)) {
-        throw new ApiError("unauthorized", "wrong bearer token");
-      }
-      return;
+      // Both compared, always: which token matched must not show in the time taken.
+      const isAdmin = secretEquals(bearer, this.opts.adminToken);
+      const isJoin = secretEquals(bearer, this.opts.joinToken);
+      if (!isAdmin && !isJoin) throw new ApiError("unauthorized", "wrong bearer token");
+      return isAdmin ? "operator" : "member";
     }
     if (!body.proof) throw new ApiError("unauthorized", "missing bearer token (Authorization: Bearer <join token>) or join proof");
     if (body.node_id === undefined || body.address === undefined) {
@@ -47,5 +52,6 @@ export class JoinAuthenticator {
     };
     const refused = this.proofs.check(this.opts.joinToken, claim, body.proof.mac);
     if (refused) throw new ApiError("unauthorized", `join refused: ${refused}`);
+    return "member";
   }
 }

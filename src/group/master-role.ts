@@ -9,10 +9,10 @@ import type {
   MemberCapacity,
 } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
+import { checkedMemberAddress } from "./member-address.js";
 import { normalizeAddress } from "../sdk/address.js";
 import type { Logger } from "../lib/logger.js";
 import type { GroupMemberRepo, MemberRecord } from "./member-repo.js";
-import { joinAddress } from "./local-address.js";
 import { memberState, type LivenessTimes, type MemberState } from "./liveness.js";
 import { HeartbeatVerifier } from "./heartbeat.js";
 import { masterProof } from "./join-proof.js";
@@ -67,10 +67,13 @@ export class MasterRole {
     return memberState(new Date(m.lastSeen), this.opts.now(), this.opts.liveness, this.opts.startedAt);
   }
 
-  /** Records an authenticated join; `callerIp` gives the address when the body names none. */
-  recordJoin(body: GroupJoin, callerIp: string): GroupJoinReply {
+  /**
+   * Records an authenticated join at the address it states, which must be on the caller's own IP
+   * (`callerIp`) unless the operator asks; none stated: the caller's IP and port 10000.
+   */
+  recordJoin(body: GroupJoin, callerIp: string, by: "operator" | "member"): GroupJoinReply {
     if (body.node_id === this.opts.nodeId) throw new ApiError("conflict", "a host cannot join its own group");
-    const address = normalizeAddress(body.address ?? joinAddress(callerIp.replace(/^::ffff:/, ""), 10000));
+    const address = checkedMemberAddress(body.address, callerIp, by === "operator");
     const rec = this.opts.members.upsert({ address, nodeId: body.node_id, nickname: body.nickname }, this.opts.now());
     this.opts.log.info({ member: rec.address, memberNode: rec.nodeId }, "member recorded");
     return {
@@ -138,13 +141,18 @@ export class MasterRole {
    * A member's heartbeat. Authenticated by its signature against the node id recorded at join (the
    * join token is never resent); a node that is not a member is told so (404) and must join again.
    */
-  recordHeartbeat(hb: GroupHeartbeat): { message: "ok" } {
+  recordHeartbeat(hb: GroupHeartbeat, callerIp: string): { message: "ok" } {
     const now = this.opts.now();
     if (!this.opts.members.byNodeId(hb.node_id)) {
       throw new ApiError("not_found", "heartbeat refused: this node is not a member of the group (join it again)");
     }
     this.heartbeats.verify(hb, now);
-    const address = normalizeAddress(hb.address);
+    // A member moves with its own IP (DHCP), never onto another host or another member's address.
+    const address = checkedMemberAddress(hb.address, callerIp);
+    const holder = this.opts.members.byAddress(address);
+    if (holder?.nodeId && holder.nodeId !== hb.node_id) {
+      throw new ApiError("conflict", `address: ${address} is another member's`);
+    }
     this.opts.members.heartbeat(hb.node_id, { address, nickname: hb.nickname, capacity: hb.capacity, vmCount: hb.capacity.vm_count }, now);
     return { message: "ok" };
   }

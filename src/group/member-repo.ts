@@ -89,13 +89,20 @@ export class GroupMemberRepo {
     return row && toRecord(row);
   }
 
+  byAddress(address: string): MemberRecord | undefined {
+    const row = prepared(this.db, "SELECT * FROM group_members WHERE address = ?").get(address) as Row | undefined;
+    return row && toRecord(row);
+  }
+
   /**
    * Records a heartbeat of a known member (by node id): its current address, capacity and VM count.
-   * Returns false when no member has that node id. A stale record holding the new address gives way.
+   * Returns false when no member has that node id. A record without a node id (a seed 000 join from
+   * that host) holding the new address gives way; another member's record never does (the caller
+   * refuses that heartbeat first).
    */
   heartbeat(nodeId: string, report: { address: string; nickname: string; capacity: unknown; vmCount: number }, now: Date): boolean {
     return this.db.transaction(() => {
-      prepared(this.db, "DELETE FROM group_members WHERE address = ? AND node_id IS NOT ?").run(report.address, nodeId);
+      prepared(this.db, "DELETE FROM group_members WHERE address = ? AND node_id IS NULL").run(report.address);
       const r = prepared(
         this.db,
         `UPDATE group_members SET address = ?, nickname = ?, last_seen = ?, capacity_json = ?, vm_count = ?

@@ -53,9 +53,11 @@ async function until<T>(read: () => T, ok: (v: T) => boolean, timeoutMs = 3000):
 
 const master = () => testGroupService({ seed: 1, hostConfig: { host_type: "master", group_name: "g1" }, joinToken: TOKEN });
 
+const ADMIN = "admin-token-0123456789abcdef";
+
 /** A member's join body with a proof made with `token` for the master `masterNodeId`. */
-function joinBody(masterNodeId: string, member: string, token = TOKEN): GroupJoin {
-  const claim = { masterNodeId, nodeId: member, address: "10.0.0.2:10000", nickname: "m", at: Date.now(), nonce: newNonce() };
+function joinBody(masterNodeId: string, member: string, token = TOKEN, address = "10.0.0.2:10000"): GroupJoin {
+  const claim = { masterNodeId, nodeId: member, address, nickname: "m", at: Date.now(), nonce: newNonce() };
   return { node_id: member, address: claim.address, nickname: claim.nickname, proof: { at: claim.at, nonce: claim.nonce, mac: memberJoinProof(token, claim) } };
 }
 
@@ -90,13 +92,38 @@ describe("GroupService as a master", () => {
     const beat = (sentAt: number) =>
       signHeartbeat({ node_id: member.nodeId, address: "10.0.0.5:10000", nickname: "m", sent_at: sentAt, capacity }, member.key);
     const hb: GroupHeartbeat = beat(Date.now());
-    expect(service.recordHeartbeat(hb)).toEqual({ message: "ok" });
-    expect(refusal(() => service.recordHeartbeat(hb))).toMatch(/^unauthorized: heartbeat refused: replayed/);
+    // The member moved to a new IP (DHCP): its heartbeat from there moves it.
+    expect(service.recordHeartbeat(hb, "10.0.0.5")).toEqual({ message: "ok" });
+    expect(refusal(() => service.recordHeartbeat(hb, "10.0.0.5"))).toMatch(/^unauthorized: heartbeat refused: replayed/);
     expect(service.peer(member.nodeId)).toMatchObject({ address: "10.0.0.5:10000", state: "alive", capacity });
     expect(service.peers()).toHaveLength(1);
     expect(service.remove({ node_id: member.nodeId })).toEqual({ message: "ok", address: "10.0.0.5:10000", node_id: member.nodeId });
-    expect(refusal(() => service.recordHeartbeat(beat(Date.now() + 1)))).toMatch(/^not_found: heartbeat refused: this node is not a member/);
+    expect(refusal(() => service.recordHeartbeat(beat(Date.now() + 1), "10.0.0.5"))).toMatch(/^not_found: heartbeat refused: this node is not a member/);
     expect(service.peer(member.nodeId)).toBeUndefined();
+  });
+});
+
+describe("GroupService: the address a member may have", () => {
+  it("is on the IP it calls from: never another host, never another member's, never a port out of range", () => {
+    const { service, nodeId } = master();
+    const [a, b] = [testNode(2), testNode(4)];
+    service.recordJoin(joinBody(nodeId, a.nodeId), "10.0.0.2", undefined);
+    service.recordJoin(joinBody(nodeId, b.nodeId, TOKEN, "10.0.0.4:10000"), "10.0.0.4", undefined);
+    let t = Date.now();
+    const beat = (node: typeof a, address: string) =>
+      signHeartbeat({ node_id: node.nodeId, address, nickname: "m", sent_at: ++t, capacity }, node.key);
+    // A join naming another host (SSRF: the master would connect there and relay the reply).
+    expect(refusal(() => service.recordJoin(joinBody(nodeId, testNode(5).nodeId, TOKEN, "127.0.0.1:22"), "10.0.0.9", undefined))).toMatch(
+      /^bad_request: address: a member registers the address it calls from \(10\.0\.0\.9\)/,
+    );
+    expect(refusal(() => service.recordHeartbeat(beat(a, "127.0.0.1:22"), "10.0.0.2"))).toMatch(/^bad_request: address: a member registers/);
+    expect(refusal(() => service.recordHeartbeat(beat(a, "10.0.0.2:99999"), "10.0.0.2"))).toBe("bad_request: address: port 99999 is not 1-65535");
+    // Another member's address, even sent from its IP: refused, and that member's record stays.
+    expect(refusal(() => service.recordHeartbeat(beat(a, "10.0.0.4:10000"), "10.0.0.4"))).toBe("conflict: address: 10.0.0.4:10000 is another member's");
+    expect(service.peer(b.nodeId)?.address).toBe("10.0.0.4:10000");
+    expect(service.peer(a.nodeId)?.address).toBe("10.0.0.2:10000");
+    // The operator (admin token) may record any host, as seed 000's join did.
+    expect(service.recordJoin({ address: "10.1.2.3:10000", nickname: "by hand" }, "127.0.0.1", ADMIN).address).toBe("10.1.2.3:10000");
   });
 });
 
@@ -120,7 +147,7 @@ describe("GroupService becoming a member", () => {
     const peer = await peerServer({
       "GET /master/group/hello": (_b, req) => m.service.hello(new URL(req.url!, "http://x").searchParams.get("challenge") ?? ""),
       "POST /master/group/join": (body, req) => m.service.recordJoin(body as GroupJoin, req.socket.remoteAddress ?? "", undefined),
-      "POST /master/group/heartbeat": (body) => m.service.recordHeartbeat(body as GroupHeartbeat),
+      "POST /master/group/heartbeat": (body, req) => m.service.recordHeartbeat(body as GroupHeartbeat, req.socket.remoteAddress ?? ""),
     });
     closers.push(peer.close);
     return { ...m, address: peer.address };

@@ -142,8 +142,8 @@ export class GroupService {
    * token of its Authorization header, if any (seed 000 callers), else the body's proof must hold.
    */
   recordJoin(body: GroupJoin, callerIp: string, bearer: string | undefined): GroupJoinReply {
-    this.joins.check(body, bearer);
-    return this.master.recordJoin(body, callerIp);
+    const by = this.joins.check(body, bearer);
+    return this.master.recordJoin(body, callerIp, by);
   }
 
   /** Who this master is, proven over the asker's challenge. */
@@ -170,8 +170,9 @@ export class GroupService {
     return this.role?.kind === "master" ? this.role.peer(nodeId) : undefined;
   }
 
-  recordHeartbeat(hb: GroupHeartbeat): { message: "ok" } {
-    return this.master.recordHeartbeat(hb);
+  /** A member's heartbeat; `callerIp` is the request's source address (the member's address must be on it). */
+  recordHeartbeat(hb: GroupHeartbeat, callerIp: string): { message: "ok" } {
+    return this.master.recordHeartbeat(hb, callerIp);
   }
 
   remove(body: GroupRemove): GroupRemoveReply {

@@ -74,7 +74,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
       // Public on the token level: the service checks the member's signature instead.
       config: { auth: "public", quietLog: true },
     },
-    async (req) => deps.group.recordHeartbeat(req.body),
+    async (req) => deps.group.recordHeartbeat(req.body, req.ip),
   );
 
   app.post(
