@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   const reconcileMs = rec && recIdx > 0 ? (rec.time ?? 0) - (lines[recIdx - 1]!.time ?? 0) : null;
   log(
     `agent (${TASKS} tasks) pid ${agent.pid} at ${agent.url}, listening after ${agent.startMs.toFixed(0)} ms (empty: ${emptyStartMs.toFixed(0)} ms); ` +
-      `reconcile ≈ ${reconcileMs ?? "?"} ms: ${JSON.stringify(rec ? { adopted: rec.adopted, foundStopped: rec.foundStopped, finished: rec.finished, orphansRemoved: rec.orphansRemoved } : null)}`,
+      `reconcile ≈ ${reconcileMs ?? "?"} ms: ${JSON.stringify(rec ? { adopted: rec.adopted, foundStopped: rec.foundStopped, finished: rec.finished, orphansQuarantined: rec.orphansQuarantined ?? rec.orphansRemoved } : null)}`,
   );
   const a = agent;
   const body = JSON.stringify({ peer_nodes_list: [nodeId], additional: {}, session_id: sessionId, session_id_sign: sessionSign });

@@ -71,7 +71,7 @@ export async function startVmService(
       adopted: report.adopted.length,
       foundStopped: report.foundStopped.length,
       finished: report.finished.length,
-      orphansRemoved: report.orphansRemoved.length,
+      orphansQuarantined: report.orphansQuarantined.length,
     },
     "vms reconciled",
   );

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import type { TSchema, Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
@@ -61,10 +61,26 @@ export function loadJsonFile<S extends TSchema>(
   return value as Static<S>;
 }
 
-/** Writes JSON through a temporary file and a rename, so a crash never leaves half a file. */
+/**
+ * Writes JSON through a temporary file and a rename, so a crash never leaves half a file: the bytes
+ * are flushed before the rename and the rename before returning (a power cut keeps the old or the new
+ * file, never an empty one).
+ */
 export function writeJsonFileAtomic(path: string, value: unknown, mode = 0o644): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n", { mode });
+  const fd = openSync(tmp, "w", mode);
+  try {
+    writeSync(fd, JSON.stringify(value, null, 2) + "\n");
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, path);
+  const dir = openSync(dirname(path), "r");
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
 }

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readdir, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Reverter } from "../lib/index.js";
 import { createDisk, createOverlay, imageInfo, type QemuImgCallOptions } from "./qemu-img.js";
@@ -174,6 +174,20 @@ export async function createVmVolumes(
 /** Deletes a VM's folder and the disks in it (never an external data file). Missing is fine. */
 export async function removeVmVolumes(dataDir: string, vmId: string): Promise<void> {
   await rm(vmDir(dataDir, vmId), { recursive: true, force: true });
+}
+
+/** Where VM folders without a record are set aside (reconcile), never deleted by batu. */
+export function quarantineDir(dataDir: string): string {
+  return join(resolve(dataDir), "quarantine");
+}
+
+/** Moves VM `vmId`'s folder to `<dataDir>/quarantine/<vmId>-<time>`; answers where it went. */
+export async function quarantineVmDir(dataDir: string, vmId: string): Promise<string> {
+  checkVmId(vmId);
+  await mkdir(quarantineDir(dataDir), { recursive: true, mode: 0o700 });
+  const target = join(quarantineDir(dataDir), `${vmId}-${new Date().toISOString().replace(/[:.]/g, "-")}`);
+  await rename(vmDir(dataDir, vmId), target);
+  return target;
 }
 
 /** Lists the VM folders under `<dataDir>/vms/` (folders whose name is not a valid vm id are skipped). */

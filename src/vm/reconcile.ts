@@ -1,6 +1,6 @@
 import { rm } from "node:fs/promises";
 import type { Hypervisor } from "../hypervisor/driver.js";
-import { listVmDirs, removeVmVolumes } from "../storage/volumes.js";
+import { listVmDirs, quarantineVmDir, removeVmVolumes } from "../storage/volumes.js";
 import type { Logger } from "../lib/logger.js";
 import type { VmRepo } from "./repo.js";
 import type { VmRuntime } from "./runtime.js";
@@ -20,7 +20,8 @@ export interface ReconcileReport {
   adopted: string[];
   foundStopped: string[];
   finished: string[];
-  orphansRemoved: string[];
+  /** VM folders no record owned, moved to `<data>/quarantine/` (their QEMU stopped). */
+  orphansQuarantined: string[];
 }
 
 /** Operations that were under way when the agent stopped, and how each ends once we are back. */
@@ -36,11 +37,11 @@ const FINISH: Partial<Record<VmStatus, "running" | "closed" | "delete" | "create
 
 /**
  * At agent start: adopts every VM whose QEMU still runs, marks the ones that died while the agent
- * was away, finishes or undoes half-done operations, and removes what no record owns (VM folders,
- * and the QEMU running from them). Afterwards no QEMU runs without a record and no disk lacks a VM.
+ * was away, finishes or undoes half-done operations, and sets aside what no record owns (VM folders
+ * go to quarantine, the QEMU running from them is stopped). Afterwards no QEMU runs without a record and no disk lacks a VM.
  */
 export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
-  const report: ReconcileReport = { adopted: [], foundStopped: [], finished: [], orphansRemoved: [] };
+  const report: ReconcileReport = { adopted: [], foundStopped: [], finished: [], orphansQuarantined: [] };
   const vms = d.repo.list();
   d.ports.restore();
 
@@ -89,9 +90,11 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
     if (known.has(dir.vmId)) continue;
     const pid = await d.hypervisor.findRunning(dir.path);
     if (pid !== null) await d.hypervisor.kill(pid, dir.path);
-    await rm(dir.path, { recursive: true, force: true });
-    d.log.warn({ vm: dir.vmId, pid }, "orphan vm folder removed");
-    report.orphansRemoved.push(dir.vmId);
+    // No record: the store may have been lost or restored from an old copy. The disks may still be
+    // someone's data, so they are set aside, never deleted; the operator decides.
+    const kept = await quarantineVmDir(d.dataDir, dir.vmId);
+    d.log.warn({ vm: dir.vmId, pid, kept }, "vm folder without a record quarantined");
+    report.orphansQuarantined.push(dir.vmId);
   }
   return report;
 }

@@ -1,8 +1,8 @@
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { dataFilesDir, vmDir } from "../storage/volumes.js";
+import { dataFilesDir, quarantineDir, vmDir } from "../storage/volumes.js";
 import { createDisk } from "../storage/qemu-img.js";
 import { mkdir } from "node:fs/promises";
 import type { VmCreateRequest } from "./create-request.js";
@@ -323,7 +323,7 @@ describe("VmService.reconcile (an agent restart)", () => {
     // While the agent was away, a2's QEMU died.
     await vms.hypervisor.crash(vmDir(vms.dataDir, "a2"));
     const report = await service.reconcile();
-    expect(report).toMatchObject({ adopted: ["a1"], foundStopped: ["a2"], finished: [], orphansRemoved: [] });
+    expect(report).toMatchObject({ adopted: ["a1"], foundStopped: ["a2"], finished: [], orphansQuarantined: [] });
     expect(vms.repo.get("a1")).toMatchObject({ status: "running", ready: true });
     expect(vms.repo.get("a2")?.status).toBe("closed");
     await expect(service.create(request("a3", { sshPort: 2222 }), { wait: true })).rejects.toThrow(VmConflictError);
@@ -332,7 +332,7 @@ describe("VmService.reconcile (an agent restart)", () => {
     expect(vms.repo.get("a1")?.status).toBe("closed");
   });
 
-  it("undoes a creation the agent died in, finishes a deletion, and removes folders no record owns", async () => {
+  it("undoes a creation the agent died in, finishes a deletion, and quarantines folders no record owns (their QEMU stopped)", async () => {
     await vms.service.create(request("c1", { sshPort: 2222 }), { wait: true });
     await vms.service.create(request("d1"), { wait: true });
     await vms.service.create(request("o1"), { wait: true });
@@ -342,11 +342,15 @@ describe("VmService.reconcile (an agent restart)", () => {
     const { service } = await vms.restart();
     const report = await service.reconcile();
     expect(report.finished.sort()).toEqual(["c1", "d1"]);
-    expect(report.orphansRemoved).toEqual(["o1"]);
+    expect(report.orphansQuarantined).toEqual(["o1"]);
     expect(vms.repo.get("c1")).toMatchObject({ status: "create error", lastError: "the agent stopped during creation" });
     expect(vms.repo.get("d1")).toBeUndefined();
     expect(vms.repo.ports()).toEqual([]);
     expect(vms.hypervisor.running()).toEqual([]);
     for (const id of ["c1", "d1", "o1"]) expect(existsSync(vmDir(vms.dataDir, id))).toBe(false);
+    // The record was lost, not the data: o1's disk is set aside for the operator.
+    const [kept] = readdirSync(quarantineDir(vms.dataDir));
+    expect(kept).toMatch(/^o1-/);
+    expect(existsSync(join(quarantineDir(vms.dataDir), kept!, "vda.qcow2"))).toBe(true);
   });
 });
