@@ -73,5 +73,13 @@ describe("fromDbcCreate", () => {
     expect(refusal({ ...nodeScript, gpu_count: "-1" })).toBe("gpu_count is invalid (usage: gpu_count >= 0)");
     expect(refusal({ ...nodeScript, operation_system: "beos" })).toBe("unsupported operation system: beos (usage: 'linux' 'windows')");
     expect(refusal({ ...nodeScript, network_name: "lan1" })).toBe("can not find network info");
+    expect(refusal({ ...nodeScript, multicast: ["10.0.0.1:5558"] })).toBe("address is not a multicast address");
+  });
+
+  it("lets guests join multicast groups, but not the LAN's own control traffic", () => {
+    expect(fromDbcCreate({ ...nodeScript, multicast: ["230.0.0.1:5558"] }, "alice").multicast).toEqual(["230.0.0.1:5558"]);
+    for (const group of ["239.255.255.250:1900", "224.0.0.251:5353", "224.0.1.1:123", "239.255.255.253:427"]) {
+      expect(refusal({ ...nodeScript, multicast: [group] }), group).toMatch(/is the LAN's own control traffic/);
+    }
   });
 });

@@ -31,6 +31,14 @@ function biosMode(v: Loose): "legacy" | "uefi" {
   throw new FieldError("bios_mode", `unsupported bios mode: ${s} (usage: 'legacy(default)'、'uefi'、'pxe')`);
 }
 
+/**
+ * Groups a guest must not join: the link-local and internetwork control blocks (routing protocols,
+ * mDNS, NTP) and SSDP (batu's own discovery) and SLP. A guest there could answer for the LAN's hosts.
+ */
+function isLanControlGroup(ip: string): boolean {
+  return ip.startsWith("224.0.0.") || ip.startsWith("224.0.1.") || ip === "239.255.255.250" || ip === "239.255.255.253";
+}
+
 function multicast(v: Loose): string[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw new FieldError("multicast", "multicast format: ip:port");
@@ -39,6 +47,9 @@ function multicast(v: Loose): string[] {
     if (!m || !isIPv4(m[1]!)) throw new FieldError("multicast", "multicast format: ip:port");
     const first = Number(m[1]!.split(".")[0]);
     if (first < 224 || first > 239) throw new FieldError("multicast", "address is not a multicast address");
+    if (isLanControlGroup(m[1]!)) {
+      throw new FieldError("multicast", `multicast ${m[1]} is the LAN's own control traffic (224.0.0.0/24, 224.0.1.0/24, SSDP, SLP): not for guests`);
+    }
     const port = Number(m[2]);
     if (port < 1 || port > 65535) throw new FieldError("multicast", "invalid multicast port");
     return `${m[1]}:${port}`;
