@@ -8,6 +8,7 @@ import { dbcErrorOf } from "../server/routes/v1/errors.js";
 import { parseDbcRequest, type DbcRequest } from "../api/v1/request.js";
 import { openDb } from "../store/db.js";
 import { RenterAuthority } from "./authorize.js";
+import { signatureWork } from "./signature.js";
 import { multisigAccount } from "./renter.js";
 import { cryptoWaitReady, multisigIdentity, testNonce, testWallet, walletIdentity, type TestWallet } from "./testing.js";
 
@@ -143,6 +144,54 @@ describe("RenterAuthority.authorize: multisig", () => {
     const { auth } = setup();
     grant(auth, 2);
     expect(refusal(() => auth.authorize(body(multisigIdentity(set(), 3, [alice, bob, carol])), NODE, at(1)))[2]).toBe("check authority failed: wallet not rented");
+  });
+});
+
+describe("RenterAuthority: what a stranger's request costs (counted, not timed)", () => {
+  const work = () => ({ ...signatureWork });
+  const spent = (before: { decodes: number; verifies: number }) => ({
+    decodes: signatureWork.decodes - before.decodes,
+    verifies: signatureWork.verifies - before.verifies,
+  });
+
+  it("a 100-wallet multisig whose 100 signs all name the last wallet: each wallet decoded once, no signature checked", () => {
+    const { auth } = setup();
+    auth.rentals.grant(NODE, { wallet: alice.address }, at(10), t0);
+    const wallets = Array.from({ length: 100 }, (_, i) => testWallet(`//stranger-${i}`));
+    const last = wallets[99]!;
+    const nonce = testNonce();
+    const flood = {
+      wallets: wallets.map((w) => w.address),
+      threshold: "1",
+      signs: Array.from({ length: 100 }, () => ({ wallet: last.address, nonce, sign: last.sign(nonce) })),
+    };
+    const before = work();
+    expect(refusal(() => auth.authorize(body({ multisig_accounts: flood }), NODE, at(1)))[2]).toBe("check authority failed: wallet not rented");
+    expect(spent(before)).toEqual({ decodes: 100, verifies: 0 });
+  });
+
+  it("a stranger's valid wallet signature: refused unchecked, and its nonce is not stored", () => {
+    const { auth } = setup();
+    auth.rentals.grant(NODE, { wallet: alice.address }, at(10), t0);
+    const id = walletIdentity(bob);
+    const before = work();
+    expect(refusal(() => auth.authorize(body(id), NODE, at(1)))[2]).toBe("check authority failed: wallet not rented");
+    expect(spent(before).verifies).toBe(0);
+    // Once bob rents the node, the same nonce is his to use: nothing of his was burnt before.
+    auth.rentals.revoke({ nodeId: NODE, renter: { wallet: alice.address } }, at(2));
+    auth.rentals.grant(NODE, { wallet: bob.address }, at(10), at(2));
+    expect(auth.authorize(body(id), NODE, at(3)).renterId).toBe(bob.address);
+  });
+
+  it("the renter's own flood of one signer: stops at the second sign, after one check", () => {
+    const { auth } = setup();
+    const set = [alice, bob, carol];
+    auth.rentals.grant(NODE, { multisig: { wallets: set.map((w) => w.address), threshold: 1 } }, at(10), t0);
+    const nonce = testNonce();
+    const ms = { wallets: set.map((w) => w.address), threshold: "1", signs: Array.from({ length: 3 }, () => ({ wallet: alice.address, nonce, sign: alice.sign(nonce) })) };
+    const before = work();
+    expect(refusal(() => auth.authorize(body({ multisig_accounts: ms }), NODE, at(1)))[2]).toMatch(/signed twice$/);
+    expect(spent(before).verifies).toBe(1);
   });
 });
 

@@ -10,7 +10,7 @@ import type { DbcMultisigAccounts, DbcRequest } from "../api/v1/request.js";
 import type { Db } from "../store/db.js";
 import { NonceRepo, type NonceUse } from "./nonce-repo.js";
 import { RentalLedger } from "./rental-ledger.js";
-import { multisigAccount, parseThreshold, type Renter, type RenterIdentity } from "./renter.js";
+import { MAX_MULTISIG_WALLETS, multisigAccountOfKeys, parseThreshold, type Renter, type RenterIdentity } from "./renter.js";
 import { SessionRepo } from "./session-repo.js";
 import { publicKeyHex, SS58_PREFIX, verifySignature, walletPublicKey } from "./signature.js";
 
@@ -31,23 +31,59 @@ function denied(reason: string, detail?: string): RenterRefusal {
 /** DBC's client-node text when a request carries no usable identity (HTTP 400, -25). */
 export const NO_IDENTITY = "wallet_sign and multisig_wallets all invalid";
 
-const sameKey = (a: string, b: string): boolean => {
-  const ka = walletPublicKey(a);
-  const kb = walletPublicKey(b);
-  return ka && kb ? publicKeyHex(ka) === publicKeyHex(kb) : a === b;
-};
+/** A multisig identity with every wallet string decoded once (DBC's clients repeat them in `signs`). */
+interface DecodedMultisig {
+  threshold: number;
+  /** The set's keys, in the order given. */
+  keys: Uint8Array[];
+  signs: Array<{ wallet: string; key: Uint8Array; nonce: string; sign: string }>;
+}
 
-/** Why a multisig identity is unusable on its face (DBC's `check_multisig_wallets`), or undefined. */
-function multisigShapeProblem(ms: DbcMultisigAccounts): string | undefined {
-  const t = parseThreshold(ms.threshold);
-  if (ms.wallets.length === 0 || ms.signs.length === 0) return "multisig wallet is empty";
-  if (t < 1 || t > ms.wallets.length || t > ms.signs.length) return "threshold is invalid";
-  for (const s of ms.signs) {
-    if (!ms.wallets.some((w) => sameKey(w, s.wallet))) return `multisig sign_wallet ${s.wallet} not found in wallets`;
-    if (!s.nonce) return "multisig nonce is empty";
-    if (!s.sign) return "multisig sign is empty";
+/**
+ * Decodes a multisig identity and checks its shape (DBC's `check_multisig_wallets`): a problem, or
+ * the decoded set. Each distinct wallet string is decoded once, so the work grows with the set, not
+ * with signs times wallets.
+ */
+function decodeMultisig(ms: DbcMultisigAccounts): DecodedMultisig | { problem: string } {
+  let done = decodedMultisigs.get(ms);
+  if (!done) decodedMultisigs.set(ms, (done = decodeMultisigOnce(ms)));
+  return done;
+}
+
+// One decode per request: the pre-check, the claim and the signature check all read the same body object.
+const decodedMultisigs = new WeakMap<DbcMultisigAccounts, DecodedMultisig | { problem: string }>();
+
+function decodeMultisigOnce(ms: DbcMultisigAccounts): DecodedMultisig | { problem: string } {
+  const threshold = parseThreshold(ms.threshold);
+  if (ms.wallets.length === 0 || ms.signs.length === 0) return { problem: "multisig wallet is empty" };
+  if (ms.wallets.length > MAX_MULTISIG_WALLETS || ms.signs.length > MAX_MULTISIG_WALLETS) {
+    return { problem: `multisig names more than ${MAX_MULTISIG_WALLETS} wallets or signs` };
   }
-  return undefined;
+  if (threshold < 1 || threshold > ms.wallets.length || threshold > ms.signs.length) return { problem: "threshold is invalid" };
+  const decoded = new Map<string, Uint8Array | undefined>();
+  const keyOf = (w: string) => {
+    if (!decoded.has(w)) decoded.set(w, walletPublicKey(w));
+    return decoded.get(w);
+  };
+  const keys: Uint8Array[] = [];
+  const inSet = new Set<string>();
+  for (const w of ms.wallets) {
+    const key = keyOf(w);
+    if (!key) return { problem: `multisig wallet ${w} is invalid` };
+    const hex = publicKeyHex(key);
+    if (inSet.has(hex)) return { problem: `multisig wallet ${w} is listed twice` };
+    inSet.add(hex);
+    keys.push(key);
+  }
+  const signs: DecodedMultisig["signs"] = [];
+  for (const s of ms.signs) {
+    const key = keyOf(s.wallet);
+    if (!key || !inSet.has(publicKeyHex(key))) return { problem: `multisig sign_wallet ${s.wallet} not found in wallets` };
+    if (!s.nonce) return { problem: "multisig nonce is empty" };
+    if (!s.sign) return { problem: "multisig sign is empty" };
+    signs.push({ wallet: s.wallet, key, nonce: s.nonce, sign: s.sign });
+  }
+  return { threshold, keys, signs };
 }
 
 /**
@@ -57,7 +93,10 @@ function multisigShapeProblem(ms: DbcMultisigAccounts): string | undefined {
 export function identityProblem(req: DbcRequest): string | undefined {
   if (req.session_id && req.session_id_sign) return undefined;
   if (req.wallet && req.nonce && req.sign) return undefined;
-  if (req.multisig_accounts) return multisigShapeProblem(req.multisig_accounts);
+  if (req.multisig_accounts) {
+    const ms = decodeMultisig(req.multisig_accounts);
+    return "problem" in ms ? ms.problem : undefined;
+  }
   if (req.wallet || req.nonce || req.sign) return !req.wallet ? "wallet is empty" : !req.nonce ? "nonce is empty" : "sign is empty";
   if (req.session_id || req.session_id_sign) return !req.session_id ? "session_id is empty" : "session_id_sign is empty";
   return "send wallet, nonce and sign; or multisig_accounts; or session_id and session_id_sign";
@@ -83,7 +122,12 @@ export class RenterAuthority {
     return this.deps.rentals;
   }
 
-  /** The renter a request acts as on `nodeId`, which it rents now; else a RenterRefusal. */
+  /**
+   * The renter a request acts as on `nodeId`, which it rents now; else a RenterRefusal. Whom the
+   * request claims to be is read first, without a signature check: a claim that is not the node's
+   * renter is refused before any signature work and burns no nonce, so a stranger's request costs a
+   * rental lookup and a few decodes, however large it is.
+   */
   authorize(req: DbcRequest, nodeId: string, now: Date = new Date()): Renter {
     requireIdentity(req);
     const rental = this.deps.rentals.activeRental(nodeId, now);
@@ -96,7 +140,9 @@ export class RenterAuthority {
         return renter;
       }
     }
-    const found = this.verifyIdentities(req, now, withSession);
+    const claims = claimedRenters(req);
+    if (claims.length > 0 && !claims.includes(rental.renter.renterId)) throw denied("wallet not rented");
+    const found = this.verifyIdentities(req, now, withSession, rental.renter.renterId);
     const match = found.find((r) => r.renterId === rental.renter.renterId);
     if (!match) throw denied("wallet not rented");
     return { ...match, via: "signature" };
@@ -124,11 +170,15 @@ export class RenterAuthority {
     return { session_id: this.deps.sessions.ensure(renter, now) };
   }
 
-  /** The identities a request proves by signature, multisig first (DBC's `parse_wallet`); throws when none. */
-  private verifyIdentities(req: DbcRequest, now: Date, withSession: boolean): RenterIdentity[] {
+  /**
+   * The identities a request proves by signature, multisig first (DBC's `parse_wallet`); throws when
+   * none. With `only`, an identity that well-formed claims to be someone else is not checked at all.
+   */
+  private verifyIdentities(req: DbcRequest, now: Date, withSession: boolean, only?: string): RenterIdentity[] {
     const results: Verified[] = [];
-    if (req.multisig_accounts) results.push(this.verifyMultisig(req.multisig_accounts, now));
-    if (req.wallet || req.nonce || req.sign) results.push(this.verifyWallet(req, now));
+    const wanted = (claim: string | undefined) => only === undefined || claim === undefined || claim === only;
+    if (req.multisig_accounts && wanted(multisigClaim(req.multisig_accounts))) results.push(this.verifyMultisig(req.multisig_accounts, now));
+    if ((req.wallet || req.nonce || req.sign) && wanted(walletClaim(req.wallet))) results.push(this.verifyWallet(req, now));
     const found = results.flatMap((r) => ("renter" in r ? [r.renter] : []));
     if (found.length > 0) return found;
     if (withSession) throw denied("session_id is invalid");
@@ -149,30 +199,48 @@ export class RenterAuthority {
   }
 
   private verifyMultisig(ms: DbcMultisigAccounts, now: Date): Verified {
-    const shape = multisigShapeProblem(ms);
-    if (shape) return { problem: shape };
-    const keys: Uint8Array[] = [];
-    for (const w of ms.wallets) {
-      const key = walletPublicKey(w);
-      if (!key) return { problem: `multisig wallet ${w} is invalid` };
-      if (keys.some((k) => publicKeyHex(k) === publicKeyHex(key))) return { problem: `multisig wallet ${w} is listed twice` };
-      keys.push(key);
-    }
+    const decoded = decodeMultisig(ms);
+    if ("problem" in decoded) return decoded;
     const uses: NonceUse[] = [];
-    for (const s of ms.signs) {
-      const key = walletPublicKey(s.wallet)!; // in the set: checked by the shape
-      if (uses.some((u) => publicKeyHex(u.signer) === publicKeyHex(key))) {
-        return { problem: `multisig sign_wallet ${s.wallet} signed twice` };
-      }
-      if (!verifySignature(s.nonce, s.sign, key)) return { problem: "verify multisig sign failed" };
-      uses.push({ signer: key, nonce: s.nonce });
+    const signed = new Set<string>();
+    for (const s of decoded.signs) {
+      const hex = publicKeyHex(s.key);
+      if (signed.has(hex)) return { problem: `multisig sign_wallet ${s.wallet} signed twice` };
+      signed.add(hex);
+      if (!verifySignature(s.nonce, s.sign, s.key)) return { problem: "verify multisig sign failed" };
+      uses.push({ signer: s.key, nonce: s.nonce });
     }
     // Distinct valid signers: all signs verified, none twice, and threshold <= signs (shape).
     if (!this.deps.nonces.consume(uses, now)) return { problem: "multisig nonce is already exist" };
-    const threshold = parseThreshold(ms.threshold);
-    const wallets = keys.map((k) => encodeAddress(k, SS58_PREFIX));
-    return { renter: { kind: "multisig", renterId: multisigAccount(wallets, threshold), wallets, threshold } };
+    const wallets = decoded.keys.map((k) => encodeAddress(k, SS58_PREFIX));
+    return { renter: { kind: "multisig", renterId: multisigAccountOfKeys(decoded.keys, decoded.threshold), wallets, threshold: decoded.threshold } };
   }
+}
+
+/** The renter a wallet identity claims to be (its canonical address), or undefined when malformed. */
+function walletClaim(wallet: string | undefined): string | undefined {
+  const key = walletPublicKey(wallet);
+  return key && encodeAddress(key, SS58_PREFIX);
+}
+
+/** The renter a multisig identity claims to be (the set's account), or undefined when malformed. */
+function multisigClaim(ms: DbcMultisigAccounts): string | undefined {
+  const decoded = decodeMultisig(ms);
+  return "problem" in decoded ? undefined : multisigAccountOfKeys(decoded.keys, decoded.threshold);
+}
+
+/** Whom a request's well-formed signature identities claim to be, before any signature is checked. */
+function claimedRenters(req: DbcRequest): string[] {
+  const claims: string[] = [];
+  if (req.multisig_accounts) {
+    const c = multisigClaim(req.multisig_accounts);
+    if (c) claims.push(c);
+  }
+  if (req.wallet && req.nonce && req.sign) {
+    const c = walletClaim(req.wallet);
+    if (c) claims.push(c);
+  }
+  return claims;
 }
 
 /** Throws RenterRefusal "no_identity" (DBC's `-25 wallet_sign and multisig_wallets all invalid: <detail>`) when no identity is usable. */

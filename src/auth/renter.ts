@@ -48,7 +48,12 @@ export function multisigAccount(wallets: readonly string[], threshold: number): 
     if (!key) throw new Error(`not a wallet: ${w}`);
     return key;
   });
-  return encodeAddress(createKeyMulti(keys, threshold), SS58_PREFIX);
+  return multisigAccountOfKeys(keys, threshold);
+}
+
+/** `multisigAccount` of keys already decoded. */
+export function multisigAccountOfKeys(keys: readonly Uint8Array[], threshold: number): string {
+  return encodeAddress(createKeyMulti([...keys], threshold), SS58_PREFIX);
 }
 
 /**

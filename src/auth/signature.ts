@@ -10,6 +10,12 @@ import { cryptoIsReady, decodeAddress, ed25519Verify, encodeAddress, sr25519Veri
 /** SS58 prefix of canonical addresses: 42, generic Substrate (DBC's wallets start with `5`). */
 export const SS58_PREFIX = 42;
 
+/**
+ * The signature work this process has done: wallets decoded and signatures checked. Tests count it:
+ * what one request costs must not grow with what a stranger puts in it.
+ */
+export const signatureWork = { decodes: 0, verifies: 0 };
+
 const HEX_KEY = /^(0x)?[0-9a-fA-F]{64}$/;
 const HEX_SIGNATURE = /^(0x)?[0-9a-fA-F]{128}$/;
 
@@ -19,6 +25,7 @@ const HEX_SIGNATURE = /^(0x)?[0-9a-fA-F]{128}$/;
  */
 export function walletPublicKey(wallet: unknown): Uint8Array | undefined {
   if (typeof wallet !== "string" || wallet.length === 0 || wallet.length > 128) return undefined;
+  signatureWork.decodes++;
   if (HEX_KEY.test(wallet)) return hexToU8a(wallet.startsWith("0x") ? wallet : `0x${wallet}`);
   if (isHex(wallet)) return undefined; // other hex lengths are not keys
   try {
@@ -62,6 +69,7 @@ export function verifySignature(message: string, signature: unknown, signer: unk
   const sig = signatureBytes(signature);
   if (!key || !sig) return false;
   const bytes = stringToU8a(message);
+  signatureWork.verifies++;
   try {
     if (sr25519Verify(bytes, sig, key)) return true;
   } catch {
