@@ -6,6 +6,11 @@ import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { ErrorReply, OkReply } from "../api/common.js";
 import { VERSION } from "../lib/version.js";
+import { ApiError } from "../api/errors.js";
+import { deeperThan } from "../api/v1/request.js";
+
+/** How deep any request body may nest (DBC's and seed 000's bodies are two or three levels). */
+const MAX_BODY_DEPTH = 64;
 import { authHook } from "./auth.js";
 import type { AppDeps } from "./deps.js";
 import { errorHandler } from "./errors.js";
@@ -31,8 +36,10 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     void reply.status(404).send({ message: `no route for ${req.method} ${req.url.split("?")[0]}` });
   });
   // Seed 000's POSTs carry no body at all in places: treat an absent body as an empty object.
+  // No API body nests deeply; one that does would only overflow the stack of whoever serializes it.
   app.addHook("preValidation", async (req) => {
     if (req.method === "POST" && (req.body === undefined || req.body === null)) req.body = {};
+    if (deeperThan(req.body, MAX_BODY_DEPTH)) throw new ApiError("bad_request", `body: nested more than ${MAX_BODY_DEPTH} levels deep`);
   });
   // Browser pages of the origins the operator lists (conf/config.json `cors_origins`, read at each
   // request) may call the agent; a preflight is answered before authentication, as browsers send it

@@ -5,6 +5,7 @@ import { FieldError } from "../../../vm/create-request.js";
 import { VmConflictError, VmNotFoundError, VmResourceError } from "../../../vm/service.js";
 import { validationMessage } from "../../errors.js";
 import { GuestAgentError } from "../../../hypervisor/qemu/qga.js";
+import { ApiError } from "../../../api/errors.js";
 
 /** DBC's own wording for the request-shape errors its client checks (reference §2.1). */
 function shapeMessage(message: string): string {
@@ -43,6 +44,8 @@ export function dbcErrorHandler(error: FastifyError, request: FastifyRequest, re
   if (error instanceof VmConflictError) return send(200, 1, error.message.replace(/^vm is /, "task is "));
   if (error instanceof VmResourceError) return send(200, 1, error.message);
   if (error instanceof GuestAgentError) return send(200, 1, `set user password failed: ${error.message}`);
+  // A refusal of the shared hooks (a body nested too deep): DBC's bad-params answer.
+  if (error instanceof ApiError && error.status < 500) return send(error.status, -25, error.message);
   if ((error.statusCode ?? 500) < 500) return send(error.statusCode!, -25, error.message);
   request.log.error({ err: error }, "request failed");
   return send(500, -1, "internal error");
