@@ -1,6 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { connect } from "node:net";
 import { call, readOnlyMount, runCli, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
 import { memberJoinProof, newNonce, verifyMasterProof } from "../src/group/join-proof.js";
 
@@ -36,6 +37,29 @@ describe("agent: first start", () => {
     // The one log line says where it listens, its role and its node id.
     const line = a.logs().split("\n").find((l) => l.includes('"agent listening"'))!;
     expect(JSON.parse(line)).toMatchObject({ role: "master", nodeId: a.nodeId, url: a.url });
+  });
+
+  it("cuts off a client that stalls in the middle of a request (--request-timeout)", async () => {
+    const a = await agents.start({ dir: freshDir(), extraArgs: ["--request-timeout", "1"] });
+    const closed = await new Promise<{ answer: string; byServer: boolean }>((resolve) => {
+      const s = connect(a.port, "127.0.0.1");
+      let answer = "";
+      const giveUp = setTimeout(() => {
+        s.destroy();
+        resolve({ answer, byServer: false });
+      }, 15_000);
+      s.on("data", (d) => (answer += d.toString()));
+      s.on("close", () => {
+        clearTimeout(giveUp);
+        resolve({ answer, byServer: true });
+      });
+      // Headers, then one byte of a 100-byte body, then nothing.
+      s.write("POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{");
+    });
+    expect(closed.byServer).toBe(true);
+    expect(closed.answer === "" || /^HTTP\/1\.1 408/.test(closed.answer)).toBe(true);
+    // The agent serves on.
+    expect((await call(`${a.url}/common/config`, { token: a.adminToken })).status).toBe(200);
   });
 
   it("stops cleanly on SIGTERM and SIGINT", async () => {

@@ -137,6 +137,19 @@ describe("a DBC client against batu", () => {
     expect((await dbc.call("tasks", forged)).body).toMatchObject({ errcode: -3, message: expect.stringMatching(/^check authority failed/) });
   });
 
+  it("holds at most 8 event streams open per renter; a closed one frees its place", async () => {
+    const sessionId: string = (await dbc.call("mining_nodes/session_id", DbcClient.signed(alice()))).body.message.session_id;
+    const url = `${agent.url}/api/v1/events?${new URLSearchParams({ node: agent.nodeId, session_id: sessionId, session_id_sign: u8aToHex(alice().sign(sessionId)) })}`;
+    const streams = await Promise.all(Array.from({ length: 8 }, () => followEvents(url)));
+    const ninth = await fetch(url);
+    expect(ninth.status).toBe(429);
+    expect(await ninth.json()).toEqual({ errcode: -3, message: "too many event streams: at most 8 open at once per renter" });
+    await streams.pop()!.stop();
+    const again = await until(() => followEvents(url).catch(() => undefined), (s) => s !== undefined, 5_000, "a place freed");
+    streams.push(again!);
+    await Promise.all(streams.map((s) => s.stop()));
+  });
+
   it("logs: head and tail of the task's lifecycle log", async () => {
     const tail = await dbc.call(`tasks/logs/${taskId}?flag=tail&line_num=2`, DbcClient.signed(alice()));
     expect(tail.body.errcode).toBe(0);

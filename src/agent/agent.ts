@@ -26,6 +26,8 @@ export interface AgentOptions {
   cpuOvercommit?: number | undefined;
   /** How long a graceful shutdown waits before powering off; default 60 s. */
   shutdownTimeoutMs?: number | undefined;
+  /** How long a client has to send a whole request; default 30 s (headers: 10 s at most). */
+  requestTimeoutMs?: number | undefined;
   /** A member's heartbeat period; default 3 s. */
   heartbeatMs?: number | undefined;
   /** On a master: silence after which a member is suspect (default 10 s), then dead (default 60 s). */
@@ -89,6 +91,7 @@ export async function startAgent(
   const nodeState = (nodeId: string) => authority.rentals.nodeState(nodeId);
   const app = await build({
     log: agentLog,
+    limits: { requestTimeoutMs: opts.requestTimeoutMs ?? 30_000 },
     adminToken: identity.adminToken,
     systemConfig: () => state.files.system,
     group,

@@ -15,6 +15,7 @@ import { authHook } from "./auth.js";
 import type { AppDeps } from "./deps.js";
 import { errorHandler } from "./errors.js";
 import { RequestLog } from "./request-log.js";
+import { SERVER_LIMITS } from "./limits.js";
 import { commonRoutes } from "./routes/host/common.js";
 import { groupRoutes } from "./routes/host/group.js";
 import { vmRoutes } from "./routes/host/vm.js";
@@ -24,13 +25,22 @@ import { v1Routes } from "./routes/v1/plugin.js";
 
 /** Builds the agent's HTTP app. Never listens: the caller (agent or test) decides. */
 export async function build(deps: AppDeps): Promise<FastifyInstance> {
+  const requestTimeoutMs = deps.limits?.requestTimeoutMs ?? SERVER_LIMITS.requestTimeoutMs;
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     logController: new RequestLog(),
     bodyLimit: 1024 * 1024,
+    requestTimeout: requestTimeoutMs,
+    keepAliveTimeout: SERVER_LIMITS.keepAliveTimeoutMs,
+    connectionTimeout: SERVER_LIMITS.idleTimeoutMs,
+    http: {
+      headersTimeout: Math.min(SERVER_LIMITS.headersTimeoutMs, requestTimeoutMs),
+      connectionsCheckingInterval: SERVER_LIMITS.checkingIntervalMs,
+    },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.server.maxConnections = SERVER_LIMITS.maxConnections;
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ message: `no route for ${req.method} ${req.url.split("?")[0]}` });

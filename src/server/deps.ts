@@ -10,6 +10,8 @@ import type { V1Deps } from "./routes/v1/deps.js";
 /** What the HTTP layer needs from the rest of the agent: services, never I/O of its own. */
 export interface AppDeps {
   log: Logger;
+  /** Bounds on what one client may hold (see server/limits.ts); defaults when absent. */
+  limits?: { requestTimeoutMs?: number };
   adminToken: string;
   systemConfig: () => SystemConfig;
   group: GroupService;

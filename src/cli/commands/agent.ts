@@ -7,7 +7,7 @@ import { AGENT_FLAGS, parse, parsePort } from "../options.js";
 export const usage = `batu agent [--port 10000] [--host 0.0.0.0] [--conf-dir ./conf] [--data-dir ./data] [--log-level info]
            [--forward-host <addr>] [--cpu-overcommit 1] [--shutdown-timeout 60]
            [--heartbeat-ms 3000] [--suspect-after-ms 10000] [--dead-after-ms 60000]
-           [--discover [--group-name <name>]]
+           [--request-timeout 30] [--discover [--group-name <name>]]
   Runs this machine's agent: the host API (seed 000) on the given port.
   --discover          find the master on the local network (SSDP) and join it; the master's join
                       token comes from BATU_JOIN_TOKEN (it is never sent: both sides prove they hold it)
@@ -16,6 +16,7 @@ export const usage = `batu agent [--port 10000] [--host 0.0.0.0] [--conf-dir ./c
   --cpu-overcommit    vCPUs per host thread all VMs together may hold (default 1)
   --shutdown-timeout  seconds a graceful shutdown waits before powering off (default 60)
   --heartbeat-ms      a member's heartbeat period to its master (default 3000)
+  --request-timeout   seconds a client has to send a whole request (headers: 10 at most) (default 30)
   --suspect-after-ms  master: a silent member turns suspect after this long (default 10000)
   --dead-after-ms     master: ... and dead after this long (default 60000; never forgotten by itself)`;
 
@@ -36,6 +37,7 @@ export async function agentCommand(args: string[]): Promise<void> {
     "cpu-overcommit": { type: "string", default: "1" },
     "shutdown-timeout": { type: "string", default: "60" },
     "heartbeat-ms": { type: "string", default: "3000" },
+    "request-timeout": { type: "string", default: "30" },
     "suspect-after-ms": { type: "string", default: "10000" },
     "dead-after-ms": { type: "string", default: "60000" },
     discover: { type: "boolean" },
@@ -45,6 +47,10 @@ export async function agentCommand(args: string[]): Promise<void> {
   if (values.discover && !joinToken) throw new UsageError("--discover: set BATU_JOIN_TOKEN to the master's conf/join.token");
   if (values["group-name"] !== undefined && !values.discover) throw new UsageError("--group-name: only with --discover");
   const heartbeatMs = parseMs(values["heartbeat-ms"], "--heartbeat-ms", 100, 600_000);
+  const requestTimeoutSec = Number(values["request-timeout"]);
+  if (!(Number.isInteger(requestTimeoutSec) && requestTimeoutSec >= 1 && requestTimeoutSec <= 3600)) {
+    throw new UsageError("--request-timeout: whole seconds in [1, 3600]");
+  }
   const suspectAfterMs = parseMs(values["suspect-after-ms"], "--suspect-after-ms", 100, 86_400_000);
   const deadAfterMs = parseMs(values["dead-after-ms"], "--dead-after-ms", 100, 86_400_000);
   if (deadAfterMs <= suspectAfterMs) throw new UsageError("--dead-after-ms: must be longer than --suspect-after-ms");
@@ -64,6 +70,7 @@ export async function agentCommand(args: string[]): Promise<void> {
         forwardHost: values["forward-host"],
         cpuOvercommit,
         shutdownTimeoutMs: shutdownTimeoutSec * 1000,
+        requestTimeoutMs: requestTimeoutSec * 1000,
         heartbeatMs,
         suspectAfterMs,
         deadAfterMs,

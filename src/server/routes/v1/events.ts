@@ -4,6 +4,8 @@ import type { DbcRequest } from "../../../api/v1/request.js";
 import type { V1Deps } from "./deps.js";
 import { forwardedRenter, resolveTarget } from "./target.js";
 import { NO_BODY_TEXT } from "../../../group/forward.js";
+import { DbcError } from "../../../api/v1/envelope.js";
+import { MAX_EVENT_STREAMS_PER_RENTER } from "../../limits.js";
 
 /**
  * `GET /api/v1/events`: task state changes as server-sent events, so clients need not poll (batu
@@ -23,6 +25,23 @@ const EventsQuery = Type.Object({
 });
 
 export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
+  // Streams open per renter on this agent (here, or relayed to a member): each holds a socket.
+  const open = new Map<string, number>();
+  const hold = (renter: string): (() => void) => {
+    const n = open.get(renter) ?? 0;
+    if (n >= MAX_EVENT_STREAMS_PER_RENTER) {
+      throw new DbcError(-3, `too many event streams: at most ${MAX_EVENT_STREAMS_PER_RENTER} open at once per renter`, 429);
+    }
+    open.set(renter, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (open.get(renter) ?? 1) - 1;
+      if (left > 0) open.set(renter, left);
+      else open.delete(renter);
+    };
+  };
   app.get<{ Querystring: Record<string, string | undefined> }>(
     "/events",
     { schema: { summary: "Task state changes, as server-sent events", tags: ["dbc"], querystring: EventsQuery } },
@@ -37,7 +56,15 @@ export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { d
       const target = resolveTarget(body, deps);
       if (target.kind === "member" && deps.group) {
         const renter = deps.renters.authorize(body, target.nodeId);
-        const upstream = await deps.group.router.stream(target.peer, { method: "GET", url: req.url, bodyText: NO_BODY_TEXT, renter });
+        const release = hold(renter);
+        req.raw.on("close", release);
+        let upstream;
+        try {
+          upstream = await deps.group.router.stream(target.peer, { method: "GET", url: req.url, bodyText: NO_BODY_TEXT, renter });
+        } catch (e) {
+          release();
+          throw e;
+        }
         reply.hijack();
         reply.raw.writeHead(upstream.statusCode ?? 502, { "content-type": upstream.headers["content-type"] ?? "text/event-stream", "cache-control": "no-cache" });
         upstream.pipe(reply.raw);
@@ -45,6 +72,7 @@ export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { d
         return;
       }
       const owner = forwardedRenter(req) ?? deps.renters.authorize(body, target.nodeId);
+      const release = hold(owner);
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
@@ -62,6 +90,7 @@ export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { d
       req.raw.on("close", () => {
         clearInterval(keepAlive);
         off();
+        release();
       });
     },
   );
