@@ -2,6 +2,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { networkInterfaces } from "node:os";
 import type { Logger } from "../lib/logger.js";
 import { joinAddress } from "./local-address.js";
+import { AnswerBudget } from "./answer-budget.js";
 import { masterProof, newNonce, verifyMasterProof } from "./join-proof.js";
 import { SSDP_ADDRESS, SSDP_PORT, formatAnswer, formatSearch, parseAnswer, parseSearch } from "./ssdp.js";
 
@@ -38,6 +39,7 @@ export interface ResponderOptions {
 /** A master's SSDP responder. Never throws: discovery failing must not stop the agent. */
 export class DiscoveryResponder {
   private socket: Socket | undefined;
+  private readonly budget = new AnswerBudget();
 
   constructor(private readonly opts: ResponderOptions) {}
 
@@ -81,6 +83,7 @@ export class DiscoveryResponder {
     const me = this.opts.master();
     if (!search || !me) return;
     if (search.groupName !== null && search.groupName !== me.groupName) return;
+    if (!this.budget.take(host)) return;
     const proof = masterProof(me.joinToken, me.nodeId, me.groupName, search.challenge);
     const localHost = this.localAddressFor(host);
     const reply = formatAnswer({ nodeId: me.nodeId, groupName: me.groupName, port: me.port, proof }, localHost, this.opts.version);
