@@ -60,7 +60,9 @@ export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { d
         req.raw.on("close", release);
         let upstream;
         try {
-          upstream = await deps.group.router.stream(target.peer, { method: "GET", url: req.url, bodyText: NO_BODY_TEXT, renter });
+          // The renter's credentials stop here (see route-to-member.ts): the member gets the node alone.
+          const url = `/api/v1/events?${new URLSearchParams({ node: target.nodeId })}`;
+          upstream = await deps.group.router.stream(target.peer, { method: "GET", url, bodyText: NO_BODY_TEXT, renter });
         } catch (e) {
           release();
           throw e;

@@ -18,12 +18,20 @@ export function routeToMember(deps: V1Deps, group: V1Group) {
     if (body.peer_nodes_list.length === 0) return undefined;
     const target = resolveTarget(body, deps);
     if (target.kind === "self") return undefined;
-    // Task calls act for a renter; node info (mining_nodes) needs no identity.
-    const renter = route.startsWith("/api/v1/tasks") ? deps.renters.authorize(body, target.nodeId) : null;
-    const r = await group.router.forward(target.peer, { method: req.method, url: req.url, bodyText: JSON.stringify(body), renter });
+    // Every call acts for a renter but node info (mining_nodes), which needs no identity.
+    const renter = route === "/api/v1/mining_nodes" ? null : deps.renters.authorize(body, target.nodeId);
+    // The renter's credentials stop here: the member gets the renter id this master vouches for
+    // (signed), never a signature, session or nonce it could replay anywhere.
+    const r = await group.router.forward(target.peer, { method: req.method, url: req.url, bodyText: JSON.stringify(withoutCredentials(body)), renter });
     const sent = route === "/api/v1/mining_nodes" ? withLedgerState(r.body, deps.renters.nodeState(target.nodeId)) : r.body;
     return reply.status(r.status).header("content-type", r.contentType).send(sent);
   };
+}
+
+/** A request body without the renter's identity fields: what a member is sent. */
+export function withoutCredentials(body: DbcRequest): DbcRequest {
+  const { wallet: _w, nonce: _n, sign: _s, session_id: _i, session_id_sign: _g, multisig_accounts: _m, ...rest } = body;
+  return rest;
 }
 
 /**
