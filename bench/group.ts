@@ -115,11 +115,13 @@ async function main(): Promise<void> {
   cleanup.add("stop the master", () => master.stop());
   const masterAddress = master.url.replace(/^http:\/\//, "");
   const joinToken = readFileSync(join(root, "master/conf/join.token"), "utf8").trim();
+  // The simulated members are recorded by the operator (they have no agent to prove a node key with).
+  const adminToken = readFileSync(join(root, "master/conf/admin.token"), "utf8").trim();
   log(`master pid ${master.pid} at ${master.url} (node ${master.nodeId.slice(0, 12)}…), listening after ${master.startMs.toFixed(0)} ms`);
 
   const members = simMembers(MEMBERS, BASE_PORT);
   const t0 = now();
-  const joinMs = await joinAll(masterAddress, joinToken, members);
+  const joinMs = await joinAll(masterAddress, adminToken, members);
   log(`${MEMBERS} simulated members joined in ${((now() - t0) / 1000).toFixed(1)} s (p50 ${lat(joinMs).p50!.toFixed(2)} ms per join)`);
 
   const member = await startRoutedMember({
@@ -233,7 +235,7 @@ async function main(): Promise<void> {
       routedCalls: CALLS,
       routedWarmupCalls: WARMUP_CALLS,
       memberAddresses: `127.0.0.1:${BASE_PORT}..${BASE_PORT + MEMBERS - 1} (nothing listens there)`,
-      join: "seed 000 bearer join (HostClient.recordJoin with the join token); the real member joins with batu's proof (POST /slave/group/join)",
+      join: "seed 000 bearer join recorded by the operator (HostClient.recordJoin with the admin token: a join token alone names no node id); the real member joins with batu's proofs of the join token and its node key (POST /slave/group/join)",
       heartbeat: "signHeartbeat + HostClient.heartbeat per beat, as HeartbeatSender; first beats spread evenly over one interval",
       connections: "the simulated members share this process's fetch keep-alive pool (real members hold one connection each)",
       identity: "session_id + session_id_sign (the master's session for routed calls, the member's for direct ones)",

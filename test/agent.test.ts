@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { join } from "node:path";
 import { connect } from "node:net";
 import { call, readOnlyMount, runCli, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
-import { memberJoinProof, newNonce, verifyMasterProof } from "../src/group/join-proof.js";
+import { memberJoinProof, memberKeyProof, newNonce, verifyMasterProof } from "../src/group/join-proof.js";
+import { cryptoWaitReady, testNode } from "../src/group/testing.js";
 
 const agents = new TestAgents();
 const freshDir = () => agents.dir();
@@ -107,30 +108,30 @@ describe("host API: group", () => {
   it("records a member with the join token; re-joining updates, never duplicates", async () => {
     const a = await agentIn(freshDir());
     const url = `${a.url}/master/group/json`;
-    const nodeId = "ab".repeat(32);
-    const first = await call(url, { token: a.joinToken, body: { address: "127.0.0.1:10001", node_id: nodeId, nickname: "m1" } });
+    const first = await call(url, { token: a.joinToken, body: { address: "127.0.0.1:10001", nickname: "m1" } });
     expect(first).toMatchObject({ status: 200, body: { message: "ok", node_id: a.nodeId, address: "127.0.0.1:10001" } });
-    // Same node on a new port through the original code's path: one record, updated.
-    const again = await call(`${a.url}/master/group/join`, {
-      token: a.joinToken,
-      body: { address: "127.0.0.1:10002", node_id: nodeId, nickname: "m1b" },
-    });
+    // The same host again through the original code's path: one record, updated.
+    const again = await call(`${a.url}/master/group/join`, { token: a.joinToken, body: { address: "127.0.0.1:10001", nickname: "m1b" } });
     expect(again.status).toBe(200);
-    // A member registers its own address, never another host's (the master would connect there)...
-    const elsewhere = await call(url, { token: a.joinToken, body: { address: "10.1.2.3:10000", node_id: "cd".repeat(32) } });
+    // A token alone never claims a node id (that takes the node's key: `batu group join`)...
+    const claimed = await call(url, { token: a.joinToken, body: { address: "127.0.0.1:10003", node_id: "cd".repeat(32) } });
+    expect(claimed).toMatchObject({ status: 400, body: { message: expect.stringMatching(/^node_id: /) } });
+    // ...nor another host's address (the master would connect there)...
+    const elsewhere = await call(url, { token: a.joinToken, body: { address: "10.1.2.3:10000" } });
     expect(elsewhere).toMatchObject({ status: 400, body: { message: expect.stringMatching(/^address: a member registers the address it calls from/) } });
     expect((await call(url, { token: a.joinToken, body: { address: "127.0.0.1:99999" } })).status).toBe(400);
     // ...while the operator may record any host by hand, as seed 000 allowed.
-    expect((await call(url, { token: a.adminToken, body: { address: "10.1.2.3", nickname: "by hand" } })).body.address).toBe("10.1.2.3:10000");
+    const byHand = await call(url, { token: a.adminToken, body: { address: "10.1.2.3", node_id: "ab".repeat(32), nickname: "by hand" } });
+    expect(byHand.body.address).toBe("10.1.2.3:10000");
     // Without a body: the caller's IP and port 10000.
     expect((await call(url, { token: a.joinToken, method: "POST" })).body.address).toBe("127.0.0.1:10000");
     const list = await call(`${a.url}/master/group/list`, { token: a.adminToken });
     expect(list.status).toBe(200);
     expect(list.body.master).toBe(a.url.replace("http://", ""));
     const byAddress = Object.fromEntries(list.body.member.map((m: { address: string }) => [m.address, m]));
-    expect(Object.keys(byAddress).sort()).toEqual(["10.1.2.3:10000", "127.0.0.1:10000", "127.0.0.1:10002"]);
-    expect(byAddress["127.0.0.1:10002"]).toMatchObject({ node_id: nodeId, nickname: "m1b", state: "alive" });
-    expect(byAddress["127.0.0.1:10000"]).toMatchObject({ node_id: null });
+    expect(Object.keys(byAddress).sort()).toEqual(["10.1.2.3:10000", "127.0.0.1:10000", "127.0.0.1:10001"]);
+    expect(byAddress["127.0.0.1:10001"]).toMatchObject({ node_id: null, nickname: "m1b", state: "alive" });
+    expect(byAddress["10.1.2.3:10000"]).toMatchObject({ node_id: "ab".repeat(32) });
     // The original server's key, which its GUI reads: the same list.
     expect(list.body.members).toEqual(list.body.member);
   });
@@ -187,12 +188,15 @@ describe("host API: group", () => {
     expect(verifyMasterProof("some-other-join-token-000", hello.body, challenge)).toBe(false);
     expect((await call(`${a.url}/master/group/hello?challenge=short`)).status).toBe(400);
 
-    const claim = { masterNodeId: a.nodeId, nodeId: "ef".repeat(32), address: "127.0.0.1:10009", nickname: "p1", at: Date.now(), nonce: newNonce() };
+    await cryptoWaitReady();
+    const node = testNode(9);
+    const claim = { masterNodeId: a.nodeId, nodeId: node.nodeId, address: "127.0.0.1:10009", nickname: "p1", at: Date.now(), nonce: newNonce() };
     const body = (token: string, c = claim) => ({
       address: c.address,
       node_id: c.nodeId,
       nickname: c.nickname,
       proof: { at: c.at, nonce: c.nonce, mac: memberJoinProof(token, c) },
+      key_proof: memberKeyProof(node.key, c),
     });
     const url = `${a.url}/master/group/join`;
     const wrong = await call(url, { body: body("some-other-join-token-000") });

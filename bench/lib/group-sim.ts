@@ -64,9 +64,10 @@ export interface BeatSample {
 
 /**
  * Joins every member to the master at `masterAddress`, `concurrency` at a time, with the seed 000
- * bearer join (the bench stands in for members, so it holds the token). Resolves with each join's ms.
+ * bearer join of the operator (`adminToken`: only the operator records a node id without its key's
+ * proof, and the simulated members have no agent). Resolves with each join's ms.
  */
-export async function joinAll(masterAddress: string, joinToken: string, members: SimMember[], concurrency = 16): Promise<number[]> {
+export async function joinAll(masterAddress: string, adminToken: string, members: SimMember[], concurrency = 16): Promise<number[]> {
   const client = new HostClient(masterAddress, undefined, 10_000);
   const ms: number[] = [];
   let next = 0;
@@ -74,7 +75,7 @@ export async function joinAll(masterAddress: string, joinToken: string, members:
     for (let i = next++; i < members.length; i = next++) {
       const m = members[i]!;
       const t0 = now();
-      const reply = await client.recordJoin({ address: m.address, node_id: m.nodeId, nickname: m.nickname }, joinToken);
+      const reply = await client.recordJoin({ address: m.address, node_id: m.nodeId, nickname: m.nickname }, adminToken);
       ms.push(now() - t0);
       if (reply.address !== m.address) throw new Error(`member ${i} recorded as ${reply.address}, not ${m.address}`);
     }

@@ -79,6 +79,12 @@ export const GroupJoin = Type.Object(
     node_id: Type.Optional(NodeId),
     nickname: Type.Optional(Type.String({ maxLength: 64, description: "The member's nickname" })),
     proof: Type.Optional(JoinProof),
+    key_proof: Type.Optional(
+      Type.String({
+        pattern: "^0x[0-9a-f]{128}$",
+        description: "With proof: the member's node key (sr25519) signature over the same claim, proving it holds the key of node_id",
+      }),
+    ),
   },
   { additionalProperties: false, $id: "GroupJoin" },
 );

@@ -1,7 +1,7 @@
 import type { GroupJoin } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
 import { secretEquals } from "../auth/secrets.js";
-import { JoinProofVerifier } from "./join-proof.js";
+import { JoinProofVerifier, verifyMemberKeyProof } from "./join-proof.js";
 
 export interface JoinAuthenticatorOptions {
   /** This host's node id: what a member's join proof must name. */
@@ -15,7 +15,8 @@ export interface JoinAuthenticatorOptions {
 
 /**
  * Who may ask to be recorded as a member: a caller with the join (or admin) token as a bearer token
- * (seed 000), or one whose body carries a join proof (join-proof.ts). Checked before the role, so a
+ * (seed 000; with the join token, no node id), or one whose body carries a join proof and a proof of
+ * its node key (join-proof.ts). Checked before the role, so a
  * host that is no master answers an unauthenticated join with 401, as it always did.
  */
 export class JoinAuthenticator {
@@ -36,7 +37,12 @@ export class JoinAuthenticator {
       const isAdmin = secretEquals(bearer, this.opts.adminToken);
       const isJoin = secretEquals(bearer, this.opts.joinToken);
       if (!isAdmin && !isJoin) throw new ApiError("unauthorized", "wrong bearer token");
-      return isAdmin ? "operator" : "member";
+      if (isAdmin) return "operator";
+      // A node id is claimed only with its key (the proof form): a token alone could take another member's.
+      if (body.node_id !== undefined) {
+        throw new ApiError("bad_request", "node_id: a member names its node id only in a join that proves its node key (proof and key_proof, as `batu group join` sends)");
+      }
+      return "member";
     }
     if (!body.proof) throw new ApiError("unauthorized", "missing bearer token (Authorization: Bearer <join token>) or join proof");
     if (body.node_id === undefined || body.address === undefined) {
@@ -52,6 +58,9 @@ export class JoinAuthenticator {
     };
     const refused = this.proofs.check(this.opts.joinToken, claim, body.proof.mac);
     if (refused) throw new ApiError("unauthorized", `join refused: ${refused}`);
+    if (!body.key_proof || !verifyMemberKeyProof(claim, body.key_proof)) {
+      throw new ApiError("unauthorized", "join refused: key_proof does not prove the key of node_id");
+    }
     return "member";
   }
 }

@@ -2,11 +2,14 @@ import type { BecomeMember, BecomeMemberReply, GroupJoinReply, MasterHello, Slav
 import { ApiError } from "../api/errors.js";
 import { HostApiError, HostClient, UnreachableError, normalizeAddress, seedAddress } from "../sdk/index.js";
 import { joinAddress, localAddressToward, splitAddress } from "./local-address.js";
-import { memberJoinProof, newNonce, verifyMasterProof } from "./join-proof.js";
+import { memberJoinProof, memberKeyProof, newNonce, verifyMasterProof } from "./join-proof.js";
+import type { Authenticator } from "../auth/signed-envelope.js";
 import { DiscoveryError, discoverMaster, type DiscoveredMaster } from "./discovery.js";
 
 export interface JoinMasterContext {
   nodeId: string;
+  /** This node's key: the join proves it holds the key of the node id it claims. */
+  key: Authenticator;
   /** The port this agent listens on: what it registers with. */
   agentPort: () => number;
   nickname: () => string;
@@ -34,10 +37,17 @@ export async function joinMaster(req: BecomeMember, ctx: JoinMasterContext): Pro
   const nickname = ctx.nickname();
   const at = ctx.now().getTime();
   const nonce = newNonce();
-  const mac = memberJoinProof(req.token, { masterNodeId: master.nodeId, nodeId: ctx.nodeId, address, nickname, at, nonce });
+  const claim = { masterNodeId: master.nodeId, nodeId: ctx.nodeId, address, nickname, at, nonce };
+  const mac = memberJoinProof(req.token, claim);
   let reply: GroupJoinReply;
   try {
-    reply = await new HostClient(master.address).recordJoin({ address, node_id: ctx.nodeId, nickname, proof: { at, nonce, mac } });
+    reply = await new HostClient(master.address).recordJoin({
+      address,
+      node_id: ctx.nodeId,
+      nickname,
+      proof: { at, nonce, mac },
+      key_proof: memberKeyProof(ctx.key, claim),
+    });
   } catch (e) {
     throw upstreamError(master.address, e, "record this host");
   }

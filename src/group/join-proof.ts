@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { EnvelopeChecker, envelopeMessage, hmacAuthenticator, sealEnvelope } from "../auth/signed-envelope.js";
+import { EnvelopeChecker, envelopeMessage, hmacAuthenticator, nodeKeyAuthenticator, sealEnvelope, type Authenticator } from "../auth/signed-envelope.js";
 import { WindowedNonces } from "../auth/replay-store.js";
 
 /**
@@ -21,6 +21,7 @@ export const newNonce = (): string => randomBytes(16).toString("hex");
 
 const MASTER_TAG = "batu-master/1";
 const JOIN_TAG = "batu-join/1";
+const JOIN_KEY_TAG = "batu-join-key/1";
 const masterFields = (nodeId: string, groupName: string, challenge: string) => [nodeId, groupName, challenge];
 const joinFields = (c: JoinClaim) => [c.masterNodeId, c.nodeId, c.address, c.nickname, c.at, c.nonce];
 
@@ -54,6 +55,20 @@ export interface JoinClaim {
 
 export function memberJoinProof(token: string, claim: JoinClaim): string {
   return sealEnvelope(hmacAuthenticator(token), JOIN_TAG, joinFields(claim));
+}
+
+/**
+ * A member's proof of holding the key of the node id it claims: its node key's signature over the
+ * same claim (this master, this address, this time and nonce), so a join-token holder cannot claim
+ * another member's node id, and a known node id never moves without its key.
+ */
+export function memberKeyProof(nodeKey: Authenticator, claim: JoinClaim): string {
+  return sealEnvelope(nodeKey, JOIN_KEY_TAG, joinFields(claim));
+}
+
+/** Whether `proof` is the claimed node's key signature over the claim. */
+export function verifyMemberKeyProof(claim: JoinClaim, proof: string): boolean {
+  return nodeKeyAuthenticator(claim.nodeId).verify(envelopeMessage(JOIN_KEY_TAG, joinFields(claim)), proof);
 }
 
 /** Why a join proof is refused, as the master answers it. */

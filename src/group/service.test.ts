@@ -4,9 +4,10 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { GroupHeartbeat, GroupJoin, MemberCapacity } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
-import { memberJoinProof, newNonce, verifyMasterProof } from "./join-proof.js";
+import { memberJoinProof, memberKeyProof, newNonce, verifyMasterProof } from "./join-proof.js";
 import { signHeartbeat } from "./heartbeat.js";
 import { cryptoWaitReady, peerServer, testGroupService, testNode } from "./testing.js";
+import type { Authenticator } from "../auth/signed-envelope.js";
 
 const TOKEN = "join-token-0123456789abcdef";
 const capacity: MemberCapacity = {
@@ -56,9 +57,15 @@ const master = () => testGroupService({ seed: 1, hostConfig: { host_type: "maste
 const ADMIN = "admin-token-0123456789abcdef";
 
 /** A member's join body with a proof made with `token` for the master `masterNodeId`. */
-function joinBody(masterNodeId: string, member: string, token = TOKEN, address = "10.0.0.2:10000"): GroupJoin {
-  const claim = { masterNodeId, nodeId: member, address, nickname: "m", at: Date.now(), nonce: newNonce() };
-  return { node_id: member, address: claim.address, nickname: claim.nickname, proof: { at: claim.at, nonce: claim.nonce, mac: memberJoinProof(token, claim) } };
+function joinBody(masterNodeId: string, member: { nodeId: string; key: Authenticator }, token = TOKEN, address = "10.0.0.2:10000"): GroupJoin {
+  const claim = { masterNodeId, nodeId: member.nodeId, address, nickname: "m", at: Date.now(), nonce: newNonce() };
+  return {
+    node_id: member.nodeId,
+    address: claim.address,
+    nickname: claim.nickname,
+    proof: { at: claim.at, nonce: claim.nonce, mac: memberJoinProof(token, claim) },
+    key_proof: memberKeyProof(member.key, claim),
+  };
 }
 
 describe("GroupService as a master", () => {
@@ -74,7 +81,7 @@ describe("GroupService as a master", () => {
 
   it("records a join proven with the token, once; a bearer token works too, a wrong one never", () => {
     const { service, nodeId } = master();
-    const member = testNode(2).nodeId;
+    const member = testNode(2);
     const body = joinBody(nodeId, member);
     expect(service.recordJoin(body, "10.0.0.2", undefined)).toMatchObject({ message: "ok", group_name: "g1", node_id: nodeId, address: "10.0.0.2:10000" });
     expect(refusal(() => service.recordJoin(body, "10.0.0.2", undefined))).toBe("unauthorized: join refused: the join proof was replayed");
@@ -82,13 +89,13 @@ describe("GroupService as a master", () => {
     expect(refusal(() => service.recordJoin({ nickname: "x" }, "10.0.0.3", "wrong"))).toBe("unauthorized: wrong bearer token");
     expect(service.recordJoin({ nickname: "seed" }, "::ffff:10.0.0.3", TOKEN).address).toBe("10.0.0.3:10000");
     expect(service.list().member.map((m) => m.address)).toEqual(["10.0.0.2:10000", "10.0.0.3:10000"]);
-    expect(refusal(() => service.recordJoin(joinBody(nodeId, nodeId), "10.0.0.4", undefined))).toBe("conflict: a host cannot join its own group");
+    expect(refusal(() => service.recordJoin(joinBody(nodeId, testNode(1)), "10.0.0.4", undefined))).toBe("conflict: a host cannot join its own group");
   });
 
   it("accepts signed heartbeats of its members only, routes to them, and forgets a removed one", () => {
     const { service, nodeId } = master();
     const member = testNode(2);
-    service.recordJoin(joinBody(nodeId, member.nodeId), "10.0.0.2", undefined);
+    service.recordJoin(joinBody(nodeId, member), "10.0.0.2", undefined);
     const beat = (sentAt: number) =>
       signHeartbeat({ node_id: member.nodeId, address: "10.0.0.5:10000", nickname: "m", sent_at: sentAt, capacity }, member.key);
     const hb: GroupHeartbeat = beat(Date.now());
@@ -103,17 +110,34 @@ describe("GroupService as a master", () => {
   });
 });
 
+describe("GroupService: a join proves the node key it claims", () => {
+  it("refuses a join without the key's proof, with another key's, and a token-bearer join naming a node id", () => {
+    const { service, nodeId } = master();
+    const victim = testNode(2);
+    service.recordJoin(joinBody(nodeId, victim), "10.0.0.2", undefined);
+    // A join-token holder claims the victim's node id from its own address, with its own key.
+    const thief = testNode(6);
+    const stolen = joinBody(nodeId, { nodeId: victim.nodeId, key: thief.key }, TOKEN, "10.0.0.66:10000");
+    expect(refusal(() => service.recordJoin(stolen, "10.0.0.66", undefined))).toBe("unauthorized: join refused: key_proof does not prove the key of node_id");
+    const { key_proof: _k, ...noKey } = joinBody(nodeId, victim, TOKEN, "10.0.0.66:10000");
+    expect(refusal(() => service.recordJoin(noKey, "10.0.0.66", undefined))).toMatch(/^unauthorized: join refused: key_proof/);
+    expect(refusal(() => service.recordJoin({ node_id: victim.nodeId, address: "10.0.0.66:10000" }, "10.0.0.66", TOKEN))).toMatch(/^bad_request: node_id: /);
+    // The victim stays where it joined from.
+    expect(service.peer(victim.nodeId)?.address).toBe("10.0.0.2:10000");
+  });
+});
+
 describe("GroupService: the address a member may have", () => {
   it("is on the IP it calls from: never another host, never another member's, never a port out of range", () => {
     const { service, nodeId } = master();
     const [a, b] = [testNode(2), testNode(4)];
-    service.recordJoin(joinBody(nodeId, a.nodeId), "10.0.0.2", undefined);
-    service.recordJoin(joinBody(nodeId, b.nodeId, TOKEN, "10.0.0.4:10000"), "10.0.0.4", undefined);
+    service.recordJoin(joinBody(nodeId, a), "10.0.0.2", undefined);
+    service.recordJoin(joinBody(nodeId, b, TOKEN, "10.0.0.4:10000"), "10.0.0.4", undefined);
     let t = Date.now();
     const beat = (node: typeof a, address: string) =>
       signHeartbeat({ node_id: node.nodeId, address, nickname: "m", sent_at: ++t, capacity }, node.key);
     // A join naming another host (SSRF: the master would connect there and relay the reply).
-    expect(refusal(() => service.recordJoin(joinBody(nodeId, testNode(5).nodeId, TOKEN, "127.0.0.1:22"), "10.0.0.9", undefined))).toMatch(
+    expect(refusal(() => service.recordJoin(joinBody(nodeId, testNode(5), TOKEN, "127.0.0.1:22"), "10.0.0.9", undefined))).toMatch(
       /^bad_request: address: a member registers the address it calls from \(10\.0\.0\.9\)/,
     );
     expect(refusal(() => service.recordHeartbeat(beat(a, "127.0.0.1:22"), "10.0.0.2"))).toMatch(/^bad_request: address: a member registers/);

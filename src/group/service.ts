@@ -209,6 +209,7 @@ export class GroupService {
   async becomeMember(req: BecomeMember): Promise<BecomeMemberReply> {
     const { config, reply } = await joinMaster(req, {
       nodeId: this.opts.nodeId,
+      key: this.opts.key,
       agentPort: this.opts.agentPort,
       nickname: this.opts.nickname,
       now: this.now,
