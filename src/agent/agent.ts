@@ -22,6 +22,8 @@ export interface AgentOptions {
   logLevel?: string | undefined;
   /** Address VM port forwards and VNC listen on; default: the same as `host`. */
   forwardHost?: string | undefined;
+  /** How many times the data file system's size all VM disks may be promised; default 1 (no overcommit). */
+  diskOvercommit?: number | undefined;
   /** vCPUs per host thread the VMs may hold in all; default 1 (no overcommit). */
   cpuOvercommit?: number | undefined;
   /** How long a graceful shutdown waits before powering off; default 60 s. */
@@ -71,6 +73,7 @@ export async function startAgent(
       {
         forwardHost: opts.forwardHost ?? opts.host,
         cpuOvercommit: opts.cpuOvercommit ?? 1,
+        diskOvercommit: opts.diskOvercommit ?? 1,
         shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 60_000,
       },
       agentLog,

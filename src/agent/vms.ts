@@ -19,6 +19,8 @@ export interface VmOptions {
   /** Address VM port forwards and VNC listen on. */
   forwardHost: string;
   cpuOvercommit: number;
+  /** How many times the data file system's size all VM disks may be promised (1: no overcommit). */
+  diskOvercommit: number;
   shutdownTimeoutMs: number;
 }
 
@@ -48,7 +50,9 @@ export async function startVmService(
     return {
       cpuThreads: host.cpu.threads,
       memoryBytes: host.memory.totalBytes,
+      diskTotalBytes: host.disk.totalBytes,
       diskFreeBytes: host.disk.freeBytes,
+      diskOvercommit: opts.diskOvercommit,
       cpuOvercommit: opts.cpuOvercommit,
       memoryReserveBytes: MEMORY_RESERVE_BYTES,
     };

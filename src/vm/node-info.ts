@@ -78,7 +78,7 @@ export async function nodeInfo(opts: {
     free: {
       cpu_cores: String(free.vcpus),
       mem: g(free.memoryBytes),
-      disk: g(host.disk.freeBytes),
+      disk: g(free.diskBytes),
       gpu_count: String(gpus.length),
     },
   };

@@ -1,12 +1,22 @@
 import { describe, expect, it } from "vitest";
-import { checkFit, type HostCapacity } from "./resources.js";
+import { checkFit, committed, type HostCapacity } from "./resources.js";
+import type { VmStatus } from "./state.js";
+import { testSpec } from "./testing.js";
 import { newLoginPassword, newVmId } from "./create-request.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { macFor, toQemuSpec } from "./qemu-spec.js";
 import type { VmSpec } from "./spec.js";
 
 const GiB = 2 ** 30;
-const host: HostCapacity = { cpuThreads: 4, memoryBytes: 8 * GiB, diskFreeBytes: 100 * GiB, cpuOvercommit: 1, memoryReserveBytes: GiB };
+const host: HostCapacity = {
+  cpuThreads: 4,
+  memoryBytes: 8 * GiB,
+  diskTotalBytes: 100 * GiB,
+  diskFreeBytes: 100 * GiB,
+  cpuOvercommit: 1,
+  diskOvercommit: 1,
+  memoryReserveBytes: GiB,
+};
 
 describe("checkFit", () => {
   it("counts what running VMs hold", () => {
@@ -15,6 +25,32 @@ describe("checkFit", () => {
     expect(checkFit(host, { vcpus: 0, memoryBytes: 6 * GiB, diskBytes: 0 }, { vcpus: 1, memoryBytes: 2 * GiB, diskBytes: 0 })).toMatchObject({ field: "memory" });
     expect(checkFit(host, { vcpus: 0, memoryBytes: 0, diskBytes: 0 }, { vcpus: 1, memoryBytes: GiB, diskBytes: 200 * GiB })).toMatchObject({ field: "disk" });
   });
+  it("promises disk up to the file system's size times the operator's ratio, and needs the space free now", () => {
+    const none = { vcpus: 0, memoryBytes: 0 };
+    // 60 GiB promised already: 50 more exceed 100 GiB, 40 do not.
+    expect(checkFit(host, { ...none, diskBytes: 60 * GiB }, { vcpus: 1, memoryBytes: GiB, diskBytes: 50 * GiB })).toMatchObject({
+      field: "disk",
+      message: "allocate disk failed: 50.0 GiB asked, 40.0 of 100.0 GiB left to promise",
+    });
+    expect(checkFit(host, { ...none, diskBytes: 60 * GiB }, { vcpus: 1, memoryBytes: GiB, diskBytes: 40 * GiB })).toBeUndefined();
+    expect(checkFit({ ...host, diskOvercommit: 2 }, { ...none, diskBytes: 60 * GiB }, { vcpus: 1, memoryBytes: GiB, diskBytes: 50 * GiB })).toBeUndefined();
+    expect(checkFit({ ...host, diskFreeBytes: 10 * GiB, diskOvercommit: 4 }, { ...none, diskBytes: 0 }, { vcpus: 1, memoryBytes: GiB, diskBytes: 20 * GiB })).toMatchObject({
+      message: "allocate disk failed: 20.0 GiB asked, 10.0 GiB free",
+    });
+  });
+
+  it("counts every existing VM's disks (a shut-off VM keeps them), a failed creation's none", () => {
+    const vm = (id: string, status: VmStatus, dataDiskBytes: number | null, systemDiskBytes: number | null) => ({
+      id,
+      status,
+      systemDiskBytes,
+      spec: { ...testSpec(id), dataDiskBytes },
+    });
+    const held = committed([vm("a", "running", 10 * GiB, GiB), vm("b", "closed", 20 * GiB, GiB), vm("c", "create error", 30 * GiB, null)]);
+    expect(held).toEqual({ vcpus: 1, memoryBytes: 512 * 2 ** 20, diskBytes: 32 * GiB });
+    expect(committed([vm("a", "running", 10 * GiB, GiB)], "a").diskBytes).toBe(0);
+  });
+
   it("lets the operator overcommit CPU", () => {
     expect(checkFit({ ...host, cpuOvercommit: 2 }, { vcpus: 6, memoryBytes: 0, diskBytes: 0 }, { vcpus: 2, memoryBytes: GiB, diskBytes: 0 })).toBeUndefined();
   });

@@ -8,7 +8,15 @@ import { holdsResources, type VmStatus } from "./state.js";
 export interface HostCapacity {
   cpuThreads: number;
   memoryBytes: number;
+  /** The data dir's file system: its size, and what is free on it now. */
+  diskTotalBytes: number;
   diskFreeBytes: number;
+  /**
+   * How many times the file system's size the VMs' disks may be promised in all (1 = every byte a
+   * guest may write exists). Thin disks take space only as guests write: a ratio above 1 bets that
+   * they will not all fill up.
+   */
+  diskOvercommit: number;
   /** vCPUs per host thread the operator allows (1 = no overcommit). */
   cpuOvercommit: number;
   /** Memory kept for the host itself. */
@@ -18,6 +26,7 @@ export interface HostCapacity {
 export interface Demand {
   vcpus: number;
   memoryBytes: number;
+  /** Disk bytes promised: what the VM's own disks may grow to (its system disk and its data disk). */
   diskBytes: number;
 }
 
@@ -39,26 +48,47 @@ export function checkFit(host: HostCapacity, committed: Demand, want: Demand): R
     const freeMiB = Math.max(0, Math.floor((memLimit - committed.memoryBytes) / 2 ** 20));
     return { field: "memory", message: `allocate mem failed: ${Math.floor(want.memoryBytes / 2 ** 20)} MiB asked, ${freeMiB} MiB free` };
   }
-  if (want.diskBytes > host.diskFreeBytes - committed.diskBytes) {
-    const freeGiB = Math.max(0, (host.diskFreeBytes - committed.diskBytes) / 2 ** 30).toFixed(1);
-    return { field: "disk", message: `allocate disk failed: ${(want.diskBytes / 2 ** 30).toFixed(1)} GiB asked, ${freeGiB} GiB free` };
+  const gib = (bytes: number) => (Math.max(0, bytes) / 2 ** 30).toFixed(1);
+  // Space to create it in now, and a promise that all disks together stay within the operator's ratio.
+  if (want.diskBytes > host.diskFreeBytes) {
+    return { field: "disk", message: `allocate disk failed: ${gib(want.diskBytes)} GiB asked, ${gib(host.diskFreeBytes)} GiB free` };
+  }
+  const diskLimit = Math.floor(host.diskTotalBytes * host.diskOvercommit);
+  if (committed.diskBytes + want.diskBytes > diskLimit) {
+    return {
+      field: "disk",
+      message: `allocate disk failed: ${gib(want.diskBytes)} GiB asked, ${gib(diskLimit - committed.diskBytes)} of ${gib(diskLimit)} GiB left to promise`,
+    };
   }
   return undefined;
 }
 
-/** What a VM of this spec holds while it runs. */
+/**
+ * What a VM of this spec holds while it runs, and the disk a new one promises (its data disk; an
+ * operator's data file is not the VM's to grow).
+ */
 export function demandOf(spec: VmSpec): Demand {
-  return { vcpus: vcpus(spec), memoryBytes: spec.memoryMiB * 2 ** 20, diskBytes: spec.dataDiskBytes ?? 0 };
+  return { vcpus: vcpus(spec), memoryBytes: spec.memoryMiB * 2 ** 20, diskBytes: spec.dataFileName ? 0 : (spec.dataDiskBytes ?? 0) };
+}
+
+/** The disk a VM that exists has been promised: its system disk's size and its data disk's. */
+function promisedDisk(vm: { status: VmStatus; spec: VmSpec; systemDiskBytes?: number | null }): number {
+  // A failed creation kept its record, not its disks.
+  if (vm.status === "create error") return 0;
+  return (vm.systemDiskBytes ?? 0) + demandOf(vm.spec).diskBytes;
 }
 
 /**
- * What the VMs that hold resources (see `holdsResources`) take of the host's CPU and memory, except
- * `exceptId` (a VM about to start again). Disks are counted by the host's free space itself.
+ * What the VMs take of the host, except `exceptId` (a VM about to start again): the CPU and memory
+ * of those that hold resources (see `holdsResources`), and the disks of every VM that has them
+ * (a shut-off VM keeps its disks).
  */
-export function committed(vms: Iterable<{ id: string; status: VmStatus; spec: VmSpec }>, exceptId?: string): Demand {
+export function committed(vms: Iterable<{ id: string; status: VmStatus; spec: VmSpec; systemDiskBytes?: number | null }>, exceptId?: string): Demand {
   const total: Demand = { vcpus: 0, memoryBytes: 0, diskBytes: 0 };
   for (const vm of vms) {
-    if (vm.id === exceptId || !holdsResources(vm.status)) continue;
+    if (vm.id === exceptId) continue;
+    total.diskBytes += promisedDisk(vm);
+    if (!holdsResources(vm.status)) continue;
     const d = demandOf(vm.spec);
     total.vcpus += d.vcpus;
     total.memoryBytes += d.memoryBytes;
@@ -66,10 +96,11 @@ export function committed(vms: Iterable<{ id: string; status: VmStatus; spec: Vm
   return total;
 }
 
-/** What is left for new VMs: the CPU limit (overcommit applied, as `checkFit` does) and memory less the reserve. */
-export function freeCapacity(host: HostCapacity, held: Demand): { vcpus: number; memoryBytes: number } {
+/** What is left for new VMs: as `checkFit` counts it (overcommit applied, memory reserve kept, disk promised). */
+export function freeCapacity(host: HostCapacity, held: Demand): { vcpus: number; memoryBytes: number; diskBytes: number } {
   return {
     vcpus: Math.max(0, Math.floor(host.cpuThreads * host.cpuOvercommit) - held.vcpus),
     memoryBytes: Math.max(0, host.memoryBytes - host.memoryReserveBytes - held.memoryBytes),
+    diskBytes: Math.max(0, Math.min(host.diskFreeBytes, Math.floor(host.diskTotalBytes * host.diskOvercommit) - held.diskBytes)),
   };
 }

@@ -121,6 +121,17 @@ describe("VmService.create", () => {
     expect(mode(join(vms.dataDir, "batu.db"))).toBe(0o600);
   });
 
+  it("promises disk within the host's size: thin data disks cannot each be promised all of it", async () => {
+    await vms.service.create(request("d1", { dataDiskBytes: 60 * 2 ** 30 }), { wait: true });
+    await expect(vms.service.create(request("d2", { dataDiskBytes: 60 * 2 ** 30 }), { wait: true })).rejects.toMatchObject({ field: "disk" });
+    // Shut off, d1 keeps its disk and its promise; started again, it is not asked for its disk twice.
+    await vms.service.act("d1", "poweroff");
+    await expect(vms.service.create(request("d3", { dataDiskBytes: 60 * 2 ** 30 }), { wait: true })).rejects.toThrow(/allocate disk failed/);
+    await vms.service.act("d1", "start");
+    await vms.service.act("d1", "delete");
+    await vms.service.create(request("d4", { dataDiskBytes: 60 * 2 ** 30 }), { wait: true });
+  });
+
   it("waited for, a failed boot leaves nothing: no record, no ports, no disks", async () => {
     vms.hypervisor.failNextStart = new Error("qemu: could not start");
     await expect(vms.service.create(request("f1", { sshPort: 2222 }), { wait: true })).rejects.toThrow("could not start");

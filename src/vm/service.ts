@@ -228,7 +228,8 @@ export class VmService {
       const plan = planAction(action, vm.status, alive);
       if ("refused" in plan) throw new VmConflictError(plan.refused);
       if (action === "start" || (action === "restart" && !alive)) {
-        const refusal = checkFit(await this.opts.capacity(), committed(this.opts.repo.list(), id), demandOf(vm.spec));
+        // Its disks exist already: only CPU and memory are asked for again.
+        const refusal = checkFit(await this.opts.capacity(), committed(this.opts.repo.list(), id), { ...demandOf(vm.spec), diskBytes: 0 });
         if (refusal) throw new VmResourceError(refusal.field, refusal.message);
       }
       this.opts.runtime.setStatus(id, plan.during);

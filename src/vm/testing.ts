@@ -41,11 +41,13 @@ export function testSpec(desc: string): VmSpec {
 export const TEST_IMAGE = "test-image.qcow2";
 export const TEST_READY_MARKER = "TEST-READY";
 
-/** A host of 4 threads and 8 GiB (1 GiB kept for itself) with 100 GiB of free disk. */
+/** A host of 4 threads and 8 GiB (1 GiB kept for itself) with a 100 GiB disk, all free. */
 export const TEST_HOST: HostCapacity = {
   cpuThreads: 4,
   memoryBytes: 8 * 2 ** 30,
+  diskTotalBytes: 100 * 2 ** 30,
   diskFreeBytes: 100 * 2 ** 30,
+  diskOvercommit: 1,
   cpuOvercommit: 1,
   memoryReserveBytes: 2 ** 30,
 };

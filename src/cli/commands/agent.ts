@@ -5,7 +5,7 @@ import { UsageError } from "../errors.js";
 import { AGENT_FLAGS, parse, parsePort } from "../options.js";
 
 export const usage = `batu agent [--port 10000] [--host 0.0.0.0] [--conf-dir ./conf] [--data-dir ./data] [--log-level info]
-           [--forward-host <addr>] [--cpu-overcommit 1] [--shutdown-timeout 60]
+           [--forward-host <addr>] [--cpu-overcommit 1] [--disk-overcommit 1] [--shutdown-timeout 60]
            [--heartbeat-ms 3000] [--suspect-after-ms 10000] [--dead-after-ms 60000]
            [--request-timeout 30] [--discover [--group-name <name>]]
   Runs this machine's agent: the host API (seed 000) on the given port.
@@ -14,6 +14,7 @@ export const usage = `batu agent [--port 10000] [--host 0.0.0.0] [--conf-dir ./c
   --group-name        with --discover: join only the master of this group
   --forward-host      address VM port forwards and VNC listen on (default: --host)
   --cpu-overcommit    vCPUs per host thread all VMs together may hold (default 1)
+  --disk-overcommit   times the data file system's size all VM disks may be promised (default 1)
   --shutdown-timeout  seconds a graceful shutdown waits before powering off (default 60)
   --heartbeat-ms      a member's heartbeat period to its master (default 3000)
   --request-timeout   seconds a client has to send a whole request (headers: 10 at most) (default 30)
@@ -35,6 +36,7 @@ export async function agentCommand(args: string[]): Promise<void> {
     "log-level": { type: "string" },
     "forward-host": { type: "string" },
     "cpu-overcommit": { type: "string", default: "1" },
+    "disk-overcommit": { type: "string", default: "1" },
     "shutdown-timeout": { type: "string", default: "60" },
     "heartbeat-ms": { type: "string", default: "3000" },
     "request-timeout": { type: "string", default: "30" },
@@ -56,6 +58,8 @@ export async function agentCommand(args: string[]): Promise<void> {
   if (deadAfterMs <= suspectAfterMs) throw new UsageError("--dead-after-ms: must be longer than --suspect-after-ms");
   const cpuOvercommit = Number(values["cpu-overcommit"]);
   if (!(cpuOvercommit > 0 && cpuOvercommit <= 64)) throw new UsageError("--cpu-overcommit: a number in (0, 64]");
+  const diskOvercommit = Number(values["disk-overcommit"]);
+  if (!(diskOvercommit > 0 && diskOvercommit <= 64)) throw new UsageError("--disk-overcommit: a number in (0, 64]");
   const shutdownTimeoutSec = Number(values["shutdown-timeout"]);
   if (!(shutdownTimeoutSec >= 0 && shutdownTimeoutSec <= 3600)) throw new UsageError("--shutdown-timeout: seconds in [0, 3600]");
   const log = createLogger({ level: values["log-level"] });
@@ -69,6 +73,7 @@ export async function agentCommand(args: string[]): Promise<void> {
         dataDir: values["data-dir"],
         forwardHost: values["forward-host"],
         cpuOvercommit,
+        diskOvercommit,
         shutdownTimeoutMs: shutdownTimeoutSec * 1000,
         requestTimeoutMs: requestTimeoutSec * 1000,
         heartbeatMs,
