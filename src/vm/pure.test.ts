@@ -34,6 +34,8 @@ describe("checkFit", () => {
     });
     expect(checkFit(host, { ...none, diskBytes: 60 * GiB }, { vcpus: 1, memoryBytes: GiB, diskBytes: 40 * GiB })).toBeUndefined();
     expect(checkFit({ ...host, diskOvercommit: 2 }, { ...none, diskBytes: 60 * GiB }, { vcpus: 1, memoryBytes: GiB, diskBytes: 50 * GiB })).toBeUndefined();
+    // Over-promised already (the operator lowered the ratio): what asks for no disk still fits.
+    expect(checkFit(host, { ...none, diskBytes: 150 * GiB }, { vcpus: 1, memoryBytes: GiB, diskBytes: 0 })).toBeUndefined();
     expect(checkFit({ ...host, diskFreeBytes: 10 * GiB, diskOvercommit: 4 }, { ...none, diskBytes: 0 }, { vcpus: 1, memoryBytes: GiB, diskBytes: 20 * GiB })).toMatchObject({
       message: "allocate disk failed: 20.0 GiB asked, 10.0 GiB free",
     });

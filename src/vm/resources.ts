@@ -54,7 +54,8 @@ export function checkFit(host: HostCapacity, committed: Demand, want: Demand): R
     return { field: "disk", message: `allocate disk failed: ${gib(want.diskBytes)} GiB asked, ${gib(host.diskFreeBytes)} GiB free` };
   }
   const diskLimit = Math.floor(host.diskTotalBytes * host.diskOvercommit);
-  if (committed.diskBytes + want.diskBytes > diskLimit) {
+  // Asking for no disk (a start, a new size) is never refused for what others were promised.
+  if (want.diskBytes > 0 && committed.diskBytes + want.diskBytes > diskLimit) {
     return {
       field: "disk",
       message: `allocate disk failed: ${gib(want.diskBytes)} GiB asked, ${gib(diskLimit - committed.diskBytes)} of ${gib(diskLimit)} GiB left to promise`,
