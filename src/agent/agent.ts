@@ -82,7 +82,7 @@ export async function startAgent(
     state.close();
     throw e;
   }
-  const { vms, accel, images, capacity } = vmService;
+  const { vms, accel, images, capacityOf } = vmService;
   const authority = RenterAuthority.open(state.db);
   const forwardHost = opts.forwardHost ?? opts.host;
   const router = new GroupRouter({
@@ -122,14 +122,14 @@ export async function startAgent(
         nodeState,
       },
       freeMemory: () => freePageCache(state.files.system.allow_drop_caches === true),
-      nodeInfo: async () =>
+      nodeInfo: () =>
         nodeInfo({
           version: VERSION,
           dataDir: state.dataDir,
           imageDirs: images.dirs,
           accel,
           vms: vms.queries.list(),
-          capacity: await capacity(),
+          capacityOf,
           state: nodeState(identity.nodeId),
           address: group.selfAddress,
         }),

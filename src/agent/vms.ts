@@ -3,7 +3,7 @@ import { mkdirSync } from "node:fs";
 import { probeAccelerator, type AcceleratorChoice } from "../hypervisor/accel.js";
 import { QemuHypervisor } from "../hypervisor/qemu/index.js";
 import { PortAllocator } from "../network/port-allocator.js";
-import { readHostInfo } from "../host/host-info.js";
+import { readHostInfo, type HostInfo } from "../host/host-info.js";
 import type { Logger } from "../lib/logger.js";
 import { ImageCatalog } from "../vm/images.js";
 import { VmRepo } from "../vm/repo.js";
@@ -38,25 +38,23 @@ export async function startVmService(
   state: AgentState,
   opts: VmOptions,
   log: Logger,
-): Promise<{ vms: Vms; accel: AcceleratorChoice; images: ImageCatalog; capacity: () => Promise<HostCapacity> }> {
+): Promise<{ vms: Vms; accel: AcceleratorChoice; images: ImageCatalog; capacityOf: (host: HostInfo) => HostCapacity }> {
   const accel = await probeAccelerator();
   if (accel.accel === "tcg") log.warn({ reason: accel.reason }, "KVM not usable: VMs run under TCG (software emulation, slower)");
   else log.info({ reason: accel.reason }, "VMs run under KVM");
   const imageCache = join(state.dataDir, "images");
   mkdirSync(imageCache, { recursive: true });
   const images = new ImageCatalog([imageCache, BUILT_IMAGES_DIR]);
-  const capacity = async (): Promise<HostCapacity> => {
-    const host = await readHostInfo(state.dataDir);
-    return {
-      cpuThreads: host.cpu.threads,
-      memoryBytes: host.memory.totalBytes,
-      diskTotalBytes: host.disk.totalBytes,
-      diskFreeBytes: host.disk.freeBytes,
-      diskOvercommit: opts.diskOvercommit,
-      cpuOvercommit: opts.cpuOvercommit,
-      memoryReserveBytes: MEMORY_RESERVE_BYTES,
-    };
-  };
+  // The host's capacity as placement counts it, from a reading of the host (node info has one already).
+  const capacityOf = (host: HostInfo): HostCapacity => ({
+    cpuThreads: host.cpu.threads,
+    memoryBytes: host.memory.totalBytes,
+    diskTotalBytes: host.disk.totalBytes,
+    diskFreeBytes: host.disk.freeBytes,
+    diskOvercommit: opts.diskOvercommit,
+    cpuOvercommit: opts.cpuOvercommit,
+    memoryReserveBytes: MEMORY_RESERVE_BYTES,
+  });
   const vms = createVms({
     dataDir: state.dataDir,
     hypervisor: new QemuHypervisor({ logger: log }),
@@ -66,7 +64,7 @@ export async function startVmService(
     accel,
     forwardHost: opts.forwardHost,
     shutdownTimeoutMs: opts.shutdownTimeoutMs,
-    capacity,
+    capacity: async () => capacityOf(await readHostInfo(state.dataDir)),
     log,
   });
   const report = await vms.service.reconcile();
@@ -79,5 +77,5 @@ export async function startVmService(
     },
     "vms reconciled",
   );
-  return { vms, accel, images, capacity };
+  return { vms, accel, images, capacityOf };
 }

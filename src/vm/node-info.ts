@@ -1,7 +1,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { AcceleratorChoice } from "../hypervisor/accel.js";
-import { readHostInfo } from "../host/host-info.js";
+import { readHostInfo, type HostInfo } from "../host/host-info.js";
 import { listGpus } from "../host/gpu-inventory.js";
 import type { VmRecord } from "./repo.js";
 import { committed, freeCapacity, type HostCapacity } from "./resources.js";
@@ -20,8 +20,8 @@ export async function nodeInfo(opts: {
   imageDirs: readonly string[];
   accel: AcceleratorChoice;
   vms: readonly VmRecord[];
-  /** The host's capacity as placement counts it (overcommit, memory reserve). */
-  capacity: HostCapacity;
+  /** The host's capacity as placement counts it (overcommit, memory reserve), from this reading of the host. */
+  capacityOf: (host: HostInfo) => HostCapacity;
   state: "online" | "rented";
   /** The address the group knows this node by (ip:port); shown masked, as DBC does. */
   address: string;
@@ -29,7 +29,7 @@ export async function nodeInfo(opts: {
   const host = await readHostInfo(opts.dataDir);
   const gpus = await listGpus({ onWarning: () => undefined }).catch(() => []);
   // What a new task could still get: the same sums and limits as the fit check at creation.
-  const free = freeCapacity(opts.capacity, committed(opts.vms));
+  const free = freeCapacity(opts.capacityOf(host), committed(opts.vms));
   const images = new Map<string, number>();
   for (const dir of opts.imageDirs) {
     let names: string[] = [];
