@@ -1,9 +1,10 @@
-import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Type } from "@sinclair/typebox";
 import { cryptoWaitReady, sr25519PairFromSeed, sr25519Sign, randomAsU8a } from "@polkadot/util-crypto";
 import { hexToU8a, u8aToHex } from "@polkadot/util";
 import { ConfigError, firstSchemaError } from "../config/json-file.js";
+import { makePrivateFile } from "../lib/private-files.js";
 import { newToken } from "./secrets.js";
 
 export const NODE_KEY_FILE = "node.key";
@@ -44,13 +45,8 @@ function readSecretFile(path: string): string | undefined {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new ConfigError(path, undefined, `cannot be read: ${(e as Error).message}`);
   }
-  if ((statSync(path).mode & 0o077) !== 0) {
-    try {
-      chmodSync(path, 0o600);
-    } catch {
-      // A read-only conf dir: the file still works; the operator sees the mode in docs/configuration.md.
-    }
-  }
+  // A read-only conf dir keeps the file's mode: it still works; docs/configuration.md names the mode.
+  makePrivateFile(path);
   return text;
 }
 

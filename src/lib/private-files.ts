@@ -6,8 +6,8 @@ export const PRIVATE_FILE_MODE = 0o600;
 
 /**
  * Makes `path` a directory only its owner can enter (creating it and its parents when missing), and
- * tightens an existing one that is looser. A read-only file system keeps its mode: the directory
- * still works, as a read-only conf dir does.
+ * tightens an existing one that is looser. What cannot be changed (a read-only file system, a file
+ * of another owner) keeps its mode: it still works, as a read-only conf dir does.
  */
 export function ensurePrivateDir(path: string): void {
   mkdirSync(path, { recursive: true, mode: PRIVATE_DIR_MODE });
@@ -24,6 +24,7 @@ function tighten(path: string, mode: number): void {
   try {
     chmodSync(path, mode);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EROFS") throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "EROFS" && code !== "EPERM") throw e;
   }
 }

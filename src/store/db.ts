@@ -1,7 +1,8 @@
 import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { MIGRATIONS, type Migration } from "./migrations.js";
-import { ensurePrivateDir, makePrivateFile } from "../lib/private-files.js";
+import { makePrivateFile } from "../lib/private-files.js";
 
 export type Db = Database.Database;
 
@@ -36,7 +37,8 @@ export function dataVersion(db: Db): number {
 
 /** Opens (creating if needed) the agent's SQLite file and brings its schema up to date. */
 export function openDb(path: string, migrations: readonly Migration[] = MIGRATIONS): Db {
-  if (path !== ":memory:") ensurePrivateDir(dirname(path));
+  // The folder's mode is its owner's choice (the agent makes its data dir private); the file's is ours.
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
   // VM login passwords and renters' sessions live here; SQLite gives its -wal and -shm files the same mode.
   if (path !== ":memory:") makePrivateFile(path);
