@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from "fastify";
 import { DbcRequest } from "../../../api/v1/request.js";
 import { ok } from "../../../api/v1/envelope.js";
 import type { V1Deps } from "./deps.js";
-import { forwardedRenter, resolveTarget, targetNode } from "./target.js";
+import { actingRenter, resolveTarget, targetNode } from "./target.js";
 
 /** `mining_nodes`: node info (no identity needed), the renter's session id, and DBC's free_memory. */
 export const nodeRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
@@ -57,7 +57,7 @@ export const nodeRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
       },
     },
     async (req) => {
-      const renter = forwardedRenter(req) ?? deps.renters.authorize(req.body, targetNode(req.body, deps));
+      const renter = actingRenter(req, deps);
       const done = await deps.freeMemory();
       req.log.info({ renter, done }, "free_memory");
       return ok("ok");

@@ -29,7 +29,7 @@ export function routeToMember(deps: V1Deps, group: V1Group) {
 }
 
 /** A request body without the renter's identity fields: what a member is sent. */
-export function withoutCredentials(body: DbcRequest): DbcRequest {
+function withoutCredentials(body: DbcRequest): DbcRequest {
   const { wallet: _w, nonce: _n, sign: _s, session_id: _i, session_id_sign: _g, multisig_accounts: _m, ...rest } = body;
   return rest;
 }

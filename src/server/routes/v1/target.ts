@@ -40,3 +40,11 @@ export function setForwardedRenter(req: FastifyRequest, renter: string): void {
 export function forwardedRenter(req: FastifyRequest): string | undefined {
   return forwardedRenters.get(req);
 }
+
+/**
+ * Whom a call to this agent's own node acts for: the renter its master vouched for (a forwarded
+ * call), else the one its own identity proves against this node's rental.
+ */
+export function actingRenter(req: FastifyRequest<{ Body: DbcRequest }>, deps: V1Deps): string {
+  return forwardedRenter(req) ?? deps.renters.authorize(req.body, targetNode(req.body, deps));
+}

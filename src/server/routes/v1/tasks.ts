@@ -8,7 +8,7 @@ import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort } from "../.
 import type { VmModify } from "../../../vm/modify.js";
 import type { VmAction } from "../../../vm/state.js";
 import type { V1Deps } from "./deps.js";
-import { forwardedRenter, targetNode } from "./target.js";
+import { actingRenter } from "./target.js";
 import { dbcTime, JSON_CONTENT_TYPE, TaskReplies } from "./task-view.js";
 
 type Req = FastifyRequest<{ Body: DbcRequest; Params: { id: string; verb?: string }; Querystring: Record<string, string> }>;
@@ -76,7 +76,7 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
   const { vms, vmQueries: reads } = deps;
   const replies = new TaskReplies(reads);
   // A call its master forwarded was authenticated there (the rental ledger lives on the master).
-  const renter = (req: Req) => forwardedRenter(req) ?? deps.renters.authorize(req.body, targetNode(req.body, deps));
+  const renter = (req: Req) => actingRenter(req, deps);
   const schema = (summary: string, description?: string) => ({ summary, tags: ["dbc"], body: DbcRequest, ...(description ? { description } : {}) });
 
   app.post("/tasks", { schema: schema("The caller's tasks on the node") }, async (req: Req, reply) =>
