@@ -6,6 +6,7 @@ import type { Logger } from "../lib/logger.js";
 import type { DiscoveredMaster } from "./discovery.js";
 import type { HostConfigStore } from "./host-config-store.js";
 import { HeartbeatSender, type MasterContact } from "./heartbeat.js";
+import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 
 /** What a running agent gives the group for heartbeats: how often, and what to report. */
 export interface HeartbeatSchedule {
@@ -19,6 +20,8 @@ export interface MemberRoleOptions {
   /** This member's node key: it signs the heartbeats. */
   key: Authenticator;
   agentPort: () => number;
+  /** Where this agent serves TLS, and its certificate; undefined while it does not. */
+  tls: () => TlsEndpoint | undefined;
   nickname: () => string;
   log: Logger;
   now: () => Date;
@@ -56,7 +59,9 @@ export class MemberRole {
       nodeId: this.opts.nodeId,
       key: this.opts.key,
       master: () => this.host.master,
+      masterNodeId: () => this.host.master_node_id,
       agentPort: this.opts.agentPort,
+      tls: this.opts.tls,
       nickname: this.opts.nickname,
       capacity: schedule.capacity,
       log: this.opts.log,

@@ -8,6 +8,7 @@ import { memberJoinProof, memberKeyProof, newNonce, verifyMasterProof } from "./
 import { signHeartbeat } from "./heartbeat.js";
 import { cryptoWaitReady, peerServer, testGroupService, testNode } from "./testing.js";
 import type { Authenticator } from "../auth/signed-envelope.js";
+import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 
 const TOKEN = "join-token-0123456789abcdef";
 const capacity: MemberCapacity = {
@@ -55,16 +56,20 @@ async function until<T>(read: () => T, ok: (v: T) => boolean, timeoutMs = 3000):
 const master = () => testGroupService({ seed: 1, hostConfig: { host_type: "master", group_name: "g1" }, joinToken: TOKEN });
 
 const ADMIN = "admin-token-0123456789abcdef";
+/** The certificate members of these tests claim (nothing connects to them over TLS here). */
+const TLS_SHA = "d".repeat(64);
 
 /** A member's join body with a proof made with `token` for the master `masterNodeId`. */
 function joinBody(masterNodeId: string, member: { nodeId: string; key: Authenticator }, token = TOKEN, address = "10.0.0.2:10000"): GroupJoin {
-  const claim = { masterNodeId, nodeId: member.nodeId, address, nickname: "m", at: Date.now(), nonce: newNonce() };
+  const claim = { masterNodeId, nodeId: member.nodeId, address, nickname: "m", at: Date.now(), nonce: newNonce(), tlsPort: 10443, certSha256: TLS_SHA };
   return {
     node_id: member.nodeId,
     address: claim.address,
     nickname: claim.nickname,
     proof: { at: claim.at, nonce: claim.nonce, mac: memberJoinProof(token, claim) },
     key_proof: memberKeyProof(member.key, claim),
+    tls_port: claim.tlsPort,
+    cert_sha256: claim.certSha256,
   };
 }
 
@@ -165,16 +170,18 @@ describe("GroupService in no group", () => {
 });
 
 describe("GroupService becoming a member", () => {
-  /** A master's service behind a tiny HTTP server, as the member's calls reach it. */
+  /** A master's service behind a tiny HTTP and TLS server, as the member's calls reach it. */
   async function servedMaster() {
-    const m = master();
+    let tls: TlsEndpoint | undefined;
+    const m = testGroupService({ seed: 1, hostConfig: { host_type: "master", group_name: "g1" }, joinToken: TOKEN, tls: () => tls });
     const peer = await peerServer({
       "GET /master/group/hello": (_b, req) => m.service.hello(new URL(req.url!, "http://x").searchParams.get("challenge") ?? ""),
       "POST /master/group/join": (body, req) => m.service.recordJoin(body as GroupJoin, req.socket.remoteAddress ?? "", undefined),
       "POST /master/group/heartbeat": (body, req) => m.service.recordHeartbeat(body as GroupHeartbeat, req.socket.remoteAddress ?? ""),
     });
     closers.push(peer.close);
-    return { ...m, address: peer.address };
+    tls = peer.tls;
+    return { ...m, address: peer.address, peer };
   }
 
   it("joins a master that proves the token, writes host_config.json, takes the member role and beats at once", async () => {

@@ -117,4 +117,14 @@ export const MIGRATIONS: readonly Migration[] = [
     // A renter's task list is `WHERE owner = ? ORDER BY created_at, id`: served from the index, in order.
     sql: `CREATE INDEX vms_by_owner ON vms (owner, created_at, id);`,
   },
+  {
+    version: 6,
+    name: "group members: their TLS endpoint",
+    // Where the master calls a member over TLS, and the certificate it pins (from the member's join
+    // proof or its signed heartbeats); NULL until the member told.
+    sql: `
+      ALTER TABLE group_members ADD COLUMN tls_port INTEGER;
+      ALTER TABLE group_members ADD COLUMN cert_sha256 TEXT;
+    `,
+  },
 ];
