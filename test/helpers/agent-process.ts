@@ -14,7 +14,7 @@ export interface AgentStartOptions {
   confDir?: string;
   dataDir?: string;
   port?: number;
-  /** Its HTTPS port; default: 0 (any) when `port` picks any too, else the agent's own default (10443). */
+  /** Its HTTPS port; default: 0 (any), or the agent's own default (10443) inside a namespace of its own (`wrap`). */
   tlsPort?: number;
   /** The address it binds (default 127.0.0.1). */
   host?: string;
@@ -88,8 +88,8 @@ export async function startAgentProcess(opts: AgentStartOptions = {}): Promise<A
   const confDir = opts.confDir ?? join(base!, "conf");
   const dataDir = opts.dataDir ?? join(base!, "data");
   const [program, ...prefix] = [...(opts.wrap ?? []), process.execPath];
-  // Agents of one test file share loopback: a port of their own each, unless the test names one.
-  const tlsPort = opts.tlsPort ?? (opts.port ? undefined : 0);
+  // Agents of this machine's test files share its loopback: a free HTTPS port each, unless told.
+  const tlsPort = opts.tlsPort ?? (opts.wrap ? undefined : 0);
   const child = spawn(
     program!,
     [
