@@ -89,7 +89,9 @@ export async function agentCommand(args: string[]): Promise<void> {
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError(`cannot start: ${e.message}`, 78);
     if ((e as NodeJS.ErrnoException).code === "EADDRINUSE") {
-      throw new UsageError(`cannot start: port ${values.port} on ${values.host} is already in use`, 1);
+      // The plain port or the HTTPS one: the error names which.
+      const port = (e as { port?: number }).port ?? values.port;
+      throw new UsageError(`cannot start: port ${port} on ${values.host} is already in use`, 1);
     }
     throw e;
   }
