@@ -13,6 +13,7 @@ import { DEFAULT_LIVENESS } from "../group/liveness.js";
 import { memberCapacity } from "./capacity.js";
 import { startAutoJoin } from "./auto-join.js";
 import { DiscoveryResponder } from "../group/discovery.js";
+import { startRentalExpiry } from "./rental-expiry.js";
 
 export interface AgentOptions {
   host: string;
@@ -82,8 +83,8 @@ export async function startAgent(
     state.close();
     throw e;
   }
-  const { vms, accel, images, capacityOf } = vmService;
-  const authority = RenterAuthority.open(state.db);
+  const { vms, repo, accel, images, capacityOf } = vmService;
+  const authority = RenterAuthority.open(state.db, state.rentals);
   const forwardHost = opts.forwardHost ?? opts.host;
   const router = new GroupRouter({
     nodeId: identity.nodeId,
@@ -162,6 +163,7 @@ export async function startAgent(
       log: agentLog,
     });
     await responder.start();
+    const stopExpiry = startRentalExpiry({ state, vms, repo, authority, log: agentLog });
     const stopAutoJoin = opts.discover
       ? startAutoJoin({
           group,
@@ -177,6 +179,7 @@ export async function startAgent(
       nodeId: identity.nodeId,
       url,
       close: async () => {
+        stopExpiry();
         stopAutoJoin();
         responder.close();
         group.stop();

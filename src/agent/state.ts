@@ -9,6 +9,7 @@ import type { Logger } from "../lib/logger.js";
 import { selfAddress } from "./self-address.js";
 import type { LivenessTimes } from "../group/liveness.js";
 import { nodeKeyAuthenticator, type Authenticator } from "../auth/signed-envelope.js";
+import { RentalLedger } from "../auth/rental-ledger.js";
 
 /** The state file of an agent, in its data dir. */
 export const DB_FILE = "batu.db";
@@ -31,6 +32,8 @@ export interface AgentState {
   /** The node key as the group's signed envelopes use it (forwarded calls, heartbeats). */
   nodeKey: Authenticator;
   db: Db;
+  /** The rental ledger of this host's store (a master's grants nodes of its whole group). */
+  rentals: RentalLedger;
   group: GroupService;
   /** The port actually listened on (0 in the options means "any"; the agent sets it once bound). */
   port: number;
@@ -49,6 +52,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
   const db = openDb(join(dataDir, DB_FILE));
   let port = opts.port;
   const nodeKey = nodeKeyAuthenticator(identity.nodeId, (m) => identity.sign(m));
+  const rentals = new RentalLedger(db);
   const group = new GroupService({
     confDir,
     hostConfig: files.host,
@@ -60,6 +64,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     selfAddress: () => selfAddress(opts.host, port),
     agentPort: () => port,
     members: new GroupMemberRepo(db),
+    rentalTerms: (nodeId) => rentals.termsOf(nodeId),
     log,
     ...(opts.liveness ? { liveness: opts.liveness } : {}),
   });
@@ -70,6 +75,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     identity,
     nodeKey,
     db,
+    rentals,
     group,
     get port() {
       return port;

@@ -1,5 +1,6 @@
 import type {
   GroupHeartbeat,
+  GroupHeartbeatReply,
   GroupJoin,
   GroupJoinReply,
   GroupList,
@@ -16,6 +17,9 @@ import type { GroupMemberRepo, MemberRecord } from "./member-repo.js";
 import { memberState, type LivenessTimes, type MemberState } from "./liveness.js";
 import { HeartbeatVerifier } from "./heartbeat.js";
 import { masterProof } from "./join-proof.js";
+import { sealRentalTerms } from "./rental-terms.js";
+import type { Authenticator } from "../auth/signed-envelope.js";
+import type { RentalTerms } from "../auth/rental-ledger.js";
 
 /** A member as routing sees it: where it is and whether it is alive. */
 export interface GroupPeer {
@@ -50,6 +54,10 @@ export interface MasterRoleOptions {
   liveness: LivenessTimes;
   /** When this agent started: silence is counted from then at the earliest (liveness.ts). */
   startedAt: Date;
+  /** This master's node key: it signs the rental terms in heartbeat answers. */
+  key: Authenticator;
+  /** A node's rental terms (the ledger's), sent to each member in its heartbeat answers. */
+  rentalTerms: (nodeId: string) => RentalTerms;
 }
 
 /**
@@ -140,8 +148,9 @@ export class MasterRole {
   /**
    * A member's heartbeat. Authenticated by its signature against the node id recorded at join (the
    * join token is never resent); a node that is not a member is told so (404) and must join again.
+   * The answer carries the member's rental terms, which it enforces on its renters' VMs.
    */
-  recordHeartbeat(hb: GroupHeartbeat, callerIp: string): { message: "ok" } {
+  recordHeartbeat(hb: GroupHeartbeat, callerIp: string): GroupHeartbeatReply {
     const now = this.opts.now();
     if (!this.opts.members.byNodeId(hb.node_id)) {
       throw new ApiError("not_found", "heartbeat refused: this node is not a member of the group (join it again)");
@@ -154,7 +163,7 @@ export class MasterRole {
       throw new ApiError("conflict", `address: ${address} is another member's`);
     }
     this.opts.members.heartbeat(hb.node_id, { address, nickname: hb.nickname, capacity: hb.capacity, vmCount: hb.capacity.vm_count }, now);
-    return { message: "ok" };
+    return { message: "ok", rental_terms: sealRentalTerms(this.opts.rentalTerms(hb.node_id), hb.node_id, hb.sent_at, this.opts.key) };
   }
 
   /** The operator forgets a member (a dead one is never forgotten by itself). */

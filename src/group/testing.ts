@@ -16,6 +16,7 @@ import { openDb } from "../store/db.js";
 import { createLogger } from "../lib/logger.js";
 import { GroupMemberRepo } from "./member-repo.js";
 import { GroupService } from "./service.js";
+import type { RentalTerms } from "../auth/rental-ledger.js";
 
 /** A node's id and key, from a one-byte seed. Call `await cryptoWaitReady()` first. */
 export function testNode(seed: number): { nodeId: string; key: Authenticator } {
@@ -33,6 +34,8 @@ export function testGroupService(opts: {
   joinToken?: string;
   agentPort?: number;
   now?: () => Date;
+  /** A node's rental terms as this host's ledger has them; default none. */
+  rentalTerms?: (nodeId: string) => RentalTerms;
 }): { service: GroupService; members: GroupMemberRepo; confDir: string; nodeId: string } {
   const { nodeId, key } = testNode(opts.seed);
   const confDir = mkdtempSync(join(tmpdir(), "batu-group-"));
@@ -48,6 +51,7 @@ export function testGroupService(opts: {
     selfAddress: () => `127.0.0.1:${opts.agentPort ?? 10000}`,
     agentPort: () => opts.agentPort ?? 10000,
     members,
+    rentalTerms: opts.rentalTerms ?? (() => new Map()),
     log: createLogger({ level: "silent" }),
     ...(opts.now ? { now: opts.now } : {}),
   });

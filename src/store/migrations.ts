@@ -117,4 +117,16 @@ export const MIGRATIONS: readonly Migration[] = [
     // A renter's task list is `WHERE owner = ? ORDER BY created_at, id`: served from the index, in order.
     sql: `CREATE INDEX vms_by_owner ON vms (owner, created_at, id);`,
   },
+  {
+    version: 6,
+    name: "vms: the rental end acted on; nonces by age",
+    sql: `
+      -- the end of the owner's rental of this node as the agent acted on it (NULL while rented) and
+      -- when it shut the VM down for it: set by rental/expiry.ts, cleared when the renter rents again
+      ALTER TABLE vms ADD COLUMN rental_ended_at TEXT;
+      ALTER TABLE vms ADD COLUMN rental_stopped_at TEXT;
+      -- a signer's oldest nonces are the ones dropped past the per-signer cap
+      CREATE INDEX used_nonces_by_age ON used_nonces (signer, used_at);
+    `,
+  },
 ];

@@ -48,6 +48,11 @@ export class VmQueries {
     return this.opts.repo.vms.cache(maxEntries);
   }
 
+  /** Whether VM `id`'s QEMU process runs now. */
+  isLive(id: string): boolean {
+    return this.opts.runtime.isLive(id);
+  }
+
   /** VM `id`, or undefined. */
   find(id: string): VmRecord | undefined {
     return this.opts.repo.get(id);

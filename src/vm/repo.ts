@@ -21,6 +21,16 @@ export interface VmRecord {
    * the disk exists, and for VMs recorded before batu kept it (the service then reads it once).
    */
   systemDiskBytes: number | null;
+  /** Set once its owner's rental of this node ended (rental/expiry.ts); null while rented. */
+  rentalEnd: VmRentalEnd | null;
+}
+
+/** The end of a VM owner's rental as the agent acted on it. */
+export interface VmRentalEnd {
+  /** When the rental ended (ISO 8601 UTC). */
+  endedAt: string;
+  /** When the agent shut the VM down for it; null until it has. */
+  stoppedAt: string | null;
 }
 
 /** What a renter's task list shows of each VM: read without parsing the spec. */
@@ -52,6 +62,8 @@ interface Row {
   updated_at: string;
   last_error: string | null;
   system_disk_bytes: number | null;
+  rental_ended_at: string | null;
+  rental_stopped_at: string | null;
 }
 
 const toRecord = (r: Row): VmRecord => ({
@@ -68,6 +80,7 @@ const toRecord = (r: Row): VmRecord => ({
   updatedAt: r.updated_at,
   lastError: r.last_error,
   systemDiskBytes: r.system_disk_bytes,
+  rentalEnd: r.rental_ended_at === null ? null : { endedAt: r.rental_ended_at, stoppedAt: r.rental_stopped_at },
 });
 
 /** The VMs of this host, their reserved ports and their lifecycle log. */
@@ -158,6 +171,17 @@ export class VmRepo {
   /** Records the system disk's virtual size (null: no disk). A fact about the disk: `updated_at` stays. */
   setSystemDiskBytes(id: string, sizeBytes: number | null): void {
     this.vms.write(() => prepared(this.db, "UPDATE vms SET system_disk_bytes = ? WHERE id = ?").run(sizeBytes, id));
+  }
+
+  /** Records the end of the owner's rental as acted on (null: rented again). A fact: `updated_at` stays. */
+  setRentalEnd(id: string, end: VmRentalEnd | null): void {
+    this.vms.write(() =>
+      prepared(this.db, "UPDATE vms SET rental_ended_at = ?, rental_stopped_at = ? WHERE id = ?").run(
+        end?.endedAt ?? null,
+        end?.stoppedAt ?? null,
+        id,
+      ),
+    );
   }
 
   /** Removes the VM with its ports (cascade); its log stays for the record. */

@@ -5,35 +5,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { dataFilesDir, quarantineDir, vmDir } from "../storage/volumes.js";
 import { createDisk } from "../storage/qemu-img.js";
 import { mkdir } from "node:fs/promises";
-import type { VmCreateRequest } from "./create-request.js";
 import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
 import type { VmRecord } from "./repo.js";
 import type { VmChange } from "./runtime.js";
-import { TEST_IMAGE, testVms, type TestVms } from "./testing.js";
+import { testCreateRequest, testVms, type TestVms } from "./testing.js";
 
-/** A small linux VM of the test image; `id` fixed so a test can name it. */
-function request(id: string, over: Partial<VmCreateRequest> = {}): VmCreateRequest {
-  return {
-    id,
-    nickname: id,
-    owner: "alice",
-    imageName: TEST_IMAGE,
-    cores: 1,
-    vcpus: 1,
-    memoryBytes: 512 * 2 ** 20,
-    dataDiskBytes: null,
-    dataFileName: null,
-    biosMode: "legacy",
-    os: "linux",
-    customPorts: [],
-    gpuCount: 0,
-    startCommand: "",
-    desc: "",
-    multicast: [],
-    networkName: null,
-    ...over,
-  };
-}
+const request = testCreateRequest;
 
 /** Resolves with the VM once `pred` holds for its record (polled: the runtime writes it asynchronously). */
 async function until(vms: TestVms, id: string, pred: (vm: VmRecord | undefined) => boolean, what: string): Promise<VmRecord | undefined> {
