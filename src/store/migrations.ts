@@ -129,4 +129,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX used_nonces_by_age ON used_nonces (signer, used_at);
     `,
   },
+  {
+    version: 7,
+    name: "vms: the task id its owner knows it by",
+    sql: `
+      -- A renter's task ids name tasks among its own: another owner's task of the same id is never a
+      -- hint (its VM then gets another id here). The operator's VMs and every VM before: the VM id.
+      ALTER TABLE vms ADD COLUMN task_id TEXT;
+      UPDATE vms SET task_id = id;
+      CREATE UNIQUE INDEX vms_by_task ON vms (owner, task_id);
+    `,
+  },
 ];

@@ -73,6 +73,23 @@ describe("VmService.create", () => {
     await expect(vms.service.create(request("other", { sshPort: 2222 }), { wait: true })).rejects.toThrow("port conflict, exist ssh_port = 2222");
   });
 
+  it("a task id is unique among its owner's tasks only: another owner choosing it gets a VM of its own, and no hint", async () => {
+    await vms.service.create(request("shared-id-0123456789", { owner: "alice" }), { wait: true });
+    const bobs = await vms.service.create(request("shared-id-0123456789", { owner: "bob" }), { wait: true });
+    expect(bobs).toMatchObject({ taskId: "shared-id-0123456789", owner: "bob", status: "running" });
+    expect(bobs.id).not.toBe("shared-id-0123456789");
+    // Each owner finds its own by the task id; nobody else's.
+    expect(vms.queries.getFor("alice", "shared-id-0123456789").id).toBe("shared-id-0123456789");
+    expect(vms.queries.getFor("bob", "shared-id-0123456789").id).toBe(bobs.id);
+    expect(() => vms.queries.getFor("carol", "shared-id-0123456789")).toThrow(VmNotFoundError);
+    expect(() => vms.queries.getFor("bob", bobs.id)).toThrow(VmNotFoundError);
+    // Its own id twice is refused, to its owner only.
+    await expect(vms.service.create(request("shared-id-0123456789", { owner: "bob" }), { wait: true })).rejects.toMatchObject({ field: "task_id" });
+    expect(vms.queries.summariesFor("bob").map((v) => v.taskId)).toEqual(["shared-id-0123456789"]);
+    const op = vms.service.begin(bobs.id, "poweroff");
+    expect(op).toMatchObject({ vmId: bobs.id, taskId: "shared-id-0123456789" });
+  });
+
   it("a raw data file boots as raw, ever after: its format is read once, at creation", async () => {
     await mkdir(dataFilesDir(vms.dataDir), { recursive: true });
     await createDisk(join(dataFilesDir(vms.dataDir), "scratch.img"), 2 ** 20, "raw");
