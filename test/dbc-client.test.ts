@@ -382,4 +382,29 @@ describe("refusals, each with DBC's errcode and nothing created", () => {
     const expired = await dbc.call("tasks", DbcClient.signed(alice()));
     expect(expired.body).toMatchObject({ errcode: -3, message: expect.stringMatching(/^check authority failed: machine (is not be rented|has already expired)/) });
   });
+
+  it("a rental that runs out: the renter's VM is shut down at once and kept for the retention", async () => {
+    const endsAt = new Date(Date.now() + 8000).toISOString();
+    expect((await grant({ wallet: alice().address, until: endsAt })).status).toBe(200);
+    const r = await dbc.call("tasks/start", DbcClient.signed(alice()), { image_name: "batu-demo.qcow2", cpu_cores: "1", mem_size: "1", disk_size: "1" });
+    expect(r.body.errcode, JSON.stringify(r.body)).toBe(0);
+    const id: string = r.body.message.task_id;
+    // Watched as the operator: the renter is refused on the node once the rental is over.
+    const vm = async () => (await call(`${agent.url}/common/vm/list`, { token: agent.adminToken })).body.find((v: any) => v.id === id);
+    expect(await until(vm, (v) => v.status === "running")).toMatchObject({ owner: alice().address, rental_ended_at: null });
+    // Shut down at the end (a guest still booting ignores ACPI: powered off after --shutdown-timeout).
+    const closed = await until(vm, (v) => v.status === "closed", 60_000);
+    expect(closed.rental_ended_at).toBe(endsAt);
+    expect((await dbc.call(`tasks/${id}`, DbcClient.signed(alice()))).body.message).toMatch(/^check authority failed: machine (is not be rented|has already expired)/);
+    const log = (await call(`${agent.url}/common/vm/log?vm_id=${id}`, { token: agent.adminToken })).body.lines.join("\n");
+    const deleteAt = new Date(Date.parse(endsAt) + 10 * 24 * 3600_000).toISOString();
+    expect(log).toContain(`rental ended at ${endsAt}: the VM is shut down, and deleted at ${deleteAt} unless its renter rents this node again`);
+    expect(log).toMatch(/shutdown\n/);
+    // The disks stay for the retention; the operator may start it again (for the renter's data), and it stays up.
+    expect((await call(`${agent.url}/common/vm/control`, { token: agent.adminToken, body: { vm_id: id, action: "start" } })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await vm()).toMatchObject({ status: "running", rental_ended_at: endsAt });
+    expect((await call(`${agent.url}/common/vm/control`, { token: agent.adminToken, body: { vm_id: id, action: "delete" } })).status).toBe(200);
+    expect((await call(`${agent.url}/common/vm/log?vm_id=no-such-vm`, { token: agent.adminToken })).status).toBe(404);
+  }, 120_000);
 });

@@ -5,6 +5,8 @@ import { call, runCli, TestAgents, type AgentProcess } from "./helpers/agent-pro
 import { until } from "./helpers/wait.js";
 import { DEMO_TASK, DbcClient } from "./helpers/dbc-client.js";
 import { followEvents } from "./helpers/events.js";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 // Short timings so liveness changes happen in seconds: beats every 200 ms, suspect after 1 s, dead after 2.5 s.
 const MASTER_FLAGS = ["--suspect-after-ms", "1000", "--dead-after-ms", "2500"];
@@ -19,11 +21,16 @@ const memberOnMaster = async () => (await groupList()).member.find((m: any) => m
 const myMaster = async () => (await call(`${member.url}/slave/group/my/master`, { token: member.adminToken })).body;
 
 const alice = () => DbcClient.wallet("//batu-alice");
+const RETENTION_S = 6;
 
 beforeAll(async () => {
   await cryptoWaitReady();
   master = await agents.start({ dir: agents.dir("batu-group-"), extraArgs: MASTER_FLAGS });
-  member = await agents.start({ dir: agents.dir("batu-group-"), extraArgs: MEMBER_FLAGS });
+  // The member keeps an ended renter's VMs 6 s (not 10 days), so that the test sees them deleted.
+  const memberDir = agents.dir("batu-group-");
+  mkdirSync(join(memberDir, "conf"), { recursive: true });
+  writeFileSync(join(memberDir, "conf", "config.json"), JSON.stringify({ nickname: "", batu: true, rental_retention_days: RETENTION_S / 86400 }));
+  member = await agents.start({ dir: memberDir, extraArgs: MEMBER_FLAGS });
   const joined = await call(`${member.url}/slave/group/join`, {
     token: member.adminToken,
     body: { master: masterAddress(), token: master.joinToken },
@@ -169,6 +176,34 @@ describe("group: routing /api/v1 through the master", () => {
     expect(unsigned.status).toBe(401);
     expect((await dbc.call(`tasks/delete/${taskId}`, session())).body.errcode).toBe(0);
     await until(() => dbc.call("tasks", session()), (l) => l.body.errcode === 0 && l.body.message.length === 0, 30_000);
+  });
+
+  it("a rental revoked on the master: the member shuts its renter's VM down, then deletes it after the retention", async () => {
+    const dbc = new DbcClient(master.url, member.nodeId);
+    const r = await dbc.call("tasks/start", DbcClient.signed(alice()), DEMO_TASK);
+    expect(r.body.errcode, JSON.stringify(r.body)).toBe(0);
+    const taskId: string = r.body.message.task_id;
+    await until(() => dbc.call(`tasks/${taskId}`, DbcClient.signed(alice())), (d) => d.body.message?.status === "running", 30_000);
+    const rentals = (await call(`${master.url}/common/rent/list?state=active&node_id=${member.nodeId}`, { token: master.adminToken })).body.rentals;
+    const revoked = await call(`${master.url}/common/rent/revoke`, { token: master.adminToken, body: { id: rentals[0].id } });
+    expect(revoked.status).toBe(200);
+    const endedAt: string = revoked.body.rental.revoked_at;
+    // The member hears of it with its next heartbeat answer, and shuts the VM down.
+    const vmOnMember = async () => (await call(`${member.url}/common/vm/list`, { token: member.adminToken })).body.find((v: any) => v.id === taskId);
+    const closed = await until(vmOnMember, (v) => v?.status === "closed", 30_000);
+    expect(closed).toMatchObject({ owner: alice().address, rental_ended_at: endedAt });
+    const log = async () => (await call(`${member.url}/common/vm/log?vm_id=${taskId}`, { token: member.adminToken })).body.lines.join("\n");
+    expect(await log()).toContain(`rental ended at ${endedAt}: the VM is shut down, and deleted at`);
+    // The renter is refused on the node now; after the retention the VM is gone, its log says why.
+    expect((await dbc.call(`tasks/${taskId}`, DbcClient.signed(alice()))).body.message).toBe("check authority failed: machine is not be rented");
+    await until(vmOnMember, (v) => v === undefined, (RETENTION_S + 20) * 1000);
+    expect(await log()).toMatch(/rental retention over: deleting the VM\n.*delete\n.*deleted$/);
+    // alice rents the member again for the tests that follow.
+    const g = await call(`${master.url}/common/rent/grant`, {
+      token: master.adminToken,
+      body: { node_id: member.nodeId, wallet: alice().address, until: new Date(Date.now() + 3600_000).toISOString() },
+    });
+    expect(g.status).toBe(200);
   });
 
   it("a member refuses calls that claim to be forwarded but are not signed by its master", async () => {

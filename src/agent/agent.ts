@@ -14,6 +14,7 @@ import { memberCapacity } from "./capacity.js";
 import { startAutoJoin } from "./auto-join.js";
 import { DiscoveryResponder } from "../group/discovery.js";
 import { serveTls, type TlsServer } from "../server/tls-server.js";
+import { startRentalExpiry } from "./rental-expiry.js";
 
 export interface AgentOptions {
   host: string;
@@ -93,8 +94,8 @@ export async function startAgent(
     state.close();
     throw e;
   }
-  const { vms, accel, images, capacityOf } = vmService;
-  const authority = RenterAuthority.open(state.db);
+  const { vms, repo, accel, images, capacityOf } = vmService;
+  const authority = RenterAuthority.open(state.db, state.rentals);
   const forwardHost = opts.forwardHost ?? opts.host;
   const router = new GroupRouter({
     nodeId: identity.nodeId,
@@ -188,6 +189,7 @@ export async function startAgent(
       log: agentLog,
     });
     await responder.start();
+    const stopExpiry = startRentalExpiry({ state, vms, repo, authority, log: agentLog });
     const stopAutoJoin = opts.discover
       ? startAutoJoin({
           group,
@@ -206,6 +208,7 @@ export async function startAgent(
       tlsUrl,
       certSha256: state.tls.sha256,
       close: async () => {
+        stopExpiry();
         stopAutoJoin();
         responder.close();
         group.stop();

@@ -11,6 +11,7 @@ import type { LivenessTimes } from "../group/liveness.js";
 import { nodeKeyAuthenticator, type Authenticator } from "../auth/signed-envelope.js";
 import { loadTlsIdentity, type TlsIdentity } from "../auth/tls-identity.js";
 import { HostTokens } from "../auth/tokens.js";
+import { RentalLedger } from "../auth/rental-ledger.js";
 
 /** The state file of an agent, in its data dir. */
 export const DB_FILE = "batu.db";
@@ -39,6 +40,8 @@ export interface AgentState {
   /** The node key as the group's signed envelopes use it (forwarded calls, heartbeats). */
   nodeKey: Authenticator;
   db: Db;
+  /** The rental ledger of this host's store (a master's grants nodes of its whole group). */
+  rentals: RentalLedger;
   group: GroupService;
   /** The port actually listened on (0 in the options means "any"; the agent sets it once bound). */
   port: number;
@@ -62,6 +65,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
   let port = opts.port;
   let tlsPort = opts.tlsPort;
   const nodeKey = nodeKeyAuthenticator(identity.nodeId, (m) => identity.sign(m));
+  const rentals = new RentalLedger(db);
   const group = new GroupService({
     confDir,
     hostConfig: files.host,
@@ -75,6 +79,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     selfAddress: () => selfAddress(opts.host, port),
     agentPort: () => port,
     members: new GroupMemberRepo(db),
+    rentalTerms: (nodeId) => rentals.termsOf(nodeId),
     log,
     ...(opts.liveness ? { liveness: opts.liveness } : {}),
   });
@@ -87,6 +92,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     tls,
     nodeKey,
     db,
+    rentals,
     group,
     get port() {
       return port;

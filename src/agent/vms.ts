@@ -38,7 +38,7 @@ export async function startVmService(
   state: AgentState,
   opts: VmOptions,
   log: Logger,
-): Promise<{ vms: Vms; accel: AcceleratorChoice; images: ImageCatalog; capacityOf: (host: HostInfo) => HostCapacity }> {
+): Promise<{ vms: Vms; repo: VmRepo; accel: AcceleratorChoice; images: ImageCatalog; capacityOf: (host: HostInfo) => HostCapacity }> {
   const accel = await probeAccelerator();
   if (accel.accel === "tcg") log.warn({ reason: accel.reason }, "KVM not usable: VMs run under TCG (software emulation, slower)");
   else log.info({ reason: accel.reason }, "VMs run under KVM");
@@ -55,10 +55,11 @@ export async function startVmService(
     cpuOvercommit: opts.cpuOvercommit,
     memoryReserveBytes: MEMORY_RESERVE_BYTES,
   });
+  const repo = new VmRepo(state.db);
   const vms = createVms({
     dataDir: state.dataDir,
     hypervisor: new QemuHypervisor({ logger: log }),
-    repo: new VmRepo(state.db),
+    repo,
     images,
     ports: new PortAllocator<PortRangeKind>({ ranges: PORT_RANGES }),
     accel,
@@ -77,5 +78,5 @@ export async function startVmService(
     },
     "vms reconciled",
   );
-  return { vms, accel, images, capacityOf };
+  return { vms, repo, accel, images, capacityOf };
 }

@@ -75,6 +75,12 @@ export const VmItem = Type.Object(
     vnc_port: Type.Integer(),
     custom_port: Type.Array(Type.String()),
     created_at: Type.String(),
+    owner: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: "The renter the VM is a task of (null: the operator's)" })),
+    rental_ended_at: Type.Optional(
+      Type.Union([Type.String(), Type.Null()], {
+        description: "When the owner's rental of this node ended: the VM was shut down then and is deleted after the retention (its task log says when)",
+      }),
+    ),
     node_id: Type.Optional(Type.String({ description: "With scope=group: the node the VM lives on" })),
     node_address: Type.Optional(Type.String({ description: "With scope=group: that node's agent address" })),
   },
@@ -111,6 +117,25 @@ export const VmStatsQuery = Type.Object(
   { vm_id: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }) },
   { additionalProperties: false },
 );
+
+export const VmLogQuery = Type.Object(
+  {
+    vm_id: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+    from: Type.Optional(StringEnum(["head", "tail"], { description: "tail (default): the newest lines; head: the oldest" })),
+    count: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: "How many lines (default 100)" })),
+  },
+  { additionalProperties: false },
+);
+export type VmLogQuery = Static<typeof VmLogQuery>;
+
+export const VmLog = Type.Object(
+  {
+    vm_id: Type.String(),
+    lines: Type.Array(Type.String(), { description: "`<ISO time> <event>`, oldest first" }),
+  },
+  { $id: "VmLog" },
+);
+export type VmLog = Static<typeof VmLog>;
 
 export const VmStats = Type.Object(
   {

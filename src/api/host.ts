@@ -26,6 +26,15 @@ export const SystemConfig = Type.Object(
     allow_drop_caches: Type.Optional(
       Type.Boolean({ description: "Whether renters' free_memory may drop this host's page cache (default false: answered, nothing done)" }),
     ),
+    rental_retention_days: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 3650,
+        description:
+          "How long a renter's VMs are kept, shut down, after its rental of the node ends (default 10, as DBC); " +
+          "then they are deleted. Its renters' used nonces are kept as long. Fractions allowed",
+      }),
+    ),
   },
   { additionalProperties: true, $id: "SystemConfig" },
 );
@@ -243,6 +252,37 @@ export const GroupHeartbeat = Type.Object(
   { additionalProperties: false, $id: "GroupHeartbeat" },
 );
 export type GroupHeartbeat = Static<typeof GroupHeartbeat>;
+
+/**
+ * The master's answer to a heartbeat: ok, and the member's rental terms (when each renter's use of
+ * the member ends or ended), signed by the master's node key over the member's node id and the
+ * heartbeat's `sent_at`, so an answer never passes for another member's or for a later heartbeat's.
+ */
+export const GroupHeartbeatReply = Type.Object(
+  {
+    message: Type.Literal("ok"),
+    rental_terms: Type.Optional(
+      Type.Object(
+        {
+          renters: Type.Array(
+            Type.Object(
+              {
+                renter: Type.String({ minLength: 1, maxLength: 128 }),
+                ends_at: Type.String({ format: "date-time", description: "When the renter's use of the member ends or ended (UTC)" }),
+              },
+              { additionalProperties: false },
+            ),
+            { maxItems: 1000 },
+          ),
+          signature: Type.String({ pattern: "^0x[0-9a-f]{128}$", description: "sr25519 signature of the master's node key, hex" }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { $id: "GroupHeartbeatReply" },
+);
+export type GroupHeartbeatReply = Static<typeof GroupHeartbeatReply>;
 
 /** `POST /master/group/remove` (admin): forget a member, by node id or address. */
 export const GroupRemove = Type.Object(

@@ -7,8 +7,9 @@ import { RenterRefusal } from "./errors.js";
 import { dbcErrorOf } from "../server/routes/v1/errors.js";
 import { parseDbcRequest, type DbcRequest } from "../api/v1/request.js";
 import { openDb } from "../store/db.js";
-import { RenterAuthority } from "./authorize.js";
-import { signatureWork } from "./signature.js";
+import { NonceRepo } from "./nonce-repo.js";
+import { NONCES_PER_SIGNER, RenterAuthority } from "./authorize.js";
+import { publicKeyHex, signatureWork, walletPublicKey } from "./signature.js";
 import { multisigAccount } from "./renter.js";
 import { cryptoWaitReady, multisigIdentity, testNonce, testWallet, walletIdentity, type TestWallet } from "./testing.js";
 
@@ -40,7 +41,8 @@ function refusal(fn: () => unknown): [number, number, string] {
 
 function setup(path = ":memory:") {
   const db = openDb(path);
-  return { db, auth: RenterAuthority.open(db) };
+  const auth = RenterAuthority.open(db);
+  return { db, auth, nonces: new NonceRepo(db) };
 }
 
 describe("RenterAuthority.authorize: wallet", () => {
@@ -259,5 +261,44 @@ describe("RenterAuthority sessions", () => {
     expect(auth.authorize(viaSession, NODE, at(7)).via).toBe("session");
     auth.rentals.revoke({ nodeId: NODE, renter: { wallet: alice.address } }, at(7));
     expect(refusal(() => auth.authorize(viaSession, NODE, at(8)))[2]).toBe("check authority failed: machine is not be rented");
+  });
+});
+
+describe("RenterAuthority: how long used nonces are kept", () => {
+  const DAY = 24;
+  const retention = 10 * DAY * 3600_000;
+  const keyOf = (w: TestWallet) => publicKeyHex(walletPublicKey(w.address)!);
+
+  it("while the renter rents a node and for the retention after; multisig wallets too; then forgotten", () => {
+    const { auth, nonces } = setup();
+    auth.rentals.grant(NODE, { wallet: alice.address }, at(10), t0);
+    auth.rentals.grant("d".repeat(64), { multisig: { wallets: [bob.address, carol.address], threshold: 1 } }, at(20), t0);
+    const used = walletIdentity(alice);
+    auth.authorize(body(used), NODE, at(1));
+    auth.authorize(body(multisigIdentity([bob, carol], 1, [bob])), "d".repeat(64), at(1));
+    // A stale signer (a renter long gone) is forgotten at once.
+    nonces.consume([{ signer: walletPublicKey(mallory.address)!, nonce: "old" }], t0);
+    expect(auth.forgetStaleNonces(retention, at(2))).toBe(1);
+    // alice's rental ended at hour 10: within the retention her nonce is still refused...
+    expect(auth.forgetStaleNonces(retention, at(10 + 10 * DAY - 1))).toBe(0);
+    expect(refusal(() => auth.authorize(body(used), NODE, at(5)))[2]).toMatch(/nonce is already exist$/);
+    // ... and forgotten after it, while bob's (ended at hour 20) is kept a little longer.
+    expect(auth.forgetStaleNonces(retention, at(10 + 10 * DAY + 1))).toBe(1);
+    expect([nonces.countOf(keyOf(alice)), nonces.countOf(keyOf(bob))]).toEqual([0, 1]);
+    expect(auth.forgetStaleNonces(retention, at(20 + 10 * DAY + 1))).toBe(1);
+    expect(nonces.countOf(keyOf(bob))).toBe(0);
+  });
+
+  it("keeps a signer's newest NONCES_PER_SIGNER only", () => {
+    const { auth, nonces } = setup();
+    auth.rentals.grant(NODE, { wallet: alice.address }, at(10), t0);
+    const key = walletPublicKey(alice.address)!;
+    const extra = 5;
+    for (let i = 0; i < NONCES_PER_SIGNER + extra; i++) nonces.consume([{ signer: key, nonce: `n${i}` }], new Date(t0.getTime() + i));
+    expect(auth.forgetStaleNonces(retention, at(1))).toBe(extra);
+    expect(nonces.countOf(keyOf(alice))).toBe(NONCES_PER_SIGNER);
+    // The oldest went; the newest is still refused.
+    expect(nonces.consume([{ signer: key, nonce: "n0" }], at(1))).toBe(true);
+    expect(nonces.consume([{ signer: key, nonce: `n${NONCES_PER_SIGNER + extra - 1}` }], at(1))).toBe(false);
   });
 });

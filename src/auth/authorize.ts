@@ -28,6 +28,13 @@ function denied(reason: string, detail?: string): RenterRefusal {
   return new RenterRefusal("denied", `${AUTHORITY_FAILED}: ${reason}${detail ? `: ${detail}` : ""}`);
 }
 
+/**
+ * How many used nonces are kept per signer: past it the oldest are forgotten (and could be replayed),
+ * as DBC's own filter forgets past a million. A client signing a fresh nonce per call every second
+ * keeps a day's worth; a session id spares nonces altogether.
+ */
+export const NONCES_PER_SIGNER = 100_000;
+
 /** DBC's client-node text when a request carries no usable identity (HTTP 400, -25). */
 export const NO_IDENTITY = "wallet_sign and multisig_wallets all invalid";
 
@@ -114,12 +121,27 @@ export class RenterAuthority {
   constructor(private readonly deps: RenterAuthorityDeps) {}
 
   /** The authority over one SQLite store (migration 3's tables). */
-  static open(db: Db): RenterAuthority {
-    return new RenterAuthority({ rentals: new RentalLedger(db), nonces: new NonceRepo(db), sessions: new SessionRepo(db) });
+  static open(db: Db, rentals: RentalLedger = new RentalLedger(db)): RenterAuthority {
+    return new RenterAuthority({ rentals, nonces: new NonceRepo(db), sessions: new SessionRepo(db) });
   }
 
   get rentals(): RentalLedger {
     return this.deps.rentals;
+  }
+
+  /**
+   * Forgets the used nonces nobody needs refused any more: a signer's are kept while one of its
+   * renters' grants is active or ended less than `retentionMs` ago (DBC's nonces carry no time, so a
+   * nonce stays refused as long as its renter may act), and only its newest NONCES_PER_SIGNER.
+   * Returns how many were forgotten.
+   */
+  forgetStaleNonces(retentionMs: number, now: Date = new Date()): number {
+    const keep = new Set<string>();
+    for (const wallet of this.deps.rentals.walletsRentingSince(new Date(now.getTime() - retentionMs))) {
+      const key = walletPublicKey(wallet);
+      if (key) keep.add(publicKeyHex(key));
+    }
+    return this.deps.nonces.prune(keep, NONCES_PER_SIGNER);
   }
 
   /**

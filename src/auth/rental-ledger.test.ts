@@ -179,3 +179,27 @@ describe("RentalLedger: a node's rental from memory", () => {
     expect(ledger.activeRental(NODE, hours(1.5))?.renter.renterId).toBe(bob().address); // the newest, as the SQL says
   });
 });
+
+describe("RentalLedger.termsOf", () => {
+  it("says when each renter's use of a node ends or ended: its latest grant, a revocation ending one early", () => {
+    const ledger = new RentalLedger(openDb(":memory:"));
+    const [alice, bob] = [testWallet("//alice"), testWallet("//bob")];
+    const changes: number[] = [];
+    ledger.onChange(() => changes.push(changes.length));
+    ledger.grant(NODE, { wallet: alice.address }, hours(5), t0);
+    ledger.revoke({ nodeId: NODE, renter: { wallet: alice.address } }, hours(2));
+    ledger.grant(NODE, { wallet: bob.address }, hours(10), hours(3));
+    ledger.grant(NODE2, { wallet: alice.address }, hours(50), hours(3));
+    expect(ledger.termsOf(NODE)).toEqual(
+      new Map([
+        [bob.address, hours(10).toISOString()],
+        [alice.address, hours(2).toISOString()],
+      ]),
+    );
+    // Rented again after the revocation: the later end wins.
+    ledger.grant(NODE, { wallet: alice.address }, hours(20), hours(11));
+    expect(ledger.termsOf(NODE).get(alice.address)).toBe(hours(20).toISOString());
+    expect(ledger.termsOf("e".repeat(64))).toEqual(new Map());
+    expect(changes).toHaveLength(5);
+  });
+});

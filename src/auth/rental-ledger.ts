@@ -35,6 +35,15 @@ interface Row {
 
 const NODE_ID = /^[0-9a-f]{64}$/;
 
+/** A grant's end in SQL: its revocation when that came first, else its `until` (ISO text compares as time). */
+const GRANT_END = "CASE WHEN revoked_at IS NOT NULL AND revoked_at < until THEN revoked_at ELSE until END";
+
+/** Renter id → when its use of one node ends or ended (ISO 8601 UTC): `RentalLedger.termsOf`. */
+export type RentalTerms = Map<string, string>;
+
+/** How many renters' terms of one node are kept and sent (a node has one renter at a time). */
+export const RENTAL_TERMS_MAX = 1000;
+
 /** How many nodes' live grants a ledger keeps in memory (a master's group is a few hundred nodes). */
 export const LIVE_GRANTS_MAX_NODES = 1024;
 
@@ -109,9 +118,20 @@ export class RentalLedger {
   /** Every write to rentals goes through here, so that `live` never answers from before it. */
   private readonly rentals: VersionedTable;
 
+  private readonly listeners = new Set<() => void>();
+
   constructor(private readonly db: Db) {
     this.rentals = new VersionedTable(db, "rentals");
     this.live = this.rentals.cache(LIVE_GRANTS_MAX_NODES);
+  }
+
+  /** Calls `listener` after each grant or revocation through this ledger. */
+  onChange(listener: () => void): void {
+    this.listeners.add(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
   }
 
   /** Grants `nodeId` to the renter until `until` (must be after `now`); returns the new or moved rental. */
@@ -148,7 +168,9 @@ export class RentalLedger {
       );
       return this.get(Number(info.lastInsertRowid))!;
     });
-    return this.rentals.write(grantIn);
+    const rental = this.rentals.write(grantIn);
+    this.changed();
+    return rental;
   }
 
   get(id: number): Rental | undefined {
@@ -184,6 +206,7 @@ export class RentalLedger {
     if (rental.revokedAt === null) {
       const id = rental.id;
       this.rentals.write(() => prepared(this.db, "UPDATE rentals SET revoked_at = ? WHERE id = ?").run(now.toISOString(), id));
+      this.changed();
     }
     return this.get(rental.id)!;
   }
@@ -206,6 +229,25 @@ export class RentalLedger {
   /** DBC's machine state of a node: `rented` while one of its grants is active, else `online`. */
   nodeState(nodeId: string, now: Date = new Date()): "rented" | "online" {
     return this.activeRental(nodeId, now) ? "rented" : "online";
+  }
+
+  /**
+   * When each renter's use of `nodeId` ends or ended: the latest end of its grants of the node (a
+   * revocation ends a grant early). A time after now means the renter rents the node now. At most
+   * `limit` renters, latest ends first; a renter that never had the node is absent.
+   */
+  termsOf(nodeId: string, limit = RENTAL_TERMS_MAX): RentalTerms {
+    const sql = `SELECT renter_id, MAX(${GRANT_END}) AS ends_at FROM rentals WHERE node_id = ?
+                 GROUP BY renter_id ORDER BY ends_at DESC LIMIT ?`;
+    const rows = prepared(this.db, sql).all(nodeId.toLowerCase(), limit) as Array<{ renter_id: string; ends_at: string }>;
+    return new Map(rows.map((r) => [r.renter_id, r.ends_at]));
+  }
+
+  /** The wallets of every grant that is active at `since` or ended after it (multisig: each wallet of the set). */
+  walletsRentingSince(since: Date): Set<string> {
+    const sql = `SELECT DISTINCT wallets_json FROM rentals WHERE ${GRANT_END} > ?`;
+    const rows = prepared(this.db, sql).all(since.toISOString()) as Array<{ wallets_json: string }>;
+    return new Set(rows.flatMap((r) => JSON.parse(r.wallets_json) as string[]));
   }
 
   /** The active rentals of a renter at `now` (the nodes it may use). */

@@ -3,7 +3,7 @@ import { networkInterfaces } from "node:os";
 import type { Logger } from "../lib/logger.js";
 import { joinAddress } from "./local-address.js";
 import { AnswerBudget } from "./answer-budget.js";
-import { masterProof, newNonce, verifyMasterProof } from "./join-proof.js";
+import { discoveryProof, newNonce, verifyDiscoveryProof } from "./join-proof.js";
 import { SSDP_ADDRESS, SSDP_PORT, formatAnswer, formatSearch, parseAnswer, parseSearch } from "./ssdp.js";
 
 /**
@@ -84,15 +84,15 @@ export class DiscoveryResponder {
     if (!search || !me) return;
     if (search.groupName !== null && search.groupName !== me.groupName) return;
     if (!this.budget.take(host)) return;
-    const proof = masterProof(me.joinToken, me.nodeId, me.groupName, search.challenge);
     const localHost = this.localAddressFor(host);
+    const proof = discoveryProof(me.joinToken, me.nodeId, me.groupName, search.challenge, joinAddress(localHost, me.port));
     const reply = formatAnswer({ nodeId: me.nodeId, groupName: me.groupName, port: me.port, proof }, localHost, this.opts.version);
     socket.send(reply, port, host, (err) => {
       if (err) this.opts.log.debug({ err: err.message, to: host }, "discovery answer not sent");
     });
   }
 
-  /** The address of this host on the asker's subnet, for LOCATION (askers use the source address anyway). */
+  /** The address of this host on the asker's subnet: LOCATION's, and the one its proof is bound to (the answer's source). */
   private localAddressFor(peer: string): string {
     const toInt = (ip: string) => ip.split(".").reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
     for (const list of Object.values(networkInterfaces())) {
@@ -146,8 +146,9 @@ export async function discoverMaster(opts: SearchOptions): Promise<DiscoveredMas
     const a = parseAnswer(msg.toString("utf8"));
     if (!a || a.nodeId === opts.selfNodeId) return;
     if (opts.groupName !== undefined && a.groupName !== opts.groupName) return;
-    if (!verifyMasterProof(opts.joinToken, { node_id: a.nodeId, group_name: a.groupName, proof: a.proof }, challenge)) return;
-    if (!found.has(a.nodeId)) found.set(a.nodeId, { address: joinAddress(from, a.port), nodeId: a.nodeId, groupName: a.groupName });
+    const address = joinAddress(from, a.port);
+    if (!verifyDiscoveryProof(opts.joinToken, { node_id: a.nodeId, group_name: a.groupName, proof: a.proof }, challenge, address)) return;
+    if (!found.has(a.nodeId)) found.set(a.nodeId, { address, nodeId: a.nodeId, groupName: a.groupName });
   };
   // One socket per interface, bound to its address: the search leaves by that interface and the
   // unicast answers come back to it.

@@ -1,6 +1,6 @@
 import { EnvelopeChecker, nodeKeyAuthenticator, sealEnvelope, type Authenticator, type EnvelopeRefusal } from "../auth/signed-envelope.js";
 import { IncreasingCounters } from "../auth/replay-store.js";
-import type { GroupHeartbeat, MemberCapacity } from "../api/host.js";
+import type { GroupHeartbeat, GroupHeartbeatReply, MemberCapacity } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
 import { HostApiError, HostClient, UnreachableError, normalizeAddress } from "../sdk/index.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
@@ -100,6 +100,8 @@ export interface HeartbeatSenderOptions {
   capacity: () => Promise<MemberCapacity>;
   log: Logger;
   now?: () => Date;
+  /** The master's answer to the heartbeat sent at `sentAt`. */
+  answered?: (reply: GroupHeartbeatReply, sentAt: number) => void;
 }
 
 /**
@@ -164,7 +166,8 @@ export class HeartbeatSender {
         },
         this.opts.key,
       );
-      await new HostClient(endpoint.address, undefined, timeoutMs, { sha256: endpoint.sha256 }).heartbeat(hb);
+      const reply = await new HostClient(endpoint.address, undefined, timeoutMs, { sha256: endpoint.sha256 }).heartbeat(hb);
+      this.opts.answered?.(reply, hb.sent_at);
       if (!this.contact.reachable) this.opts.log.info({ master }, "master reachable");
       this.contact = { reachable: true, lastHeartbeat: this.now().toISOString(), lastError: null };
     } catch (e) {

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { JoinProofVerifier, masterProof, memberJoinProof, newNonce, verifyMasterProof, type JoinClaim } from "./join-proof.js";
+import {
+  discoveryProof,
+  JoinProofVerifier,
+  masterProof,
+  memberJoinProof,
+  newNonce,
+  verifyDiscoveryProof,
+  verifyMasterProof,
+  type JoinClaim,
+} from "./join-proof.js";
 
 const TOKEN = "join-token-abcdefghijklmnopqrstuvwxyz";
 const MASTER = "aa".repeat(32);
@@ -14,6 +23,20 @@ describe("master proof", () => {
     expect(verifyMasterProof(TOKEN, { ...hello, group_name: "group2" }, challenge)).toBe(false);
     expect(verifyMasterProof(TOKEN, { ...hello, node_id: "bb".repeat(32) }, challenge)).toBe(false);
     expect(verifyMasterProof(TOKEN, { ...hello, proof: "not hex" }, challenge)).toBe(false);
+  });
+});
+
+describe("discovery proof", () => {
+  it("is bound to the address the answer comes from: a relayed answer, or a hello proof, does not pass", () => {
+    const challenge = newNonce();
+    const answer = { node_id: MASTER, group_name: "group1", proof: discoveryProof(TOKEN, MASTER, "group1", challenge, "10.0.0.1:10000") };
+    expect(verifyDiscoveryProof(TOKEN, answer, challenge, "10.0.0.1:10000")).toBe(true);
+    expect(verifyDiscoveryProof(TOKEN, answer, challenge, "10.0.0.66:10000")).toBe(false);
+    expect(verifyDiscoveryProof(TOKEN, answer, challenge, "10.0.0.1:10001")).toBe(false);
+    expect(verifyDiscoveryProof(TOKEN, answer, newNonce(), "10.0.0.1:10000")).toBe(false);
+    const hello = { ...answer, proof: masterProof(TOKEN, MASTER, "group1", challenge) };
+    expect(verifyDiscoveryProof(TOKEN, hello, challenge, "10.0.0.1:10000")).toBe(false);
+    expect(verifyMasterProof(TOKEN, answer, challenge)).toBe(false);
   });
 });
 

@@ -26,6 +26,7 @@ const MASTER_TAG = "batu-master/1";
 const JOIN_TAG = "batu-join/1";
 const JOIN_KEY_TAG = "batu-join-key/1";
 const MASTER_TLS_TAG = "batu-master-tls/1";
+const DISCOVERY_TAG = "batu-discovery/1";
 const masterFields = (nodeId: string, groupName: string, challenge: string) => [nodeId, groupName, challenge];
 const joinFields = (c: JoinClaim) => [c.masterNodeId, c.nodeId, c.address, c.nickname, c.at, c.nonce, c.tlsPort, c.certSha256];
 const masterTlsFields = (nodeId: string, challenge: string, tls: TlsEndpoint) => [nodeId, challenge, tls.port, tls.sha256];
@@ -65,6 +66,20 @@ export function masterProof(token: string, nodeId: string, groupName: string, ch
 /** Whether a master's hello was made by a holder of `token` for this very `challenge`. */
 export function verifyMasterProof(token: string, hello: MasterHello, challenge: string): boolean {
   return hmacAuthenticator(token).verify(envelopeMessage(MASTER_TAG, masterFields(hello.node_id, hello.group_name, challenge)), hello.proof);
+}
+
+/**
+ * A master's SSDP answer proof: like its hello proof, and bound to the address it answers from
+ * (`ip:port` of its agent), so an answer relayed by another host, pointing joiners at itself, fails.
+ */
+export function discoveryProof(token: string, nodeId: string, groupName: string, challenge: string, address: string): string {
+  return sealEnvelope(hmacAuthenticator(token), DISCOVERY_TAG, [...masterFields(nodeId, groupName, challenge), address]);
+}
+
+/** Whether an SSDP answer that came from `address` (source IP, announced port) was made by a holder of `token` for `challenge`. */
+export function verifyDiscoveryProof(token: string, hello: MasterHello, challenge: string, address: string): boolean {
+  const message = envelopeMessage(DISCOVERY_TAG, [...masterFields(hello.node_id, hello.group_name, challenge), address]);
+  return hmacAuthenticator(token).verify(message, hello.proof);
 }
 
 /** What a member asks to be recorded as, and when. */

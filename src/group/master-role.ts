@@ -1,5 +1,6 @@
 import type {
   GroupHeartbeat,
+  GroupHeartbeatReply,
   GroupJoin,
   GroupJoinReply,
   GroupList,
@@ -16,7 +17,9 @@ import type { GroupMemberRepo, MemberRecord } from "./member-repo.js";
 import { memberState, type LivenessTimes, type MemberState } from "./liveness.js";
 import { HeartbeatVerifier } from "./heartbeat.js";
 import { masterProof, masterTlsSignature } from "./join-proof.js";
+import { sealRentalTerms } from "./rental-terms.js";
 import type { Authenticator } from "../auth/signed-envelope.js";
+import type { RentalTerms } from "../auth/rental-ledger.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 
 /** A member as routing sees it: where it is and whether it is alive. */
@@ -44,8 +47,6 @@ export interface MasterRoleOptions {
   groupName: string;
   /** This host's group join token, as it is now: what its hello proves it holds. */
   joinToken: () => string;
-  /** This host's node key: it signs the TLS endpoint its hello names. */
-  key: Authenticator;
   /** Where this agent serves TLS, and its certificate; undefined while it does not. */
   tls: () => TlsEndpoint | undefined;
   /** This agent's own address as the group sees it (ip:port). */
@@ -58,6 +59,10 @@ export interface MasterRoleOptions {
   liveness: LivenessTimes;
   /** When this agent started: silence is counted from then at the earliest (liveness.ts). */
   startedAt: Date;
+  /** This master's node key: it signs the rental terms in heartbeat answers and the TLS endpoint its hello names. */
+  key: Authenticator;
+  /** A node's rental terms (the ledger's), sent to each member in its heartbeat answers. */
+  rentalTerms: (nodeId: string) => RentalTerms;
 }
 
 /**
@@ -160,8 +165,9 @@ export class MasterRole {
   /**
    * A member's heartbeat. Authenticated by its signature against the node id recorded at join (the
    * join token is never resent); a node that is not a member is told so (404) and must join again.
+   * The answer carries the member's rental terms, which it enforces on its renters' VMs.
    */
-  recordHeartbeat(hb: GroupHeartbeat, callerIp: string): { message: "ok" } {
+  recordHeartbeat(hb: GroupHeartbeat, callerIp: string): GroupHeartbeatReply {
     const now = this.opts.now();
     if (!this.opts.members.byNodeId(hb.node_id)) {
       throw new ApiError("not_found", "heartbeat refused: this node is not a member of the group (join it again)");
@@ -176,7 +182,7 @@ export class MasterRole {
     // Its certificate as its node key signed it: a member that made a new one is pinned to the new one.
     const tls = hb.tls_port !== undefined && hb.cert_sha256 !== undefined ? { port: hb.tls_port, sha256: hb.cert_sha256 } : undefined;
     this.opts.members.heartbeat(hb.node_id, { address, nickname: hb.nickname, capacity: hb.capacity, vmCount: hb.capacity.vm_count, tls }, now);
-    return { message: "ok" };
+    return { message: "ok", rental_terms: sealRentalTerms(this.opts.rentalTerms(hb.node_id), hb.node_id, hb.sent_at, this.opts.key) };
   }
 
   /** The operator forgets a member (a dead one is never forgotten by itself). */

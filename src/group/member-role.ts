@@ -1,4 +1,4 @@
-import type { HostConfig, MemberCapacity, MyMaster, SlaveHostConfig } from "../api/host.js";
+import type { GroupHeartbeatReply, HostConfig, MemberCapacity, MyMaster, SlaveHostConfig } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
 import type { Authenticator } from "../auth/signed-envelope.js";
 import { normalizeAddress, seedAddress } from "../sdk/address.js";
@@ -7,6 +7,9 @@ import type { DiscoveredMaster } from "./discovery.js";
 import type { HostConfigStore } from "./host-config-store.js";
 import { HeartbeatSender, type MasterContact } from "./heartbeat.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
+import { nodeKeyAuthenticator } from "../auth/signed-envelope.js";
+import type { RentalTerms } from "../auth/rental-ledger.js";
+import { openRentalTerms } from "./rental-terms.js";
 
 /** What a running agent gives the group for heartbeats: how often, and what to report. */
 export interface HeartbeatSchedule {
@@ -25,6 +28,8 @@ export interface MemberRoleOptions {
   nickname: () => string;
   log: Logger;
   now: () => Date;
+  /** Called when the rental terms the master sends change. */
+  rentalTermsChanged: () => void;
 }
 
 /** Before the first heartbeat: nothing known of the master yet. */
@@ -37,6 +42,7 @@ const NO_CONTACT: MasterContact = { reachable: false, lastHeartbeat: null, lastE
 export class MemberRole {
   readonly kind = "member";
   private sender: HeartbeatSender | undefined;
+  private terms: { renters: RentalTerms; key: string } | undefined;
 
   constructor(private readonly opts: MemberRoleOptions) {}
 
@@ -66,12 +72,33 @@ export class MemberRole {
       capacity: schedule.capacity,
       log: this.opts.log,
       now: this.opts.now,
+      answered: (reply, sentAt) => this.takeRentalTerms(reply, sentAt),
     });
     this.sender.start();
   }
 
   stop(): void {
     this.sender?.stop();
+  }
+
+  /** The rental terms of this member's renters, as the master last sent them; undefined before. */
+  get rentalTerms(): RentalTerms | undefined {
+    return this.terms?.renters;
+  }
+
+  /** Keeps the terms of a heartbeat answer when the master this member joined signed them. */
+  private takeRentalTerms(reply: GroupHeartbeatReply, sentAt: number): void {
+    const master = this.host.master_node_id;
+    if (!master) return; // joined before batu recorded the master's node id: nothing can be trusted
+    const renters = openRentalTerms(reply.rental_terms, this.opts.nodeId, sentAt, nodeKeyAuthenticator(master));
+    if (!renters) {
+      if (reply.rental_terms) this.opts.log.warn({ master: this.host.master }, "rental terms refused: not signed by the master's node key");
+      return;
+    }
+    const key = JSON.stringify([...renters]);
+    if (key === this.terms?.key) return;
+    this.terms = { renters, key };
+    this.opts.rentalTermsChanged();
   }
 
   /** What the heartbeats learnt about the master (nothing when none was sent). */

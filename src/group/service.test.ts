@@ -2,12 +2,14 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { GroupHeartbeat, GroupJoin, MemberCapacity } from "../api/host.js";
+import type { GroupHeartbeat, GroupHeartbeatReply, GroupJoin, MemberCapacity } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
 import { memberJoinProof, memberKeyProof, newNonce, verifyMasterProof } from "./join-proof.js";
 import { signHeartbeat } from "./heartbeat.js";
 import { cryptoWaitReady, peerServer, testGroupService, testNode } from "./testing.js";
-import type { Authenticator } from "../auth/signed-envelope.js";
+import { nodeKeyAuthenticator, type Authenticator } from "../auth/signed-envelope.js";
+import type { RentalTerms } from "../auth/rental-ledger.js";
+import { openRentalTerms, sealRentalTerms } from "./rental-terms.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 
 const TOKEN = "join-token-0123456789abcdef";
@@ -53,7 +55,8 @@ async function until<T>(read: () => T, ok: (v: T) => boolean, timeoutMs = 3000):
   }
 }
 
-const master = () => testGroupService({ seed: 1, hostConfig: { host_type: "master", group_name: "g1" }, joinToken: TOKEN });
+const master = (rentalTerms?: (nodeId: string) => RentalTerms) =>
+  testGroupService({ seed: 1, hostConfig: { host_type: "master", group_name: "g1" }, joinToken: TOKEN, ...(rentalTerms ? { rentalTerms } : {}) });
 
 const ADMIN = "admin-token-0123456789abcdef";
 /** The certificate members of these tests claim (nothing connects to them over TLS here). */
@@ -105,7 +108,7 @@ describe("GroupService as a master", () => {
       signHeartbeat({ node_id: member.nodeId, address: "10.0.0.5:10000", nickname: "m", sent_at: sentAt, capacity }, member.key);
     const hb: GroupHeartbeat = beat(Date.now());
     // The member moved to a new IP (DHCP): its heartbeat from there moves it.
-    expect(service.recordHeartbeat(hb, "10.0.0.5")).toEqual({ message: "ok" });
+    expect(service.recordHeartbeat(hb, "10.0.0.5")).toMatchObject({ message: "ok" });
     expect(refusal(() => service.recordHeartbeat(hb, "10.0.0.5"))).toMatch(/^unauthorized: heartbeat refused: replayed/);
     expect(service.peer(member.nodeId)).toMatchObject({ address: "10.0.0.5:10000", state: "alive", capacity });
     expect(service.peers()).toHaveLength(1);
@@ -171,13 +174,20 @@ describe("GroupService in no group", () => {
 
 describe("GroupService becoming a member", () => {
   /** A master's service behind a tiny HTTP and TLS server, as the member's calls reach it. */
-  async function servedMaster() {
+  async function servedMaster(opts: { rentalTerms?: (nodeId: string) => RentalTerms; answer?: (reply: GroupHeartbeatReply) => GroupHeartbeatReply } = {}) {
     let tls: TlsEndpoint | undefined;
-    const m = testGroupService({ seed: 1, hostConfig: { host_type: "master", group_name: "g1" }, joinToken: TOKEN, tls: () => tls });
+    const m = testGroupService({
+      seed: 1,
+      hostConfig: { host_type: "master", group_name: "g1" },
+      joinToken: TOKEN,
+      tls: () => tls,
+      ...(opts.rentalTerms ? { rentalTerms: opts.rentalTerms } : {}),
+    });
+    const answer = opts.answer ?? ((r) => r);
     const peer = await peerServer({
       "GET /master/group/hello": (_b, req) => m.service.hello(new URL(req.url!, "http://x").searchParams.get("challenge") ?? ""),
       "POST /master/group/join": (body, req) => m.service.recordJoin(body as GroupJoin, req.socket.remoteAddress ?? "", undefined),
-      "POST /master/group/heartbeat": (body, req) => m.service.recordHeartbeat(body as GroupHeartbeat, req.socket.remoteAddress ?? ""),
+      "POST /master/group/heartbeat": (body, req) => answer(m.service.recordHeartbeat(body as GroupHeartbeat, req.socket.remoteAddress ?? "")),
     });
     closers.push(peer.close);
     tls = peer.tls;
@@ -202,6 +212,59 @@ describe("GroupService becoming a member", () => {
     const mine = await until(() => host.service.myMaster(), (r) => r.reachable);
     expect(mine).toMatchObject({ message: "ok", master: m.address, last_error: null });
     expect(m.service.list().member).toEqual([expect.objectContaining({ node_id: host.nodeId, state: "alive", capacity })]);
+  });
+
+  it("takes the rental terms its master signs in heartbeat answers, and only those", async () => {
+    const renter = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+    let terms: RentalTerms = new Map([[renter, "2030-01-01T00:00:00.000Z"]]);
+    const m = await servedMaster({ rentalTerms: () => terms });
+    const host = testGroupService({ seed: 2, hostConfig: { host_type: "none" } });
+    let changes = 0;
+    host.service.onRentalTermsChange(() => changes++);
+    host.service.start({ intervalMs: 30, capacity: async () => capacity });
+    closers.push(() => host.service.stop());
+    expect(host.service.ownRentalTerms()).toEqual(new Map()); // in no group: its own (empty) ledger's
+    await host.service.becomeMember({ master: m.address, token: TOKEN });
+    expect(await until(() => host.service.ownRentalTerms(), (t) => t?.get(renter) === "2030-01-01T00:00:00.000Z")).toBeDefined();
+    // A revocation on the master reaches the member with the next answer, and tells its listeners once.
+    const before = changes;
+    terms = new Map([[renter, "2024-01-01T00:00:00.000Z"]]);
+    await until(() => host.service.ownRentalTerms()?.get(renter), (t) => t === "2024-01-01T00:00:00.000Z");
+    await sleep(100);
+    expect(changes).toBe(before + 1);
+  });
+
+  it("refuses rental terms not signed by its master's key (another key, another member's, a forged list)", async () => {
+    const renter = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+    const other = testNode(7);
+    const tampered: Array<(r: GroupHeartbeatReply, memberId: string, sentAt: number) => GroupHeartbeatReply> = [
+      // signed by a key that is not the master's
+      (r, memberId, sentAt) => ({ ...r, rental_terms: sealRentalTerms(new Map([[renter, "2024-01-01T00:00:00.000Z"]]), memberId, sentAt, other.key) }),
+      // the master's signature over another list
+      (r) => ({ ...r, rental_terms: { ...r.rental_terms!, renters: [{ renter, ends_at: "2024-01-01T00:00:00.000Z" }] } }),
+    ];
+    for (const tamper of tampered) {
+      let lastBody: GroupHeartbeat | undefined;
+      const m = await servedMaster({
+        rentalTerms: () => new Map([[renter, "2030-01-01T00:00:00.000Z"]]),
+        answer: (r) => tamper(r, lastBody!.node_id, lastBody!.sent_at),
+      });
+      const peerBeat = m.service.recordHeartbeat.bind(m.service);
+      m.service.recordHeartbeat = (hb, ip) => ((lastBody = hb), peerBeat(hb, ip));
+      const host = testGroupService({ seed: 2, hostConfig: { host_type: "none" } });
+      host.service.start({ intervalMs: 30, capacity: async () => capacity });
+      closers.push(() => host.service.stop());
+      await host.service.becomeMember({ master: m.address, token: TOKEN });
+      await until(() => host.service.myMaster(), (r) => r.reachable);
+      await sleep(100);
+      expect(host.service.ownRentalTerms()).toBeUndefined();
+    }
+    // An answer made for another member's heartbeat does not pass for this one's.
+    const m = master(() => new Map([[renter, "2030-01-01T00:00:00.000Z"]]));
+    const signed = sealRentalTerms(new Map([[renter, "2030-01-01T00:00:00.000Z"]]), other.nodeId, 1, testNode(1).key);
+    expect(openRentalTerms(signed, testNode(2).nodeId, 1, nodeKeyAuthenticator(m.nodeId))).toBeUndefined();
+    expect(openRentalTerms(signed, other.nodeId, 2, nodeKeyAuthenticator(m.nodeId))).toBeUndefined();
+    expect(openRentalTerms(signed, other.nodeId, 1, nodeKeyAuthenticator(m.nodeId))).toEqual(new Map([[renter, "2030-01-01T00:00:00.000Z"]]));
   });
 
   it("follows its master to a new address only for the same node id", async () => {

@@ -2,6 +2,7 @@ import type {
   BecomeMember,
   BecomeMemberReply,
   GroupHeartbeat,
+  GroupHeartbeatReply,
   GroupJoin,
   GroupJoinReply,
   GroupList,
@@ -13,6 +14,7 @@ import type {
 } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
 import type { Authenticator } from "../auth/signed-envelope.js";
+import type { RentalTerms } from "../auth/rental-ledger.js";
 import type { Logger } from "../lib/logger.js";
 import type { GroupMemberRepo } from "./member-repo.js";
 import { DEFAULT_LIVENESS, type LivenessTimes } from "./liveness.js";
@@ -47,6 +49,8 @@ export interface GroupServiceOptions {
   now?: () => Date;
   /** When members turn suspect and dead (on the master). */
   liveness?: LivenessTimes;
+  /** A node's rental terms from this host's ledger: a master sends them to its members. */
+  rentalTerms: (nodeId: string) => RentalTerms;
 }
 
 /** The role a host_config.json gives: a master's, a member's, or none ("none": in no group). */
@@ -64,6 +68,7 @@ export class GroupService {
   private readonly startedAt: Date;
   private readonly joins: JoinAuthenticator;
   private role: Role;
+  private readonly termsListeners = new Set<() => void>();
   /** Set while the agent runs: a member role then sends heartbeats. */
   private schedule: HeartbeatSchedule | undefined;
 
@@ -82,7 +87,6 @@ export class GroupService {
           nodeId: this.opts.nodeId,
           groupName: host.group_name,
           joinToken: this.opts.joinToken,
-          key: this.opts.key,
           tls: this.opts.tls,
           selfAddress: this.opts.selfAddress,
           agentPort: this.opts.agentPort,
@@ -91,6 +95,8 @@ export class GroupService {
           now: this.now,
           liveness: this.opts.liveness ?? DEFAULT_LIVENESS,
           startedAt: this.startedAt,
+          key: this.opts.key,
+          rentalTerms: this.opts.rentalTerms,
         });
       case "slave":
         return new MemberRole({
@@ -102,6 +108,7 @@ export class GroupService {
           nickname: this.opts.nickname,
           log: this.opts.log,
           now: this.now,
+          rentalTermsChanged: () => this.termsListeners.forEach((listener) => listener()),
         });
       case "none":
         return null;
@@ -177,7 +184,7 @@ export class GroupService {
   }
 
   /** A member's heartbeat; `callerIp` is the request's source address (the member's address must be on it). */
-  recordHeartbeat(hb: GroupHeartbeat, callerIp: string): { message: "ok" } {
+  recordHeartbeat(hb: GroupHeartbeat, callerIp: string): GroupHeartbeatReply {
     return this.master.recordHeartbeat(hb, callerIp);
   }
 
@@ -196,6 +203,19 @@ export class GroupService {
   /** On a member: the master it joined, whose forwarded calls it accepts; undefined otherwise. */
   masterNodeId(): string | undefined {
     return this.role?.kind === "member" ? this.role.masterNodeId : undefined;
+  }
+
+  /**
+   * When each renter's use of this host ends or ended: its own ledger's terms, except on a member,
+   * where they are the master's, as the last heartbeat answer brought them (undefined before one).
+   */
+  ownRentalTerms(): RentalTerms | undefined {
+    return this.role?.kind === "member" ? this.role.rentalTerms : this.opts.rentalTerms(this.opts.nodeId);
+  }
+
+  /** Calls `listener` whenever a member's rental terms from its master change. */
+  onRentalTermsChange(listener: () => void): void {
+    this.termsListeners.add(listener);
   }
 
   /** On a member: what its heartbeats learnt about the master. */

@@ -20,6 +20,7 @@ import { GroupMemberRepo } from "./member-repo.js";
 import { GroupService } from "./service.js";
 import { loadTlsIdentity, type TlsIdentity } from "../auth/tls-identity.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
+import type { RentalTerms } from "../auth/rental-ledger.js";
 
 /** A node's id and key, from a one-byte seed. Call `await cryptoWaitReady()` first. */
 export function testNode(seed: number): { nodeId: string; key: Authenticator } {
@@ -54,6 +55,8 @@ export function testGroupService(opts: {
   now?: () => Date;
   /** Its own TLS endpoint (read at each use); default UNSERVED_TLS. */
   tls?: () => TlsEndpoint | undefined;
+  /** A node's rental terms as this host's ledger has them; default none. */
+  rentalTerms?: (nodeId: string) => RentalTerms;
 }): { service: GroupService; members: GroupMemberRepo; confDir: string; nodeId: string } {
   const { nodeId, key } = testNode(opts.seed);
   const confDir = mkdtempSync(join(tmpdir(), "batu-group-"));
@@ -70,6 +73,7 @@ export function testGroupService(opts: {
     selfAddress: () => `127.0.0.1:${opts.agentPort ?? 10000}`,
     agentPort: () => opts.agentPort ?? 10000,
     members,
+    rentalTerms: opts.rentalTerms ?? (() => new Map()),
     log: createLogger({ level: "silent" }),
     ...(opts.now ? { now: opts.now } : {}),
   });

@@ -2,6 +2,7 @@ import type {
   BecomeMember,
   BecomeMemberReply,
   GroupHeartbeat,
+  GroupHeartbeatReply,
   GroupJoin,
   GroupJoinReply,
   GroupList,
@@ -66,7 +67,7 @@ export class HostClient {
   }
 
   /** Member → master: a signed heartbeat (no token). */
-  heartbeat(body: GroupHeartbeat): Promise<{ message: "ok" }> {
+  heartbeat(body: GroupHeartbeat): Promise<GroupHeartbeatReply> {
     return this.post("/master/group/heartbeat", body, undefined);
   }
 

@@ -119,6 +119,29 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 6,
+    name: "vms: the rental end acted on; nonces by age",
+    sql: `
+      -- the end of the owner's rental of this node as the agent acted on it (NULL while rented) and
+      -- when it shut the VM down for it: set by rental/expiry.ts, cleared when the renter rents again
+      ALTER TABLE vms ADD COLUMN rental_ended_at TEXT;
+      ALTER TABLE vms ADD COLUMN rental_stopped_at TEXT;
+      -- a signer's oldest nonces are the ones dropped past the per-signer cap
+      CREATE INDEX used_nonces_by_age ON used_nonces (signer, used_at);
+    `,
+  },
+  {
+    version: 7,
+    name: "vms: the task id its owner knows it by",
+    sql: `
+      -- A renter's task ids name tasks among its own: another owner's task of the same id is never a
+      -- hint (its VM then gets another id here). The operator's VMs and every VM before: the VM id.
+      ALTER TABLE vms ADD COLUMN task_id TEXT;
+      UPDATE vms SET task_id = id;
+      CREATE UNIQUE INDEX vms_by_task ON vms (owner, task_id);
+    `,
+  },
+  {
+    version: 8,
     name: "group members: their TLS endpoint",
     // Where the master calls a member over TLS, and the certificate it pins (from the member's join
     // proof or its signed heartbeats); NULL until the member told.

@@ -2,6 +2,9 @@ import { randomBytes } from "node:crypto";
 
 export interface Operation {
   id: string;
+  /** The VM it acts on (its id on this host). */
+  vmId: string;
+  /** The id the VM's owner knows it by. */
   taskId: string;
   action: string;
   state: "running" | "done" | "failed";
@@ -14,10 +17,11 @@ export interface Operation {
 export class Operations {
   private readonly ops = new Map<string, Operation>();
 
-  begin(taskId: string, action: string): Operation {
+  begin(vm: { id: string; taskId: string }, action: string): Operation {
     const op: Operation = {
       id: `op-${randomBytes(8).toString("hex")}`,
-      taskId,
+      vmId: vm.id,
+      taskId: vm.taskId,
       action,
       state: "running",
       error: null,

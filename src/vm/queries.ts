@@ -48,6 +48,11 @@ export class VmQueries {
     return this.opts.repo.vms.cache(maxEntries);
   }
 
+  /** Whether VM `id`'s QEMU process runs now. */
+  isLive(id: string): boolean {
+    return this.opts.runtime.isLive(id);
+  }
+
   /** VM `id`, or undefined. */
   find(id: string): VmRecord | undefined {
     return this.opts.repo.get(id);
@@ -74,11 +79,16 @@ export class VmQueries {
     return this.opts.repo.ownedBy(id, owner);
   }
 
-  /** A VM of `owner`; another owner's VM is "not found", never a hint that it exists. */
-  getFor(owner: string, id: string): VmRecord {
-    const vm = this.opts.repo.get(id);
-    if (!vm || vm.owner !== owner) throw new VmNotFoundError(id);
+  /** `owner`'s VM by the task id it knows it by; another owner's VM is "not found", never a hint that it exists. */
+  getFor(owner: string, taskId: string): VmRecord {
+    const vm = this.findFor(owner, taskId);
+    if (!vm) throw new VmNotFoundError(taskId);
     return vm;
+  }
+
+  /** `owner`'s VM by its task id, or undefined (none of `owner`'s, whatever other owners have). */
+  findFor(owner: string, taskId: string): VmRecord | undefined {
+    return this.opts.repo.getByTask(owner, taskId);
   }
 
   /** The VM's lifecycle log (oldest first), `count` lines from the head or the tail. */

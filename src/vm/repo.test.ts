@@ -20,8 +20,8 @@ describe("VmRepo by owner", () => {
     expect(repo.listByOwner("carol")).toEqual([]);
     const a1 = repo.get("a1")!;
     expect(repo.summariesByOwner("alice")).toEqual([
-      { id: "a1", createdAt: a1.createdAt, status: "closed", desc: "task a1" },
-      { id: "a2", createdAt: repo.get("a2")!.createdAt, status: "closed", desc: "task a2" },
+      { id: "a1", taskId: "a1", createdAt: a1.createdAt, status: "closed", desc: "task a1" },
+      { id: "a2", taskId: "a2", createdAt: repo.get("a2")!.createdAt, status: "closed", desc: "task a2" },
     ]);
     expect(repo.ownedBy("a1", "alice")).toBe(true);
     expect(repo.ownedBy("b1", "alice")).toBe(false);
@@ -58,7 +58,7 @@ describe("system disk size", () => {
       `INSERT INTO vms (id, owner, image_name, spec_json, status, created_at, updated_at)
        VALUES ('old', 'alice', 'x', ?, 'closed', '2025-01-01T00:00:00.000Z', '2025-01-02T00:00:00.000Z')`,
     ).run(JSON.stringify(spec("old one")));
-    expect(migrate(db, MIGRATIONS)).toEqual([4, 5]);
+    expect(migrate(db, MIGRATIONS)).toEqual(MIGRATIONS.slice(3).map((m) => m.version));
     const repo = new VmRepo(db);
     expect(repo.get("old")).toMatchObject({ systemDiskBytes: null, updatedAt: "2025-01-02T00:00:00.000Z" });
     repo.setSystemDiskBytes("old", 20 * 2 ** 30);

@@ -4,7 +4,10 @@ import type { PortKind, VmSpec } from "./spec.js";
 import type { VmStatus } from "./state.js";
 
 export interface VmRecord {
+  /** The VM's id on this host: its folder, its QEMU name, the host API's `vm_id`. */
   id: string;
+  /** The id its owner knows it by (`task_id`): its id, unless another owner's VM had that id already. */
+  taskId: string;
   nickname: string;
   owner: string | null;
   imageName: string;
@@ -21,11 +24,22 @@ export interface VmRecord {
    * the disk exists, and for VMs recorded before batu kept it (the service then reads it once).
    */
   systemDiskBytes: number | null;
+  /** Set once its owner's rental of this node ended (rental/expiry.ts); null while rented. */
+  rentalEnd: VmRentalEnd | null;
+}
+
+/** The end of a VM owner's rental as the agent acted on it. */
+export interface VmRentalEnd {
+  /** When the rental ended (ISO 8601 UTC). */
+  endedAt: string;
+  /** When the agent shut the VM down for it; null until it has. */
+  stoppedAt: string | null;
 }
 
 /** What a renter's task list shows of each VM: read without parsing the spec. */
 export interface VmSummary {
   id: string;
+  taskId: string;
   createdAt: string;
   status: VmStatus;
   desc: string;
@@ -40,6 +54,7 @@ export interface VmPortRow {
 
 interface Row {
   id: string;
+  task_id: string | null;
   nickname: string;
   owner: string | null;
   image_name: string;
@@ -52,10 +67,13 @@ interface Row {
   updated_at: string;
   last_error: string | null;
   system_disk_bytes: number | null;
+  rental_ended_at: string | null;
+  rental_stopped_at: string | null;
 }
 
 const toRecord = (r: Row): VmRecord => ({
   id: r.id,
+  taskId: r.task_id ?? r.id,
   nickname: r.nickname,
   owner: r.owner,
   imageName: r.image_name,
@@ -68,6 +86,7 @@ const toRecord = (r: Row): VmRecord => ({
   updatedAt: r.updated_at,
   lastError: r.last_error,
   systemDiskBytes: r.system_disk_bytes,
+  rentalEnd: r.rental_ended_at === null ? null : { endedAt: r.rental_ended_at, stoppedAt: r.rental_stopped_at },
 });
 
 /** The VMs of this host, their reserved ports and their lifecycle log. */
@@ -82,7 +101,10 @@ export class VmRepo {
     this.vms = new VersionedTable(db, "vms");
   }
 
-  insert(vm: { id: string; nickname: string; owner: string | null; spec: VmSpec; status: VmStatus }, ports: Omit<VmPortRow, "vmId">[]): VmRecord {
+  insert(
+    vm: { id: string; taskId?: string; nickname: string; owner: string | null; spec: VmSpec; status: VmStatus },
+    ports: Omit<VmPortRow, "vmId">[],
+  ): VmRecord {
     const at = this.now().toISOString();
     this.vms.write(() =>
       this.db.transaction(() => {
@@ -90,9 +112,9 @@ export class VmRepo {
         prepared(this.db, "DELETE FROM vm_log WHERE vm_id = ?").run(vm.id);
         prepared(
           this.db,
-          `INSERT INTO vms (id, nickname, owner, image_name, spec_json, status, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        ).run(vm.id, vm.nickname, vm.owner, vm.spec.imageName, JSON.stringify(vm.spec), vm.status, at, at);
+          `INSERT INTO vms (id, task_id, nickname, owner, image_name, spec_json, status, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(vm.id, vm.taskId ?? vm.id, vm.nickname, vm.owner, vm.spec.imageName, JSON.stringify(vm.spec), vm.status, at, at);
         const add = prepared(this.db, "INSERT INTO vm_ports (port, proto, vm_id, kind) VALUES (?, ?, ?, ?)");
         for (const p of ports) add.run(p.port, p.proto, vm.id, p.kind);
       })(),
@@ -102,6 +124,12 @@ export class VmRepo {
 
   get(id: string): VmRecord | undefined {
     const row = prepared(this.db, "SELECT * FROM vms WHERE id = ?").get(id) as Row | undefined;
+    return row && toRecord(row);
+  }
+
+  /** `owner`'s VM whose task id is `taskId` (index vms_by_task). */
+  getByTask(owner: string | null, taskId: string): VmRecord | undefined {
+    const row = prepared(this.db, "SELECT * FROM vms WHERE owner IS ? AND task_id = ?").get(owner, taskId) as Row | undefined;
     return row && toRecord(row);
   }
 
@@ -125,7 +153,7 @@ export class VmRepo {
   summariesByOwner(owner: string): VmSummary[] {
     return prepared(
       this.db,
-      `SELECT id, created_at AS createdAt, status, spec_json ->> '$.desc' AS "desc"
+      `SELECT id, task_id AS taskId, created_at AS createdAt, status, spec_json ->> '$.desc' AS "desc"
        FROM vms WHERE owner = ? ORDER BY created_at, id`,
     ).all(owner) as VmSummary[];
   }
@@ -158,6 +186,17 @@ export class VmRepo {
   /** Records the system disk's virtual size (null: no disk). A fact about the disk: `updated_at` stays. */
   setSystemDiskBytes(id: string, sizeBytes: number | null): void {
     this.vms.write(() => prepared(this.db, "UPDATE vms SET system_disk_bytes = ? WHERE id = ?").run(sizeBytes, id));
+  }
+
+  /** Records the end of the owner's rental as acted on (null: rented again). A fact: `updated_at` stays. */
+  setRentalEnd(id: string, end: VmRentalEnd | null): void {
+    this.vms.write(() =>
+      prepared(this.db, "UPDATE vms SET rental_ended_at = ?, rental_stopped_at = ? WHERE id = ?").run(
+        end?.endedAt ?? null,
+        end?.stoppedAt ?? null,
+        id,
+      ),
+    );
   }
 
   /** Removes the VM with its ports (cascade); its log stays for the record. */

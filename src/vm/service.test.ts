@@ -5,35 +5,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { dataFilesDir, quarantineDir, vmDir } from "../storage/volumes.js";
 import { createDisk } from "../storage/qemu-img.js";
 import { mkdir } from "node:fs/promises";
-import type { VmCreateRequest } from "./create-request.js";
 import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
 import type { VmRecord } from "./repo.js";
 import type { VmChange } from "./runtime.js";
-import { TEST_IMAGE, testVms, type TestVms } from "./testing.js";
+import { testCreateRequest, testVms, type TestVms } from "./testing.js";
 
-/** A small linux VM of the test image; `id` fixed so a test can name it. */
-function request(id: string, over: Partial<VmCreateRequest> = {}): VmCreateRequest {
-  return {
-    id,
-    nickname: id,
-    owner: "alice",
-    imageName: TEST_IMAGE,
-    cores: 1,
-    vcpus: 1,
-    memoryBytes: 512 * 2 ** 20,
-    dataDiskBytes: null,
-    dataFileName: null,
-    biosMode: "legacy",
-    os: "linux",
-    customPorts: [],
-    gpuCount: 0,
-    startCommand: "",
-    desc: "",
-    multicast: [],
-    networkName: null,
-    ...over,
-  };
-}
+const request = testCreateRequest;
 
 /** Resolves with the VM once `pred` holds for its record (polled: the runtime writes it asynchronously). */
 async function until(vms: TestVms, id: string, pred: (vm: VmRecord | undefined) => boolean, what: string): Promise<VmRecord | undefined> {
@@ -94,6 +71,23 @@ describe("VmService.create", () => {
     await until(vms, "same", (v) => v?.status === "running", "running");
     expect(portsOf(vms, "same")).toContain("ssh:tcp/2222");
     await expect(vms.service.create(request("other", { sshPort: 2222 }), { wait: true })).rejects.toThrow("port conflict, exist ssh_port = 2222");
+  });
+
+  it("a task id is unique among its owner's tasks only: another owner choosing it gets a VM of its own, and no hint", async () => {
+    await vms.service.create(request("shared-id-0123456789", { owner: "alice" }), { wait: true });
+    const bobs = await vms.service.create(request("shared-id-0123456789", { owner: "bob" }), { wait: true });
+    expect(bobs).toMatchObject({ taskId: "shared-id-0123456789", owner: "bob", status: "running" });
+    expect(bobs.id).not.toBe("shared-id-0123456789");
+    // Each owner finds its own by the task id; nobody else's.
+    expect(vms.queries.getFor("alice", "shared-id-0123456789").id).toBe("shared-id-0123456789");
+    expect(vms.queries.getFor("bob", "shared-id-0123456789").id).toBe(bobs.id);
+    expect(() => vms.queries.getFor("carol", "shared-id-0123456789")).toThrow(VmNotFoundError);
+    expect(() => vms.queries.getFor("bob", bobs.id)).toThrow(VmNotFoundError);
+    // Its own id twice is refused, to its owner only.
+    await expect(vms.service.create(request("shared-id-0123456789", { owner: "bob" }), { wait: true })).rejects.toMatchObject({ field: "task_id" });
+    expect(vms.queries.summariesFor("bob").map((v) => v.taskId)).toEqual(["shared-id-0123456789"]);
+    const op = vms.service.begin(bobs.id, "poweroff");
+    expect(op).toMatchObject({ vmId: bobs.id, taskId: "shared-id-0123456789" });
   });
 
   it("a raw data file boots as raw, ever after: its format is read once, at creation", async () => {

@@ -44,7 +44,7 @@ export interface VmServiceOptions {
  */
 export class VmService {
   private readonly locks = new KeyedMutex();
-  /** Ids claimed by a creation not yet recorded: a second creation of one is refused, never raced. */
+  /** VM ids, and owners' task ids, claimed by a creation not yet recorded: a second creation of one is refused, never raced. */
   private readonly claimed = new Set<string>();
 
   constructor(private readonly opts: VmServiceOptions) {}
@@ -76,7 +76,7 @@ export class VmService {
     if (this.locks.busy(id) || TRANSITIONAL.has(vm.status)) throw new VmConflictError(`vm is ${vm.status}`);
     const plan = planAction(action, vm.status, this.opts.runtime.isLive(id));
     if ("refused" in plan) throw new VmConflictError(plan.refused);
-    const op = this.opts.operations.begin(id, action);
+    const op = this.opts.operations.begin(vm, action);
     this.opts.operations.track(op, this.act(id, action, opts)).catch(() => undefined);
     return op;
   }
@@ -131,23 +131,28 @@ export class VmService {
    * resolves at once and a failure shows as `create error` (everything but the record released).
    */
   async create(req: VmCreateRequest, opts: { wait: boolean }): Promise<VmRecord & { operationId: string }> {
-    const id = req.id ?? newVmId();
+    const taskId = req.id ?? newVmId();
     try {
-      checkVmId(id);
+      checkVmId(taskId);
     } catch {
       throw new FieldError("task_id", "task id requires a combination of letters or numbers");
     }
+    // A task id is unique among its owner's tasks only: were another owner's VM of that id refused,
+    // the refusal would tell a stranger that it exists. The new VM then gets a fresh id of its own.
+    const task = `task:${req.owner ?? ""}:${taskId}`;
+    if (this.claimed.has(task) || this.opts.repo.getByTask(req.owner, taskId)) throw new FieldError("task_id", "task id already existed");
+    const id = this.claimed.has(taskId) || this.opts.repo.exists(taskId) ? newVmId() : taskId;
     // Claimed before the first await: two creations of one id would otherwise share its ports (their owner).
-    if (this.claimed.has(id) || this.opts.repo.exists(id)) throw new FieldError("task_id", "task id already existed");
-    this.claimed.add(id);
+    this.claimed.add(task).add(id);
     try {
-      return await this.createClaimed(id, req, opts);
+      return await this.createClaimed(id, taskId, req, opts);
     } finally {
+      this.claimed.delete(task);
       this.claimed.delete(id);
     }
   }
 
-  private async createClaimed(id: string, req: VmCreateRequest, opts: { wait: boolean }): Promise<VmRecord & { operationId: string }> {
+  private async createClaimed(id: string, taskId: string, req: VmCreateRequest, opts: { wait: boolean }): Promise<VmRecord & { operationId: string }> {
     let loginUser: string;
     try {
       loginUser = this.opts.images.resolve(req.imageName).loginUser;
@@ -166,13 +171,13 @@ export class VmService {
       // Fit check and insert with no await between: concurrent creations see each other.
       const refusal = checkFit(capacity, committed(this.opts.repo.list()), demandOf(spec));
       if (refusal) throw new VmResourceError(refusal.field, refusal.message);
-      const vm = this.opts.repo.insert({ id, nickname: req.nickname, owner: req.owner, spec, status: "creating" }, ports);
+      const vm = this.opts.repo.insert({ id, taskId, nickname: req.nickname, owner: req.owner, spec, status: "creating" }, ports);
       // Waited for, a failure leaves nothing; answered at once, the record stays so the renter sees why.
       if (opts.wait) reverter.add("forget vm", () => this.opts.repo.delete(id));
       else reverter.add("forget the system disk's size", () => this.opts.repo.setSystemDiskBytes(id, null));
       this.opts.repo.log(id, `created: ${spec.cpu.cores * spec.cpu.threads} vCPU, ${spec.memoryMiB} MiB, image ${spec.imageName}`);
       this.opts.runtime.emit("change", { id, status: "creating", ready: false });
-      const op = this.opts.operations.begin(id, "create");
+      const op = this.opts.operations.begin({ id, taskId }, "create");
       const provision = this.opts.operations.track(op, this.locks.run(id, () => this.provision(vm, reverter)));
       if (opts.wait) await provision;
       else provision.catch(() => undefined);

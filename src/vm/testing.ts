@@ -14,6 +14,7 @@ import { VmRepo } from "./repo.js";
 import type { HostCapacity } from "./resources.js";
 import type { VmSpec } from "./spec.js";
 import { createVms, type Vms } from "./vms.js";
+import type { VmCreateRequest } from "./create-request.js";
 
 /** A VM spec as batu stores one for a small linux task; `desc` tells them apart. */
 export function testSpec(desc: string): VmSpec {
@@ -34,6 +35,30 @@ export function testSpec(desc: string): VmSpec {
     vncPassword: "secret-p",
     multicast: [],
     networkName: null,
+  };
+}
+
+/** A request for a small linux VM of the test image; `id` fixed so a test can name it. */
+export function testCreateRequest(id: string, over: Partial<VmCreateRequest> = {}): VmCreateRequest {
+  return {
+    id,
+    nickname: id,
+    owner: "alice",
+    imageName: TEST_IMAGE,
+    cores: 1,
+    vcpus: 1,
+    memoryBytes: 512 * 2 ** 20,
+    dataDiskBytes: null,
+    dataFileName: null,
+    biosMode: "legacy",
+    os: "linux",
+    customPorts: [],
+    gpuCount: 0,
+    startCommand: "",
+    desc: "",
+    multicast: [],
+    networkName: null,
+    ...over,
   };
 }
 

@@ -4,6 +4,7 @@ import {
   BecomeMember,
   BecomeMemberReply,
   GroupHeartbeat,
+  GroupHeartbeatReply,
   GroupJoin,
   GroupJoinReply,
   GroupList,
@@ -14,7 +15,6 @@ import {
   MyMaster,
 } from "../../../api/host.js";
 import { bearerToken } from "../../../auth/secrets.js";
-import { OkReply } from "../../../api/common.js";
 import type { AppDeps } from "../../deps.js";
 
 /** Seed 000 `/master/...` and `/slave/...`: the group of hosts. */
@@ -66,11 +66,12 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
         description:
           "The member signs the heartbeat message (node id, address, nickname, sent_at, capacity) with the sr25519 " +
           "key of the node id it joined with. Refused when sent_at is more than 30 s from the master's clock, not newer " +
-          "than the last one accepted, or not signed by that node; 404 when the node is no member (removed).",
+          "than the last one accepted, or not signed by that node; 404 when the node is no member (removed). The " +
+          "answer carries the member's rental terms (when each renter's use of it ends), signed by the master's node key.",
         tags: ["group"],
         security: [],
         body: GroupHeartbeat,
-        response: { 200: OkReply, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
+        response: { 200: GroupHeartbeatReply, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
       },
       // Public on the token level: the service checks the member's signature instead.
       config: { auth: "public", transport: "tls", quietLog: true },

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyRequest } from "fastify";
 import { ErrorReply, OkReply } from "../../../api/common.js";
 import { ApiError } from "../../../api/errors.js";
-import { VmAdd, VmAddReply, VmControl, VmItem, VmList, VmListQuery, VmStats, VmStatsQuery } from "../../../api/host-vm.js";
+import { VmAdd, VmAddReply, VmControl, VmItem, VmList, VmListQuery, VmLog, VmLogQuery, VmStats, VmStatsQuery } from "../../../api/host-vm.js";
 import { MEMBER_VMS_PATH, type GroupVms } from "../../../group/group-vms.js";
 import { fromHostAdd } from "./vm-add.js";
 import type { VmRecord } from "../../../vm/repo.js";
@@ -52,6 +52,8 @@ function toItem(vm: VmRecord): VmItem {
     vnc_port: spec.ports.vnc,
     custom_port: spec.ports.custom.map((f) => `${f.proto},${f.hostPort}:${f.guestPort}`),
     created_at: vm.createdAt,
+    owner: vm.owner,
+    rental_ended_at: vm.rentalEnd?.endedAt ?? null,
   };
 }
 
@@ -171,6 +173,28 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; vmQue
       },
     },
     async (req) => reads.stats(req.query.vm_id),
+  );
+
+  app.get(
+    "/common/vm/log",
+    {
+      schema: {
+        summary: "A VM's lifecycle log",
+        description:
+          "What happened to the VM, as DBC's `tasks/logs` shows it to the renter: creation, each action and its outcome, " +
+          "changes, and the end of its renter's rental (shut down, deleted after the retention). A deleted VM's log " +
+          "stays readable until its id is used again.",
+        tags: ["vm"],
+        querystring: VmLogQuery,
+        response: { 200: VmLog, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply },
+      },
+    },
+    async (req) => {
+      const id = req.query.vm_id;
+      const lines = reads.logLines(id, req.query.from ?? "tail", req.query.count ?? 100);
+      if (lines.length === 0) reads.get(id); // no VM, no log: 404
+      return { vm_id: id, lines };
+    },
   );
 };
 

@@ -79,13 +79,15 @@ export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { d
       const res = reply.raw;
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
       res.write(": batu task events\n\n");
-      const mine = new Set(deps.vmQueries.listFor(owner).map((v) => v.id));
+      // The renter's VMs, by their id here, and the task id it knows each by.
+      const mine = new Map(deps.vmQueries.listFor(owner).map((v) => [v.id, v.taskId]));
       const off = deps.vmQueries.onChange((c) => {
         if (!mine.has(c.id)) {
-          if (!deps.vmQueries.owns(owner, c.id)) return;
-          mine.add(c.id);
+          const vm = deps.vmQueries.find(c.id);
+          if (vm?.owner !== owner) return;
+          mine.set(c.id, vm.taskId);
         }
-        res.write(`event: task\ndata: ${JSON.stringify({ task_id: c.id, status: c.status, ready: c.ready })}\n\n`);
+        res.write(`event: task\ndata: ${JSON.stringify({ task_id: mine.get(c.id), status: c.status, ready: c.ready })}\n\n`);
         if (c.status === "deleted") mine.delete(c.id);
       });
       const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), 15_000);

@@ -15,7 +15,7 @@ const gib = (bytes: number) => `${Math.round((bytes / 2 ** 30) * 100) / 100}G`;
 
 /** A task in DBC's list shape. */
 export function taskSummary(vm: VmSummary) {
-  return { task_id: vm.id, create_time: dbcTime(vm.createdAt), desc: vm.desc, status: vm.status };
+  return { task_id: vm.taskId, create_time: dbcTime(vm.createdAt), desc: vm.desc, status: vm.status };
 }
 
 /** The content type of a reply body serialized here, as fastify sets it for an object. */
@@ -51,22 +51,21 @@ export class TaskReplies {
     return this.lists.get(owner, () => Buffer.from(JSON.stringify(ok(this.reads.summariesFor(owner).map(taskSummary)))));
   }
 
-  /** The detail reply of `owner`'s task `id`, as seen at `sshIp`; another owner's task is not found. */
-  async detail(owner: string, id: string, sshIp: string): Promise<Buffer> {
-    const kept = this.details.get(`${sshIp}\n${id}`, () => {
-      const vm = this.reads.find(id);
+  /** The detail reply of `owner`'s task `taskId`, as seen at `sshIp`; another owner's task is not found. */
+  async detail(owner: string, taskId: string, sshIp: string): Promise<Buffer> {
+    const kept = this.details.get(`${sshIp}\n${owner}\n${taskId}`, () => {
+      const vm = this.reads.findFor(owner, taskId);
       if (!vm) return undefined;
       // A record from before batu kept the disk size: read from the disk below (that stores it, so the next one is kept).
       const sized = vm.systemDiskBytes !== null || vm.status === "creating";
-      return { owner: vm.owner, vm, body: sized ? detailBytes(vm, sshIp, vm.systemDiskBytes) : null };
+      return { vm, body: sized ? detailBytes(vm, sshIp, vm.systemDiskBytes) : null };
     });
-    if (!kept || kept.owner !== owner) throw new VmNotFoundError(id);
+    if (!kept) throw new VmNotFoundError(taskId);
     return kept.body ?? detailBytes(kept.vm, sshIp, await this.reads.systemDiskBytes(kept.vm));
   }
 }
 
 interface KeptDetail {
-  owner: string | null;
   vm: VmRecord;
   /** Null when the disk size must be read first. */
   body: Buffer | null;
@@ -83,7 +82,7 @@ export function taskDetail(vm: Readonly<VmRecord>, sshIp: string, systemDiskByte
   const { spec } = vm;
   const windows = spec.os === "windows";
   return {
-    task_id: vm.id,
+    task_id: vm.taskId,
     os: spec.os,
     ssh_ip: sshIp,
     ...(windows ? { rdp_port: String(spec.ports.rdp ?? "") } : { ssh_port: String(spec.ports.ssh ?? "") }),

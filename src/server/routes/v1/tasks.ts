@@ -96,7 +96,7 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
       const owner = renter(req);
       const vm = await vms.create(fromDbcCreate(req.body.additional ?? {}, owner), { wait: false });
       return {
-        ...ok({ task_id: vm.id, create_time: dbcTime(vm.createdAt), desc: vm.spec.desc, status: "creating", operation_id: vm.operationId }),
+        ...ok({ task_id: vm.taskId, create_time: dbcTime(vm.createdAt), desc: vm.spec.desc, status: "creating", operation_id: vm.operationId }),
         operation_id: vm.operationId,
       };
     },
@@ -128,7 +128,7 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
         const vm = reads.getFor(renter(req), req.params.id);
         let lines = reads.logLines(vm.id, flag, Math.min(asked, MAX_LOG_LINES - 1));
         while (Buffer.byteLength(lines.join("\n")) > MAX_LOG_BYTES) lines = flag === "tail" ? lines.slice(1) : lines.slice(0, -1);
-        return ok({ task_id: vm.id, log_content: lines });
+        return ok({ task_id: vm.taskId, log_content: lines });
       }
       if (verb === "passwd") {
         const vm = reads.getFor(renter(req), req.params.id);
@@ -154,7 +154,7 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
   app.post("/operations/:id", { schema: schema("A long operation's state (batu addition)") }, async (req: Req) => {
     const owner = renter(req);
     const op = reads.operation(req.params.id);
-    if (!op || !reads.owns(owner, op.taskId)) throw new DbcError(-3, "operation not exist", 200);
+    if (!op || !reads.owns(owner, op.vmId)) throw new DbcError(-3, "operation not exist", 200);
     return ok({ operation_id: op.id, task_id: op.taskId, action: op.action, state: op.state, error: op.error, start_time: op.startedAt, end_time: op.endedAt });
   });
 };
