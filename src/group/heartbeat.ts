@@ -75,6 +75,8 @@ export class HeartbeatVerifier {
   }
 }
 
+const digestField = (digest: string | undefined) => (digest === undefined ? {} : { rental_terms_digest: digest });
+
 /** What a member knows about its master from its heartbeats. */
 export interface MasterContact {
   reachable: boolean;
@@ -94,6 +96,8 @@ export interface HeartbeatSenderOptions {
   capacity: () => Promise<MemberCapacity>;
   log: Logger;
   now?: () => Date;
+  /** The digest of the rental terms this member holds, if any (sent so the master resends them only when changed). */
+  rentalTermsDigest?: () => string | undefined;
   /** The master's answer to the heartbeat sent at `sentAt`. */
   answered?: (reply: GroupHeartbeatReply, sentAt: number) => void;
 }
@@ -152,6 +156,7 @@ export class HeartbeatSender {
           nickname: this.opts.nickname(),
           sent_at: this.now().getTime(),
           capacity: await this.opts.capacity(),
+          ...digestField(this.opts.rentalTermsDigest?.()),
         },
         this.opts.key,
       );
