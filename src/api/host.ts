@@ -243,6 +243,12 @@ export const GroupHeartbeat = Type.Object(
     nickname: Type.String({ maxLength: 64 }),
     sent_at: Type.Integer({ minimum: 0, description: "The member's clock, ms since the epoch", examples: [1735689600000] }),
     capacity: MemberCapacity,
+    rental_terms_digest: Type.Optional(
+      Type.String({
+        pattern: "^[0-9a-f]{64}$",
+        description: "SHA-256 of the rental terms the member holds: the master sends its terms only when they differ (not signed: a wrong one only asks for them again)",
+      }),
+    ),
     signature: Type.String({ pattern: "^0x[0-9a-f]{128}$", description: "sr25519 signature of the heartbeat message, hex" }),
     tls_port: Type.Optional(TlsPort),
     cert_sha256: Type.Optional(

@@ -77,6 +77,8 @@ export class HeartbeatVerifier {
   }
 }
 
+const digestField = (digest: string | undefined) => (digest === undefined ? {} : { rental_terms_digest: digest });
+
 /** What a member knows about its master from its heartbeats. */
 export interface MasterContact {
   reachable: boolean;
@@ -100,6 +102,8 @@ export interface HeartbeatSenderOptions {
   capacity: () => Promise<MemberCapacity>;
   log: Logger;
   now?: () => Date;
+  /** The digest of the rental terms this member holds, if any (sent so the master resends them only when changed). */
+  rentalTermsDigest?: () => string | undefined;
   /** The master's answer to the heartbeat sent at `sentAt`. */
   answered?: (reply: GroupHeartbeatReply, sentAt: number) => void;
 }
@@ -163,6 +167,7 @@ export class HeartbeatSender {
           sent_at: this.now().getTime(),
           capacity: await this.opts.capacity(),
           ...(tls ? { tls_port: tls.port, cert_sha256: tls.sha256 } : {}),
+          ...digestField(this.opts.rentalTermsDigest?.()),
         },
         this.opts.key,
       );

@@ -17,7 +17,7 @@ import type { GroupMemberRepo, MemberRecord } from "./member-repo.js";
 import { memberState, type LivenessTimes, type MemberState } from "./liveness.js";
 import { HeartbeatVerifier } from "./heartbeat.js";
 import { masterProof, masterTlsSignature } from "./join-proof.js";
-import { sealRentalTerms } from "./rental-terms.js";
+import { rentalTermsDigest, sealRentalTerms } from "./rental-terms.js";
 import type { Authenticator } from "../auth/signed-envelope.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
@@ -165,7 +165,8 @@ export class MasterRole {
   /**
    * A member's heartbeat. Authenticated by its signature against the node id recorded at join (the
    * join token is never resent); a node that is not a member is told so (404) and must join again.
-   * The answer carries the member's rental terms, which it enforces on its renters' VMs.
+   * The answer carries the member's rental terms, which it enforces on its renters' VMs, unless the
+   * member holds them already.
    */
   recordHeartbeat(hb: GroupHeartbeat, callerIp: string): GroupHeartbeatReply {
     const now = this.opts.now();
@@ -182,7 +183,9 @@ export class MasterRole {
     // Its certificate as its node key signed it: a member that made a new one is pinned to the new one.
     const tls = hb.tls_port !== undefined && hb.cert_sha256 !== undefined ? { port: hb.tls_port, sha256: hb.cert_sha256 } : undefined;
     this.opts.members.heartbeat(hb.node_id, { address, nickname: hb.nickname, capacity: hb.capacity, vmCount: hb.capacity.vm_count, tls }, now);
-    return { message: "ok", rental_terms: sealRentalTerms(this.opts.rentalTerms(hb.node_id), hb.node_id, hb.sent_at, this.opts.key) };
+    const terms = this.opts.rentalTerms(hb.node_id);
+    if (hb.rental_terms_digest === rentalTermsDigest(terms)) return { message: "ok" };
+    return { message: "ok", rental_terms: sealRentalTerms(terms, hb.node_id, hb.sent_at, this.opts.key) };
   }
 
   /** The operator forgets a member (a dead one is never forgotten by itself). */

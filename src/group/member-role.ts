@@ -9,7 +9,7 @@ import { HeartbeatSender, type MasterContact } from "./heartbeat.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 import { nodeKeyAuthenticator } from "../auth/signed-envelope.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
-import { openRentalTerms } from "./rental-terms.js";
+import { openRentalTerms, rentalTermsDigest } from "./rental-terms.js";
 
 /** What a running agent gives the group for heartbeats: how often, and what to report. */
 export interface HeartbeatSchedule {
@@ -42,7 +42,7 @@ const NO_CONTACT: MasterContact = { reachable: false, lastHeartbeat: null, lastE
 export class MemberRole {
   readonly kind = "member";
   private sender: HeartbeatSender | undefined;
-  private terms: { renters: RentalTerms; key: string } | undefined;
+  private terms: { renters: RentalTerms; digest: string } | undefined;
 
   constructor(private readonly opts: MemberRoleOptions) {}
 
@@ -72,6 +72,7 @@ export class MemberRole {
       capacity: schedule.capacity,
       log: this.opts.log,
       now: this.opts.now,
+      rentalTermsDigest: () => this.terms?.digest,
       answered: (reply, sentAt) => this.takeRentalTerms(reply, sentAt),
     });
     this.sender.start();
@@ -86,18 +87,21 @@ export class MemberRole {
     return this.terms?.renters;
   }
 
-  /** Keeps the terms of a heartbeat answer when the master this member joined signed them. */
+  /**
+   * Keeps the terms of a heartbeat answer when the master this member joined signed them; an answer
+   * without terms means the master has nothing newer than what this member holds.
+   */
   private takeRentalTerms(reply: GroupHeartbeatReply, sentAt: number): void {
     const master = this.host.master_node_id;
-    if (!master) return; // joined before batu recorded the master's node id: nothing can be trusted
+    if (!master || !reply.rental_terms) return; // no master node id (joined before batu kept it): nothing can be trusted
     const renters = openRentalTerms(reply.rental_terms, this.opts.nodeId, sentAt, nodeKeyAuthenticator(master));
     if (!renters) {
-      if (reply.rental_terms) this.opts.log.warn({ master: this.host.master }, "rental terms refused: not signed by the master's node key");
+      this.opts.log.warn({ master: this.host.master }, "rental terms refused: not signed by the master's node key");
       return;
     }
-    const key = JSON.stringify([...renters]);
-    if (key === this.terms?.key) return;
-    this.terms = { renters, key };
+    const digest = rentalTermsDigest(renters);
+    if (digest === this.terms?.digest) return;
+    this.terms = { renters, digest };
     this.opts.rentalTermsChanged();
   }
 

@@ -6,6 +6,7 @@
  */
 import type { GroupHeartbeatReply } from "../api/host.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
+import { createHash } from "node:crypto";
 import { sealEnvelope, envelopeMessage, type Authenticator } from "../auth/signed-envelope.js";
 
 const RENTAL_TERMS_TAG = "batu-rental-terms/1";
@@ -14,6 +15,14 @@ type SignedTerms = NonNullable<GroupHeartbeatReply["rental_terms"]>;
 
 function termsFields(memberNodeId: string, sentAt: number, renters: SignedTerms["renters"]): unknown[] {
   return [memberNodeId, sentAt, ...renters.flatMap((r) => [r.renter, r.ends_at])];
+}
+
+/**
+ * What a member says it holds, so that the master signs and sends terms only when they changed (a
+ * signature per heartbeat would double the master's heartbeat work).
+ */
+export function rentalTermsDigest(terms: RentalTerms): string {
+  return createHash("sha256").update(JSON.stringify([...terms])).digest("hex");
 }
 
 /** The master's side: `terms` of the member `memberNodeId`, signed for its heartbeat of `sentAt`. */

@@ -9,7 +9,7 @@ import { signHeartbeat } from "./heartbeat.js";
 import { cryptoWaitReady, peerServer, testGroupService, testNode } from "./testing.js";
 import { nodeKeyAuthenticator, type Authenticator } from "../auth/signed-envelope.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
-import { openRentalTerms, sealRentalTerms } from "./rental-terms.js";
+import { openRentalTerms, rentalTermsDigest, sealRentalTerms } from "./rental-terms.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 
 const TOKEN = "join-token-0123456789abcdef";
@@ -108,12 +108,15 @@ describe("GroupService as a master", () => {
       signHeartbeat({ node_id: member.nodeId, address: "10.0.0.5:10000", nickname: "m", sent_at: sentAt, capacity }, member.key);
     const hb: GroupHeartbeat = beat(Date.now());
     // The member moved to a new IP (DHCP): its heartbeat from there moves it.
-    expect(service.recordHeartbeat(hb, "10.0.0.5")).toMatchObject({ message: "ok" });
+    // The member holds no terms yet: they come, signed; once it holds them, they are not sent again.
+    expect(service.recordHeartbeat(hb, "10.0.0.5")).toEqual({ message: "ok", rental_terms: { renters: [], signature: expect.stringMatching(/^0x/) } });
+    const current = { ...beat(Date.now() + 1), rental_terms_digest: rentalTermsDigest(new Map()) };
+    expect(service.recordHeartbeat(current, "10.0.0.5")).toEqual({ message: "ok" });
     expect(refusal(() => service.recordHeartbeat(hb, "10.0.0.5"))).toMatch(/^unauthorized: heartbeat refused: replayed/);
     expect(service.peer(member.nodeId)).toMatchObject({ address: "10.0.0.5:10000", state: "alive", capacity });
     expect(service.peers()).toHaveLength(1);
     expect(service.remove({ node_id: member.nodeId })).toEqual({ message: "ok", address: "10.0.0.5:10000", node_id: member.nodeId });
-    expect(refusal(() => service.recordHeartbeat(beat(Date.now() + 1), "10.0.0.5"))).toMatch(/^not_found: heartbeat refused: this node is not a member/);
+    expect(refusal(() => service.recordHeartbeat(beat(Date.now() + 2), "10.0.0.5"))).toMatch(/^not_found: heartbeat refused: this node is not a member/);
     expect(service.peer(member.nodeId)).toBeUndefined();
   });
 });

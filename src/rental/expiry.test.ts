@@ -2,13 +2,21 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { RentalTerms } from "../auth/rental-ledger.js";
 import { createLogger } from "../lib/logger.js";
 import { testCreateRequest, testVms, type TestVms } from "../vm/testing.js";
-import { RentalExpiry } from "./expiry.js";
+import { RentalExpiry, type ExpiringVms } from "./expiry.js";
 
 const HOUR = 3600_000;
 const T0 = Date.parse("2026-06-01T12:00:00.000Z");
 const iso = (ms: number) => new Date(ms).toISOString();
 
 let vms: TestVms;
+/** The VM layer as the agent hands it to the expiry. */
+const expiringVms = (): ExpiringVms => ({
+  list: () => vms.queries.list(),
+  isLive: (id) => vms.queries.isLive(id),
+  act: (id, action) => vms.service.act(id, action),
+  setRentalEnd: (id, end) => vms.repo.setRentalEnd(id, end),
+  log: (id, line) => vms.repo.log(id, line),
+});
 let clock: number;
 let terms: RentalTerms | undefined;
 let expiry: RentalExpiry;
@@ -18,13 +26,7 @@ beforeEach(async () => {
   clock = T0;
   terms = new Map();
   expiry = new RentalExpiry({
-    vms: {
-      list: () => vms.queries.list(),
-      isLive: (id) => vms.queries.isLive(id),
-      act: (id, action) => vms.service.act(id, action),
-      setRentalEnd: (id, end) => vms.repo.setRentalEnd(id, end),
-      log: (id, line) => vms.repo.log(id, line),
-    },
+    vms: expiringVms(),
     terms: () => terms,
     retentionMs: 10 * 24 * HOUR,
     log: createLogger({ level: "silent" }),
@@ -109,13 +111,7 @@ describe("RentalExpiry", () => {
   it("sweeps at the moment a rental ends (for a VM created after the last sweep too), and at once when poked", async () => {
     // A real clock here: the rental ends 800 ms from now, and the timer must find it.
     const realExpiry = new RentalExpiry({
-      vms: {
-        list: () => vms.queries.list(),
-        isLive: (id) => vms.queries.isLive(id),
-        act: (id, action) => vms.service.act(id, action),
-        setRentalEnd: (id, end) => vms.repo.setRentalEnd(id, end),
-        log: (id, line) => vms.repo.log(id, line),
-      },
+      vms: expiringVms(),
       terms: () => terms,
       retentionMs: 10 * 24 * HOUR,
       log: createLogger({ level: "silent" }),
