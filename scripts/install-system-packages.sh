@@ -14,6 +14,8 @@ PACKAGES=(
   wrk
   # misc
   ca-certificates curl procps
+  # each node's self-signed TLS certificate, made at its agent's first start
+  openssl
   # the docs' examples (run by test/docs-examples.test.ts)
   jq
 )

@@ -190,7 +190,7 @@ describe("host API: group", () => {
 
     await cryptoWaitReady();
     const node = testNode(9);
-    const claim = { masterNodeId: a.nodeId, nodeId: node.nodeId, address: "127.0.0.1:10009", nickname: "p1", at: Date.now(), nonce: newNonce() };
+    const claim = { masterNodeId: a.nodeId, nodeId: node.nodeId, address: "127.0.0.1:10009", nickname: "p1", at: Date.now(), nonce: newNonce(), tlsPort: null, certSha256: null };
     const body = (token: string, c = claim) => ({
       address: c.address,
       node_id: c.nodeId,

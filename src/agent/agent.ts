@@ -13,11 +13,14 @@ import { DEFAULT_LIVENESS } from "../group/liveness.js";
 import { memberCapacity } from "./capacity.js";
 import { startAutoJoin } from "./auto-join.js";
 import { DiscoveryResponder } from "../group/discovery.js";
+import { serveTls, type TlsServer } from "../server/tls-server.js";
 import { startRentalExpiry } from "./rental-expiry.js";
 
 export interface AgentOptions {
   host: string;
   port: number;
+  /** The HTTPS port (every route, over TLS with this node's certificate); 0 picks a free one. Default 10443. */
+  tlsPort?: number | undefined;
   confDir: string;
   dataDir: string;
   logLevel?: string | undefined;
@@ -44,8 +47,15 @@ export interface RunningAgent {
   app: FastifyInstance;
   nodeId: string;
   url: string;
+  /** `https://host:tlsPort`. */
+  tlsUrl: string;
+  /** SHA-256 of the agent's TLS certificate: what peers (and curl) pin. */
+  certSha256: string;
   close(): Promise<void>;
 }
+
+/** The HTTPS port when none is given (seed 000's port is 10000; 443 would need privileges). */
+export const DEFAULT_TLS_PORT = 10443;
 
 /**
  * Starts the agent of this machine: loads conf (creating defaults), identity and store, serves HTTP.
@@ -58,6 +68,7 @@ export async function startAgent(
   const state = await openAgentState(
     {
       ...opts,
+      tlsPort: opts.tlsPort ?? DEFAULT_TLS_PORT,
       liveness: {
         suspectAfterMs: opts.suspectAfterMs ?? DEFAULT_LIVENESS.suspectAfterMs,
         deadAfterMs: opts.deadAfterMs ?? DEFAULT_LIVENESS.deadAfterMs,
@@ -96,7 +107,9 @@ export async function startAgent(
   const app = await build({
     log: agentLog,
     limits: { requestTimeoutMs: opts.requestTimeoutMs ?? 30_000 },
-    adminToken: identity.adminToken,
+    adminToken: state.tokens.admin,
+    tlsPort: () => (state.tlsPort > 0 ? state.tlsPort : undefined),
+    rotateToken: (kind) => state.tokens.rotate(kind),
     systemConfig: () => state.files.system,
     group,
     vms: vms.service,
@@ -136,12 +149,25 @@ export async function startAgent(
         }),
     },
   });
+  let tls: TlsServer | undefined;
   try {
     const url = await app.listen({ host: opts.host, port: opts.port });
     state.port = (app.server.address() as { port: number }).port;
+    tls = await serveTls(app, {
+      host: opts.host,
+      port: opts.tlsPort ?? DEFAULT_TLS_PORT,
+      key: state.tls.key,
+      cert: state.tls.cert,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
+    });
+    state.tlsPort = tls.port;
+    const tlsUrl = url.replace(/^http:/, "https:").replace(/:\d+$/, `:${tls.port}`);
     agentLog.info(
       {
         url,
+        tlsUrl,
+        certSha256: state.tls.sha256,
+        curlPin: state.tls.curlPin,
         role: group.hostConfig.host_type,
         nodeId: identity.nodeId,
         accel: accel.accel,
@@ -174,16 +200,22 @@ export async function startAgent(
           log: agentLog,
         })
       : () => undefined;
+    const tlsServer = tls;
     return {
       app,
       nodeId: identity.nodeId,
       url,
+      tlsUrl,
+      certSha256: state.tls.sha256,
       close: async () => {
         stopExpiry();
         stopAutoJoin();
         responder.close();
         group.stop();
+        const tlsClosed = tlsServer.close();
         await app.close();
+        tlsServer.force();
+        await tlsClosed;
         router.close();
         await vms.service.close();
         state.close();
@@ -191,6 +223,9 @@ export async function startAgent(
     };
   } catch (e) {
     group.stop();
+    const tlsClosed = tls?.close();
+    tls?.force();
+    await tlsClosed;
     await app.close();
     router.close();
     await vms.service.close();

@@ -9,6 +9,8 @@ import type { Logger } from "../lib/logger.js";
 import { selfAddress } from "./self-address.js";
 import type { LivenessTimes } from "../group/liveness.js";
 import { nodeKeyAuthenticator, type Authenticator } from "../auth/signed-envelope.js";
+import { loadTlsIdentity, type TlsIdentity } from "../auth/tls-identity.js";
+import { HostTokens } from "../auth/tokens.js";
 import { RentalLedger } from "../auth/rental-ledger.js";
 
 /** The state file of an agent, in its data dir. */
@@ -19,6 +21,8 @@ export interface AgentStateOptions {
   dataDir: string;
   host: string;
   port: number;
+  /** The HTTPS port (0: any; the agent sets it once bound). */
+  tlsPort: number;
   /** When members turn suspect and dead (master). */
   liveness?: LivenessTimes | undefined;
 }
@@ -29,6 +33,10 @@ export interface AgentState {
   dataDir: string;
   files: HostFiles;
   identity: NodeIdentity;
+  /** The admin and join tokens in force (rotated without a restart). */
+  tokens: HostTokens;
+  /** This node's TLS key and self-signed certificate. */
+  tls: TlsIdentity;
   /** The node key as the group's signed envelopes use it (forwarded calls, heartbeats). */
   nodeKey: Authenticator;
   db: Db;
@@ -37,6 +45,8 @@ export interface AgentState {
   group: GroupService;
   /** The port actually listened on (0 in the options means "any"; the agent sets it once bound). */
   port: number;
+  /** The HTTPS port actually listened on (as `port`). */
+  tlsPort: number;
   close(): void;
 }
 
@@ -48,9 +58,12 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
   ensurePrivateDir(confDir);
   const files = loadHostFiles(confDir);
   const identity = await loadIdentity(confDir);
+  const tls = await loadTlsIdentity(confDir, identity.nodeId);
+  const tokens = new HostTokens(confDir, { admin: identity.adminToken, join: identity.joinToken });
   ensurePrivateDir(dataDir);
   const db = openDb(join(dataDir, DB_FILE));
   let port = opts.port;
+  let tlsPort = opts.tlsPort;
   const nodeKey = nodeKeyAuthenticator(identity.nodeId, (m) => identity.sign(m));
   const rentals = new RentalLedger(db);
   const group = new GroupService({
@@ -58,8 +71,10 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     hostConfig: files.host,
     nodeId: identity.nodeId,
     key: nodeKey,
-    joinToken: identity.joinToken,
-    adminToken: identity.adminToken,
+    joinToken: tokens.join,
+    adminToken: tokens.admin,
+    // Port 0 is "not bound yet": nothing is told about a TLS port no one listens on.
+    tls: () => (tlsPort > 0 ? { port: tlsPort, sha256: tls.sha256 } : undefined),
     nickname: () => files.system.nickname,
     selfAddress: () => selfAddress(opts.host, port),
     agentPort: () => port,
@@ -73,6 +88,8 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     dataDir,
     files,
     identity,
+    tokens,
+    tls,
     nodeKey,
     db,
     rentals,
@@ -82,6 +99,12 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     },
     set port(p: number) {
       port = p;
+    },
+    get tlsPort() {
+      return tlsPort;
+    },
+    set tlsPort(p: number) {
+      tlsPort = p;
     },
     close: () => db.close(),
   };

@@ -4,6 +4,7 @@
  */
 export const HostErrors = {
   unauthorized: { status: 401, message: "missing or wrong bearer token" },
+  tls_required: { status: 403, message: "this call is served to other hosts over HTTPS only" },
   bad_request: { status: 400, message: "bad request" },
   not_found: { status: 404, message: "not found" },
   not_master: { status: 409, message: "this host is not a master" },

@@ -3,7 +3,14 @@
  * Pure schemas, no I/O: imported by the server, the SDK and the CLI.
  */
 import { Type, type Static } from "@sinclair/typebox";
-import { HostAddress, NodeId } from "./common.js";
+import { HostAddress, NodeId, StringEnum } from "./common.js";
+
+/** The port an agent serves TLS on (the host API, agent-to-agent calls, the renter API too). */
+export const TlsPort = Type.Integer({ minimum: 1, maximum: 65535, description: "The agent's HTTPS port", examples: [10443] });
+/** A TLS certificate's SHA-256 (of its DER bytes): how agents pin each other's self-signed certificates. */
+const certSha256 = (description: string) =>
+  Type.String({ pattern: "^[0-9a-f]{64}$", description, examples: ["3b6c0e5f9a1d4c2b8e7f6a5d4c3b2a1908f7e6d5c4b3a29180f7e6d5c4b3a291"] });
+export const CertSha256 = certSha256("SHA-256 of the agent's TLS certificate (DER), 64 lower-case hex characters");
 
 /** `conf/config.json`: what this batu system is. Unknown keys are kept (the original had `discript`). */
 export const SystemConfig = Type.Object(
@@ -94,6 +101,10 @@ export const GroupJoin = Type.Object(
         description: "With proof: the member's node key (sr25519) signature over the same claim, proving it holds the key of node_id",
       }),
     ),
+    tls_port: Type.Optional(TlsPort),
+    cert_sha256: Type.Optional(
+      certSha256("With proof: the member's TLS certificate, covered by both proofs: the master pins it"),
+    ),
   },
   { additionalProperties: false, $id: "GroupJoin" },
 );
@@ -138,6 +149,10 @@ export const GroupMember = Type.Object({
   joined_at: Type.String({ description: "ISO 8601 time of the first join" }),
   last_seen: Type.String({ description: "ISO 8601 time of the last join or heartbeat" }),
   capacity: Type.Union([MemberCapacity, Type.Null()], { description: "The last heartbeat's capacity; null before the first" }),
+  tls_port: Type.Union([TlsPort, Type.Null()], { description: "Where the master calls the member (HTTPS); null until it told" }),
+  cert_sha256: Type.Union([CertSha256, Type.Null()], {
+    description: "The member's TLS certificate as the master pins it (from its join or signed heartbeats); null until it told",
+  }),
 });
 export type GroupMember = Static<typeof GroupMember>;
 
@@ -203,6 +218,14 @@ export const MasterHello = Type.Object(
     node_id: NodeId,
     group_name: Type.String(),
     proof: Type.String({ description: "HMAC-SHA256 keyed by the join token of node_id, group_name and the challenge (src/group/join-proof.ts)" }),
+    tls_port: Type.Optional(TlsPort),
+    cert_sha256: Type.Optional(CertSha256),
+    tls_signature: Type.Optional(
+      Type.String({
+        pattern: "^0x[0-9a-f]{128}$",
+        description: "The master's node key (sr25519) signature over node_id, the challenge, tls_port and cert_sha256: members pin the certificate by the node id",
+      }),
+    ),
   },
   { $id: "MasterHello" },
 );
@@ -227,6 +250,10 @@ export const GroupHeartbeat = Type.Object(
       }),
     ),
     signature: Type.String({ pattern: "^0x[0-9a-f]{128}$", description: "sr25519 signature of the heartbeat message, hex" }),
+    tls_port: Type.Optional(TlsPort),
+    cert_sha256: Type.Optional(
+      certSha256("The member's TLS certificate, signed with the rest: the master pins it for its calls to the member"),
+    ),
   },
   { additionalProperties: false, $id: "GroupHeartbeat" },
 );
@@ -278,3 +305,20 @@ export const GroupRemoveReply = Type.Object(
   { $id: "GroupRemoveReply" },
 );
 export type GroupRemoveReply = Static<typeof GroupRemoveReply>;
+
+/** `POST /common/token/rotate` (admin): replace one of this host's tokens, at once, without a restart. */
+export const TokenRotate = Type.Object(
+  { token: StringEnum(["admin", "join"] as const, { description: "Which token: the operator's (admin.token) or the group's (join.token)" }) },
+  { additionalProperties: false, $id: "TokenRotate" },
+);
+export type TokenRotate = Static<typeof TokenRotate>;
+
+export const TokenRotateReply = Type.Object(
+  {
+    message: Type.Literal("ok"),
+    token: StringEnum(["admin", "join"] as const),
+    file: Type.String({ description: "The file that holds the new token (conf/admin.token or conf/join.token)" }),
+  },
+  { $id: "TokenRotateReply" },
+);
+export type TokenRotateReply = Static<typeof TokenRotateReply>;

@@ -5,6 +5,8 @@ import * as group from "./commands/group.js";
 import * as version from "./commands/version.js";
 import * as rent from "./commands/rent.js";
 import * as wallet from "./commands/wallet.js";
+import * as token from "./commands/token.js";
+import * as tls from "./commands/tls.js";
 
 interface Command {
   run: (args: string[]) => Promise<void>;
@@ -14,10 +16,12 @@ interface Command {
 
 /** The command table: one entry, one file. */
 const COMMANDS: Record<string, Command> = {
-  agent: { run: agent.agentCommand, usage: agent.usage, summary: "run this machine's agent (host API on port 10000)" },
+  agent: { run: agent.agentCommand, usage: agent.usage, summary: "run this machine's agent (port 10000, HTTPS on 10443)" },
   group: { run: group.groupCommand, usage: group.usage, summary: "join a master's group" },
   rent: { run: rent.rentCommand, usage: rent.usage, summary: "grant, list and revoke rentals of nodes to renters" },
   wallet: { run: wallet.walletCommand, usage: wallet.usage, summary: "make a renter wallet, sign a nonce or session id" },
+  token: { run: token.tokenCommand, usage: token.usage, summary: "rotate this host's admin or join token (no restart)" },
+  tls: { run: tls.tlsCommand, usage: tls.usage, summary: "print this host's TLS certificate fingerprint and curl pin" },
   version: { run: version.versionCommand, usage: version.usage, summary: "print the version" },
 };
 

@@ -6,6 +6,7 @@ export const AGENT_FLAGS = {
   "conf-dir": { type: "string", default: "./conf" },
   "data-dir": { type: "string", default: "./data" },
   port: { type: "string", default: "10000" },
+  "tls-port": { type: "string", default: "10443" },
   host: { type: "string", default: "0.0.0.0" },
 } as const satisfies NonNullable<ParseArgsConfig["options"]>;
 

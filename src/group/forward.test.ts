@@ -19,13 +19,15 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-const peerAt = (address: string, state: GroupPeer["state"] = "alive"): GroupPeer => ({
+/** The member as the master records it: its plain address, and the TLS endpoint it pinned. */
+const peerAt = (member: { address: string; tls: GroupPeer["tls"] }, state: GroupPeer["state"] = "alive"): GroupPeer => ({
   nodeId: memberNode.nodeId,
-  address,
+  address: member.address,
   nickname: "m",
   state,
   lastSeen: "2026-01-01T00:00:00.000Z",
   capacity: null,
+  tls: member.tls,
 });
 
 const call: ForwardCall = { method: "POST", url: "/api/v1/tasks?x=1", bodyText: '{"peer_nodes_list":["n"]}', renter: "5Renter" };
@@ -76,19 +78,19 @@ async function refusal(p: Promise<unknown>): Promise<DbcError> {
 describe("GroupRouter", () => {
   it("forwards a call signed so that the member accepts it, and returns its reply unchanged", async () => {
     const { router, member } = await masterAndMember();
-    const r = await router.forward(peerAt(member.address), call);
+    const r = await router.forward(peerAt(member), call);
     expect({ status: r.status, contentType: r.contentType, body: r.body.toString() }).toEqual({
       status: 201,
       contentType: "text/x-test",
       body: "renter=5Renter",
     });
     // Twice more over the kept connection, each with its own nonce.
-    for (let i = 0; i < 2; i++) expect((await router.forward(peerAt(member.address), call)).status).toBe(201);
+    for (let i = 0; i < 2; i++) expect((await router.forward(peerAt(member), call)).status).toBe(201);
   });
 
   it("the member accepts each signed call once: a replay of its headers is refused", async () => {
     const { router, member, memberRouter, seen } = await masterAndMember();
-    await router.forward(peerAt(member.address), call);
+    await router.forward(peerAt(member), call);
     expect(() => memberRouter.verifyForwarded(seen[0]!, call.method, call.url, call.bodyText)).toThrow(/forwarded call refused: replayed/);
     expect(memberRouter.verifyForwarded({}, call.method, call.url, call.bodyText)).toBeUndefined();
   });
@@ -97,24 +99,43 @@ describe("GroupRouter", () => {
     const { member } = await masterAndMember();
     const impostor = new GroupRouter({ nodeId: masterNode.nodeId, key: testNode(9).key, peer: () => undefined, masterNodeId: () => undefined });
     closers.push(() => impostor.close());
-    const r = await impostor.forward(peerAt(member.address), call);
+    const r = await impostor.forward(peerAt(member), call);
     expect([r.status, r.body.toString()]).toEqual([403, "check authority failed: forwarded call refused: bad signature"]);
   });
 
   it("a dead member fails at once; one that cannot be reached fails with -32701 naming it", async () => {
     const { router, member } = await masterAndMember();
-    const dead = await refusal(router.forward(peerAt(member.address, "dead"), call));
+    const dead = await refusal(router.forward(peerAt(member, "dead"), call));
     expect([dead.errcode, dead.httpStatus]).toEqual([-32701, 400]);
     expect(dead.message).toBe(`create node request failed: node ${memberNode.nodeId} is unreachable: its agent is dead (last seen 2026-01-01T00:00:00.000Z)`);
     const gone = await peerServer({});
     await gone.close();
-    const refused = await refusal(router.forward(peerAt(gone.address, "suspect"), call));
+    const refused = await refusal(router.forward(peerAt(gone, "suspect"), call));
     expect(refused.message).toMatch(new RegExp(`^create node request failed: node ${memberNode.nodeId} is unreachable: connect ECONNREFUSED`));
+  });
+
+  it("calls a member over TLS only, to the certificate pinned for it: another one gets not a byte", async () => {
+    const { router, member } = await masterAndMember();
+    await router.forward(peerAt(member), call);
+    expect(member.seen).toEqual({ plain: 0, tls: 1 });
+    // A host at the member's address whose certificate is another (an impostor, or the member's own made anew).
+    const impostor = await peerServer({}, { "POST /api/v1/tasks": (_req, res) => res.end("got it") }, "impostor");
+    closers.push(impostor.close);
+    const swapped = await refusal(router.forward(peerAt({ address: impostor.address, tls: { ...impostor.tls, sha256: member.tls.sha256 } }), call));
+    expect(swapped.errcode).toBe(-32701);
+    expect(swapped.message).toMatch(/its TLS certificate \(sha256 [0-9a-f]{16}…\) is not the one pinned for it/);
+    expect(impostor.seen).toEqual({ plain: 0, tls: 0 });
+    // Pinned to the impostor's own certificate, the same call goes through: the pin is what decided.
+    expect((await router.forward(peerAt(impostor), call)).body.toString()).toBe("got it");
+    // A member with no certificate pinned yet is not called at all.
+    const unpinned = await refusal(router.forward(peerAt({ address: member.address, tls: null }), call));
+    expect(unpinned.message).toMatch(/no TLS certificate is pinned for it yet/);
+    expect(member.seen).toEqual({ plain: 0, tls: 1 });
   });
 
   it("opens a member's event stream with a signed GET", async () => {
     const { router, member } = await masterAndMember();
-    const stream = await router.stream(peerAt(member.address), { method: "GET", url: "/api/v1/events", bodyText: NO_BODY_TEXT, renter: "5Renter" });
+    const stream = await router.stream(peerAt(member), { method: "GET", url: "/api/v1/events", bodyText: NO_BODY_TEXT, renter: "5Renter" });
     closers.push(() => stream.destroy());
     expect(stream.headers["content-type"]).toBe("text/event-stream");
     const [first] = (await once(stream, "data")) as [Buffer];
@@ -123,8 +144,8 @@ describe("GroupRouter", () => {
 
   it("knows its own node is no peer", async () => {
     const { router, member, peers } = await masterAndMember();
-    peers.set(memberNode.nodeId, peerAt(member.address));
-    peers.set(masterNode.nodeId, peerAt(member.address));
+    peers.set(memberNode.nodeId, peerAt(member));
+    peers.set(masterNode.nodeId, peerAt(member));
     expect(router.peer(memberNode.nodeId)?.address).toBe(member.address);
     expect(router.peer(masterNode.nodeId)).toBeUndefined();
   });

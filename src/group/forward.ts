@@ -6,6 +6,7 @@ import { WindowedNonces } from "../auth/replay-store.js";
 import { DbcError } from "../api/v1/envelope.js";
 import { MemberConnections } from "./member-connections.js";
 import type { GroupPeer } from "./master-role.js";
+import { joinAddress, splitAddress } from "./local-address.js";
 
 /** Headers of a renter call the master forwards to a member. */
 export const FORWARD_HEADERS = {
@@ -137,6 +138,15 @@ export function unreachable(nodeId: string, why: string): DbcError {
   return new DbcError(-32701, `create node request failed: node ${nodeId} is unreachable: ${why}`);
 }
 
+/**
+ * Where a member is called: its TLS port on its recorded IP, to the certificate pinned for it. A member
+ * that named none (yet) is not called at all: DbcError -32701.
+ */
+export function peerTls(peer: GroupPeer): { address: string; tls: { sha256: string } } {
+  if (!peer.tls) throw unreachable(peer.nodeId, "no TLS certificate is pinned for it yet (its join or signed heartbeats name it)");
+  return { address: joinAddress(splitAddress(peer.address).host, peer.tls.port), tls: { sha256: peer.tls.sha256 } };
+}
+
 /** Runs an HTTP call to a member, turning a failure to get an answer into DbcError -32701 naming it. */
 async function toMember<T>(peer: GroupPeer, send: Promise<T>): Promise<T> {
   try {
@@ -148,9 +158,10 @@ async function toMember<T>(peer: GroupPeer, send: Promise<T>): Promise<T> {
 }
 
 /**
- * Sends a call to a member and returns its reply as is. A fresh connection unless `agent` pools them
- * (MemberConnections: alive members only); a new connection must be made within the connect bound,
- * the whole reply within `replyTimeoutMs`. Throws DbcError -32701.
+ * Sends a call to a member over TLS to its pinned certificate and returns its reply as is. A fresh
+ * connection unless `agent` pools them (MemberConnections: alive members only); a new connection must
+ * be made (and its certificate checked) within the connect bound, the whole reply within
+ * `replyTimeoutMs`. Throws DbcError -32701.
  */
 export async function sendToPeer(
   peer: GroupPeer,
@@ -162,7 +173,7 @@ export async function sendToPeer(
   const res = await toMember(
     peer,
     sendHttp({
-      address: peer.address,
+      ...peerTls(peer),
       method: call.method,
       path: call.url,
       headers: { ...headers, "content-type": "application/json" },
@@ -182,7 +193,7 @@ export async function sendToPeer(
 export function streamFromPeer(peer: GroupPeer, call: ForwardCall, headers: Record<string, string>): Promise<IncomingMessage> {
   return toMember(
     peer,
-    openHttp({ address: peer.address, method: call.method, path: call.url, headers, connectTimeoutMs: FORWARD_CONNECT_TIMEOUT_MS }),
+    openHttp({ ...peerTls(peer), method: call.method, path: call.url, headers, connectTimeoutMs: FORWARD_CONNECT_TIMEOUT_MS }),
   );
 }
 

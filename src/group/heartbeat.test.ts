@@ -47,6 +47,18 @@ describe("HeartbeatVerifier", () => {
     expect(() => v.verify({ ...hb, capacity: { ...capacity, vm_count: 9 } }, t0)).toThrow(/signature/);
     expect(() => v.verify({ ...hb, address: "10.0.0.66:10000" }, t0)).toThrow(/signature/);
   });
+
+  it("covers the TLS endpoint a member names: the master pins no certificate its key did not sign", () => {
+    const v = new HeartbeatVerifier();
+    const key = nodeKeyAuthenticator(idOf(pair), (m) => sr25519Sign(m, pair));
+    const tls = { tls_port: 10443, cert_sha256: "d".repeat(64) };
+    const hb = signHeartbeat({ node_id: idOf(pair), address: "10.0.0.2:10000", nickname: "m", sent_at: t0.getTime(), capacity, ...tls }, key);
+    expect(() => v.verify({ ...hb, cert_sha256: "e".repeat(64) }, t0)).toThrow(/signature/);
+    expect(() => v.verify({ ...hb, tls_port: 443 }, t0)).toThrow(/signature/);
+    const { tls_port: _p, cert_sha256: _c, ...withoutTls } = hb;
+    expect(() => v.verify(withoutTls, t0)).toThrow(/signature/);
+    expect(() => v.verify(hb, t0)).not.toThrow();
+  });
 });
 
 describe("ForwardVerifier", () => {

@@ -2,9 +2,11 @@ import { EnvelopeChecker, nodeKeyAuthenticator, sealEnvelope, type Authenticator
 import { IncreasingCounters } from "../auth/replay-store.js";
 import type { GroupHeartbeat, GroupHeartbeatReply, MemberCapacity } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
-import { HostApiError, HostClient, normalizeAddress } from "../sdk/index.js";
+import { HostApiError, HostClient, UnreachableError, normalizeAddress } from "../sdk/index.js";
+import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 import type { Logger } from "../lib/logger.js";
 import { joinAddress, localAddressToward, splitAddress } from "./local-address.js";
+import { MasterTlsPin } from "./master-tls.js";
 
 /** A heartbeat older (or further in the future) than this is refused: it bounds replays. */
 export const HEARTBEAT_MAX_SKEW_MS = 30_000;
@@ -26,7 +28,7 @@ const HEARTBEAT_TAG = "batu-heartbeat/1";
 
 /** What a member signs, after the domain tag (so no other signed message can pass for one): every field. */
 function heartbeatFields(hb: Omit<GroupHeartbeat, "signature">): unknown[] {
-  return [hb.node_id, hb.address, hb.nickname, hb.sent_at, ...CAPACITY_KEYS.map((k) => hb.capacity[k])];
+  return [hb.node_id, hb.address, hb.nickname, hb.sent_at, ...CAPACITY_KEYS.map((k) => hb.capacity[k]), hb.tls_port ?? null, hb.cert_sha256 ?? null];
 }
 
 /** Signs a heartbeat with the member's key (its sr25519 node key: `nodeKeyAuthenticator`). */
@@ -91,7 +93,11 @@ export interface HeartbeatSenderOptions {
   key: Authenticator;
   /** The master's address (`ip` or `ip:port`) while this host is a member; undefined otherwise (nothing is sent). */
   master: () => string | undefined;
+  /** The master's node id (host_config.json): the key its TLS certificate must be signed with. */
+  masterNodeId: () => string | undefined;
   agentPort: () => number;
+  /** Where this member serves TLS, and its certificate: each heartbeat names them, signed. */
+  tls: () => TlsEndpoint | undefined;
   nickname: () => string;
   capacity: () => Promise<MemberCapacity>;
   log: Logger;
@@ -103,11 +109,13 @@ export interface HeartbeatSenderOptions {
 }
 
 /**
- * A member's heartbeat loop. Each beat is signed with the node key (no token travels). The master
- * keeps members in its store, so after a master restart the next beat is simply accepted again.
+ * A member's heartbeat loop. Each beat is signed with the node key (no token travels) and goes over
+ * TLS to the master's certificate, pinned by its node id (master-tls.ts). The master keeps members in
+ * its store, so after a master restart the next beat is simply accepted again.
  */
 export class HeartbeatSender {
   private timer: NodeJS.Timeout | undefined;
+  private readonly masterTls = new MasterTlsPin();
   private stopped = true;
   private ownAddress: { master: string; address: string } | undefined;
   private contact: MasterContact = { reachable: false, lastHeartbeat: null, lastError: null };
@@ -149,6 +157,8 @@ export class HeartbeatSender {
     const timeoutMs = Math.max(500, Math.min(2000, this.opts.intervalMs));
     try {
       const address = await this.addressToward(master, timeoutMs);
+      const endpoint = await this.masterTls.endpoint(master, this.opts.masterNodeId(), timeoutMs);
+      const tls = this.opts.tls();
       const hb = signHeartbeat(
         {
           node_id: this.opts.nodeId,
@@ -156,17 +166,20 @@ export class HeartbeatSender {
           nickname: this.opts.nickname(),
           sent_at: this.now().getTime(),
           capacity: await this.opts.capacity(),
+          ...(tls ? { tls_port: tls.port, cert_sha256: tls.sha256 } : {}),
           ...digestField(this.opts.rentalTermsDigest?.()),
         },
         this.opts.key,
       );
-      const reply = await new HostClient(master, undefined, timeoutMs).heartbeat(hb);
+      const reply = await new HostClient(endpoint.address, undefined, timeoutMs, { sha256: endpoint.sha256 }).heartbeat(hb);
       this.opts.answered?.(reply, hb.sent_at);
       if (!this.contact.reachable) this.opts.log.info({ master }, "master reachable");
       this.contact = { reachable: true, lastHeartbeat: this.now().toISOString(), lastError: null };
     } catch (e) {
       // Our own address may have changed (DHCP, another interface): find it again next time.
       this.ownAddress = undefined;
+      // ... and the master's TLS port (it restarted on another one): ask its hello again.
+      if (e instanceof UnreachableError) this.masterTls.forget();
       const message = e instanceof HostApiError ? `the master refused the heartbeat: ${e.message}` : (e as Error).message;
       if (this.contact.reachable || this.contact.lastError === null) this.opts.log.warn({ master, err: message }, "heartbeat failed");
       this.contact = { ...this.contact, reachable: false, lastError: message };

@@ -6,10 +6,10 @@ import { JoinProofVerifier, verifyMemberKeyProof } from "./join-proof.js";
 export interface JoinAuthenticatorOptions {
   /** This host's node id: what a member's join proof must name. */
   nodeId: string;
-  /** This host's group join token: what members must prove they hold. */
-  joinToken: string;
-  /** The operator's token, which seed 000 callers may present to the join endpoint too. */
-  adminToken: string;
+  /** This host's group join token as it is now: what members must prove they hold. */
+  joinToken: () => string;
+  /** The operator's token as it is now, which seed 000 callers may present to the join endpoint too. */
+  adminToken: () => string;
   now: () => Date;
 }
 
@@ -34,8 +34,8 @@ export class JoinAuthenticator {
   check(body: GroupJoin, bearer: string | undefined): "operator" | "member" {
     if (bearer !== undefined) {
       // Both compared, always: which token matched must not show in the time taken.
-      const isAdmin = secretEquals(bearer, this.opts.adminToken);
-      const isJoin = secretEquals(bearer, this.opts.joinToken);
+      const isAdmin = secretEquals(bearer, this.opts.adminToken());
+      const isJoin = secretEquals(bearer, this.opts.joinToken());
       if (!isAdmin && !isJoin) throw new ApiError("unauthorized", "wrong bearer token");
       if (isAdmin) return "operator";
       // A node id is claimed only with its key (the proof form): a token alone could take another member's.
@@ -55,8 +55,10 @@ export class JoinAuthenticator {
       nickname: body.nickname ?? "",
       at: body.proof.at,
       nonce: body.proof.nonce,
+      tlsPort: body.tls_port ?? null,
+      certSha256: body.cert_sha256 ?? null,
     };
-    const refused = this.proofs.check(this.opts.joinToken, claim, body.proof.mac);
+    const refused = this.proofs.check(this.opts.joinToken(), claim, body.proof.mac);
     if (refused) throw new ApiError("unauthorized", `join refused: ${refused}`);
     if (!body.key_proof || !verifyMemberKeyProof(claim, body.key_proof)) {
       throw new ApiError("unauthorized", "join refused: key_proof does not prove the key of node_id");

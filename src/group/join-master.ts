@@ -2,8 +2,9 @@ import type { BecomeMember, BecomeMemberReply, GroupJoinReply, MasterHello, Slav
 import { ApiError } from "../api/errors.js";
 import { HostApiError, HostClient, UnreachableError, normalizeAddress, seedAddress } from "../sdk/index.js";
 import { joinAddress, localAddressToward, splitAddress } from "./local-address.js";
-import { memberJoinProof, memberKeyProof, newNonce, verifyMasterProof } from "./join-proof.js";
+import { memberJoinProof, memberKeyProof, newNonce, verifyMasterProof, verifyMasterTls } from "./join-proof.js";
 import type { Authenticator } from "../auth/signed-envelope.js";
+import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 import { DiscoveryError, discoverMaster, type DiscoveredMaster } from "./discovery.js";
 
 export interface JoinMasterContext {
@@ -12,20 +13,26 @@ export interface JoinMasterContext {
   key: Authenticator;
   /** The port this agent listens on: what it registers with. */
   agentPort: () => number;
+  /** Where this agent serves TLS, and its certificate: the master pins it. */
+  tls: () => TlsEndpoint;
   nickname: () => string;
   now: () => Date;
 }
 
 /**
  * Joins a master's group, named by address or found on the LAN: checks that the master holds the join
- * token (its proof over our challenge), then registers with a proof of our own (the token is never
- * sent). Returns the member's host_config.json to write and the reply; changes nothing itself.
+ * token (its proof over our challenge) and learns its TLS certificate (signed by its node key over the
+ * same challenge), then registers over TLS to that certificate with a proof of our own, which covers
+ * our certificate (the token is never sent). Returns the member's host_config.json to write and the
+ * reply; changes nothing itself.
  */
 export async function joinMaster(req: BecomeMember, ctx: JoinMasterContext): Promise<{ config: SlaveHostConfig; reply: BecomeMemberReply }> {
   if ((req.master === undefined) === (req.discover !== true)) {
     throw new ApiError("bad_request", "master: give either a master address or discover: true");
   }
-  const master = req.master !== undefined ? await helloAt(normalizeAddress(req.master), req.token, ctx.nodeId) : await discover(req, ctx.nodeId);
+  const found = req.master !== undefined ? { address: normalizeAddress(req.master), nodeId: undefined } : await discover(req, ctx.nodeId);
+  // By discovery too: the hello names the master's certificate, which an SSDP answer does not carry.
+  const master = await helloAt(found.address, req.token, ctx.nodeId, found.nodeId);
   const { host, port } = splitAddress(master.address);
   let ownIp: string;
   try {
@@ -37,16 +44,19 @@ export async function joinMaster(req: BecomeMember, ctx: JoinMasterContext): Pro
   const nickname = ctx.nickname();
   const at = ctx.now().getTime();
   const nonce = newNonce();
-  const claim = { masterNodeId: master.nodeId, nodeId: ctx.nodeId, address, nickname, at, nonce };
+  const own = ctx.tls();
+  const claim = { masterNodeId: master.nodeId, nodeId: ctx.nodeId, address, nickname, at, nonce, tlsPort: own.port, certSha256: own.sha256 };
   const mac = memberJoinProof(req.token, claim);
   let reply: GroupJoinReply;
   try {
-    reply = await new HostClient(master.address).recordJoin({
+    reply = await new HostClient(joinAddress(host, master.tls.port), undefined, undefined, { sha256: master.tls.sha256 }).recordJoin({
       address,
       node_id: ctx.nodeId,
       nickname,
       proof: { at, nonce, mac },
       key_proof: memberKeyProof(ctx.key, claim),
+      tls_port: own.port,
+      cert_sha256: own.sha256,
     });
   } catch (e) {
     throw upstreamError(master.address, e, "record this host");
@@ -72,8 +82,11 @@ async function discover(req: BecomeMember, selfNodeId: string): Promise<Discover
   }
 }
 
-/** Asks the host at `address` who it is, and believes it only if it proves it holds the token. */
-async function helloAt(address: string, token: string, selfNodeId: string): Promise<DiscoveredMaster> {
+/**
+ * Asks the host at `address` who it is, and believes it only if it proves it holds the token (and is
+ * `expectedNodeId`, when discovery named one already); its TLS endpoint only when its node key signed it.
+ */
+async function helloAt(address: string, token: string, selfNodeId: string, expectedNodeId?: string): Promise<DiscoveredMaster & { tls: TlsEndpoint }> {
   const challenge = newNonce();
   let hello: MasterHello;
   try {
@@ -85,7 +98,12 @@ async function helloAt(address: string, token: string, selfNodeId: string): Prom
   if (!verifyMasterProof(token, hello, challenge)) {
     throw new ApiError("upstream_refused", `the master ${address} does not hold this join token: wrong token, or not the master you meant`);
   }
-  return { address, nodeId: hello.node_id, groupName: hello.group_name };
+  if (expectedNodeId !== undefined && hello.node_id !== expectedNodeId) {
+    throw new ApiError("upstream_refused", `the master ${address} is not the node that answered discovery`);
+  }
+  const tls = verifyMasterTls(hello, challenge, hello.node_id);
+  if (!tls) throw new ApiError("upstream_refused", `the master ${address} names no TLS certificate signed by its node key (an older batu: upgrade it)`);
+  return { address, nodeId: hello.node_id, groupName: hello.group_name, tls };
 }
 
 function upstreamError(address: string, e: unknown, what: string): unknown {

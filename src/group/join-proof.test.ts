@@ -50,6 +50,8 @@ describe("member join proof", () => {
     nickname: "gpu-2",
     at: clock,
     nonce: newNonce(),
+    tlsPort: 10443,
+    certSha256: "d".repeat(64),
     ...over,
   });
 

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { EnvelopeChecker, envelopeMessage, hmacAuthenticator, nodeKeyAuthenticator, sealEnvelope, type Authenticator } from "../auth/signed-envelope.js";
 import { WindowedNonces } from "../auth/replay-store.js";
+import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 
 /**
  * Proofs of knowing the group's join token, so that the token itself never travels: a host that
@@ -11,6 +12,8 @@ import { WindowedNonces } from "../auth/replay-store.js";
  * - the master proves itself to a member by MACing the member's random challenge (`masterProof`);
  * - the member proves itself to the master by MACing what it asks to be recorded as, bound to that
  *   master's node id, a time and a nonce (`memberJoinProof`).
+ * Each side's TLS certificate is pinned by its node key: the master signs its TLS port and
+ * certificate over the member's challenge (`masterTlsSignature`), the member's key proof covers its own.
  */
 
 /** A join proof older (or further in the future) than this is refused. */
@@ -22,9 +25,11 @@ export const newNonce = (): string => randomBytes(16).toString("hex");
 const MASTER_TAG = "batu-master/1";
 const JOIN_TAG = "batu-join/1";
 const JOIN_KEY_TAG = "batu-join-key/1";
+const MASTER_TLS_TAG = "batu-master-tls/1";
 const DISCOVERY_TAG = "batu-discovery/1";
 const masterFields = (nodeId: string, groupName: string, challenge: string) => [nodeId, groupName, challenge];
-const joinFields = (c: JoinClaim) => [c.masterNodeId, c.nodeId, c.address, c.nickname, c.at, c.nonce];
+const joinFields = (c: JoinClaim) => [c.masterNodeId, c.nodeId, c.address, c.nickname, c.at, c.nonce, c.tlsPort, c.certSha256];
+const masterTlsFields = (nodeId: string, challenge: string, tls: TlsEndpoint) => [nodeId, challenge, tls.port, tls.sha256];
 
 /** Who a master says it is, and its proof over the asker's challenge. */
 export interface MasterHello {
@@ -32,6 +37,26 @@ export interface MasterHello {
   group_name: string;
   /** masterProof(token, node_id, group_name, challenge), hex. */
   proof: string;
+  /** Where it serves TLS, and its certificate, signed by its node key over the challenge (`tls_signature`). */
+  tls_port?: number | undefined;
+  cert_sha256?: string | undefined;
+  tls_signature?: string | undefined;
+}
+
+/** The master's node key signature over its TLS endpoint, bound to the asker's challenge. */
+export function masterTlsSignature(nodeKey: Authenticator, nodeId: string, challenge: string, tls: TlsEndpoint): string {
+  return sealEnvelope(nodeKey, MASTER_TLS_TAG, masterTlsFields(nodeId, challenge, tls));
+}
+
+/**
+ * The TLS endpoint a hello names, when the node key of `nodeId` signed it over this very `challenge`;
+ * null otherwise (none named, another key, another challenge: a replayed or forged hello).
+ */
+export function verifyMasterTls(hello: MasterHello, challenge: string, nodeId: string): TlsEndpoint | null {
+  if (hello.tls_port === undefined || hello.cert_sha256 === undefined || hello.tls_signature === undefined) return null;
+  const tls = { port: hello.tls_port, sha256: hello.cert_sha256 };
+  const message = envelopeMessage(MASTER_TLS_TAG, masterTlsFields(nodeId, challenge, tls));
+  return nodeKeyAuthenticator(nodeId).verify(message, hello.tls_signature) ? tls : null;
 }
 
 export function masterProof(token: string, nodeId: string, groupName: string, challenge: string): string {
@@ -66,6 +91,9 @@ export interface JoinClaim {
   /** The member's clock, ms since the epoch. */
   at: number;
   nonce: string;
+  /** Where the member serves TLS, and its certificate (null: a join that names none). */
+  tlsPort: number | null;
+  certSha256: string | null;
 }
 
 export function memberJoinProof(token: string, claim: JoinClaim): string {

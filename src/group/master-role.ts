@@ -16,10 +16,11 @@ import type { Logger } from "../lib/logger.js";
 import type { GroupMemberRepo, MemberRecord } from "./member-repo.js";
 import { memberState, type LivenessTimes, type MemberState } from "./liveness.js";
 import { HeartbeatVerifier } from "./heartbeat.js";
-import { masterProof } from "./join-proof.js";
+import { masterProof, masterTlsSignature } from "./join-proof.js";
 import { rentalTermsDigest, sealRentalTerms } from "./rental-terms.js";
 import type { Authenticator } from "../auth/signed-envelope.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
+import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 
 /** A member as routing sees it: where it is and whether it is alive. */
 export interface GroupPeer {
@@ -29,6 +30,8 @@ export interface GroupPeer {
   state: MemberState;
   lastSeen: string;
   capacity: MemberCapacity | null;
+  /** Where it serves TLS and the certificate pinned for it; null until it told (no call goes to it). */
+  tls: TlsEndpoint | null;
 }
 
 /** What discovery answers with on a master (discovery.ts). */
@@ -42,8 +45,10 @@ export interface DiscoveryIdentity {
 export interface MasterRoleOptions {
   nodeId: string;
   groupName: string;
-  /** This host's group join token: what its hello proves it holds. */
-  joinToken: string;
+  /** This host's group join token, as it is now: what its hello proves it holds. */
+  joinToken: () => string;
+  /** Where this agent serves TLS, and its certificate; undefined while it does not. */
+  tls: () => TlsEndpoint | undefined;
   /** This agent's own address as the group sees it (ip:port). */
   selfAddress: () => string;
   /** The port this agent listens on: what discovery answers. */
@@ -54,7 +59,7 @@ export interface MasterRoleOptions {
   liveness: LivenessTimes;
   /** When this agent started: silence is counted from then at the earliest (liveness.ts). */
   startedAt: Date;
-  /** This master's node key: it signs the rental terms in heartbeat answers. */
+  /** This master's node key: it signs the rental terms in heartbeat answers and the TLS endpoint its hello names. */
   key: Authenticator;
   /** A node's rental terms (the ledger's), sent to each member in its heartbeat answers. */
   rentalTerms: (nodeId: string) => RentalTerms;
@@ -82,7 +87,9 @@ export class MasterRole {
   recordJoin(body: GroupJoin, callerIp: string, by: "operator" | "member"): GroupJoinReply {
     if (body.node_id === this.opts.nodeId) throw new ApiError("conflict", "a host cannot join its own group");
     const address = checkedMemberAddress(body.address, callerIp, by === "operator");
-    const rec = this.opts.members.upsert({ address, nodeId: body.node_id, nickname: body.nickname }, this.opts.now());
+    // The certificate is pinned only as the member's proofs cover it (the operator's hand-made record names none).
+    const tls = by === "member" && body.tls_port !== undefined && body.cert_sha256 !== undefined ? { port: body.tls_port, sha256: body.cert_sha256 } : undefined;
+    const rec = this.opts.members.upsert({ address, nodeId: body.node_id, nickname: body.nickname, tls }, this.opts.now());
     this.opts.log.info({ member: rec.address, memberNode: rec.nodeId }, "member recorded");
     return {
       message: "ok",
@@ -93,18 +100,25 @@ export class MasterRole {
     };
   }
 
-  /** Who this master is, proven over the asker's challenge (the unicast twin of a discovery answer). */
+  /**
+   * Who this master is, proven over the asker's challenge (the unicast twin of a discovery answer),
+   * and where it serves TLS with which certificate, signed by its node key over the same challenge.
+   */
   hello(challenge: string): MasterHello {
+    const tls = this.opts.tls();
     return {
       node_id: this.opts.nodeId,
       group_name: this.opts.groupName,
-      proof: masterProof(this.opts.joinToken, this.opts.nodeId, this.opts.groupName, challenge),
+      proof: masterProof(this.opts.joinToken(), this.opts.nodeId, this.opts.groupName, challenge),
+      ...(tls
+        ? { tls_port: tls.port, cert_sha256: tls.sha256, tls_signature: masterTlsSignature(this.opts.key, this.opts.nodeId, challenge, tls) }
+        : {}),
     };
   }
 
   /** What discovery answers with. */
   discoveryIdentity(): DiscoveryIdentity {
-    return { nodeId: this.opts.nodeId, groupName: this.opts.groupName, port: this.opts.agentPort(), joinToken: this.opts.joinToken };
+    return { nodeId: this.opts.nodeId, groupName: this.opts.groupName, port: this.opts.agentPort(), joinToken: this.opts.joinToken() };
   }
 
   list(): GroupList {
@@ -116,6 +130,8 @@ export class MasterRole {
       joined_at: m.joinedAt,
       last_seen: m.lastSeen,
       capacity: (m.capacity as MemberCapacity | null) ?? null,
+      tls_port: m.tls?.port ?? null,
+      cert_sha256: m.tls?.sha256 ?? null,
     }));
     return { master: this.opts.selfAddress(), group_name: this.opts.groupName, member, members: member };
   }
@@ -142,6 +158,7 @@ export class MasterRole {
       state: this.stateOf(m),
       lastSeen: m.lastSeen,
       capacity: (m.capacity as MemberCapacity | null) ?? null,
+      tls: m.tls,
     };
   }
 
@@ -163,7 +180,9 @@ export class MasterRole {
     if (holder?.nodeId && holder.nodeId !== hb.node_id) {
       throw new ApiError("conflict", `address: ${address} is another member's`);
     }
-    this.opts.members.heartbeat(hb.node_id, { address, nickname: hb.nickname, capacity: hb.capacity, vmCount: hb.capacity.vm_count }, now);
+    // Its certificate as its node key signed it: a member that made a new one is pinned to the new one.
+    const tls = hb.tls_port !== undefined && hb.cert_sha256 !== undefined ? { port: hb.tls_port, sha256: hb.cert_sha256 } : undefined;
+    this.opts.members.heartbeat(hb.node_id, { address, nickname: hb.nickname, capacity: hb.capacity, vmCount: hb.capacity.vm_count, tls }, now);
     const terms = this.opts.rentalTerms(hb.node_id);
     if (hb.rental_terms_digest === rentalTermsDigest(terms)) return { message: "ok" };
     return { message: "ok", rental_terms: sealRentalTerms(terms, hb.node_id, hb.sent_at, this.opts.key) };

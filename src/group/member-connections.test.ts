@@ -1,11 +1,12 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { createServer, type Server } from "node:http";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DbcError } from "../api/v1/envelope.js";
 import { sendToPeer } from "./forward.js";
 import { MemberConnections } from "./member-connections.js";
 import type { GroupPeer } from "./master-role.js";
+import { testTls } from "./testing.js";
 
 const servers: Server[] = [];
 const pools: MemberConnections[] = [];
@@ -14,21 +15,24 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => new Promise((r) => (s.closeAllConnections(), s.close(r)))));
 });
 
-/** A member stand-in: answers `{"ok":n}` (never after `answers` calls), counting the connections it accepted. */
+/** A member stand-in over TLS: answers `{"ok":n}` (never after `answers` calls), counting the connections it accepted. */
 async function member(opts: { answers?: number } = {}) {
   const seen = { connections: 0, calls: 0 };
-  const server = createServer((req, res) => {
+  const tls = await testTls();
+  const server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
     req.resume();
     req.on("end", () => {
       if (++seen.calls <= (opts.answers ?? Infinity)) res.end(JSON.stringify({ ok: seen.connections }));
     });
   });
-  server.on("connection", () => seen.connections++);
+  server.on("secureConnection", () => seen.connections++);
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { seen, server, address: `127.0.0.1:${(server.address() as AddressInfo).port}` };
+  const port = (server.address() as AddressInfo).port;
+  return { seen, server, address: `127.0.0.1:${port}`, tls: { port, sha256: tls.sha256 } };
 }
 
+/** The member as routing sees it: the stand-in's TLS port doubles as its recorded port here. */
 const peer = (address: string, state: GroupPeer["state"] = "alive"): GroupPeer => ({
   nodeId: "f".repeat(64),
   address,
@@ -36,8 +40,14 @@ const peer = (address: string, state: GroupPeer["state"] = "alive"): GroupPeer =
   state,
   lastSeen: "2026-01-01T00:00:00.000Z",
   capacity: null,
+  tls: { port: Number(address.split(":")[1]), sha256: pinned },
 });
+let pinned = "";
 const call = { method: "POST", url: "/api/v1/tasks", bodyText: "{}", renter: null };
+
+async function pinnedTo(): Promise<void> {
+  pinned = (await testTls()).sha256;
+}
 
 function pool(idleMs = 2000): MemberConnections {
   const p = new MemberConnections(idleMs);
@@ -56,6 +66,8 @@ async function failure(p: Promise<unknown>): Promise<DbcError> {
 }
 
 describe("MemberConnections", () => {
+  beforeAll(pinnedTo);
+
   it("keeps one connection to an alive member across calls", async () => {
     const m = await member();
     const p = pool();

@@ -1,4 +1,4 @@
-import { Agent } from "node:http";
+import { PinnedTlsAgent } from "../sdk/pinned-tls.js";
 import type { GroupPeer } from "./master-role.js";
 
 /** Idle keep-alive sockets kept per member at most (calls beyond that in parallel open more). */
@@ -11,9 +11,11 @@ export const MAX_IDLE_SOCKETS_PER_MEMBER = 4;
  * that went silent and came back starts over. A socket stays idle at most `idleMs`: when it is reused,
  * the member sent a whole reply on it within `idleMs`, as a fresh connect would have proved within
  * the connect bound. A socket the member closed (it stopped or restarted) leaves the pool on its own.
+ * Connections are TLS to the member's pinned certificate: a pool serves one address and one pin, and
+ * a member that moves or is pinned to a new certificate gets a new pool.
  */
 export class MemberConnections {
-  private readonly agents = new Map<string, { address: string; agent: Agent }>();
+  private readonly agents = new Map<string, { endpoint: string; agent: PinnedTlsAgent }>();
 
   constructor(
     /** Longest a socket waits idle for its next call: the forward's connect bound. */
@@ -21,16 +23,17 @@ export class MemberConnections {
     readonly maxIdleSockets: number = MAX_IDLE_SOCKETS_PER_MEMBER,
   ) {}
 
-  /** The agent for a call to `peer` now: its pool while it is alive at this address, else false. */
-  agentFor(peer: GroupPeer): Agent | false {
+  /** The agent for a call to `peer` now: its pool while it is alive at this address and pin, else false. */
+  agentFor(peer: GroupPeer): PinnedTlsAgent | false {
+    const endpoint = peer.tls ? `${peer.address} ${peer.tls.port} ${peer.tls.sha256}` : undefined;
     const kept = this.agents.get(peer.nodeId);
-    if (kept && (peer.state !== "alive" || kept.address !== peer.address)) this.forget(peer.nodeId);
-    if (peer.state !== "alive") return false;
+    if (kept && (peer.state !== "alive" || kept.endpoint !== endpoint)) this.forget(peer.nodeId);
+    if (peer.state !== "alive" || !peer.tls || !endpoint) return false;
     const reuse = this.agents.get(peer.nodeId);
     if (reuse) return reuse.agent;
     // `timeout` applies to idle sockets only: a call's own bounds are set on its request.
-    const agent = new Agent({ keepAlive: true, timeout: this.idleMs, maxFreeSockets: this.maxIdleSockets, scheduling: "lifo" });
-    this.agents.set(peer.nodeId, { address: peer.address, agent });
+    const agent = new PinnedTlsAgent(peer.tls.sha256, { keepAlive: true, timeout: this.idleMs, maxFreeSockets: this.maxIdleSockets, scheduling: "lifo" });
+    this.agents.set(peer.nodeId, { endpoint, agent });
     return agent;
   }
 

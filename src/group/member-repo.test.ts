@@ -18,8 +18,23 @@ describe("GroupMemberRepo", () => {
         lastSeen: t1.toISOString(),
         capacity: null,
         vmCount: null,
+        tls: null,
       },
     ]);
+  });
+  it("keeps the TLS endpoint pinned for a node id: a join or heartbeat naming one replaces it, another node never inherits it", () => {
+    const repo = new GroupMemberRepo(openDb(":memory:"));
+    const [first, second] = [{ port: 10443, sha256: "1".repeat(64) }, { port: 20443, sha256: "2".repeat(64) }];
+    repo.upsert({ address: "10.0.0.1:10000", nodeId: "a".repeat(64), tls: first }, t0);
+    repo.upsert({ address: "10.0.0.1:10000", nodeId: "a".repeat(64) }, t1);
+    expect(repo.byNodeId("a".repeat(64))?.tls).toEqual(first);
+    repo.heartbeat("a".repeat(64), { address: "10.0.0.1:10000", nickname: "", capacity: {}, vmCount: 0 }, t1);
+    expect(repo.byNodeId("a".repeat(64))?.tls).toEqual(first);
+    repo.heartbeat("a".repeat(64), { address: "10.0.0.1:10000", nickname: "", capacity: {}, vmCount: 0, tls: second }, t1);
+    expect(repo.byNodeId("a".repeat(64))?.tls).toEqual(second);
+    // The operator records another node at that address by hand: it names no certificate, and gets none.
+    repo.upsert({ address: "10.0.0.1:10000", nodeId: "b".repeat(64) }, t1);
+    expect(repo.byNodeId("b".repeat(64))?.tls).toBeNull();
   });
   it("a heartbeat updates a known member's address, capacity and last_seen; unknown nodes are not added", () => {
     const repo = new GroupMemberRepo(openDb(":memory:"));

@@ -1,4 +1,5 @@
 import { prepared, type Db } from "../store/db.js";
+import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 
 export interface MemberRecord {
   address: string;
@@ -9,6 +10,8 @@ export interface MemberRecord {
   /** The last heartbeat's capacity, as the member sent it (JSON); null before the first heartbeat. */
   capacity: unknown;
   vmCount: number | null;
+  /** Where the master calls it over TLS, and the certificate pinned for it; null until it told. */
+  tls: TlsEndpoint | null;
 }
 
 interface Row {
@@ -19,6 +22,8 @@ interface Row {
   last_seen: string;
   capacity_json: string | null;
   vm_count: number | null;
+  tls_port: number | null;
+  cert_sha256: string | null;
 }
 
 const toRecord = (r: Row): MemberRecord => ({
@@ -29,6 +34,7 @@ const toRecord = (r: Row): MemberRecord => ({
   lastSeen: r.last_seen,
   capacity: r.capacity_json === null ? null : (JSON.parse(r.capacity_json) as unknown),
   vmCount: r.vm_count,
+  tls: r.tls_port !== null && r.cert_sha256 !== null ? { port: r.tls_port, sha256: r.cert_sha256 } : null,
 });
 
 /**
@@ -48,7 +54,10 @@ export class GroupMemberRepo {
    * address: re-joining updates the record, never duplicates it. A stale record holding the address
    * (another node that used to live there) gives way.
    */
-  upsert(join: { address: string; nodeId?: string | undefined; nickname?: string | undefined }, now: Date): MemberRecord {
+  upsert(
+    join: { address: string; nodeId?: string | undefined; nickname?: string | undefined; tls?: TlsEndpoint | undefined },
+    now: Date,
+  ): MemberRecord {
     const at = now.toISOString();
     return this.db.transaction(() => {
       const byNode = join.nodeId
@@ -62,23 +71,29 @@ export class GroupMemberRepo {
         prepared(this.db, "DELETE FROM group_members WHERE address = ?").run(join.address);
       }
       if (existing) {
+        // A record taken over by another node id never keeps the certificate pinned for the old one.
+        const sameNode = (join.nodeId ?? existing.node_id) === existing.node_id;
+        const tls = join.tls ?? (sameNode && existing.tls_port !== null ? { port: existing.tls_port, sha256: existing.cert_sha256 } : null);
         prepared(
           this.db,
-          `UPDATE group_members SET address = ?, node_id = ?, nickname = ?, last_seen = ?
+          `UPDATE group_members SET address = ?, node_id = ?, nickname = ?, last_seen = ?,
+             tls_port = ?, cert_sha256 = ?
            WHERE ${existing.node_id && byNode ? "node_id = ?" : "address = ?"}`,
         ).run(
           join.address,
           join.nodeId ?? existing.node_id,
           join.nickname ?? existing.nickname,
           at,
+          tls?.port ?? null,
+          tls?.sha256 ?? null,
           existing.node_id && byNode ? existing.node_id : existing.address,
         );
       } else {
         prepared(
           this.db,
-          `INSERT INTO group_members (address, node_id, nickname, joined_at, last_seen)
-           VALUES (?, ?, ?, ?, ?)`,
-        ).run(join.address, join.nodeId ?? null, join.nickname ?? "", at, at);
+          `INSERT INTO group_members (address, node_id, nickname, joined_at, last_seen, tls_port, cert_sha256)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        ).run(join.address, join.nodeId ?? null, join.nickname ?? "", at, at, join.tls?.port ?? null, join.tls?.sha256 ?? null);
       }
       return toRecord(prepared(this.db, "SELECT * FROM group_members WHERE address = ?").get(join.address) as Row);
     })();
@@ -95,19 +110,34 @@ export class GroupMemberRepo {
   }
 
   /**
-   * Records a heartbeat of a known member (by node id): its current address, capacity and VM count.
+   * Records a heartbeat of a known member (by node id): its current address, capacity and VM count,
+   * and its TLS endpoint when the heartbeat names one.
    * Returns false when no member has that node id. A record without a node id (a seed 000 join from
    * that host) holding the new address gives way; another member's record never does (the caller
    * refuses that heartbeat first).
    */
-  heartbeat(nodeId: string, report: { address: string; nickname: string; capacity: unknown; vmCount: number }, now: Date): boolean {
+  heartbeat(
+    nodeId: string,
+    report: { address: string; nickname: string; capacity: unknown; vmCount: number; tls?: TlsEndpoint | undefined },
+    now: Date,
+  ): boolean {
     return this.db.transaction(() => {
       prepared(this.db, "DELETE FROM group_members WHERE address = ? AND node_id IS NULL").run(report.address);
       const r = prepared(
         this.db,
-        `UPDATE group_members SET address = ?, nickname = ?, last_seen = ?, capacity_json = ?, vm_count = ?
+        `UPDATE group_members SET address = ?, nickname = ?, last_seen = ?, capacity_json = ?, vm_count = ?,
+           tls_port = COALESCE(?, tls_port), cert_sha256 = COALESCE(?, cert_sha256)
          WHERE node_id = ?`,
-      ).run(report.address, report.nickname, now.toISOString(), JSON.stringify(report.capacity), report.vmCount, nodeId);
+      ).run(
+        report.address,
+        report.nickname,
+        now.toISOString(),
+        JSON.stringify(report.capacity),
+        report.vmCount,
+        report.tls?.port ?? null,
+        report.tls?.sha256 ?? null,
+        nodeId,
+      );
       return r.changes > 0;
     })();
   }

@@ -6,6 +6,7 @@ import type { Logger } from "../lib/logger.js";
 import type { DiscoveredMaster } from "./discovery.js";
 import type { HostConfigStore } from "./host-config-store.js";
 import { HeartbeatSender, type MasterContact } from "./heartbeat.js";
+import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 import { nodeKeyAuthenticator } from "../auth/signed-envelope.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
 import { openRentalTerms, rentalTermsDigest } from "./rental-terms.js";
@@ -22,6 +23,8 @@ export interface MemberRoleOptions {
   /** This member's node key: it signs the heartbeats. */
   key: Authenticator;
   agentPort: () => number;
+  /** Where this agent serves TLS, and its certificate; undefined while it does not. */
+  tls: () => TlsEndpoint | undefined;
   nickname: () => string;
   log: Logger;
   now: () => Date;
@@ -62,7 +65,9 @@ export class MemberRole {
       nodeId: this.opts.nodeId,
       key: this.opts.key,
       master: () => this.host.master,
+      masterNodeId: () => this.host.master_node_id,
       agentPort: this.opts.agentPort,
+      tls: this.opts.tls,
       nickname: this.opts.nickname,
       capacity: schedule.capacity,
       log: this.opts.log,

@@ -10,6 +10,7 @@ import { cryptoWaitReady, peerServer, testGroupService, testNode } from "./testi
 import { nodeKeyAuthenticator, type Authenticator } from "../auth/signed-envelope.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
 import { openRentalTerms, rentalTermsDigest, sealRentalTerms } from "./rental-terms.js";
+import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 
 const TOKEN = "join-token-0123456789abcdef";
 const capacity: MemberCapacity = {
@@ -58,16 +59,20 @@ const master = (rentalTerms?: (nodeId: string) => RentalTerms) =>
   testGroupService({ seed: 1, hostConfig: { host_type: "master", group_name: "g1" }, joinToken: TOKEN, ...(rentalTerms ? { rentalTerms } : {}) });
 
 const ADMIN = "admin-token-0123456789abcdef";
+/** The certificate members of these tests claim (nothing connects to them over TLS here). */
+const TLS_SHA = "d".repeat(64);
 
 /** A member's join body with a proof made with `token` for the master `masterNodeId`. */
 function joinBody(masterNodeId: string, member: { nodeId: string; key: Authenticator }, token = TOKEN, address = "10.0.0.2:10000"): GroupJoin {
-  const claim = { masterNodeId, nodeId: member.nodeId, address, nickname: "m", at: Date.now(), nonce: newNonce() };
+  const claim = { masterNodeId, nodeId: member.nodeId, address, nickname: "m", at: Date.now(), nonce: newNonce(), tlsPort: 10443, certSha256: TLS_SHA };
   return {
     node_id: member.nodeId,
     address: claim.address,
     nickname: claim.nickname,
     proof: { at: claim.at, nonce: claim.nonce, mac: memberJoinProof(token, claim) },
     key_proof: memberKeyProof(member.key, claim),
+    tls_port: claim.tlsPort,
+    cert_sha256: claim.certSha256,
   };
 }
 
@@ -171,9 +176,16 @@ describe("GroupService in no group", () => {
 });
 
 describe("GroupService becoming a member", () => {
-  /** A master's service behind a tiny HTTP server, as the member's calls reach it. */
+  /** A master's service behind a tiny HTTP and TLS server, as the member's calls reach it. */
   async function servedMaster(opts: { rentalTerms?: (nodeId: string) => RentalTerms; answer?: (reply: GroupHeartbeatReply) => GroupHeartbeatReply } = {}) {
-    const m = master(opts.rentalTerms);
+    let tls: TlsEndpoint | undefined;
+    const m = testGroupService({
+      seed: 1,
+      hostConfig: { host_type: "master", group_name: "g1" },
+      joinToken: TOKEN,
+      tls: () => tls,
+      ...(opts.rentalTerms ? { rentalTerms: opts.rentalTerms } : {}),
+    });
     const answer = opts.answer ?? ((r) => r);
     const peer = await peerServer({
       "GET /master/group/hello": (_b, req) => m.service.hello(new URL(req.url!, "http://x").searchParams.get("challenge") ?? ""),
@@ -181,7 +193,8 @@ describe("GroupService becoming a member", () => {
       "POST /master/group/heartbeat": (body, req) => answer(m.service.recordHeartbeat(body as GroupHeartbeat, req.socket.remoteAddress ?? "")),
     });
     closers.push(peer.close);
-    return { ...m, address: peer.address };
+    tls = peer.tls;
+    return { ...m, address: peer.address, peer };
   }
 
   it("joins a master that proves the token, writes host_config.json, takes the member role and beats at once", async () => {

@@ -25,6 +25,7 @@ import { JoinAuthenticator } from "./join-authenticator.js";
 import { joinMaster } from "./join-master.js";
 import { MasterRole, type DiscoveryIdentity, type GroupPeer } from "./master-role.js";
 import { MemberRole, type HeartbeatSchedule } from "./member-role.js";
+import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 
 export interface GroupServiceOptions {
   confDir: string;
@@ -32,10 +33,12 @@ export interface GroupServiceOptions {
   nodeId: string;
   /** This host's node key: it signs a member's heartbeats. */
   key: Authenticator;
-  /** This host's group join token: what members must prove they hold. */
-  joinToken: string;
-  /** The operator's token, which seed 000 callers may present to the join endpoint too. */
-  adminToken: string;
+  /** This host's group join token, as it is now (rotated without a restart): what members must prove they hold. */
+  joinToken: () => string;
+  /** The operator's token as it is now, which seed 000 callers may present to the join endpoint too. */
+  adminToken: () => string;
+  /** Where this agent serves TLS, and its certificate (the group pins it by the node id); undefined while it does not. */
+  tls: () => TlsEndpoint | undefined;
   nickname: () => string;
   /** This agent's own address as the group sees it (ip:port). */
   selfAddress: () => string;
@@ -84,6 +87,7 @@ export class GroupService {
           nodeId: this.opts.nodeId,
           groupName: host.group_name,
           joinToken: this.opts.joinToken,
+          tls: this.opts.tls,
           selfAddress: this.opts.selfAddress,
           agentPort: this.opts.agentPort,
           members: this.opts.members,
@@ -100,6 +104,7 @@ export class GroupService {
           nodeId: this.opts.nodeId,
           key: this.opts.key,
           agentPort: this.opts.agentPort,
+          tls: this.opts.tls,
           nickname: this.opts.nickname,
           log: this.opts.log,
           now: this.now,
@@ -228,10 +233,13 @@ export class GroupService {
    * takes the member role at once. Nothing is written if anything fails.
    */
   async becomeMember(req: BecomeMember): Promise<BecomeMemberReply> {
+    const tls = this.opts.tls();
+    if (!tls) throw new ApiError("conflict", "this agent serves no TLS yet: a member is called over TLS only");
     const { config, reply } = await joinMaster(req, {
       nodeId: this.opts.nodeId,
       key: this.opts.key,
       agentPort: this.opts.agentPort,
+      tls: () => tls,
       nickname: this.opts.nickname,
       now: this.now,
     });

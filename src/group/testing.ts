@@ -1,8 +1,10 @@
 /**
- * Test helpers of the group: node keys from fixed seeds, a group service over a fresh store and conf
- * dir, and a tiny peer server on loopback that answers like another agent.
+ * Test helpers of the group: node keys from fixed seeds, TLS certificates, a group service over a
+ * fresh store and conf dir, and a tiny peer server on loopback that answers like another agent (on a
+ * plain port and a TLS one).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer, type Server as TlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,6 +18,8 @@ import { openDb } from "../store/db.js";
 import { createLogger } from "../lib/logger.js";
 import { GroupMemberRepo } from "./member-repo.js";
 import { GroupService } from "./service.js";
+import { loadTlsIdentity, type TlsIdentity } from "../auth/tls-identity.js";
+import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
 
 /** A node's id and key, from a one-byte seed. Call `await cryptoWaitReady()` first. */
@@ -27,6 +31,21 @@ export function testNode(seed: number): { nodeId: string; key: Authenticator } {
 
 export { cryptoWaitReady };
 
+const tlsIdentities = new Map<string, Promise<TlsIdentity>>();
+
+/** A TLS key and self-signed certificate, made once per `name` in this process (openssl, as an agent makes its own). */
+export function testTls(name = "peer"): Promise<TlsIdentity> {
+  let made = tlsIdentities.get(name);
+  if (!made) {
+    made = loadTlsIdentity(mkdtempSync(join(tmpdir(), "batu-tls-")), name);
+    tlsIdentities.set(name, made);
+  }
+  return made;
+}
+
+/** A TLS endpoint no one serves: what a service that never takes a call over TLS names as its own. */
+export const UNSERVED_TLS: TlsEndpoint = { port: 10443, sha256: "e".repeat(64) };
+
 /** A group service as an agent has it, over an in-memory store and a fresh conf dir. */
 export function testGroupService(opts: {
   seed: number;
@@ -34,6 +53,8 @@ export function testGroupService(opts: {
   joinToken?: string;
   agentPort?: number;
   now?: () => Date;
+  /** Its own TLS endpoint (read at each use); default UNSERVED_TLS. */
+  tls?: () => TlsEndpoint | undefined;
   /** A node's rental terms as this host's ledger has them; default none. */
   rentalTerms?: (nodeId: string) => RentalTerms;
 }): { service: GroupService; members: GroupMemberRepo; confDir: string; nodeId: string } {
@@ -45,8 +66,9 @@ export function testGroupService(opts: {
     hostConfig: opts.hostConfig,
     nodeId,
     key,
-    joinToken: opts.joinToken ?? "join-token-0123456789abcdef",
-    adminToken: "admin-token-0123456789abcdef",
+    joinToken: () => opts.joinToken ?? "join-token-0123456789abcdef",
+    adminToken: () => "admin-token-0123456789abcdef",
+    tls: opts.tls ?? (() => UNSERVED_TLS),
     nickname: () => `node-${opts.seed}`,
     selfAddress: () => `127.0.0.1:${opts.agentPort ?? 10000}`,
     agentPort: () => opts.agentPort ?? 10000,
@@ -61,15 +83,32 @@ export function testGroupService(opts: {
 /** One route of a peer server: parsed JSON body in, JSON out (an ApiError becomes its status and message). */
 export type PeerRoute = (body: unknown, req: IncomingMessage) => unknown;
 
+/** A peer server: its plain address, and the TLS port and certificate it serves the same routes with. */
+export interface PeerServer {
+  server: Server;
+  tlsServer: TlsServer;
+  /** `127.0.0.1:<plain port>`. */
+  address: string;
+  /** `127.0.0.1:<TLS port>`. */
+  tlsAddress: string;
+  tls: TlsEndpoint;
+  /** Requests it got, by transport. */
+  seen: { plain: number; tls: number };
+  close(): Promise<void>;
+}
+
 /**
- * A tiny HTTP server on 127.0.0.1 standing in for another agent: each `METHOD /path` (query ignored)
- * answers from its route; anything else is a 404. `raw` routes write the response themselves.
+ * A tiny HTTP server on 127.0.0.1 standing in for another agent, on a plain port and a TLS one (with
+ * the certificate `testTls(tlsName)`): each `METHOD /path` (query ignored) answers from its route;
+ * anything else is a 404. `raw` routes write the response themselves.
  */
 export async function peerServer(
   routes: Record<string, PeerRoute>,
   raw: Record<string, (req: IncomingMessage, res: ServerResponse, body: string) => void> = {},
-): Promise<{ server: Server; address: string; close(): Promise<void> }> {
-  const server = createServer((req, res) => {
+  tlsName = "peer",
+): Promise<PeerServer> {
+  const seen = { plain: 0, tls: 0 };
+  const handler: RequestListener = (req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
@@ -90,11 +129,23 @@ export async function peerServer(
         reply(500, { message: (e as Error).message });
       }
     });
-  });
+  };
+  const server = createServer((req, res) => (seen.plain++, handler(req, res)));
+  const identity = await testTls(tlsName);
+  const tlsServer = createTlsServer({ key: identity.key, cert: identity.cert }, (req, res) => (seen.tls++, handler(req, res)));
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  await new Promise<void>((r) => tlsServer.listen(0, "127.0.0.1", r));
+  const tlsPort = (tlsServer.address() as AddressInfo).port;
+  const closeOne = (s: Server | TlsServer) => new Promise<void>((r) => (s.closeAllConnections(), s.close(() => r())));
   return {
     server,
+    tlsServer,
     address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise((r) => (server.closeAllConnections(), server.close(() => r()))),
+    tlsAddress: `127.0.0.1:${tlsPort}`,
+    tls: { port: tlsPort, sha256: identity.sha256 },
+    seen,
+    close: async () => {
+      await Promise.all([closeOne(server), closeOne(tlsServer)]);
+    },
   };
 }

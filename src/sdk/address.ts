@@ -15,6 +15,6 @@ export function seedAddress(address: string): string {
   return n.endsWith(`:${DEFAULT_AGENT_PORT}`) ? n.slice(0, -`:${DEFAULT_AGENT_PORT}`.length) : n;
 }
 
-export function baseUrl(address: string): string {
-  return `http://${normalizeAddress(address)}`;
+export function baseUrl(address: string, scheme: "http" | "https" = "http"): string {
+  return `${scheme}://${normalizeAddress(address)}`;
 }

@@ -11,28 +11,34 @@ import type {
   MasterHello,
   MyMaster,
   SystemConfig,
+  TokenRotate,
+  TokenRotateReply,
 } from "../api/host.js";
 import type { RentGrant, RentGrantReply, RentList, RentListQuery, RentRevoke } from "../api/host-rent.js";
 import { baseUrl } from "./address.js";
 import { requestJson } from "./http.js";
 
-/** Typed client of an agent's host API (seed 000). */
+/**
+ * Typed client of an agent's host API (seed 000): over HTTP (the CLI to its own agent, on loopback; a
+ * master's hello), or over TLS to a pinned certificate (`tls`: agents calling each other).
+ */
 export class HostClient {
   readonly url: string;
   constructor(
     private readonly address: string,
     private readonly token?: string,
     private readonly timeoutMs = 10_000,
+    private readonly tls?: { sha256: string },
   ) {
-    this.url = baseUrl(address);
+    this.url = baseUrl(address, tls ? "https" : "http");
   }
 
   private get<T>(path: string): Promise<T> {
-    return requestJson<T>(this.address, path, { token: this.token, timeoutMs: this.timeoutMs });
+    return requestJson<T>(this.address, path, { token: this.token, timeoutMs: this.timeoutMs, tls: this.tls });
   }
 
   private post<T>(path: string, body: unknown, token = this.token): Promise<T> {
-    return requestJson<T>(this.address, path, { method: "POST", token, body, timeoutMs: this.timeoutMs });
+    return requestJson<T>(this.address, path, { method: "POST", token, body, timeoutMs: this.timeoutMs, tls: this.tls });
   }
 
   config(): Promise<SystemConfig> {
@@ -84,6 +90,11 @@ export class HostClient {
   rentList(query: RentListQuery = {}): Promise<RentList> {
     const q = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined));
     return this.get(`/common/rent/list${q.size > 0 ? `?${q}` : ""}`);
+  }
+
+  /** Operator: replace this host's admin or join token (the old one is refused from then on). */
+  rotateToken(body: TokenRotate): Promise<TokenRotateReply> {
+    return this.post("/common/token/rotate", body);
   }
 
   /** Operator: end a rental now. */

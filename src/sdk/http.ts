@@ -4,9 +4,13 @@
  * `openHttp`. Each call has two bounds, each with its own error text: the TCP connection must open
  * within `connectTimeoutMs` ("no connection within N ms"), then the socket may stay silent at most
  * `replyTimeoutMs` ("no reply within N ms"). A caller may pass its own keep-alive pool (`agent`).
+ * Calls between agents go over TLS to a pinned certificate (`tls`: pinned-tls.ts); the CLI's calls
+ * to its own agent stay on loopback HTTP.
  */
 import { request, type Agent, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
+import { request as tlsRequest } from "node:https";
 import { baseUrl, normalizeAddress } from "./address.js";
+import { PinnedTlsAgent } from "./pinned-tls.js";
 
 /** A non-2xx reply of a batu agent, with the reason it gave. */
 export class HostApiError extends Error {
@@ -49,8 +53,13 @@ export interface HttpCall {
   headers?: Record<string, string>;
   /** Sent as is; none for a call without a body. */
   body?: string;
-  /** A keep-alive pool; `false` for a fresh connection; default: node's global agent. */
+  /**
+   * A keep-alive pool; `false` for a fresh connection; default: node's global agent. With `tls`, a
+   * PinnedTlsAgent of the same pin, or a fresh connection.
+   */
   agent?: Agent | false;
+  /** Over TLS, to a peer that must present this certificate (SHA-256, hex); `address` names its TLS port. */
+  tls?: { sha256: string } | undefined;
   connectTimeoutMs: number;
 }
 
@@ -67,14 +76,18 @@ function startRequest(call: HttpCall) {
   const colon = address.lastIndexOf(":");
   const headers: Record<string, string | number> = { ...call.headers };
   if (call.body !== undefined) headers["content-length"] = Buffer.byteLength(call.body);
-  return request({
+  const options = {
     host: address.slice(0, colon).replace(/^\[|\]$/g, ""),
     port: Number(address.slice(colon + 1)),
     method: call.method,
     path: call.path,
     headers,
-    ...(call.agent !== undefined ? { agent: call.agent } : {}),
-  });
+  };
+  if (!call.tls) return request({ ...options, ...(call.agent !== undefined ? { agent: call.agent } : {}) });
+  const pool = call.agent instanceof PinnedTlsAgent ? call.agent : undefined;
+  if (pool && pool.sha256 !== call.tls.sha256) throw new Error("a pool of another pin: a wiring bug");
+  // A fresh agent without keep-alive: one connection, closed after the reply; its handshake within the connect bound.
+  return tlsRequest({ ...options, agent: pool ?? new PinnedTlsAgent(call.tls.sha256, {}, call.connectTimeoutMs) });
 }
 
 /**
@@ -135,6 +148,8 @@ export interface RequestOptions {
   method?: "GET" | "POST";
   token?: string | undefined;
   body?: unknown;
+  /** Over TLS to this pinned certificate (`address` then names the TLS port). */
+  tls?: { sha256: string } | undefined;
   /** Bounds the connection and then the reply, each. */
   timeoutMs?: number;
 }
@@ -156,11 +171,12 @@ export async function requestJson<T>(address: string, path: string, opts: Reques
       path,
       headers,
       ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+      tls: opts.tls,
       connectTimeoutMs: timeoutMs,
       replyTimeoutMs: timeoutMs,
     });
   } catch (e) {
-    throw new UnreachableError(baseUrl(address) + path, e);
+    throw new UnreachableError(baseUrl(address, opts.tls ? "https" : "http") + path, e);
   }
   const text = res.body.toString("utf8");
   let parsed: unknown = undefined;

@@ -1,3 +1,4 @@
 export * from "./address.js";
 export * from "./http.js";
 export * from "./host-client.js";
+export * from "./pinned-tls.js";

@@ -12,7 +12,12 @@ export interface AppDeps {
   log: Logger;
   /** Bounds on what one client may hold (see server/limits.ts); defaults when absent. */
   limits?: { requestTimeoutMs?: number };
-  adminToken: string;
+  /** The admin token in force now (rotated without a restart). */
+  adminToken: () => string;
+  /** This agent's HTTPS port (undefined while it serves none: tests of the app alone). */
+  tlsPort?: () => number | undefined;
+  /** Rotates one of this host's tokens; returns the file that holds the new one. Absent: not offered. */
+  rotateToken?: (kind: "admin" | "join") => string;
   systemConfig: () => SystemConfig;
   group: GroupService;
   /** The VM lifecycle (create, actions, changes). */

@@ -140,4 +140,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX vms_by_task ON vms (owner, task_id);
     `,
   },
+  {
+    version: 8,
+    name: "group members: their TLS endpoint",
+    // Where the master calls a member over TLS, and the certificate it pins (from the member's join
+    // proof or its signed heartbeats); NULL until the member told.
+    sql: `
+      ALTER TABLE group_members ADD COLUMN tls_port INTEGER;
+      ALTER TABLE group_members ADD COLUMN cert_sha256 TEXT;
+    `,
+  },
 ];

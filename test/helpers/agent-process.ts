@@ -14,6 +14,8 @@ export interface AgentStartOptions {
   confDir?: string;
   dataDir?: string;
   port?: number;
+  /** Its HTTPS port; default: 0 (any), or the agent's own default (10443) inside a namespace of its own (`wrap`). */
+  tlsPort?: number;
   /** The address it binds (default 127.0.0.1). */
   host?: string;
   extraArgs?: string[];
@@ -30,6 +32,13 @@ export interface AgentProcess {
   child: ChildProcess;
   url: string;
   port: number;
+  /** `https://host:tlsPort`: every route over TLS (the agent's self-signed certificate). */
+  tlsUrl: string;
+  tlsPort: number;
+  /** SHA-256 of its TLS certificate. */
+  certSha256: string;
+  /** `sha256//...`: its public key pin, as `curl --pinnedpubkey` takes it. */
+  curlPin: string;
   nodeId: string;
   confDir: string;
   dataDir: string;
@@ -79,23 +88,30 @@ export async function startAgentProcess(opts: AgentStartOptions = {}): Promise<A
   const confDir = opts.confDir ?? join(base!, "conf");
   const dataDir = opts.dataDir ?? join(base!, "data");
   const [program, ...prefix] = [...(opts.wrap ?? []), process.execPath];
+  // Agents of this machine's test files share its loopback: a free HTTPS port each, unless told.
+  const tlsPort = opts.tlsPort ?? (opts.wrap ? undefined : 0);
   const child = spawn(
     program!,
-    [...prefix, CLI, "agent", "--host", opts.host ?? "127.0.0.1", "--port", String(opts.port ?? 0), "--conf-dir", confDir, "--data-dir", dataDir, ...(opts.extraArgs ?? [])],
+    [
+      ...prefix, CLI, "agent", "--host", opts.host ?? "127.0.0.1", "--port", String(opts.port ?? 0),
+      ...(tlsPort !== undefined ? ["--tls-port", String(tlsPort)] : []),
+      "--conf-dir", confDir, "--data-dir", dataDir, ...(opts.extraArgs ?? []),
+    ],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } },
   );
   let stderr = "";
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  const ready = new Promise<{ url: string; nodeId: string }>((resolveReady, reject) => {
+  type Listening = { url: string; tlsUrl: string; certSha256: string; curlPin: string; nodeId: string };
+  const ready = new Promise<Listening>((resolveReady, reject) => {
     const timer = setTimeout(() => reject(new Error(`agent did not start in time:\n${stderr}`)), opts.timeoutMs ?? 30_000);
     child.stderr!.on("data", (b: Buffer) => {
       stderr += b.toString();
       for (const line of stderr.split("\n")) {
         if (!line.includes('"agent listening"')) continue;
         try {
-          const j = JSON.parse(line) as { url: string; nodeId: string };
+          const j = JSON.parse(line) as Listening;
           clearTimeout(timer);
-          resolveReady({ url: j.url, nodeId: j.nodeId });
+          resolveReady(j);
           return;
         } catch {
           // a partial line: wait for more
@@ -113,12 +129,16 @@ export async function startAgentProcess(opts: AgentStartOptions = {}): Promise<A
   void exited.then((code) => {
     if (!stopping) console.error(`agent exited unexpectedly (code ${code}); last log lines:\n${stderr.split("\n").slice(-15).join("\n")}`);
   });
-  const { url, nodeId } = await ready;
+  const { url, tlsUrl, certSha256, curlPin, nodeId } = await ready;
   return {
     options: { ...opts, confDir, dataDir },
     child,
     url,
     port: Number(new URL(url).port),
+    tlsUrl,
+    tlsPort: Number(new URL(tlsUrl).port),
+    certSha256,
+    curlPin,
     nodeId,
     confDir,
     dataDir,

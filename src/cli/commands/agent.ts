@@ -4,11 +4,13 @@ import { createLogger } from "../../lib/logger.js";
 import { UsageError } from "../errors.js";
 import { AGENT_FLAGS, parse, parsePort } from "../options.js";
 
-export const usage = `batu agent [--port 10000] [--host 0.0.0.0] [--conf-dir ./conf] [--data-dir ./data] [--log-level info]
+export const usage = `batu agent [--port 10000] [--tls-port 10443] [--host 0.0.0.0] [--conf-dir ./conf] [--data-dir ./data] [--log-level info]
            [--forward-host <addr>] [--cpu-overcommit 1] [--disk-overcommit 1] [--shutdown-timeout 60]
            [--heartbeat-ms 3000] [--suspect-after-ms 10000] [--dead-after-ms 60000]
            [--request-timeout 30] [--discover [--group-name <name>]]
-  Runs this machine's agent: the host API (seed 000) on the given port.
+  Runs this machine's agent: the host API (seed 000) on the given port, and every route over HTTPS on
+  --tls-port (a self-signed certificate, conf/tls.crt; see batu tls). Other hosts must use HTTPS for
+  the host API; the renter API (/api/v1) is served on both.
   --discover          find the master on the local network (SSDP) and join it; the master's join
                       token comes from BATU_JOIN_TOKEN (it is never sent: both sides prove they hold it)
   --group-name        with --discover: join only the master of this group
@@ -69,6 +71,7 @@ export async function agentCommand(args: string[]): Promise<void> {
       {
         host: values.host,
         port: parsePort(values.port),
+        tlsPort: parsePort(values["tls-port"], "--tls-port"),
         confDir: values["conf-dir"],
         dataDir: values["data-dir"],
         forwardHost: values["forward-host"],
@@ -86,7 +89,9 @@ export async function agentCommand(args: string[]): Promise<void> {
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError(`cannot start: ${e.message}`, 78);
     if ((e as NodeJS.ErrnoException).code === "EADDRINUSE") {
-      throw new UsageError(`cannot start: port ${values.port} on ${values.host} is already in use`, 1);
+      // The plain port or the HTTPS one: the error names which.
+      const port = (e as { port?: number }).port ?? values.port;
+      throw new UsageError(`cannot start: port ${port} on ${values.host} is already in use`, 1);
     }
     throw e;
   }

@@ -52,7 +52,7 @@ async function groupJoin(args: string[]): Promise<void> {
     if (!(e instanceof UnreachableError)) throw e;
     // No agent runs here: do the same thing offline, through the same service.
     const state = await openAgentState(
-      { confDir: values["conf-dir"], dataDir: values["data-dir"], host: values.host, port },
+      { confDir: values["conf-dir"], dataDir: values["data-dir"], host: values.host, port, tlsPort: parsePort(values["tls-port"], "--tls-port") },
       createLogger({ level: "warn" }),
     );
     try {

@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { ErrorReply } from "../../../api/common.js";
-import { SystemConfig } from "../../../api/host.js";
+import { SystemConfig, TokenRotate, TokenRotateReply } from "../../../api/host.js";
+import { ApiError } from "../../../api/errors.js";
 import type { AppDeps } from "../../deps.js";
 
-/** Seed 000 `/common/...`: this host's config. */
+/** Seed 000 `/common/...`: this host's config; batu's token rotation. */
 export const commonRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
   app.get(
     "/common/config",
@@ -16,4 +17,33 @@ export const commonRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async 
     },
     async () => deps.systemConfig(),
   );
+
+  const rotate = deps.rotateToken;
+  if (rotate) {
+    app.post(
+      "/common/token/rotate",
+      {
+        schema: {
+          summary: "Replace this host's admin or join token, at once and without a restart (what `batu token rotate` calls)",
+          description:
+            "A new random token is written to conf/admin.token or conf/join.token (mode 0600, atomically) and is the " +
+            "only one accepted from the next request on; the reply names the file, never the token. Rotating the join " +
+            "token changes nothing for members that joined already (they sign with their node keys).",
+          tags: ["host"],
+          body: TokenRotate,
+          response: { 200: TokenRotateReply, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 409: ErrorReply },
+        },
+      },
+      async (req) => {
+        let file: string;
+        try {
+          file = rotate(req.body.token);
+        } catch (e) {
+          throw new ApiError("conflict", `the ${req.body.token} token cannot be replaced: ${(e as Error).message}`);
+        }
+        req.log.info({ kind: req.body.token }, "token rotated");
+        return { message: "ok" as const, token: req.body.token, file };
+      },
+    );
+  }
 };

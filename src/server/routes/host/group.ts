@@ -26,7 +26,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
       "Re-joining updates the member's record. The address defaults to the caller's IP and port 10000. " +
       "Authenticated by `Authorization: Bearer <join token>` (seed 000) or, without any header, by `proof`: " +
       "an HMAC keyed by the join token (src/group/join-proof.ts), which is how batu members join, so the " +
-      "token never crosses the network.",
+      "token never crosses the network. From another host, over HTTPS only (403 over plain HTTP).",
     tags: ["group"],
     security: [],
     body: GroupJoin,
@@ -34,7 +34,8 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
   };
   for (const url of ["/master/group/json", "/master/group/join"]) {
     // Public on the hook's level: the service checks the bearer token or the proof, in constant time.
-    app.post(url, { schema: joinSchema, config: { auth: "public" } }, async (req) =>
+    // From another host over TLS only: a seed 000 join carries the join token itself.
+    app.post(url, { schema: joinSchema, config: { auth: "public", transport: "tls" } }, async (req) =>
       deps.group.recordJoin(req.body, req.ip, bearerToken(req.headers.authorization)),
     );
   }
@@ -73,7 +74,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
         response: { 200: GroupHeartbeatReply, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
       },
       // Public on the token level: the service checks the member's signature instead.
-      config: { auth: "public", quietLog: true },
+      config: { auth: "public", transport: "tls", quietLog: true },
     },
     async (req) => deps.group.recordHeartbeat(req.body, req.ip),
   );

@@ -21,7 +21,7 @@ beforeAll(async () => {
   bob = testWallet("//bob");
   app = Fastify({ ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } }).withTypeProvider<TypeBoxTypeProvider>();
   app.setErrorHandler(errorHandler);
-  app.addHook("onRequest", authHook({ adminToken: ADMIN }));
+  app.addHook("onRequest", authHook({ adminToken: () => ADMIN }));
   await app.register(rentRoutes, { deps: { rentals: new RentalLedger(openDb(":memory:")), now: () => clock } });
   await app.ready();
 });

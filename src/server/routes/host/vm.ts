@@ -121,8 +121,8 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; vmQue
           security: [],
           response: { 200: VmList, 401: ErrorReply },
         },
-        // Public on the token level: the master's signature is checked instead.
-        config: { auth: "public" },
+        // Public on the token level: the master's signature is checked instead. Its reply is the VMs: TLS only.
+        config: { auth: "public", transport: "tls" },
       },
       async (req) => {
         groupVms.verifyMaster(req.headers, req.url, JSON.stringify(req.body ?? null));

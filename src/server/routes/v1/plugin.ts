@@ -8,6 +8,8 @@ import { eventRoutes } from "./events.js";
 import { routeToMember } from "./route-to-member.js";
 import { setForwardedRenter } from "./target.js";
 import { ForwardVerifier, NO_BODY_TEXT } from "../../../group/forward.js";
+import { DbcError } from "../../../api/v1/envelope.js";
+import { privateTransport } from "../../transport.js";
 
 /**
  * Seed 001, DBC's client API, under `/api/v1`: its own identities (signatures, sessions; no admin
@@ -34,6 +36,8 @@ export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps
     // A call forwarded by this member's master: checked on the body text as sent, before any other hook.
     app.addHook("preValidation", async (req) => {
       if (!ForwardVerifier.isForwarded(req.headers)) return;
+      // A master calls its members over TLS: its calls' replies (tasks, passwords) never cross the LAN in clear.
+      if (!privateTransport(req)) throw new DbcError(-3, "check authority failed: forwarded call refused: not over TLS");
       const renter = group.router.verifyForwarded(req.headers, req.method, req.url, sentBodies.get(req) ?? NO_BODY_TEXT);
       if (renter) setForwardedRenter(req, renter);
     });

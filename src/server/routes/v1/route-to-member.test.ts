@@ -8,7 +8,7 @@ import { v1Routes } from "./plugin.js";
 
 const MASTER = "a".repeat(64);
 const MEMBER = "b".repeat(64);
-const peer: GroupPeer = { nodeId: MEMBER, address: "127.0.0.1:1", nickname: "m", state: "alive", lastSeen: new Date().toISOString(), capacity: null };
+const peer: GroupPeer = { nodeId: MEMBER, address: "127.0.0.1:1", nickname: "m", state: "alive", lastSeen: new Date().toISOString(), capacity: null, tls: null };
 const forwarded: ForwardCall[] = [];
 let app: FastifyInstance;
 

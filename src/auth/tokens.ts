@@ -1,0 +1,67 @@
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { ADMIN_TOKEN_FILE, JOIN_TOKEN_FILE } from "./identity.js";
+import { newToken } from "./secrets.js";
+
+/** The two tokens of a host: the operator's (host API) and the group's (joins). */
+export type TokenKind = "admin" | "join";
+
+export const TOKEN_FILES: Record<TokenKind, string> = { admin: ADMIN_TOKEN_FILE, join: JOIN_TOKEN_FILE };
+
+/**
+ * Writes a fresh token to `conf/<kind>.token` through a 0600 temporary file, flushed, then renamed
+ * over the old one (and the directory flushed): a crash leaves the old token or the new one, never
+ * half of one, and the file is never readable by others. Returns the new token. Throws on a failed
+ * write (a read-only conf dir), the old file untouched.
+ */
+export function writeNewToken(confDir: string, kind: TokenKind): string {
+  const path = join(confDir, TOKEN_FILES[kind]);
+  const tmp = join(confDir, `.${TOKEN_FILES[kind]}.${process.pid}.tmp`);
+  const token = newToken();
+  rmSync(tmp, { force: true });
+  try {
+    const fd = openSync(tmp, "wx", 0o600);
+    try {
+      writeSync(fd, token + "\n");
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  const dir = openSync(confDir, "r");
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+  return token;
+}
+
+/**
+ * A running agent's tokens, read at each use, so that `rotate` takes effect at once (no restart): the
+ * old token is refused from the next request on. The file is written first, so a failed write changes
+ * nothing.
+ */
+export class HostTokens {
+  private readonly tokens: Record<TokenKind, string>;
+
+  constructor(
+    private readonly confDir: string,
+    initial: Record<TokenKind, string>,
+  ) {
+    this.tokens = { ...initial };
+  }
+
+  admin = (): string => this.tokens.admin;
+  join = (): string => this.tokens.join;
+
+  /** Makes a new `kind` token, on disk then in force. Returns the file that holds it. */
+  rotate(kind: TokenKind): string {
+    this.tokens[kind] = writeNewToken(this.confDir, kind);
+    return join(this.confDir, TOKEN_FILES[kind]);
+  }
+}
