@@ -8,6 +8,7 @@ import { DEBIAN_OVMF, runPaths, type DiskSpec } from "../hypervisor/qemu/spec.js
 import type { AcceleratorChoice } from "../hypervisor/accel.js";
 import { vmDir, SYSTEM_DISK_FILE, DATA_DISK_FILE, resolveDataFile } from "../storage/volumes.js";
 import type { Logger } from "../lib/logger.js";
+import { killPoint } from "../lib/kill-points.js";
 import type { ImageCatalog } from "./images.js";
 import { toQemuSpec } from "./qemu-spec.js";
 import type { VmRecord, VmRepo } from "./repo.js";
@@ -127,6 +128,7 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
     });
     try {
       const { pid } = await this.opts.hypervisor.start(qemuSpec);
+      killPoint("vm.boot.after-spawn");
       await this.attach(vm.id, pid, { readyFromStart: true });
       this.opts.repo.update(vm.id, { pid, startedAt: new Date().toISOString(), ready: false });
     } finally {
