@@ -7,7 +7,6 @@ import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { call, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
 import { DbcClient, DEMO_TASK } from "./helpers/dbc-client.js";
 import { control, freePort, listVms, waitForVm } from "./helpers/vm.js";
-import { until } from "./helpers/wait.js";
 
 /*
  * The agent SIGKILLed in the middle of VM operations, then started again on the same dirs: nothing
@@ -260,7 +259,7 @@ describe("an agent killed at a named step, restarted on the same dirs", () => {
     const id = r.body.message.task_id as string;
     mustExist.add(id);
     await waitForVm(agent, id, (v) => v.status === "running" && v.ready === true);
-    for (const point of ["vm.modify.after-live-forwards", "vm.modify.after-ports-saved"]) {
+    for (const point of ["vm.modify.after-live-forwards", "vm.modify.saved"]) {
       const port = await freePort();
       const records = await crashAt(point, () => dbc().call(`tasks/modify/${id}`, DbcClient.signed(alice()), { new_custom_port: [`tcp,${port}:80`] }));
       expect(statusOf(records, id), point).toBe("running");

@@ -16,6 +16,7 @@ import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
 import type { Operation, Operations } from "./operations.js";
 import { applyModify, forwardChange, type VmModify } from "./modify.js";
+import { USER_NIC_ID } from "./qemu-spec.js";
 import type { ReservedPort, VmPortReservations } from "./ports.js";
 
 export { VmNotFoundError, VmConflictError, VmResourceError } from "./errors.js";
@@ -101,12 +102,12 @@ export class VmService {
       }
       // A running VM listens on its VNC port until its next boot: it stays held until then.
       const keep = next.ports.vnc !== vm.spec.ports.vnc && live ? [{ port: vm.spec.ports.vnc, proto: "tcp" as const }] : [];
+      // Records `next` with its ports in one write, once a running VM's forwards have moved.
       await this.opts.ports.change(id, { from: vm.spec, to: next, keep }, async () => {
-        if (live) await this.opts.hypervisor.updateHostForwards(live.qmp, "net0", forwardChange(vm.spec, next, this.opts.forwardHost));
+        if (live) await this.opts.hypervisor.updateHostForwards(live.qmp, USER_NIC_ID, forwardChange(vm.spec, next, this.opts.forwardHost));
         killPoint("vm.modify.after-live-forwards");
       });
-      killPoint("vm.modify.after-ports-saved");
-      this.opts.repo.update(id, { spec: next });
+      killPoint("vm.modify.saved");
       this.opts.repo.log(id, `modified: ${JSON.stringify(change)}${nextBoot ? " (some changes take effect on the next boot)" : ""}`);
       return { nextBoot };
     });
