@@ -17,12 +17,14 @@ import { control, freePort, listVms, waitForVm } from "./helpers/vm.js";
  */
 
 const SEED = Number(process.env.BATU_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const RANDOM_ROUNDS = 8;
+const RANDOM_ROUNDS = 6;
 const agents = new TestAgents();
 const alice = () => DbcClient.wallet("//batu-crash-alice");
 let dir: string;
 let armFile: string;
 let agent: AgentProcess;
+/** A renter's task (DBC's API), started first so that its guest boots while the first cases run. */
+let taskId: string;
 /** VMs that must still exist after the next crash (a VM is only ever lost by its own deletion). */
 const mustExist = new Set<string>();
 
@@ -207,6 +209,16 @@ beforeAll(async () => {
   dir = agents.dir("batu-crash-");
   armFile = join(dir, "kill-point");
   await startAgent();
+  const g = await call(`${agent.url}/common/rent/grant`, {
+    token: agent.adminToken,
+    body: { node_id: agent.nodeId, wallet: alice().address, until: new Date(Date.now() + 3600_000).toISOString() },
+  });
+  expect(g.status, JSON.stringify(g.body)).toBe(200);
+  const r = await dbc().call("tasks/start", DbcClient.signed(alice()), { ...DEMO_TASK, custom_port: [`tcp,${await freePort()}:80`] });
+  expect(r.body.errcode, JSON.stringify(r.body)).toBe(0);
+  taskId = r.body.message.task_id;
+  await waitForVm(agent, taskId, (v) => v.status === "running");
+  mustExist.add(taskId);
 });
 
 afterAll(async () => {
@@ -249,15 +261,7 @@ describe("an agent killed at a named step, restarted on the same dirs", () => {
   });
 
   it("modify and restart of a renter's task: forwards, reservations and record agree after the crash", async () => {
-    const g = await call(`${agent.url}/common/rent/grant`, {
-      token: agent.adminToken,
-      body: { node_id: agent.nodeId, wallet: alice().address, until: new Date(Date.now() + 3600_000).toISOString() },
-    });
-    expect(g.status, JSON.stringify(g.body)).toBe(200);
-    const r = await dbc().call("tasks/start", DbcClient.signed(alice()), { ...DEMO_TASK, mem_size: "1", custom_port: [`tcp,${await freePort()}:80`] });
-    expect(r.body.errcode, JSON.stringify(r.body)).toBe(0);
-    const id = r.body.message.task_id as string;
-    mustExist.add(id);
+    const id = taskId;
     await waitForVm(agent, id, (v) => v.status === "running" && v.ready === true);
     for (const point of ["vm.modify.after-live-forwards", "vm.modify.saved"]) {
       const port = await freePort();
@@ -289,21 +293,20 @@ describe("an agent killed from outside after a random delay", () => {
     for (let round = 0; round < RANDOM_ROUNDS; round++) {
       const vms = await listVms(agent);
       const settled = vms.filter((v) => !TRANSITIONAL.has(v.status));
-      const choices: Array<() => Promise<unknown>> = [];
-      if (vms.length < 2) choices.push(() => addVm(`random-${round}`));
+      const choices: Array<[what: string, op: () => Promise<unknown>]> = [];
+      if (vms.length < 2) choices.push(["create", () => addVm(`random-${round}`)]);
       for (const v of settled) {
-        if (v.status === "create error") choices.push(() => act(v.id, "delete"));
-        else if (v.status === "running") choices.push(...["poweroff", "restart", "reset", "delete"].map((a) => () => act(v.id, a)));
-        else choices.push(...["start", "delete"].map((a) => () => act(v.id, a)));
+        const actions = v.status === "create error" ? ["delete"] : v.status === "running" ? ["poweroff", "restart", "reset", "delete"] : ["start", "delete"];
+        choices.push(...actions.map((a): [string, () => Promise<unknown>] => [`${a} of a ${v.status} vm`, () => act(v.id, a)]));
       }
-      const op = pick(choices);
+      const [what, op] = pick(choices);
       const delayMs = Math.floor(random() * 600);
       const pending = op().catch(() => undefined);
       await sleep(delayMs);
       await agents.stop(agent, "kill");
       await pending;
       await startAgent();
-      checkInvariants(`random round ${round} (killed after ${delayMs} ms)`);
+      checkInvariants(`random round ${round}: ${what}, killed after ${delayMs} ms`);
     }
     // Everything left can still be deleted, and then nothing remains.
     for (const v of await listVms(agent)) await act(v.id, "delete");
