@@ -17,7 +17,8 @@ import { control, freePort, listVms, waitForVm } from "./helpers/vm.js";
  */
 
 const SEED = Number(process.env.BATU_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const RANDOM_ROUNDS = 6;
+/** BATU_CRASH_ROUNDS=<n> for a longer soak. */
+const RANDOM_ROUNDS = Number(process.env.BATU_CRASH_ROUNDS ?? 6);
 const agents = new TestAgents();
 const alice = () => DbcClient.wallet("//batu-crash-alice");
 let dir: string;
@@ -161,6 +162,7 @@ function checkInvariants(context: string): Map<string, { status: string; pid: nu
   for (const [pid, id] of seen.qemus) if (!records.has(id)) problems.push(`orphan QEMU ${pid} of vm ${id}`);
   for (const id of seen.folders.keys()) if (!records.has(id)) problems.push(`orphan folder of vm ${id}`);
   for (const p of seen.ports) if (!records.has(p.vm_id)) problems.push(`orphan port ${p.proto}/${p.port} of vm ${p.vm_id}`);
+  for (const line of agent.logs().split("\n")) if (/"level":(50|60)/.test(line)) problems.push(`agent logged an error: ${line}`);
   expect(problems, `${context} (BATU_CRASH_SEED=${SEED})`).toEqual([]);
   return records;
 }
@@ -248,9 +250,9 @@ describe("an agent killed at a named step, restarted on the same dirs", () => {
       ["vm.poweroff.begun", "poweroff", "closed"],
       ["vm.start.begun", "start", "closed"],
       ["vm.boot.after-spawn", "start", "running"],
-      ["vm.poweroff.performed", "poweroff", "closed"],
       ["vm.restart.begun", "restart", "running"],
       ["vm.reset.begun", "reset", "running"],
+      ["vm.poweroff.performed", "poweroff", "closed"],
     ];
     for (const [point, action, after] of cases) {
       const records = await crashAt(point, () => act(id, action));
