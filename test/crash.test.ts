@@ -242,7 +242,7 @@ describe("an agent killed at a named step, restarted on the same dirs", () => {
       await act(created[0]!, "delete");
       checkInvariants(`after deleting the vm of ${point}`);
     }
-  });
+  }, 120_000);
 
   it("start, poweroff, restart and reset: a VM ends closed or running, as its QEMU is", async () => {
     const id = await addVm("crash-power");
@@ -258,7 +258,7 @@ describe("an agent killed at a named step, restarted on the same dirs", () => {
       const records = await crashAt(point, () => act(id, action));
       expect(statusOf(records, id), point).toBe(after);
     }
-  });
+  }, 120_000);
 
   it("modify and restart of a renter's task: forwards, reservations and record agree after the crash", async () => {
     const id = taskId;
@@ -275,7 +275,7 @@ describe("an agent killed at a named step, restarted on the same dirs", () => {
     expect(statusOf(await crashAt("vm.shutdown.after-acpi", () => act(id, "shutdown")), id)).toBe("closed");
     await act(id, "start");
     expect(statusOf(await crashAt("vm.delete.after-qemu-quit", () => act(id, "delete")), id)).toBeUndefined();
-  });
+  }, 120_000);
 
   it("delete: from any step, the VM is gone with its QEMU, folder and ports", async () => {
     for (const point of ["vm.delete.begun", "vm.delete.after-folder-removed", "vm.delete.after-ports-released"]) {
@@ -283,7 +283,7 @@ describe("an agent killed at a named step, restarted on the same dirs", () => {
       const records = await crashAt(point, () => act(id, "delete"));
       expect(statusOf(records, id), point).toBeUndefined();
     }
-  });
+  }, 120_000);
 });
 
 describe("an agent killed from outside after a random delay", () => {
@@ -313,5 +313,5 @@ describe("an agent killed from outside after a random delay", () => {
     const records = checkInvariants("after deleting every vm");
     expect(records.size).toBe(0);
     expect(vmFolders().size).toBe(0);
-  });
+  }, 60_000 + RANDOM_ROUNDS * 10_000);
 });
