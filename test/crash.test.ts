@@ -14,6 +14,9 @@ import { control, freePort, listVms, waitForVm } from "./helpers/vm.js";
  * itself at one step, `src/lib/kill-points.ts`), then kills from outside after a random delay
  * (seeded: BATU_CRASH_SEED=<n> replays a run; the seed is printed when a check fails).
  * Real QEMU guests (TCG here); guests are shared between cases to keep the file short.
+ * Not reached here: `vm.passwd.after-guest` (the demo guest runs no guest agent), and the
+ * `vm.<action>.performed` points whose crash reconcile sees as another case's (start, restart, reset,
+ * shutdown, delete). A new operation (disks, snapshots) adds a case per kill point it places.
  */
 
 const SEED = Number(process.env.BATU_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
