@@ -36,6 +36,8 @@ export interface Hypervisor {
    * `add`. Rejects with the hypervisor's own words when one is refused (a port taken on the host).
    */
   updateHostForwards(qmp: QmpClient, nicId: string, change: { remove: readonly HostForward[]; add: readonly HostForward[] }): Promise<void>;
+  /** The host forwards a running VM's user-mode NIC `nicId` has now (what `updateHostForwards` changes). */
+  hostForwards(qmp: QmpClient, nicId: string): Promise<HostForward[]>;
   /**
    * Sets a guest user's password through the guest agent (the VM must have been started with
    * `guestAgent`). Rejects with GuestAgentError: `not_responding` for a guest without an agent.

@@ -29,6 +29,9 @@ export class FakeHypervisor implements Hypervisor {
   guestsHaveAgent = false;
   readonly passwords = new Map<string, string>();
   private readonly guests = new Map<string, FakeGuest>();
+  /** Each QMP connection's run dir, and each run dir's live forwards by NIC (as QEMU's slirp keeps them). */
+  private readonly connections = new WeakMap<QmpClient, string>();
+  private readonly forwards = new Map<string, Map<string, HostForward[]>>();
   private nextPid = 4_000_000;
 
   constructor(private readonly opts: { readyMarker?: string | null } = {}) {}
@@ -56,13 +59,16 @@ export class FakeHypervisor implements Hypervisor {
       becomesReady: () => this.guestsBecomeReady,
     });
     this.guests.set(spec.runDir, guest);
+    this.forwards.set(spec.runDir, new Map(spec.nics.flatMap((n) => (n.kind === "user" ? [[n.id, [...n.hostForwards]] as const] : []))));
     await guest.boot(this.guests);
     this.started.push(spec);
     return { pid: guest.pid };
   }
 
-  connect(runDir: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
-    return QmpClient.connect(runPaths(runDir).qmpSocket, { deadlineMs: 2_000, ...opts });
+  async connect(runDir: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
+    const qmp = await QmpClient.connect(runPaths(runDir).qmpSocket, { deadlineMs: 2_000, ...opts });
+    this.connections.set(qmp, runDir);
+    return qmp;
   }
 
   async findRunning(runDir: string): Promise<number | null> {
@@ -99,8 +105,17 @@ export class FakeHypervisor implements Hypervisor {
     if (guest?.pid === pid) await guest.exit(this.guests);
   }
 
-  async updateHostForwards(_qmp: QmpClient, nicId: string, change: { remove: readonly HostForward[]; add: readonly HostForward[] }): Promise<void> {
+  async updateHostForwards(qmp: QmpClient, nicId: string, change: { remove: readonly HostForward[]; add: readonly HostForward[] }): Promise<void> {
     this.forwardChanges.push({ nicId, ...change });
+    const nics = this.forwards.get(this.connections.get(qmp) ?? "");
+    if (!nics) return;
+    const same = (a: HostForward, b: HostForward) => a.proto === b.proto && a.hostAddr === b.hostAddr && a.hostPort === b.hostPort && a.guestPort === b.guestPort;
+    const kept = (nics.get(nicId) ?? []).filter((f) => !change.remove.some((r) => same(r, f)));
+    nics.set(nicId, [...kept, ...change.add]);
+  }
+
+  async hostForwards(qmp: QmpClient, nicId: string): Promise<HostForward[]> {
+    return [...(this.forwards.get(this.connections.get(qmp) ?? "")?.get(nicId) ?? [])];
   }
 
   async setUserPassword(runDir: string, username: string, password: string): Promise<void> {

@@ -5,3 +5,4 @@ export * from "./units.js";
 export * from "./assert-never.js";
 export * from "./version.js";
 export * from "./private-files.js";
+export * from "./kill-points.js";

@@ -1,5 +1,6 @@
 import type { HostForward } from "../hypervisor/qemu/spec.js";
-import { forwardsOf, type PortForward, type VmSpec } from "./spec.js";
+import { hostForwardsOf } from "./qemu-spec.js";
+import type { PortForward, VmSpec } from "./spec.js";
 
 /** A change to a VM's ports or size (DBC's `tasks/modify`). Undefined: unchanged. */
 export interface VmModify {
@@ -33,16 +34,16 @@ export function applyModify(spec: VmSpec, change: VmModify): { next: VmSpec; nex
   return { next, nextBoot };
 }
 
-const key = (f: PortForward) => `${f.proto}:${f.hostPort}:${f.guestPort}`;
-
 /** The host forwards a running VM must drop and gain to go from `before`'s ports to `after`'s. Pure. */
 export function forwardChange(before: VmSpec, after: VmSpec, hostAddr: string): { remove: HostForward[]; add: HostForward[] } {
-  const had = forwardsOf(before);
-  const wanted = forwardsOf(after);
-  const keep = new Set(wanted.map(key));
-  const old = new Set(had.map(key));
-  return {
-    remove: had.filter((f) => !keep.has(key(f))).map((f) => ({ ...f, hostAddr })),
-    add: wanted.filter((f) => !old.has(key(f))).map((f) => ({ ...f, hostAddr })),
-  };
+  return forwardsDiff(hostForwardsOf(before, hostAddr), hostForwardsOf(after, hostAddr));
+}
+
+const key = (f: HostForward) => `${f.proto}:${f.hostAddr}:${f.hostPort}:${f.guestPort}`;
+
+/** The forwards to drop and to gain to go from the forwards `have` to `want`. Pure. */
+export function forwardsDiff(have: readonly HostForward[], want: readonly HostForward[]): { remove: HostForward[]; add: HostForward[] } {
+  const wanted = new Set(want.map(key));
+  const had = new Set(have.map(key));
+  return { remove: have.filter((f) => !wanted.has(key(f))), add: want.filter((f) => !had.has(key(f))) };
 }

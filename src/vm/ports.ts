@@ -63,8 +63,9 @@ export class VmPortReservations {
   /**
    * Moves VM `id` from the ports of `from` to those of `to`: the new ones reserved (all or nothing),
    * then `apply` (re-pointing a running VM's forwards), then the ones it no longer uses released,
-   * except `keep` (the VNC port a running VM listens on until its next boot), and the result recorded.
-   * If `apply` fails, the VM keeps the ports of `from`. Throws VmConflictError in `tasks/modify`'s words.
+   * except `keep` (the VNC port a running VM listens on until its next boot), and the result recorded
+   * with `to` as the VM's spec, in one transaction. If `apply` fails, the VM keeps the ports of `from`
+   * (and its spec). Throws VmConflictError in `tasks/modify`'s words.
    */
   async change(
     id: string,
@@ -78,11 +79,11 @@ export class VmPortReservations {
       this.settle(id, move.from, []);
       throw e;
     }
-    this.settle(id, move.to, move.keep ?? []);
+    this.settle(id, move.to, move.keep ?? [], { recordSpec: true });
   }
 
-  /** Releases what VM `id` holds beyond the ports of `spec` and `keep`, and records the rest. */
-  private settle(id: string, spec: VmSpec, keep: ReadonlyArray<{ port: number; proto: Protocol }>): void {
+  /** Releases what VM `id` holds beyond the ports of `spec` and `keep`, and records the rest (and `spec`, if asked). */
+  private settle(id: string, spec: VmSpec, keep: ReadonlyArray<{ port: number; proto: Protocol }>, opts: { recordSpec?: boolean } = {}): void {
     const wanted = new Map<string, PortKind>();
     for (const r of specRequests(spec)) wanted.set(portKey(r.port, r.proto ?? "tcp"), r.label);
     const kept = new Set(keep.map((k) => portKey(k.port, k.proto)));
@@ -93,7 +94,7 @@ export class VmPortReservations {
       if (kind === undefined) this.allocator.releasePort(id, r.port, r.proto);
       else rows.push({ port: r.port, proto: r.proto, kind });
     }
-    this.repo.replacePorts(id, rows);
+    this.repo.replacePorts(id, rows, opts.recordSpec ? spec : undefined);
   }
 
   /** Frees every port of VM `id`, in memory and in the store. */

@@ -1,8 +1,16 @@
 import { createHash } from "node:crypto";
-import type { QemuSpec, DiskSpec } from "../hypervisor/qemu/spec.js";
+import type { QemuSpec, DiskSpec, HostForward } from "../hypervisor/qemu/spec.js";
 import { DEBIAN_OVMF } from "../hypervisor/qemu/spec.js";
 import type { ResolvedImage } from "./images.js";
 import { forwardsOf, type VmSpec } from "./spec.js";
+
+/** The id of a VM's user-mode NIC, the one its host forwards are on. */
+export const USER_NIC_ID = "net0";
+
+/** The host forwards of a spec, listening on `hostAddr`. */
+export function hostForwardsOf(spec: Pick<VmSpec, "ports">, hostAddr: string): HostForward[] {
+  return forwardsOf(spec).map((f) => ({ ...f, hostAddr }));
+}
 
 export interface HostSide {
   runDir: string;
@@ -25,7 +33,7 @@ export function macFor(vmId: string, nic = 0): string {
 
 /** VM (wire-neutral) + image + host resources → what QEMU runs. Pure. */
 export function toQemuSpec(vmId: string, spec: VmSpec, image: ResolvedImage, host: HostSide): QemuSpec {
-  const hostForwards = forwardsOf(spec).map((f) => ({ ...f, hostAddr: host.forwardHost }));
+  const hostForwards = hostForwardsOf(spec, host.forwardHost);
   return {
     name: vmId,
     runDir: host.runDir,
@@ -41,7 +49,7 @@ export function toQemuSpec(vmId: string, spec: VmSpec, image: ResolvedImage, hos
     ...(image.kernel ? { kernel: image.kernel } : {}),
     disks: host.disks,
     nics: [
-      { kind: "user", id: "net0", mac: macFor(vmId), hostForwards },
+      { kind: "user", id: USER_NIC_ID, mac: macFor(vmId), hostForwards },
       ...spec.multicast.map((group, i) => ({ kind: "mcast" as const, id: `mc${i}`, mac: macFor(vmId, i + 1), group })),
     ],
     vnc: { listenAddr: host.forwardHost, port: spec.ports.vnc, passwordFile: host.vncPasswordFile },

@@ -2,7 +2,9 @@ import { rm } from "node:fs/promises";
 import type { Hypervisor } from "../hypervisor/driver.js";
 import { listVmDirs, quarantineVmDir, removeVmVolumes } from "../storage/volumes.js";
 import type { Logger } from "../lib/logger.js";
-import type { VmRepo } from "./repo.js";
+import { forwardsDiff } from "./modify.js";
+import { hostForwardsOf, USER_NIC_ID } from "./qemu-spec.js";
+import type { VmRecord, VmRepo } from "./repo.js";
 import type { VmRuntime } from "./runtime.js";
 import type { VmPortReservations } from "./ports.js";
 import { holdsResources, isErrorStatus, type VmStatus } from "./state.js";
@@ -13,6 +15,8 @@ export interface ReconcileDeps {
   repo: VmRepo;
   runtime: VmRuntime;
   ports: VmPortReservations;
+  /** Address host forwards listen on. */
+  forwardHost: string;
   log: Logger;
 }
 
@@ -50,6 +54,8 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
     const pid = await d.hypervisor.findRunning(runDir);
     const finish = FINISH[vm.status];
     const log = d.log.child({ vm: vm.id });
+    // A boot cut short leaves the secrets it wrote for QEMU.
+    await d.runtime.clearStartSecrets(runDir);
     if (finish === "delete" || finish === "create error" || (finish === "closed" && pid !== null)) {
       if (pid !== null) await d.hypervisor.kill(pid, runDir);
       if (finish === "delete" || finish === "create error") {
@@ -68,6 +74,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
       try {
         await d.runtime.attach(vm.id, pid, { readyFromStart: true, alreadyReady: vm.ready });
         d.repo.update(vm.id, { pid, ...(finish ? { status: "running" as const } : isErrorStatus(vm.status) ? {} : { status: "running" as const }) });
+        await syncForwards(d, vm, log);
         report.adopted.push(vm.id);
         log.info({ pid }, "vm adopted");
         continue;
@@ -90,6 +97,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
     if (known.has(dir.vmId)) continue;
     const pid = await d.hypervisor.findRunning(dir.path);
     if (pid !== null) await d.hypervisor.kill(pid, dir.path);
+    await d.runtime.clearStartSecrets(dir.path);
     // No record: the store may have been lost or restored from an old copy. The disks may still be
     // someone's data, so they are set aside, never deleted; the operator decides.
     const kept = await quarantineVmDir(d.dataDir, dir.vmId);
@@ -97,4 +105,24 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
     report.orphansQuarantined.push(dir.vmId);
   }
   return report;
+}
+
+/**
+ * Makes an adopted VM's live host forwards those of its record: an agent killed during a change of
+ * ports may have changed QEMU's and not the record's. The record wins (its ports are the reserved
+ * ones); a forward that cannot be set is logged, and the VM adopted all the same.
+ */
+async function syncForwards(d: ReconcileDeps, vm: VmRecord, log: Logger): Promise<void> {
+  const qmp = d.runtime.qmpOf(vm.id);
+  if (!qmp) return;
+  try {
+    const change = forwardsDiff(await d.hypervisor.hostForwards(qmp, USER_NIC_ID), hostForwardsOf(vm.spec, d.forwardHost));
+    if (change.remove.length === 0 && change.add.length === 0) return;
+    log.warn({ change }, "host forwards differed from the record: set back");
+    d.repo.log(vm.id, "agent restart: host forwards set back to the recorded ports");
+    await d.hypervisor.updateHostForwards(qmp, USER_NIC_ID, change);
+  } catch (e) {
+    log.warn({ err: e }, "host forwards could not be checked against the record");
+    d.repo.log(vm.id, `agent restart: host forwards could not be checked: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }

@@ -213,12 +213,19 @@ export class VmRepo {
     return rows.map((r) => ({ port: r.port, proto: r.proto, vmId: r.vm_id, kind: r.kind }));
   }
 
-  replacePorts(vmId: string, ports: Omit<VmPortRow, "vmId">[]): void {
-    this.db.transaction(() => {
+  /**
+   * Sets the ports VM `vmId` holds; with `spec`, records it as the VM's spec in the same transaction
+   * (a change of ports and the spec that names them: a crash never keeps one without the other).
+   */
+  replacePorts(vmId: string, ports: Omit<VmPortRow, "vmId">[], spec?: VmSpec): void {
+    const write = this.db.transaction(() => {
       prepared(this.db, "DELETE FROM vm_ports WHERE vm_id = ?").run(vmId);
       const add = prepared(this.db, "INSERT INTO vm_ports (port, proto, vm_id, kind) VALUES (?, ?, ?, ?)");
       for (const p of ports) add.run(p.port, p.proto, vmId, p.kind);
-    })();
+      if (spec) prepared(this.db, "UPDATE vms SET spec_json = ?, updated_at = ? WHERE id = ?").run(JSON.stringify(spec), this.now().toISOString(), vmId);
+    });
+    if (spec) this.vms.write(() => write());
+    else write();
   }
 
   /** One line of the VM's lifecycle log (what DBC's `tasks/logs` shows). */

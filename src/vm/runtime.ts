@@ -8,6 +8,7 @@ import { DEBIAN_OVMF, runPaths, type DiskSpec } from "../hypervisor/qemu/spec.js
 import type { AcceleratorChoice } from "../hypervisor/accel.js";
 import { vmDir, SYSTEM_DISK_FILE, DATA_DISK_FILE, resolveDataFile } from "../storage/volumes.js";
 import type { Logger } from "../lib/logger.js";
+import { killPoint } from "../lib/kill-points.js";
 import type { ImageCatalog } from "./images.js";
 import { toQemuSpec } from "./qemu-spec.js";
 import type { VmRecord, VmRepo } from "./repo.js";
@@ -101,11 +102,7 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
       disks.push({ id: "vdb", path: join(runDir, DATA_DISK_FILE), format: "qcow2" });
     }
     // Secrets reach QEMU through 0600 files, never its command line; removed once QEMU has read them.
-    const secrets = {
-      vnc: join(runDir, "vnc.secret"),
-      password: join(runDir, "fwcfg-password"),
-      hostname: join(runDir, "fwcfg-hostname"),
-    };
+    const secrets = startSecretFiles(runDir);
     await writeFile(secrets.vnc, spec.vncPassword, { mode: 0o600 });
     await writeFile(secrets.password, spec.loginPassword, { mode: 0o600 });
     await writeFile(secrets.hostname, hostnameFor(vm), { mode: 0o600 });
@@ -127,11 +124,20 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
     });
     try {
       const { pid } = await this.opts.hypervisor.start(qemuSpec);
+      killPoint("vm.boot.after-spawn");
       await this.attach(vm.id, pid, { readyFromStart: true });
       this.opts.repo.update(vm.id, { pid, startedAt: new Date().toISOString(), ready: false });
     } finally {
       await Promise.all(Object.values(secrets).map((f) => rm(f, { force: true })));
     }
+  }
+
+  /**
+   * Removes the secret files a boot writes for QEMU to read at start. A boot removes them itself; an
+   * agent killed mid-boot leaves them (reconcile calls this for every VM folder).
+   */
+  async clearStartSecrets(runDir: string): Promise<void> {
+    await Promise.all(Object.values(startSecretFiles(runDir)).map((f) => rm(f, { force: true })));
   }
 
   /** Connects to a running QEMU (just started, or adopted after an agent restart) and watches it. */
@@ -248,6 +254,15 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
       await e.qmp.close();
     }
   }
+}
+
+/** The 0600 files a boot hands QEMU its secrets in (VNC password, guest password, hostname). */
+function startSecretFiles(runDir: string): { vnc: string; password: string; hostname: string } {
+  return {
+    vnc: join(runDir, "vnc.secret"),
+    password: join(runDir, "fwcfg-password"),
+    hostname: join(runDir, "fwcfg-hostname"),
+  };
 }
 
 async function fileSize(path: string): Promise<number> {

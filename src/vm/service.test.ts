@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { dataFilesDir, quarantineDir, vmDir } from "../storage/volumes.js";
 import { createDisk } from "../storage/qemu-img.js";
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
 import type { VmRecord } from "./repo.js";
 import type { VmChange } from "./runtime.js";
@@ -335,6 +335,19 @@ describe("VmService.reconcile (an agent restart)", () => {
     // The adopted VM is driven as before.
     await service.act("a1", "shutdown");
     expect(vms.repo.get("a1")?.status).toBe("closed");
+  });
+
+  it("sets an adopted VM's live forwards back to its record's and removes secrets a cut-short boot left", async () => {
+    await vms.service.create(request("a1", { sshPort: 2222 }), { wait: true });
+    const fwd = (hostPort: number) => ({ proto: "tcp" as const, hostAddr: "127.0.0.1", hostPort, guestPort: 22 });
+    // The agent died in a modify after QEMU's forwards moved, before the record did; and in a boot.
+    await vms.service.exclusive("a1", (_vm, live) => vms.hypervisor.updateHostForwards(live!.qmp, "net0", { remove: [fwd(2222)], add: [fwd(2230)] }));
+    await writeFile(join(vmDir(vms.dataDir, "a1"), "fwcfg-password"), "secret-password");
+    const { service } = await vms.restart();
+    expect((await service.reconcile()).adopted).toEqual(["a1"]);
+    expect(await service.exclusive("a1", (_vm, live) => vms.hypervisor.hostForwards(live!.qmp, "net0"))).toEqual([fwd(2222)]);
+    expect(vms.repo.logLines("a1", { from: "tail", count: 5 }).join("\n")).toContain("host forwards set back to the recorded ports");
+    expect(readdirSync(vmDir(vms.dataDir, "a1"))).not.toContain("fwcfg-password");
   });
 
   it("undoes a creation the agent died in, finishes a deletion, and quarantines folders no record owns (their QEMU stopped)", async () => {

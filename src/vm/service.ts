@@ -2,6 +2,7 @@ import { rm } from "node:fs/promises";
 import type { Hypervisor } from "../hypervisor/driver.js";
 import { createVmVolumes, removeVmVolumes, VolumeError, checkVmId } from "../storage/volumes.js";
 import { Reverter } from "../lib/reverter.js";
+import { killPoint } from "../lib/kill-points.js";
 import type { Logger } from "../lib/logger.js";
 import { ImageCatalog, ImageError } from "./images.js";
 import { FieldError, newLoginPassword, newVmId, type VmCreateRequest } from "./create-request.js";
@@ -15,6 +16,7 @@ import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
 import type { Operation, Operations } from "./operations.js";
 import { applyModify, forwardChange, type VmModify } from "./modify.js";
+import { USER_NIC_ID } from "./qemu-spec.js";
 import type { ReservedPort, VmPortReservations } from "./ports.js";
 
 export { VmNotFoundError, VmConflictError, VmResourceError } from "./errors.js";
@@ -100,10 +102,12 @@ export class VmService {
       }
       // A running VM listens on its VNC port until its next boot: it stays held until then.
       const keep = next.ports.vnc !== vm.spec.ports.vnc && live ? [{ port: vm.spec.ports.vnc, proto: "tcp" as const }] : [];
+      // Records `next` with its ports in one write, once a running VM's forwards have moved.
       await this.opts.ports.change(id, { from: vm.spec, to: next, keep }, async () => {
-        if (live) await this.opts.hypervisor.updateHostForwards(live.qmp, "net0", forwardChange(vm.spec, next, this.opts.forwardHost));
+        if (live) await this.opts.hypervisor.updateHostForwards(live.qmp, USER_NIC_ID, forwardChange(vm.spec, next, this.opts.forwardHost));
+        killPoint("vm.modify.after-live-forwards");
       });
-      this.opts.repo.update(id, { spec: next });
+      killPoint("vm.modify.saved");
       this.opts.repo.log(id, `modified: ${JSON.stringify(change)}${nextBoot ? " (some changes take effect on the next boot)" : ""}`);
       return { nextBoot };
     });
@@ -120,6 +124,7 @@ export class VmService {
       if (!password) throw new FieldError("password", "password can not be empty");
       if (!username) throw new FieldError("username", "user name can not be empty");
       await this.opts.hypervisor.setUserPassword(this.opts.runtime.runDir(id), username, password);
+      killPoint("vm.passwd.after-guest");
       if (username === vm.spec.loginUser) this.opts.repo.update(id, { spec: { ...vm.spec, loginPassword: password } });
       this.opts.repo.log(id, `password of user ${username} changed`);
     });
@@ -177,6 +182,7 @@ export class VmService {
       else reverter.add("forget the system disk's size", () => this.opts.repo.setSystemDiskBytes(id, null));
       this.opts.repo.log(id, `created: ${spec.cpu.cores * spec.cpu.threads} vCPU, ${spec.memoryMiB} MiB, image ${spec.imageName}`);
       this.opts.runtime.emit("change", { id, status: "creating", ready: false });
+      killPoint("vm.create.after-insert");
       const op = this.opts.operations.begin({ id, taskId }, "create");
       const provision = this.opts.operations.track(op, this.locks.run(id, () => this.provision(vm, reverter)));
       if (opts.wait) await provision;
@@ -206,8 +212,10 @@ export class VmService {
       );
       this.opts.repo.setSystemDiskBytes(vm.id, vda!.virtualSizeBytes);
       if (vdb?.external) this.opts.repo.update(vm.id, { spec: { ...vm.spec, dataFileFormat: vdb.format } });
+      killPoint("vm.create.after-disks");
       reverter.add("stop qemu", () => this.opts.runtime.powerOff(vm.id));
       await this.opts.runtime.boot(this.get(vm.id));
+      killPoint("vm.create.before-running");
       reverter.success();
       this.opts.runtime.setStatus(vm.id, "running");
       this.opts.repo.log(vm.id, "running");
@@ -239,8 +247,10 @@ export class VmService {
       }
       this.opts.runtime.setStatus(id, plan.during);
       this.opts.repo.log(id, `${action}${opts.force ? " (force)" : ""}`);
+      killPoint(`vm.${action}.begun`);
       try {
         await this.perform(vm, action, alive, opts.force === true);
+        killPoint(`vm.${action}.performed`);
       } catch (e) {
         const message = errorText(e);
         this.opts.log.warn({ vm: id, action, err: e }, "vm action failed");
@@ -276,12 +286,16 @@ export class VmService {
           return;
         }
         if (alive) await this.gracefulStop(vm.id);
+        killPoint("vm.restart.after-stop");
         return runtime.boot(this.get(vm.id));
       case "delete":
         await runtime.powerOff(vm.id);
+        killPoint("vm.delete.after-qemu-quit");
         await removeVmVolumes(this.opts.dataDir, vm.id);
         await rm(runtime.runDir(vm.id), { recursive: true, force: true });
+        killPoint("vm.delete.after-folder-removed");
         this.opts.ports.release(vm.id);
+        killPoint("vm.delete.after-ports-released");
         this.opts.repo.delete(vm.id);
         this.opts.repo.log(vm.id, "deleted");
         runtime.emit("change", { id: vm.id, status: "deleted", ready: false });
@@ -307,6 +321,7 @@ export class VmService {
     const entry = this.opts.runtime.expectExit(id);
     if (!entry) return;
     await this.opts.hypervisor.powerdown(entry.qmp);
+    killPoint("vm.shutdown.after-acpi");
     if (await this.opts.runtime.waitExit(id, this.opts.shutdownTimeoutMs)) {
       await this.opts.runtime.powerOff(id); // forgets the exited process
       return;

@@ -50,6 +50,8 @@ export interface AgentProcess {
   stop(): Promise<number | null>;
   /** SIGKILL, wait for exit. */
   kill(): Promise<void>;
+  /** Marks an exit as expected (a test that crashes the agent on purpose); resolves with how it ended. */
+  expectExit(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export function tempDir(prefix = "batu-test-"): string {
@@ -100,7 +102,8 @@ export async function startAgentProcess(opts: AgentStartOptions = {}): Promise<A
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } },
   );
   let stderr = "";
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once("exit", (code, signal) => r({ code, signal })));
+  const exited = ended.then(({ code }) => code);
   type Listening = { url: string; tlsUrl: string; certSha256: string; curlPin: string; nodeId: string };
   const ready = new Promise<Listening>((resolveReady, reject) => {
     const timer = setTimeout(() => reject(new Error(`agent did not start in time:\n${stderr}`)), opts.timeoutMs ?? 30_000);
@@ -154,6 +157,10 @@ export async function startAgentProcess(opts: AgentStartOptions = {}): Promise<A
       stopping = true;
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
       await exited;
+    },
+    expectExit: () => {
+      stopping = true;
+      return ended;
     },
   };
 }

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { createServer } from "node:net";
 import { HypervisorError } from "../driver.js";
 import { QemuHypervisor } from "./index.js";
 import { readPidFile, waitForExit } from "./process.js";
@@ -46,6 +47,21 @@ describe.runIf(qemuAvailable())("QemuHypervisor against real QEMU", () => {
     expect(events).toEqual(expect.arrayContaining(["RESUME", "STOP", "RESET", "POWERDOWN", "SHUTDOWN"]));
   });
 
+  it("reads a VM's host forwards back, as updateHostForwards leaves them", async () => {
+    const dir = janitor.dir(await makeTempDir());
+    const [a, b] = [await freePort(), await freePort()];
+    const fwd = (hostPort: number, guestPort: number) => ({ proto: "tcp" as const, hostAddr: "127.0.0.1", hostPort, guestPort });
+    const spec = minimalSpec(dir, { nics: [{ kind: "user", id: "net0", mac: "52:54:00:12:34:56", hostForwards: [fwd(a, 80)] }] });
+    const { pid } = await hv.start(spec, { paused: true });
+    janitor.vm(pid, dir);
+    qmp = await hv.connect(dir);
+    expect(await hv.hostForwards(qmp, "net0")).toEqual([fwd(a, 80)]);
+    await hv.updateHostForwards(qmp, "net0", { remove: [fwd(a, 80)], add: [fwd(b, 22)] });
+    expect(await hv.hostForwards(qmp, "net0")).toEqual([fwd(b, 22)]);
+    expect(await hv.hostForwards(qmp, "net1")).toEqual([]);
+    await hv.quit(qmp, pid, dir);
+  });
+
   it("kill ends a VM whose QMP is not used, and leaves a pid that is not runDir's QEMU alone", async () => {
     const dir = janitor.dir(await makeTempDir());
     const { pid } = await hv.start(minimalSpec(dir), { paused: true });
@@ -58,3 +74,15 @@ describe.runIf(qemuAvailable())("QemuHypervisor against real QEMU", () => {
     expect(await hv.findRunning(dir)).toBeNull();
   });
 });
+
+/** A free TCP port on loopback, found by binding port 0. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}

@@ -6,6 +6,7 @@ import { isQemuAlive, killQemu, QEMU_BINARY, readPidFile, startQemu, waitForExit
 import { QmpClient, type QmpConnectOptions } from "./qmp/client.js";
 import { nicNetdevId, runPaths, type HostForward, type QemuSpec } from "./spec.js";
 import { guestAgentCall } from "./qga.js";
+import { parseUsernetForwards } from "./usernet.js";
 import { collectQemuStats, type NicRef, type QemuStats } from "./stats.js";
 
 export interface QemuHypervisorOptions {
@@ -87,6 +88,11 @@ export class QemuHypervisor implements Hypervisor {
     };
     for (const f of change.remove) await hmp(`hostfwd_remove ${netdev} ${f.proto}:${f.hostAddr}:${f.hostPort}`, /removed$/);
     for (const f of change.add) await hmp(`hostfwd_add ${netdev} ${f.proto}:${f.hostAddr}:${f.hostPort}-:${f.guestPort}`, /^$/);
+  }
+
+  async hostForwards(qmp: QmpClient, nicId: string): Promise<HostForward[]> {
+    const out = await qmp.execute<string>("human-monitor-command", { "command-line": "info usernet" });
+    return parseUsernetForwards(out, nicNetdevId(nicId));
   }
 
   async setUserPassword(runDir: string, username: string, password: string): Promise<void> {
