@@ -97,6 +97,14 @@ export class VmPortReservations {
     this.repo.replacePorts(id, rows, opts.recordSpec ? spec : undefined);
   }
 
+  /**
+   * Frees what VM `id` holds beyond its spec's ports: the old VNC port a modify kept while the VM's
+   * QEMU listened on it, once that QEMU is gone.
+   */
+  trimTo(id: string, spec: VmSpec): void {
+    this.settle(id, spec, []);
+  }
+
   /** Frees every port of VM `id`, in memory and in the store. */
   release(id: string): void {
     this.allocator.release(id);

@@ -83,6 +83,8 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
         await d.hypervisor.kill(pid, runDir);
       }
     }
+    // No QEMU runs for it: the ports a modify kept for the one that ran are free again.
+    d.ports.trimTo(vm.id, vm.spec);
     if (holdsResources(vm.status)) {
       d.repo.update(vm.id, { status: "closed", pid: null, ready: false, lastError: "found stopped at agent start" });
       d.repo.log(vm.id, "found stopped at agent start");

@@ -256,6 +256,23 @@ describe("VmService.modify and exclusive", () => {
     expect(await vms.service.modify("a1", { vncPort: 5903 })).toEqual({ nextBoot: true });
     expect(portsOf(vms, "a1")).toEqual(["ssh:tcp/2222", "vnc:tcp/5901", "vnc:tcp/5903"]);
     await expect(vms.service.create(request("a2", { vncPort: 5901 }), { wait: true })).rejects.toThrow(VmConflictError);
+    // A reset keeps the same QEMU (still on 5901); a power-off ends it, and the old port is free.
+    await vms.service.act("a1", "reset");
+    expect(portsOf(vms, "a1")).toEqual(["ssh:tcp/2222", "vnc:tcp/5901", "vnc:tcp/5903"]);
+    await vms.service.act("a1", "poweroff");
+    expect(portsOf(vms, "a1")).toEqual(["ssh:tcp/2222", "vnc:tcp/5903"]);
+    await vms.service.create(request("a2", { vncPort: 5901 }), { wait: true });
+  });
+
+  it("frees the old VNC port when a restart boots a new QEMU, and at agent start when none runs", async () => {
+    await vms.service.modify("a1", { vncPort: 5903 });
+    await until(vms, "a1", (v) => v?.ready === true, "ready");
+    await vms.service.act("a1", "restart");
+    expect(portsOf(vms, "a1")).toEqual(["ssh:tcp/2222", "vnc:tcp/5903"]);
+    await vms.service.modify("a1", { vncPort: 5902 });
+    await vms.hypervisor.crash(vms.hypervisor.running()[0]!);
+    await vms.restart().then((v) => v.service.reconcile());
+    expect(portsOf(vms, "a1")).toEqual(["ssh:tcp/2222", "vnc:tcp/5902"]);
   });
 
   it("refuses a port another VM holds, in tasks/modify's words, and changes nothing", async () => {

@@ -245,6 +245,7 @@ export class VmService {
         const refusal = checkFit(await this.opts.capacity(), committed(this.opts.repo.list(), id), { ...demandOf(vm.spec), diskBytes: 0 });
         if (refusal) throw new VmResourceError(refusal.field, refusal.message);
       }
+      const pidBefore = this.opts.runtime.liveOf(id)?.pid;
       this.opts.runtime.setStatus(id, plan.during);
       this.opts.repo.log(id, `${action}${opts.force ? " (force)" : ""}`);
       killPoint(`vm.${action}.begun`);
@@ -260,6 +261,8 @@ export class VmService {
       }
       if (plan.success === null) return vm;
       this.opts.runtime.setStatus(id, plan.success, { lastError: null });
+      // The QEMU that listened on ports a modify kept is gone (shut off, or booted anew): free them.
+      if (this.opts.runtime.liveOf(id)?.pid !== pidBefore) this.opts.ports.trimTo(id, this.get(id).spec);
       return this.get(id);
     });
   }
