@@ -70,8 +70,8 @@ export async function seedTasks(opts: { dataDir: string; root: string; owner: st
   const start = Date.now() - 30 * day;
   try {
     const vm = db.prepare(
-      `INSERT INTO vms (id, nickname, owner, image_name, spec_json, status, ready, pid, started_at, created_at, updated_at, last_error)
-       VALUES (?, '', ?, ?, ?, 'closed', 0, NULL, ?, ?, ?, NULL)`,
+      `INSERT INTO vms (id, task_id, nickname, owner, image_name, spec_json, status, ready, pid, started_at, created_at, updated_at, last_error)
+       VALUES (?, ?, '', ?, ?, ?, 'closed', 0, NULL, ?, ?, ?, NULL)`,
     );
     const port = db.prepare("INSERT INTO vm_ports (port, proto, vm_id, kind) VALUES (?, ?, ?, ?)");
     const log = db.prepare("INSERT INTO vm_log (vm_id, at, line) VALUES (?, ?, ?)");
@@ -82,7 +82,7 @@ export async function seedTasks(opts: { dataDir: string; root: string; owner: st
         const created = new Date(start + (i * 30 * day) / opts.count);
         const started = new Date(created.getTime() + 2_000).toISOString();
         const closed = new Date(created.getTime() + 3_600_000).toISOString();
-        vm.run(id, opts.owner, spec.imageName, JSON.stringify(spec), started, created.toISOString(), closed);
+        vm.run(id, id, opts.owner, spec.imageName, JSON.stringify(spec), started, created.toISOString(), closed);
         port.run(spec.ports.ssh, "tcp", id, "ssh");
         port.run(spec.ports.vnc, "tcp", id, "vnc");
         for (const c of spec.ports.custom) port.run(c.hostPort, c.proto, id, "custom");
