@@ -1,5 +1,5 @@
 import type { QmpClient, QmpConnectOptions } from "./qemu/qmp/client.js";
-import type { HostForward, QemuSpec } from "./qemu/spec.js";
+import type { DiskSpec, HostForward, QemuSpec } from "./qemu/spec.js";
 import type { NicRef, QemuStats } from "./qemu/stats.js";
 
 /**
@@ -43,6 +43,15 @@ export interface Hypervisor {
    * `guestAgent`). Rejects with GuestAgentError: `not_responding` for a guest without an agent.
    */
   setUserPassword(runDir: string, username: string, password: string): Promise<void>;
+  /** Plugs a disk into a running VM (virtio-blk on the PCI bus): the guest sees it at once. All or nothing. */
+  attachDisk(qmp: QmpClient, disk: DiskSpec): Promise<void>;
+  /** Grows a running VM's disk `id` to `sizeBytes` (the guest is told of the new size). */
+  resizeDisk(qmp: QmpClient, id: string, sizeBytes: number): Promise<void>;
+  /**
+   * Unplugs disk `id` from a running VM once its guest releases it; rejects with `disk_busy` when the
+   * guest has not within `timeoutMs` (the disk then stays, and is gone at its next boot if unrecorded).
+   */
+  detachDisk(qmp: QmpClient, id: string, opts: { timeoutMs: number }): Promise<void>;
   /** CPU, memory, disk and NIC counters (NIC bytes are null where QEMU offers no source). */
   stats(qmp: QmpClient, pid: number, nics?: readonly NicRef[]): Promise<QemuStats>;
 }
@@ -53,6 +62,8 @@ export const HypervisorErrorCode = {
   AlreadyRunning: "already_running",
   /** quit/kill: the process outlived SIGKILL's grace period. */
   ExitTimeout: "exit_timeout",
+  /** detachDisk: the guest did not release the disk in time. */
+  DiskBusy: "disk_busy",
 } as const;
 export type HypervisorErrorCode = (typeof HypervisorErrorCode)[keyof typeof HypervisorErrorCode];
 

@@ -3,7 +3,7 @@ import { appendFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { HypervisorError, HypervisorErrorCode, type Hypervisor } from "./driver.js";
 import { QmpClient, type QmpConnectOptions } from "./qemu/qmp/client.js";
-import { runPaths, type HostForward, type QemuSpec } from "./qemu/spec.js";
+import { runPaths, type DiskSpec, type HostForward, type QemuSpec } from "./qemu/spec.js";
 import type { QemuStats } from "./qemu/stats.js";
 import { GuestAgentError, GuestAgentErrorCode } from "./qemu/qga.js";
 
@@ -28,6 +28,10 @@ export class FakeHypervisor implements Hypervisor {
   /** Whether guests run a guest agent; passwords set through it, by run dir and user. */
   guestsHaveAgent = false;
   readonly passwords = new Map<string, string>();
+  /** Whether guests release a disk asked to be unplugged (a guest that ignores the request does not). */
+  guestsReleaseDisks = true;
+  /** Each running guest's disks as QEMU holds them: id → path and the size told to the guest (null: the file's). */
+  private readonly disks = new Map<string, Map<string, { path: string; sizeBytes: number | null }>>();
   private readonly guests = new Map<string, FakeGuest>();
   /** Each QMP connection's run dir, and each run dir's live forwards by NIC (as QEMU's slirp keeps them). */
   private readonly connections = new WeakMap<QmpClient, string>();
@@ -62,6 +66,7 @@ export class FakeHypervisor implements Hypervisor {
     this.forwards.set(spec.runDir, new Map(spec.nics.flatMap((n) => (n.kind === "user" ? [[n.id, [...n.hostForwards]] as const] : []))));
     await guest.boot(this.guests);
     this.started.push(spec);
+    this.disks.set(spec.runDir, new Map(spec.disks.map((d) => [d.id, { path: d.path, sizeBytes: null }])));
     return { pid: guest.pid };
   }
 
@@ -116,6 +121,38 @@ export class FakeHypervisor implements Hypervisor {
 
   async hostForwards(qmp: QmpClient, nicId: string): Promise<HostForward[]> {
     return [...(this.forwards.get(this.connections.get(qmp) ?? "")?.get(nicId) ?? [])];
+  }
+
+  /** The disks a running guest has now, by id, with the size a resize told it (null: as started). */
+  disksOf(runDir: string): Map<string, { path: string; sizeBytes: number | null }> {
+    return new Map(this.disks.get(runDir) ?? []);
+  }
+
+  private disksBehind(qmp: QmpClient): Map<string, { path: string; sizeBytes: number | null }> {
+    const disks = this.disks.get(this.connections.get(qmp) ?? "");
+    if (!disks) throw new Error("fake: no such guest");
+    return disks;
+  }
+
+  async attachDisk(qmp: QmpClient, disk: DiskSpec): Promise<void> {
+    const disks = this.disksBehind(qmp);
+    if (disks.has(disk.id)) throw new Error(`Duplicate device ID '${disk.id}' for device`);
+    disks.set(disk.id, { path: disk.path, sizeBytes: null });
+  }
+
+  async resizeDisk(qmp: QmpClient, id: string, sizeBytes: number): Promise<void> {
+    const disk = this.disksBehind(qmp).get(id);
+    if (!disk) throw new Error(`Cannot find device='' nor node-name='disk-${id}'`);
+    disk.sizeBytes = sizeBytes;
+  }
+
+  async detachDisk(qmp: QmpClient, id: string, opts: { timeoutMs: number }): Promise<void> {
+    const disks = this.disksBehind(qmp);
+    if (!disks.has(id)) throw new Error(`Device '${id}' not found`);
+    if (!this.guestsReleaseDisks) {
+      throw new HypervisorError(HypervisorErrorCode.DiskBusy, `the guest did not release disk ${id} within ${opts.timeoutMs / 1000} s`);
+    }
+    disks.delete(id);
   }
 
   async setUserPassword(runDir: string, username: string, password: string): Promise<void> {

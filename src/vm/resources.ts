@@ -69,7 +69,8 @@ export function checkFit(host: HostCapacity, committed: Demand, want: Demand): R
  * operator's data file is not the VM's to grow).
  */
 export function demandOf(spec: VmSpec): Demand {
-  return { vcpus: vcpus(spec), memoryBytes: spec.memoryMiB * 2 ** 20, diskBytes: spec.dataFileName ? 0 : (spec.dataDiskBytes ?? 0) };
+  const added = (spec.extraDisks ?? []).reduce((n, d) => n + d.sizeBytes, 0);
+  return { vcpus: vcpus(spec), memoryBytes: spec.memoryMiB * 2 ** 20, diskBytes: (spec.dataFileName ? 0 : (spec.dataDiskBytes ?? 0)) + added };
 }
 
 /** The disk a VM that exists has been promised: its system disk's size and its data disk's. */

@@ -101,6 +101,7 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
     } else if (spec.dataDiskBytes) {
       disks.push({ id: "vdb", path: join(runDir, DATA_DISK_FILE), format: "qcow2" });
     }
+    for (const d of spec.extraDisks ?? []) disks.push({ id: d.name, path: join(runDir, `${d.name}.qcow2`), format: "qcow2" });
     // Secrets reach QEMU through 0600 files, never its command line; removed once QEMU has read them.
     const secrets = startSecretFiles(runDir);
     await writeFile(secrets.vnc, spec.vncPassword, { mode: 0o600 });

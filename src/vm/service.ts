@@ -11,7 +11,7 @@ import type { VmRecord, VmRepo } from "./repo.js";
 import { checkFit, committed, demandOf, type HostCapacity } from "./resources.js";
 import type { LiveVm, VmRuntime } from "./runtime.js";
 import type { VmSpec } from "./spec.js";
-import { planAction, TRANSITIONAL, type VmAction } from "./state.js";
+import { planAction, TRANSITIONAL, type VmAction, type VmStatus } from "./state.js";
 import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
 import type { Operation, Operations } from "./operations.js";
@@ -66,6 +66,29 @@ export class VmService {
       const vm = this.get(id);
       if (TRANSITIONAL.has(vm.status)) throw new VmConflictError(`vm is ${vm.status}`);
       return work(vm, this.opts.runtime.liveOf(id));
+    });
+  }
+
+  /**
+   * Runs another domain's change of VM `id` (a disk added, grown or removed) under its lock, the VM
+   * showing `during` meanwhile and what it showed before afterwards; a failure is logged and kept as
+   * the VM's last error (`work` logs what it did). Refused while an operation is under way.
+   */
+  operate<T>(id: string, during: VmStatus, work: (vm: VmRecord, live: LiveVm | undefined) => Promise<T>): Promise<T> {
+    return this.locks.run(id, async () => {
+      const vm = this.get(id);
+      if (TRANSITIONAL.has(vm.status)) throw new VmConflictError(`vm is ${vm.status}`);
+      this.opts.runtime.setStatus(id, during);
+      try {
+        const result = await work(vm, this.opts.runtime.liveOf(id));
+        this.opts.runtime.setStatus(id, vm.status);
+        return result;
+      } catch (e) {
+        const message = errorText(e);
+        this.opts.repo.log(id, `${during} failed: ${message}`);
+        this.opts.runtime.setStatus(id, vm.status, { lastError: message });
+        throw e;
+      }
     });
   }
 

@@ -45,6 +45,35 @@ export interface VmSpec {
   vncPassword: string;
   multicast: string[];
   networkName: string | null;
+  /** Data disks added after creation (`disk/add`): `vdc`, `vdd`, … each `<name>.qcow2` in the VM's folder. Absent: none. */
+  extraDisks?: ExtraDisk[];
+}
+
+/** A data disk added to a VM after its creation. */
+export interface ExtraDisk {
+  /** Guest device name: `vdc`, `vdd`, … */
+  name: string;
+  /** Its virtual size (what the guest sees). */
+  sizeBytes: number;
+}
+
+/** One data disk of a VM as the disk calls see it. */
+export interface DataDiskView {
+  name: string;
+  /** Null: an operator's data file whose size is read from the file. */
+  sizeBytes: number | null;
+  /** The operator's data file (`data_file_name`): never resized or deleted by batu. */
+  external: boolean;
+}
+
+/** A VM's data disks in guest order: vdb (a new disk, or the operator's data file), then the ones added. */
+export function dataDisksOf(spec: VmSpec): DataDiskView[] {
+  const vdb: DataDiskView[] = spec.dataFileName
+    ? [{ name: "vdb", sizeBytes: null, external: true }]
+    : spec.dataDiskBytes
+      ? [{ name: "vdb", sizeBytes: spec.dataDiskBytes, external: false }]
+      : [];
+  return [...vdb, ...(spec.extraDisks ?? []).map((d) => ({ name: d.name, sizeBytes: d.sizeBytes, external: false }))];
 }
 
 export const vcpus = (spec: Pick<VmSpec, "cpu">): number => spec.cpu.cores * spec.cpu.threads;

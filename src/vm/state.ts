@@ -12,6 +12,9 @@ export const VM_STATUSES = [
   "restarting",
   "resetting",
   "deleting",
+  "disk adding",
+  "disk resizing",
+  "disk deleting",
   "create error",
   "start error",
   "shutdown error",
@@ -34,6 +37,9 @@ export const TRANSITIONAL: ReadonlySet<VmStatus> = new Set<VmStatus>([
   "restarting",
   "resetting",
   "deleting",
+  "disk adding",
+  "disk resizing",
+  "disk deleting",
 ]);
 
 const ERROR_STATUSES: ReadonlySet<VmStatus> = new Set(VM_STATUSES.filter((s) => s.endsWith(" error")));

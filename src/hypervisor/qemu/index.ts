@@ -4,7 +4,7 @@ import { HypervisorError, HypervisorErrorCode, type Hypervisor } from "../driver
 import { buildQemuArgv } from "./argv.js";
 import { isQemuAlive, killQemu, QEMU_BINARY, readPidFile, startQemu, waitForExit } from "./process.js";
 import { QmpClient, type QmpConnectOptions } from "./qmp/client.js";
-import { nicNetdevId, runPaths, type HostForward, type QemuSpec } from "./spec.js";
+import { diskFileNodeName, diskNodeName, nicNetdevId, runPaths, type DiskSpec, type HostForward, type QemuSpec } from "./spec.js";
 import { guestAgentCall } from "./qga.js";
 import { parseUsernetForwards } from "./usernet.js";
 import { collectQemuStats, type NicRef, type QemuStats } from "./stats.js";
@@ -93,6 +93,41 @@ export class QemuHypervisor implements Hypervisor {
   async hostForwards(qmp: QmpClient, nicId: string): Promise<HostForward[]> {
     const out = await qmp.execute<string>("human-monitor-command", { "command-line": "info usernet" });
     return parseUsernetForwards(out, nicNetdevId(nicId));
+  }
+
+  async attachDisk(qmp: QmpClient, disk: DiskSpec): Promise<void> {
+    // The same nodes and device as a disk given at start (argv.ts), added one by one; undone on failure.
+    const file = diskFileNodeName(disk.id);
+    const node = diskNodeName(disk.id);
+    const undo: string[] = [];
+    try {
+      await qmp.execute("blockdev-add", { driver: "file", "node-name": file, filename: disk.path, discard: "unmap" });
+      undo.unshift(file);
+      await qmp.execute("blockdev-add", { driver: disk.format, "node-name": node, file, discard: "unmap" });
+      undo.unshift(node);
+      await qmp.execute("device_add", { driver: "virtio-blk-pci", id: disk.id, drive: node });
+    } catch (e) {
+      for (const name of undo) await qmp.execute("blockdev-del", { "node-name": name }).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async resizeDisk(qmp: QmpClient, id: string, sizeBytes: number): Promise<void> {
+    await qmp.execute("block_resize", { "node-name": diskNodeName(id), size: sizeBytes });
+  }
+
+  async detachDisk(qmp: QmpClient, id: string, opts: { timeoutMs: number }): Promise<void> {
+    // Listening before asking: the guest may release the device before device_del answers.
+    const released = qmp.waitForEvent("DEVICE_DELETED", { timeoutMs: opts.timeoutMs, match: (e) => (e.data as { device?: string } | undefined)?.device === id });
+    released.catch(() => undefined);
+    await qmp.execute("device_del", { id });
+    try {
+      await released;
+    } catch {
+      throw new HypervisorError(HypervisorErrorCode.DiskBusy, `the guest did not release disk ${id} within ${opts.timeoutMs / 1000} s`);
+    }
+    await qmp.execute("blockdev-del", { "node-name": diskNodeName(id) });
+    await qmp.execute("blockdev-del", { "node-name": diskFileNodeName(id) });
   }
 
   async setUserPassword(runDir: string, username: string, password: string): Promise<void> {

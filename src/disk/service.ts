@@ -1,0 +1,160 @@
+/**
+ * A VM's data disks after its creation, as DBC's `disk/*` calls change them, and live where QEMU
+ * allows it: a disk is added to a running VM by hot-plug (the guest sees it at once), grown with
+ * `block_resize` (the guest is told the new size), and unplugged once the guest releases it. A
+ * shut-off VM's disks change on file only. Every disk lives in the VM's folder under the data dir
+ * (DBC's `mount_dir`, a host path, is never used). Each change runs under the VM's lock, shows DBC's
+ * status (`disk adding`, `disk resizing`, `disk deleting`) meanwhile, and is recorded in the VM's
+ * spec; the order of each (file, record, live) leaves the VM consistent if the agent dies half-way.
+ */
+import { chmod, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Hypervisor } from "../hypervisor/driver.js";
+import { killPoint } from "../lib/kill-points.js";
+import { createDisk, imageInfo, resizeDisk } from "../storage/qemu-img.js";
+import { dataFilesDir, vmDir } from "../storage/volumes.js";
+import { FieldError } from "../vm/create-request.js";
+import { VmConflictError, VmResourceError } from "../vm/errors.js";
+import type { VmRecord, VmRepo } from "../vm/repo.js";
+import { checkFit, committed, type HostCapacity } from "../vm/resources.js";
+import type { VmService } from "../vm/service.js";
+import { dataDisksOf, type VmSpec } from "../vm/spec.js";
+
+/** The names a data disk may have: vdb … vdz (vda is the system disk). */
+export const DATA_DISK_NAME = /^vd[b-z]$/;
+
+/** One disk of a VM as the disk list shows it. */
+export interface VmDiskInfo {
+  name: string;
+  /** The file's name only: a renter never learns host paths. */
+  file: string;
+  /** What the guest sees; null when unknown (a system disk recorded before batu kept its size). */
+  sizeBytes: number | null;
+}
+
+export interface DiskServiceOptions {
+  dataDir: string;
+  vms: VmService;
+  repo: VmRepo;
+  hypervisor: Hypervisor;
+  capacity: () => Promise<HostCapacity>;
+  /** How long an unplug waits for the guest to release the disk. */
+  detachTimeoutMs: number;
+}
+
+export class DiskService {
+  constructor(private readonly opts: DiskServiceOptions) {}
+
+  /** A VM's disks in guest order: vda, then its data disks. */
+  async list(vm: VmRecord): Promise<VmDiskInfo[]> {
+    const disks: VmDiskInfo[] = [{ name: "vda", file: "vda.qcow2", sizeBytes: vm.systemDiskBytes }];
+    for (const d of dataDisksOf(vm.spec)) {
+      if (!d.external) {
+        disks.push({ name: d.name, file: `${d.name}.qcow2`, sizeBytes: d.sizeBytes });
+        continue;
+      }
+      const name = vm.spec.dataFileName!;
+      const size = await imageInfo(join(dataFilesDir(this.opts.dataDir), name), { shared: true }).then(
+        (i) => i.virtualSizeBytes,
+        () => null,
+      );
+      disks.push({ name: d.name, file: name, sizeBytes: size });
+    }
+    return disks;
+  }
+
+  /** Adds a new empty data disk of `sizeBytes`, named after the last one (`vdc` after `vdb`); hot-plugged into a running VM. */
+  async add(id: string, sizeBytes: number): Promise<{ name: string }> {
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw new FieldError("size", "'size' is invalid");
+    return this.opts.vms.operate(id, "disk adding", async (vm, live) => {
+      const name = nextDiskName(vm.spec);
+      if (!name) throw new FieldError("size", "the task has 25 data disks already (vdb … vdz)");
+      const refusal = checkFit(await this.opts.capacity(), committed(this.opts.repo.list()), { vcpus: 0, memoryBytes: 0, diskBytes: sizeBytes });
+      if (refusal) throw new VmResourceError("size", refusal.message);
+      const path = this.pathOf(id, name);
+      // A file of that name the spec does not list is what an agent killed during an add left.
+      await rm(path, { force: true });
+      await createDisk(path, sizeBytes, "qcow2");
+      await chmod(path, 0o600);
+      killPoint("disk.add.after-file");
+      // Recorded before it is plugged: a crash in between leaves a disk the next boot attaches.
+      const next: VmSpec = { ...vm.spec, extraDisks: [...(vm.spec.extraDisks ?? []), { name, sizeBytes }] };
+      this.opts.repo.update(id, { spec: next });
+      try {
+        if (live) await this.opts.hypervisor.attachDisk(live.qmp, { id: name, path, format: "qcow2" });
+      } catch (e) {
+        this.opts.repo.update(id, { spec: vm.spec });
+        await rm(path, { force: true });
+        throw e;
+      }
+      this.opts.repo.log(id, `disk ${name} added: ${gib(sizeBytes)}${live ? " (hot-plugged)" : ""}`);
+      return { name };
+    });
+  }
+
+  /** Grows data disk `name` by `growBytes` (DBC's meaning of `size`); live on a running VM. Never shrinks. */
+  async resize(id: string, name: string, growBytes: number): Promise<{ sizeBytes: number }> {
+    if (!Number.isSafeInteger(growBytes) || growBytes <= 0) throw new FieldError("size", "'size' is invalid");
+    return this.opts.vms.operate(id, "disk resizing", async (vm, live) => {
+      const disk = this.dataDisk(vm.spec, name);
+      if (disk.external) throw new VmConflictError(`disk ${name} is the operator's data file: it is not resized`);
+      const refusal = checkFit(await this.opts.capacity(), committed(this.opts.repo.list()), { vcpus: 0, memoryBytes: 0, diskBytes: growBytes });
+      if (refusal) throw new VmResourceError("size", refusal.message);
+      const path = this.pathOf(id, name);
+      // From the size the file has (a grow an agent crash did not record is not lost), never below it.
+      const current = (await imageInfo(path, { shared: true })).virtualSizeBytes;
+      const target = current + growBytes;
+      if (live) await this.opts.hypervisor.resizeDisk(live.qmp, name, target);
+      else await resizeDisk(path, target);
+      killPoint("disk.resize.after-grow");
+      this.opts.repo.update(id, { spec: withDiskSize(vm.spec, name, target) });
+      this.opts.repo.log(id, `disk ${name} grown by ${gib(growBytes)} to ${gib(target)}${live ? " (live)" : ""}`);
+      return { sizeBytes: target };
+    });
+  }
+
+  /** Removes data disk `name` and its file (an operator's data file is only detached); unplugged live first. */
+  async remove(id: string, name: string): Promise<void> {
+    if (name === "vda") throw new FieldError("disk", "can not allowed to delete disk:'vda'");
+    return this.opts.vms.operate(id, "disk deleting", async (vm, live) => {
+      const disk = this.dataDisk(vm.spec, name);
+      if (live) await this.opts.hypervisor.detachDisk(live.qmp, name, { timeoutMs: this.opts.detachTimeoutMs });
+      killPoint("disk.delete.after-detach");
+      this.opts.repo.update(id, { spec: withoutDisk(vm.spec, name) });
+      if (!disk.external) await rm(this.pathOf(id, name), { force: true });
+      this.opts.repo.log(id, `disk ${name} deleted${live ? " (unplugged)" : ""}${disk.external ? " (the operator's data file is kept)" : ""}`);
+    });
+  }
+
+  private dataDisk(spec: VmSpec, name: string) {
+    const disk = dataDisksOf(spec).find((d) => d.name === name);
+    if (!disk) throw new FieldError("disk", `task have no disk:${name}`);
+    return disk;
+  }
+
+  private pathOf(id: string, name: string): string {
+    return join(vmDir(this.opts.dataDir, id), `${name}.qcow2`);
+  }
+}
+
+/** The next data disk name after the VM's last one (`vdb` when it has none), or undefined past `vdz`. */
+export function nextDiskName(spec: VmSpec): string | undefined {
+  const last = dataDisksOf(spec).at(-1)?.name ?? "vda";
+  const next = String.fromCharCode(last.charCodeAt(2) + 1);
+  return next <= "z" ? `vd${next}` : undefined;
+}
+
+function withDiskSize(spec: VmSpec, name: string, sizeBytes: number): VmSpec {
+  if (name === "vdb" && spec.dataDiskBytes) return { ...spec, dataDiskBytes: sizeBytes };
+  return { ...spec, extraDisks: (spec.extraDisks ?? []).map((d) => (d.name === name ? { ...d, sizeBytes } : d)) };
+}
+
+function withoutDisk(spec: VmSpec, name: string): VmSpec {
+  if (name === "vdb" && (spec.dataDiskBytes || spec.dataFileName)) {
+    const { dataFileFormat: _format, ...rest } = spec;
+    return { ...rest, dataDiskBytes: null, dataFileName: null };
+  }
+  return { ...spec, extraDisks: (spec.extraDisks ?? []).filter((d) => d.name !== name) };
+}
+
+const gib = (bytes: number) => `${Math.round((bytes / 2 ** 30) * 100) / 100}G`;
