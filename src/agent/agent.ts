@@ -15,6 +15,7 @@ import { startAutoJoin } from "./auto-join.js";
 import { DiscoveryResponder } from "../group/discovery.js";
 import { serveTls, type TlsServer } from "../server/tls-server.js";
 import { startRentalExpiry } from "./rental-expiry.js";
+import { DiskService } from "../disk/service.js";
 
 export interface AgentOptions {
   host: string;
@@ -96,6 +97,14 @@ export async function startAgent(
   }
   const { vms, repo, accel, images, capacityOf } = vmService;
   const authority = RenterAuthority.open(state.db, state.rentals);
+  const disks = new DiskService({
+    dataDir: state.dataDir,
+    vms: vms.service,
+    repo,
+    hypervisor: vmService.hypervisor,
+    capacity: vmService.capacity,
+    detachTimeoutMs: 10_000,
+  });
   const forwardHost = opts.forwardHost ?? opts.host;
   const router = new GroupRouter({
     nodeId: identity.nodeId,
@@ -114,6 +123,7 @@ export async function startAgent(
     group,
     vms: vms.service,
     vmQueries: vms.queries,
+    disks,
     groupVms: new GroupVms({
       nodeId: identity.nodeId,
       selfAddress: () => group.selfAddress,
@@ -128,6 +138,7 @@ export async function startAgent(
       version: VERSION,
       vms: vms.service,
       vmQueries: vms.queries,
+      disks,
       forwardHost,
       group: { router, peers: () => group.peers() },
       renters: {

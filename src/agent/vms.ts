@@ -7,6 +7,7 @@ import { readHostInfo, type HostInfo } from "../host/host-info.js";
 import type { Logger } from "../lib/logger.js";
 import { ImageCatalog } from "../vm/images.js";
 import { VmRepo } from "../vm/repo.js";
+import type { Hypervisor } from "../hypervisor/driver.js";
 import type { PortRangeKind } from "../vm/ports.js";
 import { createVms, type Vms } from "../vm/vms.js";
 import type { HostCapacity } from "../vm/resources.js";
@@ -38,7 +39,16 @@ export async function startVmService(
   state: AgentState,
   opts: VmOptions,
   log: Logger,
-): Promise<{ vms: Vms; repo: VmRepo; accel: AcceleratorChoice; images: ImageCatalog; capacityOf: (host: HostInfo) => HostCapacity }> {
+): Promise<{
+  vms: Vms;
+  repo: VmRepo;
+  hypervisor: Hypervisor;
+  accel: AcceleratorChoice;
+  images: ImageCatalog;
+  capacityOf: (host: HostInfo) => HostCapacity;
+  /** The host's capacity now (free disk changes). */
+  capacity: () => Promise<HostCapacity>;
+}> {
   const accel = await probeAccelerator();
   if (accel.accel === "tcg") log.warn({ reason: accel.reason }, "KVM not usable: VMs run under TCG (software emulation, slower)");
   else log.info({ reason: accel.reason }, "VMs run under KVM");
@@ -56,16 +66,18 @@ export async function startVmService(
     memoryReserveBytes: MEMORY_RESERVE_BYTES,
   });
   const repo = new VmRepo(state.db);
+  const hypervisor = new QemuHypervisor({ logger: log });
+  const capacity = async () => capacityOf(await readHostInfo(state.dataDir));
   const vms = createVms({
     dataDir: state.dataDir,
-    hypervisor: new QemuHypervisor({ logger: log }),
+    hypervisor,
     repo,
     images,
     ports: new PortAllocator<PortRangeKind>({ ranges: PORT_RANGES }),
     accel,
     forwardHost: opts.forwardHost,
     shutdownTimeoutMs: opts.shutdownTimeoutMs,
-    capacity: async () => capacityOf(await readHostInfo(state.dataDir)),
+    capacity,
     log,
   });
   const report = await vms.service.reconcile();
@@ -78,5 +90,5 @@ export async function startVmService(
     },
     "vms reconciled",
   );
-  return { vms, repo, accel, images, capacityOf };
+  return { vms, repo, hypervisor, accel, images, capacityOf, capacity };
 }

@@ -118,6 +118,37 @@ export const VmStatsQuery = Type.Object(
   { additionalProperties: false },
 );
 
+const VmId = Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" });
+const DataDiskName = Type.String({ pattern: "^vd[b-z]$", description: "A data disk: vdb … vdz (vda is the system disk)" });
+
+export const VmDiskListQuery = Type.Object({ vm_id: VmId }, { additionalProperties: false });
+export const VmDiskList = Type.Object(
+  {
+    vm_id: Type.String(),
+    disks: Type.Array(
+      Type.Object({
+        name: Type.String(),
+        file: Type.String({ description: "The file's name in the VM's folder (or the operator's data file)" }),
+        size_bytes: Type.Union([Type.Integer(), Type.Null()], { description: "What the guest sees" }),
+      }),
+    ),
+  },
+  { $id: "VmDiskList" },
+);
+
+/** `POST /common/vm/disk/add`: a new empty data disk, hot-plugged into a running VM. */
+export const VmDiskAdd = Type.Object(
+  { vm_id: VmId, size_gib: Type.Integer({ minimum: 1, maximum: 65536, description: "Its size, GiB" }) },
+  { additionalProperties: false, $id: "VmDiskAdd" },
+);
+/** `POST /common/vm/disk/resize`: grows a data disk BY `grow_gib` (as DBC's resize), live on a running VM. */
+export const VmDiskResize = Type.Object(
+  { vm_id: VmId, disk: DataDiskName, grow_gib: Type.Integer({ minimum: 1, maximum: 65536, description: "How much to add, GiB" }) },
+  { additionalProperties: false, $id: "VmDiskResize" },
+);
+/** `POST /common/vm/disk/delete`: removes a data disk (unplugged first from a running VM). */
+export const VmDiskDelete = Type.Object({ vm_id: VmId, disk: DataDiskName }, { additionalProperties: false, $id: "VmDiskDelete" });
+
 export const VmLogQuery = Type.Object(
   {
     vm_id: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),

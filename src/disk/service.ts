@@ -9,7 +9,7 @@
  */
 import { chmod, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { Hypervisor } from "../hypervisor/driver.js";
+import { HypervisorError, HypervisorErrorCode, type Hypervisor } from "../hypervisor/driver.js";
 import { killPoint } from "../lib/kill-points.js";
 import { createDisk, imageInfo, resizeDisk } from "../storage/qemu-img.js";
 import { dataFilesDir, vmDir } from "../storage/volumes.js";
@@ -118,7 +118,14 @@ export class DiskService {
     if (name === "vda") throw new FieldError("disk", "can not allowed to delete disk:'vda'");
     return this.opts.vms.operate(id, "disk deleting", async (vm, live) => {
       const disk = this.dataDisk(vm.spec, name);
-      if (live) await this.opts.hypervisor.detachDisk(live.qmp, name, { timeoutMs: this.opts.detachTimeoutMs });
+      if (live) {
+        await this.opts.hypervisor.detachDisk(live.qmp, name, { timeoutMs: this.opts.detachTimeoutMs }).catch((e: unknown) => {
+          if (e instanceof HypervisorError && e.code === HypervisorErrorCode.DiskBusy) {
+            throw new VmConflictError(`${e.message}: shut the task down and delete the disk then`);
+          }
+          throw e;
+        });
+      }
       killPoint("disk.delete.after-detach");
       this.opts.repo.update(id, { spec: withoutDisk(vm.spec, name) });
       if (!disk.external) await rm(this.pathOf(id, name), { force: true });

@@ -2,6 +2,7 @@ import type { SystemConfig } from "../api/host.js";
 import type { GroupService } from "../group/service.js";
 import type { Logger } from "../lib/logger.js";
 import type { VmService } from "../vm/service.js";
+import type { DiskService } from "../disk/service.js";
 import type { VmQueries } from "../vm/queries.js";
 import type { GroupVms } from "../group/group-vms.js";
 import type { RentalLedger } from "../auth/rental-ledger.js";
@@ -24,6 +25,8 @@ export interface AppDeps {
   vms: VmService;
   /** What the faces read about VMs. */
   vmQueries: VmQueries;
+  /** VMs' data disks (`/common/vm/disk/*`). */
+  disks: DiskService;
   /** The group-wide VM list (master) and its member side. */
   groupVms?: GroupVms;
   rentals: RentalLedger;

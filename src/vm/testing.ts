@@ -15,6 +15,7 @@ import type { HostCapacity } from "./resources.js";
 import type { VmSpec } from "./spec.js";
 import { createVms, type Vms } from "./vms.js";
 import type { VmCreateRequest } from "./create-request.js";
+import { DiskService } from "../disk/service.js";
 
 /** A VM spec as batu stores one for a small linux task; `desc` tells them apart. */
 export function testSpec(desc: string): VmSpec {
@@ -80,11 +81,12 @@ export const TEST_HOST: HostCapacity = {
 const quietLog = () => createLogger({ level: "silent" });
 
 /** The VM layer over an in-memory store, for its reads: nothing in it can boot (no image, no data dir). */
-export function readOnlyVms(db: Db = openDb(":memory:"), now?: () => Date): Vms & { repo: VmRepo } {
+export function readOnlyVms(db: Db = openDb(":memory:"), now?: () => Date): Vms & { repo: VmRepo; disks: DiskService } {
   const repo = new VmRepo(db, now);
+  const hypervisor = new FakeHypervisor();
   const vms = createVms({
     dataDir: "/nonexistent",
-    hypervisor: new FakeHypervisor(),
+    hypervisor,
     repo,
     images: new ImageCatalog([]),
     ports: new PortAllocator<PortRangeKind>({ ranges: { forward: { min: 20000, max: 20099 }, vnc: { min: 5900, max: 5999 } } }),
@@ -94,7 +96,8 @@ export function readOnlyVms(db: Db = openDb(":memory:"), now?: () => Date): Vms 
     shutdownTimeoutMs: 1000,
     log: quietLog(),
   });
-  return { ...vms, repo };
+  const disks = new DiskService({ dataDir: "/nonexistent", vms: vms.service, repo, hypervisor, capacity: async () => TEST_HOST, detachTimeoutMs: 1000 });
+  return { ...vms, repo, disks };
 }
 
 export interface TestVms extends Vms {

@@ -2,7 +2,24 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyRequest } from "fastify";
 import { ErrorReply, OkReply } from "../../../api/common.js";
 import { ApiError } from "../../../api/errors.js";
-import { VmAdd, VmAddReply, VmControl, VmItem, VmList, VmListQuery, VmLog, VmLogQuery, VmStats, VmStatsQuery } from "../../../api/host-vm.js";
+import {
+  VmAdd,
+  VmAddReply,
+  VmControl,
+  VmDiskAdd,
+  VmDiskDelete,
+  VmDiskList,
+  VmDiskListQuery,
+  VmDiskResize,
+  VmItem,
+  VmList,
+  VmListQuery,
+  VmLog,
+  VmLogQuery,
+  VmStats,
+  VmStatsQuery,
+} from "../../../api/host-vm.js";
+import type { DiskService } from "../../../disk/service.js";
 import { MEMBER_VMS_PATH, type GroupVms } from "../../../group/group-vms.js";
 import { fromHostAdd } from "./vm-add.js";
 import type { VmRecord } from "../../../vm/repo.js";
@@ -63,8 +80,68 @@ function formatSize(bytes: number): string {
 }
 
 /** Seed 000 `/common/vm/...`: the VMs of this host. */
-export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; vmQueries: VmQueries; groupVms?: GroupVms } }> = async (app, { deps }) => {
-  const { vms, vmQueries: reads, groupVms } = deps;
+export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; vmQueries: VmQueries; disks: DiskService; groupVms?: GroupVms } }> = async (
+  app,
+  { deps },
+) => {
+  const { vms, vmQueries: reads, disks, groupVms } = deps;
+
+  app.get(
+    "/common/vm/disk/list",
+    { schema: { summary: "A VM's disks", tags: ["vm"], querystring: VmDiskListQuery, response: { 200: VmDiskList, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply } } },
+    async (req) => {
+      const vm = reads.get(req.query.vm_id);
+      return { vm_id: vm.id, disks: (await disks.list(vm)).map((d) => ({ name: d.name, file: d.file, size_bytes: d.sizeBytes })) };
+    },
+  );
+
+  app.post(
+    "/common/vm/disk/add",
+    {
+      schema: {
+        summary: "Add a data disk to a VM",
+        description: "Named after its last disk (vdc after vdb); hot-plugged into a running VM, whose guest sees it at once.",
+        tags: ["vm"],
+        body: VmDiskAdd,
+        response: { 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
+      },
+    },
+    async (req) => ({ message: "ok" as const, ...(await disks.add(req.body.vm_id, req.body.size_gib * 2 ** 30)) }),
+  );
+
+  app.post(
+    "/common/vm/disk/resize",
+    {
+      schema: {
+        summary: "Grow a VM's data disk",
+        description: "Grows it BY grow_gib (DBC's meaning), live on a running VM (the guest is told the new size). Never shrinks.",
+        tags: ["vm"],
+        body: VmDiskResize,
+        response: { 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
+      },
+    },
+    async (req) => {
+      const { sizeBytes } = await disks.resize(req.body.vm_id, req.body.disk, req.body.grow_gib * 2 ** 30);
+      return { message: "ok" as const, name: req.body.disk, size_bytes: sizeBytes };
+    },
+  );
+
+  app.post(
+    "/common/vm/disk/delete",
+    {
+      schema: {
+        summary: "Delete a VM's data disk",
+        description: "Unplugged first from a running VM, once its guest releases it (else 409, nothing changed); an operator's data file is only detached.",
+        tags: ["vm"],
+        body: VmDiskDelete,
+        response: { 200: OkReply, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
+      },
+    },
+    async (req) => {
+      await disks.remove(req.body.vm_id, req.body.disk);
+      return { message: "ok" as const };
+    },
+  );
 
   app.post(
     "/common/vm/add",

@@ -20,13 +20,14 @@ beforeAll(async () => {
   const pair = sr25519PairFromSeed(new Uint8Array(32).fill(7));
   masterId = u8aToHex(pair.publicKey, undefined, false);
   masterKey = nodeKeyAuthenticator(masterId, (m) => sr25519Sign(m, pair));
-  const { service, queries } = readOnlyVms();
+  const { service, queries, disks } = readOnlyVms();
   const deps: V1Deps = {
     nodeId: NODE,
     nickname: () => "",
     version: "test",
     vms: service,
     vmQueries: queries,
+    disks,
     renters: {
       authorize: () => {
         throw new Error("a direct call: not what this file tests");

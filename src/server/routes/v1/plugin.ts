@@ -4,6 +4,7 @@ import { dbcErrorHandler } from "./errors.js";
 import { parseDbcRequest } from "../../../api/v1/request.js";
 import { nodeRoutes } from "./nodes.js";
 import { taskRoutes } from "./tasks.js";
+import { diskRoutes } from "./disks.js";
 import { eventRoutes } from "./events.js";
 import { routeToMember } from "./route-to-member.js";
 import { setForwardedRenter } from "./target.js";
@@ -53,5 +54,6 @@ export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps
   });
   await app.register(nodeRoutes, { deps });
   await app.register(taskRoutes, { deps });
+  await app.register(diskRoutes, { deps });
   await app.register(eventRoutes, { deps });
 };

@@ -13,13 +13,14 @@ const forwarded: ForwardCall[] = [];
 let app: FastifyInstance;
 
 beforeAll(async () => {
-  const { service, queries } = readOnlyVms();
+  const { service, queries, disks } = readOnlyVms();
   const deps: V1Deps = {
     nodeId: MASTER,
     nickname: () => "",
     version: "test",
     vms: service,
     vmQueries: queries,
+    disks,
     // Authentication is not what this file tests: every caller is renter-1.
     renters: { authorize: () => "renter-1", sessionId: () => "s", nodeState: () => "rented" },
     nodeInfo: async () => ({}),

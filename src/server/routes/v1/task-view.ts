@@ -3,7 +3,7 @@ import type { VmRecord, VmSummary } from "../../../vm/repo.js";
 import type { VmQueries } from "../../../vm/queries.js";
 import { VmNotFoundError } from "../../../vm/errors.js";
 import type { VersionedMemo } from "../../../store/versioned-memo.js";
-import { vcpus } from "../../../vm/spec.js";
+import { dataDisksOf, vcpus } from "../../../vm/spec.js";
 import { macFor } from "../../../vm/qemu-spec.js";
 
 /** DBC's time format: `2021-12-16 14:48:37` (UTC here). */
@@ -102,11 +102,11 @@ export function taskDetail(vm: Readonly<VmRecord>, sshIp: string, systemDiskByte
     custom_port: spec.ports.custom.map((f) => `${f.proto},${f.hostPort}:${f.guestPort}`),
     disks: [
       { name: "vda", size: systemDiskBytes === null ? "" : gib(systemDiskBytes), source_file: "vda.qcow2" },
-      ...(spec.dataFileName
-        ? [{ name: "vdb", size: "", source_file: spec.dataFileName }]
-        : spec.dataDiskBytes
-          ? [{ name: "vdb", size: gib(spec.dataDiskBytes), source_file: "vdb.qcow2" }]
-          : []),
+      ...dataDisksOf(spec).map((d) =>
+        d.external
+          ? { name: d.name, size: "", source_file: spec.dataFileName ?? "" }
+          : { name: d.name, size: gib(d.sizeBytes ?? 0), source_file: `${d.name}.qcow2` },
+      ),
     ],
     interface: [{ name: "default", type: "virtio", mac_address: macFor(vm.id) }],
     ...(spec.multicast.length ? { multicast: spec.multicast } : {}),

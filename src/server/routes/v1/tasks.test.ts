@@ -7,7 +7,7 @@ import { v1Routes } from "./plugin.js";
 import { taskDetail, TaskReplies, taskSummary } from "./task-view.js";
 
 const NODE = "e".repeat(64);
-const { repo, service, queries } = readOnlyVms();
+const { repo, service, queries, disks } = readOnlyVms();
 let app: FastifyInstance;
 let freed = 0;
 // The replies as they were before they were kept: fastify serializing the envelope object.
@@ -24,6 +24,7 @@ beforeAll(async () => {
     version: "test",
     vms: service,
     vmQueries: queries,
+    disks,
     // The caller names itself in `additional.as`: authentication is not what this file tests.
     renters: { authorize: (body) => String(body.additional.as), sessionId: () => "", nodeState: () => "rented" },
     nodeInfo: async () => ({}),
