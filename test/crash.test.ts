@@ -32,7 +32,18 @@ let taskId: string;
 /** VMs that must still exist after the next crash (a VM is only ever lost by its own deletion). */
 const mustExist = new Set<string>();
 
-const TRANSITIONAL = new Set(["creating", "starting", "being shutdown", "being poweroff", "restarting", "resetting", "deleting"]);
+const TRANSITIONAL = new Set([
+  "creating",
+  "starting",
+  "being shutdown",
+  "being poweroff",
+  "restarting",
+  "resetting",
+  "deleting",
+  "disk adding",
+  "disk resizing",
+  "disk deleting",
+]);
 /** Files that exist only while QEMU starts (secrets it reads at start). */
 const START_SECRETS = ["vnc.secret", "fwcfg-password", "fwcfg-hostname"];
 
@@ -142,6 +153,15 @@ function checkInvariants(context: string): Map<string, { status: string; pid: nu
       problems.push(`vm ${id} (${vm.status}) has no system disk`);
     }
     for (const f of files ?? []) if (START_SECRETS.includes(f)) problems.push(`vm ${id} left ${f} in its folder`);
+    // Data disks: the files in its folder are the ones its record lists.
+    if (files) {
+      const diskFiles = files.filter((f) => /^vd[b-z]\.qcow2$/.test(f)).sort();
+      const recorded = [
+        ...(vm.spec.dataDiskBytes && !vm.spec.dataFileName ? ["vdb.qcow2"] : []),
+        ...(vm.spec.extraDisks ?? []).map((x: any) => `${x.name}.qcow2`),
+      ].sort();
+      if (JSON.stringify(diskFiles) !== JSON.stringify(recorded)) problems.push(`vm ${id} has disk files ${diskFiles.join(" ")}, its record ${recorded.join(" ")}`);
+    }
     // Reservations: exactly the spec's ports (none once creation failed).
     const held = seen.ports.filter((p) => p.vm_id === id).map((p) => `${p.proto}/${p.port}`).sort();
     const spec = vm.spec.ports;
@@ -278,6 +298,23 @@ describe("an agent killed at a named step, restarted on the same dirs", () => {
     expect(statusOf(await crashAt("vm.shutdown.after-acpi", () => act(id, "shutdown")), id)).toBe("closed");
     await act(id, "start");
     expect(statusOf(await crashAt("vm.delete.after-qemu-quit", () => act(id, "delete")), id)).toBeUndefined();
+  }, 120_000);
+
+  it("disks: added, grown or deleted, the disk files and the record agree after the crash, and the VM runs on", async () => {
+    const id = await addVm("crash-disks");
+    const diskCall = (path: string, body: Record<string, unknown>) => call(`${agent.url}/common/vm/disk/${path}`, { token: agent.adminToken, body: { vm_id: id, ...body } });
+    const recorded = (records: Map<string, { spec: any }>) => (records.get(id)!.spec.extraDisks ?? []).map((x: any) => `${x.name}:${x.sizeBytes / 2 ** 30}`);
+    let records = await crashAt("disk.add.after-file", () => diskCall("add", { size_gib: 1 }));
+    expect(recorded(records)).toEqual([]);
+    expect(statusOf(records, id)).toBe("running");
+    expect((await diskCall("add", { size_gib: 1 })).status).toBe(200);
+    records = await crashAt("disk.resize.after-grow", () => diskCall("resize", { disk: "vdc", grow_gib: 2 }));
+    // The file grew before the crash: the record takes its size.
+    expect(recorded(records)).toEqual(["vdc:3"]);
+    records = await crashAt("disk.delete.after-detach", () => diskCall("delete", { disk: "vdc" }));
+    expect(recorded(records)).toEqual(["vdc:3"]);
+    expect((await diskCall("delete", { disk: "vdc" })).status).toBe(200);
+    checkInvariants("after the disk cases");
   }, 120_000);
 
   it("delete: from any step, the VM is gone with its QEMU, folder and ports", async () => {

@@ -18,7 +18,7 @@ import { VmConflictError, VmResourceError } from "../vm/errors.js";
 import type { VmRecord, VmRepo } from "../vm/repo.js";
 import { checkFit, committed, type HostCapacity } from "../vm/resources.js";
 import type { VmService } from "../vm/service.js";
-import { dataDisksOf, type VmSpec } from "../vm/spec.js";
+import { dataDisksOf, withDiskSize, withoutDisk, type VmSpec } from "../vm/spec.js";
 
 /** The names a data disk may have: vdb … vdz (vda is the system disk). */
 export const DATA_DISK_NAME = /^vd[b-z]$/;
@@ -149,19 +149,6 @@ export function nextDiskName(spec: VmSpec): string | undefined {
   const last = dataDisksOf(spec).at(-1)?.name ?? "vda";
   const next = String.fromCharCode(last.charCodeAt(2) + 1);
   return next <= "z" ? `vd${next}` : undefined;
-}
-
-function withDiskSize(spec: VmSpec, name: string, sizeBytes: number): VmSpec {
-  if (name === "vdb" && spec.dataDiskBytes) return { ...spec, dataDiskBytes: sizeBytes };
-  return { ...spec, extraDisks: (spec.extraDisks ?? []).map((d) => (d.name === name ? { ...d, sizeBytes } : d)) };
-}
-
-function withoutDisk(spec: VmSpec, name: string): VmSpec {
-  if (name === "vdb" && (spec.dataDiskBytes || spec.dataFileName)) {
-    const { dataFileFormat: _format, ...rest } = spec;
-    return { ...rest, dataDiskBytes: null, dataFileName: null };
-  }
-  return { ...spec, extraDisks: (spec.extraDisks ?? []).filter((d) => d.name !== name) };
 }
 
 const gib = (bytes: number) => `${Math.round((bytes / 2 ** 30) * 100) / 100}G`;

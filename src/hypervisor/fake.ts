@@ -148,7 +148,7 @@ export class FakeHypervisor implements Hypervisor {
 
   async detachDisk(qmp: QmpClient, id: string, opts: { timeoutMs: number }): Promise<void> {
     const disks = this.disksBehind(qmp);
-    if (!disks.has(id)) throw new Error(`Device '${id}' not found`);
+    if (!disks.has(id)) return; // unplugged already, as QEMU's driver takes it
     if (!this.guestsReleaseDisks) {
       throw new HypervisorError(HypervisorErrorCode.DiskBusy, `the guest did not release disk ${id} within ${opts.timeoutMs / 1000} s`);
     }

@@ -1,6 +1,9 @@
-import { rm } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { imageInfo } from "../storage/qemu-img.js";
+import { dataDisksOf, withDiskSize } from "./spec.js";
 import type { Hypervisor } from "../hypervisor/driver.js";
-import { listVmDirs, quarantineVmDir, removeVmVolumes } from "../storage/volumes.js";
+import { listVmDirs, quarantineVmDir, removeVmVolumes, vmDir } from "../storage/volumes.js";
 import type { Logger } from "../lib/logger.js";
 import { forwardsDiff } from "./modify.js";
 import { hostForwardsOf, USER_NIC_ID } from "./qemu-spec.js";
@@ -39,6 +42,32 @@ const FINISH: Partial<Record<VmStatus, "running" | "closed" | "delete" | "create
   deleting: "delete",
 };
 
+/** A disk change cut short (disk/service.ts): the VM's disk files and its record are made to agree. */
+const DISK_CHANGES: ReadonlySet<VmStatus> = new Set<VmStatus>(["disk adding", "disk resizing", "disk deleting"]);
+
+/**
+ * After a disk change cut short: a data disk file the record does not list (made but not recorded,
+ * or unrecorded but not yet removed) is removed, and a recorded size is the file's (grown but not
+ * recorded). The disk calls' order makes both safe: a file is recorded before any guest sees it.
+ */
+async function settleDisks(d: ReconcileDeps, vm: VmRecord, log: Logger): Promise<void> {
+  const dir = vmDir(d.dataDir, vm.id);
+  const own = dataDisksOf(vm.spec).filter((disk) => !disk.external);
+  const recorded = new Set(own.map((disk) => `${disk.name}.qcow2`));
+  for (const file of await readdir(dir).catch(() => [] as string[])) {
+    if (/^vd[b-z]\.qcow2$/.test(file) && !recorded.has(file)) {
+      await rm(join(dir, file), { force: true });
+      log.info({ file }, "unrecorded disk of a cut-short disk change removed");
+    }
+  }
+  let spec = vm.spec;
+  for (const disk of own) {
+    const actual = await imageInfo(join(dir, `${disk.name}.qcow2`), { shared: true }).then((i) => i.virtualSizeBytes, () => null);
+    if (actual !== null && actual !== disk.sizeBytes) spec = withDiskSize(spec, disk.name, actual);
+  }
+  if (spec !== vm.spec) d.repo.update(vm.id, { spec });
+}
+
 /**
  * At agent start: adopts every VM whose QEMU still runs, marks the ones that died while the agent
  * was away, finishes or undoes half-done operations, and sets aside what no record owns (VM folders
@@ -56,6 +85,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
     const log = d.log.child({ vm: vm.id });
     // A boot cut short leaves the secrets it wrote for QEMU.
     await d.runtime.clearStartSecrets(runDir);
+    if (DISK_CHANGES.has(vm.status)) await settleDisks(d, vm, log);
     if (finish === "delete" || finish === "create error" || (finish === "closed" && pid !== null)) {
       if (pid !== null) await d.hypervisor.kill(pid, runDir);
       if (finish === "delete" || finish === "create error") {

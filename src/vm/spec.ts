@@ -89,3 +89,18 @@ export function forwardsOf(spec: Pick<VmSpec, "ports">): PortForward[] {
 
 /** Port kinds as reserved in the store. */
 export type PortKind = "ssh" | "rdp" | "vnc" | "custom";
+
+/** `spec` with data disk `name` at `sizeBytes`. */
+export function withDiskSize(spec: VmSpec, name: string, sizeBytes: number): VmSpec {
+  if (name === "vdb" && spec.dataDiskBytes) return { ...spec, dataDiskBytes: sizeBytes };
+  return { ...spec, extraDisks: (spec.extraDisks ?? []).map((d) => (d.name === name ? { ...d, sizeBytes } : d)) };
+}
+
+/** `spec` without data disk `name`. */
+export function withoutDisk(spec: VmSpec, name: string): VmSpec {
+  if (name === "vdb" && (spec.dataDiskBytes || spec.dataFileName)) {
+    const { dataFileFormat: _format, ...rest } = spec;
+    return { ...rest, dataDiskBytes: null, dataFileName: null };
+  }
+  return { ...spec, extraDisks: (spec.extraDisks ?? []).filter((d) => d.name !== name) };
+}

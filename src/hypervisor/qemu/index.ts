@@ -4,6 +4,7 @@ import { HypervisorError, HypervisorErrorCode, type Hypervisor } from "../driver
 import { buildQemuArgv } from "./argv.js";
 import { isQemuAlive, killQemu, QEMU_BINARY, readPidFile, startQemu, waitForExit } from "./process.js";
 import { QmpClient, type QmpConnectOptions } from "./qmp/client.js";
+import { QmpError } from "./qmp/errors.js";
 import { diskFileNodeName, diskNodeName, nicNetdevId, runPaths, type DiskSpec, type HostForward, type QemuSpec } from "./spec.js";
 import { guestAgentCall } from "./qga.js";
 import { parseUsernetForwards } from "./usernet.js";
@@ -120,14 +121,27 @@ export class QemuHypervisor implements Hypervisor {
     // Listening before asking: the guest may release the device before device_del answers.
     const released = qmp.waitForEvent("DEVICE_DELETED", { timeoutMs: opts.timeoutMs, match: (e) => (e.data as { device?: string } | undefined)?.device === id });
     released.catch(() => undefined);
-    await qmp.execute("device_del", { id });
-    try {
-      await released;
-    } catch {
-      throw new HypervisorError(HypervisorErrorCode.DiskBusy, `the guest did not release disk ${id} within ${opts.timeoutMs / 1000} s`);
+    // Gone already (an agent killed after the unplug, before it recorded it): only its nodes are left to drop.
+    const present = await qmp.execute("device_del", { id }).then(
+      () => true,
+      (e: unknown) => {
+        if (e instanceof QmpError && e.qmpClass === "DeviceNotFound") return false;
+        throw e;
+      },
+    );
+    if (present) {
+      try {
+        await released;
+      } catch {
+        throw new HypervisorError(HypervisorErrorCode.DiskBusy, `the guest did not release disk ${id} within ${opts.timeoutMs / 1000} s`);
+      }
     }
-    await qmp.execute("blockdev-del", { "node-name": diskNodeName(id) });
-    await qmp.execute("blockdev-del", { "node-name": diskFileNodeName(id) });
+    for (const node of [diskNodeName(id), diskFileNodeName(id)]) {
+      await qmp.execute("blockdev-del", { "node-name": node }).catch((e: unknown) => {
+        // Dropped already with the device's earlier unplug.
+        if (!(e instanceof QmpError && /(failed to|cannot) find|not found/i.test(e.desc ?? e.message))) throw e;
+      });
+    }
   }
 
   async setUserPassword(runDir: string, username: string, password: string): Promise<void> {
