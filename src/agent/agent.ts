@@ -16,6 +16,7 @@ import { DiscoveryResponder } from "../group/discovery.js";
 import { serveTls, type TlsServer } from "../server/tls-server.js";
 import { startRentalExpiry } from "./rental-expiry.js";
 import { DiskService } from "../disk/service.js";
+import { SnapshotService } from "../snapshot/service.js";
 
 export interface AgentOptions {
   host: string;
@@ -105,6 +106,17 @@ export async function startAgent(
     capacity: vmService.capacity,
     detachTimeoutMs: 10_000,
   });
+  const snapshots = new SnapshotService({
+    db: state.db,
+    vms: vms.service,
+    repo,
+    images,
+    hypervisor: vmService.hypervisor,
+    dataDir: state.dataDir,
+    backupTimeoutMs: 30 * 60_000,
+  });
+  const cutShort = await snapshots.recover();
+  if (cutShort.length > 0) agentLog.info({ snapshots: cutShort }, "snapshots an agent stop cut short removed");
   const forwardHost = opts.forwardHost ?? opts.host;
   const router = new GroupRouter({
     nodeId: identity.nodeId,
@@ -139,6 +151,7 @@ export async function startAgent(
       vms: vms.service,
       vmQueries: vms.queries,
       disks,
+      snapshots,
       forwardHost,
       group: { router, peers: () => group.peers() },
       renters: {

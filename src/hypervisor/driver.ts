@@ -52,6 +52,12 @@ export interface Hypervisor {
    * guest has not within `timeoutMs` (the disk then stays, and is gone at its next boot if unrecorded).
    */
   detachDisk(qmp: QmpClient, id: string, opts: { timeoutMs: number }): Promise<void>;
+  /**
+   * Copies what a running VM's disk `id` holds over its backing image into `targetPath` (an existing
+   * qcow2 backed by that same image), as of the moment the copy starts, while the guest runs on
+   * (a block job: copy-before-write, no pause). Resolves when the copy is complete.
+   */
+  backupDisk(qmp: QmpClient, id: string, targetPath: string, opts: { timeoutMs: number }): Promise<void>;
   /** CPU, memory, disk and NIC counters (NIC bytes are null where QEMU offers no source). */
   stats(qmp: QmpClient, pid: number, nics?: readonly NicRef[]): Promise<QemuStats>;
 }

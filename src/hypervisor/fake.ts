@@ -155,6 +155,14 @@ export class FakeHypervisor implements Hypervisor {
     disks.delete(id);
   }
 
+  /** Every live backup asked for: disk id and target. */
+  readonly backups: Array<{ id: string; targetPath: string }> = [];
+
+  async backupDisk(qmp: QmpClient, id: string, targetPath: string): Promise<void> {
+    if (!this.disksBehind(qmp).has(id)) throw new Error(`Cannot find device='' nor node-name='disk-${id}'`);
+    this.backups.push({ id, targetPath });
+  }
+
   async setUserPassword(runDir: string, username: string, password: string): Promise<void> {
     if (!this.guests.has(runDir) || !this.guestsHaveAgent) {
       throw new GuestAgentError(GuestAgentErrorCode.NotResponding, "the guest agent did not answer within 50 ms (no qemu-guest-agent in the guest, or it is not up yet)");

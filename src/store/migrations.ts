@@ -150,4 +150,22 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE group_members ADD COLUMN cert_sha256 TEXT;
     `,
   },
+  {
+    version: 9,
+    name: "vm snapshots",
+    sql: `
+      -- A task's snapshots (DBC's snapshot/*): each a new image of the node's image cache, booted by
+      -- its owner only. status: DBC's (creating, none); a row left creating is an agent's cut short.
+      CREATE TABLE vm_snapshots (
+        vm_id        TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        description  TEXT NOT NULL,
+        image_name   TEXT NOT NULL UNIQUE,
+        owner        TEXT,
+        status       TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        PRIMARY KEY (vm_id, name)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

@@ -16,6 +16,8 @@ export const ImageMeta = Type.Object({
   /** A line the guest prints on its serial console once it is usable. */
   ready_marker: Type.Optional(Type.String()),
   login_user: Type.Optional(Type.String()),
+  /** A renter's own image (a snapshot of its task): only its tasks may boot it. Absent: anyone's. */
+  owner: Type.Optional(Type.String()),
 });
 export type ImageMeta = Static<typeof ImageMeta>;
 
@@ -27,6 +29,8 @@ export interface ResolvedImage {
   kernel?: { kernelPath: string; initrdPath?: string; cmdline: string };
   readyMarker: string | null;
   loginUser: string;
+  /** Set for a renter's own image (a snapshot): only that renter's tasks boot it. */
+  owner?: string;
 }
 
 export const IMAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -107,6 +111,7 @@ export class ImageCatalog {
       os: meta.os ?? "linux",
       readyMarker: meta.ready_marker ?? null,
       loginUser: meta.login_user ?? "root",
+      ...(meta.owner !== undefined ? { owner: meta.owner } : {}),
     };
     if (meta.boot === "kernel") {
       if (!meta.kernel || !meta.cmdline) throw new ImageError(`image ${name}: kernel boot without kernel or cmdline`);

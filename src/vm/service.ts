@@ -93,6 +93,16 @@ export class VmService {
   }
 
   /**
+   * Starts another domain's long change of VM `id` (`work`, which takes the VM's lock itself, e.g. through
+   * `operate`) and answers at once with the operation that follows it to its end.
+   */
+  beginOperation(id: string, action: string, work: () => Promise<unknown>): Operation {
+    const op = this.opts.operations.begin(this.get(id), action);
+    this.opts.operations.track(op, work()).catch(() => undefined);
+    return op;
+  }
+
+  /**
    * Starts an action and answers at once (DBC's asynchronous style): refused now if the VM is busy
    * or its state forbids it; otherwise the returned operation tracks it to the end.
    */
@@ -183,7 +193,10 @@ export class VmService {
   private async createClaimed(id: string, taskId: string, req: VmCreateRequest, opts: { wait: boolean }): Promise<VmRecord & { operationId: string }> {
     let loginUser: string;
     try {
-      loginUser = this.opts.images.resolve(req.imageName).loginUser;
+      const image = this.opts.images.resolve(req.imageName);
+      // A renter's own image (its snapshot) is no other renter's to boot, nor a hint that it exists.
+      if (image.owner !== undefined && req.owner !== null && image.owner !== req.owner) throw new ImageError(`'image_name' is not exist: ${req.imageName}`);
+      loginUser = image.loginUser;
     } catch (e) {
       if (e instanceof ImageError) throw new FieldError("image_name", e.message);
       throw e;

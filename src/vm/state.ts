@@ -15,6 +15,7 @@ export const VM_STATUSES = [
   "disk adding",
   "disk resizing",
   "disk deleting",
+  "snapshot creating",
   "create error",
   "start error",
   "shutdown error",
@@ -40,6 +41,7 @@ export const TRANSITIONAL: ReadonlySet<VmStatus> = new Set<VmStatus>([
   "disk adding",
   "disk resizing",
   "disk deleting",
+  "snapshot creating",
 ]);
 
 const ERROR_STATUSES: ReadonlySet<VmStatus> = new Set(VM_STATUSES.filter((s) => s.endsWith(" error")));

@@ -16,6 +16,7 @@ import type { VmSpec } from "./spec.js";
 import { createVms, type Vms } from "./vms.js";
 import type { VmCreateRequest } from "./create-request.js";
 import { DiskService } from "../disk/service.js";
+import { SnapshotService } from "../snapshot/service.js";
 
 /** A VM spec as batu stores one for a small linux task; `desc` tells them apart. */
 export function testSpec(desc: string): VmSpec {
@@ -81,7 +82,7 @@ export const TEST_HOST: HostCapacity = {
 const quietLog = () => createLogger({ level: "silent" });
 
 /** The VM layer over an in-memory store, for its reads: nothing in it can boot (no image, no data dir). */
-export function readOnlyVms(db: Db = openDb(":memory:"), now?: () => Date): Vms & { repo: VmRepo; disks: DiskService } {
+export function readOnlyVms(db: Db = openDb(":memory:"), now?: () => Date): Vms & { repo: VmRepo; disks: DiskService; snapshots: SnapshotService } {
   const repo = new VmRepo(db, now);
   const hypervisor = new FakeHypervisor();
   const vms = createVms({
@@ -97,7 +98,8 @@ export function readOnlyVms(db: Db = openDb(":memory:"), now?: () => Date): Vms 
     log: quietLog(),
   });
   const disks = new DiskService({ dataDir: "/nonexistent", vms: vms.service, repo, hypervisor, capacity: async () => TEST_HOST, detachTimeoutMs: 1000 });
-  return { ...vms, repo, disks };
+  const snapshots = new SnapshotService({ db, vms: vms.service, repo, images: new ImageCatalog([]), hypervisor, dataDir: "/nonexistent", backupTimeoutMs: 1000 });
+  return { ...vms, repo, disks, snapshots };
 }
 
 export interface TestVms extends Vms {

@@ -144,6 +144,29 @@ export class QemuHypervisor implements Hypervisor {
     }
   }
 
+  async backupDisk(qmp: QmpClient, id: string, targetPath: string, opts: { timeoutMs: number }): Promise<void> {
+    const job = `backup-${id}-${Date.now().toString(36)}`;
+    const target = `${job}-target`;
+    // The target's own header names its backing image (the disk's base): only the top layer is copied.
+    await qmp.execute("blockdev-add", { driver: "qcow2", "node-name": target, file: { driver: "file", filename: targetPath } });
+    try {
+      const ended = qmp.waitForEvent("BLOCK_JOB_COMPLETED", { timeoutMs: opts.timeoutMs, match: (e) => (e.data as { device?: string } | undefined)?.device === job });
+      ended.catch(() => undefined);
+      await qmp.execute("blockdev-backup", { "job-id": job, device: diskNodeName(id), target, sync: "top" });
+      let event;
+      try {
+        event = await ended;
+      } catch (e) {
+        await qmp.execute("block-job-cancel", { device: job, force: true }).catch(() => undefined);
+        throw e;
+      }
+      const error = (event.data as { error?: string } | undefined)?.error;
+      if (error) throw new Error(`backup of disk ${id} failed: ${error}`);
+    } finally {
+      await qmp.execute("blockdev-del", { "node-name": target }).catch(() => undefined);
+    }
+  }
+
   async setUserPassword(runDir: string, username: string, password: string): Promise<void> {
     // The agent takes the password base64-encoded; `crypted: false` makes it hash it itself.
     await guestAgentCall(runPaths(runDir).guestAgentSocket, "guest-set-user-password", {

@@ -2,6 +2,7 @@ import type { DbcRequest } from "../../../api/v1/request.js";
 import type { VmService } from "../../../vm/service.js";
 import type { VmQueries } from "../../../vm/queries.js";
 import type { DiskService } from "../../../disk/service.js";
+import type { SnapshotService } from "../../../snapshot/service.js";
 import type { GroupRouter } from "../../../group/forward.js";
 import type { GroupPeer } from "../../../group/master-role.js";
 
@@ -22,6 +23,8 @@ export interface V1Deps {
   vmQueries: VmQueries;
   /** A task's data disks (`disk/*`). */
   disks: DiskService;
+  /** A task's snapshots (`snapshot/*`). */
+  snapshots: SnapshotService;
   renters: RenterAuth;
   nodeInfo: () => Promise<Record<string, unknown>>;
   /** DBC's free_memory: drops the page cache where the operator allows it (host/page-cache.ts). */

@@ -20,7 +20,7 @@ beforeAll(async () => {
   const pair = sr25519PairFromSeed(new Uint8Array(32).fill(7));
   masterId = u8aToHex(pair.publicKey, undefined, false);
   masterKey = nodeKeyAuthenticator(masterId, (m) => sr25519Sign(m, pair));
-  const { service, queries, disks } = readOnlyVms();
+  const { service, queries, disks, snapshots } = readOnlyVms();
   const deps: V1Deps = {
     nodeId: NODE,
     nickname: () => "",
@@ -28,6 +28,7 @@ beforeAll(async () => {
     vms: service,
     vmQueries: queries,
     disks,
+    snapshots,
     renters: {
       authorize: () => {
         throw new Error("a direct call: not what this file tests");

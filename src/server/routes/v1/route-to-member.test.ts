@@ -13,7 +13,7 @@ const forwarded: ForwardCall[] = [];
 let app: FastifyInstance;
 
 beforeAll(async () => {
-  const { service, queries, disks } = readOnlyVms();
+  const { service, queries, disks, snapshots } = readOnlyVms();
   const deps: V1Deps = {
     nodeId: MASTER,
     nickname: () => "",
@@ -21,6 +21,7 @@ beforeAll(async () => {
     vms: service,
     vmQueries: queries,
     disks,
+    snapshots,
     // Authentication is not what this file tests: every caller is renter-1.
     renters: { authorize: () => "renter-1", sessionId: () => "s", nodeState: () => "rented" },
     nodeInfo: async () => ({}),

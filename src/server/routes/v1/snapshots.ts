@@ -1,0 +1,66 @@
+import type { FastifyPluginAsync, FastifyRequest } from "fastify";
+import { DbcError, ok } from "../../../api/v1/envelope.js";
+import { DbcRequest } from "../../../api/v1/request.js";
+import type { Snapshot } from "../../../snapshot/service.js";
+import type { V1Deps } from "./deps.js";
+import { actingRenter } from "./target.js";
+import { dbcTime } from "./task-view.js";
+
+type Req = FastifyRequest<{ Body: DbcRequest; Params: { id: string; name?: string } }>;
+
+/** A snapshot in DBC's shape (SnapshotInfo): `snapshot_file` is the image `tasks/start` boots it by. */
+const view = (s: Snapshot) => ({
+  snapshot_name: s.name,
+  description: s.description,
+  snapshot_file: s.imageName,
+  create_time: dbcTime(s.createdAt),
+  status: s.status,
+});
+
+const text = (v: unknown): string => (typeof v === "string" ? v : v === undefined || v === null ? "" : String(v));
+
+/**
+ * DBC's `snapshot/*` (reference §4.4) on a renter's task, live on a running one (DBC wants it shut
+ * off). A snapshot is a new image of the node that only this renter's tasks boot.
+ */
+export const snapshotRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
+  const { vmQueries: reads, snapshots } = deps;
+  const task = (req: Req) => reads.getFor(actingRenter(req, deps), req.params.id);
+  const schema = (summary: string, description: string) => ({ summary, description, tags: ["dbc"], body: DbcRequest });
+
+  app.post(
+    "/snapshot/create/:id",
+    {
+      schema: schema(
+        "Snapshot a task's system disk",
+        "additional: `snapshot_name`, `desc`, `image_server`. Answers at once with `ok` and an `operation_id`; the snapshot " +
+          "lists as `creating` until its image is complete. A running task is snapshotted live (a crash-consistent copy while " +
+          "the guest runs on). The result is the image `snapshot_file`, which only this renter's `tasks/start` may boot. No image " +
+          "server is configured on this node yet: the image is kept here (`upload` says so).",
+      ),
+    },
+    async (req: Req) => {
+      const a = (req.body.additional ?? {}) as Record<string, unknown>;
+      const name = text(a.snapshot_name);
+      if (!name) throw new DbcError(-25, "snapshot_name is empty", 400);
+      const op = snapshots.begin(task(req).id, name, text(a.desc));
+      const upload = text(a.image_server) ? "not uploaded: this node has no image server configured; the snapshot is kept on the node" : "none asked";
+      return { ...ok({ snapshot_name: name, status: "creating", upload }), operation_id: op.id };
+    },
+  );
+
+  app.post("/snapshot/list/:id", { schema: schema("A task's snapshots", "DBC's fields; status none | creating.") }, async (req: Req) =>
+    ok(snapshots.list(task(req).id).map(view)),
+  );
+
+  app.post("/snapshot/list/:id/:name", { schema: schema("One snapshot of a task", "DBC's fields, or `snapshot_name not exist`.") }, async (req: Req) => {
+    const s = snapshots.get(task(req).id, req.params.name!);
+    if (!s) throw new DbcError(1, "snapshot_name not exist", 200);
+    return ok(view(s));
+  });
+
+  app.post("/snapshot/delete/:id/:name", { schema: schema("Delete a snapshot", "Its image too; refused while a task boots from it.") }, async (req: Req) => {
+    await snapshots.delete(task(req).id, req.params.name!);
+    return ok("ok");
+  });
+};

@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cryptoWaitReady } from "@polkadot/util-crypto";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { call, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
+import { until } from "./helpers/wait.js";
+import { DbcClient, DEMO_TASK } from "./helpers/dbc-client.js";
+import { freePort } from "./helpers/vm.js";
+
+/*
+ * DBC's snapshot/* on a real guest (TCG here): a running task snapshotted live, a new task booted
+ * from the snapshot finds what the guest wrote before it (the demo image's /cgi-bin/marker writes to
+ * its root disk), and only the snapshot's owner may boot it.
+ */
+const agents = new TestAgents();
+let agent: AgentProcess;
+let dbc: DbcClient;
+const alice = () => DbcClient.wallet("//batu-snap-alice");
+const bob = () => DbcClient.wallet("//batu-snap-bob");
+const tasks: Array<{ id: string; port: number }> = [];
+
+async function startTask(who: () => ReturnType<typeof alice>, imageName: string = DEMO_TASK.image_name) {
+  const port = await freePort();
+  const r = await dbc.call("tasks/start", DbcClient.signed(who()), { ...DEMO_TASK, image_name: imageName, custom_port: [`tcp,${port}:80`] });
+  return { r, port };
+}
+
+async function marker(port: number, write?: string): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/cgi-bin/marker${write ? `?${write}` : ""}`);
+  return (await res.text()).trim();
+}
+
+const snap = (path: string, additional: Record<string, unknown> = {}, who = alice) => dbc.call(`snapshot/${path}`, DbcClient.signed(who()), additional);
+
+beforeAll(async () => {
+  await cryptoWaitReady();
+  agent = await agents.start({ extraArgs: ["--shutdown-timeout", "10", "--cpu-overcommit", "4"] });
+  dbc = new DbcClient(agent.url, agent.nodeId);
+  const g = await call(`${agent.url}/common/rent/grant`, {
+    token: agent.adminToken,
+    body: { node_id: agent.nodeId, wallet: alice().address, until: new Date(Date.now() + 3600_000).toISOString() },
+  });
+  expect(g.status).toBe(200);
+  const { r, port } = await startTask(alice);
+  expect(r.body.errcode, JSON.stringify(r.body)).toBe(0);
+  tasks.push({ id: r.body.message.task_id, port });
+  await until(() => dbc.call(`tasks/${tasks[0]!.id}`, DbcClient.signed(alice())), (t) => t.body.message?.ready === true, 60_000, "task ready", 300);
+});
+afterAll(async () => {
+  const errors = agent.logs().split("\n").filter((l) => /"level":(50|60)/.test(l));
+  if (errors.length) console.error(errors.join("\n"));
+  for (const vm of (await call(`${agent.url}/common/vm/list`, { token: agent.adminToken })).body ?? []) {
+    await call(`${agent.url}/common/vm/control`, { token: agent.adminToken, body: { vm_id: vm.id, action: "delete" } });
+  }
+  await agents.cleanup();
+});
+
+describe("DBC's snapshot/* on a running guest", () => {
+  let snapshotFile: string;
+
+  it("snapshots a running task live; a task booted from it finds what the guest wrote before", async () => {
+    const { id, port } = tasks[0]!;
+    expect(await until(() => marker(port, "before-snapshot"), (m) => m === "before-snapshot", 20_000, "marker written", 300)).toBe("before-snapshot");
+    const r = await snap(`create/${id}`, { snapshot_name: "s1", desc: "first", image_server: "" });
+    expect(r.body).toMatchObject({ errcode: 0, message: { snapshot_name: "s1", status: "creating" } });
+    expect(r.body.operation_id).toMatch(/^op-/);
+    const listed = await until(() => snap(`list/${id}`), (l) => l.body.message?.[0]?.status === "none", 60_000, "snapshot made", 300);
+    expect(listed.body.message).toEqual([
+      { snapshot_name: "s1", description: "first", snapshot_file: expect.stringMatching(/^snap-.*-s1\.qcow2$/), create_time: expect.any(String), status: "none" },
+    ]);
+    snapshotFile = listed.body.message[0].snapshot_file;
+    const op = await dbc.call(`operations/${r.body.operation_id}`, DbcClient.signed(alice()));
+    expect(op.body.message).toMatchObject({ action: "snapshot", state: "done", task_id: id });
+    // The guest ran on throughout; what it writes now is not in the snapshot.
+    expect((await dbc.call(`tasks/${id}`, DbcClient.signed(alice()))).body.message.status).toBe("running");
+    expect(await marker(port, "after-snapshot")).toBe("after-snapshot");
+    // No temporary file left in the image cache.
+    expect(readdirSync(join(agent.options.dataDir, "images")).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+
+    const { r: started, port: port2 } = await startTask(alice, snapshotFile);
+    expect(started.body.errcode, JSON.stringify(started.body)).toBe(0);
+    const id2 = started.body.message.task_id;
+    tasks.push({ id: id2, port: port2 });
+    await until(() => dbc.call(`tasks/${id2}`, DbcClient.signed(alice())), (t) => t.body.message?.ready === true, 60_000, "task from the snapshot ready", 300);
+    expect(await until(() => marker(port2).catch(() => ""), (m) => m !== "", 20_000, "marker read", 300)).toBe("before-snapshot");
+  });
+
+  it("lists one snapshot by name, in DBC's words when there is none", async () => {
+    const { id } = tasks[0]!;
+    expect((await snap(`list/${id}/s1`)).body.message).toMatchObject({ snapshot_name: "s1", status: "none" });
+    expect((await snap(`list/${id}/nope`)).body).toEqual({ errcode: 1, message: "snapshot_name not exist" });
+  });
+
+  it("refuses a bad or taken name", async () => {
+    const { id } = tasks[0]!;
+    expect((await snap(`create/${id}`, { snapshot_name: "s1" })).body).toEqual({ errcode: 1, message: "snapshot_name already exist: s1" });
+    expect((await snap(`create/${id}`, { snapshot_name: "../x" })).body).toMatchObject({ errcode: 1, message: expect.stringMatching(/^snapshot_name is invalid/) });
+    expect((await snap(`create/${id}`, {})).body).toEqual({ errcode: -25, message: "snapshot_name is empty" });
+  });
+
+  it("deletes a snapshot only once no task boots from it; its image goes with it", async () => {
+    const { id } = tasks[0]!;
+    const second = tasks[1]!;
+    expect((await snap(`delete/${id}/s1`)).body).toMatchObject({ errcode: 1, message: expect.stringMatching(/is the image of task/) });
+    const del = await dbc.call(`tasks/delete/${second.id}`, DbcClient.signed(alice()));
+    expect(del.body.errcode, JSON.stringify(del.body)).toBe(0);
+    await until(() => dbc.call("tasks", DbcClient.signed(alice())), (l) => l.body.message?.length === 1, 30_000, "second task deleted", 300);
+    expect((await snap(`delete/${id}/s1`)).body).toEqual({ errcode: 0, message: "ok" });
+    expect((await snap(`list/${id}`)).body.message).toEqual([]);
+    expect(existsSync(join(agent.options.dataDir, "images", snapshotFile))).toBe(false);
+  });
+
+  it("another renter of the node sees neither the task nor may boot its owner's snapshot image", async () => {
+    const { id } = tasks[0]!;
+    expect((await snap(`create/${id}`, { snapshot_name: "s2" })).body.errcode).toBe(0);
+    const made = await until(() => snap(`list/${id}/s2`), (l) => l.body.message?.status === "none", 60_000, "snapshot made", 300);
+    const file: string = made.body.message.snapshot_file;
+    // bob rents the node now (alice's rental revoked: her tasks are shut down by the rental's end).
+    await call(`${agent.url}/common/rent/revoke`, { token: agent.adminToken, body: { node_id: agent.nodeId, wallet: alice().address } });
+    const g = await call(`${agent.url}/common/rent/grant`, {
+      token: agent.adminToken,
+      body: { node_id: agent.nodeId, wallet: bob().address, until: new Date(Date.now() + 3600_000).toISOString() },
+    });
+    expect(g.status).toBe(200);
+    expect((await snap(`list/${id}`, {}, bob)).body).toEqual({ errcode: -3, message: "task_id not exist" });
+    const { r } = await startTask(bob, file);
+    expect(r.body).toEqual({ errcode: 1, message: `'image_name' is not exist: ${file}` });
+  });
+});
