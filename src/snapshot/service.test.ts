@@ -1,0 +1,93 @@
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { imageInfo } from "../storage/qemu-img.js";
+import { ImageCatalog } from "../vm/images.js";
+import { TEST_IMAGE, testCreateRequest, testVms, type TestVms } from "../vm/testing.js";
+import { SnapshotService } from "./service.js";
+import { openDb } from "../store/db.js";
+
+let vms: TestVms;
+let snapshots: SnapshotService;
+const cache = () => join(vms.dataDir, "images");
+
+beforeEach(async () => {
+  vms = await testVms({ shutdownTimeoutMs: 300 });
+  snapshots = new SnapshotService({
+    db: openDb(join(vms.dataDir, "batu.db")),
+    vms: vms.service,
+    repo: vms.repo,
+    images: new ImageCatalog([cache(), join(vms.dataDir, "shipped")]),
+    hypervisor: vms.hypervisor,
+    dataDir: vms.dataDir,
+    backupTimeoutMs: 1000,
+  });
+});
+afterEach(async () => {
+  await vms.close();
+});
+
+describe("SnapshotService", () => {
+  it("snapshots a shut-off VM by qemu-img convert -B: a delta on the VM's base, owned by its renter, bootable by it alone", async () => {
+    await vms.service.create(testCreateRequest("a1", { owner: "alice" }), { wait: true });
+    await vms.service.act("a1", "poweroff");
+    const s = await snapshots.create("a1", "s1", "before the upgrade");
+    expect(s).toMatchObject({ vmId: "a1", name: "s1", description: "before the upgrade", imageName: "snap-a1-s1.qcow2", owner: "alice", status: "none" });
+    const info = await imageInfo(join(cache(), s.imageName));
+    expect(info.backingFile).toBe(join(cache(), TEST_IMAGE));
+    expect(vms.hypervisor.backups).toEqual([]);
+    // Its owner boots it; another renter is told it does not exist; the operator may.
+    await vms.service.create(testCreateRequest("a2", { owner: "alice", imageName: s.imageName }), { wait: true });
+    await expect(vms.service.create(testCreateRequest("b1", { owner: "bob", imageName: s.imageName }), { wait: true })).rejects.toMatchObject({
+      field: "image_name",
+      message: `'image_name' is not exist: ${s.imageName}`,
+    });
+    await vms.service.create(testCreateRequest("op", { owner: null, imageName: s.imageName }), { wait: true });
+    expect(vms.repo.get("a1")!.status).toBe("closed");
+  });
+
+  it("snapshots a running VM live through the hypervisor's backup job, and the VM runs on", async () => {
+    await vms.service.create(testCreateRequest("a1"), { wait: true });
+    const s = await snapshots.create("a1", "live", "");
+    expect(vms.hypervisor.backups).toEqual([{ id: "vda", targetPath: join(cache(), ".snap-a1-live.qcow2.tmp") }]);
+    expect(existsSync(join(cache(), s.imageName))).toBe(true);
+    expect(vms.repo.get("a1")!.status).toBe("running");
+  });
+
+  it("a failed copy leaves no image, no temporary file and no record", async () => {
+    await vms.service.create(testCreateRequest("a1"), { wait: true });
+    vms.hypervisor.backupDisk = async () => {
+      throw new Error("backup job failed");
+    };
+    await expect(snapshots.create("a1", "s1", "")).rejects.toThrow("backup job failed");
+    expect(snapshots.list("a1")).toEqual([]);
+    expect(readdirSync(cache()).filter((f) => f.includes("snap-"))).toEqual([]);
+    expect(vms.repo.get("a1")).toMatchObject({ status: "running", lastError: "backup job failed" });
+  });
+
+  it("removes at start what an agent killed mid-snapshot left: the record and its files", async () => {
+    await vms.service.create(testCreateRequest("a1"), { wait: true });
+    await snapshots.create("a1", "done", "");
+    // As a crash leaves it: a row still creating and its temporary file.
+    const db = openDb(join(vms.dataDir, "batu.db"));
+    db.prepare("INSERT INTO vm_snapshots (vm_id, name, description, image_name, owner, status, created_at) VALUES ('a1', 'cut', '', 'snap-a1-cut.qcow2', 'alice', 'creating', ?)").run(new Date().toISOString());
+    writeFileSync(join(cache(), ".snap-a1-cut.qcow2.tmp"), "half");
+    expect(await snapshots.recover()).toEqual(["a1/cut"]);
+    expect(snapshots.list("a1").map((s) => s.name)).toEqual(["done"]);
+    expect(existsSync(join(cache(), ".snap-a1-cut.qcow2.tmp"))).toBe(false);
+  });
+
+  it("refuses bad names, a taken name, and deleting the image of a task", async () => {
+    await vms.service.create(testCreateRequest("a1"), { wait: true });
+    await expect(snapshots.create("a1", "../x", "")).rejects.toMatchObject({ field: "snapshot_name" });
+    await expect(snapshots.create("a1", "a".repeat(65), "")).rejects.toMatchObject({ field: "snapshot_name" });
+    const s = await snapshots.create("a1", "s1", "");
+    await expect(snapshots.create("a1", "s1", "")).rejects.toMatchObject({ message: "snapshot_name already exist: s1" });
+    await vms.service.create(testCreateRequest("a2", { imageName: s.imageName }), { wait: true });
+    await expect(snapshots.delete("a1", "s1")).rejects.toThrow(/is the image of task a2/);
+    await vms.service.act("a2", "delete");
+    await snapshots.delete("a1", "s1");
+    expect(existsSync(join(cache(), s.imageName))).toBe(false);
+    await expect(snapshots.delete("a1", "s1")).rejects.toMatchObject({ message: "snapshot_name not exist" });
+  });
+});
