@@ -283,6 +283,17 @@ describe("an agent killed at a named step, restarted on the same dirs", () => {
     }
   }, 120_000);
 
+  it("snapshot: killed once the copy is written, nothing of it is left and the task runs on", async () => {
+    const id = taskId;
+    const call2 = (path: string, additional: Record<string, unknown> = {}) => dbc().call(`snapshot/${path}/${id}`, DbcClient.signed(alice()), additional);
+    await waitForVm(agent, id, (v) => v.status === "running");
+    const records = await crashAt("snapshot.create.after-copy", () => call2("create", { snapshot_name: "cut" }));
+    expect(statusOf(records, id)).toBe("running");
+    expect((await call2("list")).body).toEqual({ errcode: 0, message: [] });
+    const images = join(dir, "data", "images");
+    expect(readdirSync(images).filter((f) => f.includes("snap-"))).toEqual([]);
+  }, 120_000);
+
   it("modify and restart of a renter's task: forwards, reservations and record agree after the crash", async () => {
     const id = taskId;
     await waitForVm(agent, id, (v) => v.status === "running" && v.ready === true);
