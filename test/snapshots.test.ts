@@ -126,4 +126,17 @@ describe("DBC's snapshot/* on a running guest", () => {
     const { r } = await startTask(bob, file);
     expect(r.body).toEqual({ errcode: 1, message: `'image_name' is not exist: ${file}` });
   });
+
+  it("the host API snapshots a VM by id (this one shut off by its rental's end: from its disk) and lists and deletes it", async () => {
+    const vm = (await call(`${agent.url}/common/vm/list`, { token: agent.adminToken })).body.find((v: any) => v.owner === alice().address);
+    await until(async () => (await call(`${agent.url}/common/vm/list`, { token: agent.adminToken })).body.find((v: any) => v.id === vm.id), (v) => v.status === "closed", 30_000, "shut off", 300);
+    const made = await call(`${agent.url}/common/vm/snapshot/create`, { token: agent.adminToken, body: { vm_id: vm.id, name: "offline", description: "by the operator" } });
+    expect(made.status, JSON.stringify(made.body)).toBe(200);
+    expect(made.body.snapshot).toMatchObject({ name: "offline", owner: alice().address, status: "none", image_name: `snap-${vm.id}-offline.qcow2` });
+    const list = await call(`${agent.url}/common/vm/snapshot/list?vm_id=${vm.id}`, { token: agent.adminToken });
+    expect(list.body.snapshots.map((x: any) => x.name)).toEqual(["s2", "offline"]);
+    const bad = await call(`${agent.url}/common/vm/snapshot/create`, { token: agent.adminToken, body: { vm_id: vm.id, name: "a b" } });
+    expect(bad.status).toBe(400);
+    expect((await call(`${agent.url}/common/vm/snapshot/delete`, { token: agent.adminToken, body: { vm_id: vm.id, name: "offline" } })).status).toBe(200);
+  });
 });

@@ -136,6 +136,7 @@ export async function startAgent(
     vms: vms.service,
     vmQueries: vms.queries,
     disks,
+    snapshots,
     groupVms: new GroupVms({
       nodeId: identity.nodeId,
       selfAddress: () => group.selfAddress,

@@ -149,6 +149,24 @@ export const VmDiskResize = Type.Object(
 /** `POST /common/vm/disk/delete`: removes a data disk (unplugged first from a running VM). */
 export const VmDiskDelete = Type.Object({ vm_id: VmId, disk: DataDiskName }, { additionalProperties: false, $id: "VmDiskDelete" });
 
+const SnapshotName = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$" });
+export const VmSnapshotListQuery = Type.Object({ vm_id: VmId }, { additionalProperties: false });
+export const VmSnapshotItem = Type.Object({
+  name: Type.String(),
+  description: Type.String(),
+  image_name: Type.String({ description: "The image it is, in the node's image cache (what a new VM boots it by)" }),
+  owner: Type.Union([Type.String(), Type.Null()], { description: "The renter whose tasks alone may boot it (null: the operator's)" }),
+  status: Type.String({ description: "DBC's: creating, none" }),
+  created_at: Type.String(),
+});
+export const VmSnapshotList = Type.Object({ vm_id: Type.String(), snapshots: Type.Array(VmSnapshotItem) }, { $id: "VmSnapshotList" });
+/** `POST /common/vm/snapshot/create`: a snapshot of the VM's system disk, live when it runs; answered once it is made. */
+export const VmSnapshotCreate = Type.Object(
+  { vm_id: VmId, name: SnapshotName, description: Type.Optional(Type.String({ maxLength: 1024 })) },
+  { additionalProperties: false, $id: "VmSnapshotCreate" },
+);
+export const VmSnapshotDelete = Type.Object({ vm_id: VmId, name: SnapshotName }, { additionalProperties: false, $id: "VmSnapshotDelete" });
+
 export const VmLogQuery = Type.Object(
   {
     vm_id: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),

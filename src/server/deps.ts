@@ -3,6 +3,7 @@ import type { GroupService } from "../group/service.js";
 import type { Logger } from "../lib/logger.js";
 import type { VmService } from "../vm/service.js";
 import type { DiskService } from "../disk/service.js";
+import type { SnapshotService } from "../snapshot/service.js";
 import type { VmQueries } from "../vm/queries.js";
 import type { GroupVms } from "../group/group-vms.js";
 import type { RentalLedger } from "../auth/rental-ledger.js";
@@ -27,6 +28,8 @@ export interface AppDeps {
   vmQueries: VmQueries;
   /** VMs' data disks (`/common/vm/disk/*`). */
   disks: DiskService;
+  /** VMs' snapshots (`/common/vm/snapshot/*`). */
+  snapshots: SnapshotService;
   /** The group-wide VM list (master) and its member side. */
   groupVms?: GroupVms;
   rentals: RentalLedger;

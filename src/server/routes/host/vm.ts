@@ -16,10 +16,15 @@ import {
   VmListQuery,
   VmLog,
   VmLogQuery,
+  VmSnapshotCreate,
+  VmSnapshotDelete,
+  VmSnapshotList,
+  VmSnapshotListQuery,
   VmStats,
   VmStatsQuery,
 } from "../../../api/host-vm.js";
 import type { DiskService } from "../../../disk/service.js";
+import type { Snapshot, SnapshotService } from "../../../snapshot/service.js";
 import { MEMBER_VMS_PATH, type GroupVms } from "../../../group/group-vms.js";
 import { fromHostAdd } from "./vm-add.js";
 import type { VmRecord } from "../../../vm/repo.js";
@@ -80,11 +85,10 @@ function formatSize(bytes: number): string {
 }
 
 /** Seed 000 `/common/vm/...`: the VMs of this host. */
-export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; vmQueries: VmQueries; disks: DiskService; groupVms?: GroupVms } }> = async (
-  app,
-  { deps },
-) => {
-  const { vms, vmQueries: reads, disks, groupVms } = deps;
+export const vmRoutes: FastifyPluginAsyncTypebox<{
+  deps: { vms: VmService; vmQueries: VmQueries; disks: DiskService; snapshots: SnapshotService; groupVms?: GroupVms };
+}> = async (app, { deps }) => {
+  const { vms, vmQueries: reads, disks, snapshots, groupVms } = deps;
 
   app.get(
     "/common/vm/disk/list",
@@ -92,6 +96,60 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{ deps: { vms: VmService; vmQue
     async (req) => {
       const vm = reads.get(req.query.vm_id);
       return { vm_id: vm.id, disks: (await disks.list(vm)).map((d) => ({ name: d.name, file: d.file, size_bytes: d.sizeBytes })) };
+    },
+  );
+
+  const snapshotItem = (s: Snapshot) => ({
+    name: s.name,
+    description: s.description,
+    image_name: s.imageName,
+    owner: s.owner,
+    status: s.status,
+    created_at: s.createdAt,
+  });
+
+  app.get(
+    "/common/vm/snapshot/list",
+    {
+      schema: { summary: "A VM's snapshots", tags: ["vm"], querystring: VmSnapshotListQuery, response: { 200: VmSnapshotList, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply } },
+    },
+    async (req) => {
+      const vm = reads.get(req.query.vm_id);
+      return { vm_id: vm.id, snapshots: snapshots.list(vm.id).map(snapshotItem) };
+    },
+  );
+
+  app.post(
+    "/common/vm/snapshot/create",
+    {
+      schema: {
+        summary: "Snapshot a VM's system disk",
+        description:
+          "Live when the VM runs (a crash-consistent copy while the guest runs on), else from its disk; answered once the " +
+          "snapshot's image is complete. The image boots new VMs of the VM's owner (and the operator's).",
+        tags: ["vm"],
+        body: VmSnapshotCreate,
+        response: { 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
+      },
+    },
+    async (req) => ({ message: "ok" as const, snapshot: snapshotItem(await snapshots.create(req.body.vm_id, req.body.name, req.body.description ?? "")) }),
+  );
+
+  app.post(
+    "/common/vm/snapshot/delete",
+    {
+      schema: {
+        summary: "Delete a VM's snapshot",
+        description: "Its image too; refused (409) while a VM boots from it.",
+        tags: ["vm"],
+        body: VmSnapshotDelete,
+        response: { 200: OkReply, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
+      },
+    },
+    async (req) => {
+      reads.get(req.body.vm_id);
+      await snapshots.delete(req.body.vm_id, req.body.name);
+      return { message: "ok" as const };
     },
   );
 
