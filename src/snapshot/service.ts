@@ -14,7 +14,7 @@ import { chmod, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Hypervisor } from "../hypervisor/driver.js";
 import { killPoint } from "../lib/kill-points.js";
-import { convert, createOverlay, imageInfo } from "../storage/qemu-img.js";
+import { convert, createOverlayOf, imageInfo } from "../storage/qemu-img.js";
 import { SYSTEM_DISK_FILE, vmDir } from "../storage/volumes.js";
 import { prepared, type Db } from "../store/db.js";
 import { FieldError } from "../vm/create-request.js";
@@ -125,8 +125,8 @@ export class SnapshotService {
         await rm(tmp, { force: true });
         const vda = join(vmDir(this.opts.dataDir, id), SYSTEM_DISK_FILE);
         if (live) {
-          const size = (await imageInfo(vda, { shared: true })).virtualSizeBytes;
-          await createOverlay(base.path, tmp, { sizeBytes: size });
+          const size = vm.systemDiskBytes ?? (await imageInfo(vda, { shared: true })).virtualSizeBytes;
+          await createOverlayOf(base, tmp, size);
           await this.opts.hypervisor.backupDisk(live.qmp, "vda", tmp, { timeoutMs: this.opts.backupTimeoutMs });
         } else {
           await convert(vda, tmp, "qcow2", { sourceFormat: "qcow2", backingFile: base.path, backingFormat: base.format });
