@@ -115,6 +115,14 @@ export async function startAgent(
     dataDir: state.dataDir,
     backupTimeoutMs: 30 * 60_000,
   });
+  // A deleted task's snapshots go with it (those in use stay: SnapshotService.dropTask).
+  vms.queries.onChange((c) => {
+    if (c.status !== "deleted") return;
+    snapshots.dropTask(c.id).then(
+      (names) => names.length > 0 && agentLog.info({ vm: c.id, snapshots: names }, "snapshots of a deleted task deleted"),
+      (e: unknown) => agentLog.warn({ vm: c.id, err: e }, "snapshots of a deleted task not deleted"),
+    );
+  });
   const cutShort = await snapshots.recover();
   if (cutShort.length > 0) agentLog.info({ snapshots: cutShort }, "snapshots an agent stop cut short removed");
   const forwardHost = opts.forwardHost ?? opts.host;

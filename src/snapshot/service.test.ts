@@ -70,11 +70,25 @@ describe("SnapshotService", () => {
     await snapshots.create("a1", "done", "");
     // As a crash leaves it: a row still creating and its temporary file.
     const db = openDb(join(vms.dataDir, "batu.db"));
-    db.prepare("INSERT INTO vm_snapshots (vm_id, name, description, image_name, owner, status, created_at) VALUES ('a1', 'cut', '', 'snap-a1-cut.qcow2', 'alice', 'creating', ?)").run(new Date().toISOString());
+    db.prepare(
+      "INSERT INTO vm_snapshots (vm_id, name, description, image_name, base_image, owner, status, created_at) VALUES ('a1', 'cut', '', 'snap-a1-cut.qcow2', ?, 'alice', 'creating', ?)",
+    ).run(TEST_IMAGE, new Date().toISOString());
     writeFileSync(join(cache(), ".snap-a1-cut.qcow2.tmp"), "half");
     expect(await snapshots.recover()).toEqual(["a1/cut"]);
     expect(snapshots.list("a1").map((s) => s.name)).toEqual(["done"]);
     expect(existsSync(join(cache(), ".snap-a1-cut.qcow2.tmp"))).toBe(false);
+  });
+
+  it("a deleted task's snapshots go with it, except one a task boots from", async () => {
+    await vms.service.create(testCreateRequest("a1"), { wait: true });
+    const kept = await snapshots.create("a1", "kept", "");
+    const gone = await snapshots.create("a1", "gone", "");
+    await vms.service.create(testCreateRequest("a2", { imageName: kept.imageName }), { wait: true });
+    await vms.service.act("a1", "delete");
+    expect(await snapshots.dropTask("a1")).toEqual(["gone"]);
+    expect(snapshots.list("a1").map((s) => s.name)).toEqual(["kept"]);
+    expect(existsSync(join(cache(), gone.imageName))).toBe(false);
+    expect(existsSync(join(cache(), kept.imageName))).toBe(true);
   });
 
   it("refuses bad names, a taken name, and deleting the image of a task", async () => {
@@ -85,7 +99,11 @@ describe("SnapshotService", () => {
     await expect(snapshots.create("a1", "s1", "")).rejects.toMatchObject({ message: "snapshot_name already exist: s1" });
     await vms.service.create(testCreateRequest("a2", { imageName: s.imageName }), { wait: true });
     await expect(snapshots.delete("a1", "s1")).rejects.toThrow(/is the image of task a2/);
+    // A snapshot of a2 (booted from s1) is a delta on s1: s1 stays while it does.
+    await snapshots.create("a2", "child", "");
     await vms.service.act("a2", "delete");
+    await expect(snapshots.delete("a1", "s1")).rejects.toThrow(/is the base of snapshot child/);
+    await snapshots.delete("a2", "child");
     await snapshots.delete("a1", "s1");
     expect(existsSync(join(cache(), s.imageName))).toBe(false);
     await expect(snapshots.delete("a1", "s1")).rejects.toMatchObject({ message: "snapshot_name not exist" });

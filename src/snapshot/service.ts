@@ -119,8 +119,8 @@ export class SnapshotService {
       const createdAt = new Date().toISOString();
       prepared(
         this.opts.db,
-        "INSERT INTO vm_snapshots (vm_id, name, description, image_name, owner, status, created_at) VALUES (?, ?, ?, ?, ?, 'creating', ?)",
-      ).run(id, name, description, imageName, vm.owner, createdAt);
+        "INSERT INTO vm_snapshots (vm_id, name, description, image_name, base_image, owner, status, created_at) VALUES (?, ?, ?, ?, ?, ?, 'creating', ?)",
+      ).run(id, name, description, imageName, base.name, vm.owner, createdAt);
       try {
         await rm(tmp, { force: true });
         const vda = join(vmDir(this.opts.dataDir, id), SYSTEM_DISK_FILE);
@@ -154,8 +154,29 @@ export class SnapshotService {
     if (snapshot.status === "creating") throw new VmConflictError(`snapshot ${name} is being created`);
     const user = this.opts.repo.list().find((v) => v.imageName === snapshot.imageName);
     if (user) throw new VmConflictError(`snapshot ${name} is the image of task ${user.taskId}: delete that task first`);
+    const child = prepared(this.opts.db, "SELECT name FROM vm_snapshots WHERE base_image = ?").get(snapshot.imageName) as { name: string } | undefined;
+    if (child) throw new VmConflictError(`snapshot ${name} is the base of snapshot ${child.name}: delete that one first`);
     await this.discard(id, name, snapshot.imageName);
     this.opts.repo.log(id, `snapshot ${name} deleted`);
+  }
+
+  /**
+   * A deleted task's snapshots go with it (as in DBC), except one a VM boots from or another snapshot
+   * is a delta on: that one stays (its image in use), and the operator deletes it later by VM id.
+   * Returns the names deleted.
+   */
+  async dropTask(vmId: string): Promise<string[]> {
+    const dropped: string[] = [];
+    for (const s of this.list(vmId)) {
+      if (s.status === "creating") continue;
+      const inUse =
+        this.opts.repo.list().some((v) => v.imageName === s.imageName) ||
+        prepared(this.opts.db, "SELECT 1 FROM vm_snapshots WHERE base_image = ?").get(s.imageName) !== undefined;
+      if (inUse) continue;
+      await this.discard(vmId, s.name, s.imageName);
+      dropped.push(s.name);
+    }
+    return dropped;
   }
 
   /** At agent start: snapshots an agent killed half-way left `creating` are removed, with their files. */

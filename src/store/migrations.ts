@@ -161,6 +161,8 @@ export const MIGRATIONS: readonly Migration[] = [
         name         TEXT NOT NULL,
         description  TEXT NOT NULL,
         image_name   TEXT NOT NULL UNIQUE,
+        -- the image it is a delta on (a snapshot of a task booted from a snapshot is a delta on that one)
+        base_image   TEXT NOT NULL,
         owner        TEXT,
         status       TEXT NOT NULL,
         created_at   TEXT NOT NULL,
