@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
-import { call, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
+import { call, runCli, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
 import { until } from "./helpers/wait.js";
 import { DbcClient, DEMO_TASK } from "./helpers/dbc-client.js";
 import { freePort } from "./helpers/vm.js";
@@ -128,5 +128,26 @@ describe("DBC's disk/* on a running guest", () => {
     expect(bad.body.message).toMatch(/disk/);
     expect((await call(`${agent.url}/common/vm/disk/delete`, { token: agent.adminToken, body: { vm_id: vm.id, disk: "vdc" } })).status).toBe(200);
     await until(guestDisks, (d) => !("vdc" in d), 15_000, "vdc gone from the guest", 200);
+  });
+
+  it("`batu vm disk …` and `batu vm snapshot …` drive the same through the local agent", async () => {
+    const vm = (await call(`${agent.url}/common/vm/list`, { token: agent.adminToken })).body.find((v: any) => v.owner === alice().address);
+    const at = ["--conf-dir", agent.confDir, "--port", String(agent.port)];
+    const added = await runCli(["vm", "disk", "add", vm.id, "--size", "1", ...at]);
+    expect(added, added.stderr).toMatchObject({ code: 0, stdout: "added vdc\n" });
+    const list = await runCli(["vm", "disk", "list", vm.id, "--json", ...at]);
+    expect(JSON.parse(list.stdout).disks.map((d: any) => d.name)).toEqual(["vda", "vdb", "vdc"]);
+    expect((await runCli(["vm", "disk", "resize", vm.id, "vdc", "--grow", "1", ...at])).stdout).toBe("vdc is 2.00 GiB\n");
+    expect((await runCli(["vm", "disk", "delete", vm.id, "vdc", ...at])).code).toBe(0);
+    const bad = await runCli(["vm", "disk", "add", vm.id, "--size", "0", ...at]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--size/);
+    const snap = await runCli(["vm", "snapshot", "create", vm.id, "cli-1", "--desc", "from the CLI", ...at]);
+    expect(snap, snap.stderr).toMatchObject({ code: 0, stdout: expect.stringMatching(/^snapshot cli-1: image snap-.*-cli-1\.qcow2\n$/) });
+    expect((await runCli(["vm", "snapshot", "list", vm.id, ...at])).stdout).toMatch(/^cli-1  none  /);
+    expect((await runCli(["vm", "snapshot", "delete", vm.id, "cli-1", ...at])).code).toBe(0);
+    const none = await runCli(["vm", "snapshot", "delete", vm.id, "cli-1", ...at]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/snapshot_name not exist/);
   });
 });

@@ -136,6 +136,8 @@ export const VmDiskList = Type.Object(
   { $id: "VmDiskList" },
 );
 
+export type VmDiskList = Static<typeof VmDiskList>;
+
 /** `POST /common/vm/disk/add`: a new empty data disk, hot-plugged into a running VM. */
 export const VmDiskAdd = Type.Object(
   { vm_id: VmId, size_gib: Type.Integer({ minimum: 1, maximum: 65536, description: "Its size, GiB" }) },
@@ -148,6 +150,9 @@ export const VmDiskResize = Type.Object(
 );
 /** `POST /common/vm/disk/delete`: removes a data disk (unplugged first from a running VM). */
 export const VmDiskDelete = Type.Object({ vm_id: VmId, disk: DataDiskName }, { additionalProperties: false, $id: "VmDiskDelete" });
+export type VmDiskAdd = Static<typeof VmDiskAdd>;
+export type VmDiskResize = Static<typeof VmDiskResize>;
+export type VmDiskDelete = Static<typeof VmDiskDelete>;
 
 const SnapshotName = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$" });
 export const VmSnapshotListQuery = Type.Object({ vm_id: VmId }, { additionalProperties: false });
@@ -166,6 +171,10 @@ export const VmSnapshotCreate = Type.Object(
   { additionalProperties: false, $id: "VmSnapshotCreate" },
 );
 export const VmSnapshotDelete = Type.Object({ vm_id: VmId, name: SnapshotName }, { additionalProperties: false, $id: "VmSnapshotDelete" });
+export type VmSnapshotItem = Static<typeof VmSnapshotItem>;
+export type VmSnapshotList = Static<typeof VmSnapshotList>;
+export type VmSnapshotCreate = Static<typeof VmSnapshotCreate>;
+export type VmSnapshotDelete = Static<typeof VmSnapshotDelete>;
 
 export const VmLogQuery = Type.Object(
   {

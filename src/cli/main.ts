@@ -7,6 +7,7 @@ import * as rent from "./commands/rent.js";
 import * as wallet from "./commands/wallet.js";
 import * as token from "./commands/token.js";
 import * as tls from "./commands/tls.js";
+import * as vm from "./commands/vm.js";
 
 interface Command {
   run: (args: string[]) => Promise<void>;
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, Command> = {
   wallet: { run: wallet.walletCommand, usage: wallet.usage, summary: "make a renter wallet, sign a nonce or session id" },
   token: { run: token.tokenCommand, usage: token.usage, summary: "rotate this host's admin or join token (no restart)" },
   tls: { run: tls.tlsCommand, usage: tls.usage, summary: "print this host's TLS certificate fingerprint and curl pin" },
+  vm: { run: vm.vmCommand, usage: vm.usage, summary: "a VM's data disks and snapshots (live on a running VM)" },
   version: { run: version.versionCommand, usage: version.usage, summary: "print the version" },
 };
 

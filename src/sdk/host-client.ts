@@ -16,6 +16,7 @@ import type {
 } from "../api/host.js";
 import type { RentGrant, RentGrantReply, RentList, RentListQuery, RentRevoke } from "../api/host-rent.js";
 import { baseUrl } from "./address.js";
+import type { VmDiskAdd, VmDiskDelete, VmDiskList, VmDiskResize, VmSnapshotCreate, VmSnapshotDelete, VmSnapshotItem, VmSnapshotList } from "../api/host-vm.js";
 import { requestJson } from "./http.js";
 
 /**
@@ -100,5 +101,40 @@ export class HostClient {
   /** Operator: end a rental now. */
   rentRevoke(body: RentRevoke): Promise<RentGrantReply> {
     return this.post("/common/rent/revoke", body);
+  }
+
+  /** Operator: a VM's disks. */
+  diskList(vmId: string): Promise<VmDiskList> {
+    return this.get(`/common/vm/disk/list?vm_id=${encodeURIComponent(vmId)}`);
+  }
+
+  /** Operator: a new data disk for a VM (hot-plugged into a running one). */
+  diskAdd(body: VmDiskAdd): Promise<{ message: "ok"; name: string }> {
+    return this.post("/common/vm/disk/add", body);
+  }
+
+  /** Operator: grow a VM's data disk by `grow_gib`. */
+  diskResize(body: VmDiskResize): Promise<{ message: "ok"; name: string; size_bytes: number }> {
+    return this.post("/common/vm/disk/resize", body);
+  }
+
+  /** Operator: delete a VM's data disk. */
+  diskDelete(body: VmDiskDelete): Promise<{ message: "ok" }> {
+    return this.post("/common/vm/disk/delete", body);
+  }
+
+  /** Operator: a VM's snapshots. */
+  snapshotList(vmId: string): Promise<VmSnapshotList> {
+    return this.get(`/common/vm/snapshot/list?vm_id=${encodeURIComponent(vmId)}`);
+  }
+
+  /** Operator: snapshot a VM's system disk (live when it runs); answered once made. */
+  snapshotCreate(body: VmSnapshotCreate): Promise<{ message: "ok"; snapshot: VmSnapshotItem }> {
+    return this.post("/common/vm/snapshot/create", body);
+  }
+
+  /** Operator: delete a VM's snapshot and its image. */
+  snapshotDelete(body: VmSnapshotDelete): Promise<{ message: "ok" }> {
+    return this.post("/common/vm/snapshot/delete", body);
   }
 }
