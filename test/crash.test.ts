@@ -7,6 +7,7 @@ import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { call, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
 import { DbcClient, DEMO_TASK } from "./helpers/dbc-client.js";
 import { control, freePort, listVms, waitForVm } from "./helpers/vm.js";
+import { until as waitFor } from "./helpers/wait.js";
 
 /*
  * The agent SIGKILLed in the middle of VM operations, then started again on the same dirs: nothing
@@ -292,6 +293,14 @@ describe("an agent killed at a named step, restarted on the same dirs", () => {
     expect((await call2("list")).body).toEqual({ errcode: 0, message: [] });
     const images = join(dir, "data", "images");
     expect(readdirSync(images).filter((f) => f.includes("snap-"))).toEqual([]);
+    // A restore killed once the disk is replaced: the record takes the image the disk is an overlay of.
+    expect((await call2("create", { snapshot_name: "whole" })).body.errcode).toBe(0);
+    const made = await waitFor(async () => (await call2("list")).body.message?.[0], (s) => s?.status === "none");
+    await act(id, "poweroff");
+    const restored = await crashAt("snapshot.restore.after-disk", () => dbc().call(`snapshot/restore/${id}/whole`, DbcClient.signed(alice())));
+    expect(statusOf(restored, id)).toBe("closed");
+    expect((await listVms(agent)).find((v) => v.id === id)?.image_name).toBe(made.snapshot_file);
+    await act(id, "start");
   }, 120_000);
 
   it("modify and restart of a renter's task: forwards, reservations and record agree after the crash", async () => {

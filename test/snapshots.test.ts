@@ -139,4 +139,25 @@ describe("DBC's snapshot/* on a running guest", () => {
     expect(bad.status).toBe(400);
     expect((await call(`${agent.url}/common/vm/snapshot/delete`, { token: agent.adminToken, body: { vm_id: vm.id, name: "offline" } })).status).toBe(200);
   });
+
+  it("restores a shut-off task to a snapshot: what the guest wrote since is gone", async () => {
+    const { id: taskId, port } = tasks[0]!;
+    const vm = (await call(`${agent.url}/common/vm/list`, { token: agent.adminToken })).body.find((v: any) => v.id === taskId || v.owner === alice().address);
+    const control = (action: string) => call(`${agent.url}/common/vm/control`, { token: agent.adminToken, body: { vm_id: vm.id, action } });
+    const state = async () => (await call(`${agent.url}/common/vm/list`, { token: agent.adminToken })).body.find((v: any) => v.id === vm.id);
+    // s2 holds "after-snapshot" (written before it was made); the guest writes something else now.
+    expect((await control("start")).status).toBe(200);
+    await until(state, (v) => v.ready === true, 60_000, "started", 300);
+    expect(await until(() => marker(port, "after-s2").catch(() => ""), (m) => m === "after-s2", 20_000, "marker written", 300)).toBe("after-s2");
+    const running = await call(`${agent.url}/common/vm/snapshot/restore`, { token: agent.adminToken, body: { vm_id: vm.id, name: "s2" } });
+    expect(running.status).toBe(409);
+    expect((await control("shutdown")).status).toBe(200);
+    await until(state, (v) => v.status === "closed", 60_000, "shut down", 300);
+    const restored = await call(`${agent.url}/common/vm/snapshot/restore`, { token: agent.adminToken, body: { vm_id: vm.id, name: "s2" } });
+    expect(restored.status, JSON.stringify(restored.body)).toBe(200);
+    expect(await state()).toMatchObject({ status: "closed", image_name: expect.stringMatching(/-s2\.qcow2$/) });
+    expect((await control("start")).status).toBe(200);
+    await until(state, (v) => v.ready === true, 60_000, "started again", 300);
+    expect(await until(() => marker(port).catch(() => ""), (m) => m !== "", 20_000, "marker read", 300)).toBe("after-snapshot");
+  });
 });

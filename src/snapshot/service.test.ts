@@ -79,6 +79,21 @@ describe("SnapshotService", () => {
     expect(existsSync(join(cache(), ".snap-a1-cut.qcow2.tmp"))).toBe(false);
   });
 
+  it("restores a shut-off VM to a snapshot: vda a fresh overlay of its image, which the VM boots from now", async () => {
+    await vms.service.create(testCreateRequest("a1"), { wait: true });
+    const s = await snapshots.create("a1", "s1", "");
+    await expect(snapshots.restore("a1", "s1")).rejects.toThrow(/shut it down first/);
+    await vms.service.act("a1", "poweroff");
+    await snapshots.restore("a1", "s1");
+    const vda = join(vms.dataDir, "vms", "a1", "vda.qcow2");
+    expect((await imageInfo(vda)).backingFile).toBe(join(cache(), s.imageName));
+    expect(vms.repo.get("a1")).toMatchObject({ imageName: s.imageName, status: "closed", spec: { imageName: s.imageName } });
+    await expect(snapshots.delete("a1", "s1")).rejects.toThrow(/is the image of task a1/);
+    await vms.service.act("a1", "start");
+    expect(vms.hypervisor.started.at(-1)!.disks[0]!.path).toBe(vda);
+    await expect(snapshots.restore("a1", "nope")).rejects.toMatchObject({ message: "snapshot_name not exist" });
+  });
+
   it("a deleted task's snapshots go with it, except one a task boots from", async () => {
     await vms.service.create(testCreateRequest("a1"), { wait: true });
     const kept = await snapshots.create("a1", "kept", "");

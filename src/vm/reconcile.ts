@@ -69,6 +69,21 @@ async function settleDisks(d: ReconcileDeps, vm: VmRecord, log: Logger): Promise
 }
 
 /**
+ * After a restore cut short (snapshot/service.ts): the system disk was either replaced or not; the
+ * record takes the image its disk is an overlay of now, and a half-made replacement is removed.
+ */
+async function settleRestore(d: ReconcileDeps, vm: VmRecord, log: Logger): Promise<void> {
+  const vda = join(vmDir(d.dataDir, vm.id), "vda.qcow2");
+  await rm(`${vda}.restore`, { force: true });
+  const backing = await imageInfo(vda, { shared: true }).then((i) => i.backingFile, () => null);
+  const image = backing?.split("/").pop();
+  if (image && image !== vm.imageName) {
+    d.repo.setImage(vm.id, image);
+    log.info({ image }, "restore cut short: the VM's image is its disk's base");
+  }
+}
+
+/**
  * At agent start: adopts every VM whose QEMU still runs, marks the ones that died while the agent
  * was away, finishes or undoes half-done operations, and sets aside what no record owns (VM folders
  * go to quarantine, the QEMU running from them is stopped). Afterwards no QEMU runs without a record and no disk lacks a VM.
@@ -86,6 +101,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
     // A boot cut short leaves the secrets it wrote for QEMU.
     await d.runtime.clearStartSecrets(runDir);
     if (DISK_CHANGES.has(vm.status)) await settleDisks(d, vm, log);
+    if (vm.status === "snapshot restoring") await settleRestore(d, vm, log);
     if (finish === "delete" || finish === "create error" || (finish === "closed" && pid !== null)) {
       if (pid !== null) await d.hypervisor.kill(pid, runDir);
       if (finish === "delete" || finish === "create error") {

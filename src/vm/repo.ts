@@ -183,6 +183,18 @@ export class VmRepo {
     this.vms.write(() => this.db.prepare(`UPDATE vms SET ${cols.join(", ")} WHERE id = ?`).run(...vals, id));
   }
 
+  /** Records the image a VM's system disk is now an overlay of (a restore to a snapshot), in the column and the spec. */
+  setImage(id: string, imageName: string): void {
+    this.vms.write(() =>
+      prepared(this.db, "UPDATE vms SET image_name = ?, spec_json = json_set(spec_json, '$.imageName', ?), updated_at = ? WHERE id = ?").run(
+        imageName,
+        imageName,
+        this.now().toISOString(),
+        id,
+      ),
+    );
+  }
+
   /** Records the system disk's virtual size (null: no disk). A fact about the disk: `updated_at` stays. */
   setSystemDiskBytes(id: string, sizeBytes: number | null): void {
     this.vms.write(() => prepared(this.db, "UPDATE vms SET system_disk_bytes = ? WHERE id = ?").run(sizeBytes, id));

@@ -16,6 +16,7 @@ export const VM_STATUSES = [
   "disk resizing",
   "disk deleting",
   "snapshot creating",
+  "snapshot restoring",
   "create error",
   "start error",
   "shutdown error",
@@ -42,6 +43,7 @@ export const TRANSITIONAL: ReadonlySet<VmStatus> = new Set<VmStatus>([
   "disk resizing",
   "disk deleting",
   "snapshot creating",
+  "snapshot restoring",
 ]);
 
 const ERROR_STATUSES: ReadonlySet<VmStatus> = new Set(VM_STATUSES.filter((s) => s.endsWith(" error")));

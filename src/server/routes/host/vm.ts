@@ -136,6 +136,23 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{
   );
 
   app.post(
+    "/common/vm/snapshot/restore",
+    {
+      schema: {
+        summary: "Restore a shut-off VM to one of its snapshots",
+        description: "Its system disk becomes the snapshot's again (data disks untouched); it boots from the snapshot's image from then on.",
+        tags: ["vm"],
+        body: VmSnapshotDelete,
+        response: { 200: OkReply, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
+      },
+    },
+    async (req) => {
+      await snapshots.restore(req.body.vm_id, req.body.name);
+      return { message: "ok" as const };
+    },
+  );
+
+  app.post(
     "/common/vm/snapshot/delete",
     {
       schema: {

@@ -59,6 +59,21 @@ export const snapshotRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, 
     return ok(view(s));
   });
 
+  app.post(
+    "/snapshot/restore/:id/:name",
+    {
+      schema: schema(
+        "Restore a task to one of its snapshots (batu extension)",
+        "The task must be shut off. Its system disk becomes the snapshot's again (what it wrote since is gone; data disks are " +
+          "untouched), and it boots from the snapshot's image from then on, so that snapshot stays while the task does.",
+      ),
+    },
+    async (req: Req) => {
+      await snapshots.restore(task(req).id, req.params.name!);
+      return ok("ok");
+    },
+  );
+
   app.post("/snapshot/delete/:id/:name", { schema: schema("Delete a snapshot", "Its image too; refused while a task boots from it.") }, async (req: Req) => {
     await snapshots.delete(task(req).id, req.params.name!);
     return ok("ok");
