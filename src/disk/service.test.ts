@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { imageInfo } from "../storage/qemu-img.js";
 import { vmDir } from "../storage/volumes.js";
-import { testCreateRequest, testVms, type TestVms } from "../vm/testing.js";
+import { TEST_HOST, testCreateRequest, testVms, type TestVms } from "../vm/testing.js";
 import type { VmStatus } from "../vm/state.js";
 import { DiskService, nextDiskName } from "./service.js";
 
@@ -18,7 +18,7 @@ beforeEach(async () => {
     vms: vms.service,
     repo: vms.repo,
     hypervisor: vms.hypervisor,
-    capacity: async () => ({ ...(await import("../vm/testing.js")).TEST_HOST, diskTotalBytes: 20 * GiB, diskFreeBytes: 20 * GiB }),
+    capacity: async () => ({ ...TEST_HOST, diskTotalBytes: 20 * GiB, diskFreeBytes: 20 * GiB }),
     detachTimeoutMs: 200,
   });
 });

@@ -11,6 +11,7 @@ import { chmod, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { HypervisorError, HypervisorErrorCode, type Hypervisor } from "../hypervisor/driver.js";
 import { killPoint } from "../lib/kill-points.js";
+import { formatGiB as gib } from "../lib/units.js";
 import { createDisk, imageInfo, resizeDisk } from "../storage/qemu-img.js";
 import { dataFilesDir, vmDir } from "../storage/volumes.js";
 import { FieldError } from "../vm/create-request.js";
@@ -69,8 +70,7 @@ export class DiskService {
     return this.opts.vms.operate(id, "disk adding", async (vm, live) => {
       const name = nextDiskName(vm.spec);
       if (!name) throw new FieldError("size", "the task has 25 data disks already (vdb … vdz)");
-      const refusal = checkFit(await this.opts.capacity(), committed(this.opts.repo.list()), { vcpus: 0, memoryBytes: 0, diskBytes: sizeBytes });
-      if (refusal) throw new VmResourceError("size", refusal.message);
+      await this.checkRoom(sizeBytes);
       const path = this.pathOf(id, name);
       // A file of that name the spec does not list is what an agent killed during an add left.
       await rm(path, { force: true });
@@ -98,8 +98,7 @@ export class DiskService {
     return this.opts.vms.operate(id, "disk resizing", async (vm, live) => {
       const disk = this.dataDisk(vm.spec, name);
       if (disk.external) throw new VmConflictError(`disk ${name} is the operator's data file: it is not resized`);
-      const refusal = checkFit(await this.opts.capacity(), committed(this.opts.repo.list()), { vcpus: 0, memoryBytes: 0, diskBytes: growBytes });
-      if (refusal) throw new VmResourceError("size", refusal.message);
+      await this.checkRoom(growBytes);
       const path = this.pathOf(id, name);
       // From the size the file has (a grow an agent crash did not record is not lost), never below it.
       const current = (await imageInfo(path, { shared: true })).virtualSizeBytes;
@@ -133,6 +132,12 @@ export class DiskService {
     });
   }
 
+  /** Refuses `bytes` more of disk beyond what the host has free and what all VMs were promised. */
+  private async checkRoom(bytes: number): Promise<void> {
+    const refusal = checkFit(await this.opts.capacity(), committed(this.opts.repo.list()), { vcpus: 0, memoryBytes: 0, diskBytes: bytes });
+    if (refusal) throw new VmResourceError("size", refusal.message);
+  }
+
   private dataDisk(spec: VmSpec, name: string) {
     const disk = dataDisksOf(spec).find((d) => d.name === name);
     if (!disk) throw new FieldError("disk", `task have no disk:${name}`);
@@ -151,4 +156,3 @@ export function nextDiskName(spec: VmSpec): string | undefined {
   return next <= "z" ? `vd${next}` : undefined;
 }
 
-const gib = (bytes: number) => `${Math.round((bytes / 2 ** 30) * 100) / 100}G`;

@@ -19,6 +19,9 @@ export function parseSizeBytes(value: string | number): number | undefined {
   return bytes > 0 ? bytes : undefined;
 }
 
+/** A size as DBC shows one: GiB with up to two decimals, `10G`, `7.75G`. */
+export const formatGiB = (bytes: number): string => `${Math.round((bytes / GiB) * 100) / 100}G`;
+
 export const bytesToMiB = (bytes: number): number => Math.floor(bytes / MiB);
 export const bytesToGiB = (bytes: number): number => bytes / GiB;
 export { MiB, GiB };

@@ -176,10 +176,8 @@ export class SnapshotService {
     const snapshot = this.get(id, name);
     if (!snapshot) throw new FieldError("snapshot_name", "snapshot_name not exist");
     if (snapshot.status === "creating") throw new VmConflictError(`snapshot ${name} is being created`);
-    const user = this.opts.repo.list().find((v) => v.imageName === snapshot.imageName);
-    if (user) throw new VmConflictError(`snapshot ${name} is the image of task ${user.taskId}: delete that task first`);
-    const child = prepared(this.opts.db, "SELECT name FROM vm_snapshots WHERE base_image = ?").get(snapshot.imageName) as { name: string } | undefined;
-    if (child) throw new VmConflictError(`snapshot ${name} is the base of snapshot ${child.name}: delete that one first`);
+    const use = this.useOf(snapshot.imageName, this.opts.repo.list());
+    if (use) throw new VmConflictError(`snapshot ${name} is ${use}: delete that first`);
     await this.discard(id, name, snapshot.imageName);
     this.opts.repo.log(id, `snapshot ${name} deleted`);
   }
@@ -191,16 +189,21 @@ export class SnapshotService {
    */
   async dropTask(vmId: string): Promise<string[]> {
     const dropped: string[] = [];
+    const vms = this.opts.repo.list();
     for (const s of this.list(vmId)) {
-      if (s.status === "creating") continue;
-      const inUse =
-        this.opts.repo.list().some((v) => v.imageName === s.imageName) ||
-        prepared(this.opts.db, "SELECT 1 FROM vm_snapshots WHERE base_image = ?").get(s.imageName) !== undefined;
-      if (inUse) continue;
+      if (s.status === "creating" || this.useOf(s.imageName, vms)) continue;
       await this.discard(vmId, s.name, s.imageName);
       dropped.push(s.name);
     }
     return dropped;
+  }
+
+  /** What keeps a snapshot's image: a VM booting from it, or a snapshot that is a delta on it; undefined when nothing does. */
+  private useOf(imageName: string, vms: readonly VmRecord[]): string | undefined {
+    const vm = vms.find((v) => v.imageName === imageName);
+    if (vm) return `the image of task ${vm.taskId}`;
+    const child = prepared(this.opts.db, "SELECT name FROM vm_snapshots WHERE base_image = ?").get(imageName) as { name: string } | undefined;
+    return child && `the base of snapshot ${child.name}`;
   }
 
   /** At agent start: snapshots an agent killed half-way left `creating` are removed, with their files. */

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { imageInfo } from "../storage/qemu-img.js";
 import { dataDisksOf, withDiskSize } from "./spec.js";
 import type { Hypervisor } from "../hypervisor/driver.js";
-import { listVmDirs, quarantineVmDir, removeVmVolumes, vmDir } from "../storage/volumes.js";
+import { listVmDirs, quarantineVmDir, removeVmVolumes, SYSTEM_DISK_FILE, vmDir } from "../storage/volumes.js";
 import type { Logger } from "../lib/logger.js";
 import { forwardsDiff } from "./modify.js";
 import { hostForwardsOf, USER_NIC_ID } from "./qemu-spec.js";
@@ -73,7 +73,7 @@ async function settleDisks(d: ReconcileDeps, vm: VmRecord, log: Logger): Promise
  * record takes the image its disk is an overlay of now, and a half-made replacement is removed.
  */
 async function settleRestore(d: ReconcileDeps, vm: VmRecord, log: Logger): Promise<void> {
-  const vda = join(vmDir(d.dataDir, vm.id), "vda.qcow2");
+  const vda = join(vmDir(d.dataDir, vm.id), SYSTEM_DISK_FILE);
   await rm(`${vda}.restore`, { force: true });
   const backing = await imageInfo(vda, { shared: true }).then((i) => i.backingFile, () => null);
   const image = backing?.split("/").pop();

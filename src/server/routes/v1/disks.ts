@@ -3,13 +3,13 @@ import { ok } from "../../../api/v1/envelope.js";
 import { DbcRequest } from "../../../api/v1/request.js";
 import { DATA_DISK_NAME } from "../../../disk/service.js";
 import { FieldError } from "../../../vm/create-request.js";
+import { formatGiB, GiB } from "../../../lib/units.js";
 import type { V1Deps } from "./deps.js";
 import { actingRenter } from "./target.js";
 
 type Req = FastifyRequest<{ Body: DbcRequest; Params: { id: string } }>;
 
-const GiB = 2 ** 30;
-const size = (bytes: number | null) => (bytes === null ? "" : `${Math.round((bytes / GiB) * 100) / 100}G`);
+const size = (bytes: number | null) => (bytes === null ? "" : formatGiB(bytes));
 
 /** DBC's `size`: a JSON integer of GiB, > 0 (a string is refused as DBC's JSON_PARSE_INT refuses it). */
 function sizeGiB(v: unknown): number {

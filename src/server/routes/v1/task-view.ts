@@ -5,13 +5,13 @@ import { VmNotFoundError } from "../../../vm/errors.js";
 import type { VersionedMemo } from "../../../store/versioned-memo.js";
 import { dataDisksOf, vcpus } from "../../../vm/spec.js";
 import { macFor } from "../../../vm/qemu-spec.js";
+import { formatGiB as gib } from "../../../lib/units.js";
 
 /** DBC's time format: `2021-12-16 14:48:37` (UTC here). */
 export function dbcTime(iso: string): string {
   return iso.replace("T", " ").replace(/\.\d+Z$/, "");
 }
 
-const gib = (bytes: number) => `${Math.round((bytes / 2 ** 30) * 100) / 100}G`;
 
 /** A task in DBC's list shape. */
 export function taskSummary(vm: VmSummary) {
