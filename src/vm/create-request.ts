@@ -1,5 +1,6 @@
 import { randomBytes, randomInt } from "node:crypto";
-import type { PortForward } from "./spec.js";
+import type { PortForward, VmSpec } from "./spec.js";
+import type { ReservedPort } from "./ports.js";
 
 /** A request a user can fix: names the field. Both faces turn it into their 400. */
 export class FieldError extends Error {
@@ -53,4 +54,33 @@ const BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 export function newVmId(): string {
   const bytes = randomBytes(22);
   return Array.from(bytes, (b) => BASE58[b % BASE58.length]).join("");
+}
+
+/** The stored spec of a new VM: the request, its reserved ports, and fresh login secrets. */
+export function specFrom(req: VmCreateRequest, ports: ReservedPort[], loginUser: string): VmSpec {
+  const loginPassword = newLoginPassword();
+  return {
+    imageName: req.imageName,
+    cpu: { cores: req.cores, threads: req.vcpus / req.cores },
+    memoryMiB: Math.ceil(req.memoryBytes / 2 ** 20),
+    dataDiskBytes: req.dataDiskBytes,
+    dataFileName: req.dataFileName,
+    biosMode: req.biosMode,
+    os: req.os,
+    ports: {
+      ssh: ports.find((p) => p.kind === "ssh")?.port ?? null,
+      rdp: ports.find((p) => p.kind === "rdp")?.port ?? null,
+      vnc: ports.find((p) => p.kind === "vnc")!.port,
+      custom: req.customPorts,
+    },
+    gpuCount: req.gpuCount,
+    startCommand: req.startCommand,
+    desc: req.desc,
+    loginUser,
+    loginPassword,
+    // VNC reads only 8 bytes of a password; DBC shows the same truncation.
+    vncPassword: loginPassword.slice(0, 8),
+    multicast: req.multicast,
+    networkName: req.networkName,
+  };
 }

@@ -5,19 +5,18 @@ import { Reverter } from "../lib/reverter.js";
 import { killPoint } from "../lib/kill-points.js";
 import type { Logger } from "../lib/logger.js";
 import { ImageCatalog, ImageError } from "./images.js";
-import { FieldError, newLoginPassword, newVmId, type VmCreateRequest } from "./create-request.js";
+import { FieldError, newVmId, specFrom, type VmCreateRequest } from "./create-request.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import type { VmRecord, VmRepo } from "./repo.js";
 import { checkFit, committed, demandOf, type HostCapacity } from "./resources.js";
 import type { LiveVm, VmRuntime } from "./runtime.js";
-import type { VmSpec } from "./spec.js";
 import { planAction, TRANSITIONAL, type VmAction, type VmStatus } from "./state.js";
 import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
 import type { Operation, Operations } from "./operations.js";
 import { applyModify, forwardChange, type VmModify } from "./modify.js";
 import { USER_NIC_ID } from "./qemu-spec.js";
-import type { ReservedPort, VmPortReservations } from "./ports.js";
+import type { VmPortReservations } from "./ports.js";
 
 export { VmNotFoundError, VmConflictError, VmResourceError } from "./errors.js";
 
@@ -379,35 +378,6 @@ export class VmService {
   async close(): Promise<void> {
     await this.opts.runtime.detachAll();
   }
-}
-
-/** The stored spec of a new VM: the request, its reserved ports, and fresh login secrets. */
-function specFrom(req: VmCreateRequest, ports: ReservedPort[], loginUser: string): VmSpec {
-  const loginPassword = newLoginPassword();
-  return {
-    imageName: req.imageName,
-    cpu: { cores: req.cores, threads: req.vcpus / req.cores },
-    memoryMiB: Math.ceil(req.memoryBytes / 2 ** 20),
-    dataDiskBytes: req.dataDiskBytes,
-    dataFileName: req.dataFileName,
-    biosMode: req.biosMode,
-    os: req.os,
-    ports: {
-      ssh: ports.find((p) => p.kind === "ssh")?.port ?? null,
-      rdp: ports.find((p) => p.kind === "rdp")?.port ?? null,
-      vnc: ports.find((p) => p.kind === "vnc")!.port,
-      custom: req.customPorts,
-    },
-    gpuCount: req.gpuCount,
-    startCommand: req.startCommand,
-    desc: req.desc,
-    loginUser,
-    loginPassword,
-    // VNC reads only 8 bytes of a password; DBC shows the same truncation.
-    vncPassword: loginPassword.slice(0, 8),
-    multicast: req.multicast,
-    networkName: req.networkName,
-  };
 }
 
 function errorText(e: unknown): string {
