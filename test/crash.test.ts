@@ -8,6 +8,7 @@ import { call, TestAgents, type AgentProcess } from "./helpers/agent-process.js"
 import { DbcClient, DEMO_TASK } from "./helpers/dbc-client.js";
 import { control, freePort, listVms, waitForVm } from "./helpers/vm.js";
 import { until as waitFor } from "./helpers/wait.js";
+import { TRANSITIONAL, type VmStatus } from "../src/vm/state.js";
 
 /*
  * The agent SIGKILLed in the middle of VM operations, then started again on the same dirs: nothing
@@ -33,18 +34,6 @@ let taskId: string;
 /** VMs that must still exist after the next crash (a VM is only ever lost by its own deletion). */
 const mustExist = new Set<string>();
 
-const TRANSITIONAL = new Set([
-  "creating",
-  "starting",
-  "being shutdown",
-  "being poweroff",
-  "restarting",
-  "resetting",
-  "deleting",
-  "disk adding",
-  "disk resizing",
-  "disk deleting",
-]);
 /** Files that exist only while QEMU starts (secrets it reads at start). */
 const START_SECRETS = ["vnc.secret", "fwcfg-password", "fwcfg-hostname"];
 
@@ -142,7 +131,7 @@ function checkInvariants(context: string): Map<string, { status: string; pid: nu
 
   for (const id of mustExist) if (!records.has(id)) problems.push(`vm ${id} was lost`);
   for (const [id, vm] of records) {
-    if (TRANSITIONAL.has(vm.status)) problems.push(`vm ${id} left ${vm.status}`);
+    if (TRANSITIONAL.has(vm.status as VmStatus)) problems.push(`vm ${id} left ${vm.status}`);
     const pids = qemuOf.get(id) ?? [];
     if (pids.length > 1) problems.push(`vm ${id} has ${pids.length} QEMUs`);
     if ((vm.status === "running") !== (pids.length === 1)) problems.push(`vm ${id} is ${vm.status} with ${pids.length} QEMU`);

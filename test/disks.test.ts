@@ -3,7 +3,7 @@ import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { call, runCli, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
 import { until } from "./helpers/wait.js";
 import { DbcClient, DEMO_TASK } from "./helpers/dbc-client.js";
-import { freePort } from "./helpers/vm.js";
+import { endVmTests, freePort, grantNode } from "./helpers/vm.js";
 
 /*
  * DBC's disk/* on a real guest (TCG here): a disk added to, grown in and removed from a running task,
@@ -32,11 +32,7 @@ beforeAll(async () => {
   await cryptoWaitReady();
   agent = await agents.start({ extraArgs: ["--shutdown-timeout", "10", "--cpu-overcommit", "4"] });
   dbc = new DbcClient(agent.url, agent.nodeId);
-  const g = await call(`${agent.url}/common/rent/grant`, {
-    token: agent.adminToken,
-    body: { node_id: agent.nodeId, wallet: alice().address, until: new Date(Date.now() + 3600_000).toISOString() },
-  });
-  expect(g.status).toBe(200);
+  await grantNode(agent, alice().address);
   httpPort = await freePort();
   const r = await dbc.call("tasks/start", DbcClient.signed(alice()), { ...DEMO_TASK, custom_port: [`tcp,${httpPort}:80`] });
   expect(r.body.errcode, JSON.stringify(r.body)).toBe(0);
@@ -45,11 +41,7 @@ beforeAll(async () => {
   await until(guestDisks, (d) => d.vdb === GiB, 30_000, "guest's disk list", 300).catch(() => undefined);
 });
 afterAll(async () => {
-  const errors = agent.logs().split("\n").filter((l) => /"level":(50|60)/.test(l));
-  if (errors.length) console.error(errors.join("\n"));
-  for (const vm of (await call(`${agent.url}/common/vm/list`, { token: agent.adminToken })).body ?? []) {
-    await call(`${agent.url}/common/vm/control`, { token: agent.adminToken, body: { vm_id: vm.id, action: "delete" } });
-  }
+  await endVmTests(agent);
   await agents.cleanup();
 });
 

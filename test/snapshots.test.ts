@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { call, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
 import { until } from "./helpers/wait.js";
 import { DbcClient, DEMO_TASK } from "./helpers/dbc-client.js";
-import { freePort } from "./helpers/vm.js";
+import { endVmTests, freePort, grantNode } from "./helpers/vm.js";
 
 /*
  * DBC's snapshot/* on a real guest (TCG here): a running task snapshotted live, a new task booted
@@ -36,22 +36,14 @@ beforeAll(async () => {
   await cryptoWaitReady();
   agent = await agents.start({ extraArgs: ["--shutdown-timeout", "10", "--cpu-overcommit", "4"] });
   dbc = new DbcClient(agent.url, agent.nodeId);
-  const g = await call(`${agent.url}/common/rent/grant`, {
-    token: agent.adminToken,
-    body: { node_id: agent.nodeId, wallet: alice().address, until: new Date(Date.now() + 3600_000).toISOString() },
-  });
-  expect(g.status).toBe(200);
+  await grantNode(agent, alice().address);
   const { r, port } = await startTask(alice);
   expect(r.body.errcode, JSON.stringify(r.body)).toBe(0);
   tasks.push({ id: r.body.message.task_id, port });
   await until(() => dbc.call(`tasks/${tasks[0]!.id}`, DbcClient.signed(alice())), (t) => t.body.message?.ready === true, 60_000, "task ready", 300);
 });
 afterAll(async () => {
-  const errors = agent.logs().split("\n").filter((l) => /"level":(50|60)/.test(l));
-  if (errors.length) console.error(errors.join("\n"));
-  for (const vm of (await call(`${agent.url}/common/vm/list`, { token: agent.adminToken })).body ?? []) {
-    await call(`${agent.url}/common/vm/control`, { token: agent.adminToken, body: { vm_id: vm.id, action: "delete" } });
-  }
+  await endVmTests(agent);
   await agents.cleanup();
 });
 
@@ -117,11 +109,7 @@ describe("DBC's snapshot/* on a running guest", () => {
     const file: string = made.body.message.snapshot_file;
     // bob rents the node now (alice's rental revoked: her tasks are shut down by the rental's end).
     await call(`${agent.url}/common/rent/revoke`, { token: agent.adminToken, body: { node_id: agent.nodeId, wallet: alice().address } });
-    const g = await call(`${agent.url}/common/rent/grant`, {
-      token: agent.adminToken,
-      body: { node_id: agent.nodeId, wallet: bob().address, until: new Date(Date.now() + 3600_000).toISOString() },
-    });
-    expect(g.status).toBe(200);
+    await grantNode(agent, bob().address);
     expect((await snap(`list/${id}`, {}, bob)).body).toEqual({ errcode: -3, message: "task_id not exist" });
     const { r } = await startTask(bob, file);
     expect(r.body).toEqual({ errcode: 1, message: `'image_name' is not exist: ${file}` });

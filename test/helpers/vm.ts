@@ -73,3 +73,19 @@ export async function httpStatus(port: number, timeoutMs = 3000): Promise<number
     return 0;
   }
 }
+
+/** Rents the agent's node to `wallet` for an hour (the operator's grant); throws when refused. */
+export async function grantNode(agent: AgentProcess, wallet: string): Promise<void> {
+  const g = await call(`${agent.url}/common/rent/grant`, {
+    token: agent.adminToken,
+    body: { node_id: agent.nodeId, wallet, until: new Date(Date.now() + 3600_000).toISOString() },
+  });
+  if (g.status !== 200) throw new Error(`rent/grant: ${g.status} ${JSON.stringify(g.body)}`);
+}
+
+/** A test file's end: prints the errors the agent logged (what to read first when a test failed) and deletes its VMs (they outlive the agent by design). */
+export async function endVmTests(agent: AgentProcess): Promise<void> {
+  const errors = agent.logs().split("\n").filter((l) => /"level":(50|60)/.test(l));
+  if (errors.length) console.error(errors.join("\n"));
+  for (const vm of await listVms(agent).catch(() => [])) await control(agent, { vm_id: vm.id, action: "delete" });
+}
