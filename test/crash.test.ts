@@ -282,13 +282,17 @@ describe("an agent killed at a named step, restarted on the same dirs", () => {
     expect((await call2("list")).body).toEqual({ errcode: 0, message: [] });
     const images = join(dir, "data", "images");
     expect(readdirSync(images).filter((f) => f.includes("snap-"))).toEqual([]);
-    // A restore killed once the disk is replaced: the record takes the image the disk is an overlay of.
+    // A restore killed once committed (its journal written, no disk swapped yet), and once the disks
+    // are swapped: the next start finishes it, and the record takes the snapshot's image.
     expect((await call2("create", { snapshot_name: "whole" })).body.errcode).toBe(0);
     const made = await waitFor(async () => (await call2("list")).body.message?.[0], (s) => s?.status === "none");
     await act(id, "poweroff");
-    const restored = await crashAt("snapshot.restore.after-disk", () => dbc().call(`snapshot/restore/${id}/whole`, DbcClient.signed(alice())));
-    expect(statusOf(restored, id)).toBe("closed");
-    expect((await listVms(agent)).find((v) => v.id === id)?.image_name).toBe(made.snapshot_file);
+    for (const point of ["snapshot.restore.after-commit", "snapshot.restore.after-disk"]) {
+      const restored = await crashAt(point, () => dbc().call(`snapshot/restore/${id}/whole`, DbcClient.signed(alice())));
+      expect(statusOf(restored, id), point).toBe("closed");
+      expect((await listVms(agent)).find((v) => v.id === id)?.image_name, point).toBe(made.snapshot_file);
+      expect(readdirSync(join(dir, "data", "vms", id)).filter((f) => f.includes("restore")), point).toEqual([]);
+    }
     await act(id, "start");
   }, 120_000);
 

@@ -114,6 +114,7 @@ export async function startAgent(
     hypervisor: vmService.hypervisor,
     dataDir: state.dataDir,
     backupTimeoutMs: 30 * 60_000,
+    capacity: vmService.capacity,
   });
   // A deleted task's snapshots go with it (those in use stay: SnapshotService.dropTask).
   vms.queries.onChange((c) => {

@@ -163,11 +163,17 @@ export const VmSnapshotItem = Type.Object({
   owner: Type.Union([Type.String(), Type.Null()], { description: "The renter whose tasks alone may boot it (null: the operator's)" }),
   status: Type.String({ description: "DBC's: creating, none" }),
   created_at: Type.String(),
+  data_disks: Type.Array(Type.Object({ name: Type.String(), size_bytes: Type.Integer() }), { description: "The data disks it holds besides vda" }),
 });
 export const VmSnapshotList = Type.Object({ vm_id: Type.String(), snapshots: Type.Array(VmSnapshotItem) }, { $id: "VmSnapshotList" });
-/** `POST /common/vm/snapshot/create`: a snapshot of the VM's system disk, live when it runs; answered once it is made. */
+/** `POST /common/vm/snapshot/create`: a snapshot of the VM's system disk (and data disks on request), live when it runs; answered once it is made. */
 export const VmSnapshotCreate = Type.Object(
-  { vm_id: VmId, name: SnapshotName, description: Type.Optional(Type.String({ maxLength: 1024 })) },
+  {
+    vm_id: VmId,
+    name: SnapshotName,
+    description: Type.Optional(Type.String({ maxLength: 1024 })),
+    disks: Type.Optional(Type.Array(DataDiskName, { maxItems: 25, description: "Data disks to hold too (vda always is)" })),
+  },
   { additionalProperties: false, $id: "VmSnapshotCreate" },
 );
 export const VmSnapshotDelete = Type.Object({ vm_id: VmId, name: SnapshotName }, { additionalProperties: false, $id: "VmSnapshotDelete" });

@@ -53,13 +53,32 @@ export interface Hypervisor {
    */
   detachDisk(qmp: QmpClient, id: string, opts: { timeoutMs: number }): Promise<void>;
   /**
-   * Copies what a running VM's disk `id` holds over its backing image into `targetPath` (an existing
-   * qcow2 backed by that same image), as of the moment the copy starts, while the guest runs on
-   * (a block job: copy-before-write, no pause). Resolves when the copy is complete.
+   * Copies running VM disks into `targets` as of one instant, while the guest runs on (backup block
+   * jobs started in one QMP transaction: copy-before-write, no pause). `afterStart` is called once
+   * that instant is fixed (the jobs started), e.g. to thaw a frozen guest; progress (0…1, over all
+   * disks) goes to `onProgress`. Resolves when every copy is complete; a failed one cancels the rest.
    */
-  backupDisk(qmp: QmpClient, id: string, targetPath: string, opts: { timeoutMs: number }): Promise<void>;
+  backupDisks(qmp: QmpClient, targets: readonly DiskBackup[], opts: { timeoutMs: number; onProgress?: (fraction: number) => void; afterStart?: () => void }): Promise<void>;
+  /**
+   * Freezes the guest's filesystems through its guest agent (writes flushed, the disks consistent)
+   * when the guest has its agent up; answers whether it did. A frozen guest must be thawed
+   * (`thawGuest`) at once after what needed it: its writes wait meanwhile.
+   */
+  freezeGuest(qmp: QmpClient, runDir: string): Promise<boolean>;
+  /** Thaws a guest `freezeGuest` froze; a no-op for one that is not frozen. */
+  thawGuest(runDir: string): Promise<void>;
   /** CPU, memory, disk and NIC counters (NIC bytes are null where QEMU offers no source). */
   stats(qmp: QmpClient, pid: number, nics?: readonly NicRef[]): Promise<QemuStats>;
+}
+
+/** One disk copy of `backupDisks`. */
+export interface DiskBackup {
+  /** The VM's disk: vda, vdb… */
+  id: string;
+  /** An existing qcow2 of the disk's size: backed by the disk's own base for `top`, standalone for `full`. */
+  targetPath: string;
+  /** `top`: what the disk holds over its backing image; `full`: all of it. */
+  sync: "top" | "full";
 }
 
 /** Why a hypervisor operation failed; decide on `code`. */

@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { appendFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
-import { HypervisorError, HypervisorErrorCode, type Hypervisor } from "./driver.js";
+import { HypervisorError, HypervisorErrorCode, type DiskBackup, type Hypervisor } from "./driver.js";
 import { QmpClient, type QmpConnectOptions } from "./qemu/qmp/client.js";
 import { runPaths, type DiskSpec, type HostForward, type QemuSpec } from "./qemu/spec.js";
 import type { QemuStats } from "./qemu/stats.js";
@@ -155,12 +155,30 @@ export class FakeHypervisor implements Hypervisor {
     disks.delete(id);
   }
 
-  /** Every live backup asked for: disk id and target. */
-  readonly backups: Array<{ id: string; targetPath: string }> = [];
+  /** Every live backup asked for, one entry per disk, and whether its guest was frozen meanwhile. */
+  readonly backups: Array<DiskBackup & { frozen: boolean }> = [];
+  /** Run dirs of the guests frozen now. */
+  readonly frozen = new Set<string>();
 
-  async backupDisk(qmp: QmpClient, id: string, targetPath: string): Promise<void> {
-    if (!this.disksBehind(qmp).has(id)) throw new Error(`Cannot find device='' nor node-name='disk-${id}'`);
-    this.backups.push({ id, targetPath });
+  async backupDisks(qmp: QmpClient, targets: readonly DiskBackup[], opts: { onProgress?: (fraction: number) => void; afterStart?: () => void }): Promise<void> {
+    const disks = this.disksBehind(qmp);
+    const missing = targets.find((t) => !disks.has(t.id));
+    if (missing) throw new Error(`Cannot find device='' nor node-name='disk-${missing.id}'`);
+    const frozen = this.frozen.has(this.connections.get(qmp) ?? "");
+    for (const t of targets) this.backups.push({ ...t, frozen });
+    opts.afterStart?.();
+    opts.onProgress?.(0.5);
+    opts.onProgress?.(1);
+  }
+
+  async freezeGuest(_qmp: QmpClient, runDir: string): Promise<boolean> {
+    if (!this.guests.has(runDir) || !this.guestsHaveAgent) return false;
+    this.frozen.add(runDir);
+    return true;
+  }
+
+  async thawGuest(runDir: string): Promise<void> {
+    this.frozen.delete(runDir);
   }
 
   async setUserPassword(runDir: string, username: string, password: string): Promise<void> {

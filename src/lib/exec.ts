@@ -24,6 +24,8 @@ export interface ExecOptions {
   env?: NodeJS.ProcessEnv;
   /** Written to the child's stdin, then closed. */
   input?: string;
+  /** Called with each piece of stdout as it comes (a progress line); the whole is still returned. */
+  onStdout?: (chunk: string) => void;
 }
 
 export interface ExecResult {
@@ -47,7 +49,10 @@ export function exec(command: string, args: readonly string[], opts: ExecOptions
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on("data", (b: Buffer) => out.push(b));
+    child.stdout.on("data", (b: Buffer) => {
+      out.push(b);
+      opts.onStdout?.(b.toString("utf8"));
+    });
     child.stderr.on("data", (b: Buffer) => err.push(b));
     child.on("error", (e) => reject(new ExecError(command, args, null, e.message)));
     child.on("close", (code, sig) => {

@@ -128,9 +128,14 @@ export class HostClient {
     return this.get(`/common/vm/snapshot/list?vm_id=${encodeURIComponent(vmId)}`);
   }
 
-  /** Operator: snapshot a VM's system disk (live when it runs); answered once made. */
+  /** Operator: snapshot a VM's system disk and the data disks named (live when it runs); answered once made. */
   snapshotCreate(body: VmSnapshotCreate): Promise<{ message: "ok"; snapshot: VmSnapshotItem }> {
     return this.post("/common/vm/snapshot/create", body);
+  }
+
+  /** Operator: put a shut-off VM back to one of its snapshots. */
+  snapshotRestore(body: VmSnapshotDelete): Promise<{ message: "ok" }> {
+    return this.post("/common/vm/snapshot/restore", body);
   }
 
   /** Operator: delete a VM's snapshot and its image. */

@@ -1,9 +1,12 @@
+import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { imageInfo } from "../storage/qemu-img.js";
 import { ImageCatalog } from "../vm/images.js";
-import { TEST_IMAGE, testCreateRequest, testVms, type TestVms } from "../vm/testing.js";
+import { TEST_HOST, TEST_IMAGE, testCreateRequest, testVms, type TestVms } from "../vm/testing.js";
+import { DiskService } from "../disk/service.js";
+import type { Operation } from "../vm/operations.js";
 import { SnapshotService } from "./service.js";
 import { openDb } from "../store/db.js";
 
@@ -21,8 +24,22 @@ beforeEach(async () => {
     hypervisor: vms.hypervisor,
     dataDir: vms.dataDir,
     backupTimeoutMs: 1000,
+    capacity: async () => TEST_HOST,
   });
 });
+
+const MiB = 2 ** 20;
+/** Writes `pattern` over the first 64 KiB of a disk file (qemu-io, the real qcow2 driver). */
+const fill = (file: string, pattern: number) => execFileSync("qemu-io", ["-f", "qcow2", "-c", `write -P ${pattern} 0 64k`, file], { stdio: "ignore" });
+/** Whether the first 64 KiB of a disk file hold `pattern`. */
+const holds = (file: string, pattern: number): boolean => {
+  try {
+    execFileSync("qemu-io", ["-f", "qcow2", "-c", `read -P ${pattern} 0 64k`, file], { stdio: "pipe" });
+    return true;
+  } catch {
+    return false;
+  }
+};
 afterEach(async () => {
   await vms.close();
 });
@@ -49,14 +66,14 @@ describe("SnapshotService", () => {
   it("snapshots a running VM live through the hypervisor's backup job, and the VM runs on", async () => {
     await vms.service.create(testCreateRequest("a1"), { wait: true });
     const s = await snapshots.create("a1", "live", "");
-    expect(vms.hypervisor.backups).toEqual([{ id: "vda", targetPath: join(cache(), ".snap-a1-live.qcow2.tmp") }]);
+    expect(vms.hypervisor.backups).toEqual([{ id: "vda", targetPath: join(cache(), ".snap-a1-live.qcow2.tmp"), sync: "top", frozen: false }]);
     expect(existsSync(join(cache(), s.imageName))).toBe(true);
     expect(vms.repo.get("a1")!.status).toBe("running");
   });
 
   it("a failed copy leaves no image, no temporary file and no record", async () => {
     await vms.service.create(testCreateRequest("a1"), { wait: true });
-    vms.hypervisor.backupDisk = async () => {
+    vms.hypervisor.backupDisks = async () => {
       throw new Error("backup job failed");
     };
     await expect(snapshots.create("a1", "s1", "")).rejects.toThrow("backup job failed");
@@ -122,5 +139,69 @@ describe("SnapshotService", () => {
     await snapshots.delete("a1", "s1");
     expect(existsSync(join(cache(), s.imageName))).toBe(false);
     await expect(snapshots.delete("a1", "s1")).rejects.toMatchObject({ message: "snapshot_name not exist" });
+  });
+
+  it("holds data disks on request: copied with vda as of one instant live, the guest frozen meanwhile when its agent answers", async () => {
+    vms.hypervisor.guestsHaveAgent = true;
+    await vms.service.create(testCreateRequest("a1", { dataDiskBytes: 64 * MiB }), { wait: true });
+    const updates: Operation[] = [];
+    const off = vms.queries.onOperation((op) => updates.push({ ...op }));
+    const op = snapshots.begin("a1", "both", "", ["vdb"]);
+    await vi.waitFor(() => expect(op.state).toBe("done"));
+    off();
+    const s = snapshots.get("a1", "both")!;
+    expect(s.dataDisks).toEqual([{ name: "vdb", sizeBytes: 64 * MiB }]);
+    expect(vms.hypervisor.backups.map((b) => [b.id, b.sync, b.frozen])).toEqual([
+      ["vda", "top", true],
+      ["vdb", "full", true],
+    ]);
+    expect(vms.hypervisor.frozen.size).toBe(0);
+    expect(vms.repo.logLines("a1", { from: "tail", count: 50 }).some((l) => l.includes("the guest agent froze the guest's filesystems"))).toBe(true);
+    // The operation told its progress to the end.
+    expect(updates.map((u) => [u.progress, u.state])).toEqual([
+      [0.5, "running"],
+      [1, "running"],
+      [1, "done"],
+    ]);
+    const vdb = join(vms.dataDir, "snapshots", "a1", "both", "vdb.qcow2");
+    expect((await imageInfo(vdb)).virtualSizeBytes).toBe(64 * MiB);
+  });
+
+  it("restores data disks a snapshot holds: their content then, brought back when deleted since; others untouched", async () => {
+    await vms.service.create(testCreateRequest("a1", { dataDiskBytes: 64 * MiB }), { wait: true });
+    const disks = new DiskService({ dataDir: vms.dataDir, vms: vms.service, repo: vms.repo, hypervisor: vms.hypervisor, capacity: async () => TEST_HOST, detachTimeoutMs: 1000 });
+    await vms.service.act("a1", "poweroff");
+    const dir = join(vms.dataDir, "vms", "a1");
+    fill(join(dir, "vdb.qcow2"), 0x5a);
+    const progress: number[] = [];
+    await snapshots.create("a1", "s1", "", ["vdb"], (f) => progress.push(f));
+    expect(progress.at(-1)).toBe(1);
+    // Since then: vdb overwritten, then deleted; vdc added.
+    fill(join(dir, "vdb.qcow2"), 0x11);
+    await disks.add("a1", 8 * MiB);
+    fill(join(dir, "vdc.qcow2"), 0x33);
+    await snapshots.restore("a1", "s1");
+    expect(holds(join(dir, "vdb.qcow2"), 0x5a)).toBe(true);
+    expect(holds(join(dir, "vdc.qcow2"), 0x33)).toBe(true);
+    await disks.remove("a1", "vdb");
+    expect(existsSync(join(dir, "vdb.qcow2"))).toBe(false);
+    await snapshots.restore("a1", "s1");
+    expect(holds(join(dir, "vdb.qcow2"), 0x5a)).toBe(true);
+    expect((await disks.list(vms.repo.get("a1")!)).map((d) => [d.name, d.sizeBytes])).toEqual([
+      ["vda", vms.repo.get("a1")!.systemDiskBytes],
+      ["vdb", 64 * MiB],
+      ["vdc", 8 * MiB],
+    ]);
+    expect(readdirSync(dir).filter((f) => f.includes("restore"))).toEqual([]);
+    await vms.service.act("a1", "start");
+    expect(vms.hypervisor.started.at(-1)!.disks.map((d) => d.id)).toEqual(["vda", "vdb", "vdc"]);
+  });
+
+  it("refuses data disks it cannot hold: vda, one the task has not, one named twice", async () => {
+    await vms.service.create(testCreateRequest("a1", { dataDiskBytes: 64 * MiB }), { wait: true });
+    expect(() => snapshots.begin("a1", "s", "", ["vda"])).toThrow(expect.objectContaining({ field: "disks", message: expect.stringMatching(/vda is always/) }));
+    expect(() => snapshots.begin("a1", "s", "", ["vdc"])).toThrow(expect.objectContaining({ field: "disks", message: "task have no disk:vdc" }));
+    expect(() => snapshots.begin("a1", "s", "", ["vdb", "vdb"])).toThrow(expect.objectContaining({ field: "disks" }));
+    expect(snapshots.list("a1")).toEqual([]);
   });
 });

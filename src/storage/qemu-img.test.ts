@@ -173,4 +173,14 @@ describe("qemu-img wrapper (real qemu-img)", () => {
     const delta = await convert(ov, join(dir, "cv-delta.qcow2"), "qcow2", { backingFile: base });
     expect(delta).toMatchObject({ format: "qcow2", backingFile: base, backingFormat: "qcow2" });
   });
+
+  it("reports a convert's progress as qemu-img prints it, ending at 1", async () => {
+    const src = join(dir, "pr-src.raw");
+    await writeFile(src, Buffer.alloc(16 * MiB, 0xcd));
+    const seen: number[] = [];
+    await convert(src, join(dir, "pr-dst.qcow2"), "qcow2", { sourceFormat: "raw", onProgress: (f) => seen.push(f) });
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.at(-1)).toBe(1);
+    expect(seen.every((f, i) => f >= 0 && f <= 1 && (i === 0 || f >= seen[i - 1]!))).toBe(true);
+  });
 });

@@ -96,10 +96,11 @@ export class ImageExistsError extends Error {
 /** Snapshot names: argv-safe and portable. */
 export const SNAPSHOT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
-async function run(args: string[], timeoutMs: number, opts: QemuImgCallOptions): Promise<string> {
+async function run(args: string[], timeoutMs: number, opts: QemuImgCallOptions & { onStdout?: (chunk: string) => void }): Promise<string> {
   const { stdout } = await exec(QEMU_IMG, args, {
     timeoutMs: opts.timeoutMs ?? timeoutMs,
     ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onStdout ? { onStdout: opts.onStdout } : {}),
   });
   return stdout;
 }
@@ -263,17 +264,29 @@ export async function convert(
   src: string,
   dst: string,
   format: DiskFormat,
-  opts: QemuImgCallOptions & { sourceFormat?: string; backingFile?: string; backingFormat?: string } = {},
+  opts: QemuImgCallOptions & {
+    sourceFormat?: string;
+    backingFile?: string;
+    backingFormat?: string;
+    /** Told the fraction copied (0…1) as qemu-img reports it (`-p`). */
+    onProgress?: (fraction: number) => void;
+  } = {},
 ): Promise<ImageInfo> {
   const target = resolve(dst);
   await assertAbsent(target);
-  const args = ["convert", "-q", ...(opts.sourceFormat ? ["-f", opts.sourceFormat] : []), "-O", format];
+  const { onProgress } = opts;
+  const args = ["convert", onProgress ? "-p" : "-q", ...(opts.sourceFormat ? ["-f", opts.sourceFormat] : []), "-O", format];
   if (opts.backingFile !== undefined) {
     const backing = resolve(opts.backingFile);
     const backingFormat = opts.backingFormat ?? (await imageInfo(backing, { ...opts, shared: true })).format;
     args.push("-B", backing, "-F", backingFormat);
   }
   args.push(resolve(src), target);
-  await run(args, QemuImgTimeoutsMs.convert, opts);
+  // `-p` prints "    (42.00/100%)" lines ended by a carriage return.
+  const onStdout = onProgress && ((chunk: string) => {
+    const last = [...chunk.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)].at(-1);
+    if (last) onProgress(Math.min(1, Number(last[1]) / 100));
+  });
+  await run(args, QemuImgTimeoutsMs.convert, { ...opts, ...(onStdout ? { onStdout } : {}) });
   return imageInfo(target, opts);
 }

@@ -170,4 +170,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 10,
+    name: "vm snapshots: data disks",
+    // The data disks a snapshot holds besides vda: JSON [{"name":"vdb","sizeBytes":…}], each a
+    // standalone qcow2 in <data>/snapshots/<vm>/<snapshot>/.
+    sql: `
+      ALTER TABLE vm_snapshots ADD COLUMN data_disks TEXT NOT NULL DEFAULT '[]';
+    `,
+  },
 ];

@@ -111,6 +111,11 @@ export class VmQueries {
     return this.opts.operations.get(id);
   }
 
+  /** Calls `listener` on each progress or end of a long operation (see Operations); returns the unsubscribe. */
+  onOperation(listener: (op: Readonly<Operation>) => void): () => void {
+    return this.opts.operations.onUpdate(listener);
+  }
+
   /** Calls `listener` on every status or readiness change of any VM; returns the unsubscribe. */
   onChange(listener: (c: VmChange) => void): () => void {
     this.opts.runtime.on("change", listener);

@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { imageInfo } from "../storage/qemu-img.js";
 import { dataDisksOf, withDiskSize } from "./spec.js";
 import type { Hypervisor } from "../hypervisor/driver.js";
-import { listVmDirs, quarantineVmDir, removeVmVolumes, SYSTEM_DISK_FILE, vmDir } from "../storage/volumes.js";
+import { listVmDirs, quarantineVmDir, removeVmVolumes, vmDir } from "../storage/volumes.js";
+import { settleDiskSwap } from "./disk-swap.js";
 import type { Logger } from "../lib/logger.js";
 import { forwardsDiff } from "./modify.js";
 import { hostForwardsOf, USER_NIC_ID } from "./qemu-spec.js";
@@ -68,19 +69,10 @@ async function settleDisks(d: ReconcileDeps, vm: VmRecord, log: Logger): Promise
   if (spec !== vm.spec) d.repo.update(vm.id, { spec });
 }
 
-/**
- * After a restore cut short (snapshot/service.ts): the system disk was either replaced or not; the
- * record takes the image its disk is an overlay of now, and a half-made replacement is removed.
- */
+/** After a restore cut short (snapshot/service.ts): its disk swap is finished or undone. */
 async function settleRestore(d: ReconcileDeps, vm: VmRecord, log: Logger): Promise<void> {
-  const vda = join(vmDir(d.dataDir, vm.id), SYSTEM_DISK_FILE);
-  await rm(`${vda}.restore`, { force: true });
-  const backing = await imageInfo(vda, { shared: true }).then((i) => i.backingFile, () => null);
-  const image = backing?.split("/").pop();
-  if (image && image !== vm.imageName) {
-    d.repo.setImage(vm.id, image);
-    log.info({ image }, "restore cut short: the VM's image is its disk's base");
-  }
+  const rolledForward = await settleDiskSwap(d.dataDir, vm.id, d.repo);
+  log.info({ rolledForward }, rolledForward ? "restore cut short: finished" : "restore cut short: undone");
 }
 
 /**

@@ -13,7 +13,7 @@ import type { LiveVm, VmRuntime } from "./runtime.js";
 import { planAction, TRANSITIONAL, type VmAction, type VmStatus } from "./state.js";
 import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
-import type { Operation, Operations } from "./operations.js";
+import type { Operation, Operations, ProgressReporter } from "./operations.js";
 import { applyModify, forwardChange, type VmModify } from "./modify.js";
 import { USER_NIC_ID } from "./qemu-spec.js";
 import type { VmPortReservations } from "./ports.js";
@@ -95,9 +95,9 @@ export class VmService {
    * Starts another domain's long change of VM `id` (`work`, which takes the VM's lock itself, e.g. through
    * `operate`) and answers at once with the operation that follows it to its end.
    */
-  beginOperation(id: string, action: string, work: () => Promise<unknown>): Operation {
+  beginOperation(id: string, action: string, work: (progress: ProgressReporter) => Promise<unknown>): Operation {
     const op = this.opts.operations.begin(this.get(id), action);
-    this.opts.operations.track(op, work()).catch(() => undefined);
+    this.opts.operations.track(op, work(this.opts.operations.reporter(op))).catch(() => undefined);
     return op;
   }
 

@@ -96,6 +96,13 @@ export function withDiskSize(spec: VmSpec, name: string, sizeBytes: number): VmS
   return { ...spec, extraDisks: (spec.extraDisks ?? []).map((d) => (d.name === name ? { ...d, sizeBytes } : d)) };
 }
 
+/** `spec` with data disk `name` at `sizeBytes`: resized when it has one, added (in guest order) when not. */
+export function withDisk(spec: VmSpec, name: string, sizeBytes: number): VmSpec {
+  if (dataDisksOf(spec).some((d) => d.name === name)) return withDiskSize(spec, name, sizeBytes);
+  const extraDisks = [...(spec.extraDisks ?? []), { name, sizeBytes }].sort((a, b) => a.name.localeCompare(b.name));
+  return { ...spec, extraDisks };
+}
+
 /** `spec` without data disk `name`. */
 export function withoutDisk(spec: VmSpec, name: string): VmSpec {
   if (name === "vdb" && (spec.dataDiskBytes || spec.dataFileName)) {

@@ -98,7 +98,7 @@ export function readOnlyVms(db: Db = openDb(":memory:"), now?: () => Date): Vms 
     log: quietLog(),
   });
   const disks = new DiskService({ dataDir: "/nonexistent", vms: vms.service, repo, hypervisor, capacity: async () => TEST_HOST, detachTimeoutMs: 1000 });
-  const snapshots = new SnapshotService({ db, vms: vms.service, repo, images: new ImageCatalog([]), hypervisor, dataDir: "/nonexistent", backupTimeoutMs: 1000 });
+  const snapshots = new SnapshotService({ db, vms: vms.service, repo, images: new ImageCatalog([]), hypervisor, dataDir: "/nonexistent", backupTimeoutMs: 1000, capacity: async () => TEST_HOST });
   return { ...vms, repo, disks, snapshots };
 }
 

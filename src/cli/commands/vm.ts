@@ -8,14 +8,16 @@ batu vm disk add <vm_id> --size <GiB>
 batu vm disk resize <vm_id> <disk> --grow <GiB>
 batu vm disk delete <vm_id> <disk>
 batu vm snapshot list <vm_id> [--json]
-batu vm snapshot create <vm_id> <name> [--desc <text>]
+batu vm snapshot create <vm_id> <name> [--desc <text>] [--disks vdb,vdc]
+batu vm snapshot restore <vm_id> <name>
 batu vm snapshot delete <vm_id> <name>
   [--conf-dir ./conf] [--port 10000]
   A VM's data disks and snapshots, through the running agent (admin token from conf/), live on a
   running VM: a disk added is hot-plugged, resize grows a disk BY --grow GiB, a disk deleted is
-  unplugged once the guest releases it; a snapshot of a running VM is taken while it runs on.`;
+  unplugged once the guest releases it; a snapshot of a running VM is taken while it runs on (vda,
+  and the data disks --disks names); restore puts a shut-off VM back to a snapshot.`;
 
-const FLAGS = { ...AGENT_FLAGS, json: { type: "boolean" }, size: { type: "string" }, grow: { type: "string" }, desc: { type: "string" } } as const;
+const FLAGS = { ...AGENT_FLAGS, json: { type: "boolean" }, size: { type: "string" }, grow: { type: "string" }, desc: { type: "string" }, disks: { type: "string" } } as const;
 
 export async function vmCommand(args: string[]): Promise<void> {
   const [what, sub, ...rest] = args;
@@ -52,12 +54,21 @@ export async function vmCommand(args: string[]): Promise<void> {
       const reply = await client.snapshotList(vmId);
       if (values.json) return console.log(JSON.stringify(reply));
       if (reply.snapshots.length === 0) return console.log("no snapshots");
-      for (const s of reply.snapshots) console.log(`${s.name}  ${s.status}  ${s.created_at}  ${s.image_name}  ${s.description}`);
+      for (const s of reply.snapshots) {
+        const disks = ["vda", ...s.data_disks.map((d) => d.name)].join(",");
+        console.log(`${s.name}  ${s.status}  ${s.created_at}  ${s.image_name}  ${disks}  ${s.description}`);
+      }
       return;
     }
     if (what === "snapshot" && sub === "create") {
-      const r = await client.snapshotCreate({ vm_id: vmId, name: named("name"), ...(values.desc ? { description: values.desc } : {}) });
-      return console.log(`snapshot ${r.snapshot.name}: image ${r.snapshot.image_name}`);
+      const disks = values.disks ? values.disks.split(",").map((d) => d.trim()).filter(Boolean) : [];
+      const r = await client.snapshotCreate({ vm_id: vmId, name: named("name"), ...(values.desc ? { description: values.desc } : {}), ...(disks.length ? { disks } : {}) });
+      const held = r.snapshot.data_disks.map((d) => d.name);
+      return console.log(`snapshot ${r.snapshot.name}: image ${r.snapshot.image_name}${held.length ? ` with ${held.join(", ")}` : ""}`);
+    }
+    if (what === "snapshot" && sub === "restore") {
+      await client.snapshotRestore({ vm_id: vmId, name: named("name") });
+      return console.log(`restored ${vmId} to ${second}`);
     }
     if (what === "snapshot" && sub === "delete") {
       await client.snapshotDelete({ vm_id: vmId, name: named("name") });

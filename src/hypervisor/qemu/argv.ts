@@ -2,6 +2,7 @@ import { assertNever } from "../../lib/assert-never.js";
 import {
   diskFileNodeName,
   diskNodeName,
+  GUEST_AGENT_CHARDEV,
   nicNetdevId,
   runPaths,
   TCG_TB_SIZE_MIB,
@@ -79,9 +80,9 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
   if (spec.guestAgent) {
     argv.push(
       // Like QMP a socket QEMU serves; wait=off: QEMU starts whether or not anyone is connected.
-      "-chardev", `socket,id=qga0,path=${esc(paths.guestAgentSocket)},server=on,wait=off`,
+      "-chardev", `socket,id=${GUEST_AGENT_CHARDEV},path=${esc(paths.guestAgentSocket)},server=on,wait=off`,
       "-device", "virtio-serial-pci,id=vserial0",
-      "-device", "virtserialport,bus=vserial0.0,chardev=qga0,name=org.qemu.guest_agent.0",
+      "-device", `virtserialport,bus=vserial0.0,chardev=${GUEST_AGENT_CHARDEV},name=org.qemu.guest_agent.0`,
     );
   }
 

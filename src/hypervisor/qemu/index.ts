@@ -1,11 +1,11 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import type { Logger } from "../../lib/logger.js";
-import { HypervisorError, HypervisorErrorCode, type Hypervisor } from "../driver.js";
+import { HypervisorError, HypervisorErrorCode, type DiskBackup, type Hypervisor } from "../driver.js";
 import { buildQemuArgv } from "./argv.js";
 import { isQemuAlive, killQemu, QEMU_BINARY, readPidFile, startQemu, waitForExit } from "./process.js";
 import { QmpClient, type QmpConnectOptions } from "./qmp/client.js";
 import { QmpError } from "./qmp/errors.js";
-import { diskFileNodeName, diskNodeName, nicNetdevId, runPaths, type DiskSpec, type HostForward, type QemuSpec } from "./spec.js";
+import { diskFileNodeName, diskNodeName, GUEST_AGENT_CHARDEV, nicNetdevId, runPaths, type DiskSpec, type HostForward, type QemuSpec } from "./spec.js";
 import { guestAgentCall } from "./qga.js";
 import { parseUsernetForwards } from "./usernet.js";
 import { collectQemuStats, type NicRef, type QemuStats } from "./stats.js";
@@ -17,6 +17,8 @@ export interface QemuHypervisorOptions {
 }
 
 const DEFAULT_EXIT_TIMEOUT_MS = 5_000;
+/** How long a guest agent may take to freeze or thaw the guest's filesystems. */
+const FREEZE_TIMEOUT_MS = 5_000;
 
 /** The Hypervisor driver for QEMU, driven over QMP (no libvirt). */
 export class QemuHypervisor implements Hypervisor {
@@ -144,27 +146,78 @@ export class QemuHypervisor implements Hypervisor {
     }
   }
 
-  async backupDisk(qmp: QmpClient, id: string, targetPath: string, opts: { timeoutMs: number }): Promise<void> {
-    const job = `backup-${id}-${Date.now().toString(36)}`;
-    const target = `${job}-target`;
-    // The target's own header names its backing image (the disk's base): only the top layer is copied.
-    await qmp.execute("blockdev-add", { driver: "qcow2", "node-name": target, file: { driver: "file", filename: targetPath } });
+  async backupDisks(
+    qmp: QmpClient,
+    targets: readonly DiskBackup[],
+    opts: { timeoutMs: number; onProgress?: (fraction: number) => void; afterStart?: () => void },
+  ): Promise<void> {
+    const stamp = Date.now().toString(36);
+    const jobs = targets.map((t) => ({ ...t, job: `backup-${t.id}-${stamp}`, node: `backup-${t.id}-${stamp}-target` }));
+    const added: string[] = [];
+    let poll: NodeJS.Timeout | undefined;
     try {
-      const ended = qmp.waitForEvent("BLOCK_JOB_COMPLETED", { timeoutMs: opts.timeoutMs, match: (e) => (e.data as { device?: string } | undefined)?.device === job });
-      ended.catch(() => undefined);
-      await qmp.execute("blockdev-backup", { "job-id": job, device: diskNodeName(id), target, sync: "top" });
-      let event;
+      // Each target's own header names its backing image (the disk's base, for `top`).
+      for (const j of jobs) {
+        await qmp.execute("blockdev-add", { driver: "qcow2", "node-name": j.node, file: { driver: "file", filename: j.targetPath } });
+        added.push(j.node);
+      }
+      const ended = jobs.map((j) => {
+        const p = qmp.waitForEvent("BLOCK_JOB_COMPLETED", { timeoutMs: opts.timeoutMs, match: (e) => (e.data as { device?: string } | undefined)?.device === j.job });
+        p.catch(() => undefined);
+        return p;
+      });
+      // One transaction: every disk is copied as of the same instant.
+      await qmp.execute("transaction", {
+        actions: jobs.map((j) => ({ type: "blockdev-backup", data: { "job-id": j.job, device: diskNodeName(j.id), target: j.node, sync: j.sync } })),
+      });
+      opts.afterStart?.();
+      const ids = new Set(jobs.map((j) => j.job));
+      if (opts.onProgress) {
+        const report = opts.onProgress;
+        poll = setInterval(() => {
+          qmp.execute<{ id: string; "current-progress": number; "total-progress": number }[]>("query-jobs").then((list) => {
+            const ours = list.filter((j) => ids.has(j.id));
+            const total = ours.reduce((n, j) => n + j["total-progress"], 0);
+            if (ours.length === jobs.length && total > 0) report(ours.reduce((n, j) => n + j["current-progress"], 0) / total);
+          }, () => undefined);
+        }, 250);
+      }
+      let events;
       try {
-        event = await ended;
+        events = await Promise.all(ended);
       } catch (e) {
-        await qmp.execute("block-job-cancel", { device: job, force: true }).catch(() => undefined);
+        for (const j of jobs) await qmp.execute("block-job-cancel", { device: j.job, force: true }).catch(() => undefined);
         throw e;
       }
-      const error = (event.data as { error?: string } | undefined)?.error;
-      if (error) throw new Error(`backup of disk ${id} failed: ${error}`);
+      const failed = events.map((e, i) => [jobs[i]!.id, (e.data as { error?: string } | undefined)?.error] as const).find(([, error]) => error);
+      if (failed) throw new Error(`backup of disk ${failed[0]} failed: ${failed[1]}`);
+      opts.onProgress?.(1);
     } finally {
-      await qmp.execute("blockdev-del", { "node-name": target }).catch(() => undefined);
+      clearInterval(poll);
+      for (const node of added) await qmp.execute("blockdev-del", { "node-name": node }).catch(() => undefined);
     }
+  }
+
+  async freezeGuest(qmp: QmpClient, runDir: string): Promise<boolean> {
+    // Asked only of a guest that opened its end of the agent's channel: a guest without an agent
+    // would otherwise cost every snapshot the agent call's whole timeout.
+    const chardevs = await qmp.execute<{ label: string; "frontend-open": boolean }[]>("query-chardev");
+    if (!chardevs.some((c) => c.label === GUEST_AGENT_CHARDEV && c["frontend-open"])) return false;
+    try {
+      await guestAgentCall(runPaths(runDir).guestAgentSocket, "guest-fsfreeze-freeze", undefined, { timeoutMs: FREEZE_TIMEOUT_MS });
+      return true;
+    } catch (err) {
+      // An agent that cannot freeze (no freezable filesystem, a hook refused): a crash-consistent copy it is.
+      this.log?.warn({ err }, "guest agent did not freeze the guest: copying crash-consistent");
+      await this.thawGuest(runDir);
+      return false;
+    }
+  }
+
+  async thawGuest(runDir: string): Promise<void> {
+    await guestAgentCall(runPaths(runDir).guestAgentSocket, "guest-fsfreeze-thaw", undefined, { timeoutMs: FREEZE_TIMEOUT_MS }).catch((err: unknown) => {
+      this.log?.warn({ err }, "guest agent did not thaw the guest");
+    });
   }
 
   async setUserPassword(runDir: string, username: string, password: string): Promise<void> {

@@ -144,6 +144,8 @@ export function runPaths(runDir: string): RunPaths {
 export const diskNodeName = (diskId: string): string => `disk-${diskId}`;
 /** Block node name of a disk's file (protocol) layer. */
 export const diskFileNodeName = (diskId: string): string => `disk-${diskId}-file`;
+/** The chardev of the guest agent's channel (QMP `query-chardev` tells whether the guest opened it). */
+export const GUEST_AGENT_CHARDEV = "qga0";
 /** QEMU netdev id of a NIC's backend. */
 export const nicNetdevId = (nicId: string): string => `netdev-${nicId}`;
 

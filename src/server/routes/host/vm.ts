@@ -106,6 +106,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{
     owner: s.owner,
     status: s.status,
     created_at: s.createdAt,
+    data_disks: s.dataDisks.map((d) => ({ name: d.name, size_bytes: d.sizeBytes })),
   });
 
   app.get(
@@ -123,16 +124,20 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{
     "/common/vm/snapshot/create",
     {
       schema: {
-        summary: "Snapshot a VM's system disk",
+        summary: "Snapshot a VM's system disk, and the data disks named in `disks`",
         description:
-          "Live when the VM runs (a crash-consistent copy while the guest runs on), else from its disk; answered once the " +
-          "snapshot's image is complete. The image boots new VMs of the VM's owner (and the operator's).",
+          "Live when the VM runs (copies of one instant while the guest runs on, its filesystems frozen for that instant " +
+          "when its guest agent answers), else from its disks; answered once the snapshot is complete. The image boots new " +
+          "VMs of the VM's owner (and the operator's); a restore brings back the data disks it holds.",
         tags: ["vm"],
         body: VmSnapshotCreate,
         response: { 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },
       },
     },
-    async (req) => ({ message: "ok" as const, snapshot: snapshotItem(await snapshots.create(req.body.vm_id, req.body.name, req.body.description ?? "")) }),
+    async (req) => ({
+      message: "ok" as const,
+      snapshot: snapshotItem(await snapshots.create(req.body.vm_id, req.body.name, req.body.description ?? "", req.body.disks ?? [])),
+    }),
   );
 
   app.post(
@@ -140,7 +145,9 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{
     {
       schema: {
         summary: "Restore a shut-off VM to one of its snapshots",
-        description: "Its system disk becomes the snapshot's again (data disks untouched); it boots from the snapshot's image from then on.",
+        description:
+          "Its system disk becomes the snapshot's again, and so does each data disk the snapshot holds (brought back if deleted " +
+          "since; other data disks untouched); it boots from the snapshot's image from then on.",
         tags: ["vm"],
         body: VmSnapshotDelete,
         response: { 200: OkReply, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply, 409: ErrorReply },

@@ -90,10 +90,17 @@ export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { d
         res.write(`event: task\ndata: ${JSON.stringify({ task_id: mine.get(c.id), status: c.status, ready: c.ready })}\n\n`);
         if (c.status === "deleted") mine.delete(c.id);
       });
+      // Long operations on the renter's tasks: progress while they copy, and their end.
+      const offOperations = deps.vmQueries.onOperation((op) => {
+        if (!mine.has(op.vmId)) return;
+        const progress = op.progress === null ? null : `${Math.floor(op.progress * 100)}%`;
+        res.write(`event: operation\ndata: ${JSON.stringify({ operation_id: op.id, task_id: op.taskId, action: op.action, state: op.state, progress, error: op.error })}\n\n`);
+      });
       const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), 15_000);
       req.raw.on("close", () => {
         clearInterval(keepAlive);
         off();
+        offOperations();
         release();
       });
     },

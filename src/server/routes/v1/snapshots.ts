@@ -15,6 +15,7 @@ const view = (s: Snapshot) => ({
   snapshot_file: s.imageName,
   create_time: dbcTime(s.createdAt),
   status: s.status,
+  disks: ["vda", ...s.dataDisks.map((d) => d.name)],
 });
 
 const text = (v: unknown): string => (typeof v === "string" ? v : v === undefined || v === null ? "" : String(v));
@@ -33,17 +34,21 @@ export const snapshotRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, 
     {
       schema: schema(
         "Snapshot a task's system disk",
-        "additional: `snapshot_name`, `desc`, `image_server`. Answers at once with `ok` and an `operation_id`; the snapshot " +
-          "lists as `creating` until its image is complete. A running task is snapshotted live (a crash-consistent copy while " +
-          "the guest runs on). The result is the image `snapshot_file`, which only this renter's `tasks/start` may boot. No image " +
-          "server is configured on this node yet: the image is kept here (`upload` says so).",
+        "additional: `snapshot_name`, `desc`, `image_server`, and (batu) `disks`: data disks to hold too, e.g. `[\"vdb\"]`. " +
+          "Answers at once with `ok` and an `operation_id` (its progress in `operations/<id>` and the event stream); the " +
+          "snapshot lists as `creating` until complete. A running task is snapshotted live (copies of one instant while the " +
+          "guest runs on, its filesystems frozen for that instant when its guest agent answers). The result is the image " +
+          "`snapshot_file`, which only this renter's `tasks/start` may boot; `snapshot/restore` brings back the data disks it " +
+          "holds. No image server is configured on this node yet: the image is kept here (`upload` says so).",
       ),
     },
     async (req: Req) => {
       const a = (req.body.additional ?? {}) as Record<string, unknown>;
       const name = text(a.snapshot_name);
       if (!name) throw new DbcError(-25, "snapshot_name is empty", 400);
-      const op = snapshots.begin(task(req).id, name, text(a.desc));
+      const disks = a.disks === undefined ? [] : a.disks;
+      if (!Array.isArray(disks) || disks.some((d) => typeof d !== "string")) throw new DbcError(-25, "disks must be a list of disk names, e.g. [\"vdb\"]", 400);
+      const op = snapshots.begin(task(req).id, name, text(a.desc), disks as string[]);
       const upload = text(a.image_server) ? "not uploaded: this node has no image server configured; the snapshot is kept on the node" : "none asked";
       return { ...ok({ snapshot_name: name, status: "creating", upload }), operation_id: op.id };
     },
@@ -64,8 +69,9 @@ export const snapshotRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, 
     {
       schema: schema(
         "Restore a task to one of its snapshots (batu extension)",
-        "The task must be shut off. Its system disk becomes the snapshot's again (what it wrote since is gone; data disks are " +
-          "untouched), and it boots from the snapshot's image from then on, so that snapshot stays while the task does.",
+        "The task must be shut off. Its system disk becomes the snapshot's again, and so does each data disk the snapshot " +
+          "holds (what it wrote since is gone; other data disks are untouched), and it boots from the snapshot's image from " +
+          "then on, so that snapshot stays while the task does.",
       ),
     },
     async (req: Req) => {
