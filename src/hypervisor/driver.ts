@@ -56,7 +56,8 @@ export interface Hypervisor {
    * Copies running VM disks into `targets` as of one instant, while the guest runs on (backup block
    * jobs started in one QMP transaction: copy-before-write, no pause). `afterStart` is called once
    * that instant is fixed (the jobs started), e.g. to thaw a frozen guest; progress (0…1, over all
-   * disks) goes to `onProgress`. Resolves when every copy is complete; a failed one cancels the rest.
+   * disks) goes to `onProgress`. Resolves when every copy is complete (written, not yet flushed to
+   * disk: the caller fsyncs the targets); a failed one cancels the rest.
    */
   backupDisks(qmp: QmpClient, targets: readonly DiskBackup[], opts: { timeoutMs: number; onProgress?: (fraction: number) => void; afterStart?: () => void }): Promise<void>;
   /**

@@ -16,6 +16,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { chmod, copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DiskBackup, Hypervisor } from "../hypervisor/driver.js";
+import { syncFile, syncParentDir } from "../lib/durable.js";
 import { killPoint } from "../lib/kill-points.js";
 import { convert, createDisk, createOverlayOf, imageInfo } from "../storage/qemu-img.js";
 import { SYSTEM_DISK_FILE, vmDir } from "../storage/volumes.js";
@@ -197,13 +198,16 @@ export class SnapshotService {
             await convert(join(dir, `${d.name}.qcow2`), join(disksDir, `${d.name}.qcow2`), "qcow2", { sourceFormat: "qcow2", onProgress: part(i + 1) });
           }
         }
-        // The renter's data: the owner's alone, like its disks.
-        await chmod(tmp, 0o600);
-        for (const d of disks) await chmod(join(disksDir, `${d.name}.qcow2`), 0o600);
+        // The renter's data: the owner's alone, like its disks; on disk before the image is marked complete.
+        for (const file of [tmp, ...disks.map((d) => join(disksDir, `${d.name}.qcow2`))]) {
+          await chmod(file, 0o600);
+          await syncFile(file);
+        }
         killPoint("snapshot.create.after-copy");
         await writeFile(join(this.cache, imageName.replace(/\.qcow2$/, ".json")), JSON.stringify(this.sidecarFor(vm, base.name, imageName)), { mode: 0o600 });
         // The image's presence marks it complete: a reader never sees it before its sidecar.
         await rename(tmp, final);
+        await syncParentDir(final);
       } catch (e) {
         if (frozen) await this.opts.hypervisor.thawGuest(vmDir(this.opts.dataDir, id));
         await this.discard(id, name, imageName);
