@@ -64,6 +64,7 @@ export async function startVmService(
     diskOvercommit: opts.diskOvercommit,
     cpuOvercommit: opts.cpuOvercommit,
     memoryReserveBytes: MEMORY_RESERVE_BYTES,
+    renterDiskQuotaBytes: quotaBytes(state.files.system.renter_disk_quota_gib),
   });
   const repo = new VmRepo(state.db);
   const hypervisor = new QemuHypervisor({ logger: log });
@@ -91,4 +92,9 @@ export async function startVmService(
     "vms reconciled",
   );
   return { vms, repo, hypervisor, accel, images, capacityOf, capacity };
+}
+
+/** `renter_disk_quota_gib` (read at each check: the operator may change it while the agent runs) in bytes. */
+function quotaBytes(gib: number | null | undefined): number | null {
+  return gib === undefined || gib === null ? null : Math.floor(gib * 2 ** 30);
 }

@@ -35,6 +35,13 @@ export const SystemConfig = Type.Object(
           "then they are deleted. Its renters' used nonces are kept as long. Fractions allowed",
       }),
     ),
+    renter_disk_quota_gib: Type.Optional(
+      Type.Union([Type.Number({ minimum: 0, maximum: 1_000_000 }), Type.Null()], {
+        description:
+          "The most disk one renter's VMs may be promised in all on this node, in GiB (system and data disks at their full " +
+          "size; snapshots not counted). A task, disk or grow beyond it is refused. Absent or null (default): no quota",
+      }),
+    ),
   },
   { additionalProperties: true, $id: "SystemConfig" },
 );

@@ -103,6 +103,22 @@ describe("DiskService", () => {
     expect(vms.repo.get("a1")!.status).toBe("running");
   });
 
+  it("keeps each renter within the operator's disk quota, counting its VMs' disks at full size; the operator has none", async () => {
+    const quota = { ...TEST_HOST, diskTotalBytes: 20 * GiB, diskFreeBytes: 20 * GiB, renterDiskQuotaBytes: 3 * GiB };
+    vms = await vms.close().then(() => testVms({ shutdownTimeoutMs: 300, host: quota }));
+    disks = new DiskService({ dataDir: vms.dataDir, vms: vms.service, repo: vms.repo, hypervisor: vms.hypervisor, capacity: async () => quota, detachTimeoutMs: 200 });
+    await vms.service.create(testCreateRequest("a1", { owner: "alice", dataDiskBytes: GiB }), { wait: true });
+    // vda (8 MiB) + vdb (1 GiB) held: 2 GiB more would pass 3 GiB.
+    await expect(disks.add("a1", 2 * GiB)).rejects.toMatchObject({ field: "size", message: /renter's disk quota is 3\.0 GiB, 1\.0 GiB held, 2\.0 GiB more asked/ });
+    await disks.add("a1", GiB);
+    await expect(disks.resize("a1", "vdc", GiB)).rejects.toMatchObject({ field: "size", message: /disk quota/ });
+    // A new task counts against the same quota; another renter and the operator are not held to alice's.
+    await expect(vms.service.create(testCreateRequest("a2", { owner: "alice", dataDiskBytes: GiB }), { wait: true })).rejects.toMatchObject({ message: /disk quota/ });
+    await vms.service.create(testCreateRequest("b1", { owner: "bob", dataDiskBytes: 2 * GiB }), { wait: true });
+    await vms.service.create(testCreateRequest("op", { owner: null, dataDiskBytes: 5 * GiB }), { wait: true });
+    expect(vms.repo.get("a2")).toBeUndefined();
+  });
+
   it("names disks vdb … vdz", () => {
     const base = { dataDiskBytes: null, dataFileName: null } as never;
     expect(nextDiskName(base)).toBe("vdb");

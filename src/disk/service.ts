@@ -17,7 +17,7 @@ import { dataFilesDir, vmDir } from "../storage/volumes.js";
 import { FieldError } from "../vm/create-request.js";
 import { VmConflictError, VmResourceError } from "../vm/errors.js";
 import type { VmRecord, VmRepo } from "../vm/repo.js";
-import { checkFit, committed, type HostCapacity } from "../vm/resources.js";
+import { checkFit, checkRenterDisk, committed, type HostCapacity } from "../vm/resources.js";
 import type { VmService } from "../vm/service.js";
 import { dataDisksOf, withDiskSize, withoutDisk, type VmSpec } from "../vm/spec.js";
 
@@ -70,7 +70,7 @@ export class DiskService {
     return this.opts.vms.operate(id, "disk adding", async (vm, live) => {
       const name = nextDiskName(vm.spec);
       if (!name) throw new FieldError("size", "the task has 25 data disks already (vdb … vdz)");
-      await this.checkRoom(sizeBytes);
+      await this.checkRoom(vm, sizeBytes);
       const path = this.pathOf(id, name);
       // A file of that name the spec does not list is what an agent killed during an add left.
       await rm(path, { force: true });
@@ -98,7 +98,7 @@ export class DiskService {
     return this.opts.vms.operate(id, "disk resizing", async (vm, live) => {
       const disk = this.dataDisk(vm.spec, name);
       if (disk.external) throw new VmConflictError(`disk ${name} is the operator's data file: it is not resized`);
-      await this.checkRoom(growBytes);
+      await this.checkRoom(vm, growBytes);
       const path = this.pathOf(id, name);
       // From the size the file has (a grow an agent crash did not record is not lost), never below it.
       const current = (await imageInfo(path, { shared: true })).virtualSizeBytes;
@@ -132,9 +132,11 @@ export class DiskService {
     });
   }
 
-  /** Refuses `bytes` more of disk beyond what the host has free and what all VMs were promised. */
-  private async checkRoom(bytes: number): Promise<void> {
-    const refusal = checkFit(await this.opts.capacity(), committed(this.opts.repo.list()), { vcpus: 0, memoryBytes: 0, diskBytes: bytes });
+  /** Refuses `bytes` more of disk for `vm` beyond what the host has free, what all VMs were promised, and its renter's quota. */
+  private async checkRoom(vm: VmRecord, bytes: number): Promise<void> {
+    const host = await this.opts.capacity();
+    const all = this.opts.repo.list();
+    const refusal = checkFit(host, committed(all), { vcpus: 0, memoryBytes: 0, diskBytes: bytes }) ?? checkRenterDisk(host, all, vm.owner, bytes);
     if (refusal) throw new VmResourceError("size", refusal.message);
   }
 

@@ -21,6 +21,8 @@ export interface HostCapacity {
   cpuOvercommit: number;
   /** Memory kept for the host itself. */
   memoryReserveBytes: number;
+  /** The most disk one renter's VMs may be promised in all on this host (`renter_disk_quota_gib`); absent or null: no quota. */
+  renterDiskQuotaBytes?: number | null;
 }
 
 export interface Demand {
@@ -78,6 +80,28 @@ function promisedDisk(vm: { status: VmStatus; spec: VmSpec; systemDiskBytes?: nu
   // A failed creation kept its record, not its disks.
   if (vm.status === "create error") return 0;
   return (vm.systemDiskBytes ?? 0) + demandOf(vm.spec).diskBytes;
+}
+
+/**
+ * Refuses `wantBytes` more disk for `owner`'s VMs beyond the operator's per-renter quota. The
+ * operator's own VMs (owner null) have none.
+ */
+export function checkRenterDisk(
+  host: HostCapacity,
+  vms: Iterable<{ owner: string | null; status: VmStatus; spec: VmSpec; systemDiskBytes?: number | null }>,
+  owner: string | null,
+  wantBytes: number,
+): Refusal | undefined {
+  const quota = host.renterDiskQuotaBytes;
+  if (owner === null || quota === undefined || quota === null || wantBytes <= 0) return undefined;
+  let held = 0;
+  for (const vm of vms) if (vm.owner === owner) held += promisedDisk(vm);
+  if (held + wantBytes <= quota) return undefined;
+  const gib = (bytes: number) => (Math.max(0, bytes) / 2 ** 30).toFixed(1);
+  return {
+    field: "disk",
+    message: `allocate disk failed: the renter's disk quota is ${gib(quota)} GiB, ${gib(held)} GiB held, ${gib(wantBytes)} GiB more asked`,
+  };
 }
 
 /**

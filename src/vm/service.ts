@@ -8,7 +8,7 @@ import { ImageCatalog, ImageError } from "./images.js";
 import { FieldError, newVmId, specFrom, type VmCreateRequest } from "./create-request.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import type { VmRecord, VmRepo } from "./repo.js";
-import { checkFit, committed, demandOf, type HostCapacity } from "./resources.js";
+import { checkFit, checkRenterDisk, committed, demandOf, type HostCapacity } from "./resources.js";
 import type { LiveVm, VmRuntime } from "./runtime.js";
 import { planAction, TRANSITIONAL, type VmAction, type VmStatus } from "./state.js";
 import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
@@ -209,7 +209,8 @@ export class VmService {
       reverter.add("release ports", () => this.opts.ports.release(id));
       const spec = specFrom(req, ports, loginUser);
       // Fit check and insert with no await between: concurrent creations see each other.
-      const refusal = checkFit(capacity, committed(this.opts.repo.list()), demandOf(spec));
+      const all = this.opts.repo.list();
+      const refusal = checkFit(capacity, committed(all), demandOf(spec)) ?? checkRenterDisk(capacity, all, req.owner, demandOf(spec).diskBytes);
       if (refusal) throw new VmResourceError(refusal.field, refusal.message);
       const vm = this.opts.repo.insert({ id, taskId, nickname: req.nickname, owner: req.owner, spec, status: "creating" }, ports);
       // Waited for, a failure leaves nothing; answered at once, the record stays so the renter sees why.
