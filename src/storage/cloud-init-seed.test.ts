@@ -1,6 +1,6 @@
 // The NoCloud seed read back with the real tools: mtools for the FAT image, blkid for its label,
 // PyYAML (the parser cloud-init itself uses) for the YAML.
-import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -50,6 +50,8 @@ describe("writeNoCloudSeed", () => {
 
     const { stdout: listing } = await exec("mdir", ["-b", "-i", path, "::/"], { env: MTOOLS_ENV });
     expect(listing.split("\n").filter(Boolean).sort()).toEqual(["::/meta-data", "::/network-config", "::/user-data"]);
+    // No MBR partition entries: the guest sees one CIDATA device, not a vdb1 copy as well.
+    expect((await readFile(path)).subarray(446, 510).every((b) => b === 0)).toBe(true);
     const files = renderNoCloudFiles(seed);
     for (const name of ["meta-data", "user-data", "network-config"] as const) {
       expect(await mtype(path, name)).toBe(files[name]);

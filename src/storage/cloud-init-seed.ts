@@ -1,4 +1,4 @@
-import { mkdtemp, rename, rm, truncate, writeFile } from "node:fs/promises";
+import { mkdtemp, open, rename, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { exec } from "../lib/index.js";
@@ -151,6 +151,24 @@ export function renderNoCloudFiles(seed: NoCloudSeed): NoCloudFiles {
   return { "meta-data": metaData, "user-data": userData.join("\n"), "network-config": networkConfig };
 }
 
+/** Where an MBR keeps its four partition entries (boot code area of a FAT boot sector). */
+const MBR_PARTITIONS_OFFSET = 446;
+const MBR_PARTITIONS_BYTES = 64;
+
+/**
+ * mformat writes an MBR entry spanning the whole image into the FAT boot sector, so the guest
+ * kernel adds a partition (vdb1) holding the same filesystem: two CIDATA devices. Zeroed, the
+ * kernel reads it as the plain FAT floppy it is.
+ */
+async function clearPartitionTable(path: string): Promise<void> {
+  const file = await open(path, "r+");
+  try {
+    await file.write(Buffer.alloc(MBR_PARTITIONS_BYTES), 0, MBR_PARTITIONS_BYTES, MBR_PARTITIONS_OFFSET);
+  } finally {
+    await file.close();
+  }
+}
+
 export interface SeedWriteOptions {
   signal?: AbortSignal;
 }
@@ -181,6 +199,7 @@ export async function writeNoCloudSeed(path: string, seed: NoCloudSeed, opts: Se
     await writeFile(partial, "", { mode: 0o600, flag: "wx" });
     await truncate(partial, SEED_FLOPPY_KIB * 1024);
     await run("mformat", ["-i", partial, "-f", String(SEED_FLOPPY_KIB), "-v", SEED_LABEL, "::"]);
+    await clearPartitionTable(partial);
     for (const name of Object.keys(files)) {
       await run("mcopy", ["-i", partial, join(staging, name), `::/${name}`]);
     }
