@@ -8,6 +8,10 @@ PACKAGES=(
   qemu-system-x86 qemu-utils ovmf
   # the demo guest image, built from Debian packages
   busybox-static e2fsprogs cpio kmod syslinux extlinux mtools dropbear-bin
+  # the Debian 12 cloud guest image (images/debian/build.sh); its cloud-init seed is made with
+  # mtools and read back in tests with PyYAML (cloud-init's own parser); sshpass for the
+  # password logins of its boot check
+  mmdebstrap python3-yaml sshpass
   # networking
   iproute2 nftables dnsmasq-base
   # load tool for bench/

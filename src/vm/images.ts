@@ -16,6 +16,8 @@ export const ImageMeta = Type.Object({
   /** A line the guest prints on its serial console once it is usable. */
   ready_marker: Type.Optional(Type.String()),
   login_user: Type.Optional(Type.String()),
+  /** The guest runs cloud-init and expects a NoCloud seed drive (src/storage/cloud-init-seed.ts). */
+  cloud_init: Type.Optional(Type.Boolean()),
   /** A renter's own image (a snapshot of its task): only its tasks may boot it. Absent: anyone's. */
   owner: Type.Optional(Type.String()),
 });
