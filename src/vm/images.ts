@@ -33,6 +33,8 @@ export interface ResolvedImage {
   loginUser: string;
   /** Set for a renter's own image (a snapshot): only that renter's tasks boot it. */
   owner?: string;
+  /** The guest runs cloud-init: each boot hands it a NoCloud seed (host name, login user and password). */
+  cloudInit: boolean;
 }
 
 export const IMAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -102,7 +104,7 @@ export class ImageCatalog {
   private describe(dir: string, name: string, path: string): ResolvedImage {
     const sidecar = join(dir, name.replace(/\.qcow2$/, ".json"));
     if (!existsSync(sidecar)) {
-      return { name, path, format: "qcow2", os: "linux", readyMarker: null, loginUser: "root" };
+      return { name, path, format: "qcow2", os: "linux", readyMarker: null, loginUser: "root", cloudInit: false };
     }
     const meta: unknown = JSON.parse(readFileSync(sidecar, "utf8"));
     if (!Value.Check(ImageMeta, meta)) throw new ImageError(`image ${name} has a broken metadata file`);
@@ -114,6 +116,7 @@ export class ImageCatalog {
       readyMarker: meta.ready_marker ?? null,
       loginUser: meta.login_user ?? "root",
       ...(meta.owner !== undefined ? { owner: meta.owner } : {}),
+      cloudInit: meta.cloud_init === true,
     };
     if (meta.boot === "kernel") {
       if (!meta.kernel || !meta.cmdline) throw new ImageError(`image ${name}: kernel boot without kernel or cmdline`);

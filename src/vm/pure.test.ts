@@ -97,7 +97,7 @@ describe("toQemuSpec", () => {
     networkName: null,
   };
   it("forwards ssh and custom ports, adds multicast NICs, picks UEFI", () => {
-    const q = toQemuSpec("vm1", spec, { name: "img.qcow2", path: "/i", format: "qcow2", os: "linux", readyMarker: null, loginUser: "root" }, {
+    const q = toQemuSpec("vm1", spec, { name: "img.qcow2", path: "/i", format: "qcow2", os: "linux", readyMarker: null, loginUser: "root", cloudInit: false }, {
       runDir: "/r",
       accel: "tcg",
       cpuModel: "max",

@@ -23,6 +23,8 @@ export interface HostSide {
   /** fw_cfg files handed to the guest: its password and hostname. */
   fwCfg: Array<{ name: string; file: string }>;
   ovmfVarsPath: string;
+  /** A cloud-init NoCloud seed written for this boot (images that run cloud-init). */
+  seedDisk?: string;
 }
 
 /** A stable locally administered MAC for the VM's NIC. */
@@ -55,5 +57,6 @@ export function toQemuSpec(vmId: string, spec: VmSpec, image: ResolvedImage, hos
     vnc: { listenAddr: host.forwardHost, port: spec.ports.vnc, passwordFile: host.vncPasswordFile },
     fwCfg: host.fwCfg,
     guestAgent: true,
+    ...(host.seedDisk ? { seedDisk: host.seedDisk } : {}),
   };
 }

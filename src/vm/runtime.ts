@@ -10,7 +10,8 @@ import { vmDir, SYSTEM_DISK_FILE, DATA_DISK_FILE, resolveDataFile } from "../sto
 import type { Logger } from "../lib/logger.js";
 import { killPoint } from "../lib/kill-points.js";
 import type { ImageCatalog } from "./images.js";
-import { toQemuSpec } from "./qemu-spec.js";
+import { macFor, toQemuSpec } from "./qemu-spec.js";
+import { writeNoCloudSeed } from "../storage/cloud-init-seed.js";
 import type { VmRecord, VmRepo } from "./repo.js";
 import { waitForMarker } from "./ready-watch.js";
 import { rotateSerialLog } from "./serial-log.js";
@@ -107,6 +108,11 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
     await writeFile(secrets.vnc, spec.vncPassword, { mode: 0o600 });
     await writeFile(secrets.password, spec.loginPassword, { mode: 0o600 });
     await writeFile(secrets.hostname, hostnameFor(vm), { mode: 0o600 });
+    // A cloud-init guest learns its host name, login user and password from a seed disk (it holds
+    // the password: removed with the other secrets once QEMU holds it open).
+    if (image.cloudInit) {
+      await writeNoCloudSeed(secrets.seed, { instanceId: vm.id, hostname: hostnameFor(vm), user: spec.loginUser, password: spec.loginPassword, macAddress: macFor(vm.id) });
+    }
     const ovmfVarsPath = join(runDir, "OVMF_VARS.fd");
     if (spec.biosMode === "uefi" && !existsSync(ovmfVarsPath)) await copyFile(DEBIAN_OVMF.varsTemplatePath, ovmfVarsPath);
 
@@ -122,6 +128,7 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
         { name: "opt/batu/hostname", file: secrets.hostname },
       ],
       ovmfVarsPath,
+      ...(image.cloudInit ? { seedDisk: secrets.seed } : {}),
     });
     try {
       const { pid } = await this.opts.hypervisor.start(qemuSpec);
@@ -257,12 +264,13 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
   }
 }
 
-/** The 0600 files a boot hands QEMU its secrets in (VNC password, guest password, hostname). */
-function startSecretFiles(runDir: string): { vnc: string; password: string; hostname: string } {
+/** The 0600 files a boot hands QEMU its secrets in (VNC password, guest password, hostname, cloud-init seed). */
+function startSecretFiles(runDir: string): { vnc: string; password: string; hostname: string; seed: string } {
   return {
     vnc: join(runDir, "vnc.secret"),
     password: join(runDir, "fwcfg-password"),
     hostname: join(runDir, "fwcfg-hostname"),
+    seed: join(runDir, "cloud-init-seed.img"),
   };
 }
 

@@ -101,6 +101,14 @@ const GOLDEN_SPECS: Record<string, QemuSpec> = {
     disks: [{ id: "vda", path: "/var/lib/batu/vms/t1/vda.qcow2", format: "qcow2" }],
     guestAgent: true,
   },
+  "cloud-init-seed": {
+    ...base,
+    disks: [
+      { id: "vda", path: "/var/lib/batu/vms/t1/vda.qcow2", format: "qcow2" },
+      { id: "vdb", path: "/var/lib/batu/vms/t1/vdb.qcow2", format: "qcow2" },
+    ],
+    seedDisk: "/var/lib/batu/vms/t1/cloud-init-seed.img",
+  },
   "mcast-tap": {
     ...base,
     disks: [{ id: "vda", path: "/var/lib/batu/vms/t1/vda.qcow2", format: "qcow2" }],

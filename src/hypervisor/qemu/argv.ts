@@ -55,6 +55,15 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
     );
   });
 
+  if (spec.seedDisk) {
+    argv.push(
+      "-device", "virtio-scsi-pci,id=seedscsi",
+      "-blockdev", `driver=file,node-name=seed-file,filename=${esc(spec.seedDisk)},read-only=on`,
+      "-blockdev", "driver=raw,node-name=seed,file=seed-file,read-only=on",
+      "-device", "scsi-hd,bus=seedscsi.0,drive=seed",
+    );
+  }
+
   for (const nic of spec.nics) {
     argv.push(
       "-netdev", netdevArg(nic),

@@ -121,6 +121,11 @@ export interface QemuSpec {
    * without an agent.
    */
   guestAgent?: boolean;
+  /**
+   * A read-only raw disk image on its own virtio-scsi controller (the guest's `sda`, never one of
+   * the `vd*` names its data disks have): a cloud-init NoCloud seed.
+   */
+  seedDisk?: string;
 }
 
 /** The files QEMU keeps in a VM's run folder. */

@@ -114,6 +114,8 @@ export function validateSpec(spec: QemuSpec): void {
     absolutePath(e.file, `fwCfg[${i}].file`);
   });
 
+  if (spec.seedDisk !== undefined) absolutePath(spec.seedDisk, "seedDisk");
+
   (spec.gpus ?? []).forEach((g, i) => {
     need(PCI_ADDRESS.test(g.pciAddress), `gpus[${i}].pciAddress`, "lower-case dddd:bb:ss.f");
   });
