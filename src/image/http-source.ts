@@ -162,10 +162,10 @@ export async function uploadImage(opts: {
   const sha256 = opts.sha256 ?? (await sha256File(opts.path, opts.signal));
   const sizeBytes = (await stat(opts.path)).size;
   const held = await src.json<{ held_bytes: number; sha256: string }>(`/uploads/${encodeURIComponent(name)}`, { signal: opts.signal });
-  const from = held && held.sha256 === sha256 && held.held_bytes <= sizeBytes ? held.held_bytes : 0;
+  // Resume only an upload of the same bytes that is not whole yet; anything else starts over.
+  const from = held && held.sha256 === sha256 && held.held_bytes < sizeBytes ? held.held_bytes : 0;
   const headers: OutgoingHttpHeaders = { "content-type": "application/octet-stream", "x-image-sha256": sha256, "content-length": sizeBytes - from };
-  if (from > 0 || sizeBytes > 0) headers["content-range"] = sizeBytes === 0 ? undefined : `bytes ${from}-${sizeBytes - 1}/${sizeBytes}`;
-  if (headers["content-range"] === undefined) delete headers["content-range"];
+  if (sizeBytes > 0) headers["content-range"] = `bytes ${from}-${sizeBytes - 1}/${sizeBytes}`;
   const body = createReadStream(opts.path, { start: from, highWaterMark: 1024 * 1024 });
   let sent = from;
   body.on("data", (b) => {

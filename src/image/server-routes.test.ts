@@ -3,6 +3,7 @@ import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ImageTransferError } from "./errors.js";
+import { uploadImage } from "./http-source.js";
 import { randomFile, startImageServer, tempDir, type TestServer } from "./testing.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -147,6 +148,20 @@ describe("image server routes", () => {
       const other = Buffer.alloc(10, 1);
       expect((await put("up.qcow2", other, { "x-image-sha256": sha(other) })).status).toBe(409);
       expect((await readFile(join(dir, "up.qcow2"))).equals(up)).toBe(true);
+    });
+
+    it("uploadImage resumes from what the server holds and is refused on a name of other content", async () => {
+      const src = join(dir, "..", `src-${Date.now()}.bin`);
+      const up = await randomFile(src, 700_000);
+      // A first try cut after 200 000 bytes.
+      await put("client.qcow2", up.subarray(0, 200_000), { "x-image-sha256": sha(up), "content-range": `bytes 0-199999/${up.length}` });
+      const seen: number[] = [];
+      const r = await uploadImage({ url: server.url, name: "client.qcow2", path: src, onProgress: (p) => seen.push(p.bytesDone) });
+      expect(r).toMatchObject({ sha256: sha(up), created: true });
+      expect(seen[0]).toBeGreaterThan(200_000); // the held bytes were not sent again
+      expect((await readFile(join(dir, "client.qcow2"))).equals(up)).toBe(true);
+      await randomFile(src, 1000);
+      await expect(uploadImage({ url: server.url, name: "client.qcow2", path: src })).rejects.toThrow(/never overwritten/);
     });
 
     it("refuses a body whose sha256 is not the one promised, and keeps nothing", async () => {
