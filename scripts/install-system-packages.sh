@@ -18,6 +18,8 @@ PACKAGES=(
   wrk
   # misc
   ca-certificates curl procps
+  # DBC image servers are rsync daemons (src/image/rsync-source.ts), and its tests run one
+  rsync
   # each node's self-signed TLS certificate, made at its agent's first start
   openssl
   # the docs' examples (run by test/docs-examples.test.ts)
