@@ -8,6 +8,7 @@ import { nodeInfo } from "../vm/node-info.js";
 import { freePageCache } from "../host/page-cache.js";
 import { VERSION } from "../server/app.js";
 import { GroupRouter } from "../group/forward.js";
+import { createImageCenter, serveImages } from "./images.js";
 import { GroupVms } from "../group/group-vms.js";
 import { DEFAULT_LIVENESS } from "../group/liveness.js";
 import { memberCapacity } from "./capacity.js";
@@ -41,6 +42,8 @@ export interface AgentOptions {
   /** On a master: silence after which a member is suspect (default 10 s), then dead (default 60 s). */
   suspectAfterMs?: number | undefined;
   deadAfterMs?: number | undefined;
+  /** Serve this node's image cache as an image server; default config.json `image_server`, else while it is a master. */
+  imageServer?: boolean | undefined;
   /** Find the master on the LAN and join it (until this host is a member), with this join token. */
   discover?: { joinToken: string; groupName?: string | undefined } | undefined;
 }
@@ -124,6 +127,15 @@ export async function startAgent(
       (e: unknown) => agentLog.warn({ vm: c.id, err: e }, "snapshots of a deleted task not deleted"),
     );
   });
+  const imageCenter = createImageCenter({
+    cache: images.dirs[0]!,
+    nodeId: identity.nodeId,
+    nodeKey: state.nodeKey,
+    configured: state.files.system.image_servers ?? [],
+    group,
+    repo,
+    db: state.db,
+  });
   const cutShort = await snapshots.recover();
   if (cutShort.length > 0) agentLog.info({ snapshots: cutShort }, "snapshots an agent stop cut short removed");
   const forwardHost = opts.forwardHost ?? opts.host;
@@ -146,6 +158,7 @@ export async function startAgent(
     vmQueries: vms.queries,
     disks,
     snapshots,
+    images: imageCenter,
     groupVms: new GroupVms({
       nodeId: identity.nodeId,
       selfAddress: () => group.selfAddress,
@@ -162,6 +175,7 @@ export async function startAgent(
       vmQueries: vms.queries,
       disks,
       snapshots,
+      images: imageCenter,
       forwardHost,
       group: { router, peers: () => group.peers() },
       renters: {
@@ -183,6 +197,8 @@ export async function startAgent(
         }),
     },
   });
+  const servesImages = () => opts.imageServer ?? state.files.system.image_server ?? group.isMaster;
+  await serveImages(app, { cache: images.dirs[0]!, nodeId: identity.nodeId, adminToken: state.tokens.admin, group, serving: servesImages });
   let tls: TlsServer | undefined;
   try {
     const url = await app.listen({ host: opts.host, port: opts.port });
@@ -244,6 +260,7 @@ export async function startAgent(
       close: async () => {
         stopExpiry();
         stopAutoJoin();
+        await imageCenter.close();
         responder.close();
         group.stop();
         const tlsClosed = tlsServer.close();

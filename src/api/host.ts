@@ -35,6 +35,19 @@ export const SystemConfig = Type.Object(
           "then they are deleted. Its renters' used nonces are kept as long. Fractions allowed",
       }),
     ),
+    image_servers: Type.Optional(
+      Type.Array(Type.String({ minLength: 3, maxLength: 300 }), {
+        maxItems: 64,
+        description:
+          "The image servers this node pulls from and pushes to, as DBC's client conf names them: `<id>,<ip>,<port>,<module>`. " +
+          "A module that is a path (`/image-server/v1`) is a batu agent's image server; a bare name (`images`) an rsync " +
+          "daemon's module (DBC's image servers). A group member also knows its master as `master`",
+        examples: [["ID_1,192.168.1.5,10000,/image-server/v1", "DBC_1,192.168.1.9,873,images"]],
+      }),
+    ),
+    image_server: Type.Optional(
+      Type.Boolean({ description: "Whether this agent serves its image cache to the LAN as an image server (default: on a master only; `--image-server` turns it on)" }),
+    ),
     renter_disk_quota_gib: Type.Optional(
       Type.Union([Type.Number({ minimum: 0, maximum: 1_000_000 }), Type.Null()], {
         description:

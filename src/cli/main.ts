@@ -8,6 +8,7 @@ import * as wallet from "./commands/wallet.js";
 import * as token from "./commands/token.js";
 import * as tls from "./commands/tls.js";
 import * as vm from "./commands/vm.js";
+import * as image from "./commands/image.js";
 
 interface Command {
   run: (args: string[]) => Promise<void>;
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, Command> = {
   token: { run: token.tokenCommand, usage: token.usage, summary: "rotate this host's admin or join token (no restart)" },
   tls: { run: tls.tlsCommand, usage: tls.usage, summary: "print this host's TLS certificate fingerprint and curl pin" },
   vm: { run: vm.vmCommand, usage: vm.usage, summary: "a VM's data disks and snapshots (live on a running VM)" },
+  image: { run: image.imageCommand, usage: image.usage, summary: "this node's images and its image servers': pull, push, list, delete" },
   version: { run: version.versionCommand, usage: version.usage, summary: "print the version" },
 };
 

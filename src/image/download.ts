@@ -7,7 +7,7 @@ import { ImageTransferError } from "./errors.js";
 import { bootFilesOf, ImageLibrary, parseMeta } from "./library.js";
 import { assertImageName, imagePaths, sidecarName } from "./names.js";
 import { readPartState, writePartState } from "./part-state.js";
-import { abortError, ImageHttpSource, keepAliveAgents, NotHeldError, SourceError } from "./http-source.js";
+import { abortError, ImageHttpSource, keepAliveAgents, NotHeldError, SourceError, type RequestSigner } from "./http-source.js";
 import { SourcePool, type PoolSource } from "./source-pool.js";
 import { BackgroundHasher } from "./background-hash.js";
 
@@ -38,6 +38,8 @@ export interface DownloadOptions {
   lackingTimeoutMs?: number;
   /** Hard-link the arrived image with its content blob (library.ts dedupe); default true. */
   dedupe?: boolean;
+  /** Signs each request as this node (request-signature.ts); none: unsigned. */
+  sign?: RequestSigner;
 }
 
 export interface DownloadResult {
@@ -108,7 +110,7 @@ class Download {
     this.library = new ImageLibrary(opts.destDir);
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
     this.agents = keepAliveAgents(this.concurrency);
-    this.sources = [...new Set(opts.sources)].map((u) => new ImageHttpSource(u, this.agents));
+    this.sources = [...new Set(opts.sources)].map((u) => new ImageHttpSource(u, this.agents, opts.sign));
     opts.signal?.addEventListener("abort", () => this.stop.abort(opts.signal?.reason), { once: true });
     if (opts.signal?.aborted) this.stop.abort(opts.signal.reason);
   }

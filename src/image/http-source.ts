@@ -55,6 +55,9 @@ export function keepAliveAgents(maxSockets = 8): { http: HttpAgent; https: Https
 
 const sharedAgents = keepAliveAgents(16);
 
+/** Headers that sign one request (method, path and query) as this node: request-signature.ts. */
+export type RequestSigner = (method: string, pathAndQuery: string) => Record<string, string>;
+
 /** One image server (or peer) at `baseUrl` (e.g. `http://10.0.0.2:10000/image-server/v1`). */
 export class ImageHttpSource {
   readonly baseUrl: string;
@@ -62,6 +65,8 @@ export class ImageHttpSource {
   constructor(
     baseUrl: string,
     private readonly agents = sharedAgents,
+    /** Signs each request as this node (a renter's image or an upload needs it); none: unsigned. */
+    private readonly sign?: RequestSigner,
   ) {
     this.baseUrl = baseUrl.replace(/\/+$/, "");
   }
@@ -70,10 +75,12 @@ export class ImageHttpSource {
   open(path: string, opts: HttpCallOptions = {}, body?: NodeJS.ReadableStream): Promise<IncomingMessage> {
     const url = new URL(this.baseUrl + path);
     const tls = url.protocol === "https:";
+    const method = opts.method ?? "GET";
+    const headers = this.sign ? { ...opts.headers, ...this.sign(method, url.pathname + url.search) } : opts.headers;
     return new Promise((resolve, reject) => {
       const req = (tls ? httpsRequest : httpRequest)(
         url,
-        { method: opts.method ?? "GET", headers: opts.headers, agent: tls ? this.agents.https : this.agents.http, signal: opts.signal },
+        { method, headers, agent: tls ? this.agents.https : this.agents.http, signal: opts.signal },
         resolve,
       );
       req.setTimeout(opts.idleTimeoutMs ?? 30_000, () => req.destroy(new Error(`no data within ${opts.idleTimeoutMs ?? 30_000} ms`)));
@@ -156,8 +163,9 @@ export async function uploadImage(opts: {
   onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void;
   signal?: AbortSignal;
   agents?: { http: HttpAgent; https: HttpsAgent };
+  sign?: RequestSigner;
 }): Promise<{ sha256: string; sizeBytes: number; created: boolean }> {
-  const src = new ImageHttpSource(opts.url, opts.agents);
+  const src = new ImageHttpSource(opts.url, opts.agents, opts.sign);
   const name = assertImageName(opts.name);
   const sha256 = opts.sha256 ?? (await sha256File(opts.path, opts.signal));
   const sizeBytes = (await stat(opts.path)).size;

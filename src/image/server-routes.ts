@@ -1,5 +1,5 @@
 import type { Stats } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import { open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
@@ -7,8 +7,8 @@ import { Type } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { pieceCount, pieceSpan } from "./digest.js";
 import { ImageTransferError } from "./errors.js";
-import { cachedDigest, type ImageLibrary } from "./library.js";
-import { assertImageName } from "./names.js";
+import { cachedDigest, parseMeta, type ImageLibrary } from "./library.js";
+import { assertImageName, sidecarName } from "./names.js";
 import { heldPieces } from "./part-state.js";
 import { parseContentRange, parseRange } from "./range.js";
 import { UploadReceiver } from "./upload.js";
@@ -20,8 +20,13 @@ export type ImageAction = "list" | "read" | "write";
 
 export interface ImageServerRoutesOptions {
   library: ImageLibrary;
-  /** Throws to refuse; the plugin makes no decision of its own about who may do what. */
-  authorize: (req: FastifyRequest, action: ImageAction) => void | Promise<void>;
+  /**
+   * Throws to refuse; the plugin makes no decision of its own about who may do what. `name`: the
+   * image read or written (absent for the list).
+   */
+  authorize: (req: FastifyRequest, action: ImageAction, name?: string) => void | Promise<void>;
+  /** Whether the list shows image `name` to this request (default: every image). */
+  visible?: (req: FastifyRequest, name: string) => boolean | Promise<boolean>;
   /** Path prefix of every route; default IMAGE_SERVER_PREFIX. */
   basePath?: string;
   /** Chunk size of file reads sent to a socket; 1 MiB (64 KiB, fs's default, costs ~15% on loopback). */
@@ -111,6 +116,7 @@ async function digestOfOpen(library: ImageLibrary, name: string, st: Stats) {
  *   GET  /images/:name/meta           the sidecar json (404 when none)
  *   GET  /images/:name/files/:file    a kernel/initrd the sidecar names (only those)
  *   GET  /pieces/:name/:index         a verified piece, of a complete image or of a download in progress
+ *   PUT  /images/:name/meta           the sidecar, sent before the image
  *   PUT  /images/:name                upload (x-image-sha256; Content-Range to resume)
  *   GET|HEAD /uploads/:name           bytes held of an upload in progress
  * Refusals are ImageTransferErrors, whose `statusCode` the app's error handler uses.
@@ -126,11 +132,13 @@ export const imageServerRoutes: FastifyPluginAsyncTypebox<ImageServerRoutesOptio
 
   app.get(`${base}/images`, { schema: { summary: "The images this server holds", tags: ["images"], response: { 200: ImageListReply } } }, async (req) => {
     await authorize(req, "list");
-    return (await library.list()).map((e) => ({ name: e.name, size_bytes: e.sizeBytes, sha256: e.sha256 }));
+    const shown = [];
+    for (const e of await library.list()) if (!opts.visible || (await opts.visible(req, e.name))) shown.push({ name: e.name, size_bytes: e.sizeBytes, sha256: e.sha256 });
+    return shown;
   });
 
   const serveImage = async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
-    await authorize(req, "read");
+    await authorize(req, "read", req.params.name);
     const name = assertImageName(req.params.name);
     for (let attempt = 0; attempt < 3; attempt++) {
       const handle = await openOrNotFound(library.path(name), `image: ${name}`);
@@ -152,12 +160,12 @@ export const imageServerRoutes: FastifyPluginAsyncTypebox<ImageServerRoutesOptio
   app.head(`${base}/images/:name`, { schema: { ...fileSchema, summary: "An image file's size and ETag" } }, serveImage);
 
   app.get(`${base}/images/:name/manifest`, { schema: { params: NameParams, tags: ["images"], summary: "The piece manifest of an image", response: { 200: ManifestReply } } }, async (req) => {
-    await authorize(req, "read");
+    await authorize(req, "read", req.params.name);
     return library.manifest(req.params.name);
   });
 
   app.get(`${base}/images/:name/meta`, { schema: { params: NameParams, tags: ["images"], summary: "The image's metadata sidecar (how it boots)" } }, async (req) => {
-    await authorize(req, "read");
+    await authorize(req, "read", req.params.name);
     const name = assertImageName(req.params.name);
     if (!(await library.entry(name))) throw new ImageTransferError("not_found", `no such image: ${name}`);
     const meta = await library.meta(name);
@@ -169,7 +177,7 @@ export const imageServerRoutes: FastifyPluginAsyncTypebox<ImageServerRoutesOptio
     `${base}/images/:name/files/:file`,
     { exposeHeadRoute: true, schema: { params: Type.Object({ name: Type.String(), file: Type.String() }), tags: ["images"], summary: "A kernel or initrd the image's sidecar names" } },
     async (req, reply) => {
-      await authorize(req, "read");
+      await authorize(req, "read", req.params.name);
       const name = assertImageName(req.params.name);
       const { file } = req.params;
       if (!(await library.bootFiles(name)).includes(file)) throw new ImageTransferError("not_found", `image ${name} names no boot file ${file}`);
@@ -191,20 +199,21 @@ export const imageServerRoutes: FastifyPluginAsyncTypebox<ImageServerRoutesOptio
     `${base}/pieces/:name/:index`,
     {
       schema: {
-        params: Type.Object({ name: Type.String(), index: Type.Integer({ minimum: 0 }) }),
+        // Digits, not integers: the agent's validator does not coerce strings (a path or query is text).
+        params: Type.Object({ name: Type.String(), index: Type.String({ pattern: "^[0-9]{1,9}$" }) }),
         querystring: Type.Object({
           sha256: Type.Optional(Type.String({ description: "The whole image's sha256 the asker follows: 404 when this node holds other content" })),
-          piece_bytes: Type.Optional(Type.Integer({ minimum: 1, description: "The asker's piece size; default this server's" })),
+          piece_bytes: Type.Optional(Type.String({ pattern: "^[1-9][0-9]{0,9}$", description: "The asker's piece size; default this server's" })),
         }),
         tags: ["images"],
         summary: "One verified piece, from a complete image or a download in progress (404 when not held)",
       },
     },
     async (req, reply) => {
-      await authorize(req, "read");
+      await authorize(req, "read", req.params.name);
       const name = assertImageName(req.params.name);
-      const { index } = req.params;
-      const want = req.query;
+      const index = Number(req.params.index);
+      const want = { sha256: req.query.sha256, piece_bytes: req.query.piece_bytes === undefined ? undefined : Number(req.query.piece_bytes) };
       // A complete image serves any piece size by range.
       const complete = await library.entry(name).catch(() => null);
       if (complete && (!want.sha256 || want.sha256 === complete.sha256)) {
@@ -256,7 +265,7 @@ export const imageServerRoutes: FastifyPluginAsyncTypebox<ImageServerRoutesOptio
       },
     },
     async (req, reply) => {
-      await authorize(req, "write");
+      await authorize(req, "write", req.params.name);
       const name = assertImageName(req.params.name);
       const body = req.body as Readable | undefined;
       if (!body || typeof (body as Readable).pipe !== "function") throw new ImageTransferError("bad_request", "body: send the image as application/octet-stream");
@@ -272,8 +281,34 @@ export const imageServerRoutes: FastifyPluginAsyncTypebox<ImageServerRoutesOptio
     },
   );
 
+  // The sidecar goes up before the image (whose arrival marks the upload complete): how it boots, and
+  // whose it is. Never changed under an image that is here.
+  app.put(
+    `${base}/images/:name/meta`,
+    {
+      bodyLimit: 64 * 1024,
+      schema: { params: NameParams, body: Type.Object({}, { additionalProperties: true }), tags: ["images"], summary: "Upload an image's metadata sidecar, before the image" },
+    },
+    async (req) => {
+      await authorize(req, "write", req.params.name);
+      const name = assertImageName(req.params.name);
+      const text = JSON.stringify(req.body);
+      parseMeta(name, text);
+      const path = join(library.dir, sidecarName(name));
+      const existing = await readFile(path, "utf8").catch(() => null);
+      if (existing !== null && (await library.entry(name).catch(() => null))) {
+        if (existing === text) return { name, done: true };
+        throw new ImageTransferError("conflict", `image ${name} is here with other metadata`);
+      }
+      const tmp = `${path}.${process.pid}.tmp`;
+      await writeFile(tmp, text, { mode: 0o600 });
+      await rename(tmp, path);
+      return { name, done: true };
+    },
+  );
+
   const uploadHeld = async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
-    await authorize(req, "write");
+    await authorize(req, "write", req.params.name);
     const name = assertImageName(req.params.name);
     const held = await uploads.held(name);
     if (!held) throw new ImageTransferError("not_found", `no upload of ${name} is held`);

@@ -6,9 +6,7 @@
  * `http://ip:port/prefix` are accepted too, with `<id>,` in front.
  */
 import { isIP } from "node:net";
-
-/** The HTTP prefix a batu agent serves its images under. */
-export const IMAGE_SERVER_PREFIX = "/image-server/v1";
+import { IMAGE_SERVER_PREFIX } from "./server-routes.js";
 const DEFAULT_RSYNC_PORT = 873;
 
 export type ImageServer =

@@ -19,6 +19,24 @@ import { baseUrl } from "./address.js";
 import type { VmDiskAdd, VmDiskDelete, VmDiskList, VmDiskResize, VmSnapshotCreate, VmSnapshotDelete, VmSnapshotItem, VmSnapshotList } from "../api/host-vm.js";
 import { requestJson } from "./http.js";
 
+/** One image as `/common/image/list` answers it. */
+export interface ImageItem {
+  name: string;
+  size_bytes: number;
+  sha256?: string;
+  owner?: string | null;
+}
+
+/** A transfer as `/common/image/pull|push|progress` answer it. */
+export interface ImageTransfer {
+  name: string;
+  direction: "download" | "upload";
+  server: string;
+  status: "downloading" | "uploading" | "done" | "stopped" | "failed";
+  progress: number;
+  error: string | null;
+}
+
 /**
  * Typed client of an agent's host API (seed 000): over HTTP (the CLI to its own agent, on loopback; a
  * master's hello), or over TLS to a pinned certificate (`tls`: agents calling each other).
@@ -121,6 +139,36 @@ export class HostClient {
   /** Operator: delete a VM's data disk. */
   diskDelete(body: VmDiskDelete): Promise<{ message: "ok" }> {
     return this.post("/common/vm/disk/delete", body);
+  }
+
+  /** Operator: the image servers this node knows. */
+  imageServers(): Promise<{ servers: string[] }> {
+    return this.get("/common/image/servers");
+  }
+
+  /** Operator: this node's images, or an image server's. */
+  imageList(server?: string): Promise<{ images: ImageItem[] }> {
+    return this.get(`/common/image/list${server ? `?server=${encodeURIComponent(server)}` : ""}`);
+  }
+
+  /** Operator: start bringing an image from a server, or sending one to it. */
+  imageTransfer(direction: "pull" | "push", body: { server: string; name: string }): Promise<ImageTransfer> {
+    return this.post(`/common/image/${direction}`, body);
+  }
+
+  /** Operator: a transfer's state. */
+  imageProgress(name: string, direction: "download" | "upload"): Promise<ImageTransfer> {
+    return this.get(`/common/image/progress?name=${encodeURIComponent(name)}&direction=${direction}`);
+  }
+
+  /** Operator: stop a transfer. */
+  imageStop(body: { name: string; direction: "download" | "upload" }): Promise<{ message: "ok" }> {
+    return this.post("/common/image/stop", body);
+  }
+
+  /** Operator: delete an image of this node. */
+  imageDelete(name: string): Promise<{ message: "ok" }> {
+    return this.post("/common/image/delete", { name });
   }
 
   /** Operator: a VM's snapshots. */

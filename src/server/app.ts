@@ -1,3 +1,4 @@
+import { Readable } from "node:stream";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import cors from "@fastify/cors";
 import formbody from "@fastify/formbody";
@@ -19,6 +20,7 @@ import { SERVER_LIMITS } from "./limits.js";
 import { commonRoutes } from "./routes/host/common.js";
 import { groupRoutes } from "./routes/host/group.js";
 import { vmRoutes } from "./routes/host/vm.js";
+import { imageRoutes } from "./routes/host/images.js";
 import { rentRoutes } from "./routes/host/rent.js";
 import { v1Routes } from "./routes/v1/plugin.js";
 
@@ -49,7 +51,8 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   // No API body nests deeply; one that does would only overflow the stack of whoever serializes it.
   app.addHook("preValidation", async (req) => {
     if (req.method === "POST" && (req.body === undefined || req.body === null)) req.body = {};
-    if (deeperThan(req.body, MAX_BODY_DEPTH)) throw new ApiError("bad_request", `body: nested more than ${MAX_BODY_DEPTH} levels deep`);
+    // A stream (an image upload, parsed as application/octet-stream) is bytes, not a tree.
+    if (!(req.body instanceof Readable) && deeperThan(req.body, MAX_BODY_DEPTH)) throw new ApiError("bad_request", `body: nested more than ${MAX_BODY_DEPTH} levels deep`);
   });
   // Browser pages of the origins the operator lists (conf/config.json `cors_origins`, read at each
   // request) may call the agent; a preflight is answered before authentication, as browsers send it
@@ -88,6 +91,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(groupRoutes, { deps });
   await app.register(vmRoutes, { deps });
   await app.register(rentRoutes, { deps });
+  await app.register(imageRoutes, { deps });
   await app.register(v1Routes, { prefix: "/api/v1", deps: deps.v1 });
   return app;
 }

@@ -3,6 +3,7 @@ import type { GroupService } from "../group/service.js";
 import type { Logger } from "../lib/logger.js";
 import type { VmService } from "../vm/service.js";
 import type { DiskService } from "../disk/service.js";
+import type { ImageCenter } from "../image/center.js";
 import type { SnapshotService } from "../snapshot/service.js";
 import type { VmQueries } from "../vm/queries.js";
 import type { GroupVms } from "../group/group-vms.js";
@@ -30,6 +31,8 @@ export interface AppDeps {
   disks: DiskService;
   /** VMs' snapshots (`/common/vm/snapshot/*`). */
   snapshots: SnapshotService;
+  /** The node's images and its image servers' (`/common/image/*`). */
+  images: ImageCenter;
   /** The group-wide VM list (master) and its member side. */
   groupVms?: GroupVms;
   rentals: RentalLedger;

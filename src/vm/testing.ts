@@ -16,6 +16,7 @@ import type { VmSpec } from "./spec.js";
 import { createVms, type Vms } from "./vms.js";
 import type { VmCreateRequest } from "./create-request.js";
 import { DiskService } from "../disk/service.js";
+import { ImageCenter } from "../image/center.js";
 import { SnapshotService } from "../snapshot/service.js";
 
 /** A VM spec as batu stores one for a small linux task; `desc` tells them apart. */
@@ -82,7 +83,7 @@ export const TEST_HOST: HostCapacity = {
 const quietLog = () => createLogger({ level: "silent" });
 
 /** The VM layer over an in-memory store, for its reads: nothing in it can boot (no image, no data dir). */
-export function readOnlyVms(db: Db = openDb(":memory:"), now?: () => Date): Vms & { repo: VmRepo; disks: DiskService; snapshots: SnapshotService } {
+export function readOnlyVms(db: Db = openDb(":memory:"), now?: () => Date): Vms & { repo: VmRepo; disks: DiskService; snapshots: SnapshotService; images: ImageCenter } {
   const repo = new VmRepo(db, now);
   const hypervisor = new FakeHypervisor();
   const vms = createVms({
@@ -99,7 +100,14 @@ export function readOnlyVms(db: Db = openDb(":memory:"), now?: () => Date): Vms 
   });
   const disks = new DiskService({ dataDir: "/nonexistent", vms: vms.service, repo, hypervisor, capacity: async () => TEST_HOST, detachTimeoutMs: 1000 });
   const snapshots = new SnapshotService({ db, vms: vms.service, repo, images: new ImageCatalog([]), hypervisor, dataDir: "/nonexistent", backupTimeoutMs: 1000, capacity: async () => TEST_HOST });
-  return { ...vms, repo, disks, snapshots };
+  // No image server and no cache: these tests read VMs, never images.
+  const noTransport = { list: unavailable, download: unavailable, upload: unavailable };
+  const images = new ImageCenter({ cache: "/nonexistent", servers: () => [], transports: { http: noTransport, rsync: noTransport }, inUse: () => undefined });
+  return { ...vms, repo, disks, snapshots, images };
+}
+
+async function unavailable(): Promise<never> {
+  throw new Error("read-only test VMs have no image transport");
 }
 
 export interface TestVms extends Vms {

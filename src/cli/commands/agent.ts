@@ -7,13 +7,15 @@ import { AGENT_FLAGS, parse, parsePort } from "../options.js";
 export const usage = `batu agent [--port 10000] [--tls-port 10443] [--host 0.0.0.0] [--conf-dir ./conf] [--data-dir ./data] [--log-level info]
            [--forward-host <addr>] [--cpu-overcommit 1] [--disk-overcommit 1] [--shutdown-timeout 60]
            [--heartbeat-ms 3000] [--suspect-after-ms 10000] [--dead-after-ms 60000]
-           [--request-timeout 30] [--discover [--group-name <name>]]
+           [--request-timeout 30] [--discover [--group-name <name>]] [--image-server]
   Runs this machine's agent: the host API (seed 000) on the given port, and every route over HTTPS on
   --tls-port (a self-signed certificate, conf/tls.crt; see batu tls). Other hosts must use HTTPS for
   the host API; the renter API (/api/v1) is served on both.
   --discover          find the master on the local network (SSDP) and join it; the master's join
                       token comes from BATU_JOIN_TOKEN (it is never sent: both sides prove they hold it)
   --group-name        with --discover: join only the master of this group
+  --image-server      serve this node's image cache to the LAN (/image-server/v1; default: on a master,
+                      or config.json image_server)
   --forward-host      address VM port forwards and VNC listen on (default: --host)
   --cpu-overcommit    vCPUs per host thread all VMs together may hold (default 1)
   --disk-overcommit   times the data file system's size all VM disks may be promised (default 1)
@@ -46,6 +48,7 @@ export async function agentCommand(args: string[]): Promise<void> {
     "dead-after-ms": { type: "string", default: "60000" },
     discover: { type: "boolean" },
     "group-name": { type: "string" },
+    "image-server": { type: "boolean" },
   });
   const joinToken = process.env.BATU_JOIN_TOKEN;
   if (values.discover && !joinToken) throw new UsageError("--discover: set BATU_JOIN_TOKEN to the master's conf/join.token");
@@ -75,6 +78,7 @@ export async function agentCommand(args: string[]): Promise<void> {
         confDir: values["conf-dir"],
         dataDir: values["data-dir"],
         forwardHost: values["forward-host"],
+        imageServer: values["image-server"],
         cpuOvercommit,
         diskOvercommit,
         shutdownTimeoutMs: shutdownTimeoutSec * 1000,

@@ -3,6 +3,7 @@ import type { VmService } from "../../../vm/service.js";
 import type { VmQueries } from "../../../vm/queries.js";
 import type { DiskService } from "../../../disk/service.js";
 import type { SnapshotService } from "../../../snapshot/service.js";
+import type { ImageCenter } from "../../../image/center.js";
 import type { GroupRouter } from "../../../group/forward.js";
 import type { GroupPeer } from "../../../group/master-role.js";
 
@@ -25,6 +26,8 @@ export interface V1Deps {
   disks: DiskService;
   /** A task's snapshots (`snapshot/*`). */
   snapshots: SnapshotService;
+  /** The node's image cache and its image servers (`images/*`). */
+  images: ImageCenter;
   renters: RenterAuth;
   nodeInfo: () => Promise<Record<string, unknown>>;
   /** DBC's free_memory: drops the page cache where the operator allows it (host/page-cache.ts). */

@@ -20,7 +20,7 @@ beforeAll(async () => {
   const pair = sr25519PairFromSeed(new Uint8Array(32).fill(7));
   masterId = u8aToHex(pair.publicKey, undefined, false);
   masterKey = nodeKeyAuthenticator(masterId, (m) => sr25519Sign(m, pair));
-  const { service, queries, disks, snapshots } = readOnlyVms();
+  const { service, queries, disks, snapshots, images } = readOnlyVms();
   const deps: V1Deps = {
     nodeId: NODE,
     nickname: () => "",
@@ -29,6 +29,7 @@ beforeAll(async () => {
     vmQueries: queries,
     disks,
     snapshots,
+    images,
     renters: {
       authorize: () => {
         throw new Error("a direct call: not what this file tests");

@@ -5,6 +5,7 @@ import { parseDbcRequest } from "../../../api/v1/request.js";
 import { nodeRoutes } from "./nodes.js";
 import { taskRoutes } from "./tasks.js";
 import { diskRoutes } from "./disks.js";
+import { imageRoutes } from "./images.js";
 import { snapshotRoutes } from "./snapshots.js";
 import { eventRoutes } from "./events.js";
 import { routeToMember } from "./route-to-member.js";
@@ -57,5 +58,6 @@ export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps
   await app.register(taskRoutes, { deps });
   await app.register(diskRoutes, { deps });
   await app.register(snapshotRoutes, { deps });
+  await app.register(imageRoutes, { deps });
   await app.register(eventRoutes, { deps });
 };

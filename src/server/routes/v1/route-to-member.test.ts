@@ -13,7 +13,7 @@ const forwarded: ForwardCall[] = [];
 let app: FastifyInstance;
 
 beforeAll(async () => {
-  const { service, queries, disks, snapshots } = readOnlyVms();
+  const { service, queries, disks, snapshots, images } = readOnlyVms();
   const deps: V1Deps = {
     nodeId: MASTER,
     nickname: () => "",
@@ -22,6 +22,7 @@ beforeAll(async () => {
     vmQueries: queries,
     disks,
     snapshots,
+    images,
     // Authentication is not what this file tests: every caller is renter-1.
     renters: { authorize: () => "renter-1", sessionId: () => "s", nodeState: () => "rented" },
     nodeInfo: async () => ({}),

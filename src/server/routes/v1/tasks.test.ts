@@ -7,7 +7,7 @@ import { v1Routes } from "./plugin.js";
 import { taskDetail, TaskReplies, taskSummary } from "./task-view.js";
 
 const NODE = "e".repeat(64);
-const { repo, service, queries, disks, snapshots } = readOnlyVms();
+const { repo, service, queries, disks, snapshots, images } = readOnlyVms();
 let app: FastifyInstance;
 let freed = 0;
 // The replies as they were before they were kept: fastify serializing the envelope object.
@@ -26,6 +26,7 @@ beforeAll(async () => {
     vmQueries: queries,
     disks,
     snapshots,
+    images,
     // The caller names itself in `additional.as`: authentication is not what this file tests.
     renters: { authorize: (body) => String(body.additional.as), sessionId: () => "", nodeState: () => "rented" },
     nodeInfo: async () => ({}),

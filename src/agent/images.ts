@@ -1,0 +1,124 @@
+/**
+ * The agent's image center: the servers it knows (config.json `image_servers`, and its master as
+ * `master` when it is a member), the center over its image cache, and, when it serves images (a
+ * master, or `image_server` / `--image-server`), the image server routes with who may do what:
+ * anyone on the LAN lists and reads the operator's images (as DBC's rsync servers serve anyone); a
+ * renter's own image (an uploaded snapshot) is listed and read only by a node of the group or the
+ * operator; only they upload.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { ApiError } from "../api/errors.js";
+import type { Authenticator } from "../auth/signed-envelope.js";
+import { bearerToken, secretEquals } from "../auth/secrets.js";
+import type { GroupService } from "../group/service.js";
+import { ImageCenter } from "../image/center.js";
+import { ImageLibrary } from "../image/library.js";
+import { sidecarName } from "../image/names.js";
+import { ImageRequestRefused, ImageRequestVerifier, signImageRequest } from "../image/request-signature.js";
+import { imageServerRoutes, IMAGE_SERVER_PREFIX } from "../image/server-routes.js";
+import { parseImageServers, type ImageServer } from "../image/servers.js";
+import { httpTransport, rsyncTransport } from "../image/transports.js";
+import type { Db } from "../store/db.js";
+import { prepared } from "../store/db.js";
+import type { VmRepo } from "../vm/repo.js";
+
+export interface AgentImagesOptions {
+  cache: string;
+  nodeId: string;
+  nodeKey: Authenticator;
+  /** config.json `image_servers` (checked here: a bad entry stops the start, naming it). */
+  configured: readonly string[];
+  group: Pick<GroupService, "hostConfig" | "peer" | "masterNodeId">;
+  repo: VmRepo;
+  db: Db;
+}
+
+export function createImageCenter(opts: AgentImagesOptions): ImageCenter {
+  const configured = parseImageServers(opts.configured);
+  const servers = (): ImageServer[] => {
+    const host = opts.group.hostConfig;
+    if (host.host_type !== "slave" || configured.some((s) => s.id === "master")) return configured;
+    const [address, port] = splitHostPort(host.master);
+    return [...configured, { id: "master", kind: "http", host: address, port, prefix: IMAGE_SERVER_PREFIX }];
+  };
+  const sign = (method: string, url: string) => signImageRequest(opts.nodeKey, opts.nodeId, method, url);
+  return new ImageCenter({
+    cache: opts.cache,
+    servers,
+    transports: { http: httpTransport(sign), rsync: rsyncTransport() },
+    inUse: (name) => {
+      const vm = opts.repo.list().find((v) => v.imageName === name);
+      if (vm) return `the image of task ${vm.taskId}`;
+      const snap = prepared(opts.db, "SELECT name FROM vm_snapshots WHERE base_image = ? OR image_name = ?").get(name, name) as { name: string } | undefined;
+      return snap && `held by snapshot ${snap.name} (delete it first)`;
+    },
+  });
+}
+
+/** `ip:port`, or a bare address (port 10000, as in seed 000). */
+function splitHostPort(address: string): [string, number] {
+  const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(address);
+  return [m?.[1] ?? address, m?.[2] ? Number(m[2]) : 10000];
+}
+
+/** Registers the image server routes (public at the admin-token hook: they decide themselves). */
+export async function serveImages(
+  app: FastifyInstance,
+  opts: {
+    cache: string;
+    nodeId: string;
+    adminToken: () => string;
+    group: Pick<GroupService, "peer" | "masterNodeId">;
+    /** Whether this agent serves images now (a standalone agent becomes a master when a host joins it). */
+    serving: () => boolean;
+  },
+): Promise<void> {
+  const library = new ImageLibrary(opts.cache);
+  const verifier = new ImageRequestVerifier((id) => id === opts.nodeId || opts.group.peer(id) !== undefined || id === opts.group.masterNodeId());
+  // Who a request is, decided once (a signature's nonce is used up by its check).
+  const callers = new WeakMap<FastifyRequest, "trusted" | "anyone">();
+  const callerOf = (req: FastifyRequest): "trusted" | "anyone" => {
+    const known = callers.get(req);
+    if (known) return known;
+    let who: "trusted" | "anyone" = "anyone";
+    const token = bearerToken(req.headers.authorization);
+    if (token !== undefined) {
+      if (!secretEquals(token, opts.adminToken())) throw new ApiError("unauthorized", "wrong bearer token");
+      who = "trusted";
+    } else {
+      try {
+        if (verifier.verify(req.headers, req.method, req.url) !== null) who = "trusted";
+      } catch (e) {
+        if (e instanceof ImageRequestRefused) throw new ApiError("unauthorized", e.message);
+        throw e;
+      }
+    }
+    callers.set(req, who);
+    return who;
+  };
+  const ownedImage = (name: string): boolean => {
+    try {
+      return typeof (JSON.parse(readFileSync(join(opts.cache, sidecarName(name)), "utf8")) as { owner?: unknown }).owner === "string";
+    } catch {
+      return false;
+    }
+  };
+  await app.register(async (scope) => {
+    scope.addHook("onRoute", (route) => {
+      route.config = { ...(route.config ?? {}), auth: "public" } as typeof route.config;
+    });
+    await scope.register(imageServerRoutes, {
+      library,
+      authorize: (req, action, name) => {
+        if (!opts.serving()) throw new ApiError("not_found", "this agent serves no images (see --image-server)");
+        const who = callerOf(req);
+        if (who === "trusted" || action === "list") return;
+        if (action === "write") throw new ApiError("unauthorized", "an upload must be signed by a node of this server's group (or carry the admin token)");
+        if (name !== undefined && ownedImage(name)) throw new ApiError("not_found", `no such image: ${name}`);
+      },
+      visible: (req, name) => callerOf(req) === "trusted" || !ownedImage(name),
+    });
+  });
+}
