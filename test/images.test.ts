@@ -128,6 +128,18 @@ describe("DBC's images/* between a master image server and a member", () => {
     expect(put.status).toBe(401);
   }, 120_000);
 
+  it("a snapshot made with DBC's image_server goes up there once made (uploading meanwhile); an unknown server is refused", async () => {
+    const bad = await dbc.call(`snapshot/create/${taskId}`, DbcClient.signed(alice()), { snapshot_name: "up2", image_server: "ID_9" });
+    expect(bad.body).toEqual({ errcode: -25, message: "image_server not exist" });
+    const r = await dbc.call(`snapshot/create/${taskId}`, DbcClient.signed(alice()), { snapshot_name: "up2", image_server: "master" });
+    expect(r.body.errcode, JSON.stringify(r.body)).toBe(0);
+    const op = await until(() => dbc.call(`operations/${r.body.operation_id}`, DbcClient.signed(alice())), (o) => o.body.message?.state !== "running", 60_000, "snapshot and upload ended", 200);
+    expect(op.body.message, JSON.stringify(op.body)).toMatchObject({ state: "done", error: null });
+    const s = (await dbc.call(`snapshot/list/${taskId}/up2`, DbcClient.signed(alice()))).body.message;
+    expect(s.status).toBe("none");
+    expect(existsSync(join(master.dataDir, "images", s.snapshot_file))).toBe(true);
+  }, 90_000);
+
   it("pulls from a DBC rsync image server, hashing what arrived", async () => {
     expect((await images("", { image_server: "DBC_1" }, false)).body.message).toEqual([{ image_name: "from-rsync.qcow2", image_size: expect.any(String) }]);
     expect((await images("/download", { image_server: "DBC_1", image_filename: "from-rsync.qcow2" })).body).toEqual({ errcode: 0, message: "ok" });

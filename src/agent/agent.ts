@@ -109,6 +109,15 @@ export async function startAgent(
     capacity: vmService.capacity,
     detachTimeoutMs: 10_000,
   });
+  const imageCenter = createImageCenter({
+    cache: images.dirs[0]!,
+    nodeId: identity.nodeId,
+    nodeKey: state.nodeKey,
+    configured: state.files.system.image_servers ?? [],
+    group,
+    repo,
+    db: state.db,
+  });
   const snapshots = new SnapshotService({
     db: state.db,
     vms: vms.service,
@@ -118,6 +127,11 @@ export async function startAgent(
     dataDir: state.dataDir,
     backupTimeoutMs: 30 * 60_000,
     capacity: vmService.capacity,
+    upload: async (serverId, imageName, owner) => {
+      imageCenter.upload(serverId, imageName, owner);
+      const end = await imageCenter.finished(imageName, "upload");
+      if (end?.status !== "done") throw new Error(end?.error ?? `the upload ${end?.status ?? "did not start"}`);
+    },
   });
   // A deleted task's snapshots go with it (those in use stay: SnapshotService.dropTask).
   vms.queries.onChange((c) => {
@@ -126,15 +140,6 @@ export async function startAgent(
       (names) => names.length > 0 && agentLog.info({ vm: c.id, snapshots: names }, "snapshots of a deleted task deleted"),
       (e: unknown) => agentLog.warn({ vm: c.id, err: e }, "snapshots of a deleted task not deleted"),
     );
-  });
-  const imageCenter = createImageCenter({
-    cache: images.dirs[0]!,
-    nodeId: identity.nodeId,
-    nodeKey: state.nodeKey,
-    configured: state.files.system.image_servers ?? [],
-    group,
-    repo,
-    db: state.db,
   });
   const cutShort = await snapshots.recover();
   if (cutShort.length > 0) agentLog.info({ snapshots: cutShort }, "snapshots an agent stop cut short removed");

@@ -135,6 +135,14 @@ export class ImageCenter extends EventEmitter {
     return t && view(t);
   }
 
+  /** Resolves with `name`'s transfer in `direction` once it has ended (at once when none runs). */
+  async finished(name: string, direction: TransferDirection): Promise<TransferState | undefined> {
+    const t = this.transfers.get(key(name, direction));
+    if (!t) return undefined;
+    await t.done.catch(() => undefined);
+    return view(t);
+  }
+
   /** Stops `name`'s transfer in `direction` (a download keeps what it has, for a later resume). */
   async stop(name: unknown, direction: TransferDirection): Promise<void> {
     const image = this.checkName(name);

@@ -66,6 +66,8 @@ export interface SnapshotServiceOptions {
   backupTimeoutMs: number;
   /** The host's room: a restore that brings back a deleted data disk must fit. */
   capacity: () => Promise<HostCapacity>;
+  /** Sends a snapshot's image to image server `serverId` (the image center); resolves once it is there. */
+  upload?: (serverId: string, imageName: string, owner: string | null) => Promise<void>;
 }
 
 interface Row {
@@ -112,9 +114,32 @@ export class SnapshotService {
    * at once with its operation (refusals of the request itself come now); the snapshot lists as
    * `creating` until its image is complete, and the operation tells its progress.
    */
-  begin(id: string, name: string, description: string, dataDisks: readonly string[] = []): Operation {
+  begin(id: string, name: string, description: string, dataDisks: readonly string[] = [], uploadTo?: string): Operation {
     this.checkRequest(id, name, description, dataDisks);
-    return this.opts.vms.beginOperation(id, "snapshot", (progress) => this.create(id, name, description, dataDisks, progress));
+    return this.opts.vms.beginOperation(id, "snapshot", async (progress) => {
+      const snapshot = await this.create(id, name, description, dataDisks, progress);
+      if (uploadTo !== undefined) await this.uploadTo(snapshot, uploadTo);
+    });
+  }
+
+  /**
+   * Sends a made snapshot's image to an image server (DBC's `image_server`), listing as `uploading`
+   * meanwhile. A failed upload leaves the snapshot on the node, and says so in the task log.
+   */
+  private async uploadTo(snapshot: Snapshot, serverId: string): Promise<void> {
+    if (!this.opts.upload) throw new Error("this node uploads no snapshots: it has no image center");
+    const status = (s: SnapshotStatus) => prepared(this.opts.db, "UPDATE vm_snapshots SET status = ? WHERE vm_id = ? AND name = ?").run(s, snapshot.vmId, snapshot.name);
+    status("uploading");
+    try {
+      await this.opts.upload(serverId, snapshot.imageName, snapshot.owner);
+      this.opts.repo.log(snapshot.vmId, `snapshot ${snapshot.name} uploaded to image server ${serverId}`);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      this.opts.repo.log(snapshot.vmId, `snapshot ${snapshot.name} not uploaded to image server ${serverId}: ${why}; it is kept on the node`);
+      throw new Error(`snapshot ${snapshot.name} made, but not uploaded to image server ${serverId}: ${why}`);
+    } finally {
+      status("none");
+    }
   }
 
   private checkRequest(id: string, name: string, description: string, dataDisks: readonly string[]): void {

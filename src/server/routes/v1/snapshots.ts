@@ -39,7 +39,8 @@ export const snapshotRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, 
           "snapshot lists as `creating` until complete. A running task is snapshotted live (copies of one instant while the " +
           "guest runs on, its filesystems frozen for that instant when its guest agent answers). The result is the image " +
           "`snapshot_file`, which only this renter's `tasks/start` may boot; `snapshot/restore` brings back the data disks it " +
-          "holds. No image server is configured on this node yet: the image is kept here (`upload` says so).",
+          "holds. With `image_server` (one of `images/servers`) the image then goes up to that server (status `uploading`); " +
+          "without, it is kept on the node.",
       ),
     },
     async (req: Req) => {
@@ -48,13 +49,16 @@ export const snapshotRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, 
       if (!name) throw new DbcError(-25, "snapshot_name is empty", 400);
       const disks = a.disks === undefined ? [] : a.disks;
       if (!Array.isArray(disks) || disks.some((d) => typeof d !== "string")) throw new DbcError(-25, "disks must be a list of disk names, e.g. [\"vdb\"]", 400);
-      const op = snapshots.begin(task(req).id, name, text(a.desc), disks as string[]);
-      const upload = text(a.image_server) ? "not uploaded: this node has no image server configured; the snapshot is kept on the node" : "none asked";
+      // DBC's image_server: the snapshot goes up there once made (an unknown one is refused now).
+      const server = text(a.image_server);
+      if (server && !deps.images.serverIds().includes(server)) throw new DbcError(-25, "image_server not exist", 400);
+      const op = snapshots.begin(task(req).id, name, text(a.desc), disks as string[], server || undefined);
+      const upload = server ? `to image server ${server} once made (status uploading meanwhile)` : "none asked: the snapshot is kept on the node";
       return { ...ok({ snapshot_name: name, status: "creating", upload }), operation_id: op.id };
     },
   );
 
-  app.post("/snapshot/list/:id", { schema: schema("A task's snapshots", "DBC's fields; status none | creating.") }, async (req: Req) =>
+  app.post("/snapshot/list/:id", { schema: schema("A task's snapshots", "DBC's fields; status none | creating | uploading.") }, async (req: Req) =>
     ok(snapshots.list(task(req).id).map(view)),
   );
 
