@@ -8,6 +8,7 @@ import { call, TestAgents, type AgentProcess } from "./helpers/agent-process.js"
 import { until } from "./helpers/wait.js";
 import { DbcClient, DEMO_TASK } from "./helpers/dbc-client.js";
 import { endVmTests, freePort, grantNode } from "./helpers/vm.js";
+import { followEvents } from "./helpers/events.js";
 
 /*
  * DBC's images/* across two agents on loopback: a master (an image server by default) and a member
@@ -73,10 +74,17 @@ describe("DBC's images/* between a master image server and a member", () => {
   });
 
   it("downloads an image to the node with progress to done, verified; a task boots from it", async () => {
+    const q = new URLSearchParams({ node: member.nodeId, ...DbcClient.signed(alice()) } as Record<string, string>);
+    const stream = await followEvents(`${member.url}/api/v1/events?${q}`);
     const r = await images("/download", { image_server: "master", image_filename: "demo-copy.qcow2", local_dir: "/ignored" });
     expect(r.body, JSON.stringify(r.body)).toEqual({ errcode: 0, message: "ok" });
     const done = await until(() => images("/downloadprogress", { image_filename: "demo-copy.qcow2" }), (p) => p.body.message?.status !== "downloading", 60_000, "download done", 100);
     expect(done.body).toEqual({ errcode: 0, message: { status: "done", progress: "100%" } });
+    // The event stream told the transfer from start to end.
+    await until(async () => stream.images, (e) => e.some((i) => i.status === "done"), 5_000, "image event done", 50);
+    await stream.stop();
+    expect(stream.images[0]).toMatchObject({ image_filename: "demo-copy.qcow2", direction: "download", image_server: "master", status: "downloading", progress: "0%" });
+    expect(stream.images.at(-1)).toMatchObject({ status: "done", progress: "100%", error: null });
     expect((await images("", {})).body.message).toContainEqual({ image_name: "demo-copy.qcow2", image_size: expect.any(String) });
     // A second download of what the node has is refused.
     expect((await images("/download", { image_server: "master", image_filename: "demo-copy.qcow2" })).body).toMatchObject({ errcode: 1, message: expect.stringMatching(/on this node already/) });

@@ -81,6 +81,8 @@ export class ImageCenter extends EventEmitter {
 
   constructor(private readonly opts: ImageCenterOptions) {
     super();
+    // One listener per open event stream.
+    this.setMaxListeners(0);
   }
 
   serverIds(): string[] {

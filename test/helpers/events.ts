@@ -15,12 +15,22 @@ export interface OperationEvent {
   error: string | null;
 }
 
+/** An image event of `GET /api/v1/events`: a transfer of the node's images, each whole percent and its end. */
+export interface ImageEvent {
+  image_filename: string;
+  direction: "download" | "upload";
+  image_server: string;
+  status: string;
+  progress: string;
+  error: string | null;
+}
+
 /**
- * Follows an event stream: collects its task events and operation events until `stop()`, which
+ * Follows an event stream: collects its task, operation and image events until `stop()`, which
  * resolves once the stream is closed. Rejects at once when the stream does not open with 200 and
  * text/event-stream.
  */
-export async function followEvents(url: string): Promise<{ events: TaskEvent[]; operations: OperationEvent[]; stop(): Promise<void> }> {
+export async function followEvents(url: string): Promise<{ events: TaskEvent[]; operations: OperationEvent[]; images: ImageEvent[]; stop(): Promise<void> }> {
   const abort = new AbortController();
   const res = await fetch(url, { signal: abort.signal });
   if (res.status !== 200 || !/text\/event-stream/.test(res.headers.get("content-type") ?? "")) {
@@ -28,6 +38,7 @@ export async function followEvents(url: string): Promise<{ events: TaskEvent[]; 
   }
   const events: TaskEvent[] = [];
   const operations: OperationEvent[] = [];
+  const images: ImageEvent[] = [];
   const reading = (async () => {
     const decoder = new TextDecoder();
     let buffered = "";
@@ -41,6 +52,7 @@ export async function followEvents(url: string): Promise<{ events: TaskEvent[]; 
         const data = /^data: (.*)$/m.exec(block)?.[1];
         if (data === undefined) continue;
         if (type === "operation") operations.push(JSON.parse(data) as OperationEvent);
+        else if (type === "image") images.push(JSON.parse(data) as ImageEvent);
         else events.push(JSON.parse(data) as TaskEvent);
       }
     }
@@ -48,6 +60,7 @@ export async function followEvents(url: string): Promise<{ events: TaskEvent[]; 
   return {
     events,
     operations,
+    images,
     stop: async () => {
       abort.abort();
       await reading;

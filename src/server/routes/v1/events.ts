@@ -6,10 +6,12 @@ import { forwardedRenter, resolveTarget } from "./target.js";
 import { NO_BODY_TEXT } from "../../../group/forward.js";
 import { DbcError } from "../../../api/v1/envelope.js";
 import { MAX_EVENT_STREAMS_PER_RENTER } from "../../limits.js";
+import type { TransferState } from "../../../image/center.js";
 
 /**
  * `GET /api/v1/events`: task state changes as server-sent events, so clients need not poll (batu
- * addition). The identity goes in the query: `node`, and `session_id` + `session_id_sign`, or
+ * addition): `event: task` (status, readiness), `event: operation` (a long operation's progress and
+ * end) and `event: image` (the node's image transfers). The identity goes in the query: `node`, and `session_id` + `session_id_sign`, or
  * `wallet` + `nonce` + `sign`. A renter sees only its own tasks. On a master, the stream of a
  * member's node is authenticated here (the ledger is here) and relayed from that member.
  */
@@ -96,11 +98,18 @@ export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { d
         const progress = op.progress === null ? null : `${Math.floor(op.progress * 100)}%`;
         res.write(`event: operation\ndata: ${JSON.stringify({ operation_id: op.id, task_id: op.taskId, action: op.action, state: op.state, progress, error: op.error })}\n\n`);
       });
+      // Image transfers of this node (shared by its renters, as DBC's progress calls are): each whole percent, and the end.
+      const onTransfer = (t: TransferState) => {
+        const image = { image_filename: t.name, direction: t.direction, image_server: t.serverId, status: t.status, progress: `${Math.floor(t.fraction * 100)}%`, error: t.error };
+        res.write(`event: image\ndata: ${JSON.stringify(image)}\n\n`);
+      };
+      deps.images.on("transfer", onTransfer);
       const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), 15_000);
       req.raw.on("close", () => {
         clearInterval(keepAlive);
         off();
         offOperations();
+        deps.images.off("transfer", onTransfer);
         release();
       });
     },
