@@ -148,6 +148,26 @@ describe("DBC's images/* between a master image server and a member", () => {
     expect(existsSync(join(master.dataDir, "images", s.snapshot_file))).toBe(true);
   }, 90_000);
 
+  it("the swarm: a second member fetches the image from the member that holds it when the master no longer does", async () => {
+    const second = await agents.start({ dir: agents.dir("batu-images-member2-") });
+    const joined = await call(`${second.url}/slave/group/join`, { token: second.adminToken, body: { master: `127.0.0.1:${master.port}`, token: master.joinToken } });
+    expect(joined.status, JSON.stringify(joined.body)).toBe(200);
+    // The master drops its copy (the first member holds one, verified).
+    expect((await call(`${master.url}/common/image/delete`, { token: master.adminToken, body: { name: "demo-copy.qcow2" } })).status).toBe(200);
+    await until(async () => (await call(`${master.url}/master/group/list`, { token: master.adminToken })).body, (g) => g.member?.filter((m: any) => m.state === "alive").length === 2, 20_000, "both members alive", 200);
+    const pulled = await call(`${second.url}/common/image/pull`, { token: second.adminToken, body: { server: "master", name: "demo-copy.qcow2" } });
+    expect(pulled.status, JSON.stringify(pulled.body)).toBe(200);
+    const end = await until(
+      () => call(`${second.url}/common/image/progress?name=demo-copy.qcow2&direction=download`, { token: second.adminToken }),
+      (p) => p.body.status !== "downloading",
+      60_000,
+      "swarm download ended",
+      100,
+    );
+    expect(end.body, JSON.stringify(end.body)).toMatchObject({ status: "done", progress: 1 });
+    expect(readFileSync(join(second.dataDir, "images", "demo-copy.qcow2")).equals(readFileSync(join(BUILT, "batu-demo.qcow2")))).toBe(true);
+  }, 90_000);
+
   it("pulls from a DBC rsync image server, hashing what arrived", async () => {
     expect((await images("", { image_server: "DBC_1" }, false)).body.message).toEqual([{ image_name: "from-rsync.qcow2", image_size: expect.any(String) }]);
     expect((await images("/download", { image_server: "DBC_1", image_filename: "from-rsync.qcow2" })).body).toEqual({ errcode: 0, message: "ok" });

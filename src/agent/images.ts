@@ -47,7 +47,7 @@ export function createImageCenter(opts: AgentImagesOptions): ImageCenter {
   return new ImageCenter({
     cache: opts.cache,
     servers,
-    transports: { http: httpTransport(sign), rsync: rsyncTransport() },
+    transports: { http: httpTransport(sign, opts.nodeId), rsync: rsyncTransport() },
     inUse: (name) => {
       const vm = opts.repo.list().find((v) => v.imageName === name);
       if (vm) return `the image of task ${vm.taskId}`;
@@ -70,8 +70,12 @@ export async function serveImages(
     cache: string;
     nodeId: string;
     adminToken: () => string;
-    group: Pick<GroupService, "peer" | "masterNodeId">;
-    /** Whether this agent serves images now (a standalone agent becomes a master when a host joins it). */
+    group: Pick<GroupService, "peer" | "peers" | "masterNodeId">;
+    /**
+     * Whether this agent is an image server now (a standalone agent becomes a master when a host
+     * joins it): it lists its images. Any agent answers reads of the operator's images it holds (the
+     * pieces members of a group fetch from each other), and the nodes of its group anything.
+     */
     serving: () => boolean;
   },
 ): Promise<void> {
@@ -112,13 +116,21 @@ export async function serveImages(
     await scope.register(imageServerRoutes, {
       library,
       authorize: (req, action, name) => {
-        if (!opts.serving()) throw new ApiError("not_found", "this agent serves no images (see --image-server)");
         const who = callerOf(req);
-        if (who === "trusted" || action === "list") return;
+        if (who === "trusted") return;
+        if (action === "list" && !opts.serving()) throw new ApiError("not_found", "this agent serves no images (see --image-server)");
+        if (action === "list") return;
         if (action === "write") throw new ApiError("unauthorized", "an upload must be signed by a node of this server's group (or carry the admin token)");
         if (name !== undefined && ownedImage(name)) throw new ApiError("not_found", `no such image: ${name}`);
       },
       visible: (req, name) => callerOf(req) === "trusted" || !ownedImage(name),
+    });
+    // The swarm: on a master, the image servers of its live members, so that members downloading
+    // the same image fetch pieces from each other as well as from here (to the group only).
+    scope.get(`${IMAGE_SERVER_PREFIX}/peers`, { schema: { summary: "The group's members serving pieces (group nodes only)", tags: ["images"] } }, async (req) => {
+      if (callerOf(req) !== "trusted") throw new ApiError("not_found", "no route for the swarm's peers");
+      const peers = opts.group.peers().filter((p) => p.state === "alive");
+      return { peers: peers.map((p) => ({ node_id: p.nodeId, url: `http://${p.address}${IMAGE_SERVER_PREFIX}` })) };
     });
   });
 }

@@ -16,14 +16,28 @@ import { httpBase, type ImageServer } from "./servers.js";
 type HttpServer = Extract<ImageServer, { kind: "http" }>;
 type RsyncServer = Extract<ImageServer, { kind: "rsync" }>;
 
+/**
+ * The other sources of a download from a batu server: the group members it names (`/peers`, to
+ * group nodes only), each serving the pieces it holds. None when it names none.
+ */
+async function swarmPeers(src: ImageHttpSource, selfNodeId: string, signal: AbortSignal): Promise<string[]> {
+  try {
+    const answer = await src.json<{ peers: Array<{ node_id: string; url: string }> }>("/peers", { signal }, 1024 * 1024);
+    return (answer?.peers ?? []).filter((p) => p.node_id !== selfNodeId).map((p) => p.url);
+  } catch {
+    return []; // a server of no group, or an older one: the server alone
+  }
+}
+
 /** A batu image server: every request signed by this node, so the server may serve it a renter's image. */
-export function httpTransport(sign: RequestSigner): ImageTransport {
+export function httpTransport(sign: RequestSigner, selfNodeId: string): ImageTransport {
   const source = (server: ImageServer) => new ImageHttpSource(httpBase(server as HttpServer), undefined, sign);
   return {
     list: async (server) => (await source(server).list()).map((i) => ({ name: i.name, sizeBytes: i.size_bytes, sha256: i.sha256 })),
     download: async (server, name, destDir, opts) => {
+      const base = httpBase(server as HttpServer);
       await downloadImage({
-        sources: [httpBase(server as HttpServer)],
+        sources: [base, ...(await swarmPeers(source(server), selfNodeId, opts.signal))],
         name,
         destDir,
         sign,
