@@ -8,7 +8,7 @@ import { nodeInfo } from "../vm/node-info.js";
 import { freePageCache } from "../host/page-cache.js";
 import { VERSION } from "../server/app.js";
 import { GroupRouter } from "../group/forward.js";
-import { createImageCenter, serveImages } from "./images.js";
+import { createImageCenter, imageUse, serveImages, startCacheSweeps } from "./images.js";
 import { GroupVms } from "../group/group-vms.js";
 import { DEFAULT_LIVENESS } from "../group/liveness.js";
 import { memberCapacity } from "./capacity.js";
@@ -245,6 +245,7 @@ export async function startAgent(
     });
     await responder.start();
     const stopExpiry = startRentalExpiry({ state, vms, repo, authority, log: agentLog });
+    const stopSweeps = startCacheSweeps({ cache: images.dirs[0]!, center: imageCenter, config: () => state.files.system, inUse: imageUse(repo, state.db), log: agentLog });
     const stopAutoJoin = opts.discover
       ? startAutoJoin({
           group,
@@ -264,6 +265,7 @@ export async function startAgent(
       certSha256: state.tls.sha256,
       close: async () => {
         stopExpiry();
+        stopSweeps();
         stopAutoJoin();
         await imageCenter.close();
         responder.close();

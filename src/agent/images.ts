@@ -7,13 +7,16 @@
  * operator; only they upload.
  */
 import { readFileSync } from "node:fs";
+import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ApiError } from "../api/errors.js";
 import type { Authenticator } from "../auth/signed-envelope.js";
 import { bearerToken, secretEquals } from "../auth/secrets.js";
 import type { GroupService } from "../group/service.js";
-import { ImageCenter } from "../image/center.js";
+import { ImageCenter, type TransferState } from "../image/center.js";
+import { sweepImageCache } from "../image/cache-cleaner.js";
+import type { Logger } from "../lib/logger.js";
 import { ImageLibrary } from "../image/library.js";
 import { sidecarName } from "../image/names.js";
 import { ImageRequestRefused, ImageRequestVerifier, signImageRequest } from "../image/request-signature.js";
@@ -48,13 +51,69 @@ export function createImageCenter(opts: AgentImagesOptions): ImageCenter {
     cache: opts.cache,
     servers,
     transports: { http: httpTransport(sign, opts.nodeId), rsync: rsyncTransport() },
-    inUse: (name) => {
-      const vm = opts.repo.list().find((v) => v.imageName === name);
-      if (vm) return `the image of task ${vm.taskId}`;
-      const snap = prepared(opts.db, "SELECT name FROM vm_snapshots WHERE base_image = ? OR image_name = ?").get(name, name) as { name: string } | undefined;
-      return snap && `held by snapshot ${snap.name} (delete it first)`;
-    },
+    inUse: imageUse(opts.repo, opts.db),
   });
+}
+
+/** What keeps an image of the cache: a task booting from it, or a snapshot that is it or a delta on it. */
+export function imageUse(repo: VmRepo, db: Db): (name: string) => string | undefined {
+  return (name) => {
+    const vm = repo.list().find((v) => v.imageName === name);
+    if (vm) return `the image of task ${vm.taskId}`;
+    const snap = prepared(db, "SELECT name FROM vm_snapshots WHERE base_image = ? OR image_name = ?").get(name, name) as { name: string } | undefined;
+    return snap && `held by snapshot ${snap.name} (delete it first)`;
+  };
+}
+
+/**
+ * Sweeps the image cache (cache-cleaner.ts) hourly and after each download, by config.json's
+ * `image_cache_min_free_gib` (default 10) and `image_cache_keep_days` (default 7), read at each
+ * sweep. Returns the stop function.
+ */
+export function startCacheSweeps(opts: {
+  cache: string;
+  center: ImageCenter;
+  config: () => { image_cache_min_free_gib?: number | undefined; image_cache_keep_days?: number | undefined };
+  inUse: (name: string) => string | undefined;
+  log: Logger;
+}): () => void {
+  let running = false;
+  const sweep = async () => {
+    if (running) return;
+    running = true;
+    try {
+      const config = opts.config();
+      const removed = await sweepImageCache({
+        cache: opts.cache,
+        freeBytes: async () => {
+          const s = await statfs(opts.cache);
+          return s.bavail * s.bsize;
+        },
+        minFreeBytes: (config.image_cache_min_free_gib ?? 10) * 2 ** 30,
+        keepDays: config.image_cache_keep_days ?? 7,
+        inUse: opts.inUse,
+        transferring: (name) => opts.center.busy(name),
+      });
+      if (removed.length > 0) {
+        await new ImageLibrary(opts.cache).pruneBlobs();
+        opts.log.info({ removed }, "image cache short of space: unused images removed, oldest first");
+      }
+    } catch (err) {
+      opts.log.warn({ err }, "image cache sweep failed");
+    } finally {
+      running = false;
+    }
+  };
+  const onTransfer = (t: TransferState) => {
+    if (t.direction === "download" && t.status === "done") void sweep();
+  };
+  opts.center.on("transfer", onTransfer);
+  const timer = setInterval(() => void sweep(), 3600_000).unref();
+  void sweep();
+  return () => {
+    clearInterval(timer);
+    opts.center.off("transfer", onTransfer);
+  };
 }
 
 /** `ip:port`, or a bare address (port 10000, as in seed 000). */

@@ -48,6 +48,16 @@ export const SystemConfig = Type.Object(
     image_server: Type.Optional(
       Type.Boolean({ description: "Whether this agent serves its image cache to the LAN as an image server (default: on a master only; `--image-server` turns it on)" }),
     ),
+    image_cache_min_free_gib: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1_000_000,
+        description:
+          "When the image cache's disk has less free space than this (GiB; default 10), images no task uses, no snapshot " +
+          "needs and no renter owns, not pulled for image_cache_keep_days, are removed, oldest first, until it has",
+      }),
+    ),
+    image_cache_keep_days: Type.Optional(Type.Number({ minimum: 0, maximum: 3650, description: "An image pulled more recently than this is never removed to make room (default 7)" })),
     renter_disk_quota_gib: Type.Optional(
       Type.Union([Type.Number({ minimum: 0, maximum: 1_000_000 }), Type.Null()], {
         description:

@@ -137,6 +137,14 @@ export class ImageCenter extends EventEmitter {
     return t && view(t);
   }
 
+  /** Whether a transfer of `name` (either way) runs now. */
+  busy(name: string): boolean {
+    return (["download", "upload"] as const).some((d) => {
+      const t = this.transfers.get(key(name, d));
+      return t !== undefined && (t.status === "downloading" || t.status === "uploading");
+    });
+  }
+
   /** Resolves with `name`'s transfer in `direction` once it has ended (at once when none runs). */
   async finished(name: string, direction: TransferDirection): Promise<TransferState | undefined> {
     const t = this.transfers.get(key(name, direction));
@@ -161,10 +169,7 @@ export class ImageCenter extends EventEmitter {
     const image = this.checkName(name);
     const owner = this.checkExists(image, renter);
     if (renter !== null && owner !== renter) throw new ImageCenterError("image_filename", `image ${image} is the operator's: only the operator deletes it`, true);
-    for (const direction of ["download", "upload"] as const) {
-      const t = this.transfers.get(key(image, direction));
-      if (t && (t.status === "downloading" || t.status === "uploading")) throw new ImageCenterError("image_filename", `image ${image} is being transferred`, true);
-    }
+    this.checkIdle(image);
     const use = this.opts.inUse(image);
     if (use) throw new ImageCenterError("image_filename", `image ${image} is ${use}`, true);
     await rm(join(this.opts.cache, image), { force: true });
@@ -222,10 +227,7 @@ export class ImageCenter extends EventEmitter {
   }
 
   private checkIdle(name: string): void {
-    for (const direction of ["download", "upload"] as const) {
-      const t = this.transfers.get(key(name, direction));
-      if (t && (t.status === "downloading" || t.status === "uploading")) throw new ImageCenterError("image_filename", `image ${name} is being transferred`, true);
-    }
+    if (this.busy(name)) throw new ImageCenterError("image_filename", `image ${name} is being transferred`, true);
   }
 
   /** The image's owner; refuses an image not here, or one of another renter (told it does not exist). */
