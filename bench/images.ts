@@ -1,7 +1,8 @@
 /**
  * batu's image download (sha256 on: every piece and the whole) against curl for the same file from
  * the same server over loopback, rounds interleaved so both see the same machine load.
- *   node --import tsx src/image/bench-download.ts [sizeMiB=1024] [rounds=3] [concurrency=4]
+ *   npm run bench:images -- [sizeMiB=1024] [rounds=3] [concurrency=4]
+ * (target: batu ≥ 0.9× curl's throughput). Writes bench/results/images-<date>.json.
  * Server and downloader run in their own processes, like on two nodes.
  */
 import { spawn } from "node:child_process";
@@ -11,9 +12,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { exec } from "../lib/exec.js";
-import { downloadImage } from "./download.js";
-import { startImageServer } from "./testing.js";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { exec } from "../src/lib/exec.js";
+import { downloadImage } from "../src/image/download.js";
+import { startImageServer } from "../src/image/testing.js";
 
 const self = fileURLToPath(import.meta.url);
 const [mode, ...args] = process.argv.slice(2);
@@ -59,7 +62,11 @@ if (mode === "serve") {
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const curl = median(rows.map((r) => r.curl));
     const batu = median(rows.map((r) => r.batu));
-    console.log(JSON.stringify({ sizeMiB, rounds, concurrency: Number(conc), curlMBps: Math.round(curl), batuMBps: Math.round(batu), ratio: +(batu / curl).toFixed(2) }));
+    const figures = { sizeMiB, rounds, concurrency: Number(conc), curlMBps: Math.round(curl), batuMBps: Math.round(batu), ratio: +(batu / curl).toFixed(2), samples: rows };
+    console.log(JSON.stringify({ ...figures, samples: undefined }));
+    const out = resolve(import.meta.dirname, "results");
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, `images-${new Date().toISOString().replace(/:/g, "-").replace(/\.\d+Z$/, "Z")}.json`), JSON.stringify(figures, null, 2));
   } finally {
     if (server.pid) process.kill(server.pid, "SIGTERM");
     await rm(dir, { recursive: true, force: true });
