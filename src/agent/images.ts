@@ -11,6 +11,7 @@ import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ApiError } from "../api/errors.js";
+import { privateTransport } from "../server/transport.js";
 import type { Authenticator } from "../auth/signed-envelope.js";
 import { bearerToken, secretEquals } from "../auth/secrets.js";
 import type { GroupService } from "../group/service.js";
@@ -148,6 +149,8 @@ export async function serveImages(
     let who: "trusted" | "anyone" = "anyone";
     const token = bearerToken(req.headers.authorization);
     if (token !== undefined) {
+      // The admin token crosses the LAN over TLS only, as on every other route.
+      if (!privateTransport(req)) throw new ApiError("tls_required", "the admin token is taken from other hosts over HTTPS only");
       if (!secretEquals(token, opts.adminToken())) throw new ApiError("unauthorized", "wrong bearer token");
       who = "trusted";
     } else {
