@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { copyFileSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync, writeSync, closeSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { call, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
+import { call, runCli, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
 import { until } from "./helpers/wait.js";
 import { DbcClient, DEMO_TASK } from "./helpers/dbc-client.js";
 import { endVmTests, freePort, grantNode } from "./helpers/vm.js";
@@ -178,4 +178,18 @@ describe("DBC's images/* between a master image server and a member", () => {
     expect((await images("/delete", { image_filename: "from-rsync.qcow2" })).body).toMatchObject({ errcode: 1, message: expect.stringMatching(/only the operator/) });
     expect((await call(`${member.url}/common/image/delete`, { token: member.adminToken, body: { name: "from-rsync.qcow2" } })).status).toBe(200);
   }, 60_000);
+
+  it("`batu image …` lists, pulls with progress to done, and deletes through the local agent", async () => {
+    const at = ["--conf-dir", member.confDir, "--port", String(member.port)];
+    expect(await runCli(["image", "servers", ...at])).toMatchObject({ code: 0, stdout: "DBC_1\nmaster\n" });
+    const listed = await runCli(["image", "ls", "--server", "DBC_1", ...at]);
+    expect(listed, listed.stderr).toMatchObject({ code: 0, stdout: expect.stringMatching(/^from-rsync\.qcow2 {2}0\.00 GiB\n$/) });
+    const pulled = await runCli(["image", "pull", "DBC_1", "from-rsync.qcow2", ...at]);
+    expect(pulled, pulled.stderr).toMatchObject({ code: 0, stdout: "download of from-rsync.qcow2: done\n" });
+    // Not a terminal: a line per tenth, to 100 %.
+    expect(pulled.stderr.trim().split("\n").at(-1)).toBe("download from-rsync.qcow2 100%");
+    expect((await runCli(["image", "ls", "--json", ...at])).stdout).toContain("from-rsync.qcow2");
+    expect(await runCli(["image", "rm", "from-rsync.qcow2", ...at])).toMatchObject({ code: 0, stdout: "deleted from-rsync.qcow2\n" });
+    expect(await runCli(["image", "rm", "from-rsync.qcow2", ...at])).toMatchObject({ code: 1, stderr: expect.stringMatching(/not exist/) });
+  });
 });

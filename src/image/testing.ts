@@ -32,7 +32,7 @@ export interface TestServer {
 
 export async function startImageServer(
   dir: string,
-  opts: { pieceBytes?: number; authorize?: (req: FastifyRequest, action: ImageAction) => void | Promise<void> } = {},
+  opts: { pieceBytes?: number; authorize?: (req: FastifyRequest, action: ImageAction) => void | Promise<void>; host?: string; port?: number } = {},
 ): Promise<TestServer> {
   const app = Fastify({ logger: false });
   const library = new ImageLibrary(dir, opts.pieceBytes ? { pieceBytes: opts.pieceBytes } : {});
@@ -41,6 +41,6 @@ export async function startImageServer(
     requests.push({ method: req.method, url: req.url, status: reply.statusCode });
   });
   await app.register(imageServerRoutes, { library, authorize: opts.authorize ?? (() => undefined) });
-  const address = await app.listen({ host: "127.0.0.1", port: 0 });
+  const address = await app.listen({ host: opts.host ?? "127.0.0.1", port: opts.port ?? 0 });
   return { app, library, url: `${address}${IMAGE_SERVER_PREFIX}`, requests, close: () => app.close() };
 }
