@@ -40,8 +40,8 @@ if (mode === "serve") {
   await new Promise<void>((r) => process.stdin.once("data", () => r()));
   const t0 = performance.now();
   const r = await downloadImage({ sources, name: "swarm.qcow2", destDir: dir, dedupe: false, lackingTimeoutMs: 120_000 });
+  // Keeps serving its pieces to the others until the bench ends the round.
   console.log(JSON.stringify({ seconds: (performance.now() - t0) / 1000, bytesBySource: r.bytesBySource }));
-  process.exit(0);
 } else {
   await main();
 }
@@ -91,13 +91,18 @@ async function main(): Promise<void> {
         (p) =>
           new Promise<{ seconds: number; bytesBySource: Record<string, number> }>((ok, fail) => {
             let out = "";
-            p.stdout!.on("data", (b: Buffer) => (out += b.toString()));
-            p.once("exit", (code) => (code === 0 ? ok(JSON.parse(out.trim().split("\n").at(-1)!)) : fail(new Error(`a pull exited ${code}: ${out}`))));
+            p.stdout!.on("data", (b: Buffer) => {
+              out += b.toString();
+              const line = out.split("\n").find((l) => l.startsWith("{"));
+              if (line) ok(JSON.parse(line) as { seconds: number; bytesBySource: Record<string, number> });
+            });
+            p.once("exit", (code) => fail(new Error(`a pull exited ${code}: ${out}`)));
           }),
       );
       for (const p of pullers) p.stdin!.write("go\n");
       const each = await Promise.all(results);
       const total = (performance.now() - t0) / 1000;
+      for (const p of pullers) p.kill("SIGKILL");
       const fromServer = each.reduce((n, r) => n + (r.bytesBySource[serverUrl] ?? 0), 0) / 2 ** 20;
       console.log(`${label.padEnd(22)} total ${total.toFixed(2)} s; from the server ${fromServer.toFixed(0)} MiB of ${mib * who.length} MiB`);
       return { total, each, fromServerMiB: fromServer };

@@ -270,9 +270,16 @@ class Download {
   private async fetchAll(handle: FileHandle): Promise<void> {
     const queue = this.manifest.pieces.map((_, i) => i).filter((i) => !this.done.has(i));
     if (queue.length === 0) return;
+    // With peers, each downloader takes the pieces in an order of its own, so that members pulling
+    // at once hold different pieces early and fetch them from each other rather than all from the
+    // server. Alone, in file order: the whole-file hash then follows the download.
+    if (this.sources.length > 1) shuffle(queue);
+    // With peers, the server (the first source) is asked for a piece only once no peer holds it.
     const pool = new SourcePool(
       this.sources.map((s) => ({ key: s.baseUrl, source: s })),
       this.opts.setAsideMs ?? 2000,
+      undefined,
+      this.sources.length > 1 ? this.sources[0]!.baseUrl : undefined,
     );
     const failures = new Map<number, string[]>();
     let fatal: unknown = null;
@@ -456,27 +463,30 @@ class Download {
 
   /**
    * The sidecar (from any source that has one: a peer mid-download has none yet, so a 404 is
-   * believed only when every source says it) and the boot files it names, each placed before the
+   * believed only when every source that answers says it, the first one (the server) among them: a
+   * peer gone away does not fail the download) and the boot files it names, each placed before the
    * image. A boot file already here with other bytes is never replaced: another image boots it.
    */
   private async fetchSidecarAndBootFiles(): Promise<void> {
     let text: string | null = null;
     let from: ImageHttpSource | null = null;
     const errors: string[] = [];
-    for (const src of this.sources) {
+    let serverSaysNone = false;
+    for (const [i, src] of this.sources.entries()) {
       try {
         text = await src.metaText(this.name, this.signal);
         if (text !== null) {
           from = src;
           break;
         }
+        if (i === 0) serverSaysNone = true;
       } catch (e) {
         if (this.signal.aborted) throw abortError(this.signal);
         errors.push((e as Error).message);
       }
     }
     if (text === null) {
-      if (errors.length > 0) throw new ImageTransferError("source_failed", `${this.name}: its metadata could not be fetched: ${errors.join("; ")}`);
+      if (errors.length > 0 && !serverSaysNone) throw new ImageTransferError("source_failed", `${this.name}: its metadata could not be fetched: ${errors.join("; ")}`);
       return;
     }
     const meta = parseMeta(this.name, text);
@@ -538,5 +548,13 @@ async function writeAll(handle: FileHandle, bufs: Buffer[], bytes: number, posit
       }
       rest = next;
     }
+  }
+}
+
+/** Fisher-Yates, in place. */
+function shuffle<T>(items: T[]): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
   }
 }

@@ -25,6 +25,11 @@ export class SourcePool<S> {
     sources: readonly { key: string; source: S }[],
     private readonly setAsideMs: number,
     private readonly now: () => number = Date.now,
+    /**
+     * A source asked only when no other may hold the piece (the image server, when peers are there
+     * too: a peer's 404 costs a LAN round trip, a piece from the server costs its uplink).
+     */
+    private readonly lastResort?: string,
   ) {
     this.entries = sources.map(({ key, source }) => ({ key, source, inFlight: 0, rate: null, failuresInRow: 0, asideUntil: 0, lacks: new Set() }));
   }
@@ -33,8 +38,10 @@ export class SourcePool<S> {
     const now = this.now();
     const holders = this.entries.filter((e) => !e.lacks.has(index));
     if (holders.length === 0) return { kind: "lacking" };
-    const ready = holders.filter((e) => e.asideUntil <= now);
+    let ready = holders.filter((e) => e.asideUntil <= now);
     if (ready.length === 0) return { kind: "wait", ms: Math.max(1, Math.min(...holders.map((e) => e.asideUntil)) - now) };
+    const others = ready.filter((e) => e.key !== this.lastResort);
+    if (others.length > 0) ready = others;
     // An untried source counts as fast as the best one known, so each gets tried early.
     const best = Math.max(0, ...this.entries.map((e) => e.rate ?? 0)) || 1;
     let chosen = ready[0]!;
