@@ -6,9 +6,7 @@
  * renter's own image (an uploaded snapshot) is listed and read only by a node of the group or the
  * operator; only they upload.
  */
-import { readFileSync } from "node:fs";
 import { statfs } from "node:fs/promises";
-import { join } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ApiError } from "../api/errors.js";
 import { privateTransport } from "../server/transport.js";
@@ -19,7 +17,7 @@ import { ImageCenter, type TransferState } from "../image/center.js";
 import { sweepImageCache } from "../image/cache-cleaner.js";
 import type { Logger } from "../lib/logger.js";
 import { ImageLibrary } from "../image/library.js";
-import { sidecarName } from "../image/names.js";
+import { imageOwner } from "../image/names.js";
 import { ImageRequestRefused, ImageRequestVerifier, signImageRequest } from "../image/request-signature.js";
 import { imageServerRoutes, IMAGE_SERVER_PREFIX } from "../image/server-routes.js";
 import { parseImageServers, type ImageServer } from "../image/servers.js";
@@ -164,13 +162,7 @@ export async function serveImages(
     callers.set(req, who);
     return who;
   };
-  const ownedImage = (name: string): boolean => {
-    try {
-      return typeof (JSON.parse(readFileSync(join(opts.cache, sidecarName(name)), "utf8")) as { owner?: unknown }).owner === "string";
-    } catch {
-      return false;
-    }
-  };
+  const ownedImage = (name: string): boolean => imageOwner(opts.cache, name) !== null;
   await app.register(async (scope) => {
     scope.addHook("onRoute", (route) => {
       route.config = { ...(route.config ?? {}), auth: "public" } as typeof route.config;

@@ -5,11 +5,11 @@
  * first, until the floor is met again. An image is "pulled" when it arrived (its file's mtime: a
  * download or an import writes the file; a VM only reads it).
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { IMAGE_NAME_RE } from "../vm/images.js";
-import { sidecarName } from "./names.js";
+import { imageOwner, sidecarName } from "./names.js";
 
 export interface CacheCleanerOptions {
   cache: string;
@@ -34,7 +34,7 @@ export async function sweepImageCache(opts: CacheCleanerOptions): Promise<string
   const candidates = readdirSync(opts.cache)
     .filter((f) => IMAGE_NAME_RE.test(f) && f.endsWith(".qcow2"))
     .map((name) => ({ name, st: statSync(join(opts.cache, name)) }))
-    .filter(({ name, st }) => st.mtimeMs < cutoff && !ownedImage(opts.cache, name) && !opts.inUse(name) && !opts.transferring(name))
+    .filter(({ name, st }) => st.mtimeMs < cutoff && imageOwner(opts.cache, name) === null && !opts.inUse(name) && !opts.transferring(name))
     .sort((a, b) => a.st.mtimeMs - b.st.mtimeMs);
   const removed: string[] = [];
   for (const { name, st } of candidates) {
@@ -47,12 +47,4 @@ export async function sweepImageCache(opts: CacheCleanerOptions): Promise<string
     free = st.nlink > 1 ? await opts.freeBytes() : free + st.size;
   }
   return removed;
-}
-
-function ownedImage(cache: string, name: string): boolean {
-  try {
-    return typeof (JSON.parse(readFileSync(join(cache, sidecarName(name)), "utf8")) as { owner?: unknown }).owner === "string";
-  } catch {
-    return false;
-  }
 }

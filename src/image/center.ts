@@ -8,11 +8,12 @@
  * images (snapshots) only by that renter.
  */
 import { EventEmitter } from "node:events";
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { formatGiB } from "../lib/units.js";
 import { IMAGE_NAME_RE } from "../vm/images.js";
+import { imageOwner } from "./names.js";
 import type { ImageServer } from "./servers.js";
 
 export type TransferDirection = "download" | "upload";
@@ -240,13 +241,7 @@ export class ImageCenter extends EventEmitter {
   }
 
   private ownerOf(name: string): string | null {
-    const sidecar = join(this.opts.cache, name.replace(/\.qcow2$/, ".json"));
-    try {
-      const owner = (JSON.parse(readFileSync(sidecar, "utf8")) as { owner?: unknown }).owner;
-      return typeof owner === "string" ? owner : null;
-    } catch {
-      return null;
-    }
+    return imageOwner(this.opts.cache, name);
   }
 }
 

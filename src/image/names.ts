@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { IMAGE_NAME_RE } from "../vm/images.js";
 import { ImageTransferError } from "./errors.js";
@@ -52,3 +53,16 @@ export function imagePaths(dir: string, name: string) {
 export const blobDir = (dir: string): string => join(dir, ".blobs");
 
 export const SHA256_RE = /^[0-9a-f]{64}$/;
+
+/**
+ * The renter whose own image `name` in `dir` is (its sidecar's `owner`: a snapshot), or null for
+ * the operator's image (no sidecar, or none naming an owner).
+ */
+export function imageOwner(dir: string, name: string): string | null {
+  try {
+    const owner = (JSON.parse(readFileSync(join(dir, sidecarName(name)), "utf8")) as { owner?: unknown }).owner;
+    return typeof owner === "string" ? owner : null;
+  } catch {
+    return null;
+  }
+}
