@@ -85,7 +85,10 @@ describe("DBC's images/* between a master image server and a member", () => {
     await stream.stop();
     expect(stream.images[0]).toMatchObject({ image_filename: "demo-copy.qcow2", direction: "download", image_server: "master", status: "downloading", progress: "0%" });
     expect(stream.images.at(-1)).toMatchObject({ status: "done", progress: "100%", error: null });
-    expect((await images("", {})).body.message).toContainEqual({ image_name: "demo-copy.qcow2", image_size: expect.any(String) });
+    const onNode = (await images("", {})).body.message;
+    expect(onNode).toContainEqual({ image_name: "demo-copy.qcow2", image_size: expect.any(String) });
+    // The images shipped with batu are the node's too.
+    expect(onNode).toContainEqual({ image_name: "batu-demo.qcow2", image_size: expect.any(String) });
     // A second download of what the node has is refused.
     expect((await images("/download", { image_server: "master", image_filename: "demo-copy.qcow2" })).body).toMatchObject({ errcode: 1, message: expect.stringMatching(/on this node already/) });
     const port = await freePort();

@@ -111,6 +111,7 @@ export async function startAgent(
   });
   const imageCenter = createImageCenter({
     cache: images.dirs[0]!,
+    shipped: images.dirs.slice(1),
     nodeId: identity.nodeId,
     nodeKey: state.nodeKey,
     configured: state.files.system.image_servers ?? [],

@@ -28,6 +28,8 @@ import type { VmRepo } from "../vm/repo.js";
 
 export interface AgentImagesOptions {
   cache: string;
+  /** Images shipped with batu (listed, never transferred or deleted by the center). */
+  shipped: readonly string[];
   nodeId: string;
   nodeKey: Authenticator;
   /** config.json `image_servers` (checked here: a bad entry stops the start, naming it). */
@@ -48,6 +50,7 @@ export function createImageCenter(opts: AgentImagesOptions): ImageCenter {
   const sign = (method: string, url: string) => signImageRequest(opts.nodeKey, opts.nodeId, method, url);
   return new ImageCenter({
     cache: opts.cache,
+    shipped: opts.shipped,
     servers,
     transports: { http: httpTransport(sign, opts.nodeId), rsync: rsyncTransport() },
     inUse: imageUse(opts.repo, opts.db),

@@ -83,6 +83,11 @@ describe("ImageCenter", () => {
     writeFileSync(join(cache, "snap-b.json"), JSON.stringify({ owner: "bob" }));
     const c = center();
     expect(c.listLocal("alice").map((i) => i.name)).toEqual(["ops.qcow2", "snap-a.qcow2"]);
+    // Shipped images list too (after the cache's, a name in both shows once).
+    writeFileSync(join(remote, "shipped.qcow2"), "s");
+    writeFileSync(join(remote, "ops.qcow2"), "other");
+    const withShipped = new ImageCenter({ cache, shipped: [remote], servers: () => [SERVER], transports: { rsync: folderTransport(), http: folderTransport() }, inUse: () => undefined });
+    expect(withShipped.listLocal("alice").map((i) => [i.name, i.sizeBytes])).toEqual([["ops.qcow2", 1], ["shipped.qcow2", 1], ["snap-a.qcow2", 1]]);
     expect(c.listLocal(null).map((i) => [i.name, i.owner])).toEqual([["ops.qcow2", null], ["snap-a.qcow2", "alice"], ["snap-b.qcow2", "bob"]]);
     expect(() => c.upload("ID_1", "snap-b.qcow2", "alice")).toThrow("'image_filename' is not exist: snap-b.qcow2");
     c.upload("ID_1", "snap-a.qcow2", "alice");

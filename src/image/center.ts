@@ -65,6 +65,8 @@ export class ImageCenterError extends Error {
 export interface ImageCenterOptions {
   /** The node's image cache (`<data>/images`). */
   cache: string;
+  /** Folders of images shipped with batu (build/images): listed and bootable, never transferred or deleted here. */
+  shipped?: readonly string[];
   /** The servers this node knows now (the configured ones, and the group's master). */
   servers: () => ImageServer[];
   transports: Record<ImageServer["kind"], ImageTransport>;
@@ -104,14 +106,17 @@ export class ImageCenter extends EventEmitter {
 
   /** The images in this node's cache that `renter` may see: the operator's, and its own (null: the operator sees all). */
   listLocal(renter: string | null): Array<ListedImage & { owner: string | null }> {
-    const images: Array<ListedImage & { owner: string | null }> = [];
-    for (const file of readdirSync(this.opts.cache).sort()) {
-      if (!IMAGE_NAME_RE.test(file) || !file.endsWith(".qcow2")) continue;
-      const owner = this.ownerOf(file);
-      if (renter !== null && owner !== null && owner !== renter) continue;
-      images.push({ name: file, sizeBytes: statSync(join(this.opts.cache, file)).size, owner });
+    const images = new Map<string, ListedImage & { owner: string | null }>();
+    for (const dir of [this.opts.cache, ...(this.opts.shipped ?? [])]) {
+      const files = existsSync(dir) ? readdirSync(dir) : [];
+      for (const file of files) {
+        if (images.has(file) || !IMAGE_NAME_RE.test(file) || !file.endsWith(".qcow2")) continue;
+        const owner = imageOwner(dir, file);
+        if (renter !== null && owner !== null && owner !== renter) continue;
+        images.set(file, { name: file, sizeBytes: statSync(join(dir, file)).size, owner });
+      }
     }
-    return images;
+    return [...images.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** Starts bringing `name` from server `serverId` into the cache; refused when the node has it or moves it already. */
