@@ -17,7 +17,7 @@ import { dataFilesDir, vmDir } from "../storage/volumes.js";
 import { FieldError } from "../vm/create-request.js";
 import { VmConflictError, VmResourceError } from "../vm/errors.js";
 import type { VmRecord, VmRepo } from "../vm/repo.js";
-import { checkFit, checkRenterDisk, committed, type HostCapacity } from "../vm/resources.js";
+import { checkDiskRoom, type HostCapacity } from "../vm/resources.js";
 import type { VmService } from "../vm/service.js";
 import { dataDisksOf, withDiskSize, withoutDisk, type VmSpec } from "../vm/spec.js";
 
@@ -134,9 +134,7 @@ export class DiskService {
 
   /** Refuses `bytes` more of disk for `vm` beyond what the host has free, what all VMs were promised, and its renter's quota. */
   private async checkRoom(vm: VmRecord, bytes: number): Promise<void> {
-    const host = await this.opts.capacity();
-    const all = this.opts.repo.list();
-    const refusal = checkFit(host, committed(all), { vcpus: 0, memoryBytes: 0, diskBytes: bytes }) ?? checkRenterDisk(host, all, vm.owner, bytes);
+    const refusal = checkDiskRoom(await this.opts.capacity(), this.opts.repo.list(), vm.owner, bytes);
     if (refusal) throw new VmResourceError("size", refusal.message);
   }
 

@@ -26,7 +26,7 @@ import { preparedDiskPath, swapDisks } from "../vm/disk-swap.js";
 import { VmConflictError, VmResourceError } from "../vm/errors.js";
 import type { ImageCatalog } from "../vm/images.js";
 import type { VmRecord, VmRepo } from "../vm/repo.js";
-import { checkFit, checkRenterDisk, committed, type HostCapacity } from "../vm/resources.js";
+import { checkDiskRoom, type HostCapacity } from "../vm/resources.js";
 import type { VmService } from "../vm/service.js";
 import type { Operation, ProgressReporter } from "../vm/operations.js";
 import { dataDisksOf } from "../vm/spec.js";
@@ -281,9 +281,7 @@ export class SnapshotService {
     const now = new Map(dataDisksOf(vm.spec).map((d) => [d.name, d.sizeBytes ?? 0]));
     const more = snapshot.dataDisks.reduce((n, d) => n + Math.max(0, d.sizeBytes - (now.get(d.name) ?? 0)), 0);
     if (more === 0) return;
-    const host = await this.opts.capacity();
-    const all = this.opts.repo.list();
-    const refusal = checkFit(host, committed(all), { vcpus: 0, memoryBytes: 0, diskBytes: more }) ?? checkRenterDisk(host, all, vm.owner, more);
+    const refusal = checkDiskRoom(await this.opts.capacity(), this.opts.repo.list(), vm.owner, more);
     if (refusal) throw new VmResourceError("snapshot_name", refusal.message);
   }
 

@@ -83,6 +83,19 @@ function promisedDisk(vm: { status: VmStatus; spec: VmSpec; systemDiskBytes?: nu
 }
 
 /**
+ * Refuses `bytes` more disk for a VM of `owner` (a disk added, grown or brought back): beyond the
+ * host's free and promisable disk, or the owner's quota. The one check of a disk change's room.
+ */
+export function checkDiskRoom(
+  host: HostCapacity,
+  vms: ReadonlyArray<{ id: string; owner: string | null; status: VmStatus; spec: VmSpec; systemDiskBytes?: number | null }>,
+  owner: string | null,
+  bytes: number,
+): Refusal | undefined {
+  return checkFit(host, committed(vms), { vcpus: 0, memoryBytes: 0, diskBytes: bytes }) ?? checkRenterDisk(host, vms, owner, bytes);
+}
+
+/**
  * Refuses `wantBytes` more disk for `owner`'s VMs beyond the operator's per-renter quota. The
  * operator's own VMs (owner null) have none.
  */
