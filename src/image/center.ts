@@ -11,7 +11,6 @@ import { EventEmitter } from "node:events";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { formatGiB } from "../lib/units.js";
 import { IMAGE_NAME_RE } from "../vm/images.js";
 import { imageOwner } from "./names.js";
 import type { ImageServer } from "./servers.js";
@@ -253,8 +252,3 @@ export class ImageCenter extends EventEmitter {
 const key = (name: string, direction: TransferDirection) => `${direction}:${name}`;
 
 const view = (t: Transfer): TransferState => ({ name: t.name, direction: t.direction, serverId: t.serverId, status: t.status, fraction: t.fraction, error: t.error });
-
-/** DBC's size string for an image: `20G`, `12.5G`. */
-export function imageSizeText(bytes: number): string {
-  return formatGiB(bytes);
-}

@@ -22,6 +22,9 @@ export function parseSizeBytes(value: string | number): number | undefined {
 /** A size as DBC shows one: GiB with up to two decimals, `10G`, `7.75G`. */
 export const formatGiB = (bytes: number): string => `${Math.round((bytes / GiB) * 100) / 100}G`;
 
+/** A fraction 0…1 as DBC writes progress: `"42%"` (whole percents, rounded down: 100% only when done). */
+export const percentText = (fraction: number): string => `${Math.floor(fraction * 100)}%`;
+
 export const bytesToMiB = (bytes: number): number => Math.floor(bytes / MiB);
 export const bytesToGiB = (bytes: number): number => bytes / GiB;
 export { MiB, GiB };

@@ -1,4 +1,5 @@
 import { readAdminToken } from "../../auth/identity.js";
+import { percentText } from "../../lib/units.js";
 import { HostApiError, HostClient, UnreachableError, type ImageTransfer } from "../../sdk/index.js";
 import { UsageError } from "../errors.js";
 import { AGENT_FLAGS, parse, parsePort } from "../options.js";
@@ -71,10 +72,10 @@ async function follow(client: HostClient, t: ImageTransfer): Promise<ImageTransf
     if (tty) {
       const width = 30;
       const filled = Math.round(t.progress * width);
-      process.stderr.write(`\r${t.direction} ${t.name} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${Math.floor(t.progress * 100)}%`);
+      process.stderr.write(`\r${t.direction} ${t.name} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${percentText(t.progress)}`);
     } else if (Math.floor(t.progress * 10) !== lastTenth) {
       lastTenth = Math.floor(t.progress * 10);
-      process.stderr.write(`${t.direction} ${t.name} ${Math.floor(t.progress * 100)}%\n`);
+      process.stderr.write(`${t.direction} ${t.name} ${percentText(t.progress)}\n`);
     }
     if (t.status !== "downloading" && t.status !== "uploading") break;
     await new Promise((r) => setTimeout(r, 250));

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from "fastify";
+import { percentText } from "../../../lib/units.js";
 import { Type } from "@sinclair/typebox";
 import type { DbcRequest } from "../../../api/v1/request.js";
 import type { V1Deps } from "./deps.js";
@@ -95,12 +96,12 @@ export const eventRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { d
       // Long operations on the renter's tasks: progress while they copy, and their end.
       const offOperations = deps.vmQueries.onOperation((op) => {
         if (!mine.has(op.vmId)) return;
-        const progress = op.progress === null ? null : `${Math.floor(op.progress * 100)}%`;
+        const progress = op.progress === null ? null : percentText(op.progress);
         res.write(`event: operation\ndata: ${JSON.stringify({ operation_id: op.id, task_id: op.taskId, action: op.action, state: op.state, progress, error: op.error })}\n\n`);
       });
       // Image transfers of this node (shared by its renters, as DBC's progress calls are): each whole percent, and the end.
       const onTransfer = (t: TransferState) => {
-        const image = { image_filename: t.name, direction: t.direction, image_server: t.serverId, status: t.status, progress: `${Math.floor(t.fraction * 100)}%`, error: t.error };
+        const image = { image_filename: t.name, direction: t.direction, image_server: t.serverId, status: t.status, progress: percentText(t.fraction), error: t.error };
         res.write(`event: image\ndata: ${JSON.stringify(image)}\n\n`);
       };
       deps.images.on("transfer", onTransfer);

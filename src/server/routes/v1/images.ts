@@ -1,7 +1,8 @@
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { DbcError, ok } from "../../../api/v1/envelope.js";
 import { DbcRequest } from "../../../api/v1/request.js";
-import { ImageCenterError, imageSizeText, type TransferDirection, type TransferState } from "../../../image/center.js";
+import { ImageCenterError, type TransferDirection, type TransferState } from "../../../image/center.js";
+import { formatGiB, percentText } from "../../../lib/units.js";
 import type { V1Deps } from "./deps.js";
 import { actingRenter } from "./target.js";
 
@@ -10,7 +11,7 @@ type Req = FastifyRequest<{ Body: DbcRequest }>;
 /** DBC's progress answer: `{"status":"downloading","progress":"42%"}`, `{"status":"done","progress":"100%"}`. */
 const progressView = (t: TransferState) => ({
   status: t.status,
-  progress: `${Math.floor(t.fraction * 100)}%`,
+  progress: percentText(t.fraction),
   ...(t.error ? { error: t.error } : {}),
 });
 
@@ -72,10 +73,10 @@ export const imageRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { d
       guarded(async () => {
         if (req.body.peer_nodes_list.length === 0) {
           const images = await center.listServer(additional(req).image_server);
-          return ok(images.map((i) => ({ image_name: i.name, image_size: imageSizeText(i.sizeBytes) })));
+          return ok(images.map((i) => ({ image_name: i.name, image_size: formatGiB(i.sizeBytes) })));
         }
         const renter = actingRenter(req, deps);
-        return ok(center.listLocal(renter).map((i) => ({ image_name: i.name, image_size: imageSizeText(i.sizeBytes) })));
+        return ok(center.listLocal(renter).map((i) => ({ image_name: i.name, image_size: formatGiB(i.sizeBytes) })));
       }),
   );
 

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
+import { percentText } from "../../../lib/units.js";
 import { DbcError, ok } from "../../../api/v1/envelope.js";
 import { DbcRequest } from "../../../api/v1/request.js";
 import { fromDbcCreate } from "./task-start.js";
@@ -155,6 +156,6 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
     const owner = renter(req);
     const op = reads.operation(req.params.id);
     if (!op || !reads.owns(owner, op.vmId)) throw new DbcError(-3, "operation not exist", 200);
-    return ok({ operation_id: op.id, task_id: op.taskId, action: op.action, state: op.state, error: op.error, progress: op.progress === null ? null : `${Math.floor(op.progress * 100)}%`, start_time: op.startedAt, end_time: op.endedAt });
+    return ok({ operation_id: op.id, task_id: op.taskId, action: op.action, state: op.state, error: op.error, progress: op.progress === null ? null : percentText(op.progress), start_time: op.startedAt, end_time: op.endedAt });
   });
 };
