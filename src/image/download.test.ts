@@ -12,9 +12,15 @@ const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const PIECE = 64 * 1024;
 const SIZE = 4 * 1024 * 1024 + 4321; // 65 pieces, the last one short
 
-/** Piece indices each server was asked for (200 answers only). */
+/** Piece indices each server was asked for (200 answers only; a run of `count` pieces counts each). */
 const piecesServed = (s: TestServer) =>
-  s.requests.filter((r) => r.url.includes("/pieces/") && r.status === 200).map((r) => Number(/\/pieces\/[^/]+\/(\d+)/.exec(r.url)![1]));
+  s.requests
+    .filter((r) => r.url.includes("/pieces/") && r.status === 200)
+    .flatMap((r) => {
+      const first = Number(/\/pieces\/[^/]+\/(\d+)/.exec(r.url)![1]);
+      const count = Number(/[?&]count=(\d+)/.exec(r.url)?.[1] ?? 1);
+      return Array.from({ length: count }, (_, k) => first + k);
+    });
 
 describe("downloadImage", () => {
   let root: string;
@@ -89,6 +95,10 @@ describe("downloadImage", () => {
     expect(err).toBeInstanceOf(ImageTransferError);
     expect((err as Error).message).toMatch(/piece 3 failed 3 times: .*sha256 .* is not the manifest's/);
     await expect(stat(join(dest, "img.qcow2"))).rejects.toThrow();
+    // Pieces 0-3 came in one request: the good ones before the bad one are kept for a resume.
+    const held = await heldPieces(dest, "img.qcow2");
+    expect([0, 1, 2].every((i) => held!.done.has(i))).toBe(true);
+    expect(held!.done.has(3)).toBe(false);
   });
 
   it("resumes an aborted download without fetching its done pieces again", async () => {

@@ -12,6 +12,7 @@ export const ImageErrorCodes = {
   busy: 409,
   range_not_satisfiable: 416,
   source_failed: 502,
+  storage_failed: 507,
   aborted: 499,
 } as const;
 export type ImageErrorCode = keyof typeof ImageErrorCodes;

@@ -73,10 +73,10 @@ export class ImageHttpSource {
 
   /** Sends a request; resolves with the response once its headers are in (the body still to read). */
   open(path: string, opts: HttpCallOptions = {}, body?: NodeJS.ReadableStream): Promise<IncomingMessage> {
-    const url = new URL(this.baseUrl + path);
-    const tls = url.protocol === "https:";
     const method = opts.method ?? "GET";
-    const headers = this.sign ? { ...opts.headers, ...this.sign(method, url.pathname + url.search) } : opts.headers;
+    const { url, headers: signature } = this.signed(path, method);
+    const tls = url.protocol === "https:";
+    const headers = { ...opts.headers, ...signature };
     return new Promise((resolve, reject) => {
       const req = (tls ? httpsRequest : httpRequest)(
         url,
@@ -88,6 +88,12 @@ export class ImageHttpSource {
       if (body) body.pipe(req);
       else req.end();
     });
+  }
+
+  /** The URL of `path` at this source, and the headers that sign a `method` request of it as this node. */
+  signed(path: string, method = "GET"): { url: URL; headers: Record<string, string> } {
+    const url = new URL(this.baseUrl + path);
+    return { url, headers: this.sign ? this.sign(method, url.pathname + url.search) : {} };
   }
 
   /** A JSON reply (bounded), or null on 404. */

@@ -99,6 +99,14 @@ describe("image server routes", () => {
     expect((await fetch(`${server.url}/pieces/a.qcow2/2?sha256=${"0".repeat(64)}`)).status).toBe(404);
     expect((await fetch(`${server.url}/pieces/a.qcow2/9999`)).status).toBe(416);
     expect((await fetch(`${server.url}/pieces/nope.qcow2/0`)).status).toBe(404);
+    // A run of pieces back to back in one reply; none past the end.
+    const run = await fetch(`${server.url}/pieces/a.qcow2/1?sha256=${sha(data)}&piece_bytes=${PIECE}&count=3`);
+    expect(run.status).toBe(200);
+    expect(Buffer.from(await run.arrayBuffer()).equals(data.subarray(PIECE, 4 * PIECE))).toBe(true);
+    expect(run.headers.get("x-piece-sha256")).toBeNull();
+    const pieces = Math.ceil(data.length / PIECE);
+    expect((await fetch(`${server.url}/pieces/a.qcow2/${pieces - 2}?piece_bytes=${PIECE}&count=3`)).status).toBe(416);
+    expect((await fetch(`${server.url}/pieces/a.qcow2/0?count=0`)).status).toBe(400);
   });
 
   it("refuses names that leave the folder or are not images", async () => {

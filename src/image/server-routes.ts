@@ -57,6 +57,11 @@ const UploadReply = Type.Object({
 
 const isMissing = (e: unknown): boolean => (e as NodeJS.ErrnoException)?.code === "ENOENT";
 
+/** The bytes of pieces `first` to `last`, back to back. */
+function piecesSpan(m: { sizeBytes: number; pieceBytes: number }, first: number, last: number): { start: number; end: number } {
+  return { start: pieceSpan(m, first).start, end: pieceSpan(m, last).end };
+}
+
 /** Opens a file to serve, or not_found. */
 async function openOrNotFound(path: string, what: string): Promise<FileHandle> {
   try {
@@ -115,7 +120,7 @@ async function digestOfOpen(library: ImageLibrary, name: string, st: Stats) {
  *   GET  /images/:name/manifest       the piece manifest
  *   GET  /images/:name/meta           the sidecar json (404 when none)
  *   GET  /images/:name/files/:file    a kernel/initrd the sidecar names (only those)
- *   GET  /pieces/:name/:index         a verified piece, of a complete image or of a download in progress
+ *   GET  /pieces/:name/:index         verified pieces (?count=N: N from :index on), of a complete image or of a download in progress
  *   PUT  /images/:name/meta           the sidecar, sent before the image
  *   PUT  /images/:name                upload (x-image-sha256; Content-Range to resume)
  *   GET|HEAD /uploads/:name           bytes held of an upload in progress
@@ -204,22 +209,25 @@ export const imageServerRoutes: FastifyPluginAsyncTypebox<ImageServerRoutesOptio
         querystring: Type.Object({
           sha256: Type.Optional(Type.String({ description: "The whole image's sha256 the asker follows: 404 when this node holds other content" })),
           piece_bytes: Type.Optional(Type.String({ pattern: "^[1-9][0-9]{0,9}$", description: "The asker's piece size; default this server's" })),
+          count: Type.Optional(Type.String({ pattern: "^[1-9][0-9]{0,3}$", description: "Pieces from :index on, back to back in one reply (default 1): one request per run of pieces, not per piece" })),
         }),
         tags: ["images"],
-        summary: "One verified piece, from a complete image or a download in progress (404 when not held)",
+        summary: "Verified pieces, from a complete image or a download in progress (404 when one is not held)",
       },
     },
     async (req, reply) => {
       await authorize(req, "read", req.params.name);
       const name = assertImageName(req.params.name);
       const index = Number(req.params.index);
+      const count = Number(req.query.count ?? 1);
+      const last = index + count - 1;
       const want = { sha256: req.query.sha256, piece_bytes: req.query.piece_bytes === undefined ? undefined : Number(req.query.piece_bytes) };
       // A complete image serves any piece size by range.
       const complete = await library.entry(name).catch(() => null);
       if (complete && (!want.sha256 || want.sha256 === complete.sha256)) {
         const pieceBytes = want.piece_bytes ?? library.pieceBytes;
-        if (index >= pieceCount(complete.sizeBytes, pieceBytes)) throw new ImageTransferError("range_not_satisfiable", `image ${name} has no piece ${index}`);
-        const span = pieceSpan({ sizeBytes: complete.sizeBytes, pieceBytes }, index);
+        if (last >= pieceCount(complete.sizeBytes, pieceBytes)) throw new ImageTransferError("range_not_satisfiable", `image ${name} has no piece ${last}`);
+        const span = piecesSpan({ sizeBytes: complete.sizeBytes, pieceBytes }, index, last);
         for (let attempt = 0; attempt < 3; attempt++) {
           const handle = await openOrNotFound(library.path(name), `image: ${name}`);
           const st = await handle.stat();
@@ -228,7 +236,7 @@ export const imageServerRoutes: FastifyPluginAsyncTypebox<ImageServerRoutesOptio
             await handle.close();
             continue;
           }
-          const tag = d.pieceBytes === pieceBytes ? d.pieces[index] : undefined;
+          const tag = d.pieceBytes === pieceBytes && count === 1 ? d.pieces[index] : undefined;
           if (tag) void reply.header("x-piece-sha256", tag);
           return sendFile(req, reply, handle, tag ? `"${tag}"` : null, span, chunkBytes);
         }
@@ -239,14 +247,14 @@ export const imageServerRoutes: FastifyPluginAsyncTypebox<ImageServerRoutesOptio
         !held ||
         (want.sha256 && want.sha256 !== held.manifest.sha256) ||
         (want.piece_bytes && want.piece_bytes !== held.manifest.pieceBytes) ||
-        !held.done.has(index)
+        !Array.from({ length: count }, (_, k) => index + k).every((i) => held.done.has(i))
       ) {
-        throw new ImageTransferError("not_found", `piece ${index} of ${name} is not held here`);
+        throw new ImageTransferError("not_found", `piece ${count === 1 ? index : `${index}-${last}`} of ${name} is not held here`);
       }
-      const tag = held.manifest.pieces[index]!;
+      const tag = count === 1 ? held.manifest.pieces[index]! : null;
       const handle = await openOrNotFound(held.partPath, `piece ${index} of ${name}`);
-      void reply.header("x-piece-sha256", tag);
-      return sendFile(req, reply, handle, `"${tag}"`, pieceSpan(held.manifest, index), chunkBytes);
+      if (tag) void reply.header("x-piece-sha256", tag);
+      return sendFile(req, reply, handle, tag && `"${tag}"`, piecesSpan(held.manifest, index, last), chunkBytes);
     },
   );
 
