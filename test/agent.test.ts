@@ -283,7 +283,7 @@ describe("agent: bad configuration stops the start and is never overwritten", ()
       const dir = freshDir();
       mkdirSync(join(dir, "conf"));
       writeFileSync(join(dir, "conf", file), content);
-      const r = await runCli(["agent", "--port", "0", "--host", "127.0.0.1", "--conf-dir", join(dir, "conf"), "--data-dir", join(dir, "data")]);
+      const r = await runCli(["agent", "--port", "0", "--host", "127.0.0.1", "--network", "user", "--conf-dir", join(dir, "conf"), "--data-dir", join(dir, "data")]);
       expect(r.code).toBe(78);
       expect(r.stderr).toMatch(message);
       expect(readFileSync(join(dir, "conf", file), "utf8")).toBe(content);
@@ -301,7 +301,7 @@ describe("agent: bad configuration stops the start and is never overwritten", ()
 
     rmSync(join(conf, "config.json"));
     const r = await runCli(
-      ["agent", "--port", "0", "--host", "127.0.0.1", "--conf-dir", conf, "--data-dir", join(dir, "data")],
+      ["agent", "--port", "0", "--host", "127.0.0.1", "--network", "user", "--conf-dir", conf, "--data-dir", join(dir, "data")],
       {},
       30_000,
       readOnlyMount(conf),

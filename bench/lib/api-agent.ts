@@ -48,7 +48,7 @@ export class ApiAgent {
     const t0 = performance.now();
     const child = spawn(
       process.execPath,
-      [...nodeArgs, CLI, "agent", "--host", "127.0.0.1", "--port", "0", "--tls-port", "0", "--conf-dir", confDir, "--data-dir", dataDir, "--forward-host", "127.0.0.1"],
+      [...nodeArgs, CLI, "agent", "--host", "127.0.0.1", "--port", "0", "--tls-port", "0", "--network", "user", "--conf-dir", confDir, "--data-dir", dataDir, "--forward-host", "127.0.0.1"],
       // Own process group: a Ctrl-C reaches the bench only, which then stops the agent itself.
       { stdio: ["ignore", "ignore", fd], detached: true },
     );

@@ -48,7 +48,7 @@ export class BatuAgent {
     const dataDir = join(root, "data");
     const child = spawn(
       process.execPath,
-      [CLI, "agent", "--host", "127.0.0.1", "--port", "0", "--tls-port", "0", "--conf-dir", confDir, "--data-dir", dataDir,
+      [CLI, "agent", "--host", "127.0.0.1", "--port", "0", "--tls-port", "0", "--network", "user", "--conf-dir", confDir, "--data-dir", dataDir,
         "--forward-host", "127.0.0.1", "--cpu-overcommit", "8", "--log-level", "info"],
       // Own process group: a Ctrl-C in the terminal reaches the bench only, which then cleans up in order.
       { stdio: ["ignore", "ignore", "pipe"], detached: true },

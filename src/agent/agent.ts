@@ -29,6 +29,8 @@ export interface AgentOptions {
   logLevel?: string | undefined;
   /** Address VM port forwards and VNC listen on; default: the same as `host`. */
   forwardHost?: string | undefined;
+  /** How VMs are connected (default auto: config.json `network`, else bridged NAT where batu may). */
+  network?: "auto" | "bridge" | "user" | undefined;
   /** How many times the data file system's size all VM disks may be promised; default 1 (no overcommit). */
   diskOvercommit?: number | undefined;
   /** vCPUs per host thread the VMs may hold in all; default 1 (no overcommit). */
@@ -89,6 +91,7 @@ export async function startAgent(
       state,
       {
         forwardHost: opts.forwardHost ?? opts.host,
+        network: opts.network ?? "auto",
         cpuOvercommit: opts.cpuOvercommit ?? 1,
         diskOvercommit: opts.diskOvercommit ?? 1,
         shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 60_000,

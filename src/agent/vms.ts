@@ -1,5 +1,5 @@
 import { join, resolve } from "node:path";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { probeAccelerator, type AcceleratorChoice } from "../hypervisor/accel.js";
 import { QemuHypervisor } from "../hypervisor/qemu/index.js";
 import { PortAllocator } from "../network/port-allocator.js";
@@ -12,6 +12,8 @@ import type { PortRangeKind } from "../vm/ports.js";
 import { createVms, type Vms } from "../vm/vms.js";
 import type { HostCapacity } from "../vm/resources.js";
 import type { AgentState } from "./state.js";
+import { BridgedNetwork, UserModeNetwork, type GuestNetwork } from "../vm/guest-network.js";
+import { NAT_RUN_DIR, NatNetworking } from "../network/nat-network.js";
 
 /** The images the project builds (`images/demo/build.sh`), shipped beside the code. */
 export const BUILT_IMAGES_DIR = resolve(import.meta.dirname, "../../build/images");
@@ -19,6 +21,8 @@ export const BUILT_IMAGES_DIR = resolve(import.meta.dirname, "../../build/images
 export interface VmOptions {
   /** Address VM port forwards and VNC listen on. */
   forwardHost: string;
+  /** How VMs are connected: bridged NAT, QEMU's user-mode networking, or bridged where batu may (auto). */
+  network: "auto" | "bridge" | "user";
   cpuOvercommit: number;
   /** How many times the data file system's size all VM disks may be promised (1: no overcommit). */
   diskOvercommit: number;
@@ -69,6 +73,7 @@ export async function startVmService(
   const repo = new VmRepo(state.db);
   const hypervisor = new QemuHypervisor({ logger: log });
   const capacity = async () => capacityOf(await readHostInfo(state.dataDir));
+  const network = await chooseNetwork(state, opts, repo, hypervisor, log);
   const vms = createVms({
     dataDir: state.dataDir,
     hypervisor,
@@ -77,6 +82,7 @@ export async function startVmService(
     ports: new PortAllocator<PortRangeKind>({ ranges: PORT_RANGES }),
     accel,
     forwardHost: opts.forwardHost,
+    network,
     shutdownTimeoutMs: opts.shutdownTimeoutMs,
     capacity,
     log,
@@ -92,6 +98,48 @@ export async function startVmService(
     "vms reconciled",
   );
   return { vms, repo, hypervisor, accel, images, capacityOf, capacity };
+}
+
+/** The NAT network's defaults: Incus-like, a /24 of its own on a bridge of its own. */
+export const DEFAULT_NAT_CIDR = "10.123.0.0/24";
+export const DEFAULT_NAT_BRIDGE = "batubr0";
+
+/**
+ * Picks how VMs are connected, once, and logs why: bridged NAT needs root and `ip`, `nft` and
+ * `dnsmasq`; without them (or with `--network user`) QEMU's user-mode networking.
+ */
+async function chooseNetwork(state: AgentState, opts: VmOptions, repo: VmRepo, hypervisor: Hypervisor, log: Logger): Promise<GuestNetwork> {
+  const user = () => new UserModeNetwork(hypervisor, opts.forwardHost, repo);
+  const wanted = opts.network === "auto" ? (state.files.system.network ?? "auto") : opts.network;
+  if (wanted === "user") {
+    log.info("networking: user-mode (QEMU's own NAT per guest; no security groups, public IPs or LANs)");
+    return user();
+  }
+  const missing = process.getuid?.() !== 0 ? "root" : await firstMissingProgram(["ip", "nft", "dnsmasq", "bridge"]);
+  if (missing) {
+    if (wanted === "bridge") throw new Error(`bridged networking needs ${missing}`);
+    log.warn({ missing }, "networking: user-mode, as bridged NAT needs what is missing");
+    return user();
+  }
+  const nat = new NatNetworking({
+    db: state.db,
+    runDir: NAT_RUN_DIR(state.dataDir),
+    bridge: state.files.system.nat_bridge ?? DEFAULT_NAT_BRIDGE,
+    cidr: state.files.system.nat_cidr ?? DEFAULT_NAT_CIDR,
+    publicIps: state.files.system.public_ips ?? [],
+    log,
+  });
+  await nat.start((id) => repo.get(id)?.nickname || id);
+  return new BridgedNetwork(nat, repo, hypervisor, opts.forwardHost, log);
+}
+
+/** The first program of `names` not on PATH, or null. */
+async function firstMissingProgram(names: string[]): Promise<string | null> {
+  for (const n of names) {
+    const found = (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":").some((d) => existsSync(join(d, n)));
+    if (!found) return n;
+  }
+  return null;
 }
 
 /** `renter_disk_quota_gib` (read at each check: the operator may change it while the agent runs) in bytes. */

@@ -58,6 +58,22 @@ export const SystemConfig = Type.Object(
       }),
     ),
     image_cache_keep_days: Type.Optional(Type.Number({ minimum: 0, maximum: 3650, description: "An image pulled more recently than this is never removed to make room (default 7)" })),
+    network: Type.Optional(
+      Type.Union([Type.Literal("auto"), Type.Literal("bridge"), Type.Literal("user")], {
+        description:
+          "How VMs are connected (read at agent start; `--network` overrides): `bridge`, a NAT network on a bridge of this host " +
+          "(dnsmasq, nftables: security groups, public IPs); `user`, QEMU's user-mode networking; `auto` (default), bridge where " +
+          "the agent runs as root with ip, nft and dnsmasq, else user",
+      }),
+    ),
+    nat_cidr: Type.Optional(Type.String({ pattern: "^\\d+\\.\\d+\\.\\d+\\.\\d+/\\d{1,2}$", description: "The NAT network's subnet (default 10.123.0.0/24; its first address is the bridge's)" })),
+    nat_bridge: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_.-]{1,15}$", description: "The NAT network's bridge (default batubr0)" })),
+    public_ips: Type.Optional(
+      Type.Array(Type.String({ pattern: "^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$" }), {
+        maxItems: 1024,
+        description: "Addresses of the LAN this node may give VMs as their public_ip (1:1 NAT; added to the uplink while in use). Default none",
+      }),
+    ),
     renter_disk_quota_gib: Type.Optional(
       Type.Union([Type.Number({ minimum: 0, maximum: 1_000_000 }), Type.Null()], {
         description:

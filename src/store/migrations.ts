@@ -179,4 +179,16 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE vm_snapshots ADD COLUMN data_disks TEXT NOT NULL DEFAULT '[]';
     `,
   },
+  {
+    version: 11,
+    name: "vm addresses",
+    sql: `
+      -- Each VM's fixed address on its host's NAT network (bridged networking): given at its first
+      -- boot there, kept until the VM is deleted, so a guest keeps its address across reboots.
+      CREATE TABLE vm_addresses (
+        vm_id  TEXT PRIMARY KEY,
+        ip     TEXT NOT NULL UNIQUE
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

@@ -36,6 +36,10 @@ export interface VmCreateRequest {
   startCommand: string;
   desc: string;
   multicast: string[];
+  /** DBC's `network_filters`, checked and normalized (network/security-group.ts). */
+  networkFilters?: string[];
+  /** DBC's `public_ip`: an address of the operator's pool. */
+  publicIp?: string | null;
   networkName: string | null;
 }
 
@@ -82,5 +86,7 @@ export function specFrom(req: VmCreateRequest, ports: ReservedPort[], loginUser:
     vncPassword: loginPassword.slice(0, 8),
     multicast: req.multicast,
     networkName: req.networkName,
+    ...(req.networkFilters?.length ? { networkFilters: req.networkFilters } : {}),
+    ...(req.publicIp ? { publicIp: req.publicIp } : {}),
   };
 }

@@ -11,6 +11,10 @@ export interface VmModify {
   cores?: number;
   memoryMiB?: number;
   gpuCount?: number;
+  /** New security group (normalized strings); [] removes it. */
+  networkFilters?: string[];
+  /** New public IP; null removes it. */
+  publicIp?: string | null;
 }
 
 /**
@@ -26,6 +30,8 @@ export function applyModify(spec: VmSpec, change: VmModify): { next: VmSpec; nex
   if (change.cores !== undefined) next.cpu = { cores: change.cores, threads: 1 };
   if (change.memoryMiB !== undefined) next.memoryMiB = change.memoryMiB;
   if (change.gpuCount !== undefined) next.gpuCount = change.gpuCount;
+  if (change.networkFilters !== undefined) next.networkFilters = change.networkFilters;
+  if (change.publicIp !== undefined) next.publicIp = change.publicIp;
   const nextBoot =
     next.ports.vnc !== spec.ports.vnc ||
     next.cpu.cores * next.cpu.threads !== spec.cpu.cores * spec.cpu.threads ||

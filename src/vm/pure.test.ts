@@ -4,7 +4,7 @@ import type { VmStatus } from "./state.js";
 import { testSpec } from "./testing.js";
 import { newLoginPassword, newVmId } from "./create-request.js";
 import { KeyedMutex } from "./keyed-mutex.js";
-import { macFor, toQemuSpec } from "./qemu-spec.js";
+import { hostForwardsOf, macFor, toQemuSpec } from "./qemu-spec.js";
 import type { VmSpec } from "./spec.js";
 
 const GiB = 2 ** 30;
@@ -102,6 +102,8 @@ describe("toQemuSpec", () => {
       accel: "tcg",
       cpuModel: "max",
       disks: [{ id: "vda", path: "/r/vda.qcow2", format: "qcow2" }],
+      nics: [{ kind: "user", id: "net0", mac: macFor("vm1"), hostForwards: hostForwardsOf(spec, "127.0.0.1") }],
+      kernelArgs: [],
       forwardHost: "127.0.0.1",
       vncPasswordFile: "/r/vnc",
       fwCfg: [],

@@ -1,8 +1,10 @@
-import { createHash } from "node:crypto";
-import type { QemuSpec, DiskSpec, HostForward } from "../hypervisor/qemu/spec.js";
+import { macFor } from "../network/mac.js";
+import type { QemuSpec, DiskSpec, HostForward, NicSpec } from "../hypervisor/qemu/spec.js";
 import { DEBIAN_OVMF } from "../hypervisor/qemu/spec.js";
 import type { ResolvedImage } from "./images.js";
 import { forwardsOf, type VmSpec } from "./spec.js";
+
+export { macFor };
 
 /** The id of a VM's user-mode NIC, the one its host forwards are on. */
 export const USER_NIC_ID = "net0";
@@ -17,7 +19,11 @@ export interface HostSide {
   accel: "kvm" | "tcg";
   cpuModel: string;
   disks: DiskSpec[];
-  /** The address host forwards and VNC listen on. */
+  /** The VM's NICs on the host's network (guest-network.ts); its multicast NICs follow them. */
+  nics: NicSpec[];
+  /** Appended to a kernel-booted image's command line. */
+  kernelArgs: string[];
+  /** The address VNC listens on. */
   forwardHost: string;
   vncPasswordFile: string;
   /** fw_cfg files handed to the guest: its password and hostname. */
@@ -27,15 +33,8 @@ export interface HostSide {
   seedDisk?: string;
 }
 
-/** A stable locally administered MAC for the VM's NIC. */
-export function macFor(vmId: string, nic = 0): string {
-  const h = createHash("sha256").update(`${vmId}/${nic}`).digest();
-  return ["52", "54", "00", h[0], h[1], h[2]].map((b) => (typeof b === "number" ? b.toString(16).padStart(2, "0") : b)).join(":");
-}
-
 /** VM (wire-neutral) + image + host resources → what QEMU runs. Pure. */
 export function toQemuSpec(vmId: string, spec: VmSpec, image: ResolvedImage, host: HostSide): QemuSpec {
-  const hostForwards = hostForwardsOf(spec, host.forwardHost);
   return {
     name: vmId,
     runDir: host.runDir,
@@ -48,10 +47,10 @@ export function toQemuSpec(vmId: string, spec: VmSpec, image: ResolvedImage, hos
       spec.biosMode === "uefi"
         ? { kind: "uefi", codePath: DEBIAN_OVMF.codePath, varsPath: host.ovmfVarsPath }
         : { kind: "bios" },
-    ...(image.kernel ? { kernel: image.kernel } : {}),
+    ...(image.kernel ? { kernel: { ...image.kernel, cmdline: [image.kernel.cmdline, ...host.kernelArgs].join(" ") } } : {}),
     disks: host.disks,
     nics: [
-      { kind: "user", id: USER_NIC_ID, mac: macFor(vmId), hostForwards },
+      ...host.nics,
       ...spec.multicast.map((group, i) => ({ kind: "mcast" as const, id: `mc${i}`, mac: macFor(vmId, i + 1), group })),
     ],
     vnc: { listenAddr: host.forwardHost, port: spec.ports.vnc, passwordFile: host.vncPasswordFile },

@@ -4,6 +4,7 @@ import type { Logger } from "../lib/logger.js";
 import type { VersionedMemo } from "../store/versioned-memo.js";
 import { VmNotFoundError } from "./errors.js";
 import type { Operation, Operations } from "./operations.js";
+import type { GuestNetwork } from "./guest-network.js";
 import type { VmRecord, VmRepo, VmSummary } from "./repo.js";
 import type { VmChange, VmRuntime } from "./runtime.js";
 import { VmStatsReader } from "./stats.js";
@@ -11,6 +12,7 @@ import { SystemDiskSizes } from "./system-disk.js";
 
 export interface VmQueriesOptions {
   repo: VmRepo;
+  network: GuestNetwork;
   runtime: VmRuntime;
   hypervisor: Hypervisor;
   operations: Operations;
@@ -33,6 +35,11 @@ export class VmQueries {
     opts.runtime.on("change", (c) => {
       if (c.status === "deleted") this.statsReader.forget(c.id);
     });
+  }
+
+  /** The guest's addresses on the host's network while it runs (DBC's `local_address`). */
+  localAddresses(vm: Pick<VmRecord, "id" | "status">): string[] {
+    return vm.status === "running" ? this.opts.network.addressesOf(vm.id) : [];
   }
 
   /** Every VM of this host, oldest first. */

@@ -6,8 +6,7 @@ import type { Hypervisor } from "../hypervisor/driver.js";
 import { listVmDirs, quarantineVmDir, removeVmVolumes, vmDir } from "../storage/volumes.js";
 import { settleDiskSwap } from "./disk-swap.js";
 import type { Logger } from "../lib/logger.js";
-import { forwardsDiff } from "./modify.js";
-import { hostForwardsOf, USER_NIC_ID } from "./qemu-spec.js";
+import type { GuestNetwork } from "./guest-network.js";
 import type { VmRecord, VmRepo } from "./repo.js";
 import type { VmRuntime } from "./runtime.js";
 import type { VmPortReservations } from "./ports.js";
@@ -19,8 +18,7 @@ export interface ReconcileDeps {
   repo: VmRepo;
   runtime: VmRuntime;
   ports: VmPortReservations;
-  /** Address host forwards listen on. */
-  forwardHost: string;
+  network: GuestNetwork;
   log: Logger;
 }
 
@@ -112,7 +110,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
       try {
         await d.runtime.attach(vm.id, pid, { readyFromStart: true, alreadyReady: vm.ready });
         d.repo.update(vm.id, { pid, ...(finish ? { status: "running" as const } : isErrorStatus(vm.status) ? {} : { status: "running" as const }) });
-        await syncForwards(d, vm, log);
+        await d.network.adopted(vm, d.runtime.qmpOf(vm.id)!, log);
         report.adopted.push(vm.id);
         log.info({ pid }, "vm adopted");
         continue;
@@ -144,25 +142,6 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
     d.log.warn({ vm: dir.vmId, pid, kept }, "vm folder without a record quarantined");
     report.orphansQuarantined.push(dir.vmId);
   }
+  await d.network.reconciled();
   return report;
-}
-
-/**
- * Makes an adopted VM's live host forwards those of its record: an agent killed during a change of
- * ports may have changed QEMU's and not the record's. The record wins (its ports are the reserved
- * ones); a forward that cannot be set is logged, and the VM adopted all the same.
- */
-async function syncForwards(d: ReconcileDeps, vm: VmRecord, log: Logger): Promise<void> {
-  const qmp = d.runtime.qmpOf(vm.id);
-  if (!qmp) return;
-  try {
-    const change = forwardsDiff(await d.hypervisor.hostForwards(qmp, USER_NIC_ID), hostForwardsOf(vm.spec, d.forwardHost));
-    if (change.remove.length === 0 && change.add.length === 0) return;
-    log.warn({ change }, "host forwards differed from the record: set back");
-    d.repo.log(vm.id, "agent restart: host forwards set back to the recorded ports");
-    await d.hypervisor.updateHostForwards(qmp, USER_NIC_ID, change);
-  } catch (e) {
-    log.warn({ err: e }, "host forwards could not be checked against the record");
-    d.repo.log(vm.id, `agent restart: host forwards could not be checked: ${e instanceof Error ? e.message : String(e)}`);
-  }
 }

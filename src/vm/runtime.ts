@@ -11,6 +11,7 @@ import type { Logger } from "../lib/logger.js";
 import { killPoint } from "../lib/kill-points.js";
 import type { ImageCatalog } from "./images.js";
 import { macFor, toQemuSpec } from "./qemu-spec.js";
+import type { GuestNetwork } from "./guest-network.js";
 import { writeNoCloudSeed } from "../storage/cloud-init-seed.js";
 import type { VmRecord, VmRepo } from "./repo.js";
 import { waitForMarker } from "./ready-watch.js";
@@ -33,6 +34,8 @@ interface Live extends LiveVm {
   logKeeper: NodeJS.Timeout;
   /** Set while an operation stops the VM on purpose, so the exit is not reported as a crash. */
   stopping: boolean;
+  /** Set when the agent lets go of a VM that keeps running (its shutdown): its network stays. */
+  detached?: boolean;
 }
 
 export interface VmChange {
@@ -48,6 +51,7 @@ export interface RuntimeOptions {
   images: ImageCatalog;
   accel: AcceleratorChoice;
   forwardHost: string;
+  network: GuestNetwork;
   log: Logger;
 }
 
@@ -116,11 +120,14 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
     const ovmfVarsPath = join(runDir, "OVMF_VARS.fd");
     if (spec.biosMode === "uefi" && !existsSync(ovmfVarsPath)) await copyFile(DEBIAN_OVMF.varsTemplatePath, ovmfVarsPath);
 
+    const network = await this.opts.network.prepare(vm, hostnameFor(vm));
     const qemuSpec = toQemuSpec(vm.id, spec, image, {
       runDir,
       accel: this.opts.accel.accel,
       cpuModel: this.opts.accel.cpuModel,
       disks,
+      nics: network.nics,
+      kernelArgs: network.kernelArgs,
       forwardHost: this.opts.forwardHost,
       vncPasswordFile: secrets.vnc,
       fwCfg: [
@@ -131,10 +138,14 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
       ...(image.cloudInit ? { seedDisk: secrets.seed } : {}),
     });
     try {
-      const { pid } = await this.opts.hypervisor.start(qemuSpec);
+      const { pid } = await this.opts.hypervisor.start(qemuSpec).catch(async (e: unknown) => {
+        await this.opts.network.ended(vm.id).catch(() => undefined);
+        throw e;
+      });
       killPoint("vm.boot.after-spawn");
       await this.attach(vm.id, pid, { readyFromStart: true });
       this.opts.repo.update(vm.id, { pid, startedAt: new Date().toISOString(), ready: false });
+      await this.opts.network.started(vm.id);
     } finally {
       await Promise.all(Object.values(secrets).map((f) => rm(f, { force: true })));
     }
@@ -181,6 +192,9 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
       entry.ready.abort();
       clearInterval(entry.logKeeper);
       if (this.live.get(id) === entry) this.live.delete(id);
+      if (!entry.detached) {
+        this.opts.network.ended(id).catch((e: unknown) => log.warn({ err: e }, "the vm's network could not be taken down"));
+      }
       if (entry.stopping) return;
       // QEMU went away by itself: the guest powered off, or the process died.
       const vm = this.opts.repo.get(id);
@@ -248,6 +262,7 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
       const pid = await this.opts.hypervisor.findRunning(this.runDir(id));
       if (pid !== null) await this.opts.hypervisor.kill(pid, this.runDir(id));
     }
+    await this.opts.network.ended(id);
     this.opts.repo.update(id, { pid: null, ready: false });
   }
 
@@ -257,6 +272,7 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
     this.live.clear();
     for (const e of entries) {
       e.stopping = true;
+      e.detached = true;
       e.ready.abort();
       clearInterval(e.logKeeper);
       await e.qmp.close();

@@ -14,8 +14,8 @@ import { planAction, TRANSITIONAL, type VmAction, type VmStatus } from "./state.
 import { VmConflictError, VmNotFoundError, VmResourceError } from "./errors.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
 import type { Operation, Operations, ProgressReporter } from "./operations.js";
-import { applyModify, forwardChange, type VmModify } from "./modify.js";
-import { USER_NIC_ID } from "./qemu-spec.js";
+import { applyModify, type VmModify } from "./modify.js";
+import type { GuestNetwork } from "./guest-network.js";
 import type { VmPortReservations } from "./ports.js";
 
 export { VmNotFoundError, VmConflictError, VmResourceError } from "./errors.js";
@@ -32,6 +32,8 @@ export interface VmServiceOptions {
   capacity: () => Promise<HostCapacity>;
   /** Address host forwards and VNC listen on. */
   forwardHost: string;
+  /** How VMs are connected to the host's network. */
+  network: GuestNetwork;
   /** How long a graceful shutdown waits for the guest before powering off. */
   shutdownTimeoutMs: number;
   log: Logger;
@@ -127,6 +129,8 @@ export class VmService {
         throw new FieldError("new_ssh_port", "new_ssh_port and new_rdp_port are the same!");
       }
       const { next, nextBoot } = applyModify(vm.spec, change);
+      const netRefusal = this.opts.network.refusal(next, id);
+      if (netRefusal) throw new FieldError(`new_${netRefusal.field}`, netRefusal.message);
       const sized = demandOf(next);
       if (sized.vcpus !== demandOf(vm.spec).vcpus || sized.memoryBytes !== demandOf(vm.spec).memoryBytes) {
         const refusal = checkFit(await this.opts.capacity(), committed(this.opts.repo.list(), id), { ...sized, diskBytes: 0 });
@@ -136,7 +140,7 @@ export class VmService {
       const keep = next.ports.vnc !== vm.spec.ports.vnc && live ? [{ port: vm.spec.ports.vnc, proto: "tcp" as const }] : [];
       // Records `next` with its ports in one write, once a running VM's forwards have moved.
       await this.opts.ports.change(id, { from: vm.spec, to: next, keep }, async () => {
-        if (live) await this.opts.hypervisor.updateHostForwards(live.qmp, USER_NIC_ID, forwardChange(vm.spec, next, this.opts.forwardHost));
+        if (live) await this.opts.network.changed(vm, next, live.qmp);
         killPoint("vm.modify.after-live-forwards");
       });
       killPoint("vm.modify.saved");
@@ -201,6 +205,8 @@ export class VmService {
       throw e;
     }
     if (req.gpuCount > 0) throw new VmResourceError("gpu_count", "allocate gpu failed: this host has no GPU free for passthrough");
+    const netRefusal = this.opts.network.refusal({ publicIp: req.publicIp ?? null, networkFilters: req.networkFilters ?? [] });
+    if (netRefusal) throw new FieldError(netRefusal.field, netRefusal.message);
     const capacity = await this.opts.capacity();
 
     const reverter = new Reverter();
@@ -334,6 +340,7 @@ export class VmService {
         await rm(runtime.runDir(vm.id), { recursive: true, force: true });
         killPoint("vm.delete.after-folder-removed");
         this.opts.ports.release(vm.id);
+        this.opts.network.forget(vm.id);
         killPoint("vm.delete.after-ports-released");
         this.opts.repo.delete(vm.id);
         this.opts.repo.log(vm.id, "deleted");
@@ -378,6 +385,7 @@ export class VmService {
   /** Stops watching VMs; they keep running and the next agent adopts them. */
   async close(): Promise<void> {
     await this.opts.runtime.detachAll();
+    await this.opts.network.close();
   }
 }
 

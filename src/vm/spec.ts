@@ -45,6 +45,10 @@ export interface VmSpec {
   vncPassword: string;
   multicast: string[];
   networkName: string | null;
+  /** The renter's security group as DBC's `network_filters` strings, normalized (network/security-group.ts). Absent: none. */
+  networkFilters?: string[];
+  /** An address of the operator's pool mapped 1:1 to the VM (bridged networking). Absent or null: none. */
+  publicIp?: string | null;
   /** Data disks added after creation (`disk/add`): `vdc`, `vdd`, … each `<name>.qcow2` in the VM's folder. Absent: none. */
   extraDisks?: ExtraDisk[];
 }

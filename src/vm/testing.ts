@@ -18,6 +18,7 @@ import type { VmCreateRequest } from "./create-request.js";
 import { DiskService } from "../disk/service.js";
 import { ImageCenter } from "../image/center.js";
 import { SnapshotService } from "../snapshot/service.js";
+import { UserModeNetwork } from "./guest-network.js";
 
 /** A VM spec as batu stores one for a small linux task; `desc` tells them apart. */
 export function testSpec(desc: string): VmSpec {
@@ -95,6 +96,7 @@ export function readOnlyVms(db: Db = openDb(":memory:"), now?: () => Date): Vms 
     accel: { accel: "tcg", cpuModel: "max", reason: "test" },
     capacity: async () => TEST_HOST,
     forwardHost: "127.0.0.1",
+    network: new UserModeNetwork(hypervisor, "127.0.0.1", repo),
     shutdownTimeoutMs: 1000,
     log: quietLog(),
   });
@@ -151,6 +153,7 @@ export async function testVms(opts: { shutdownTimeoutMs?: number; host?: Partial
       accel: { accel: "tcg", cpuModel: "max", reason: "test" },
       capacity: async () => ({ ...TEST_HOST, ...opts.host }),
       forwardHost: "127.0.0.1",
+      network: new UserModeNetwork(hypervisor, "127.0.0.1", repo),
       shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 2000,
       log: quietLog(),
     });

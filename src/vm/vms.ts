@@ -10,6 +10,7 @@ import type { VmRepo } from "./repo.js";
 import type { HostCapacity } from "./resources.js";
 import { VmRuntime } from "./runtime.js";
 import { VmService } from "./service.js";
+import type { GuestNetwork } from "./guest-network.js";
 
 export interface VmsOptions {
   dataDir: string;
@@ -22,6 +23,8 @@ export interface VmsOptions {
   capacity: () => Promise<HostCapacity>;
   /** Address host forwards and VNC listen on. */
   forwardHost: string;
+  /** How VMs are connected to the host's network. */
+  network: GuestNetwork;
   /** How long a graceful shutdown waits for the guest before powering off. */
   shutdownTimeoutMs: number;
   log: Logger;
@@ -40,6 +43,6 @@ export function createVms(opts: VmsOptions): Vms {
   const ports = new VmPortReservations(opts.ports, opts.repo);
   return {
     service: new VmService({ ...opts, runtime, operations, ports }),
-    queries: new VmQueries({ repo: opts.repo, runtime, hypervisor: opts.hypervisor, operations, log: opts.log }),
+    queries: new VmQueries({ repo: opts.repo, network: opts.network, runtime, hypervisor: opts.hypervisor, operations, log: opts.log }),
   };
 }

@@ -97,7 +97,12 @@ export async function startAgentProcess(opts: AgentStartOptions = {}): Promise<A
     [
       ...prefix, CLI, "agent", "--host", opts.host ?? "127.0.0.1", "--port", String(opts.port ?? 0),
       ...(tlsPort !== undefined ? ["--tls-port", String(tlsPort)] : []),
-      "--conf-dir", confDir, "--data-dir", dataDir, ...(opts.extraArgs ?? []),
+      "--conf-dir", confDir, "--data-dir", dataDir,
+      // Test agents use QEMU's user-mode networking unless a test asks for the bridge (only ever
+      // inside a network namespace of its own): a bridge, nftables and dnsmasq in the machine's own
+      // namespace would touch more than loopback.
+      ...(opts.extraArgs?.includes("--network") ? [] : ["--network", "user"]),
+      ...(opts.extraArgs ?? []),
     ],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } },
   );

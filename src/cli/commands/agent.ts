@@ -7,7 +7,7 @@ import { AGENT_FLAGS, parse, parsePort } from "../options.js";
 export const usage = `batu agent [--port 10000] [--tls-port 10443] [--host 0.0.0.0] [--conf-dir ./conf] [--data-dir ./data] [--log-level info]
            [--forward-host <addr>] [--cpu-overcommit 1] [--disk-overcommit 1] [--shutdown-timeout 60]
            [--heartbeat-ms 3000] [--suspect-after-ms 10000] [--dead-after-ms 60000]
-           [--request-timeout 30] [--discover [--group-name <name>]] [--image-server]
+           [--request-timeout 30] [--discover [--group-name <name>]] [--image-server] [--network auto|bridge|user]
   Runs this machine's agent: the host API (seed 000) on the given port, and every route over HTTPS on
   --tls-port (a self-signed certificate, conf/tls.crt; see batu tls). Other hosts must use HTTPS for
   the host API; the renter API (/api/v1) is served on both.
@@ -17,6 +17,9 @@ export const usage = `batu agent [--port 10000] [--tls-port 10443] [--host 0.0.0
   --image-server      serve this node's image cache to the LAN (/image-server/v1; default: on a master,
                       or config.json image_server)
   --forward-host      address VM port forwards and VNC listen on (default: --host)
+  --network           how VMs are connected: bridge (a NAT network on bridge batubr0: dnsmasq, nftables),
+                      user (QEMU's user-mode networking), auto (default: config.json network, else
+                      bridge when running as root with ip, nft and dnsmasq, else user)
   --cpu-overcommit    vCPUs per host thread all VMs together may hold (default 1)
   --disk-overcommit   times the data file system's size all VM disks may be promised (default 1)
   --shutdown-timeout  seconds a graceful shutdown waits before powering off (default 60)
@@ -49,7 +52,9 @@ export async function agentCommand(args: string[]): Promise<void> {
     discover: { type: "boolean" },
     "group-name": { type: "string" },
     "image-server": { type: "boolean" },
+    network: { type: "string", default: "auto" },
   });
+  if (!["auto", "bridge", "user"].includes(values.network)) throw new UsageError("--network: auto, bridge or user");
   const joinToken = process.env.BATU_JOIN_TOKEN;
   if (values.discover && !joinToken) throw new UsageError("--discover: set BATU_JOIN_TOKEN to the master's conf/join.token");
   if (values["group-name"] !== undefined && !values.discover) throw new UsageError("--group-name: only with --discover");
@@ -79,6 +84,7 @@ export async function agentCommand(args: string[]): Promise<void> {
         dataDir: values["data-dir"],
         forwardHost: values["forward-host"],
         imageServer: values["image-server"],
+        network: values.network as "auto" | "bridge" | "user",
         cpuOvercommit,
         diskOvercommit,
         shutdownTimeoutMs: shutdownTimeoutSec * 1000,

@@ -3,6 +3,7 @@ import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort } from "../.
 import { FieldError, type VmCreateRequest } from "../../../vm/create-request.js";
 import { DEMO_IMAGE } from "../../../vm/images.js";
 import { portField } from "../fields.js";
+import { formatNetworkFilters, parseNetworkFilters } from "../../../network/security-group.js";
 
 /** A DBC `additional` value: DBC sends strings; batu accepts numbers too. */
 type Loose = unknown;
@@ -56,6 +57,16 @@ function multicast(v: Loose): string[] {
   });
 }
 
+/** DBC's `public_ip` (and `new_public_ip`): an IPv4 address, or empty for none (null). */
+export function publicIpField(v: Loose, field = "public_ip"): string | null {
+  const s = str(v);
+  if (s === undefined) throw new FieldError(field, "invalid public ip");
+  const t = s.trim();
+  if (t === "") return null;
+  if (!isIPv4(t)) throw new FieldError(field, "invalid public ip");
+  return t;
+}
+
 /** DBC's `tasks/start` `additional` → a create request, with DBC's validation texts (reference §6). */
 export function fromDbcCreate(a: Record<string, Loose>, owner: string): VmCreateRequest {
   const taskId = str(a.task_id);
@@ -95,6 +106,8 @@ export function fromDbcCreate(a: Record<string, Loose>, owner: string): VmCreate
     desc,
     multicast: multicast(a.multicast),
     networkName: null,
+    networkFilters: formatNetworkFilters(parseNetworkFilters(a.network_filters)),
+    publicIp: a.public_ip === undefined || a.public_ip === null ? null : publicIpField(a.public_ip),
   };
   // Absent, batu picks a port (DBC requires them); given empty, DBC's own refusal (`ssh_port is empty`).
   // The other system's port is ignored, as DBC ignores it: its clients send both.

@@ -58,10 +58,10 @@ export class TaskReplies {
       if (!vm) return undefined;
       // A record from before batu kept the disk size: read from the disk below (that stores it, so the next one is kept).
       const sized = vm.systemDiskBytes !== null || vm.status === "creating";
-      return { vm, body: sized ? detailBytes(vm, sshIp, vm.systemDiskBytes) : null };
+      return { vm, body: sized ? detailBytes(vm, sshIp, vm.systemDiskBytes, this.reads.localAddresses(vm)) : null };
     });
     if (!kept) throw new VmNotFoundError(taskId);
-    return kept.body ?? detailBytes(kept.vm, sshIp, await this.reads.systemDiskBytes(kept.vm));
+    return kept.body ?? detailBytes(kept.vm, sshIp, await this.reads.systemDiskBytes(kept.vm), this.reads.localAddresses(kept.vm));
   }
 }
 
@@ -71,14 +71,14 @@ interface KeptDetail {
   body: Buffer | null;
 }
 
-const detailBytes = (vm: VmRecord, sshIp: string, systemDiskBytes: number | null) =>
-  Buffer.from(JSON.stringify(ok(taskDetail(vm, sshIp, systemDiskBytes))));
+const detailBytes = (vm: VmRecord, sshIp: string, systemDiskBytes: number | null, localAddress: string[]) =>
+  Buffer.from(JSON.stringify(ok(taskDetail(vm, sshIp, systemDiskBytes, localAddress))));
 
 /**
  * A task in DBC's detail shape (reference §4.2): `cpu_cores` and `gpu_count` numbers, the rest strings;
  * plus batu's `ready`. Secrets are shown because only the task's renter reaches this.
  */
-export function taskDetail(vm: Readonly<VmRecord>, sshIp: string, systemDiskBytes: number | null) {
+export function taskDetail(vm: Readonly<VmRecord>, sshIp: string, systemDiskBytes: number | null, localAddress: string[] = []) {
   const { spec } = vm;
   const windows = spec.os === "windows";
   return {
@@ -110,5 +110,8 @@ export function taskDetail(vm: Readonly<VmRecord>, sshIp: string, systemDiskByte
     ],
     interface: [{ name: "default", type: "virtio", mac_address: macFor(vm.id) }],
     ...(spec.multicast.length ? { multicast: spec.multicast } : {}),
+    ...(localAddress.length ? { local_address: localAddress } : {}),
+    ...(spec.networkFilters?.length ? { network_filters: spec.networkFilters } : {}),
+    ...(spec.publicIp ? { public_ip: spec.publicIp } : {}),
   };
 }

@@ -2,7 +2,8 @@ import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { percentText } from "../../../lib/units.js";
 import { DbcError, ok } from "../../../api/v1/envelope.js";
 import { DbcRequest } from "../../../api/v1/request.js";
-import { fromDbcCreate } from "./task-start.js";
+import { fromDbcCreate, publicIpField } from "./task-start.js";
+import { formatNetworkFilters, parseNetworkFilters } from "../../../network/security-group.js";
 import { FieldError } from "../../../vm/create-request.js";
 import { portField } from "../fields.js";
 import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort } from "../../../network/port-spec.js";
@@ -58,11 +59,10 @@ function modifyFrom(a: Record<string, unknown>): VmModify {
     if (!Number.isInteger(n) || n < 0) throw new FieldError("new_gpu_count", "new_gpu_count is invalid");
     m.gpuCount = n;
   }
-  // Security groups need the bridged network (nftables per VM); a renter must not believe a firewall holds that does not.
-  if (Array.isArray(a.new_network_filters) && a.new_network_filters.length > 0) {
-    throw new FieldError("new_network_filters", "new_network_filters: network filters are not available on this node yet (user-mode networking has no per-VM firewall)");
+  if (a.new_network_filters !== undefined && a.new_network_filters !== null) {
+    m.networkFilters = formatNetworkFilters(parseNetworkFilters(a.new_network_filters, "new_network_filters"));
   }
-  if (given(a.new_public_ip)) throw new FieldError("new_public_ip", "new_public_ip: public ips are not available on this node yet");
+  if (a.new_public_ip !== undefined && a.new_public_ip !== null) m.publicIp = publicIpField(a.new_public_ip, "new_public_ip");
   return m;
 }
 

@@ -1,0 +1,95 @@
+import { writeFile } from "node:fs/promises";
+import { exec, ExecError } from "../lib/exec.js";
+
+/**
+ * The host's network devices batu makes, through `ip` and `bridge` (argument arrays, never a shell):
+ * bridges, taps and VXLAN ports. Each call acts in the agent's own network namespace (a test runs
+ * the agent in one of its own).
+ */
+
+const ip = (...args: string[]) => exec("ip", args, { timeoutMs: 10_000 });
+
+/** Whether a device of that name exists. */
+export async function linkExists(name: string): Promise<boolean> {
+  try {
+    await ip("link", "show", "dev", name);
+    return true;
+  } catch (e) {
+    if (e instanceof ExecError) return false;
+    throw e;
+  }
+}
+
+/** The names of the devices whose names start with `prefix`. */
+export async function linksNamed(prefix: string): Promise<string[]> {
+  const { stdout } = await ip("-j", "link", "show");
+  const links = JSON.parse(stdout || "[]") as { ifname: string }[];
+  return links.map((l) => l.ifname).filter((n) => n.startsWith(prefix));
+}
+
+/** A bridge with `address` (CIDR form) on it, up. Left as it is when it exists with that address. */
+export async function ensureBridge(name: string, address: string | null): Promise<void> {
+  if (!(await linkExists(name))) await ip("link", "add", name, "type", "bridge");
+  if (address) await addAddress(name, address);
+  await ip("link", "set", name, "up");
+}
+
+/**
+ * A persistent tap for a VM's NIC, a port of `bridge`, up. `isolated`: the port talks to the
+ * bridge's own side (the host) only, never to other isolated ports: guests of the NAT network
+ * reach each other only through the host's IP stack, where their security groups apply.
+ */
+export async function createTap(name: string, bridge: string, opts: { isolated: boolean }): Promise<void> {
+  if (await linkExists(name)) await deleteLink(name);
+  await ip("tuntap", "add", "dev", name, "mode", "tap");
+  try {
+    await ip("link", "set", name, "master", bridge);
+    if (opts.isolated) await exec("bridge", ["link", "set", "dev", name, "isolated", "on"], { timeoutMs: 10_000 });
+    await ip("link", "set", name, "up");
+  } catch (e) {
+    await deleteLink(name);
+    throw e;
+  }
+}
+
+/** Removes a device; none of that name is fine. */
+export async function deleteLink(name: string): Promise<void> {
+  try {
+    await ip("link", "del", "dev", name);
+  } catch (e) {
+    if (e instanceof ExecError && /Cannot find device|does not exist/.test(e.stderr)) return;
+    throw e;
+  }
+}
+
+/** The host routes IPv4 between its links (what NAT needs); in the agent's namespace only. */
+export async function enableIpv4Forwarding(): Promise<void> {
+  await writeFile("/proc/sys/net/ipv4/ip_forward", "1\n");
+}
+
+/** Adds an address (`a.b.c.d/32`) to a device; already there is fine. */
+export async function addAddress(dev: string, address: string): Promise<void> {
+  try {
+    await ip("addr", "add", address, "dev", dev);
+  } catch (e) {
+    if (e instanceof ExecError && /File exists|already assigned/.test(e.stderr)) return;
+    throw e;
+  }
+}
+
+/** Removes an address from a device; not there is fine. */
+export async function removeAddress(dev: string, address: string): Promise<void> {
+  try {
+    await ip("addr", "del", address, "dev", dev);
+  } catch (e) {
+    if (e instanceof ExecError && /Cannot assign|not found|does not exist/i.test(e.stderr)) return;
+    throw e;
+  }
+}
+
+/** The device of the default route (the host's uplink), or null. */
+export async function defaultRouteDevice(): Promise<string | null> {
+  const { stdout } = await ip("-j", "route", "show", "default");
+  const routes = JSON.parse(stdout || "[]") as { dev?: string }[];
+  return routes[0]?.dev ?? null;
+}
