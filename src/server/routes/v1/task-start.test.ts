@@ -78,6 +78,7 @@ describe("fromDbcCreate", () => {
 
   it("lets guests join multicast groups, but not the LAN's own control traffic", () => {
     expect(fromDbcCreate({ ...nodeScript, multicast: ["230.0.0.1:5558"] }, "alice").multicast).toEqual(["230.0.0.1:5558"]);
+    expect(refusal({ ...nodeScript, multicast: ["230.0.0.1:123"] })).toMatch(/invalid multicast port/);
     for (const group of ["239.255.255.250:1900", "224.0.0.251:5353", "224.0.1.1:123", "239.255.255.253:427"]) {
       expect(refusal({ ...nodeScript, multicast: [group] }), group).toMatch(/is the LAN's own control traffic/);
     }

@@ -52,7 +52,8 @@ function multicast(v: Loose): string[] {
       throw new FieldError("multicast", `multicast ${m[1]} is the LAN's own control traffic (224.0.0.0/24, 224.0.1.0/24, SSDP, SLP): not for guests`);
     }
     const port = Number(m[2]);
-    if (port < 1 || port > 65535) throw new FieldError("multicast", "invalid multicast port");
+    // Below 1024 are the well-known services' ports: a guest's group traffic has no business there.
+    if (port < 1024 || port > 65535) throw new FieldError("multicast", "invalid multicast port (usage: 1024-65535)");
     return `${m[1]}:${port}`;
   });
 }
