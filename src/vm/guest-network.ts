@@ -139,9 +139,10 @@ export class BridgedNetwork implements GuestNetwork {
   }
 
   async ended(vmId: string): Promise<void> {
-    if (!this.plugged.delete(vmId)) return;
+    // Also after a boot that failed before QEMU ran: its tap was made already.
+    const wasPlugged = this.plugged.delete(vmId);
     await this.nat.unplug(vmId);
-    await this.sync();
+    if (wasPlugged) await this.sync();
   }
 
   async changed(vm: VmRecord, next: VmSpec): Promise<void> {
