@@ -12,7 +12,7 @@ import type { PortRangeKind } from "../vm/ports.js";
 import { createVms, type Vms } from "../vm/vms.js";
 import type { HostCapacity } from "../vm/resources.js";
 import type { AgentState } from "./state.js";
-import { BridgedNetwork, UserModeNetwork, type GuestNetwork } from "../vm/guest-network.js";
+import { BridgedNetwork, leaseName, UserModeNetwork, type GuestNetwork } from "../vm/guest-network.js";
 import { NAT_RUN_DIR, NatNetworking } from "../network/nat-network.js";
 
 /** The images the project builds (`images/demo/build.sh`), shipped beside the code. */
@@ -129,7 +129,7 @@ async function chooseNetwork(state: AgentState, opts: VmOptions, repo: VmRepo, h
     publicIps: state.files.system.public_ips ?? [],
     log,
   });
-  await nat.start((id) => repo.get(id)?.nickname || id);
+  await nat.start((id) => leaseName(repo, id));
   return new BridgedNetwork(nat, repo, hypervisor, opts.forwardHost, log);
 }
 

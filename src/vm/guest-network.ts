@@ -9,6 +9,7 @@ import { parseNetworkFilters } from "../network/security-group.js";
 import { forwardChange, forwardsDiff } from "./modify.js";
 import { hostForwardsOf, macFor, USER_NIC_ID } from "./qemu-spec.js";
 import type { VmRecord, VmRepo } from "./repo.js";
+import { hostnameFor } from "./runtime.js";
 import { forwardsOf, type VmSpec } from "./spec.js";
 
 /** How a VM boots onto the host's network: its first NICs, and what its kernel command line says of them. */
@@ -113,7 +114,7 @@ export class BridgedNetwork implements GuestNetwork {
   ) {}
 
   async prepare(vm: VmRecord, hostname: string): Promise<GuestNics> {
-    const { tap, ip, mac } = await this.nat.plug(vm.id, hostname, (id) => this.repo.get(id)?.nickname || id);
+    const { tap, ip, mac } = await this.nat.plug(vm.id, hostname, (id) => leaseName(this.repo, id));
     const { prefix, gateway } = this.nat.subnet;
     return {
       nics: [{ kind: "tap", id: USER_NIC_ID, mac, ifname: tap }],
@@ -203,6 +204,12 @@ export class BridgedNetwork implements GuestNetwork {
     }
     return out;
   }
+}
+
+/** The host name a VM's DHCP lease carries: the one its guest is given (runtime.ts hostnameFor). */
+export function leaseName(repo: VmRepo, vmId: string): string {
+  const vm = repo.get(vmId);
+  return vm ? hostnameFor(vm) : vmId;
 }
 
 /** Sets an adopted user-mode VM's live host forwards back to its record's (see UserModeNetwork.adopted). */

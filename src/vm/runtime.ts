@@ -299,7 +299,7 @@ async function fileSize(path: string): Promise<number> {
 }
 
 /** The guest's hostname: the nickname when it is a valid one, else batu-<id prefix>. */
-function hostnameFor(vm: VmRecord): string {
+export function hostnameFor(vm: Pick<VmRecord, "id" | "nickname">): string {
   const nick = vm.nickname.toLowerCase().replace(/[^a-z0-9-]/g, "-").replace(/^-+|-+$/g, "").slice(0, 63);
   return nick || `batu-${vm.id.slice(0, 8).toLowerCase()}`;
 }
