@@ -18,6 +18,10 @@ import { serveTls, type TlsServer } from "../server/tls-server.js";
 import { startRentalExpiry } from "./rental-expiry.js";
 import { DiskService } from "../disk/service.js";
 import { SnapshotService } from "../snapshot/service.js";
+import { LanRegistry } from "../network/lan/registry.js";
+import { parseSubnet } from "../network/ipv4.js";
+import { startLans } from "./lans.js";
+import { DEFAULT_NAT_CIDR } from "./vms.js";
 
 export interface AgentOptions {
   host: string;
@@ -148,6 +152,8 @@ export async function startAgent(
   const cutShort = await snapshots.recover();
   if (cutShort.length > 0) agentLog.info({ snapshots: cutShort }, "snapshots an agent stop cut short removed");
   const forwardHost = opts.forwardHost ?? opts.host;
+  const natSubnet = parseSubnet(state.files.system.nat_cidr ?? DEFAULT_NAT_CIDR) ?? undefined;
+  const lanRegistry = new LanRegistry({ db: state.db, ...(natSubnet ? { natSubnet } : {}) });
   const router = new GroupRouter({
     nodeId: identity.nodeId,
     key: state.nodeKey,
@@ -187,6 +193,7 @@ export async function startAgent(
       images: imageCenter,
       forwardHost,
       group: { router, peers: () => group.peers() },
+      lans: { registry: lanRegistry, holdsRegistry: () => group.holdsRegistries },
       renters: {
         authorize: (body, nodeId) => authority.authorize(body, nodeId).renterId,
         sessionId: (body, nodeId) => authority.sessionId(body, nodeId).session_id,
@@ -249,6 +256,16 @@ export async function startAgent(
     });
     await responder.start();
     const stopExpiry = startRentalExpiry({ state, vms, repo, authority, log: agentLog });
+    const stopLans = startLans({
+      nodeId: identity.nodeId,
+      registry: lanRegistry,
+      network: vmService.network,
+      repo,
+      vms,
+      group,
+      log: agentLog,
+      unusedMs: () => (state.files.system.lan_unused_days ?? 3) * 86_400_000,
+    });
     const stopSweeps = startCacheSweeps({ cache: images.dirs[0]!, center: imageCenter, config: () => state.files.system, inUse: imageUse(repo, state.db), log: agentLog });
     const stopAutoJoin = opts.discover
       ? startAutoJoin({
@@ -269,6 +286,7 @@ export async function startAgent(
       certSha256: state.tls.sha256,
       close: async () => {
         stopExpiry();
+        stopLans();
         stopSweeps();
         stopAutoJoin();
         await imageCenter.close();

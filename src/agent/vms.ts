@@ -14,6 +14,7 @@ import type { HostCapacity } from "../vm/resources.js";
 import type { AgentState } from "./state.js";
 import { BridgedNetwork, leaseName, UserModeNetwork, type GuestNetwork } from "../vm/guest-network.js";
 import { NAT_RUN_DIR, NatNetworking } from "../network/nat-network.js";
+import { LanFabric } from "../network/lan/fabric.js";
 
 /** The images the project builds (`images/demo/build.sh`), shipped beside the code. */
 export const BUILT_IMAGES_DIR = resolve(import.meta.dirname, "../../build/images");
@@ -52,6 +53,8 @@ export async function startVmService(
   capacityOf: (host: HostInfo) => HostCapacity;
   /** The host's capacity now (free disk changes). */
   capacity: () => Promise<HostCapacity>;
+  /** How VMs are connected (bridged NAT, or user-mode). */
+  network: GuestNetwork;
 }> {
   const accel = await probeAccelerator();
   if (accel.accel === "tcg") log.warn({ reason: accel.reason }, "KVM not usable: VMs run under TCG (software emulation, slower)");
@@ -97,7 +100,7 @@ export async function startVmService(
     },
     "vms reconciled",
   );
-  return { vms, repo, hypervisor, accel, images, capacityOf, capacity };
+  return { vms, repo, hypervisor, accel, images, capacityOf, capacity, network };
 }
 
 /** The NAT network's defaults: Incus-like, a /24 of its own on a bridge of its own. */
@@ -130,7 +133,8 @@ async function chooseNetwork(state: AgentState, opts: VmOptions, repo: VmRepo, h
     log,
   });
   await nat.start((id) => leaseName(repo, id));
-  return new BridgedNetwork(nat, repo, hypervisor, opts.forwardHost, log);
+  const lans = new LanFabric({ runDir: join(NAT_RUN_DIR(state.dataDir), "lan"), log });
+  return new BridgedNetwork(nat, lans, repo, hypervisor, opts.forwardHost, log);
 }
 
 /** The first program of `names` not on PATH, or null. */

@@ -68,6 +68,9 @@ export const SystemConfig = Type.Object(
     ),
     nat_cidr: Type.Optional(Type.String({ pattern: "^\\d+\\.\\d+\\.\\d+\\.\\d+/\\d{1,2}$", description: "The NAT network's subnet (default 10.123.0.0/24; its first address is the bridge's)" })),
     nat_bridge: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_.-]{1,15}$", description: "The NAT network's bridge (default batubr0)" })),
+    lan_unused_days: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 3650, description: "On the master: a LAN network without tasks for this long is removed (default 3, as DBC)" }),
+    ),
     public_ips: Type.Optional(
       Type.Array(Type.String({ pattern: "^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$" }), {
         maxItems: 1024,
@@ -277,6 +280,34 @@ export const MasterHello = Type.Object(
 );
 export type MasterHello = Static<typeof MasterHello>;
 
+const LanNetworkName = Type.String({ pattern: "^[A-Za-z0-9]{6,10}$" });
+const Ipv4Text = Type.String({ pattern: "^\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}$", maxLength: 15 });
+
+/** One of a member's VMs on a LAN network (network/lan), as its heartbeat reports it. */
+export const LanMemberReport = Type.Object(
+  {
+    network: LanNetworkName,
+    ip: Ipv4Text,
+    task_id: Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+
+/** What a member must build for one LAN network: the master's view for it. */
+export const LanViewReply = Type.Object(
+  {
+    network: LanNetworkName,
+    vni: Type.Integer({ minimum: 1, maximum: 2 ** 24 - 1 }),
+    cidr: Type.String({ pattern: "^\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2}$" }),
+    peers: Type.Array(Ipv4Text, { maxItems: 1000, description: "The other member hosts' addresses: the VXLAN's unicast peers" }),
+    dhcp: Type.Union([
+      Type.Array(Type.Object({ mac: Type.String({ pattern: "^[0-9a-f]{2}(:[0-9a-f]{2}){5}$" }), ip: Ipv4Text, hostname: Type.String({ pattern: "^[A-Za-z0-9-]{1,63}$" }) }, { additionalProperties: false }), { maxItems: 65536 }),
+      Type.Null(),
+    ], { description: "Set on the one host that serves the network's DHCP: every member's fixed lease" }),
+  },
+  { additionalProperties: false },
+);
+
 /**
  * `POST /master/group/heartbeat`: a member's periodic report. No token: the member signs
  * `signHeartbeat(...)` (src/group/heartbeat.ts) with its node key, checked against the node id
@@ -300,6 +331,7 @@ export const GroupHeartbeat = Type.Object(
     cert_sha256: Type.Optional(
       certSha256("The member's TLS certificate, signed with the rest: the master pins it for its calls to the member"),
     ),
+    lans: Type.Optional(Type.Array(LanMemberReport, { maxItems: 4096, description: "The member's VMs on LAN networks, signed with the rest" })),
   },
   { additionalProperties: false, $id: "GroupHeartbeat" },
 );
@@ -331,6 +363,7 @@ export const GroupHeartbeatReply = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    lans: Type.Optional(Type.Array(LanViewReply, { maxItems: 4096, description: "What the member builds for each LAN network it has VMs of" })),
   },
   { $id: "GroupHeartbeatReply" },
 );

@@ -7,6 +7,7 @@ import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 import type { Logger } from "../lib/logger.js";
 import { joinAddress, localAddressToward, splitAddress } from "./local-address.js";
 import { MasterTlsPin } from "./master-tls.js";
+import type { LanMember } from "../network/lan/model.js";
 
 /** A heartbeat older (or further in the future) than this is refused: it bounds replays. */
 export const HEARTBEAT_MAX_SKEW_MS = 30_000;
@@ -28,7 +29,10 @@ const HEARTBEAT_TAG = "batu-heartbeat/1";
 
 /** What a member signs, after the domain tag (so no other signed message can pass for one): every field. */
 function heartbeatFields(hb: Omit<GroupHeartbeat, "signature">): unknown[] {
-  return [hb.node_id, hb.address, hb.nickname, hb.sent_at, ...CAPACITY_KEYS.map((k) => hb.capacity[k]), hb.tls_port ?? null, hb.cert_sha256 ?? null];
+  const fields: unknown[] = [hb.node_id, hb.address, hb.nickname, hb.sent_at, ...CAPACITY_KEYS.map((k) => hb.capacity[k]), hb.tls_port ?? null, hb.cert_sha256 ?? null];
+  // Appended only when present: a heartbeat without LAN members signs as before.
+  if (hb.lans) fields.push(hb.lans.map((m) => [m.network, m.ip, m.task_id]));
+  return fields;
 }
 
 /** Signs a heartbeat with the member's key (its sr25519 node key: `nodeKeyAuthenticator`). */
@@ -106,6 +110,8 @@ export interface HeartbeatSenderOptions {
   rentalTermsDigest?: () => string | undefined;
   /** The master's answer to the heartbeat sent at `sentAt`. */
   answered?: (reply: GroupHeartbeatReply, sentAt: number) => void;
+  /** This member's VMs on LAN networks, reported in each heartbeat (the master answers what to build). */
+  lanMembers?: () => LanMember[];
 }
 
 /**
@@ -168,6 +174,7 @@ export class HeartbeatSender {
           capacity: await this.opts.capacity(),
           ...(tls ? { tls_port: tls.port, cert_sha256: tls.sha256 } : {}),
           ...digestField(this.opts.rentalTermsDigest?.()),
+          ...(this.opts.lanMembers ? { lans: this.opts.lanMembers() } : {}),
         },
         this.opts.key,
       );

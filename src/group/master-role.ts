@@ -21,6 +21,7 @@ import { rentalTermsDigest, sealRentalTerms } from "./rental-terms.js";
 import type { Authenticator } from "../auth/signed-envelope.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
+import type { LanExchange } from "./lan-exchange.js";
 
 /** A member as routing sees it: where it is and whether it is alive. */
 export interface GroupPeer {
@@ -63,6 +64,8 @@ export interface MasterRoleOptions {
   key: Authenticator;
   /** A node's rental terms (the ledger's), sent to each member in its heartbeat answers. */
   rentalTerms: (nodeId: string) => RentalTerms;
+  /** The LAN networks' side of heartbeats, once the agent's VM layer is up. */
+  lans: () => LanExchange | undefined;
 }
 
 /**
@@ -183,9 +186,11 @@ export class MasterRole {
     // Its certificate as its node key signed it: a member that made a new one is pinned to the new one.
     const tls = hb.tls_port !== undefined && hb.cert_sha256 !== undefined ? { port: hb.tls_port, sha256: hb.cert_sha256 } : undefined;
     this.opts.members.heartbeat(hb.node_id, { address, nickname: hb.nickname, capacity: hb.capacity, vmCount: hb.capacity.vm_count, tls }, now);
+    const lanExchange = hb.lans ? this.opts.lans() : undefined;
+    const lans = lanExchange && hb.lans ? { lans: lanExchange.memberReported(hb.node_id, hb.lans) } : {};
     const terms = this.opts.rentalTerms(hb.node_id);
-    if (hb.rental_terms_digest === rentalTermsDigest(terms)) return { message: "ok" };
-    return { message: "ok", rental_terms: sealRentalTerms(terms, hb.node_id, hb.sent_at, this.opts.key) };
+    if (hb.rental_terms_digest === rentalTermsDigest(terms)) return { message: "ok", ...lans };
+    return { message: "ok", rental_terms: sealRentalTerms(terms, hb.node_id, hb.sent_at, this.opts.key), ...lans };
   }
 
   /** The operator forgets a member (a dead one is never forgotten by itself). */

@@ -10,6 +10,7 @@ import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 import { nodeKeyAuthenticator } from "../auth/signed-envelope.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
 import { openRentalTerms, rentalTermsDigest } from "./rental-terms.js";
+import type { LanExchange } from "./lan-exchange.js";
 
 /** What a running agent gives the group for heartbeats: how often, and what to report. */
 export interface HeartbeatSchedule {
@@ -30,6 +31,8 @@ export interface MemberRoleOptions {
   now: () => Date;
   /** Called when the rental terms the master sends change. */
   rentalTermsChanged: () => void;
+  /** The LAN networks' side of heartbeats, once the agent's VM layer is up. */
+  lans: () => LanExchange | undefined;
 }
 
 /** Before the first heartbeat: nothing known of the master yet. */
@@ -73,7 +76,11 @@ export class MemberRole {
       log: this.opts.log,
       now: this.opts.now,
       rentalTermsDigest: () => this.terms?.digest,
-      answered: (reply, sentAt) => this.takeRentalTerms(reply, sentAt),
+      answered: (reply, sentAt) => {
+        this.takeRentalTerms(reply, sentAt);
+        if (reply.lans) this.opts.lans()?.viewsArrived(reply.lans);
+      },
+      lanMembers: () => this.opts.lans()?.localMembers() ?? [],
     });
     this.sender.start();
   }

@@ -26,6 +26,7 @@ import { joinMaster } from "./join-master.js";
 import { MasterRole, type DiscoveryIdentity, type GroupPeer } from "./master-role.js";
 import { MemberRole, type HeartbeatSchedule } from "./member-role.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
+import type { LanExchange } from "./lan-exchange.js";
 
 export interface GroupServiceOptions {
   confDir: string;
@@ -71,6 +72,8 @@ export class GroupService {
   private readonly termsListeners = new Set<() => void>();
   /** Set while the agent runs: a member role then sends heartbeats. */
   private schedule: HeartbeatSchedule | undefined;
+  /** The LAN networks' side of heartbeats (set once the VM layer is up). */
+  private lanExchange: LanExchange | undefined;
 
   constructor(private readonly opts: GroupServiceOptions) {
     this.config = new HostConfigStore(opts.confDir, opts.hostConfig);
@@ -97,6 +100,7 @@ export class GroupService {
           startedAt: this.startedAt,
           key: this.opts.key,
           rentalTerms: this.opts.rentalTerms,
+          lans: () => this.lanExchange,
         });
       case "slave":
         return new MemberRole({
@@ -109,6 +113,7 @@ export class GroupService {
           log: this.opts.log,
           now: this.now,
           rentalTermsChanged: () => this.termsListeners.forEach((listener) => listener()),
+          lans: () => this.lanExchange,
         });
       case "none":
         return null;
@@ -136,6 +141,16 @@ export class GroupService {
   /** This agent's own address as the group sees it (ip:port). */
   get selfAddress(): string {
     return this.opts.selfAddress();
+  }
+
+  /** The LAN networks' side of heartbeats, from now on. */
+  useLans(exchange: LanExchange | undefined): void {
+    this.lanExchange = exchange;
+  }
+
+  /** Whether this host keeps the group's registries (a master, or a host in no group): not a member. */
+  get holdsRegistries(): boolean {
+    return this.role?.kind !== "member";
   }
 
   /** The agent serves: a member sends heartbeats from now on (and after becoming one). */

@@ -19,6 +19,11 @@ export interface DhcpServerOptions {
   gateway: string;
   /** First and last address it may hand out, and the netmask. */
   range: { first: string; last: string; netmask: string };
+  /**
+   * A private LAN network's (network/lan): fixed leases only, no router and no DNS (the LAN leads
+   * nowhere but to its members; DBC gives no gateway either). `gateway` is then only the server's own address.
+   */
+  privateLan?: boolean;
   log: Logger;
 }
 
@@ -54,10 +59,14 @@ export class DhcpServer {
       "--no-hosts",
       "--leasefile-ro",
       "--dhcp-authoritative",
-      `--dhcp-range=${o.range.first},${o.range.last},${o.range.netmask},12h`,
       `--dhcp-hostsfile=${this.hostsFile}`,
-      `--dhcp-option=option:router,${o.gateway}`,
-      `--dhcp-option=option:dns-server,${o.gateway}`,
+      ...(o.privateLan
+        ? ["--port=0", `--dhcp-range=${o.range.first},static,${o.range.netmask},infinite`, "--dhcp-option=option:router", "--dhcp-option=option:dns-server"]
+        : [
+            `--dhcp-range=${o.range.first},${o.range.last},${o.range.netmask},12h`,
+            `--dhcp-option=option:router,${o.gateway}`,
+            `--dhcp-option=option:dns-server,${o.gateway}`,
+          ]),
       "--log-facility=-",
     ];
     const child = spawn("dnsmasq", args, { stdio: ["ignore", "ignore", "pipe"] });
@@ -86,7 +95,7 @@ export class DhcpServer {
     child.once("exit", (code, signal) => {
       if (this.child === child) {
         this.child = null;
-        o.log.error({ code, signal, stderr: stderr.trim().slice(-500) }, "dnsmasq ended: guests of the NAT network get no DHCP or DNS");
+        o.log.error({ code, signal, bridge: o.bridge, stderr: stderr.trim().slice(-500) }, "dnsmasq ended: guests on its bridge get no DHCP");
       }
     });
     o.log.info({ bridge: o.bridge, pid: child.pid }, "dnsmasq serving DHCP and DNS");
@@ -119,19 +128,25 @@ export class DhcpServer {
 
   /** Ends the dnsmasq a killed agent left (the pid file's, if its command line names that file). */
   private async endLeftover(): Promise<void> {
-    const pid = Number((await readFile(this.pidFile, "utf8").catch(() => "")).trim());
-    if (!Number.isInteger(pid) || pid <= 1) return;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-    if (!cmdline.includes(`--pid-file=${this.pidFile}`)) return;
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      return;
-    }
-    for (let i = 0; i < 100; i++) {
-      if (!(await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => ""))) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    this.opts.log.info({ pid }, "ended the dnsmasq an earlier agent left");
+    await endLeftoverDhcp(this.opts.runDir, this.opts.log);
   }
+}
+
+/** Ends the dnsmasq a killed agent left in `runDir`: the pid file's, if its command line names that file. */
+export async function endLeftoverDhcp(runDir: string, log: Logger): Promise<void> {
+  const pidFile = join(runDir, "dnsmasq.pid");
+  const pid = Number((await readFile(pidFile, "utf8").catch(() => "")).trim());
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+  if (!cmdline.includes(`--pid-file=${pidFile}`)) return;
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 100; i++) {
+    if (!(await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => ""))) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  log.info({ pid }, "ended the dnsmasq an earlier agent left");
 }

@@ -39,10 +39,11 @@ export async function ensureBridge(name: string, address: string | null): Promis
  * bridge's own side (the host) only, never to other isolated ports: guests of the NAT network
  * reach each other only through the host's IP stack, where their security groups apply.
  */
-export async function createTap(name: string, bridge: string, opts: { isolated: boolean }): Promise<void> {
+export async function createTap(name: string, bridge: string, opts: { isolated: boolean; mtu?: number }): Promise<void> {
   if (await linkExists(name)) await deleteLink(name);
   await ip("tuntap", "add", "dev", name, "mode", "tap");
   try {
+    if (opts.mtu) await ip("link", "set", name, "mtu", String(opts.mtu));
     await ip("link", "set", name, "master", bridge);
     if (opts.isolated) await exec("bridge", ["link", "set", "dev", name, "isolated", "on"], { timeoutMs: 10_000 });
     await ip("link", "set", name, "up");
@@ -92,4 +93,40 @@ export async function defaultRouteDevice(): Promise<string | null> {
   const { stdout } = await ip("-j", "route", "show", "default");
   const routes = JSON.parse(stdout || "[]") as { dev?: string }[];
   return routes[0]?.dev ?? null;
+}
+
+const bridgeCmd = (...args: string[]) => exec("bridge", args, { timeoutMs: 10_000 });
+/** The all-zeros MAC: a VXLAN's default destinations (flooded frames go to each). */
+const ALL_ZEROS = "00:00:00:00:00:00";
+
+/**
+ * A VXLAN port of `bridge`, up: id `vni`, unicast only (its peers are its default destinations,
+ * `setVxlanPeers`), learning guests' MACs from what arrives. Left as it is when it exists.
+ */
+export async function ensureVxlan(name: string, vni: number, bridge: string, opts: { port: number; mtu: number }): Promise<void> {
+  if (!(await linkExists(name))) {
+    await ip("link", "add", name, "type", "vxlan", "id", String(vni), "dstport", String(opts.port));
+    try {
+      await ip("link", "set", name, "mtu", String(opts.mtu));
+      await ip("link", "set", name, "master", bridge);
+    } catch (e) {
+      await deleteLink(name);
+      throw e;
+    }
+  }
+  await ip("link", "set", name, "up");
+}
+
+/** The peers a VXLAN sends flooded frames (broadcasts, unknown unicast) to. */
+export async function vxlanPeers(name: string): Promise<string[]> {
+  const { stdout } = await bridgeCmd("-j", "fdb", "show", "dev", name);
+  const entries = JSON.parse(stdout || "[]") as { mac?: string; dst?: string }[];
+  return entries.filter((e) => e.mac === ALL_ZEROS && e.dst).map((e) => e.dst!);
+}
+
+/** Makes a VXLAN's flood list exactly `peers` (head-end replication to each member host). */
+export async function setVxlanPeers(name: string, peers: readonly string[]): Promise<void> {
+  const now = new Set(await vxlanPeers(name));
+  for (const p of peers) if (!now.has(p)) await bridgeCmd("fdb", "append", ALL_ZEROS, "dev", name, "dst", p);
+  for (const p of now) if (!peers.includes(p)) await bridgeCmd("fdb", "del", ALL_ZEROS, "dev", name, "dst", p);
 }

@@ -122,13 +122,13 @@ export class NatNetworking {
   }
 
   /**
-   * Rebuilds the nftables table from the running VMs' attachments, and the public addresses on the
-   * uplink. Calls run one after another; the last one's state wins.
+   * Rebuilds the nftables table from the running VMs' attachments and the host's LAN bridges, and
+   * the public addresses on the uplink. Calls run one after another; the last one's state wins.
    */
-  sync(attachments: () => NatAttachment[]): Promise<void> {
+  sync(attachments: () => NatAttachment[], lanBridges: () => Promise<string[]> = async () => []): Promise<void> {
     const run = this.syncing.then(async () => {
       const vms = attachments();
-      await applyRuleset(renderRuleset(this.net, vms));
+      await applyRuleset(renderRuleset(this.net, vms, { lanBridges: await lanBridges() }));
       await this.syncPublicAddresses(new Set(vms.flatMap((v) => (v.publicIp ? [v.publicIp] : []))));
     });
     this.syncing = run.catch(() => undefined);

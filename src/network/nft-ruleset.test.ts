@@ -154,8 +154,8 @@ describe("renderRuleset", () => {
     ]);
     expect(section(script, "chain forward")).toEqual([
       "type filter hook forward priority filter; policy accept;",
-      'iifname "bl-abc123" drop',
-      'oifname "bl-abc123" drop',
+      'iifname "bl-abc123" oifname != "bl-abc123" drop',
+      'oifname "bl-abc123" iifname != "bl-abc123" drop',
       "ct state established,related accept",
     ]);
   });

@@ -35,8 +35,9 @@
  *   Replies to an allowed connection pass first (`ct state established,related`), as with libvirt's
  *   stateful nwfilter rules. Traffic between a guest and the host itself (DHCP, DNS, the output DNAT
  *   above) is not forwarded and so not filtered: a renter cannot cut a guest off its own DHCP.
- * - Private LAN bridges (`opts.lanBridges`): the host routes nothing to or from them, and accepts
- *   nothing from them but DHCP and DNS to itself.
+ * - Private LAN bridges (`opts.lanBridges`, network/lan): the host routes nothing to or from them,
+ *   and accepts nothing from them but DHCP and DNS to itself (its address there, on the network's
+ *   DHCP host, serves nothing else).
  *
  * Anti-spoofing (a guest sending from another address) is handled elsewhere, not here.
  */
@@ -116,7 +117,8 @@ export function renderRuleset(net: NatNetwork, vms: NatAttachment[], opts: Rende
     ]),
     ...block("chain forward", [
       "type filter hook forward priority filter; policy accept;",
-      ...lanBridges.flatMap((b) => [`iifname ${quote(b)} drop`, `oifname ${quote(b)} drop`]),
+      // Routed to or from a LAN, dropped; bridged within it (seen here only with br_netfilter on), not.
+      ...lanBridges.flatMap((b) => [`iifname ${quote(b)} oifname != ${quote(b)} drop`, `oifname ${quote(b)} iifname != ${quote(b)} drop`]),
       "ct state established,related accept",
       // Sender's "out" chain before the receiver's "in" chain; either may drop, neither accepts
       // for the other (their accept is a return), and what both let through meets the policy.

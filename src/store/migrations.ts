@@ -191,4 +191,33 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 12,
+    name: "lan networks",
+    sql: `
+      -- The group's private LAN networks (DBC's lan/*), kept by the master (or a lone agent): names
+      -- are unique in the group, each has its own VXLAN id, and only its owner's tasks join it.
+      CREATE TABLE lan_networks (
+        name          TEXT PRIMARY KEY,
+        owner         TEXT NOT NULL,
+        vni           INTEGER NOT NULL UNIQUE,
+        cidr          TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        -- the last time it had a member: a network unused for lan_unused_days is removed
+        last_used_at  TEXT NOT NULL,
+        -- the host serving its DHCP (one of the hosts with a member), null while it has none
+        dhcp_node     TEXT
+      ) WITHOUT ROWID;
+      -- Each member's address, given by the master when the task is made: held until the host that
+      -- runs the task stops reporting it (the task was deleted).
+      CREATE TABLE lan_addresses (
+        network       TEXT NOT NULL REFERENCES lan_networks(name),
+        ip            TEXT NOT NULL,
+        node_id       TEXT NOT NULL,
+        task_id       TEXT,
+        allocated_at  TEXT NOT NULL,
+        PRIMARY KEY (network, ip)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

@@ -1,6 +1,7 @@
 import { randomBytes, randomInt } from "node:crypto";
 import type { PortForward, VmSpec } from "./spec.js";
 import type { ReservedPort } from "./ports.js";
+import type { LanAttachment } from "../network/lan/model.js";
 
 /** A request a user can fix: names the field. Both faces turn it into their 400. */
 export class FieldError extends Error {
@@ -41,6 +42,8 @@ export interface VmCreateRequest {
   /** DBC's `public_ip`: an address of the operator's pool. */
   publicIp?: string | null;
   networkName: string | null;
+  /** A NIC on this LAN network, its address given by the group's master (network/lan). */
+  lan?: LanAttachment | null;
 }
 
 const PASSWORD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_/+[]@#^";
@@ -88,5 +91,6 @@ export function specFrom(req: VmCreateRequest, ports: ReservedPort[], loginUser:
     networkName: req.networkName,
     ...(req.networkFilters?.length ? { networkFilters: req.networkFilters } : {}),
     ...(req.publicIp ? { publicIp: req.publicIp } : {}),
+    ...(req.lan ? { lan: req.lan } : {}),
   };
 }

@@ -11,6 +11,11 @@ import { hostForwardsOf, macFor, USER_NIC_ID } from "./qemu-spec.js";
 import type { VmRecord, VmRepo } from "./repo.js";
 import { hostnameFor } from "./runtime.js";
 import { forwardsOf, type VmSpec } from "./spec.js";
+import type { LanFabric } from "../network/lan/fabric.js";
+import { LAN_MTU, type LanView } from "../network/lan/model.js";
+
+/** The QEMU id of a VM's NIC on its LAN network. */
+const LAN_NIC_ID = "lan0";
 
 /** How a VM boots onto the host's network: its first NICs, and what its kernel command line says of them. */
 export interface GuestNics {
@@ -43,7 +48,12 @@ export interface GuestNetwork {
   /** The guest's addresses on the host's network while it runs (DBC's `local_address`). */
   addressesOf(vmId: string): string[];
   /** Why `spec`'s network asks cannot be met here (a public IP not in the pool...), or null. */
-  refusal(spec: Pick<VmSpec, "publicIp" | "networkFilters">, vmId?: string): { field: string; message: string } | null;
+  refusal(spec: Pick<VmSpec, "publicIp" | "networkFilters" | "lan">, vmId?: string): { field: string; message: string } | null;
+  /**
+   * The host's LAN networks made to match the master's `views` (null: the last ones) and this
+   * host's VMs (network/lan/fabric.ts).
+   */
+  applyLans(views: LanView[] | null): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -88,11 +98,14 @@ export class UserModeNetwork implements GuestNetwork {
     return [];
   }
 
-  refusal(spec: Pick<VmSpec, "publicIp" | "networkFilters">): { field: string; message: string } | null {
+  refusal(spec: Pick<VmSpec, "publicIp" | "networkFilters" | "lan">): { field: string; message: string } | null {
+    if (spec.lan) return { field: "network_name", message: "invalid network info: this node runs user-mode networking (no LAN networks)" };
     if (spec.publicIp) return { field: "public_ip", message: "invalid public ip: this node runs user-mode networking (no public IPs)" };
     if (spec.networkFilters?.length) return { field: "network_filters", message: "network_filters: this node runs user-mode networking (no per-VM firewall)" };
     return null;
   }
+
+  async applyLans(): Promise<void> {}
 
   async close(): Promise<void> {}
 }
@@ -107,6 +120,7 @@ export class BridgedNetwork implements GuestNetwork {
 
   constructor(
     private readonly nat: NatNetworking,
+    private readonly lans: LanFabric,
     private readonly repo: VmRepo,
     private readonly hypervisor: Hypervisor,
     private readonly forwardHost: string,
@@ -116,10 +130,15 @@ export class BridgedNetwork implements GuestNetwork {
   async prepare(vm: VmRecord, hostname: string): Promise<GuestNics> {
     const { tap, ip, mac } = await this.nat.plug(vm.id, hostname, (id) => leaseName(this.repo, id));
     const { prefix, gateway } = this.nat.subnet;
-    return {
-      nics: [{ kind: "tap", id: USER_NIC_ID, mac, ifname: tap }],
-      kernelArgs: [`batu.ip=${ip}/${prefix}`, `batu.gw=${gateway}`, `batu.dns=${gateway}`],
-    };
+    const nics: NicSpec[] = [{ kind: "tap", id: USER_NIC_ID, mac, ifname: tap }];
+    const kernelArgs = [`batu.ip=${ip}/${prefix}`, `batu.gw=${gateway}`, `batu.dns=${gateway}`];
+    if (vm.spec.lan) {
+      // The LAN NIC's address comes from the network's DHCP, as a renter's own image gets it.
+      const lan = await this.lans.plug(vm.id, vm.spec.lan);
+      nics.push({ kind: "tap", id: LAN_NIC_ID, mac: lan.mac, ifname: lan.tap, mtu: LAN_MTU });
+      kernelArgs.push("batu.lan=dhcp");
+    }
+    return { nics, kernelArgs };
   }
 
   async started(vmId: string): Promise<void> {
@@ -143,6 +162,7 @@ export class BridgedNetwork implements GuestNetwork {
     // Also after a boot that failed before QEMU ran: its tap was made already.
     const wasPlugged = this.plugged.delete(vmId);
     await this.nat.unplug(vmId);
+    await this.lans.unplug(vmId);
     if (wasPlugged) await this.sync();
   }
 
@@ -166,10 +186,17 @@ export class BridgedNetwork implements GuestNetwork {
 
   addressesOf(vmId: string): string[] {
     const ip = this.nat.heldAddress(vmId);
-    return ip ? [ip] : [];
+    const lanIp = this.repo.get(vmId)?.spec.lan?.ip;
+    return [...(ip ? [ip] : []), ...(lanIp ? [lanIp] : [])];
   }
 
-  refusal(spec: Pick<VmSpec, "publicIp" | "networkFilters">, vmId?: string): { field: string; message: string } | null {
+  async applyLans(views: LanView[] | null): Promise<void> {
+    const local = this.repo.list().flatMap((vm) => (vm.spec.lan ? [vm.spec.lan] : []));
+    await this.lans.apply(views, local, this.plugged);
+    await this.sync();
+  }
+
+  refusal(spec: Pick<VmSpec, "publicIp" | "networkFilters" | "lan">, vmId?: string): { field: string; message: string } | null {
     if (!spec.publicIp) return null;
     if (!this.nat.allowsPublicIp(spec.publicIp)) return { field: "public_ip", message: `invalid public ip: ${spec.publicIp} is not one this node may give (config.json public_ips)` };
     const user = this.repo.list().find((v) => v.id !== vmId && v.spec.publicIp === spec.publicIp);
@@ -179,10 +206,14 @@ export class BridgedNetwork implements GuestNetwork {
 
   async close(): Promise<void> {
     await this.nat.close();
+    await this.lans.close();
   }
 
   private sync(): Promise<void> {
-    return this.nat.sync(() => this.attachments());
+    return this.nat.sync(
+      () => this.attachments(),
+      () => this.lans.bridges(),
+    );
   }
 
   private attachments(): NatAttachment[] {

@@ -1,3 +1,5 @@
+import type { LanAttachment } from "../network/lan/model.js";
+
 /**
  * What a VM is, in host terms, as stored with it. Both faces (host API and DBC API) map their
  * requests onto this one shape; the hypervisor's QemuSpec is derived from it at each start.
@@ -47,6 +49,8 @@ export interface VmSpec {
   networkName: string | null;
   /** The renter's security group as DBC's `network_filters` strings, normalized (network/security-group.ts). Absent: none. */
   networkFilters?: string[];
+  /** Its NIC on a LAN network of the group (network/lan), as the master gave it. Absent or null: none. */
+  lan?: LanAttachment | null;
   /** An address of the operator's pool mapped 1:1 to the VM (bridged networking). Absent or null: none. */
   publicIp?: string | null;
   /** Data disks added after creation (`disk/add`): `vdc`, `vdd`, … each `<name>.qcow2` in the VM's folder. Absent: none. */

@@ -67,7 +67,7 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
   for (const nic of spec.nics) {
     argv.push(
       "-netdev", netdevArg(nic),
-      "-device", `virtio-net-pci,id=${nic.id},netdev=${nicNetdevId(nic.id)},mac=${nic.mac}`,
+      "-device", `virtio-net-pci,id=${nic.id},netdev=${nicNetdevId(nic.id)},mac=${nic.mac}${nic.kind === "tap" && nic.mtu ? `,host_mtu=${nic.mtu}` : ""}`,
     );
   }
 

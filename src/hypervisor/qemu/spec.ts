@@ -67,7 +67,13 @@ interface NicBase {
 export type NicSpec =
   | (NicBase & { kind: "user"; hostForwards: HostForward[] })
   | (NicBase & { kind: "mcast"; /** @example "230.0.0.1:5558" */ group: string })
-  | (NicBase & { kind: "tap"; /** An existing tap device. @example "batu-t1-0" */ ifname: string });
+  | (NicBase & {
+      kind: "tap";
+      /** An existing tap device. @example "batu-t1-0" */
+      ifname: string;
+      /** The MTU the guest is told to use (virtio-net host_mtu), e.g. 1450 on a VXLAN. Absent: the guest's own. */
+      mtu?: number;
+    });
 
 /** A VNC server with password authentication. */
 export interface VncSpec {

@@ -97,6 +97,7 @@ export function validateSpec(spec: QemuSpec): void {
       );
     } else {
       need(IFNAME.test(n.ifname), `${f}.ifname`, "not a Linux interface name");
+      if (n.mtu !== undefined) need(Number.isInteger(n.mtu) && n.mtu >= 576 && n.mtu <= 65535, `${f}.mtu`, "an integer 576..65535");
     }
   });
 

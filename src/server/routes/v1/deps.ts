@@ -6,6 +6,7 @@ import type { SnapshotService } from "../../../snapshot/service.js";
 import type { ImageCenter } from "../../../image/center.js";
 import type { GroupRouter } from "../../../group/forward.js";
 import type { GroupPeer } from "../../../group/master-role.js";
+import type { LanRegistry } from "../../../network/lan/registry.js";
 
 /** What the renter API needs to know who is calling. */
 export interface RenterAuth {
@@ -36,6 +37,15 @@ export interface V1Deps {
   forwardHost: string;
   /** The group: members to route to (on a master), forwarded calls to accept (on a member). */
   group?: V1Group;
+  /** The group's LAN networks (`lan/*`, `network_name`). */
+  lans?: V1Lans;
+}
+
+/** What the renter API needs of the LAN networks. */
+export interface V1Lans {
+  registry: LanRegistry;
+  /** Whether this agent keeps the group's registry (a master, or an agent in no group); a member does not. */
+  holdsRegistry: () => boolean;
 }
 
 /** What the renter API needs of the group. */

@@ -6,6 +6,7 @@ import { VmConflictError, VmNotFoundError, VmResourceError } from "../../../vm/s
 import { validationMessage } from "../../errors.js";
 import { GuestAgentError } from "../../../hypervisor/qemu/qga.js";
 import { ApiError } from "../../../api/errors.js";
+import { LanError } from "../../../network/lan/model.js";
 
 /** DBC's own wording for the request-shape errors its client checks (reference §2.1). */
 function shapeMessage(message: string): string {
@@ -39,7 +40,7 @@ export function dbcErrorHandler(error: FastifyError, request: FastifyRequest, re
     return send(400, -25, `json parse error: ${error.message}`);
   }
   // Node-side refusals: HTTP 200 with errcode 1 (or -3 for a task that is not the caller's), as DBC.
-  if (error instanceof FieldError) return send(200, 1, error.message);
+  if (error instanceof FieldError || error instanceof LanError) return send(200, 1, error.message);
   if (error instanceof VmNotFoundError) return send(200, -3, "task_id not exist");
   if (error instanceof VmConflictError) return send(200, 1, error.message.replace(/^vm is /, "task is "));
   if (error instanceof VmResourceError) return send(200, 1, error.message);

@@ -8,6 +8,7 @@ import { diskRoutes } from "./disks.js";
 import { imageRoutes } from "./images.js";
 import { snapshotRoutes } from "./snapshots.js";
 import { eventRoutes } from "./events.js";
+import { lanRoutes } from "./lan.js";
 import { routeToMember } from "./route-to-member.js";
 import { setForwardedRenter } from "./target.js";
 import { ForwardVerifier, NO_BODY_TEXT } from "../../../group/forward.js";
@@ -60,4 +61,5 @@ export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps
   await app.register(snapshotRoutes, { deps });
   await app.register(imageRoutes, { deps });
   await app.register(eventRoutes, { deps });
+  await app.register(lanRoutes, { deps });
 };

@@ -2,9 +2,11 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { DbcRequest } from "../../../api/v1/request.js";
 import type { V1Deps, V1Group } from "./deps.js";
 import { resolveTarget } from "./target.js";
+import { LAN_ATTACHMENT_FIELD, type LanAttachment } from "../../../network/lan/model.js";
+import { LAN_ROUTES } from "./lan.js";
 
-/** Routes answered on the master even for a member's node: they need only the master's ledger. */
-const ANSWERED_HERE = new Set(["/api/v1/mining_nodes/session_id"]);
+/** Routes answered on the master even for a member's node: they need only the master's ledger and registries. */
+const ANSWERED_HERE = new Set(["/api/v1/mining_nodes/session_id", ...LAN_ROUTES]);
 
 /**
  * preHandler on a master: a POST whose `peer_nodes_list[0]` is a member's node is authenticated here
@@ -20,9 +22,20 @@ export function routeToMember(deps: V1Deps, group: V1Group) {
     if (target.kind === "self") return undefined;
     // Every call acts for a renter but node info (mining_nodes), which needs no identity.
     const renter = route === "/api/v1/mining_nodes" ? null : deps.renters.authorize(body, target.nodeId);
+    // A task made on a LAN network gets its address from the registry here, sent to the member in
+    // the call this master signs (the one source of LAN NICs a member trusts).
+    const lan = route === "/api/v1/tasks/start" && renter !== null ? attachLan(deps, body, renter, target.nodeId) : undefined;
+    const forwarded = lan ? { ...body, additional: { ...body.additional, [LAN_ATTACHMENT_FIELD]: lan } } : body;
     // The renter's credentials stop here: the member gets the renter id this master vouches for
     // (signed), never a signature, session or nonce it could replay anywhere.
-    const r = await group.router.forward(target.peer, { method: req.method, url: req.url, bodyText: JSON.stringify(withoutCredentials(body)), renter });
+    let r;
+    try {
+      r = await group.router.forward(target.peer, { method: req.method, url: req.url, bodyText: JSON.stringify(withoutCredentials(forwarded)), renter });
+    } catch (e) {
+      if (lan) deps.lans?.registry.release(lan.network, lan.ip);
+      throw e;
+    }
+    if (lan) settleLan(deps, lan, r.body);
     const sent = route === "/api/v1/mining_nodes" ? withLedgerState(r.body, deps.renters.nodeState(target.nodeId)) : r.body;
     return reply.status(r.status).header("content-type", r.contentType).send(sent);
   };
@@ -47,4 +60,27 @@ function withLedgerState(body: Buffer, state: "online" | "rented"): Buffer {
   } catch {
     return body;
   }
+}
+
+/** The LAN NIC a `tasks/start` for a member asks (`network_name`), from this master's registry; undefined for none. */
+function attachLan(deps: V1Deps, body: DbcRequest, renter: string, nodeId: string): LanAttachment | undefined {
+  const additional = (body.additional ?? {}) as Record<string, unknown>;
+  // Only this master gives LAN NICs: one in the renter's own request is dropped here.
+  delete additional[LAN_ATTACHMENT_FIELD];
+  const name = additional.network_name;
+  if (typeof name !== "string" || name === "" || !deps.lans) return undefined;
+  return deps.lans.registry.attach(name, renter, nodeId);
+}
+
+/** The member made the task (its address is bound to the task id) or did not (the address is free again). */
+function settleLan(deps: V1Deps, lan: LanAttachment, reply: Buffer): void {
+  let taskId: string | null = null;
+  try {
+    const parsed = JSON.parse(reply.toString("utf8")) as { errcode?: unknown; message?: { task_id?: unknown } };
+    if (parsed.errcode === 0 && typeof parsed.message?.task_id === "string") taskId = parsed.message.task_id;
+  } catch {
+    // not JSON: the task was not made
+  }
+  if (taskId) deps.lans?.registry.bindTask(lan.network, lan.ip, taskId);
+  else deps.lans?.registry.release(lan.network, lan.ip);
 }

@@ -1,6 +1,7 @@
 import { isIPv4 } from "node:net";
 import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort } from "../../../network/port-spec.js";
 import { FieldError, type VmCreateRequest } from "../../../vm/create-request.js";
+import type { LanAttachment } from "../../../network/lan/model.js";
 import { DEMO_IMAGE } from "../../../vm/images.js";
 import { portField } from "../fields.js";
 import { formatNetworkFilters, parseNetworkFilters } from "../../../network/security-group.js";
@@ -69,7 +70,7 @@ export function publicIpField(v: Loose, field = "public_ip"): string | null {
 }
 
 /** DBC's `tasks/start` `additional` → a create request, with DBC's validation texts (reference §6). */
-export function fromDbcCreate(a: Record<string, Loose>, owner: string): VmCreateRequest {
+export function fromDbcCreate(a: Record<string, Loose>, owner: string, lan?: LanAttachment): VmCreateRequest {
   const taskId = str(a.task_id);
   if (taskId !== undefined) {
     if (taskId.length < 20 || taskId.length > 22) throw new FieldError("task_id", "wrong task id length");
@@ -84,7 +85,7 @@ export function fromDbcCreate(a: Record<string, Loose>, owner: string): VmCreate
   const imageName = str(a.image_name) ?? DEMO_IMAGE;
   const dataFile = str(a.data_file_name);
   const networkName = str(a.network_name);
-  if (networkName) throw new FieldError("network_name", "can not find network info");
+  if (networkName && lan?.network !== networkName) throw new FieldError("network_name", "can not find network info");
   const desc = a.desc === undefined ? "" : str(a.desc);
   if (desc === undefined || desc.length > 1024) throw new FieldError("desc", "desc is invalid (a string of at most 1024 characters)");
   const nickname = str(a.nickname) ?? "";
@@ -106,7 +107,8 @@ export function fromDbcCreate(a: Record<string, Loose>, owner: string): VmCreate
     startCommand: "",
     desc,
     multicast: multicast(a.multicast),
-    networkName: null,
+    networkName: lan ? lan.network : null,
+    ...(lan ? { lan } : {}),
     networkFilters: formatNetworkFilters(parseNetworkFilters(a.network_filters)),
     publicIp: a.public_ip === undefined || a.public_ip === null ? null : publicIpField(a.public_ip),
   };

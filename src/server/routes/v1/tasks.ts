@@ -11,6 +11,7 @@ import type { VmModify } from "../../../vm/modify.js";
 import type { VmAction } from "../../../vm/state.js";
 import type { V1Deps } from "./deps.js";
 import { actingRenter } from "./target.js";
+import { lanForTask } from "./lan.js";
 import { dbcTime, JSON_CONTENT_TYPE, TaskReplies } from "./task-view.js";
 
 type Req = FastifyRequest<{ Body: DbcRequest; Params: { id: string; verb?: string }; Querystring: Record<string, string> }>;
@@ -95,7 +96,15 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
     },
     async (req: Req) => {
       const owner = renter(req);
-      const vm = await vms.create(fromDbcCreate(req.body.additional ?? {}, owner), { wait: false });
+      const { lan, done } = lanForTask(req, deps, owner);
+      let vm;
+      try {
+        vm = await vms.create(fromDbcCreate(req.body.additional ?? {}, owner, lan), { wait: false });
+      } catch (e) {
+        done(null);
+        throw e;
+      }
+      done(vm.taskId);
       return {
         ...ok({ task_id: vm.taskId, create_time: dbcTime(vm.createdAt), desc: vm.spec.desc, status: "creating", operation_id: vm.operationId }),
         operation_id: vm.operationId,
