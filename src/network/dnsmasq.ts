@@ -1,7 +1,19 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFile, rename, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../lib/logger.js";
+
+/**
+ * Where the fixed leases are written: dnsmasq drops root for `nobody` after start and re-reads them
+ * as `nobody` on SIGHUP, so they cannot live under the agent's data folder (often 0700). Not
+ * secret (MACs, addresses, host names); one file per server, named by its run folder.
+ */
+const HOSTS_DIR = "/run/batu-dnsmasq";
+const hostsFileFor = (runDir: string) => join(HOSTS_DIR, `${createHash("sha256").update(runDir).digest("hex").slice(0, 16)}.hosts`);
+
+/** dnsmasq's log lines worth an operator's eye (its start-up lines are not). */
+const DNSMASQ_TROUBLE = /no address range|not available|ignored|failed|warning|cannot|error/i;
 
 /** One fixed lease: the VM's MAC gets this address, for ever. */
 export interface FixedLease {
@@ -41,7 +53,7 @@ export class DhcpServer {
 
   constructor(private readonly opts: DhcpServerOptions) {
     this.pidFile = join(opts.runDir, "dnsmasq.pid");
-    this.hostsFile = join(opts.runDir, "dhcp-hosts");
+    this.hostsFile = hostsFileFor(opts.runDir);
   }
 
   async start(leases: FixedLease[]): Promise<void> {
@@ -73,7 +85,10 @@ export class DhcpServer {
     this.child = child;
     let stderr = "";
     child.stderr!.on("data", (b: Buffer) => {
-      stderr = (stderr + b.toString()).slice(-4000);
+      const text = b.toString();
+      stderr = (stderr + text).slice(-4000);
+      // dnsmasq logs what it refuses to serve (no address range, a lease it cannot give): an operator's clue.
+      for (const line of text.split("\n")) if (DNSMASQ_TROUBLE.test(line)) o.log.warn({ bridge: o.bridge, dnsmasq: line.trim() }, "dnsmasq");
     });
     // dnsmasq in the foreground has bound its sockets once it writes its pid file.
     const started = await new Promise<boolean>((resolve) => {
@@ -117,12 +132,15 @@ export class DhcpServer {
     await exited;
     clearTimeout(timer);
     await rm(this.pidFile, { force: true });
+    await rm(this.hostsFile, { force: true });
   }
 
   private async writeHosts(leases: FixedLease[]): Promise<void> {
+    await mkdir(HOSTS_DIR, { recursive: true, mode: 0o755 });
+    await chmod(HOSTS_DIR, 0o755);
     const text = leases.map((l) => `${l.mac},${l.ip},${l.hostname},infinite\n`).join("");
     const tmp = `${this.hostsFile}.tmp`;
-    await writeFile(tmp, text);
+    await writeFile(tmp, text, { mode: 0o644 });
     await rename(tmp, this.hostsFile);
   }
 

@@ -4,6 +4,7 @@ import type { V1Deps, V1Group } from "./deps.js";
 import { resolveTarget } from "./target.js";
 import { LAN_ATTACHMENT_FIELD, type LanAttachment } from "../../../network/lan/model.js";
 import { LAN_ROUTES } from "./lan.js";
+import { FieldError } from "../../../vm/create-request.js";
 
 /** Routes answered on the master even for a member's node: they need only the master's ledger and registries. */
 const ANSWERED_HERE = new Set(["/api/v1/mining_nodes/session_id", ...LAN_ROUTES]);
@@ -65,8 +66,8 @@ function withLedgerState(body: Buffer, state: "online" | "rented"): Buffer {
 /** The LAN NIC a `tasks/start` for a member asks (`network_name`), from this master's registry; undefined for none. */
 function attachLan(deps: V1Deps, body: DbcRequest, renter: string, nodeId: string): LanAttachment | undefined {
   const additional = (body.additional ?? {}) as Record<string, unknown>;
-  // Only this master gives LAN NICs: one in the renter's own request is dropped here.
-  delete additional[LAN_ATTACHMENT_FIELD];
+  // Only this master gives LAN NICs: a renter cannot hand one to a member.
+  if (additional[LAN_ATTACHMENT_FIELD] !== undefined) throw new FieldError(LAN_ATTACHMENT_FIELD, `${LAN_ATTACHMENT_FIELD} is given by the group's master only`);
   const name = additional.network_name;
   if (typeof name !== "string" || name === "" || !deps.lans) return undefined;
   return deps.lans.registry.attach(name, renter, nodeId);
