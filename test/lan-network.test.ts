@@ -152,6 +152,29 @@ describe.skipIf(skipReason !== null)("LAN networks across the group", () => {
     expect(await guestPage(dhcpHost, `/cgi-bin/fetch?192.168.66.254`)).toContain("fetch failed");
   }, 240_000);
 
+  it("an agent SIGKILL leaves the LAN working, and the restarted agent leaves the links, peers and DHCP as they were", async () => {
+    const state = async (h: Host) => {
+      const links = (await lan.exec(h.net, ["ip", "-o", "link", "show"])).stdout.split("\n").filter((l) => /(bl|vl|bn)-/.test(l)).map((l) => l.replace(/^\d+: /, "").replace(/ state \S+/, ""));
+      const peers = (await lan.exec(h.net, ["bridge", "fdb", "show", "dev", `vl-${NETWORK}`])).stdout.split("\n").filter((l) => l.startsWith("00:00:00:00:00:00"));
+      const addr = (await lan.exec(h.net, ["ip", "-br", "addr", "show", "dev", `bl-${NETWORK}`])).stdout;
+      return { links, peers, addr };
+    };
+    const dnsmasqs = async () => (await lan.exec(h1.net, ["ps", "-o", "args=", "-C", "dnsmasq"])).stdout.split("\n").filter((l) => l.includes(`lan/${NETWORK}/`)).length;
+    const before = await Promise.all([state(h1), state(h2)]);
+    expect(await dnsmasqs()).toBe(1);
+    const lanIps = await Promise.all([h1, h2].map(async (h) => ((await lanCall(h, `tasks/${tasks.get(h)}`)).message.local_address as string[]).find((a) => a.startsWith("192.168.66."))!));
+    // The master, the registry's and (first member) the DHCP's host, killed outright.
+    await agents.stop(h1.agent, "kill");
+    expect(await guestPage(h2, `/cgi-bin/fetch?${lanIps[0]}`)).toContain("batu demo guest");
+    h1.agent = await agents.start({ wrap: h1.net.wrap, host: "0.0.0.0", port: AGENT_PORT, dir: h1.dir, extraArgs: FLAGS });
+    await until(() => lanCall(h1, `tasks/${tasks.get(h1)}`), (b) => b.message?.status === "running", 30_000, "adopted");
+    await until(() => Promise.all([state(h1), state(h2)]), (after) => JSON.stringify(after) === JSON.stringify(before), 15_000, "links as before");
+    // The killed agent's dnsmasq is ended and one serves again (the restarted agent's).
+    await until(dnsmasqs, (n) => n === 1, 10_000, "one DHCP server for the network");
+    expect(await guestPage(h1, `/cgi-bin/fetch?${lanIps[1]}`)).toContain("batu demo guest");
+    expect(await guestPage(h2, `/cgi-bin/fetch?${lanIps[0]}`)).toContain("batu demo guest");
+  }, 120_000);
+
   it("the network is refused deletion while in use; deleting its tasks frees it, and lan/delete removes it from every host", async () => {
     expect((await lanCall(h3, `lan/delete/${NETWORK}`, bob())).message).toBe("wallet error, you are not the owner of the network");
     expect((await lanCall(h1, `lan/delete/${NETWORK}`)).message).toBe("network is in used, please delete task in the network first");
