@@ -142,6 +142,11 @@ describe.skipIf(skipReason !== null)("LAN networks across the group", () => {
       const fdb = (await lan.exec(h.net, ["bridge", "fdb", "show", "dev", `vl-${NETWORK}`])).stdout;
       await until(async () => (await lan.exec(h.net, ["bridge", "fdb", "show", "dev", `vl-${NETWORK}`])).stdout, (t) => t.includes(`00:00:00:00:00:00 dst ${peer.net.ip} `), 10_000, `${h.net.name} VXLAN peer`);
       expect(fdb).not.toContain(`dst ${h.net.ip} `);
+      // Only the peer may send this host VXLAN: h3, no member of the network, may not.
+      const table = await until(async () => (await lan.exec(h.net, ["nft", "list", "table", "inet", "batu"])).stdout, (t) => /set lan_peers[^}]*elements = \{ [^}]*\}/s.test(t), 10_000, `${h.net.name} lan_peers`);
+      expect(table).toContain("udp dport 4789 ip saddr != @lan_peers drop");
+      const peers = /set lan_peers[^}]*elements = \{ ([^}]*) \}/s.exec(table)![1]!.split(",").map((p) => p.trim());
+      expect(peers).toEqual([peer.net.ip]);
     }
     for (const [from, to] of [[h1, h2], [h2, h1]] as const) {
       const page = await until(() => guestPage(from, `/cgi-bin/fetch?${lanIp.get(to)}`), (t) => t.includes("batu demo guest"), 30_000, `${from.net.name} guest → ${to.net.name} guest`);

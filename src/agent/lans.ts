@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { Logger } from "../lib/logger.js";
 import type { GroupService } from "../group/service.js";
 import type { LanExchange } from "../group/lan-exchange.js";
@@ -26,61 +25,80 @@ export interface LanWiring {
 /**
  * Wires the LAN networks into a running agent. Where this agent keeps the registry (a master, a
  * lone agent), it reports its own VMs to it and builds what the registry answers, after every
- * change; on a member, the heartbeats carry the report and the master's answer (LanExchange).
+ * change; on a member, the heartbeats carry the report and the master's answer (LanExchange). Every
+ * build goes through one queue: one at a time, the last state wins, a failed one is tried again.
  */
 export function startLans(w: LanWiring): () => void {
-  const addressOf = (nodeId: string): string | undefined => {
+  const addressOf = (masterIp?: string) => (nodeId: string): string | undefined => {
+    if (nodeId === w.nodeId && masterIp) return masterIp;
     const address = nodeId === w.nodeId ? w.group.selfAddress : w.group.peer(nodeId)?.address;
     return address ? splitAddress(address).host : undefined;
   };
   const localMembers = (): LanMember[] =>
     w.repo.list().flatMap((vm) => (vm.spec.lan ? [{ network: vm.spec.lan.network, ip: vm.spec.lan.ip, task_id: vm.taskId }] : []));
 
-  // One refresh at a time; a change during one asks for one more after it.
-  let running: Promise<void> | null = null;
+  /** On a member: the master's last answer not built yet. */
+  let pendingViews: LanView[] | null = null;
+  let lastBuilt = "";
+  let running = false;
   let again = false;
+  const build = async (): Promise<void> => {
+    if (w.group.holdsRegistries) {
+      w.registry.report(w.nodeId, localMembers(), { boundGraceMs: 0 });
+      await w.network.applyLans(w.registry.viewsFor(w.nodeId, addressOf()));
+      return;
+    }
+    const views = pendingViews;
+    const digest = views ? JSON.stringify(views) : lastBuilt;
+    await w.network.applyLans(views && digest !== lastBuilt ? views : null);
+    if (views) {
+      lastBuilt = digest;
+      if (pendingViews === views) pendingViews = null;
+    }
+  };
   const refresh = (): void => {
     if (running) {
       again = true;
       return;
     }
-    running = (async () => {
+    running = true;
+    void (async () => {
       do {
         again = false;
         try {
-          if (w.group.holdsRegistries) {
-            w.registry.report(w.nodeId, localMembers(), { boundGraceMs: 0 });
-            await w.network.applyLans(w.registry.viewsFor(w.nodeId, addressOf));
-          } else {
-            await w.network.applyLans(null);
-          }
+          await build();
         } catch (e) {
           w.log.warn({ err: e }, "LAN networks: the host's links could not be made to match");
         }
       } while (again);
-    })().finally(() => {
-      running = null;
-    });
+      running = false;
+    })();
   };
 
-  let lastViews = "";
+  let reportedAny = false;
   const exchange: LanExchange = {
-    localMembers,
-    viewsArrived: (views: LanView[]) => {
-      const digest = createHash("sha256").update(JSON.stringify(views)).digest("hex");
-      if (digest === lastViews) return;
-      lastViews = digest;
-      running = (running ?? Promise.resolve()).then(() =>
-        w.network.applyLans(views).catch((e: unknown) => w.log.warn({ err: e }, "LAN networks: the master's view could not be built")),
-      );
+    localMembers: () => {
+      const members = localMembers();
+      // Once this member had LAN VMs, it reports even none (so the master frees their addresses).
+      if (members.length > 0) reportedAny = true;
+      return reportedAny ? members : undefined;
     },
-    memberReported: (nodeId, members) => {
+    viewsArrived: (views) => {
+      if (JSON.stringify(views) === lastBuilt && pendingViews === null) return;
+      pendingViews = views;
+      refresh();
+    },
+    memberReported: (nodeId, members, masterIp) => {
       w.registry.report(nodeId, members);
-      return w.registry.viewsFor(nodeId, addressOf);
+      return w.registry.viewsFor(nodeId, addressOf(masterIp));
     },
   };
   w.group.useLans(exchange);
-  w.registry.onChange(refresh);
+  // A member the operator removed no longer holds addresses (its networks can be deleted).
+  w.group.onMemberRemoved((nodeId) => w.registry.forgetNode(nodeId));
+  w.registry.onChange(() => {
+    if (w.group.holdsRegistries) refresh();
+  });
   w.vms.queries.onChange((c) => {
     // A VM on a LAN made, deleted, started or stopped.
     const vm = w.repo.get(c.id);

@@ -288,7 +288,7 @@ export const LanMemberReport = Type.Object(
   {
     network: LanNetworkName,
     ip: Ipv4Text,
-    task_id: Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()]),
+    task_id: Type.Union([Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }), Type.Null()]),
   },
   { additionalProperties: false },
 );

@@ -81,6 +81,7 @@ export class HeartbeatVerifier {
   }
 }
 
+const lansField = (lans: LanMember[] | undefined) => (lans === undefined ? {} : { lans });
 const digestField = (digest: string | undefined) => (digest === undefined ? {} : { rental_terms_digest: digest });
 
 /** What a member knows about its master from its heartbeats. */
@@ -110,8 +111,8 @@ export interface HeartbeatSenderOptions {
   rentalTermsDigest?: () => string | undefined;
   /** The master's answer to the heartbeat sent at `sentAt`. */
   answered?: (reply: GroupHeartbeatReply, sentAt: number) => void;
-  /** This member's VMs on LAN networks, reported in each heartbeat (the master answers what to build). */
-  lanMembers?: () => LanMember[];
+  /** This member's VMs on LAN networks, reported in each heartbeat (the master answers what to build); undefined: not reported. */
+  lanMembers?: () => LanMember[] | undefined;
 }
 
 /**
@@ -174,7 +175,7 @@ export class HeartbeatSender {
           capacity: await this.opts.capacity(),
           ...(tls ? { tls_port: tls.port, cert_sha256: tls.sha256 } : {}),
           ...digestField(this.opts.rentalTermsDigest?.()),
-          ...(this.opts.lanMembers ? { lans: this.opts.lanMembers() } : {}),
+          ...lansField(this.opts.lanMembers?.()),
         },
         this.opts.key,
       );

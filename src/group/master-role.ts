@@ -171,7 +171,7 @@ export class MasterRole {
    * The answer carries the member's rental terms, which it enforces on its renters' VMs, unless the
    * member holds them already.
    */
-  recordHeartbeat(hb: GroupHeartbeat, callerIp: string): GroupHeartbeatReply {
+  recordHeartbeat(hb: GroupHeartbeat, callerIp: string, localIp?: string): GroupHeartbeatReply {
     const now = this.opts.now();
     if (!this.opts.members.byNodeId(hb.node_id)) {
       throw new ApiError("not_found", "heartbeat refused: this node is not a member of the group (join it again)");
@@ -187,7 +187,8 @@ export class MasterRole {
     const tls = hb.tls_port !== undefined && hb.cert_sha256 !== undefined ? { port: hb.tls_port, sha256: hb.cert_sha256 } : undefined;
     this.opts.members.heartbeat(hb.node_id, { address, nickname: hb.nickname, capacity: hb.capacity, vmCount: hb.capacity.vm_count, tls }, now);
     const lanExchange = hb.lans ? this.opts.lans() : undefined;
-    const lans = lanExchange && hb.lans ? { lans: lanExchange.memberReported(hb.node_id, hb.lans) } : {};
+    // The master's own address for this member's VXLAN: the one the member reached it on.
+    const lans = lanExchange && hb.lans ? { lans: lanExchange.memberReported(hb.node_id, hb.lans, localIp) } : {};
     const terms = this.opts.rentalTerms(hb.node_id);
     if (hb.rental_terms_digest === rentalTermsDigest(terms)) return { message: "ok", ...lans };
     return { message: "ok", rental_terms: sealRentalTerms(terms, hb.node_id, hb.sent_at, this.opts.key), ...lans };

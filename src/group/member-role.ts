@@ -80,7 +80,7 @@ export class MemberRole {
         this.takeRentalTerms(reply, sentAt);
         if (reply.lans) this.opts.lans()?.viewsArrived(reply.lans);
       },
-      lanMembers: () => this.opts.lans()?.localMembers() ?? [],
+      lanMembers: () => this.opts.lans()?.localMembers(),
     });
     this.sender.start();
   }

@@ -70,6 +70,7 @@ export class GroupService {
   private readonly joins: JoinAuthenticator;
   private role: Role;
   private readonly termsListeners = new Set<() => void>();
+  private readonly removedListeners = new Set<(nodeId: string) => void>();
   /** Set while the agent runs: a member role then sends heartbeats. */
   private schedule: HeartbeatSchedule | undefined;
   /** The LAN networks' side of heartbeats (set once the VM layer is up). */
@@ -199,12 +200,19 @@ export class GroupService {
   }
 
   /** A member's heartbeat; `callerIp` is the request's source address (the member's address must be on it). */
-  recordHeartbeat(hb: GroupHeartbeat, callerIp: string): GroupHeartbeatReply {
-    return this.master.recordHeartbeat(hb, callerIp);
+  recordHeartbeat(hb: GroupHeartbeat, callerIp: string, localIp?: string): GroupHeartbeatReply {
+    return this.master.recordHeartbeat(hb, callerIp, localIp);
   }
 
   remove(body: GroupRemove): GroupRemoveReply {
-    return this.master.remove(body);
+    const reply = this.master.remove(body);
+    if (reply.node_id) for (const l of this.removedListeners) l(reply.node_id);
+    return reply;
+  }
+
+  /** Calls `listener` with the node id of each member the operator removes. */
+  onMemberRemoved(listener: (nodeId: string) => void): void {
+    this.removedListeners.add(listener);
   }
 
   myMaster(): MyMaster {

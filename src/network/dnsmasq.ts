@@ -48,6 +48,8 @@ export interface DhcpServerOptions {
  */
 export class DhcpServer {
   private child: ChildProcess | null = null;
+  /** Started and not stopped since: a dnsmasq that ended by itself is started again at the next change. */
+  private started = false;
   private readonly pidFile: string;
   private readonly hostsFile: string;
 
@@ -57,6 +59,7 @@ export class DhcpServer {
   }
 
   async start(leases: FixedLease[]): Promise<void> {
+    this.started = true;
     await this.endLeftover();
     await this.writeHosts(leases);
     const o = this.opts;
@@ -116,13 +119,15 @@ export class DhcpServer {
     o.log.info({ bridge: o.bridge, pid: child.pid }, "dnsmasq serving DHCP and DNS");
   }
 
-  /** Replaces the fixed leases; dnsmasq re-reads them at once. */
+  /** Replaces the fixed leases; dnsmasq re-reads them at once (started again if it ended meanwhile). */
   async setLeases(leases: FixedLease[]): Promise<void> {
+    if (!this.child && this.started) return this.start(leases);
     await this.writeHosts(leases);
     this.child?.kill("SIGHUP");
   }
 
   async stop(): Promise<void> {
+    this.started = false;
     const child = this.child;
     this.child = null;
     if (!child || child.exitCode !== null) return;

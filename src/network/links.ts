@@ -68,10 +68,13 @@ export async function enableIpv4Forwarding(): Promise<void> {
   await writeFile("/proc/sys/net/ipv4/ip_forward", "1\n");
 }
 
-/** Adds an address (`a.b.c.d/32`) to a device; already there is fine. */
-export async function addAddress(dev: string, address: string): Promise<void> {
+/**
+ * Adds an address (`a.b.c.d/32`) to a device; already there is fine. `noPrefixRoute`: without the
+ * route to its subnet (an address the host must not route by: a renter's LAN range may be anything).
+ */
+export async function addAddress(dev: string, address: string, opts: { noPrefixRoute?: boolean } = {}): Promise<void> {
   try {
-    await ip("addr", "add", address, "dev", dev);
+    await ip("addr", "add", address, "dev", dev, ...(opts.noPrefixRoute ? ["noprefixroute"] : []));
   } catch (e) {
     if (e instanceof ExecError && /File exists|already assigned/.test(e.stderr)) return;
     throw e;
@@ -104,7 +107,10 @@ const ALL_ZEROS = "00:00:00:00:00:00";
  * `setVxlanPeers`), learning guests' MACs from what arrives. Left as it is when it exists.
  */
 export async function ensureVxlan(name: string, vni: number, bridge: string, opts: { port: number; mtu: number }): Promise<void> {
-  if (!(await linkExists(name))) {
+  // One of another network of that name (deleted and made again with another id): made anew.
+  const held = await vxlanId(name);
+  if (held !== null && held !== vni) await deleteLink(name);
+  if (held !== vni) {
     await ip("link", "add", name, "type", "vxlan", "id", String(vni), "dstport", String(opts.port));
     try {
       await ip("link", "set", name, "mtu", String(opts.mtu));
@@ -115,6 +121,14 @@ export async function ensureVxlan(name: string, vni: number, bridge: string, opt
     }
   }
   await ip("link", "set", name, "up");
+}
+
+/** A VXLAN device's id, or null when there is no device of that name (or it is no VXLAN). */
+async function vxlanId(name: string): Promise<number | null> {
+  if (!(await linkExists(name))) return null;
+  const { stdout } = await ip("-d", "-j", "link", "show", "dev", name);
+  const info = (JSON.parse(stdout || "[]") as { linkinfo?: { info_kind?: string; info_data?: { id?: number } } }[])[0]?.linkinfo;
+  return info?.info_kind === "vxlan" && typeof info.info_data?.id === "number" ? info.info_data.id : -1;
 }
 
 /** The peers a VXLAN sends flooded frames (broadcasts, unknown unicast) to. */

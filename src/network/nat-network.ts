@@ -122,13 +122,14 @@ export class NatNetworking {
   }
 
   /**
-   * Rebuilds the nftables table from the running VMs' attachments and the host's LAN bridges, and
+   * Rebuilds the nftables table from the running VMs' attachments and the host's VXLAN peers, and
    * the public addresses on the uplink. Calls run one after another; the last one's state wins.
    */
-  sync(attachments: () => NatAttachment[], lanBridges: () => Promise<string[]> = async () => []): Promise<void> {
+  sync(attachments: () => NatAttachment[], lanPeers: () => string[] | undefined = () => undefined): Promise<void> {
     const run = this.syncing.then(async () => {
       const vms = attachments();
-      await applyRuleset(renderRuleset(this.net, vms, { lanBridges: await lanBridges() }));
+      const peers = lanPeers();
+      await applyRuleset(renderRuleset(this.net, vms, peers ? { lanPeers: peers } : {}));
       await this.syncPublicAddresses(new Set(vms.flatMap((v) => (v.publicIp ? [v.publicIp] : []))));
     });
     this.syncing = run.catch(() => undefined);

@@ -116,6 +116,8 @@ describe("renderRuleset", () => {
     const script = renderRuleset(net, [vm({ vmId: "abc", ip: "10.123.0.5", filters }), vm({ vmId: "open", ip: "10.123.0.6" })]);
     expect(section(script, "chain forward")).toEqual([
       "type filter hook forward priority filter; policy accept;",
+      'iifname "bl-*" oifname != "bl-*" drop',
+      'oifname "bl-*" iifname != "bl-*" drop',
       "ct state established,related accept",
       "ip saddr 10.123.0.5 jump vm_out_abc",
       "ip daddr 10.123.0.5 jump vm_in_abc",
@@ -144,20 +146,23 @@ describe("renderRuleset", () => {
     expect(script).not.toContain("vm_out_a");
   });
 
-  it("isolates private LAN bridges: nothing routed, only DHCP and DNS to the host", () => {
-    const script = renderRuleset(net, [], { lanBridges: ["bl-abc123"] });
+  it("isolates private LAN bridges: nothing routed, only DHCP to the host; VXLAN only from the peers", () => {
+    const script = renderRuleset(net, [], { lanPeers: ["10.0.0.9", "10.0.0.2", "10.0.0.9"] });
+    expect(section(script, "set lan_peers")).toEqual(["type ipv4_addr", "elements = {", "10.0.0.2,", "10.0.0.9", "}"]);
     expect(section(script, "chain input")).toEqual([
       "type filter hook input priority filter; policy accept;",
-      'iifname "bl-abc123" udp dport { 53, 67 } accept',
-      'iifname "bl-abc123" tcp dport 53 accept',
-      'iifname "bl-abc123" drop',
+      'iifname "bl-*" udp dport 67 accept',
+      'iifname "bl-*" drop',
+      "udp dport 4789 ip saddr != @lan_peers drop",
     ]);
     expect(section(script, "chain forward")).toEqual([
       "type filter hook forward priority filter; policy accept;",
-      'iifname "bl-abc123" oifname != "bl-abc123" drop',
-      'oifname "bl-abc123" iifname != "bl-abc123" drop',
+      'iifname "bl-*" oifname != "bl-*" drop',
+      'oifname "bl-*" iifname != "bl-*" drop',
       "ct state established,related accept",
     ]);
+    // No LAN network on this host: no VXLAN rule, port 4789 is none of batu's business.
+    expect(renderRuleset(net, [])).not.toContain("4789");
   });
 
   it("gives the same text whatever order the VMs come in", () => {
@@ -169,8 +174,8 @@ describe("renderRuleset", () => {
   it.each<[string, () => string]>([
     ["a bridge name with a quote", () => renderRuleset({ ...net, bridge: 'br"0' }, [])],
     ["a bad subnet", () => renderRuleset({ ...net, cidr: "10.123.0.0" }, [])],
-    ["a LAN bridge name too long", () => renderRuleset(net, [], { lanBridges: ["bl-0123456789abcdef"] })],
-    ["the NAT bridge as a LAN bridge", () => renderRuleset(net, [], { lanBridges: ["batubr0"] })],
+    ["a LAN peer that is no address", () => renderRuleset(net, [], { lanPeers: ["10.0.0.1; drop"] })],
+    ["a NAT bridge named as the LAN bridges are", () => renderRuleset({ ...net, bridge: "bl-nat" }, [])],
     ["a bad VM address", () => renderRuleset(net, [vm({ vmId: "a", ip: "10.123.0.256" })])],
     ["a bad public address", () => renderRuleset(net, [vm({ vmId: "a", ip: "10.123.0.5", publicIp: "x" })])],
     ["a VM listed twice", () => renderRuleset(net, [vm({ vmId: "a", ip: "10.123.0.5" }), vm({ vmId: "a", ip: "10.123.0.6" })])],

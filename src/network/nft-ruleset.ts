@@ -35,9 +35,9 @@
  *   Replies to an allowed connection pass first (`ct state established,related`), as with libvirt's
  *   stateful nwfilter rules. Traffic between a guest and the host itself (DHCP, DNS, the output DNAT
  *   above) is not forwarded and so not filtered: a renter cannot cut a guest off its own DHCP.
- * - Private LAN bridges (`opts.lanBridges`, network/lan): the host routes nothing to or from them,
- *   and accepts nothing from them but DHCP and DNS to itself (its address there, on the network's
- *   DHCP host, serves nothing else).
+ * - Private LAN networks (network/lan), their bridges `bl-*` matched by name: the host routes nothing
+ *   to or from them and accepts nothing from them but DHCP (its address there, on the network's
+ *   DHCP host, serves nothing else); their VXLAN is accepted only from the other member hosts.
  *
  * Anti-spoofing (a guest sending from another address) is handled elsewhere, not here.
  */
@@ -48,9 +48,17 @@ export const NFT_FAMILY = "inet";
 export const NFT_TABLE = "batu";
 
 export interface RenderOptions {
-  /** Bridges of the private LAN networks (e.g. `bl-1a2b3c`): isolated from everything but DHCP and DNS. */
-  lanBridges?: string[];
+  /**
+   * The hosts this one exchanges LAN networks' VXLAN with: while it has any LAN network (given, even
+   * empty), UDP 4789 from any other address is dropped, so no one else can put frames on a LAN.
+   */
+  lanPeers?: string[];
 }
+
+/** Every LAN network's bridge (network/lan: `bl-<name>`), matched by name whether it exists yet or not. */
+const LAN_BRIDGES = quote("bl-*");
+/** VXLAN's port (network/lan/model.ts VXLAN_PORT). */
+const VXLAN_PORT = 4789;
 
 /** The input cannot make a valid table (a bad name or address, a port forwarded twice): a bug upstream. */
 export class RulesetInputError extends Error {
@@ -70,7 +78,7 @@ export interface VmChainNames {
 export function renderRuleset(net: NatNetwork, vms: NatAttachment[], opts: RenderOptions = {}): string {
   checkInput(net, vms, opts);
   const sorted = byVmId(vms);
-  const lanBridges = [...new Set(opts.lanBridges ?? [])].sort();
+  const lanPeers = opts.lanPeers === undefined ? null : [...new Set(opts.lanPeers)].sort();
   const chainNames = securityChainNames(sorted);
   const bridge = quote(net.bridge);
 
@@ -88,6 +96,7 @@ export function renderRuleset(net: NatNetwork, vms: NatAttachment[], opts: Rende
     `table ${NFT_FAMILY} ${NFT_TABLE} {`,
     ...block("map forward_tcp", ["type inet_service : ipv4_addr . inet_service", ...elements(forwardsTo("tcp"))]),
     ...block("map forward_udp", ["type inet_service : ipv4_addr . inet_service", ...elements(forwardsTo("udp"))]),
+    ...(lanPeers ? block("set lan_peers", ["type ipv4_addr", ...elements(lanPeers)]) : []),
     ...block("chain prerouting", [
       "type nat hook prerouting priority dstnat; policy accept;",
       ...publicDnat,
@@ -109,16 +118,16 @@ export function renderRuleset(net: NatNetwork, vms: NatAttachment[], opts: Rende
     ]),
     ...block("chain input", [
       "type filter hook input priority filter; policy accept;",
-      ...lanBridges.flatMap((b) => [
-        `iifname ${quote(b)} udp dport { 53, 67 } accept`,
-        `iifname ${quote(b)} tcp dport 53 accept`,
-        `iifname ${quote(b)} drop`,
-      ]),
+      // A LAN network's DHCP host has an address there (without a route): it serves DHCP on it, nothing else.
+      `iifname ${LAN_BRIDGES} udp dport 67 accept`,
+      `iifname ${LAN_BRIDGES} drop`,
+      ...(lanPeers ? [`udp dport ${VXLAN_PORT} ip saddr != @lan_peers drop`] : []),
     ]),
     ...block("chain forward", [
       "type filter hook forward priority filter; policy accept;",
       // Routed to or from a LAN, dropped; bridged within it (seen here only with br_netfilter on), not.
-      ...lanBridges.flatMap((b) => [`iifname ${quote(b)} oifname != ${quote(b)} drop`, `oifname ${quote(b)} iifname != ${quote(b)} drop`]),
+      `iifname ${LAN_BRIDGES} oifname != ${LAN_BRIDGES} drop`,
+      `oifname ${LAN_BRIDGES} iifname != ${LAN_BRIDGES} drop`,
       "ct state established,related accept",
       // Sender's "out" chain before the receiver's "in" chain; either may drop, neither accepts
       // for the other (their accept is a return), and what both let through meets the policy.
@@ -244,10 +253,8 @@ function checkInput(net: NatNetwork, vms: readonly NatAttachment[], opts: Render
   };
   if (!IFNAME.test(net.bridge)) refuse(`bridge name ${JSON.stringify(net.bridge)} is not a valid interface name`);
   if (!isCidr(net.cidr)) refuse(`subnet ${JSON.stringify(net.cidr)} is not an IPv4 CIDR`);
-  for (const b of opts.lanBridges ?? []) {
-    if (!IFNAME.test(b)) refuse(`LAN bridge name ${JSON.stringify(b)} is not a valid interface name`);
-    if (b === net.bridge) refuse(`LAN bridge ${b} is the NAT bridge`);
-  }
+  if (net.bridge.startsWith("bl-")) refuse(`bridge name ${net.bridge}: bl-* are the LAN networks' bridges`);
+  for (const p of opts.lanPeers ?? []) if (!IPV4.test(p)) refuse(`LAN peer ${JSON.stringify(p)} is not IPv4`);
   const vmIds = new Set<string>();
   const ipOwner = new Map<string, string>();
   const publicIpOwner = new Map<string, string>();

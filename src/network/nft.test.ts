@@ -67,14 +67,15 @@ describe.skipIf(skipReason !== null)("nft in a network namespace", () => {
     await applyRuleset("table inet other {\n\tchain c {\n\t}\n}\n", inHost);
     expect(await listTable(inHost)).toBeNull();
 
-    await applyRuleset(renderRuleset(net, [guest, other], { lanBridges: ["bl-abc123"] }), inHost);
+    await applyRuleset(renderRuleset(net, [guest, other], { lanPeers: ["10.77.0.2"] }), inHost);
     const both = await listTable(inHost);
     expect(both).toContain("2222 : 10.123.0.5 . 22");
     expect(both).toContain("40000 : 10.123.0.6 . 4000");
     expect(both).toContain("ip daddr 203.0.113.11 dnat ip to 10.123.0.6");
     expect(both).toContain("chain vm_in_vm_a_1 {");
     expect(both).toContain("ip daddr 10.123.0.6 jump vm_in_OtherVm0123456789abcd");
-    expect(both).toContain('iifname "bl-abc123" drop');
+    expect(both).toContain('iifname "bl-*" drop');
+    expect(both).toContain("udp dport 4789 ip saddr != @lan_peers drop");
 
     await applyRuleset(renderRuleset(net, [guest]), inHost);
     const one = await listTable(inHost);

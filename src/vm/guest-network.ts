@@ -212,7 +212,7 @@ export class BridgedNetwork implements GuestNetwork {
   private sync(): Promise<void> {
     return this.nat.sync(
       () => this.attachments(),
-      () => this.lans.bridges(),
+      () => this.lans.peers(),
     );
   }
 

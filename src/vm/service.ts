@@ -205,7 +205,7 @@ export class VmService {
       throw e;
     }
     if (req.gpuCount > 0) throw new VmResourceError("gpu_count", "allocate gpu failed: this host has no GPU free for passthrough");
-    const netRefusal = this.opts.network.refusal({ publicIp: req.publicIp ?? null, networkFilters: req.networkFilters ?? [] });
+    const netRefusal = this.opts.network.refusal({ publicIp: req.publicIp ?? null, networkFilters: req.networkFilters ?? [], lan: req.lan ?? null });
     if (netRefusal) throw new FieldError(netRefusal.field, netRefusal.message);
     const capacity = await this.opts.capacity();
 

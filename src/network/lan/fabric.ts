@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Logger } from "../../lib/logger.js";
 import { DhcpServer, endLeftoverDhcp } from "../dnsmasq.js";
 import { parseSubnet } from "../ipv4.js";
-import { createTap, deleteLink, ensureBridge, ensureVxlan, linksNamed, removeAddress, setVxlanPeers } from "../links.js";
+import { addAddress, createTap, deleteLink, ensureBridge, ensureVxlan, linksNamed, removeAddress, setVxlanPeers } from "../links.js";
 import { dhcpServerAddress, LAN_MTU, LAN_TAP_PREFIX, lanLinks, lanMac, lanTapFor, VXLAN_PORT, type LanAttachment, type LanView } from "./model.js";
 
 export interface LanFabricOptions {
@@ -11,6 +11,10 @@ export interface LanFabricOptions {
   runDir: string;
   log: Logger;
 }
+
+/** batu's LAN links, by their exact form: nothing else of the host's with a like prefix is touched. */
+const LAN_BRIDGE = /^bl-([A-Za-z0-9]{6,10})$/;
+const LAN_TAP = /^bn-[0-9a-f]{10}$/;
 
 /** A network this host must have: from its own VMs (always), with the master's view when it came. */
 interface Wanted {
@@ -31,19 +35,29 @@ export class LanFabric {
   private running: Promise<unknown> = Promise.resolve();
   /** The master's last views, kept so a VM's boot between two heartbeats builds its network whole. */
   private views = new Map<string, LanView>();
+  /** VMs whose tap was made (a boot under way, or QEMU running): an apply never takes their taps. */
+  private readonly plugged = new Set<string>();
+  /** The networks this host had at its last apply: whether it has any decides the VXLAN filter. */
+  private built = new Set<string>();
 
   constructor(private readonly opts: LanFabricOptions) {}
 
-  /** The LAN bridges of this host now (nftables keeps the host out of them). */
-  async bridges(): Promise<string[]> {
-    return linksNamed("bl-");
+  /**
+   * The hosts this one exchanges VXLAN with, for nftables (only they may send it UDP 4789); undefined
+   * while this host has no LAN network.
+   */
+  peers(): string[] | undefined {
+    if (this.built.size === 0) return undefined;
+    return [...new Set([...this.views.values()].filter((v) => this.built.has(v.network)).flatMap((v) => v.peers))].sort();
   }
 
   /** A member VM about to boot: its network's links, then its tap on the bridge. */
   plug(vmId: string, lan: LanAttachment): Promise<{ tap: string; mac: string }> {
     return this.serial(async () => {
       await this.build({ network: lan.network, vni: lan.vni, cidr: lan.cidr, view: this.views.get(lan.network) });
+      this.built.add(lan.network);
       const tap = lanTapFor(vmId);
+      this.plugged.add(vmId);
       await createTap(tap, lanLinks(lan.network).bridge, { isolated: false, mtu: LAN_MTU });
       return { tap, mac: lanMac(lan.network, lan.ip) };
     });
@@ -51,6 +65,7 @@ export class LanFabric {
 
   /** A member VM's QEMU is gone: its tap goes (the network stays while the host has members). */
   async unplug(vmId: string): Promise<void> {
+    this.plugged.delete(vmId);
     await deleteLink(lanTapFor(vmId));
   }
 
@@ -65,12 +80,21 @@ export class LanFabric {
       const wanted = new Map<string, Wanted>();
       for (const v of this.views.values()) wanted.set(v.network, { network: v.network, vni: v.vni, cidr: v.cidr, view: v });
       for (const l of local) if (!wanted.has(l.network)) wanted.set(l.network, { network: l.network, vni: l.vni, cidr: l.cidr, view: undefined });
-      for (const w of wanted.values()) await this.build(w);
-      const keepTaps = new Set([...runningVms].map(lanTapFor));
-      for (const tap of await linksNamed(LAN_TAP_PREFIX)) if (!keepTaps.has(tap)) await deleteLink(tap);
+      // One network that cannot be built (its dnsmasq refused to start...) does not stop the others.
+      for (const w of wanted.values()) {
+        try {
+          await this.build(w);
+        } catch (e) {
+          this.opts.log.warn({ network: w.network, err: e }, "LAN network not built on this host");
+        }
+      }
+      this.built = new Set(wanted.keys());
+      for (const id of runningVms) this.plugged.add(id);
+      const keepTaps = new Set([...this.plugged].map(lanTapFor));
+      for (const tap of await linksNamed(LAN_TAP_PREFIX)) if (LAN_TAP.test(tap) && !keepTaps.has(tap)) await deleteLink(tap);
       for (const bridge of await linksNamed("bl-")) {
-        const network = bridge.slice(3);
-        if (!wanted.has(network)) await this.tearDown(network);
+        const network = LAN_BRIDGE.exec(bridge)?.[1];
+        if (network !== undefined && !wanted.has(network)) await this.tearDown(network);
       }
     });
   }
@@ -102,7 +126,8 @@ export class LanFabric {
     if (w.view.dhcp) {
       const leases = w.view.dhcp;
       if (serving) return void (await serving.server.setLeases(leases));
-      await ensureBridge(bridge, address);
+      // No route to the range: the host never sends its own traffic into a renter's network.
+      await addAddress(bridge, address, { noPrefixRoute: true });
       const runDir = join(this.opts.runDir, w.network);
       await mkdir(runDir, { recursive: true });
       const server = new DhcpServer({
@@ -121,8 +146,9 @@ export class LanFabric {
         await serving.server.stop();
         this.dhcp.delete(w.network);
       }
-      // Also after an agent restart: the address a DHCP host had, were it this one before.
+      // Also after an agent restart: the address and dnsmasq a DHCP host had, were it this one before.
       await removeAddress(bridge, address);
+      await endLeftoverDhcp(join(this.opts.runDir, w.network), this.opts.log);
     }
   }
 

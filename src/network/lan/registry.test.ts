@@ -97,6 +97,16 @@ describe("LanRegistry", () => {
     expect(reg.addresses("testnet1").map((x) => x.ip)).toEqual([b.ip]);
   });
 
+  it("frees a removed member's addresses, and moves the DHCP off it", () => {
+    const { reg } = registry();
+    reg.create("testnet1", "192.168.66.0/24", ALICE);
+    reg.attach("testnet1", ALICE, "node-a");
+    const b = reg.attach("testnet1", ALICE, "node-b");
+    reg.forgetNode("node-a");
+    expect(reg.addresses("testnet1").map((x) => x.ip)).toEqual([b.ip]);
+    expect(reg.get("testnet1")!.dhcpNode).toBe("node-b");
+  });
+
   it("deletes only for the owner and only without members; sweeps networks unused too long", () => {
     const { reg, now } = registry();
     reg.create("testnet1", "192.168.66.0/24", ALICE);

@@ -151,6 +151,18 @@ export class LanRegistry {
     prepared(this.opts.db, "UPDATE lan_addresses SET task_id = ? WHERE network = ? AND ip = ?").run(taskId, network, ip);
   }
 
+  /** A member removed from the group: its addresses are free (its VMs are no longer the group's). */
+  forgetNode(nodeId: string): void {
+    const db = this.opts.db;
+    const networks = db.transaction((): string[] => {
+      const held = (prepared(db, "SELECT DISTINCT network FROM lan_addresses WHERE node_id = ?").all(nodeId) as { network: string }[]).map((r) => r.network);
+      prepared(db, "DELETE FROM lan_addresses WHERE node_id = ?").run(nodeId);
+      for (const n of held) this.electDhcpHost(n);
+      return held;
+    })();
+    if (networks.length) this.changed();
+  }
+
   /** An address given for a task that was not made, or whose task was deleted. */
   release(network: string, ip: string): void {
     const db = this.opts.db;

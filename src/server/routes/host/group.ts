@@ -76,7 +76,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
       // Public on the token level: the service checks the member's signature instead.
       config: { auth: "public", transport: "tls", quietLog: true },
     },
-    async (req) => deps.group.recordHeartbeat(req.body, req.ip),
+    async (req) => deps.group.recordHeartbeat(req.body, req.ip, req.socket.localAddress?.replace(/^::ffff:/, "")),
   );
 
   app.post(

@@ -33,7 +33,9 @@ export function routeToMember(deps: V1Deps, group: V1Group) {
     try {
       r = await group.router.forward(target.peer, { method: req.method, url: req.url, bodyText: JSON.stringify(withoutCredentials(forwarded)), renter });
     } catch (e) {
-      if (lan) deps.lans?.registry.release(lan.network, lan.ip);
+      // No answer: the member may have made the task all the same. The address stays held until its
+      // heartbeats tell (freed after a grace when it does not report it); only a call never sent frees it now.
+      if (lan && (target.peer.state === "dead" || !target.peer.tls)) deps.lans?.registry.release(lan.network, lan.ip);
       throw e;
     }
     if (lan) settleLan(deps, lan, r.body);
@@ -73,15 +75,18 @@ function attachLan(deps: V1Deps, body: DbcRequest, renter: string, nodeId: strin
   return deps.lans.registry.attach(name, renter, nodeId);
 }
 
-/** The member made the task (its address is bound to the task id) or did not (the address is free again). */
+/** The member made the task (its address is bound to the task id) or refused it (the address is free again). */
 function settleLan(deps: V1Deps, lan: LanAttachment, reply: Buffer): void {
   let taskId: string | null = null;
+  // A DBC answer refusing the task frees the address; one that is not DBC's (a proxy's error page) says nothing.
+  let parsed: { errcode?: unknown; message?: { task_id?: unknown } } | undefined;
   try {
-    const parsed = JSON.parse(reply.toString("utf8")) as { errcode?: unknown; message?: { task_id?: unknown } };
+    parsed = JSON.parse(reply.toString("utf8")) as { errcode?: unknown; message?: { task_id?: unknown } };
     if (parsed.errcode === 0 && typeof parsed.message?.task_id === "string") taskId = parsed.message.task_id;
+    if (typeof parsed.errcode !== "number") parsed = undefined;
   } catch {
-    // not JSON: the task was not made
+    parsed = undefined;
   }
   if (taskId) deps.lans?.registry.bindTask(lan.network, lan.ip, taskId);
-  else deps.lans?.registry.release(lan.network, lan.ip);
+  else if (parsed !== undefined) deps.lans?.registry.release(lan.network, lan.ip);
 }
