@@ -24,6 +24,8 @@ export interface NoCloudSeed {
    * `net.ifnames=0`).
    */
   macAddress?: string;
+  /** The MAC of the guest's NIC on a LAN network (network/lan), if it has one: DHCP there too, no route beyond. */
+  lanMacAddress?: string;
 }
 
 /** The three files of a NoCloud seed, as cloud-init reads them. */
@@ -77,6 +79,9 @@ export function validateNoCloudSeed(seed: NoCloudSeed): void {
   });
   if (seed.macAddress !== undefined && !MAC_RE.test(seed.macAddress)) {
     throw new SeedInputError("macAddress", "must be six hex bytes separated by colons");
+  }
+  if (seed.lanMacAddress !== undefined && !MAC_RE.test(seed.lanMacAddress)) {
+    throw new SeedInputError("lanMacAddress", "must be six hex bytes separated by colons");
   }
 }
 
@@ -145,6 +150,10 @@ export function renderNoCloudFiles(seed: NoCloudSeed): NoCloudFiles {
     `    match: ${match}`,
     "    dhcp4: true",
     "    dhcp6: false",
+    // A LAN network's NIC: its DHCP gives an address and no gateway; its routes never replace eth0's.
+    ...(seed.lanMacAddress !== undefined
+      ? ["  lan0:", `    match: {macaddress: ${q(seed.lanMacAddress.toLowerCase())}}`, "    dhcp4: true", "    dhcp4-overrides: {use-routes: false, use-dns: false}", "    dhcp6: false"]
+      : []),
     "",
   ].join("\n");
 

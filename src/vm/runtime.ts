@@ -20,6 +20,7 @@ import { rotateSerialLog } from "./serial-log.js";
 /** How often a running VM's console log is checked against its cap. */
 const SERIAL_LOG_CHECK_MS = 5_000;
 import type { VmStatus } from "./state.js";
+import { lanMac } from "../network/lan/model.js";
 
 /** A running VM as sibling services act on it: its QEMU process and the agent's one QMP connection to it. */
 export interface LiveVm {
@@ -115,7 +116,14 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
     // A cloud-init guest learns its host name, login user and password from a seed disk (it holds
     // the password: removed with the other secrets once QEMU holds it open).
     if (image.cloudInit) {
-      await writeNoCloudSeed(secrets.seed, { instanceId: vm.id, hostname: hostnameFor(vm), user: spec.loginUser, password: spec.loginPassword, macAddress: macFor(vm.id) });
+      await writeNoCloudSeed(secrets.seed, {
+        instanceId: vm.id,
+        hostname: hostnameFor(vm),
+        user: spec.loginUser,
+        password: spec.loginPassword,
+        macAddress: macFor(vm.id),
+        ...(spec.lan ? { lanMacAddress: lanMac(spec.lan.network, spec.lan.ip) } : {}),
+      });
     }
     const ovmfVarsPath = join(runDir, "OVMF_VARS.fd");
     if (spec.biosMode === "uefi" && !existsSync(ovmfVarsPath)) await copyFile(DEBIAN_OVMF.varsTemplatePath, ovmfVarsPath);
