@@ -123,7 +123,7 @@ describe("renderNoCloudFiles", () => {
   it("gives a LAN network's NIC DHCP too, matched by its MAC, its routes and DNS not taken", async () => {
     const net = (await pyYaml(renderNoCloudFiles({ ...seed, macAddress: "52:54:00:ab:cd:01", lanMacAddress: "06:6A:c0:a8:42:01" })["network-config"])) as { ethernets: Record<string, { match: unknown }> };
     expect(net.ethernets.lan0).toEqual({ match: { macaddress: "06:6a:c0:a8:42:01" }, dhcp4: true, "dhcp4-overrides": { "use-routes": false, "use-dns": false }, dhcp6: false });
-    expect(net.ethernets.eth0.match).toEqual({ macaddress: "52:54:00:ab:cd:01" });
+    expect(net.ethernets.eth0?.match).toEqual({ macaddress: "52:54:00:ab:cd:01" });
   });
 
   it.each<[keyof NoCloudSeed, unknown]>([
