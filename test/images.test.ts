@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync, writeSync, closeSync, existsSync } from "node:fs";
+import { copyFileSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync, closeSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { call, runCli, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
 import { until } from "./helpers/wait.js";
@@ -107,8 +107,11 @@ describe("DBC's images/* between a master image server and a member", () => {
     const path = join(master.dataDir, "images", "rotten.qcow2");
     writeFileSync(path, randomBytes(6 * 2 ** 20));
     await images("", { image_server: "master" }, false);
+    // The byte inverted (a fixed value would be the random byte already once in 256 runs).
     const fd = openSync(path, "r+");
-    writeSync(fd, Buffer.from([0xff]), 0, 1, 4096);
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, 4096);
+    writeSync(fd, Buffer.from([byte[0]! ^ 0xff]), 0, 1, 4096);
     closeSync(fd);
     const record = join(master.dataDir, "images", ".rotten.qcow2.digest.json");
     const cached = JSON.parse(readFileSync(record, "utf8"));
