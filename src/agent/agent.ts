@@ -210,6 +210,7 @@ export async function startAgent(
           capacityOf,
           state: nodeState(identity.nodeId),
           address: group.selfAddress,
+          gpus: () => vmService.gpus.inventory(),
         }),
     },
   });

@@ -15,6 +15,9 @@ import type { AgentState } from "./state.js";
 import { BridgedNetwork, leaseName, UserModeNetwork, type GuestNetwork } from "../vm/guest-network.js";
 import { NAT_RUN_DIR, NatNetworking } from "../network/nat-network.js";
 import { LanFabric } from "../network/lan/fabric.js";
+import { PassthroughGpus, type GuestGpus } from "../vm/guest-gpus.js";
+import { PciSysfs } from "../gpu/sysfs.js";
+import { GpuPool } from "../gpu/pool.js";
 
 /** The images the project builds (`images/demo/build.sh`), shipped beside the code. */
 export const BUILT_IMAGES_DIR = resolve(import.meta.dirname, "../../build/images");
@@ -55,6 +58,8 @@ export async function startVmService(
   capacity: () => Promise<HostCapacity>;
   /** How VMs are connected (bridged NAT, or user-mode). */
   network: GuestNetwork;
+  /** The host's GPUs for passthrough. */
+  gpus: GuestGpus;
 }> {
   const accel = await probeAccelerator();
   if (accel.accel === "tcg") log.warn({ reason: accel.reason }, "KVM not usable: VMs run under TCG (software emulation, slower)");
@@ -77,7 +82,14 @@ export async function startVmService(
   const hypervisor = new QemuHypervisor({ logger: log });
   const capacity = async () => capacityOf(await readHostInfo(state.dataDir));
   const network = await chooseNetwork(state, opts, repo, hypervisor, log);
+  const gpus = new PassthroughGpus({
+    sysfs: new PciSysfs(),
+    pool: new GpuPool(state.db),
+    releaseToHost: state.files.system.gpu_release_to_host === true,
+    log,
+  });
   const vms = createVms({
+    gpus,
     dataDir: state.dataDir,
     hypervisor,
     repo,
@@ -100,7 +112,7 @@ export async function startVmService(
     },
     "vms reconciled",
   );
-  return { vms, repo, hypervisor, accel, images, capacityOf, capacity, network };
+  return { vms, repo, hypervisor, accel, images, capacityOf, capacity, network, gpus };
 }
 
 /** The NAT network's defaults: Incus-like, a /24 of its own on a bridge of its own. */

@@ -68,6 +68,9 @@ export const SystemConfig = Type.Object(
     ),
     nat_cidr: Type.Optional(Type.String({ pattern: "^\\d+\\.\\d+\\.\\d+\\.\\d+/\\d{1,2}$", description: "The NAT network's subnet (default 10.123.0.0/24; its first address is the bridge's)" })),
     nat_bridge: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_.-]{1,15}$", description: "The NAT network's bridge (default batubr0)" })),
+    gpu_release_to_host: Type.Optional(
+      Type.Boolean({ description: "Give a VM's GPUs back to the host's driver (nvidia, amdgpu) when it stops; default false: they stay on vfio-pci for the next VM" }),
+    ),
     lan_unused_days: Type.Optional(
       Type.Number({ minimum: 0, maximum: 3650, description: "On the master: a LAN network without tasks for this long is removed (default 3, as DBC)" }),
     ),

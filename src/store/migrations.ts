@@ -220,4 +220,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 13,
+    name: "vm gpus",
+    sql: `
+      -- The GPUs a running VM holds (each by its function 0's PCI address): a GPU is never in two
+      -- VMs (the key), and rows of VMs whose QEMU no longer runs are dropped at every agent start.
+      CREATE TABLE vm_gpus (
+        pci_address  TEXT PRIMARY KEY,
+        vm_id        TEXT NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX vm_gpus_by_vm ON vm_gpus (vm_id);
+    `,
+  },
 ];

@@ -2,7 +2,7 @@ import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { AcceleratorChoice } from "../hypervisor/accel.js";
 import { readHostInfo, type HostInfo } from "../host/host-info.js";
-import { listGpus } from "../host/gpu-inventory.js";
+import type { GpuView } from "./guest-gpus.js";
 import type { VmRecord } from "./repo.js";
 import { committed, freeCapacity, type HostCapacity } from "./resources.js";
 
@@ -25,9 +25,13 @@ export async function nodeInfo(opts: {
   state: "online" | "rented";
   /** The address the group knows this node by (ip:port); shown masked, as DBC does. */
   address: string;
+  /** The host's GPUs and their state (which VM holds one is not shown here: renters see every node). */
+  gpus: () => Promise<GpuView[]>;
 }) {
   const host = await readHostInfo(opts.dataDir);
-  const gpus = await listGpus({ onWarning: () => undefined }).catch(() => []);
+  const gpus = await opts.gpus().catch(() => [] as GpuView[]);
+  const usable = gpus.filter((x) => x.state !== "unavailable");
+  const inUse = gpus.filter((x) => x.state === "in use");
   // What a new task could still get: the same sums and limits as the fit check at creation.
   const free = freeCapacity(opts.capacityOf(host), committed(opts.vms));
   const images = new Map<string, number>();
@@ -54,9 +58,9 @@ export async function nodeInfo(opts: {
       physical_cpus: String(host.cpu.sockets ?? 1),
     },
     gpu: {
-      gpu_count: String(gpus.length),
-      gpu_used: "0",
-      models: gpus.map((x) => ({ pci: x.pciAddress, vendor: x.vendorName ?? x.vendorId, model: x.model ?? x.deviceId, memory_mib: x.memoryTotalMiB ?? null })),
+      gpu_count: String(usable.length),
+      gpu_used: String(inUse.length),
+      models: gpus.map((x) => ({ pci: x.address, vendor: x.vendor, model: x.model, memory_mib: x.memoryMiB, numa_node: x.numaNode, state: x.state, ...(x.reason ? { reason: x.reason } : {}) })),
     },
     mem: {
       size: g(host.memory.totalBytes),
@@ -79,7 +83,7 @@ export async function nodeInfo(opts: {
       cpu_cores: String(free.vcpus),
       mem: g(free.memoryBytes),
       disk: g(free.diskBytes),
-      gpu_count: String(gpus.length),
+      gpu_count: String(usable.length - inUse.length),
     },
   };
 }

@@ -1,5 +1,5 @@
 import { macFor } from "../network/mac.js";
-import type { QemuSpec, DiskSpec, HostForward, NicSpec } from "../hypervisor/qemu/spec.js";
+import type { QemuSpec, DiskSpec, GpuSpec, HostForward, NicSpec } from "../hypervisor/qemu/spec.js";
 import { DEBIAN_OVMF } from "../hypervisor/qemu/spec.js";
 import type { ResolvedImage } from "./images.js";
 import { forwardsOf, type VmSpec } from "./spec.js";
@@ -31,6 +31,8 @@ export interface HostSide {
   ovmfVarsPath: string;
   /** A cloud-init NoCloud seed written for this boot (images that run cloud-init). */
   seedDisk?: string;
+  /** GPUs passed through (vfio), given for this boot. */
+  gpus?: GpuSpec[];
 }
 
 /** VM (wire-neutral) + image + host resources → what QEMU runs. Pure. */
@@ -40,7 +42,8 @@ export function toQemuSpec(vmId: string, spec: VmSpec, image: ResolvedImage, hos
     runDir: host.runDir,
     accel: host.accel,
     cpuModel: host.cpuModel,
-    machine: "pc",
+    // GPU drivers expect PCI Express: a VM with GPUs is a q35 machine (DBC's Windows VMs are too).
+    machine: host.gpus?.length ? "q35" : "pc",
     cpu: { sockets: 1, cores: spec.cpu.cores, threads: spec.cpu.threads },
     memoryMiB: spec.memoryMiB,
     firmware:
@@ -57,5 +60,6 @@ export function toQemuSpec(vmId: string, spec: VmSpec, image: ResolvedImage, hos
     fwCfg: host.fwCfg,
     guestAgent: true,
     ...(host.seedDisk ? { seedDisk: host.seedDisk } : {}),
+    ...(host.gpus?.length ? { gpus: host.gpus } : {}),
   };
 }

@@ -7,6 +7,7 @@ import { listVmDirs, quarantineVmDir, removeVmVolumes, vmDir } from "../storage/
 import { settleDiskSwap } from "./disk-swap.js";
 import type { Logger } from "../lib/logger.js";
 import type { GuestNetwork } from "./guest-network.js";
+import type { GuestGpus } from "./guest-gpus.js";
 import type { VmRecord, VmRepo } from "./repo.js";
 import type { VmRuntime } from "./runtime.js";
 import type { VmPortReservations } from "./ports.js";
@@ -19,6 +20,7 @@ export interface ReconcileDeps {
   runtime: VmRuntime;
   ports: VmPortReservations;
   network: GuestNetwork;
+  gpus: GuestGpus;
   log: Logger;
 }
 
@@ -143,5 +145,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
     report.orphansQuarantined.push(dir.vmId);
   }
   await d.network.reconciled();
+  // A GPU stays with a VM only while its QEMU runs: the others' are free (a crash, an agent SIGKILL).
+  await d.gpus.reconciled(new Set(report.adopted));
   return report;
 }

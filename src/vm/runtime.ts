@@ -12,6 +12,7 @@ import { killPoint } from "../lib/kill-points.js";
 import type { ImageCatalog } from "./images.js";
 import { macFor, toQemuSpec } from "./qemu-spec.js";
 import type { GuestNetwork } from "./guest-network.js";
+import type { GuestGpus } from "./guest-gpus.js";
 import { writeNoCloudSeed } from "../storage/cloud-init-seed.js";
 import type { VmRecord, VmRepo } from "./repo.js";
 import { waitForMarker } from "./ready-watch.js";
@@ -53,6 +54,8 @@ export interface RuntimeOptions {
   accel: AcceleratorChoice;
   forwardHost: string;
   network: GuestNetwork;
+  /** How VMs get GPUs (passthrough), or none. */
+  gpus: GuestGpus;
   log: Logger;
 }
 
@@ -128,8 +131,14 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
     const ovmfVarsPath = join(runDir, "OVMF_VARS.fd");
     if (spec.biosMode === "uefi" && !existsSync(ovmfVarsPath)) await copyFile(DEBIAN_OVMF.varsTemplatePath, ovmfVarsPath);
 
-    const network = await this.opts.network.prepare(vm, hostnameFor(vm));
+    // GPUs first: a host without one free refuses the boot before anything else is made for it.
+    const gpus = await this.opts.gpus.prepare(vm);
+    const network = await this.opts.network.prepare(vm, hostnameFor(vm)).catch(async (e: unknown) => {
+      await this.opts.gpus.ended(vm.id).catch(() => undefined);
+      throw e;
+    });
     const qemuSpec = toQemuSpec(vm.id, spec, image, {
+      gpus,
       runDir,
       accel: this.opts.accel.accel,
       cpuModel: this.opts.accel.cpuModel,
@@ -148,6 +157,7 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
     try {
       const { pid } = await this.opts.hypervisor.start(qemuSpec).catch(async (e: unknown) => {
         await this.opts.network.ended(vm.id).catch(() => undefined);
+        await this.opts.gpus.ended(vm.id).catch(() => undefined);
         throw e;
       });
       killPoint("vm.boot.after-spawn");
@@ -202,6 +212,7 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
       if (this.live.get(id) === entry) this.live.delete(id);
       if (!entry.detached) {
         this.opts.network.ended(id).catch((e: unknown) => log.warn({ err: e }, "the vm's network could not be taken down"));
+        this.opts.gpus.ended(id).catch((e: unknown) => log.warn({ err: e }, "the vm's GPUs could not be freed"));
       }
       if (entry.stopping) return;
       // QEMU went away by itself: the guest powered off, or the process died.
@@ -271,6 +282,7 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
       if (pid !== null) await this.opts.hypervisor.kill(pid, this.runDir(id));
     }
     await this.opts.network.ended(id);
+    await this.opts.gpus.ended(id);
     this.opts.repo.update(id, { pid: null, ready: false });
   }
 

@@ -16,6 +16,7 @@ import { reconcile, type ReconcileReport } from "./reconcile.js";
 import type { Operation, Operations, ProgressReporter } from "./operations.js";
 import { applyModify, type VmModify } from "./modify.js";
 import type { GuestNetwork } from "./guest-network.js";
+import type { GuestGpus } from "./guest-gpus.js";
 import type { VmPortReservations } from "./ports.js";
 
 export { VmNotFoundError, VmConflictError, VmResourceError } from "./errors.js";
@@ -34,6 +35,8 @@ export interface VmServiceOptions {
   forwardHost: string;
   /** How VMs are connected to the host's network. */
   network: GuestNetwork;
+  /** How VMs get GPUs. */
+  gpus: GuestGpus;
   /** How long a graceful shutdown waits for the guest before powering off. */
   shutdownTimeoutMs: number;
   log: Logger;
@@ -124,7 +127,10 @@ export class VmService {
    */
   modify(id: string, change: VmModify): Promise<{ nextBoot: boolean }> {
     return this.exclusive(id, async (vm, live) => {
-      if ((change.gpuCount ?? 0) > 0) throw new VmResourceError("new_gpu_count", "allocate gpu failed");
+      if (change.gpuCount !== undefined && change.gpuCount !== vm.spec.gpuCount) {
+        const refusal = await this.opts.gpus.refusal(change.gpuCount, id);
+        if (refusal) throw new VmResourceError("new_gpu_count", refusal);
+      }
       if (change.sshPort !== undefined && change.sshPort === (change.rdpPort ?? vm.spec.ports.rdp)) {
         throw new FieldError("new_ssh_port", "new_ssh_port and new_rdp_port are the same!");
       }
@@ -204,7 +210,8 @@ export class VmService {
       if (e instanceof ImageError) throw new FieldError("image_name", e.message);
       throw e;
     }
-    if (req.gpuCount > 0) throw new VmResourceError("gpu_count", "allocate gpu failed: this host has no GPU free for passthrough");
+    const gpuRefusal = await this.opts.gpus.refusal(req.gpuCount);
+    if (gpuRefusal) throw new VmResourceError("gpu_count", gpuRefusal);
     const netRefusal = this.opts.network.refusal({ publicIp: req.publicIp ?? null, networkFilters: req.networkFilters ?? [], lan: req.lan ?? null });
     if (netRefusal) throw new FieldError(netRefusal.field, netRefusal.message);
     const capacity = await this.opts.capacity();

@@ -11,6 +11,7 @@ import type { HostCapacity } from "./resources.js";
 import { VmRuntime } from "./runtime.js";
 import { VmService } from "./service.js";
 import type { GuestNetwork } from "./guest-network.js";
+import { NoGpus, type GuestGpus } from "./guest-gpus.js";
 
 export interface VmsOptions {
   dataDir: string;
@@ -25,6 +26,8 @@ export interface VmsOptions {
   forwardHost: string;
   /** How VMs are connected to the host's network. */
   network: GuestNetwork;
+  /** How VMs get GPUs; default none. */
+  gpus?: GuestGpus;
   /** How long a graceful shutdown waits for the guest before powering off. */
   shutdownTimeoutMs: number;
   log: Logger;
@@ -37,7 +40,8 @@ export interface Vms {
 }
 
 /** Wires the VM layer's parts together (nothing starts: call `service.reconcile()` before serving). */
-export function createVms(opts: VmsOptions): Vms {
+export function createVms(options: VmsOptions): Vms {
+  const opts = { ...options, gpus: options.gpus ?? new NoGpus() };
   const runtime = new VmRuntime(opts);
   const operations = new Operations();
   const ports = new VmPortReservations(opts.ports, opts.repo);

@@ -98,12 +98,17 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
   // Every pcie-root-port needs its own chassis number.
   let chassis = 0;
   (spec.gpus ?? []).forEach((gpu, i) => {
+    const rom = gpu.romBar === false ? ",rombar=0" : "";
+    const others = gpu.functions ?? [];
     if (spec.machine === "q35") {
-      // GPU drivers expect a PCIe link: give each passed-through function its own root port.
+      // GPU drivers expect a PCIe link: each GPU on a root port of its own, its slot's functions
+      // beside it as functions of one device (as on the host), so the guest driver finds its audio.
       argv.push("-device", `pcie-root-port,id=gpuport${i},bus=pcie.0,chassis=${++chassis}`);
-      argv.push("-device", `vfio-pci,id=hostdev${i},host=${gpu.pciAddress},bus=gpuport${i}`);
+      argv.push("-device", `vfio-pci,id=hostdev${i},host=${gpu.pciAddress},bus=gpuport${i},addr=00.0${others.length ? ",multifunction=on" : ""}${rom}`);
+      others.forEach((f, j) => argv.push("-device", `vfio-pci,id=hostdev${i}f${j + 1},host=${f},bus=gpuport${i},addr=00.${f.slice(-1)}`));
     } else {
-      argv.push("-device", `vfio-pci,id=hostdev${i},host=${gpu.pciAddress}`);
+      argv.push("-device", `vfio-pci,id=hostdev${i},host=${gpu.pciAddress}${rom}`);
+      others.forEach((f, j) => argv.push("-device", `vfio-pci,id=hostdev${i}f${j + 1},host=${f}`));
     }
   });
 

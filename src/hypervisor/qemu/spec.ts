@@ -95,8 +95,12 @@ export interface FwCfgEntry {
 
 /** A host PCI function passed through with vfio-pci (already bound to vfio-pci). */
 export interface GpuSpec {
-  /** @example "0000:01:00.0" */
+  /** Function 0 of the GPU's slot. @example "0000:01:00.0" */
   pciAddress: string;
+  /** The slot's other functions (audio, USB-C), passed through beside it. @example ["0000:01:00.1"] */
+  functions?: string[];
+  /** false: the ROM BAR hidden from the guest (DBC does so for Windows). */
+  romBar?: boolean;
 }
 
 /** Everything QEMU needs to run one VM, in host terms. */

@@ -119,6 +119,10 @@ export function validateSpec(spec: QemuSpec): void {
 
   (spec.gpus ?? []).forEach((g, i) => {
     need(PCI_ADDRESS.test(g.pciAddress), `gpus[${i}].pciAddress`, "lower-case dddd:bb:ss.f");
+    (g.functions ?? []).forEach((f, j) => {
+      need(PCI_ADDRESS.test(f), `gpus[${i}].functions[${j}]`, "lower-case dddd:bb:ss.f");
+      need(f.slice(0, -2) === g.pciAddress.slice(0, -2) && f !== g.pciAddress, `gpus[${i}].functions[${j}]`, "another function of the GPU's slot");
+    });
   });
 
   const ports = spec.hotplugPorts ?? 0;

@@ -1,0 +1,138 @@
+import type { GpuSpec } from "../hypervisor/qemu/spec.js";
+import type { Logger } from "../lib/logger.js";
+import { GpuAllocationError, type GpuPool } from "../gpu/pool.js";
+import type { PciSysfs } from "../gpu/sysfs.js";
+import { readGpuUnits, type GpuUnit } from "../gpu/units.js";
+import { bindToVfio, releaseFromVfio } from "../gpu/vfio.js";
+import type { VmRecord } from "./repo.js";
+
+/** One GPU of the host as node info shows it: which VM holds it is for its owner and the operator only. */
+export interface GpuView {
+  address: string;
+  vendor: string;
+  model: string;
+  memoryMiB: number | null;
+  numaNode: number | null;
+  state: "free" | "in use" | "unavailable";
+  /** Why it is unavailable. */
+  reason: string | null;
+  /** The VM holding it (in use). */
+  vmId: string | null;
+}
+
+/**
+ * How VMs get GPUs, seen from the VM layer: whole GPUs passed through with vfio-pci, given at each
+ * start and taken back when QEMU is gone. A host without GPUs (or a test) has none to give.
+ */
+export interface GuestGpus {
+  /** Before a boot: `vm`'s GPUs given and bound to vfio-pci; what QEMU passes through. Throws GpuAllocationError. */
+  prepare(vm: VmRecord): Promise<GpuSpec[]>;
+  /** QEMU is gone (or never started): the VM's GPUs are free again. */
+  ended(vmId: string): Promise<void>;
+  /** Agent start, after adoption: only VMs that run keep GPUs. */
+  reconciled(running: ReadonlySet<string>): Promise<void>;
+  /** Why a VM cannot have `count` GPUs here (now, with `vmId`'s own counted free), or null. */
+  refusal(count: number, vmId?: string): Promise<string | null>;
+  /** The host's GPUs and who holds them. */
+  inventory(): Promise<GpuView[]>;
+}
+
+/** A host with no GPU to pass through: every ask for one is refused, as before GPUs existed. */
+export class NoGpus implements GuestGpus {
+  async prepare(vm: VmRecord): Promise<GpuSpec[]> {
+    if (vm.spec.gpuCount > 0) throw new GpuAllocationError("allocate gpu failed: this host has no GPU free for passthrough");
+    return [];
+  }
+  async ended(): Promise<void> {}
+  async reconciled(): Promise<void> {}
+  async refusal(count: number): Promise<string | null> {
+    return count > 0 ? "allocate gpu failed: this host has no GPU free for passthrough" : null;
+  }
+  async inventory(): Promise<GpuView[]> {
+    return [];
+  }
+}
+
+export interface PassthroughGpusOptions {
+  sysfs: PciSysfs;
+  pool: GpuPool;
+  /** Give a VM's GPUs back to the host's driver when it stops (default: they stay on vfio-pci, ready for the next VM). */
+  releaseToHost: boolean;
+  /** nvidia-smi for model names (false: not run). */
+  nvidiaSmi?: string | false;
+  log: Logger;
+}
+
+/**
+ * GPUs by vfio passthrough (DBC's way: function 0 of a GPU's slot is one GPU, every function of the
+ * slot goes with it). A VM's GPUs are chosen at each start (batu's choice, on one NUMA node where
+ * it can), bound to vfio-pci, and freed when its QEMU is gone.
+ */
+export class PassthroughGpus implements GuestGpus {
+  constructor(private readonly opts: PassthroughGpusOptions) {}
+
+  private units(withModels = false): Promise<GpuUnit[]> {
+    return readGpuUnits(this.opts.sysfs, { nvidiaSmi: withModels ? (this.opts.nvidiaSmi ?? "nvidia-smi") : false });
+  }
+
+  async prepare(vm: VmRecord): Promise<GpuSpec[]> {
+    const count = vm.spec.gpuCount;
+    if (count === 0) return [];
+    const units = await this.units();
+    const addresses = this.opts.pool.allocate(vm.id, count, units);
+    try {
+      const chosen = addresses.map((a) => units.find((u) => u.address === a)!);
+      await bindToVfio(this.opts.sysfs, chosen.flatMap((u) => u.functions));
+      this.opts.log.info({ vm: vm.id, gpus: addresses }, "GPUs given to the VM");
+      // DBC turns the ROM BAR off for Windows guests.
+      return chosen.map((u) => ({ pciAddress: u.address, functions: u.functions.slice(1), ...(vm.spec.os === "windows" ? { romBar: false } : {}) }));
+    } catch (e) {
+      this.opts.pool.release(vm.id);
+      throw e;
+    }
+  }
+
+  async ended(vmId: string): Promise<void> {
+    const freed = this.opts.pool.release(vmId);
+    if (freed.length === 0) return;
+    this.opts.log.info({ vm: vmId, gpus: freed }, "GPUs free again");
+    if (this.opts.releaseToHost) await this.giveBack(freed);
+  }
+
+  async reconciled(running: ReadonlySet<string>): Promise<void> {
+    const freed = this.opts.pool.retain(running);
+    if (freed.length === 0) return;
+    this.opts.log.info({ gpus: freed }, "GPUs of VMs that no longer run freed");
+    if (this.opts.releaseToHost) await this.giveBack(freed);
+  }
+
+  async refusal(count: number, vmId?: string): Promise<string | null> {
+    if (count === 0) return null;
+    const units = await this.units();
+    const holders = this.opts.pool.holders();
+    const usable = units.filter((u) => u.unavailable === null);
+    const free = usable.filter((u) => !holders.has(u.address) || holders.get(u.address) === vmId);
+    if (free.length >= count) return null;
+    return `allocate gpu failed: ${count} asked, ${free.length} of the host's ${usable.length} usable GPU${usable.length === 1 ? "" : "s"} free`;
+  }
+
+  async inventory(): Promise<GpuView[]> {
+    const holders = this.opts.pool.holders();
+    return (await this.units(true)).map((u) => ({
+      address: u.address,
+      vendor: u.vendor,
+      model: u.model,
+      memoryMiB: u.memoryMiB,
+      numaNode: u.numaNode,
+      state: u.unavailable !== null ? "unavailable" : holders.has(u.address) ? "in use" : "free",
+      reason: u.unavailable,
+      vmId: holders.get(u.address) ?? null,
+    }));
+  }
+
+  private async giveBack(addresses: string[]): Promise<void> {
+    const units = await this.units();
+    const functions = units.filter((u) => addresses.includes(u.address)).flatMap((u) => u.functions);
+    await releaseFromVfio(this.opts.sysfs, functions).catch((e: unknown) => this.opts.log.warn({ err: e, gpus: addresses }, "GPUs not given back to the host's driver"));
+  }
+}
