@@ -19,6 +19,7 @@ import { DiskService } from "../disk/service.js";
 import { ImageCenter } from "../image/center.js";
 import { SnapshotService } from "../snapshot/service.js";
 import { UserModeNetwork } from "./guest-network.js";
+import type { GuestGpus } from "./guest-gpus.js";
 
 /** A VM spec as batu stores one for a small linux task; `desc` tells them apart. */
 export function testSpec(desc: string): VmSpec {
@@ -116,6 +117,8 @@ export interface TestVms extends Vms {
   repo: VmRepo;
   hypervisor: FakeHypervisor;
   dataDir: string;
+  /** The store (a test may play what a killed agent left in it). */
+  db: Db;
   /** The agent stops (VMs keep running) and a fresh VM layer starts over the same store, data dir and hypervisor. */
   restart(): Promise<Vms>;
   close(): Promise<void>;
@@ -126,7 +129,7 @@ export interface TestVms extends Vms {
  * a real port allocator (its host probe answering "free": no port is bound here), and a fake
  * hypervisor whose guests answer QMP on real sockets.
  */
-export async function testVms(opts: { shutdownTimeoutMs?: number; host?: Partial<HostCapacity> } = {}): Promise<TestVms> {
+export async function testVms(opts: { shutdownTimeoutMs?: number; host?: Partial<HostCapacity>; gpus?: (db: Db) => GuestGpus } = {}): Promise<TestVms> {
   const dataDir = await mkdtemp(join(tmpdir(), "batu-vms-"));
   const imagesDir = join(dataDir, "shipped");
   mkdirSync(imagesDir);
@@ -154,6 +157,7 @@ export async function testVms(opts: { shutdownTimeoutMs?: number; host?: Partial
       capacity: async () => ({ ...TEST_HOST, ...opts.host }),
       forwardHost: "127.0.0.1",
       network: new UserModeNetwork(hypervisor, "127.0.0.1", repo),
+      ...(opts.gpus ? { gpus: opts.gpus(db) } : {}),
       shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 2000,
       log: quietLog(),
     });
@@ -168,6 +172,7 @@ export async function testVms(opts: { shutdownTimeoutMs?: number; host?: Partial
     repo,
     hypervisor,
     dataDir,
+    db,
     async restart() {
       await current.service.close();
       current = make();

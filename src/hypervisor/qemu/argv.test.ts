@@ -127,7 +127,8 @@ const GOLDEN_SPECS: Record<string, QemuSpec> = {
     memoryMiB: 32768,
     disks: [{ id: "vda", path: "/var/lib/batu/vms/t1/vda.qcow2", format: "qcow2" }],
     nics: [userNic],
-    gpus: [{ pciAddress: "0000:01:00.0" }, { pciAddress: "0000:01:00.1" }],
+    // Two GPUs: one with its slot's audio function beside it, one a Windows guest's (ROM BAR off).
+    gpus: [{ pciAddress: "0000:01:00.0", functions: ["0000:01:00.1"] }, { pciAddress: "0000:41:00.0", romBar: false }],
     hotplugPorts: 1,
   },
   "gpu-pc": {
@@ -203,6 +204,7 @@ describe("buildQemuArgv rejects unsound specs", () => {
     ["vnc.port", { vnc: { listenAddr: "0.0.0.0", port: 5899, passwordFile: "/p" } }],
     ["fwCfg[0].name", { fwCfg: [{ name: "batu/password", file: "/p" }] }],
     ["gpus[0].pciAddress", { gpus: [{ pciAddress: "01:00.0" }] }],
+    ["gpus[0].functions[0]", { gpus: [{ pciAddress: "0000:01:00.0", functions: ["0000:02:00.1"] }] }],
     ["hotplugPorts", { hotplugPorts: 2 }],
   ];
   for (const [field, patch] of bad) {
