@@ -168,6 +168,7 @@ export async function startAgent(
     tlsPort: () => (state.tlsPort > 0 ? state.tlsPort : undefined),
     rotateToken: (kind) => state.tokens.rotate(kind),
     systemConfig: () => state.files.system,
+    gpus: () => vmService.gpus.inventory(),
     group,
     vms: vms.service,
     vmQueries: vms.queries,
@@ -246,7 +247,7 @@ export async function startAgent(
     const heartbeatMs = opts.heartbeatMs ?? 3000;
     group.start({
       intervalMs: heartbeatMs,
-      capacity: () => memberCapacity({ dataDir: state.dataDir, vms: () => vms.queries.list(), version: VERSION }),
+      capacity: () => memberCapacity({ dataDir: state.dataDir, vms: () => vms.queries.list(), version: VERSION, gpus: () => vmService.gpus.counts() }),
     });
     // Masters answer discovery on the interfaces the agent serves (none for a loopback-only agent).
     const responder = new DiscoveryResponder({

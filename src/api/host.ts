@@ -283,6 +283,22 @@ export const MasterHello = Type.Object(
 );
 export type MasterHello = Static<typeof MasterHello>;
 
+/** `GET /common/gpu/list`: the host's GPUs for passthrough, and which VM holds each. */
+export const GpuList = Type.Array(
+  Type.Object({
+    pci_address: Type.String({ description: "Function 0 of the GPU's slot (the slot's other functions go with it)", examples: ["0000:1b:00.0"] }),
+    vendor: Type.String(),
+    model: Type.String(),
+    memory_mib: Type.Union([Type.Integer(), Type.Null()]),
+    numa_node: Type.Union([Type.Integer(), Type.Null()]),
+    state: Type.Union([Type.Literal("free"), Type.Literal("in use"), Type.Literal("unavailable")]),
+    reason: Type.Union([Type.String(), Type.Null()], { description: "Why it cannot be passed through (unavailable)" }),
+    vm_id: Type.Union([Type.String(), Type.Null()], { description: "The VM holding it (in use)" }),
+  }),
+  { $id: "GpuList" },
+);
+export type GpuList = Static<typeof GpuList>;
+
 const LanNetworkName = Type.String({ pattern: "^[A-Za-z0-9]{6,10}$" });
 const Ipv4Text = Type.String({ pattern: "^\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}$", maxLength: 15 });
 

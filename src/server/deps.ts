@@ -1,3 +1,4 @@
+import type { GpuView } from "../vm/guest-gpus.js";
 import type { SystemConfig } from "../api/host.js";
 import type { GroupService } from "../group/service.js";
 import type { Logger } from "../lib/logger.js";
@@ -22,6 +23,8 @@ export interface AppDeps {
   /** Rotates one of this host's tokens; returns the file that holds the new one. Absent: not offered. */
   rotateToken?: (kind: "admin" | "join") => string;
   systemConfig: () => SystemConfig;
+  /** The host's GPUs for passthrough, with which VM holds each (the operator's view). */
+  gpus?: () => Promise<GpuView[]>;
   group: GroupService;
   /** The VM lifecycle (create, actions, changes). */
   vms: VmService;

@@ -35,6 +35,8 @@ export interface GuestGpus {
   refusal(count: number, vmId?: string): Promise<string | null>;
   /** The host's GPUs and who holds them. */
   inventory(): Promise<GpuView[]>;
+  /** How many GPUs can be passed through here, and how many of those are free (cheap: no nvidia-smi). */
+  counts(): Promise<{ usable: number; free: number }>;
 }
 
 /** A host with no GPU to pass through: every ask for one is refused, as before GPUs existed. */
@@ -50,6 +52,9 @@ export class NoGpus implements GuestGpus {
   }
   async inventory(): Promise<GpuView[]> {
     return [];
+  }
+  async counts(): Promise<{ usable: number; free: number }> {
+    return { usable: 0, free: 0 };
   }
 }
 
@@ -128,6 +133,12 @@ export class PassthroughGpus implements GuestGpus {
       reason: u.unavailable,
       vmId: holders.get(u.address) ?? null,
     }));
+  }
+
+  async counts(): Promise<{ usable: number; free: number }> {
+    const holders = this.opts.pool.holders();
+    const usable = (await this.units()).filter((u) => u.unavailable === null);
+    return { usable: usable.length, free: usable.filter((u) => !holders.has(u.address)).length };
   }
 
   private async giveBack(addresses: string[]): Promise<void> {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { ErrorReply } from "../../../api/common.js";
-import { SystemConfig, TokenRotate, TokenRotateReply } from "../../../api/host.js";
+import { GpuList, SystemConfig, TokenRotate, TokenRotateReply } from "../../../api/host.js";
 import { ApiError } from "../../../api/errors.js";
 import type { AppDeps } from "../../deps.js";
 
@@ -17,6 +17,31 @@ export const commonRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async 
     },
     async () => deps.systemConfig(),
   );
+
+  const gpus = deps.gpus;
+  if (gpus) {
+    app.get(
+      "/common/gpu/list",
+      {
+        schema: {
+          summary: "This host's GPUs for passthrough: model, bus address, NUMA node, state (free, in use by which VM, unavailable and why)",
+          tags: ["host"],
+          response: { 200: GpuList, 401: ErrorReply },
+        },
+      },
+      async () =>
+        (await gpus()).map((g) => ({
+          pci_address: g.address,
+          vendor: g.vendor,
+          model: g.model,
+          memory_mib: g.memoryMiB,
+          numa_node: g.numaNode,
+          state: g.state,
+          reason: g.reason,
+          vm_id: g.vmId,
+        })),
+    );
+  }
 
   const rotate = deps.rotateToken;
   if (rotate) {
