@@ -183,6 +183,7 @@ export async function startAgent(
       router,
     }),
     rentals: authority.rentals,
+    nodeGpus: async (nodeId) => (nodeId === identity.nodeId ? (await vmService.gpus.counts()).usable : (group.peer(nodeId)?.capacity?.gpu_total ?? undefined)),
     v1: {
       nodeId: identity.nodeId,
       nickname: () => state.files.system.nickname,
@@ -199,6 +200,7 @@ export async function startAgent(
         authorize: (body, nodeId) => authority.authorize(body, nodeId).renterId,
         sessionId: (body, nodeId) => authority.sessionId(body, nodeId).session_id,
         nodeState,
+        limits: (renterId, nodeId) => authority.rentals.rentalOf(nodeId, renterId)?.limits,
       },
       freeMemory: () => freePageCache(state.files.system.allow_drop_caches === true),
       nodeInfo: () =>

@@ -39,6 +39,16 @@ export const RentGrant = Type.Object(
     wallet: Type.Optional(Wallet),
     multisig_accounts: Type.Optional(RentMultisig),
     until: IsoTime("End of the rental: ISO 8601 with a time zone (`Z` or `+02:00`), in the future"),
+    gpus: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 4096,
+        description: "Rent this many of the node's GPUs (several renters share the node; batu picks which at each start). Absent: the whole node, to this renter alone",
+      }),
+    ),
+    cpu_cores: Type.Optional(Type.Integer({ minimum: 1, maximum: 65536, description: "The most vCPUs the renter's VMs on the node may hold in all" })),
+    mem_gib: Type.Optional(Type.Integer({ minimum: 1, maximum: 1048576, description: "The most memory (GiB) the renter's VMs on the node may hold in all" })),
+    disk_gib: Type.Optional(Type.Integer({ minimum: 1, maximum: 1048576, description: "The most disk (GiB) the renter's VMs on the node may be promised in all" })),
   },
   { additionalProperties: false, $id: "RentGrant" },
 );
@@ -64,6 +74,10 @@ export const RentalItem = Type.Object(
     until: Type.String({ description: "ISO 8601" }),
     revoked_at: Type.Union([Type.String(), Type.Null()], { description: "ISO 8601, or null" }),
     state: RentalState,
+    gpus: Type.Union([Type.Integer(), Type.Null()], { description: "GPUs rented; null: the whole node" }),
+    cpu_cores: Type.Union([Type.Integer(), Type.Null()], { description: "vCPU cap of the renter's VMs on the node; null: none" }),
+    mem_gib: Type.Union([Type.Integer(), Type.Null()], { description: "Memory cap (GiB); null: none" }),
+    disk_gib: Type.Union([Type.Integer(), Type.Null()], { description: "Disk cap (GiB); null: none" }),
   },
   { $id: "RentalItem" },
 );

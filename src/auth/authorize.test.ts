@@ -45,6 +45,20 @@ function setup(path = ":memory:") {
   return { db, auth, nonces: new NonceRepo(db) };
 }
 
+describe("RenterAuthority.authorize: a node rented by GPU", () => {
+  it("lets each of its renters in, as itself, and no one else", () => {
+    const { auth } = setup();
+    const gpus = (n: number) => ({ gpus: n, cpuCores: null, memGib: null, diskGib: null });
+    auth.rentals.grant(NODE, { wallet: alice.address }, at(10), t0, gpus(2), 8);
+    auth.rentals.grant(NODE, { wallet: bob.address }, at(10), t0, gpus(6), 8);
+    expect(auth.authorize(body(walletIdentity(alice)), NODE, at(1)).renterId).toBe(alice.address);
+    expect(auth.authorize(body(walletIdentity(bob)), NODE, at(1)).renterId).toBe(bob.address);
+    expect(refusal(() => auth.authorize(body(walletIdentity(carol)), NODE, at(1)))).toEqual([200, -3, "check authority failed: wallet not rented"]);
+    expect(auth.rentals.rentalOf(NODE, bob.address, at(1))?.limits.gpus).toBe(6);
+    expect(auth.rentals.nodeState(NODE, at(1))).toBe("rented");
+  });
+});
+
 describe("RenterAuthority.authorize: wallet", () => {
   it("accepts the renter's signed nonce once, ever", () => {
     const { auth } = setup();

@@ -152,20 +152,21 @@ export class RenterAuthority {
    */
   authorize(req: DbcRequest, nodeId: string, now: Date = new Date()): Renter {
     requireIdentity(req);
-    const rental = this.deps.rentals.activeRental(nodeId, now);
-    if (!rental) throw denied("machine is not be rented");
+    // A node rented by GPU has several renters at once; the whole node, one.
+    const renters = new Set(this.deps.rentals.activeRentals(nodeId, now).map((r) => r.renter.renterId));
+    if (renters.size === 0) throw denied("machine is not be rented");
     const withSession = Boolean(req.session_id && req.session_id_sign);
     if (withSession) {
       const renter = this.deps.sessions.check(req.session_id!, req.session_id_sign!);
       if (renter) {
-        if (renter.renterId !== rental.renter.renterId) throw denied("machine has already expired");
+        if (!renters.has(renter.renterId)) throw denied("machine has already expired");
         return renter;
       }
     }
     const claims = claimedRenters(req);
-    if (claims.length > 0 && !claims.includes(rental.renter.renterId)) throw denied("wallet not rented");
-    const found = this.verifyIdentities(req, now, withSession, rental.renter.renterId);
-    const match = found.find((r) => r.renterId === rental.renter.renterId);
+    if (claims.length > 0 && !claims.some((c) => renters.has(c))) throw denied("wallet not rented");
+    const found = this.verifyIdentities(req, now, withSession, renters);
+    const match = found.find((r) => renters.has(r.renterId));
     if (!match) throw denied("wallet not rented");
     return { ...match, via: "signature" };
   }
@@ -196,9 +197,9 @@ export class RenterAuthority {
    * The identities a request proves by signature, multisig first (DBC's `parse_wallet`); throws when
    * none. With `only`, an identity that well-formed claims to be someone else is not checked at all.
    */
-  private verifyIdentities(req: DbcRequest, now: Date, withSession: boolean, only?: string): RenterIdentity[] {
+  private verifyIdentities(req: DbcRequest, now: Date, withSession: boolean, only?: ReadonlySet<string>): RenterIdentity[] {
     const results: Verified[] = [];
-    const wanted = (claim: string | undefined) => only === undefined || claim === undefined || claim === only;
+    const wanted = (claim: string | undefined) => only === undefined || claim === undefined || only.has(claim);
     if (req.multisig_accounts && wanted(multisigClaim(req.multisig_accounts))) results.push(this.verifyMultisig(req.multisig_accounts, now));
     if ((req.wallet || req.nonce || req.sign) && wanted(walletClaim(req.wallet))) results.push(this.verifyWallet(req, now));
     const found = results.flatMap((r) => ("renter" in r ? [r.renter] : []));

@@ -7,7 +7,21 @@ import { renterFromSpec, RenterSpecError, type RenterIdentity, type RenterSpec }
 
 export type RentalState = "active" | "expired" | "revoked";
 
-/** One grant of the ledger: a node rented to a renter until a time, unless revoked first. */
+/**
+ * What a grant gives its renter on the node: `gpus` null is the whole node (its only renter);
+ * a number, that many of its GPUs (DBC's renting by GPU: several renters share the node). The
+ * others cap what the renter's VMs there may hold in all; null: no cap of the grant's own.
+ */
+export interface RentalLimits {
+  gpus: number | null;
+  cpuCores: number | null;
+  memGib: number | null;
+  diskGib: number | null;
+}
+
+export const WHOLE_NODE: RentalLimits = Object.freeze({ gpus: null, cpuCores: null, memGib: null, diskGib: null });
+
+/** One grant of the ledger: a node (or some of its GPUs) rented to a renter until a time, unless revoked first. */
 export interface Rental {
   id: number;
   /** 64 lower-case hex: DBC's node id. */
@@ -17,6 +31,7 @@ export interface Rental {
   grantedAt: string;
   until: string;
   revokedAt: string | null;
+  limits: RentalLimits;
 }
 
 export type RevokeTarget = { id: number } | { nodeId: string; renter: RenterSpec };
@@ -31,6 +46,10 @@ interface Row {
   granted_at: string;
   until: string;
   revoked_at: string | null;
+  gpus: number | null;
+  cpu_cores: number | null;
+  mem_gib: number | null;
+  disk_gib: number | null;
 }
 
 const NODE_ID = /^[0-9a-f]{64}$/;
@@ -51,6 +70,7 @@ export const LIVE_GRANTS_MAX_NODES = 1024;
 function frozen(r: Rental): Rental {
   if (r.renter.kind === "multisig") Object.freeze(r.renter.wallets);
   Object.freeze(r.renter);
+  Object.freeze(r.limits);
   return Object.freeze(r);
 }
 
@@ -66,7 +86,8 @@ function toRental(r: Row): Rental {
     r.kind === "wallet"
       ? { kind: "wallet", renterId: r.renter_id, wallet: wallets[0] ?? "" }
       : { kind: "multisig", renterId: r.renter_id, wallets, threshold: r.threshold ?? 0 };
-  return { id: r.id, nodeId: r.node_id, renter, grantedAt: r.granted_at, until: r.until, revokedAt: r.revoked_at };
+  const limits = { gpus: r.gpus, cpuCores: r.cpu_cores, memGib: r.mem_gib, diskGib: r.disk_gib };
+  return { id: r.id, nodeId: r.node_id, renter, grantedAt: r.granted_at, until: r.until, revokedAt: r.revoked_at, limits };
 }
 
 /** A rental's state at `now`: revoked wins; else active until `until`, expired after. */
@@ -88,6 +109,10 @@ export function rentalItem(r: Rental, now: Date): RentalItem {
     until: r.until,
     revoked_at: r.revokedAt,
     state: rentalState(r, now),
+    gpus: r.limits.gpus,
+    cpu_cores: r.limits.cpuCores,
+    mem_gib: r.limits.memGib,
+    disk_gib: r.limits.diskGib,
   };
 }
 
@@ -134,29 +159,53 @@ export class RentalLedger {
     for (const listener of this.listeners) listener();
   }
 
-  /** Grants `nodeId` to the renter until `until` (must be after `now`); returns the new or moved rental. */
-  grant(nodeId: string, spec: RenterSpec, until: Date, now: Date = new Date()): Rental {
+  /**
+   * Grants `nodeId` (the whole node, or `limits.gpus` of its GPUs) to the renter until `until` (after
+   * `now`); returns the new or changed rental. The whole node goes to one renter at a time; GPUs go
+   * to several, as long as they add up to no more than `nodeGpus` (the node's GPUs, where known).
+   * Granting the node to its renter again moves `until` and sets what it gives.
+   */
+  grant(nodeId: string, spec: RenterSpec, until: Date, now: Date = new Date(), limits: RentalLimits = WHOLE_NODE, nodeGpus?: number): Rental {
     const node = nodeIdOf(nodeId);
     const renter = renterOf(spec);
     if (Number.isNaN(until.getTime())) throw new RentalError("invalid", "until: is not a time");
     if (until.getTime() <= now.getTime()) throw new RentalError("invalid", "until: must be in the future");
+    for (const [field, v] of Object.entries({ gpus: limits.gpus, cpu_cores: limits.cpuCores, mem_gib: limits.memGib, disk_gib: limits.diskGib })) {
+      if (v !== null && (!Number.isInteger(v) || v < 1)) throw new RentalError("invalid", `${field}: must be a whole number of at least 1`);
+    }
     const grantIn = this.db.transaction((): Rental => {
-      const active = this.activeRental(node, now);
-      if (active && active.renter.renterId !== renter.renterId) {
+      const actives = this.activeRentals(node, now);
+      const active = actives.find((r) => r.renter.renterId === renter.renterId);
+      const others = actives.filter((r) => r.renter.renterId !== renter.renterId);
+      const whole = others.find((r) => r.limits.gpus === null) ?? (limits.gpus === null ? others[0] : undefined);
+      if (whole) {
         throw new RentalError(
           "rented",
-          `node_id: node ${node} is rented to ${active.renter.renterId} until ${active.until} (rental ${active.id}); revoke it first`,
+          `node_id: node ${node} is rented to ${whole.renter.renterId} until ${whole.until} (rental ${whole.id}${whole.limits.gpus === null ? "" : `, ${whole.limits.gpus} GPUs`}); revoke it first`,
         );
       }
+      if (limits.gpus !== null && nodeGpus !== undefined) {
+        const taken = others.reduce((n, r) => n + (r.limits.gpus ?? 0), 0);
+        if (taken + limits.gpus > nodeGpus) {
+          throw new RentalError("rented", `gpus: node ${node} has ${nodeGpus} GPUs, ${taken} of them rented to others: ${nodeGpus - taken} left`);
+        }
+      }
       if (active) {
-        prepared(this.db, "UPDATE rentals SET until = ? WHERE id = ?").run(until.toISOString(), active.id);
+        prepared(this.db, "UPDATE rentals SET until = ?, gpus = ?, cpu_cores = ?, mem_gib = ?, disk_gib = ? WHERE id = ?").run(
+          until.toISOString(),
+          limits.gpus,
+          limits.cpuCores,
+          limits.memGib,
+          limits.diskGib,
+          active.id,
+        );
         return this.get(active.id)!;
       }
       const wallets = renter.kind === "wallet" ? [renter.wallet] : renter.wallets;
       const info = prepared(
         this.db,
-        `INSERT INTO rentals (node_id, renter_id, kind, wallets_json, threshold, granted_at, until)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO rentals (node_id, renter_id, kind, wallets_json, threshold, granted_at, until, gpus, cpu_cores, mem_gib, disk_gib)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         node,
         renter.renterId,
@@ -165,6 +214,10 @@ export class RentalLedger {
         renter.kind === "multisig" ? renter.threshold : null,
         now.toISOString(),
         until.toISOString(),
+        limits.gpus,
+        limits.cpuCores,
+        limits.memGib,
+        limits.diskGib,
       );
       return this.get(Number(info.lastInsertRowid))!;
     });
@@ -198,8 +251,8 @@ export class RentalLedger {
     } else {
       const node = nodeIdOf(target.nodeId);
       const renter = renterOf(target.renter);
-      rental = this.activeRental(node, now);
-      if (!rental || rental.renter.renterId !== renter.renterId) {
+      rental = this.rentalOf(node, renter.renterId, now);
+      if (!rental) {
         throw new RentalError("not_found", `no active rental of node ${node} to ${renter.renterId}`);
       }
     }
@@ -211,14 +264,24 @@ export class RentalLedger {
     return this.get(rental.id)!;
   }
 
-  /** The node's active rental at `now` (its newest grant neither revoked nor over), if it is rented. */
-  activeRental(nodeId: string, now: Date = new Date()): Rental | undefined {
+  /** The node's active rentals at `now` (grants neither revoked nor over), newest first: one per renter. */
+  activeRentals(nodeId: string, now: Date = new Date()): readonly Rental[] {
     const node = nodeId.toLowerCase();
     const at = now.toISOString();
     const live = this.live.get(node, () => ({ from: at, rentals: this.liveGrants(node, at) }));
     // Grants over by `from` are not kept: for an earlier time (a caller's own clock) ask the store.
-    if (at < live.from) return this.liveGrants(node, at)[0];
-    return live.rentals.find((r) => r.until > at);
+    if (at < live.from) return this.liveGrants(node, at);
+    return live.rentals.filter((r) => r.until > at);
+  }
+
+  /** The node's newest active rental at `now`, if it is rented. */
+  activeRental(nodeId: string, now: Date = new Date()): Rental | undefined {
+    return this.activeRentals(nodeId, now)[0];
+  }
+
+  /** `renterId`'s active rental of the node at `now`, if it rents it (the whole node, or some GPUs). */
+  rentalOf(nodeId: string, renterId: string, now: Date = new Date()): Rental | undefined {
+    return this.activeRentals(nodeId, now).find((r) => r.renter.renterId === renterId);
   }
 
   private liveGrants(node: string, at: string): readonly Rental[] {

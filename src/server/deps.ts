@@ -39,6 +39,8 @@ export interface AppDeps {
   /** The group-wide VM list (master) and its member side. */
   groupVms?: GroupVms;
   rentals: RentalLedger;
+  /** How many GPUs a node of the group can pass through, where known (renting by GPU is checked against it). */
+  nodeGpus?: (nodeId: string) => Promise<number | undefined>;
   /** The renter API (seed 001). */
   v1: V1Deps;
 }

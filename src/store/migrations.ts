@@ -233,4 +233,16 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX vm_gpus_by_vm ON vm_gpus (vm_id);
     `,
   },
+  {
+    version: 14,
+    name: "rentals by gpu",
+    sql: `
+      -- What a grant gives: gpus NULL is the whole node (one renter at a time); a number, that many
+      -- of its GPUs (several renters share the node). The others, NULL: no limit of their own.
+      ALTER TABLE rentals ADD COLUMN gpus INTEGER;
+      ALTER TABLE rentals ADD COLUMN cpu_cores INTEGER;
+      ALTER TABLE rentals ADD COLUMN mem_gib INTEGER;
+      ALTER TABLE rentals ADD COLUMN disk_gib INTEGER;
+    `,
+  },
 ];

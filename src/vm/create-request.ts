@@ -2,6 +2,7 @@ import { randomBytes, randomInt } from "node:crypto";
 import type { PortForward, VmSpec } from "./spec.js";
 import type { ReservedPort } from "./ports.js";
 import type { LanAttachment } from "../network/lan/model.js";
+import type { RentalLimits } from "../auth/rental-ledger.js";
 
 /** A request a user can fix: names the field. Both faces turn it into their 400. */
 export class FieldError extends Error {
@@ -44,6 +45,8 @@ export interface VmCreateRequest {
   networkName: string | null;
   /** A NIC on this LAN network, its address given by the group's master (network/lan). */
   lan?: LanAttachment | null;
+  /** What the owner's rental of this node gives (renting by GPU, caps); absent: no rental limits (the operator). */
+  quota?: RentalLimits;
 }
 
 const PASSWORD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_/+[]@#^";

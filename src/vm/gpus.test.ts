@@ -88,3 +88,21 @@ describe("GPUs through the VM lifecycle", () => {
     expect(after).toEqual(["gpu-b"]);
   });
 });
+
+describe("a renter's rental of some GPUs", () => {
+  const rentsTwo = { gpus: 2, cpuCores: 8, memGib: null, diskGib: null };
+
+  it("holds its tasks to the GPUs and vCPUs it rents, and forbids changing GPUs, CPUs or memory (DBC)", async () => {
+    await expect(vms.service.create({ ...testCreateRequest("r-0", { gpuCount: 0 }), quota: rentsTwo }, { wait: true })).rejects.toThrow(/^only use the number what you exactly rented/);
+    await vms.service.create({ ...testCreateRequest("r-1", { gpuCount: 1, cores: 4, vcpus: 4 }), quota: rentsTwo }, { wait: true });
+    await expect(vms.service.create({ ...testCreateRequest("r-2", { gpuCount: 2 }), quota: rentsTwo }, { wait: true })).rejects.toThrow(/^gpu_count exceeds number of leases/);
+    await expect(vms.service.create({ ...testCreateRequest("r-3", { gpuCount: 1, cores: 5, vcpus: 5 }), quota: rentsTwo }, { wait: true })).rejects.toThrow(/^allocate cpu failed: your rental/);
+    // Another renter's tasks do not count against this one's rental.
+    await vms.service.create({ ...testCreateRequest("o-1", { gpuCount: 3, owner: "bob" }), quota: { ...rentsTwo, gpus: 3 } }, { wait: true });
+    await vms.service.create({ ...testCreateRequest("r-4", { gpuCount: 1 }), quota: rentsTwo }, { wait: true });
+    await expect(vms.service.modify("r-1", { gpuCount: 2 }, rentsTwo)).rejects.toThrow("can not modify gpu count");
+    await expect(vms.service.modify("r-1", { cores: 2 }, rentsTwo)).rejects.toThrow("can not modify cpu cores");
+    await expect(vms.service.modify("r-1", { memoryMiB: 1024 }, rentsTwo)).rejects.toThrow("can not modify mem size");
+    expect((await gpus!.inventory()).filter((g) => g.state === "in use")).toHaveLength(5);
+  });
+});

@@ -13,12 +13,15 @@ import { UsageError } from "../errors.js";
 import { AGENT_FLAGS, parse, parsePort } from "../options.js";
 
 export const usage = `batu rent grant <node_id> (--wallet <ss58> | --multisig <w1,w2,...> --threshold N) --until <time>
+    [--gpus N] [--cpus N] [--mem-gib N] [--disk-gib N]
 batu rent list [--node <node_id>] [--state active|expired|revoked] [--json]
 batu rent revoke <id> [--json]
   [--conf-dir ./conf] [--data-dir ./data] [--port 10000]
   The rental ledger: which renter (a wallet, or a multisig set) may use a node through the
   renter API (/api/v1) until when. --until is an ISO 8601 time (2026-07-01T00:00:00Z) or a
-  duration from now: 90m, 12h, 30d, 2w. Asks the running agent (admin token from conf/);
+  duration from now: 90m, 12h, 30d, 2w. --gpus rents that many of the node's GPUs (several
+  renters share the node); without it the whole node goes to this renter alone. --cpus, --mem-gib
+  and --disk-gib cap what the renter's VMs on the node may hold. Asks the running agent (admin token from conf/);
   when no agent runs, edits the ledger in data/batu.db directly.`;
 
 const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
@@ -48,7 +51,18 @@ const FLAGS = {
   until: { type: "string" },
   node: { type: "string" },
   state: { type: "string" },
+  gpus: { type: "string" },
+  cpus: { type: "string" },
+  "mem-gib": { type: "string" },
+  "disk-gib": { type: "string" },
 } as const;
+
+/** A `--gpus`-like flag: a whole number of at least 1, or absent. */
+function count(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[1-9]\d{0,6}$/.test(text.trim())) throw new UsageError(`--${flag}: a whole number of at least 1, not ${text}`);
+  return Number(text);
+}
 
 type Values = ReturnType<typeof parse<typeof FLAGS>>["values"];
 
@@ -87,7 +101,9 @@ const specOf = (r: ReturnType<typeof renterOf>): RenterSpec => ("wallet" in r ? 
 
 function describe(r: RentalItem): string {
   const who = r.wallet ?? `multisig ${r.renter} (${r.multisig_accounts?.threshold} of ${r.multisig_accounts?.wallets.join(",")})`;
-  return `rental ${r.id}: node ${r.node_id} to ${who} until ${r.until} (${r.state})`;
+  const what = r.gpus === null ? "node" : `${r.gpus} GPU${r.gpus === 1 ? "" : "s"} of node`;
+  const caps = [r.cpu_cores !== null ? `${r.cpu_cores} vCPUs` : "", r.mem_gib !== null ? `${r.mem_gib}G memory` : "", r.disk_gib !== null ? `${r.disk_gib}G disk` : ""].filter(Boolean);
+  return `rental ${r.id}: ${what} ${r.node_id} to ${who} until ${r.until} (${r.state})${caps.length ? `, at most ${caps.join(", ")}` : ""}`;
 }
 
 async function rentGrant(args: string[]): Promise<void> {
@@ -97,13 +113,23 @@ async function rentGrant(args: string[]): Promise<void> {
   if (!values.until) throw new UsageError("missing --until (an ISO 8601 time, or a duration like 30d)");
   const until = parseUntil(values.until);
   const renter = renterOf(values);
-  const body: RentGrant = { node_id: nodeId, until: until.toISOString(), ...renter };
+  const [gpus, cpus, mem, disk] = [count("gpus", values.gpus), count("cpus", values.cpus), count("mem-gib", values["mem-gib"]), count("disk-gib", values["disk-gib"])];
+  const body: RentGrant = {
+    node_id: nodeId,
+    until: until.toISOString(),
+    ...renter,
+    ...(gpus !== undefined ? { gpus } : {}),
+    ...(cpus !== undefined ? { cpu_cores: cpus } : {}),
+    ...(mem !== undefined ? { mem_gib: mem } : {}),
+    ...(disk !== undefined ? { disk_gib: disk } : {}),
+  };
+  const limits = { gpus: gpus ?? null, cpuCores: cpus ?? null, memGib: mem ?? null, diskGib: disk ?? null };
   const reply: RentGrantReply = await withLedger(
     values,
     (c) => c.rentGrant(body),
     (l) => {
       const now = new Date();
-      return { message: "ok" as const, rental: rentalItem(l.grant(nodeId, specOf(renter), until, now), now) };
+      return { message: "ok" as const, rental: rentalItem(l.grant(nodeId, specOf(renter), until, now, limits), now) };
     },
   );
   console.log(values.json ? JSON.stringify(reply) : `granted ${describe(reply.rental)}`);

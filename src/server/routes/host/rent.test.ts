@@ -22,7 +22,7 @@ beforeAll(async () => {
   app = Fastify({ ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } }).withTypeProvider<TypeBoxTypeProvider>();
   app.setErrorHandler(errorHandler);
   app.addHook("onRequest", authHook({ adminToken: () => ADMIN }));
-  await app.register(rentRoutes, { deps: { rentals: new RentalLedger(openDb(":memory:")), now: () => clock } });
+  await app.register(rentRoutes, { deps: { rentals: new RentalLedger(openDb(":memory:")), now: () => clock, nodeGpus: async () => 8 } });
   await app.ready();
 });
 afterAll(async () => {
@@ -54,6 +54,10 @@ describe("/common/rent/*", () => {
         until: "2026-01-02T00:00:00.000Z",
         revoked_at: null,
         state: "active",
+        gpus: null,
+        cpu_cores: null,
+        mem_gib: null,
+        disk_gib: null,
       },
     });
     const taken = await post("/common/rent/grant", { node_id: NODE, wallet: bob.address, until: "2026-01-03T00:00:00+02:00" });
@@ -93,5 +97,21 @@ describe("/common/rent/*", () => {
       expect(res.json().message).toMatch(message);
     }
     expect((await post("/common/rent/revoke", {})).json()).toEqual({ message: "id: is required (or node_id with wallet or multisig_accounts)" });
+  });
+  it("rents a node by GPU to several renters, never beyond its GPUs, and never beside a whole-node renter", async () => {
+    clock = t0;
+    const node = "d".repeat(64);
+    const carol = testWallet("//carol");
+    const grant = (wallet: string, extra: Record<string, unknown>) => post("/common/rent/grant", { node_id: node, wallet, until: "2026-01-02T00:00:00Z", ...extra });
+    const a = await grant(alice.address, { gpus: 4, cpu_cores: 16, mem_gib: 64 });
+    expect(a.statusCode).toBe(200);
+    expect(a.json().rental).toMatchObject({ gpus: 4, cpu_cores: 16, mem_gib: 64, disk_gib: null });
+    expect((await grant(bob.address, { gpus: 4 })).statusCode).toBe(200);
+    // The node has 8 GPUs (nodeGpus): no ninth.
+    const over = await grant(carol.address, { gpus: 1 });
+    expect([over.statusCode, over.json().message]).toEqual([409, expect.stringMatching(/^gpus: node d+ has 8 GPUs, 8 of them rented to others: 0 left/)]);
+    const whole = await grant(carol.address, {});
+    expect([whole.statusCode, whole.json().message]).toEqual([409, expect.stringMatching(/is rented to .* 4 GPUs\); revoke it first/)]);
+    expect((await grant(alice.address, { gpus: 0 })).statusCode).toBe(400);
   });
 });

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { ErrorReply } from "../../../api/common.js";
 import { ApiError } from "../../../api/errors.js";
 import { RentGrant, RentGrantReply, RentList, RentListQuery, RentRevoke } from "../../../api/host-rent.js";
-import { rentalItem, type RentalLedger, type RevokeTarget } from "../../../auth/rental-ledger.js";
+import { rentalItem, type RentalLedger, type RentalLimits, type RevokeTarget } from "../../../auth/rental-ledger.js";
 import type { RenterSpec } from "../../../auth/renter.js";
 
 /** Exactly one of `wallet` and `multisig_accounts`, as a renter spec. */
@@ -30,7 +30,9 @@ function revokeTarget(body: RentRevoke): RevokeTarget {
  * The operator's rental ledger, `/common/rent/...` (admin token, the auth hook's default): grants of
  * nodes to renters that the renter API (`/api/v1`) checks as DBC checks the chain.
  */
-export const rentRoutes: FastifyPluginAsyncTypebox<{ deps: { rentals: RentalLedger; now?: () => Date } }> = async (
+export const rentRoutes: FastifyPluginAsyncTypebox<{
+  deps: { rentals: RentalLedger; now?: () => Date; nodeGpus?: (nodeId: string) => Promise<number | undefined> };
+}> = async (
   app,
   { deps },
 ) => {
@@ -41,10 +43,13 @@ export const rentRoutes: FastifyPluginAsyncTypebox<{ deps: { rentals: RentalLedg
     "/common/rent/grant",
     {
       schema: {
-        summary: "Rent a node to a wallet or a multisig set until a time",
+        summary: "Rent a node, or some of its GPUs, to a wallet or a multisig set until a time",
         description:
           "Give `wallet` or `multisig_accounts`. The node id need not be known yet (it may join later). " +
-          "Granting a node its renter already has moves `until`; a node actively rented to another renter is refused (409).",
+          "Without `gpus` the whole node goes to this renter alone: refused (409) while another renter has any of it. " +
+          "With `gpus`, several renters share the node, as long as their GPUs add up to no more than the node's; " +
+          "`cpu_cores`, `mem_gib` and `disk_gib` cap what the renter's VMs there may hold. " +
+          "Granting a node its renter already has moves `until` and sets what it gives.",
         tags: ["rent"],
         body: RentGrant,
         response: { 200: RentGrantReply, 400: ErrorReply, 401: ErrorReply, 409: ErrorReply },
@@ -54,7 +59,10 @@ export const rentRoutes: FastifyPluginAsyncTypebox<{ deps: { rentals: RentalLedg
       const until = new Date(req.body.until);
       if (Number.isNaN(until.getTime())) throw new ApiError("bad_request", "until: is not a valid time");
       const at = now();
-      const rental = rentals.grant(req.body.node_id, renterSpec(req.body), until, at);
+      const b = req.body;
+      const limits: RentalLimits = { gpus: b.gpus ?? null, cpuCores: b.cpu_cores ?? null, memGib: b.mem_gib ?? null, diskGib: b.disk_gib ?? null };
+      const nodeGpus = b.gpus !== undefined ? await deps.nodeGpus?.(b.node_id.toLowerCase()) : undefined;
+      const rental = rentals.grant(b.node_id, renterSpec(b), until, at, limits, nodeGpus);
       return { message: "ok" as const, rental: rentalItem(rental, at) };
     },
   );

@@ -7,6 +7,7 @@ import type { ImageCenter } from "../../../image/center.js";
 import type { GroupRouter } from "../../../group/forward.js";
 import type { GroupPeer } from "../../../group/master-role.js";
 import type { LanRegistry } from "../../../network/lan/registry.js";
+import type { RentalLimits } from "../../../auth/rental-ledger.js";
 
 /** What the renter API needs to know who is calling. */
 export interface RenterAuth {
@@ -15,6 +16,8 @@ export interface RenterAuth {
   /** The renter's session id (wallet or multisig identity only). Throws DbcError. */
   sessionId(body: DbcRequest, nodeId: string): string;
   nodeState(nodeId: string): "online" | "rented";
+  /** What `renterId`'s active rental of `nodeId` gives (whole node or some GPUs, caps), if it rents it. */
+  limits?(renterId: string, nodeId: string): RentalLimits | undefined;
 }
 
 export interface V1Deps {

@@ -5,6 +5,7 @@ import { resolveTarget } from "./target.js";
 import { LAN_ATTACHMENT_FIELD, type LanAttachment } from "../../../network/lan/model.js";
 import { LAN_ROUTES } from "./lan.js";
 import { FieldError } from "../../../vm/create-request.js";
+import { GRANT_FIELD } from "../../../rental/quota.js";
 
 /** Routes answered on the master even for a member's node: they need only the master's ledger and registries. */
 const ANSWERED_HERE = new Set(["/api/v1/mining_nodes/session_id", ...LAN_ROUTES]);
@@ -25,8 +26,14 @@ export function routeToMember(deps: V1Deps, group: V1Group) {
     const renter = route === "/api/v1/mining_nodes" ? null : deps.renters.authorize(body, target.nodeId);
     // A task made on a LAN network gets its address from the registry here, sent to the member in
     // the call this master signs (the one source of LAN NICs a member trusts).
+    if ((body.additional as Record<string, unknown> | undefined)?.[GRANT_FIELD] !== undefined) {
+      throw new FieldError(GRANT_FIELD, `${GRANT_FIELD} is given by the group's master only`);
+    }
     const lan = route === "/api/v1/tasks/start" && renter !== null ? attachLan(deps, body, renter, target.nodeId) : undefined;
-    const forwarded = lan ? { ...body, additional: { ...body.additional, [LAN_ATTACHMENT_FIELD]: lan } } : body;
+    // A task's creation or change is checked against the renter's rental on the member: its limits go with the call.
+    const changesTask = route === "/api/v1/tasks/start" || (route === "/api/v1/tasks/:verb/:id" && (req.params as { verb?: string }).verb === "modify");
+    const limits = changesTask && renter !== null ? deps.renters.limits?.(renter, target.nodeId) : undefined;
+    const forwarded = lan || limits ? { ...body, additional: { ...body.additional, ...(lan ? { [LAN_ATTACHMENT_FIELD]: lan } : {}), ...(limits ? { [GRANT_FIELD]: limits } : {}) } } : body;
     // The renter's credentials stop here: the member gets the renter id this master vouches for
     // (signed), never a signature, session or nonce it could replay anywhere.
     let r;

@@ -10,7 +10,9 @@ import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort } from "../.
 import type { VmModify } from "../../../vm/modify.js";
 import type { VmAction } from "../../../vm/state.js";
 import type { V1Deps } from "./deps.js";
-import { actingRenter } from "./target.js";
+import { actingRenter, forwardedRenter } from "./target.js";
+import { GRANT_FIELD, parseLimits } from "../../../rental/quota.js";
+import type { RentalLimits } from "../../../auth/rental-ledger.js";
 import { lanForTask } from "./lan.js";
 import { dbcTime, JSON_CONTENT_TYPE, TaskReplies } from "./task-view.js";
 
@@ -67,6 +69,22 @@ function modifyFrom(a: Record<string, unknown>): VmModify {
   return m;
 }
 
+/**
+ * What the renter's rental of this node gives, for a task's creation or change: from this agent's
+ * own ledger, or, in a call the master forwarded, from the master (the one source a member trusts).
+ */
+function quotaFor(req: FastifyRequest<{ Body: DbcRequest }>, deps: V1Deps, owner: string): RentalLimits | undefined {
+  const a = (req.body.additional ?? {}) as Record<string, unknown>;
+  const forwarded = forwardedRenter(req) !== undefined;
+  if (a[GRANT_FIELD] !== undefined) {
+    if (!forwarded) throw new FieldError(GRANT_FIELD, `${GRANT_FIELD} is given by the group's master only`);
+    const limits = parseLimits(a[GRANT_FIELD]);
+    if (!limits) throw new FieldError(GRANT_FIELD, `${GRANT_FIELD} is invalid`);
+    return limits;
+  }
+  return forwarded ? undefined : deps.renters.limits?.(owner, deps.nodeId);
+}
+
 /** The host name the renter reached us by: where its forwarded ports are, unless forwards bind one address. */
 function sshIp(req: FastifyRequest, forwardHost: string): string {
   if (forwardHost !== "0.0.0.0" && forwardHost !== "::") return forwardHost;
@@ -96,10 +114,12 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
     },
     async (req: Req) => {
       const owner = renter(req);
+      const quota = quotaFor(req, deps, owner);
       const { lan, done } = lanForTask(req, deps, owner);
       let vm;
       try {
-        vm = await vms.create(fromDbcCreate(req.body.additional ?? {}, owner, lan), { wait: false });
+        const request = fromDbcCreate(req.body.additional ?? {}, owner, lan);
+        vm = await vms.create(quota ? { ...request, quota } : request, { wait: false });
       } catch (e) {
         done(null);
         throw e;
@@ -148,8 +168,9 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
         return ok("ok");
       }
       if (verb === "modify") {
-        const vm = reads.getFor(renter(req), req.params.id);
-        const { nextBoot } = await vms.modify(vm.id, modifyFrom(additional));
+        const owner = renter(req);
+        const vm = reads.getFor(owner, req.params.id);
+        const { nextBoot } = await vms.modify(vm.id, modifyFrom(additional), quotaFor(req, deps, owner));
         return ok(nextBoot ? "some changes will take effect on the next boot" : "ok");
       }
       const action = ACTIONS[verb];
