@@ -283,6 +283,35 @@ export const MasterHello = Type.Object(
 );
 export type MasterHello = Static<typeof MasterHello>;
 
+/** `GET /common/usage` query: the period (default: the last 30 days up to now) and the form. */
+export const UsageQuery = Type.Object(
+  {
+    from: Type.Optional(Type.String({ format: "date-time", description: "Start of the period (ISO 8601); default 30 days before `to`" })),
+    to: Type.Optional(Type.String({ format: "date-time", description: "End of the period (ISO 8601); default now" })),
+    format: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("csv")], { description: "json (default) or csv" })),
+  },
+  { additionalProperties: false },
+);
+
+/** `GET /common/usage`: each renter's use of this node over the period. */
+export const UsageReport = Type.Object(
+  {
+    node_id: Type.String(),
+    from: Type.String(),
+    to: Type.String(),
+    usage: Type.Array(
+      Type.Object({
+        renter: Type.Union([Type.String(), Type.Null()], { description: "The renter; null for the operator's own VMs" }),
+        vm_hours: Type.Number(),
+        vcpu_hours: Type.Number(),
+        mem_gib_hours: Type.Number(),
+        gpu_hours: Type.Number(),
+      }),
+    ),
+  },
+  { $id: "UsageReport" },
+);
+
 /** `GET /common/gpu/list`: the host's GPUs for passthrough, and which VM holds each. */
 export const GpuList = Type.Array(
   Type.Object({

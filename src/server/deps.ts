@@ -1,3 +1,4 @@
+import type { UsageLine } from "../rental/usage.js";
 import type { GpuView } from "../vm/guest-gpus.js";
 import type { SystemConfig } from "../api/host.js";
 import type { GroupService } from "../group/service.js";
@@ -23,6 +24,8 @@ export interface AppDeps {
   /** Rotates one of this host's tokens; returns the file that holds the new one. Absent: not offered. */
   rotateToken?: (kind: "admin" | "join") => string;
   systemConfig: () => SystemConfig;
+  /** This node's usage records (what each renter's VMs ran), for billing. */
+  usage?: { nodeId: string; report(from: Date, to: Date): UsageLine[] };
   /** The host's GPUs for passthrough, with which VM holds each (the operator's view). */
   gpus?: () => Promise<GpuView[]>;
   group: GroupService;

@@ -245,4 +245,25 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE rentals ADD COLUMN disk_gib INTEGER;
     `,
   },
+  {
+    version: 15,
+    name: "vm usage",
+    sql: `
+      -- What each VM ran, for billing: one row per stretch its QEMU ran, with what it held meanwhile.
+      -- Kept after the VM is deleted. ended_at NULL: running now.
+      CREATE TABLE vm_usage (
+        id          INTEGER PRIMARY KEY,
+        vm_id       TEXT NOT NULL,
+        task_id     TEXT NOT NULL,
+        owner       TEXT,
+        started_at  TEXT NOT NULL,
+        ended_at    TEXT,
+        vcpus       INTEGER NOT NULL,
+        memory_mib  INTEGER NOT NULL,
+        gpus        INTEGER NOT NULL
+      );
+      CREATE INDEX vm_usage_open ON vm_usage (vm_id) WHERE ended_at IS NULL;
+      CREATE INDEX vm_usage_by_time ON vm_usage (started_at);
+    `,
+  },
 ];

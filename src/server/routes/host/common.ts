@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { ErrorReply } from "../../../api/common.js";
-import { GpuList, SystemConfig, TokenRotate, TokenRotateReply } from "../../../api/host.js";
+import { GpuList, SystemConfig, TokenRotate, TokenRotateReply, UsageQuery, UsageReport } from "../../../api/host.js";
+import { usageCsv } from "../../../rental/usage.js";
 import { ApiError } from "../../../api/errors.js";
 import type { AppDeps } from "../../deps.js";
 
@@ -17,6 +18,35 @@ export const commonRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async 
     },
     async () => deps.systemConfig(),
   );
+
+  const usage = deps.usage;
+  if (usage) {
+    app.get(
+      "/common/usage",
+      {
+        schema: {
+          summary: "Each renter's use of this node over a period: VM-hours, vCPU-hours, memory GiB-hours, GPU-hours (json or csv)",
+          description: "From the stretches each VM's QEMU ran, kept after the VM is deleted; a stretch still running counts up to `to`.",
+          tags: ["host"],
+          querystring: UsageQuery,
+          response: { 200: UsageReport, 400: ErrorReply, 401: ErrorReply },
+        },
+      },
+      async (req, reply) => {
+        const to = req.query.to ? new Date(req.query.to) : new Date();
+        const from = req.query.from ? new Date(req.query.from) : new Date(to.getTime() - 30 * 86_400_000);
+        if (!(from.getTime() < to.getTime())) throw new ApiError("bad_request", "from: must be before to");
+        const lines = usage.report(from, to);
+        if (req.query.format === "csv") return reply.type("text/csv; charset=utf-8").send(usageCsv(usage.nodeId, from, to, lines) as never);
+        return {
+          node_id: usage.nodeId,
+          from: from.toISOString(),
+          to: to.toISOString(),
+          usage: lines.map((l) => ({ renter: l.renter, vm_hours: l.vmHours, vcpu_hours: l.vcpuHours, mem_gib_hours: l.memGibHours, gpu_hours: l.gpuHours })),
+        };
+      },
+    );
+  }
 
   const gpus = deps.gpus;
   if (gpus) {
