@@ -311,6 +311,7 @@ export const UsageReport = Type.Object(
   },
   { $id: "UsageReport" },
 );
+export type UsageReport = Static<typeof UsageReport>;
 
 /** `GET /common/gpu/list`: the host's GPUs for passthrough, and which VM holds each. */
 export const GpuList = Type.Array(

@@ -9,6 +9,8 @@ import * as token from "./commands/token.js";
 import * as tls from "./commands/tls.js";
 import * as vm from "./commands/vm.js";
 import * as image from "./commands/image.js";
+import * as usage from "./commands/usage.js";
+import * as gpu from "./commands/gpu.js";
 
 interface Command {
   run: (args: string[]) => Promise<void>;
@@ -26,6 +28,8 @@ const COMMANDS: Record<string, Command> = {
   tls: { run: tls.tlsCommand, usage: tls.usage, summary: "print this host's TLS certificate fingerprint and curl pin" },
   vm: { run: vm.vmCommand, usage: vm.usage, summary: "a VM's data disks and snapshots (live on a running VM)" },
   image: { run: image.imageCommand, usage: image.usage, summary: "this node's images and its image servers': pull, push, list, delete" },
+  usage: { run: usage.usageCommand, usage: usage.usage, summary: "each renter's VM-, vCPU-, memory- and GPU-hours on this node (table or CSV)" },
+  gpu: { run: gpu.gpuCommand, usage: gpu.usage, summary: "this node's GPUs for passthrough and who holds each" },
   version: { run: version.versionCommand, usage: version.usage, summary: "print the version" },
 };
 

@@ -1,3 +1,4 @@
+import type { GpuList, UsageReport } from "../api/host.js";
 import type {
   BecomeMember,
   BecomeMemberReply,
@@ -106,6 +107,17 @@ export class HostClient {
   }
 
   /** Operator: the rental ledger, optionally of one node and/or in one state. */
+  /** Each renter's use of the node over a period (`/common/usage`). */
+  usage(query: { from?: string; to?: string } = {}): Promise<UsageReport> {
+    const q = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined)).toString();
+    return this.get(`/common/usage${q ? `?${q}` : ""}`);
+  }
+
+  /** The node's GPUs for passthrough and who holds each (`/common/gpu/list`). */
+  gpuList(): Promise<GpuList> {
+    return this.get("/common/gpu/list");
+  }
+
   rentList(query: RentListQuery = {}): Promise<RentList> {
     const q = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined));
     return this.get(`/common/rent/list${q.size > 0 ? `?${q}` : ""}`);
