@@ -21,8 +21,7 @@ import { SnapshotService } from "../snapshot/service.js";
 import { LanRegistry } from "../network/lan/registry.js";
 import { parseSubnet } from "../network/ipv4.js";
 import { startLans } from "./lans.js";
-import { UsageLedger } from "../rental/usage.js";
-import { TRANSITIONAL } from "../vm/state.js";
+import { startUsageRecords } from "./usage.js";
 import { DEFAULT_NAT_CIDR } from "./vms.js";
 
 export interface AgentOptions {
@@ -151,14 +150,7 @@ export async function startAgent(
       (e: unknown) => agentLog.warn({ vm: c.id, err: e }, "snapshots of a deleted task not deleted"),
     );
   });
-  // Usage records: what each renter's VMs ran, kept for billing (rental/usage.ts).
-  const usage = new UsageLedger(state.db);
-  usage.sync(repo.list().filter((v) => v.status === "running"));
-  vms.queries.onChange((c) => {
-    const vm = c.status === "deleted" ? undefined : repo.get(c.id);
-    if (c.status === "running" && vm) usage.running(vm);
-    else if (c.status === "deleted" || !TRANSITIONAL.has(c.status)) usage.stopped(c.id);
-  });
+  const usage = startUsageRecords(state.db, repo, vms);
   const cutShort = await snapshots.recover();
   if (cutShort.length > 0) agentLog.info({ snapshots: cutShort }, "snapshots an agent stop cut short removed");
   const forwardHost = opts.forwardHost ?? opts.host;

@@ -163,19 +163,21 @@ export class RentalLedger {
    * Grants `nodeId` (the whole node, or `limits.gpus` of its GPUs) to the renter until `until` (after
    * `now`); returns the new or changed rental. The whole node goes to one renter at a time; GPUs go
    * to several, as long as they add up to no more than `nodeGpus` (the node's GPUs, where known).
-   * Granting the node to its renter again moves `until` and sets what it gives.
+   * Granting the node to its renter again moves `until` and changes what it gives only in the
+   * limits given (an extension keeps the rest).
    */
-  grant(nodeId: string, spec: RenterSpec, until: Date, now: Date = new Date(), limits: RentalLimits = WHOLE_NODE, nodeGpus?: number): Rental {
+  grant(nodeId: string, spec: RenterSpec, until: Date, now: Date = new Date(), given: Partial<RentalLimits> = {}, nodeGpus?: number): Rental {
     const node = nodeIdOf(nodeId);
     const renter = renterOf(spec);
     if (Number.isNaN(until.getTime())) throw new RentalError("invalid", "until: is not a time");
     if (until.getTime() <= now.getTime()) throw new RentalError("invalid", "until: must be in the future");
-    for (const [field, v] of Object.entries({ gpus: limits.gpus, cpu_cores: limits.cpuCores, mem_gib: limits.memGib, disk_gib: limits.diskGib })) {
-      if (v !== null && (!Number.isInteger(v) || v < 1)) throw new RentalError("invalid", `${field}: must be a whole number of at least 1`);
+    for (const [field, v] of Object.entries({ gpus: given.gpus, cpu_cores: given.cpuCores, mem_gib: given.memGib, disk_gib: given.diskGib })) {
+      if (v !== undefined && v !== null && (!Number.isInteger(v) || v < 1)) throw new RentalError("invalid", `${field}: must be a whole number of at least 1`);
     }
     const grantIn = this.db.transaction((): Rental => {
       const actives = this.activeRentals(node, now);
       const active = actives.find((r) => r.renter.renterId === renter.renterId);
+      const limits: RentalLimits = { ...(active?.limits ?? WHOLE_NODE), ...given };
       const others = actives.filter((r) => r.renter.renterId !== renter.renterId);
       const whole = others.find((r) => r.limits.gpus === null) ?? (limits.gpus === null ? others[0] : undefined);
       if (whole) {

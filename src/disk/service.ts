@@ -17,9 +17,11 @@ import { dataFilesDir, vmDir } from "../storage/volumes.js";
 import { FieldError } from "../vm/create-request.js";
 import { VmConflictError, VmResourceError } from "../vm/errors.js";
 import type { VmRecord, VmRepo } from "../vm/repo.js";
-import { checkDiskRoom, type HostCapacity } from "../vm/resources.js";
+import { checkDiskRoom, demandOf, type HostCapacity } from "../vm/resources.js";
 import type { VmService } from "../vm/service.js";
 import { dataDisksOf, withDiskSize, withoutDisk, type VmSpec } from "../vm/spec.js";
+import type { RentalLimits } from "../auth/rental-ledger.js";
+import { diskQuotaRefusal } from "../rental/quota.js";
 
 /** The names a data disk may have: vdb … vdz (vda is the system disk). */
 export const DATA_DISK_NAME = /^vd[b-z]$/;
@@ -65,12 +67,12 @@ export class DiskService {
   }
 
   /** Adds a new empty data disk of `sizeBytes`, named after the last one (`vdc` after `vdb`); hot-plugged into a running VM. */
-  async add(id: string, sizeBytes: number): Promise<{ name: string }> {
+  async add(id: string, sizeBytes: number, quota?: RentalLimits): Promise<{ name: string }> {
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw new FieldError("size", "'size' is invalid");
     return this.opts.vms.operate(id, "disk adding", async (vm, live) => {
       const name = nextDiskName(vm.spec);
       if (!name) throw new FieldError("size", "the task has 25 data disks already (vdb … vdz)");
-      await this.checkRoom(vm, sizeBytes);
+      await this.checkRoom(vm, sizeBytes, quota);
       const path = this.pathOf(id, name);
       // A file of that name the spec does not list is what an agent killed during an add left.
       await rm(path, { force: true });
@@ -93,12 +95,12 @@ export class DiskService {
   }
 
   /** Grows data disk `name` by `growBytes` (DBC's meaning of `size`); live on a running VM. Never shrinks. */
-  async resize(id: string, name: string, growBytes: number): Promise<{ sizeBytes: number }> {
+  async resize(id: string, name: string, growBytes: number, quota?: RentalLimits): Promise<{ sizeBytes: number }> {
     if (!Number.isSafeInteger(growBytes) || growBytes <= 0) throw new FieldError("size", "'size' is invalid");
     return this.opts.vms.operate(id, "disk resizing", async (vm, live) => {
       const disk = this.dataDisk(vm.spec, name);
       if (disk.external) throw new VmConflictError(`disk ${name} is the operator's data file: it is not resized`);
-      await this.checkRoom(vm, growBytes);
+      await this.checkRoom(vm, growBytes, quota);
       const path = this.pathOf(id, name);
       // From the size the file has (a grow an agent crash did not record is not lost), never below it.
       const current = (await imageInfo(path, { shared: true })).virtualSizeBytes;
@@ -132,9 +134,18 @@ export class DiskService {
     });
   }
 
-  /** Refuses `bytes` more of disk for `vm` beyond what the host has free, what all VMs were promised, and its renter's quota. */
-  private async checkRoom(vm: VmRecord, bytes: number): Promise<void> {
-    const refusal = checkDiskRoom(await this.opts.capacity(), this.opts.repo.list(), vm.owner, bytes);
+  /**
+   * Refuses `bytes` more of disk for `vm` beyond what the host has free, what all VMs were promised,
+   * the operator's quota per renter, and what the renter's rental of the node gives (`quota`).
+   */
+  private async checkRoom(vm: VmRecord, bytes: number, quota?: RentalLimits): Promise<void> {
+    const all = this.opts.repo.list();
+    if (quota && vm.owner !== null) {
+      const held = all.filter((v) => v.owner === vm.owner).reduce((n, v) => n + demandOf(v.spec).diskBytes, 0);
+      const over = diskQuotaRefusal(quota, held, bytes);
+      if (over) throw new VmResourceError("size", over);
+    }
+    const refusal = checkDiskRoom(await this.opts.capacity(), all, vm.owner, bytes);
     if (refusal) throw new VmResourceError("size", refusal.message);
   }
 

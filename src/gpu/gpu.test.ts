@@ -43,6 +43,9 @@ describe("readGpuUnits", () => {
     expect(why["0000:3d:00.0"]).toBeNull();
     expect(units.find((u) => u.address === "0000:3d:00.0")!.functions).toEqual(["0000:3d:00.0", "0000:3d:00.1", "0000:3d:00.2"]);
     expect(why["0000:3e:00.0"]).toBe("its IOMMU group 23 also holds 0000:3f:00.0 (class 0x010802), which would go to the guest too");
+    // A BMC's display (ASPEED) is the operator's console, never a renter's GPU.
+    const bmc = [...eightGpuHost(), { address: "0000:03:00.0", vendor: "0x1a03", device: "0x2000", class: "0x030000", driver: "ast", iommuGroup: 40, numaNode: 0 }];
+    expect((await readGpuUnits(host(bmc), { nvidiaSmi: false })).find((u) => u.address === "0000:03:00.0")!.unavailable).toMatch(/^not a GPU batu passes through \(vendor 1a03/);
     const noVfio = await readGpuUnits(host(eightGpuHost(), { vfioLoaded: false }), { nvidiaSmi: false });
     expect(noVfio.every((u) => u.unavailable === "the vfio-pci driver is not loaded (modprobe vfio-pci)")).toBe(true);
   });
@@ -67,6 +70,26 @@ describe("vfio binding", () => {
     expect(sysfs.writes).toEqual([]);
     await releaseFromVfio(sysfs, fns);
     expect(fns.map((a) => sysfs.boundTo(a))).toEqual(["nvidia", "snd_hda_intel"]);
+  });
+
+  it("leaves nothing half bound when a function refuses vfio-pci", async () => {
+    const devices = eightGpuHost();
+    const root = mkdtempSync(join(tmpdir(), "batu-sysfs-"));
+    roots.push(root);
+    buildFakeSysfs(root, devices);
+    // A kernel whose vfio-pci will not take the audio function.
+    const sysfs = new (class extends FakeKernelSysfs {
+      override async write(path: string, value: string): Promise<void> {
+        if (path === "bus/pci/drivers_probe" && value === "0000:1b:00.1" && this.writes.some((w) => w.path.endsWith("00.1/driver_override") && w.value === "vfio-pci") && !this.writes.some((w) => w.path.endsWith("00.1/driver_override") && w.value.trim() === "")) {
+          this.writes.push({ path, value });
+          return;
+        }
+        return super.write(path, value);
+      }
+    })(root, devices);
+    await expect(bindToVfio(sysfs, ["0000:1b:00.0", "0000:1b:00.1"])).rejects.toThrow("0000:1b:00.1 did not bind to vfio-pci (bound to no driver)");
+    expect(sysfs.boundTo("0000:1b:00.0")).toBe("nvidia");
+    expect(sysfs.boundTo("0000:1b:00.1")).toBe("snd_hda_intel");
   });
 });
 

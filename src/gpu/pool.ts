@@ -30,7 +30,11 @@ export class GpuPool {
   allocate(vmId: string, count: number, units: readonly GpuUnit[]): string[] {
     return this.db.transaction((): string[] => {
       const held = this.heldBy(vmId);
-      if (held.length >= count) return held.slice(0, count);
+      if (held.length >= count) {
+        // Fewer asked than held (its count went down): the rest are free again.
+        for (const a of held.slice(count)) prepared(this.db, "DELETE FROM vm_gpus WHERE pci_address = ?").run(a);
+        return held.slice(0, count);
+      }
       const taken = this.holders();
       const free = units.filter((u) => u.unavailable === null && !taken.has(u.address));
       const need = count - held.length;

@@ -20,6 +20,12 @@ export interface GpuUnit {
   unavailable: string | null;
 }
 
+/**
+ * The vendors whose display controllers are renters' GPUs (DBC counts NVIDIA's): a server's other
+ * display controllers are its BMC's or the board's (ASPEED, Matrox, Intel), the operator's console.
+ */
+const DISCRETE_VENDORS = new Set(["10de", "1002"]);
+
 /** PCI classes a GPU's IOMMU group may hold besides the GPU's own slot: bridges (never passed through). */
 const BRIDGE_CLASS = /^0x0604/;
 
@@ -41,7 +47,8 @@ export async function readGpuUnits(sysfs: PciSysfs, opts: { nvidiaSmi?: string |
     const numa = Number(await sysfs.read(gpu.pciAddress, "numa_node"));
     const group = await sysfs.iommuGroup(gpu.pciAddress);
     let unavailable: string | null = null;
-    if (!group) unavailable = "the IOMMU is off (boot the host with intel_iommu=on or amd_iommu=on, and iommu=pt)";
+    if (!DISCRETE_VENDORS.has(gpu.vendorId)) unavailable = `not a GPU batu passes through (vendor ${gpu.vendorId}: a board's or BMC's display; NVIDIA and AMD GPUs are)`;
+    else if (!group) unavailable = "the IOMMU is off (boot the host with intel_iommu=on or amd_iommu=on, and iommu=pt)";
     else if (gpu.bootVga) unavailable = "it is the host's boot display";
     else {
       const strangers: string[] = [];

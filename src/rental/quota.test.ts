@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseLimits, quotaRefusal, type QuotaDemand } from "./quota.js";
+import { diskQuotaRefusal, parseLimits, quotaRefusal, type QuotaDemand } from "./quota.js";
 
 const GIB = 2 ** 30;
 const none = { gpus: null, cpuCores: null, memGib: null, diskGib: null };
@@ -34,5 +34,14 @@ describe("parseLimits", () => {
     expect(parseLimits({ gpus: "2", cpuCores: null, memGib: null, diskGib: null })).toBeNull();
     expect(parseLimits({ gpus: 2 })).toBeNull();
     expect(parseLimits(null)).toBeNull();
+  });
+});
+
+describe("diskQuotaRefusal", () => {
+  it("caps the data disk a renter's tasks on the node are promised", () => {
+    const caps = { gpus: null, cpuCores: null, memGib: null, diskGib: 100 };
+    expect(diskQuotaRefusal(caps, 60 * GIB, 40 * GIB)).toBeNull();
+    expect(diskQuotaRefusal(caps, 60 * GIB, 41 * GIB)).toBe("allocate disk failed: your rental of this node gives 100G of disk, 60G promised to your tasks");
+    expect(diskQuotaRefusal(none, 600 * GIB, 600 * GIB)).toBeNull();
   });
 });

@@ -40,6 +40,12 @@ export function quotaRefusal(limits: RentalLimits, held: readonly QuotaDemand[],
   return null;
 }
 
+/** Why `moreBytes` of data disk beyond the `heldBytes` the renter's VMs on the node have does not fit its rental, or null. */
+export function diskQuotaRefusal(limits: RentalLimits, heldBytes: number, moreBytes: number): string | null {
+  if (limits.diskGib === null || heldBytes + moreBytes <= limits.diskGib * GIB) return null;
+  return `allocate disk failed: your rental of this node gives ${limits.diskGib}G of disk, ${Math.round(heldBytes / GIB)}G promised to your tasks`;
+}
+
 /** The field of a forwarded call by which the master gives a member the renter's rental limits. */
 export const GRANT_FIELD = "batu_grant";
 

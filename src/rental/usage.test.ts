@@ -39,6 +39,15 @@ describe("UsageLedger", () => {
     );
   });
 
+  it("a restart that took a changed GPU count closes the old stretch and opens one with the new", () => {
+    const { usage, clock } = ledger();
+    usage.running(vm("a", "alice", 0));
+    clock.t += H;
+    usage.running(vm("a", "alice", 4));
+    clock.t += H;
+    expect(usage.report(new Date(t0), new Date(clock.t))).toEqual([{ renter: "alice", vmHours: 2, vcpuHours: 8, memGibHours: 16, gpuHours: 4 }]);
+  });
+
   it("at agent start closes the stretches of VMs no longer running, and opens those of VMs that run", () => {
     const { usage, clock } = ledger();
     usage.running(vm("a", "alice", 1));

@@ -28,9 +28,16 @@ export class UsageLedger {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  /** `vm` runs: a stretch opens unless one is open. */
+  /**
+   * `vm` runs: a stretch opens unless one is open with what it holds now (a restart that took a
+   * changed vCPU, memory or GPU count closes the old stretch and opens one with the new).
+   */
   running(vm: Pick<VmRecord, "id" | "taskId" | "owner" | "spec">): void {
-    if (prepared(this.db, "SELECT 1 FROM vm_usage WHERE vm_id = ? AND ended_at IS NULL").get(vm.id)) return;
+    const open = prepared(this.db, "SELECT vcpus, memory_mib AS mem, gpus FROM vm_usage WHERE vm_id = ? AND ended_at IS NULL").get(vm.id) as
+      | { vcpus: number; mem: number; gpus: number }
+      | undefined;
+    if (open && open.vcpus === vcpus(vm.spec) && open.mem === vm.spec.memoryMiB && open.gpus === vm.spec.gpuCount) return;
+    if (open) this.stopped(vm.id);
     prepared(this.db, "INSERT INTO vm_usage (vm_id, task_id, owner, started_at, vcpus, memory_mib, gpus) VALUES (?, ?, ?, ?, ?, ?, ?)").run(
       vm.id,
       vm.taskId,

@@ -74,41 +74,62 @@ export interface PassthroughGpusOptions {
  * it can), bound to vfio-pci, and freed when its QEMU is gone.
  */
 export class PassthroughGpus implements GuestGpus {
+  /** Binding and giving back run one at a time: a GPU is never bound for one VM while being given back from another. */
+  private queue: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly opts: PassthroughGpusOptions) {}
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
 
   private units(withModels = false): Promise<GpuUnit[]> {
     return readGpuUnits(this.opts.sysfs, { nvidiaSmi: withModels ? (this.opts.nvidiaSmi ?? "nvidia-smi") : false });
   }
 
-  async prepare(vm: VmRecord): Promise<GpuSpec[]> {
+  prepare(vm: VmRecord): Promise<GpuSpec[]> {
     const count = vm.spec.gpuCount;
-    if (count === 0) return [];
-    const units = await this.units();
-    const addresses = this.opts.pool.allocate(vm.id, count, units);
-    try {
-      const chosen = addresses.map((a) => units.find((u) => u.address === a)!);
-      await bindToVfio(this.opts.sysfs, chosen.flatMap((u) => u.functions));
-      this.opts.log.info({ vm: vm.id, gpus: addresses }, "GPUs given to the VM");
-      // DBC turns the ROM BAR off for Windows guests.
-      return chosen.map((u) => ({ pciAddress: u.address, functions: u.functions.slice(1), ...(vm.spec.os === "windows" ? { romBar: false } : {}) }));
-    } catch (e) {
-      this.opts.pool.release(vm.id);
-      throw e;
+    if (count === 0) {
+      // Its GPU count went to 0 since its last boot: nothing of an earlier one stays held.
+      return this.serial(async () => (this.opts.pool.release(vm.id), []));
     }
+    return this.serial(async () => {
+      const units = await this.units();
+      const addresses = this.opts.pool.allocate(vm.id, count, units);
+      try {
+        const chosen = addresses.map((a) => units.find((u) => u.address === a)!);
+        await bindToVfio(this.opts.sysfs, chosen.flatMap((u) => u.functions));
+        this.opts.log.info({ vm: vm.id, gpus: addresses }, "GPUs given to the VM");
+        // DBC turns the ROM BAR off for Windows guests.
+        return chosen.map((u) => ({ pciAddress: u.address, functions: u.functions.slice(1), ...(vm.spec.os === "windows" ? { romBar: false } : {}) }));
+      } catch (e) {
+        this.opts.pool.release(vm.id);
+        throw e;
+      }
+    });
   }
 
-  async ended(vmId: string): Promise<void> {
-    const freed = this.opts.pool.release(vmId);
-    if (freed.length === 0) return;
-    this.opts.log.info({ vm: vmId, gpus: freed }, "GPUs free again");
-    if (this.opts.releaseToHost) await this.giveBack(freed);
+  ended(vmId: string): Promise<void> {
+    return this.serial(async () => {
+      const held = this.opts.pool.heldBy(vmId);
+      if (held.length === 0) return;
+      // Given back to the host's driver first, freed after: no boot takes a GPU half way back.
+      if (this.opts.releaseToHost) await this.giveBack(held);
+      this.opts.pool.release(vmId);
+      this.opts.log.info({ vm: vmId, gpus: held }, "GPUs free again");
+    });
   }
 
-  async reconciled(running: ReadonlySet<string>): Promise<void> {
-    const freed = this.opts.pool.retain(running);
-    if (freed.length === 0) return;
-    this.opts.log.info({ gpus: freed }, "GPUs of VMs that no longer run freed");
-    if (this.opts.releaseToHost) await this.giveBack(freed);
+  reconciled(running: ReadonlySet<string>): Promise<void> {
+    return this.serial(async () => {
+      const stale = [...this.opts.pool.holders()].filter(([, vmId]) => !running.has(vmId)).map(([a]) => a);
+      if (stale.length === 0) return;
+      if (this.opts.releaseToHost) await this.giveBack(stale);
+      this.opts.pool.retain(running);
+      this.opts.log.info({ gpus: stale }, "GPUs of VMs that no longer run freed");
+    });
   }
 
   async refusal(count: number, vmId?: string): Promise<string | null> {

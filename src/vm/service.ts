@@ -230,11 +230,14 @@ export class VmService {
       if (e instanceof ImageError) throw new FieldError("image_name", e.message);
       throw e;
     }
-    if (req.quota && req.owner !== null) {
-      const held = this.opts.repo.list().filter((v) => v.owner === req.owner && v.status !== "create error").map((v) => demandOfSpec(v.spec));
+    const quotaCheck = (all: readonly VmRecord[]) => {
+      if (!req.quota || req.owner === null) return;
+      const held = all.filter((v) => v.owner === req.owner && v.status !== "create error").map((v) => demandOfSpec(v.spec));
       const over = quotaRefusal(req.quota, held, { gpus: req.gpuCount, vcpus: req.vcpus, memoryBytes: req.memoryBytes, diskBytes: req.dataDiskBytes ?? 0 });
       if (over) throw new VmResourceError(over.field, over.message);
-    }
+    };
+    // Early, to refuse before any work; again beside the insert, where concurrent creations see each other.
+    quotaCheck(this.opts.repo.list());
     const gpuRefusal = await this.opts.gpus.refusal(req.gpuCount);
     if (gpuRefusal) throw new VmResourceError("gpu_count", gpuRefusal);
     const netRefusal = this.opts.network.refusal({ publicIp: req.publicIp ?? null, networkFilters: req.networkFilters ?? [], lan: req.lan ?? null });
@@ -248,6 +251,7 @@ export class VmService {
       const spec = specFrom(req, ports, loginUser);
       // Fit check and insert with no await between: concurrent creations see each other.
       const all = this.opts.repo.list();
+      quotaCheck(all);
       const refusal = checkFit(capacity, committed(all), demandOf(spec)) ?? checkRenterDisk(capacity, all, req.owner, demandOf(spec).diskBytes);
       if (refusal) throw new VmResourceError(refusal.field, refusal.message);
       const vm = this.opts.repo.insert({ id, taskId, nickname: req.nickname, owner: req.owner, spec, status: "creating" }, ports);

@@ -123,7 +123,12 @@ async function rentGrant(args: string[]): Promise<void> {
     ...(mem !== undefined ? { mem_gib: mem } : {}),
     ...(disk !== undefined ? { disk_gib: disk } : {}),
   };
-  const limits = { gpus: gpus ?? null, cpuCores: cpus ?? null, memGib: mem ?? null, diskGib: disk ?? null };
+  const limits = {
+    ...(gpus !== undefined ? { gpus } : {}),
+    ...(cpus !== undefined ? { cpuCores: cpus } : {}),
+    ...(mem !== undefined ? { memGib: mem } : {}),
+    ...(disk !== undefined ? { diskGib: disk } : {}),
+  };
   const reply: RentGrantReply = await withLedger(
     values,
     (c) => c.rentGrant(body),

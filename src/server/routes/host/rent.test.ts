@@ -113,5 +113,8 @@ describe("/common/rent/*", () => {
     const whole = await grant(carol.address, {});
     expect([whole.statusCode, whole.json().message]).toEqual([409, expect.stringMatching(/is rented to .* 4 GPUs\); revoke it first/)]);
     expect((await grant(alice.address, { gpus: 0 })).statusCode).toBe(400);
+    // Extended without saying what it gives: the rental keeps its GPUs and caps.
+    const longer = await post("/common/rent/grant", { node_id: node, wallet: alice.address, until: "2026-01-05T00:00:00Z" });
+    expect(longer.json().rental).toMatchObject({ until: "2026-01-05T00:00:00.000Z", gpus: 4, cpu_cores: 16, mem_gib: 64 });
   });
 });

@@ -60,8 +60,14 @@ export const rentRoutes: FastifyPluginAsyncTypebox<{
       if (Number.isNaN(until.getTime())) throw new ApiError("bad_request", "until: is not a valid time");
       const at = now();
       const b = req.body;
-      const limits: RentalLimits = { gpus: b.gpus ?? null, cpuCores: b.cpu_cores ?? null, memGib: b.mem_gib ?? null, diskGib: b.disk_gib ?? null };
-      const nodeGpus = b.gpus !== undefined ? await deps.nodeGpus?.(b.node_id.toLowerCase()) : undefined;
+      // Only what is given: granting again to the same renter keeps the rest of what its rental gives.
+      const limits: Partial<RentalLimits> = {
+        ...(b.gpus !== undefined ? { gpus: b.gpus } : {}),
+        ...(b.cpu_cores !== undefined ? { cpuCores: b.cpu_cores } : {}),
+        ...(b.mem_gib !== undefined ? { memGib: b.mem_gib } : {}),
+        ...(b.disk_gib !== undefined ? { diskGib: b.disk_gib } : {}),
+      };
+      const nodeGpus = await deps.nodeGpus?.(b.node_id.toLowerCase());
       const rental = rentals.grant(b.node_id, renterSpec(b), until, at, limits, nodeGpus);
       return { message: "ok" as const, rental: rentalItem(rental, at) };
     },

@@ -6,6 +6,7 @@ import { FieldError } from "../../../vm/create-request.js";
 import { formatGiB, GiB } from "../../../lib/units.js";
 import type { V1Deps } from "./deps.js";
 import { actingRenter } from "./target.js";
+import { quotaFor } from "./quota.js";
 
 type Req = FastifyRequest<{ Body: DbcRequest; Params: { id: string } }>;
 
@@ -49,7 +50,7 @@ export const diskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
     },
     async (req: Req) => {
       const gib = sizeGiB(additional(req).size);
-      const { name } = await disks.add(task(req).id, gib * GiB);
+      const { name } = await disks.add(task(req).id, gib * GiB, quotaFor(req, deps, actingRenter(req, deps)));
       return ok({ name, size: size(gib * GiB) });
     },
   );
@@ -67,7 +68,7 @@ export const diskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
       const a = additional(req);
       const name = diskName(a.disk);
       const gib = sizeGiB(a.size);
-      const { sizeBytes } = await disks.resize(task(req).id, name, gib * GiB);
+      const { sizeBytes } = await disks.resize(task(req).id, name, gib * GiB, quotaFor(req, deps, actingRenter(req, deps)));
       return ok({ name, size: size(sizeBytes) });
     },
   );

@@ -31,7 +31,11 @@ export function routeToMember(deps: V1Deps, group: V1Group) {
     }
     const lan = route === "/api/v1/tasks/start" && renter !== null ? attachLan(deps, body, renter, target.nodeId) : undefined;
     // A task's creation or change is checked against the renter's rental on the member: its limits go with the call.
-    const changesTask = route === "/api/v1/tasks/start" || (route === "/api/v1/tasks/:verb/:id" && (req.params as { verb?: string }).verb === "modify");
+    const changesTask =
+      route === "/api/v1/tasks/start" ||
+      route === "/api/v1/disk/add/:id" ||
+      route === "/api/v1/disk/resize/:id" ||
+      (route === "/api/v1/tasks/:verb/:id" && (req.params as { verb?: string }).verb === "modify");
     const limits = changesTask && renter !== null ? deps.renters.limits?.(renter, target.nodeId) : undefined;
     const forwarded = lan || limits ? { ...body, additional: { ...body.additional, ...(lan ? { [LAN_ATTACHMENT_FIELD]: lan } : {}), ...(limits ? { [GRANT_FIELD]: limits } : {}) } } : body;
     // The renter's credentials stop here: the member gets the renter id this master vouches for

@@ -10,9 +10,8 @@ import { parseCustomPorts, parseRdpPort, parseSshPort, parseVncPort } from "../.
 import type { VmModify } from "../../../vm/modify.js";
 import type { VmAction } from "../../../vm/state.js";
 import type { V1Deps } from "./deps.js";
-import { actingRenter, forwardedRenter } from "./target.js";
-import { GRANT_FIELD, parseLimits } from "../../../rental/quota.js";
-import type { RentalLimits } from "../../../auth/rental-ledger.js";
+import { actingRenter } from "./target.js";
+import { quotaFor } from "./quota.js";
 import { lanForTask } from "./lan.js";
 import { dbcTime, JSON_CONTENT_TYPE, TaskReplies } from "./task-view.js";
 
@@ -67,22 +66,6 @@ function modifyFrom(a: Record<string, unknown>): VmModify {
   }
   if (a.new_public_ip !== undefined && a.new_public_ip !== null) m.publicIp = publicIpField(a.new_public_ip, "new_public_ip");
   return m;
-}
-
-/**
- * What the renter's rental of this node gives, for a task's creation or change: from this agent's
- * own ledger, or, in a call the master forwarded, from the master (the one source a member trusts).
- */
-function quotaFor(req: FastifyRequest<{ Body: DbcRequest }>, deps: V1Deps, owner: string): RentalLimits | undefined {
-  const a = (req.body.additional ?? {}) as Record<string, unknown>;
-  const forwarded = forwardedRenter(req) !== undefined;
-  if (a[GRANT_FIELD] !== undefined) {
-    if (!forwarded) throw new FieldError(GRANT_FIELD, `${GRANT_FIELD} is given by the group's master only`);
-    const limits = parseLimits(a[GRANT_FIELD]);
-    if (!limits) throw new FieldError(GRANT_FIELD, `${GRANT_FIELD} is invalid`);
-    return limits;
-  }
-  return forwarded ? undefined : deps.renters.limits?.(owner, deps.nodeId);
 }
 
 /** The host name the renter reached us by: where its forwarded ports are, unless forwards bind one address. */
