@@ -24,11 +24,9 @@ export function routeToMember(deps: V1Deps, group: V1Group) {
     if (target.kind === "self") return undefined;
     // Every call acts for a renter but node info (mining_nodes), which needs no identity.
     const renter = route === "/api/v1/mining_nodes" ? null : deps.renters.authorize(body, target.nodeId);
+    refuseMastersFields(body);
     // A task made on a LAN network gets its address from the registry here, sent to the member in
     // the call this master signs (the one source of LAN NICs a member trusts).
-    if ((body.additional as Record<string, unknown> | undefined)?.[GRANT_FIELD] !== undefined) {
-      throw new FieldError(GRANT_FIELD, `${GRANT_FIELD} is given by the group's master only`);
-    }
     const lan = route === "/api/v1/tasks/start" && renter !== null ? attachLan(deps, body, renter, target.nodeId) : undefined;
     // A task's creation or change is checked against the renter's rental on the member: its limits go with the call.
     const changesTask =
@@ -76,11 +74,17 @@ function withLedgerState(body: Buffer, state: "online" | "rented"): Buffer {
   }
 }
 
+/** The fields only this master puts in a call to a member (a LAN NIC, the renter's rental limits): a renter's own are refused. */
+function refuseMastersFields(body: DbcRequest): void {
+  const additional = (body.additional ?? {}) as Record<string, unknown>;
+  for (const field of [LAN_ATTACHMENT_FIELD, GRANT_FIELD]) {
+    if (additional[field] !== undefined) throw new FieldError(field, `${field} is given by the group's master only`);
+  }
+}
+
 /** The LAN NIC a `tasks/start` for a member asks (`network_name`), from this master's registry; undefined for none. */
 function attachLan(deps: V1Deps, body: DbcRequest, renter: string, nodeId: string): LanAttachment | undefined {
   const additional = (body.additional ?? {}) as Record<string, unknown>;
-  // Only this master gives LAN NICs: a renter cannot hand one to a member.
-  if (additional[LAN_ATTACHMENT_FIELD] !== undefined) throw new FieldError(LAN_ATTACHMENT_FIELD, `${LAN_ATTACHMENT_FIELD} is given by the group's master only`);
   const name = additional.network_name;
   if (typeof name !== "string" || name === "" || !deps.lans) return undefined;
   return deps.lans.registry.attach(name, renter, nodeId);
