@@ -134,7 +134,12 @@ export class BridgedNetwork implements GuestNetwork {
     const kernelArgs = [`batu.ip=${ip}/${prefix}`, `batu.gw=${gateway}`, `batu.dns=${gateway}`];
     if (vm.spec.lan) {
       // The LAN NIC's address comes from the network's DHCP, as a renter's own image gets it.
-      const lan = await this.lans.plug(vm.id, vm.spec.lan);
+      const lan = await this.lans.plug(vm.id, vm.spec.lan).catch(async (e: unknown) => {
+        // Nothing of this boot stays: the NAT tap made a moment ago goes too.
+        await this.nat.unplug(vm.id).catch(() => undefined);
+        await this.lans.unplug(vm.id).catch(() => undefined);
+        throw e;
+      });
       nics.push({ kind: "tap", id: LAN_NIC_ID, mac: lan.mac, ifname: lan.tap, mtu: LAN_MTU });
       kernelArgs.push("batu.lan=dhcp");
     }
