@@ -7,6 +7,9 @@ import { buildFakeSysfs, eightGpuHost, FakeKernelSysfs, type FakePciDevice } fro
 import { readGpuUnits } from "./units.js";
 import { bindToVfio, releaseFromVfio } from "./vfio.js";
 import { GpuAllocationError, GpuPool } from "./pool.js";
+import { pinProcess } from "./numa.js";
+import { exec } from "../lib/exec.js";
+import { spawn } from "node:child_process";
 
 const roots: string[] = [];
 afterEach(() => {
@@ -126,5 +129,18 @@ describe("GpuPool", () => {
     const pool = new GpuPool(openDb(":memory:"));
     expect(pool.allocate("vm-a", 7, units)).not.toContain("0000:1b:00.0");
     expect(() => pool.allocate("vm-b", 1, units)).toThrow(GpuAllocationError);
+  });
+});
+
+describe("pinProcess", () => {
+  it("pins every thread of a real process to a CPU list", async () => {
+    const child = spawn("sleep", ["30"], { stdio: "ignore" });
+    try {
+      await pinProcess(child.pid!, "0");
+      const { stdout } = await exec("taskset", ["--pid", "--cpu-list", String(child.pid)]);
+      expect(stdout.trim()).toMatch(/: 0$/);
+    } finally {
+      child.kill("SIGKILL");
+    }
   });
 });

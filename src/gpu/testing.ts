@@ -33,7 +33,12 @@ export function eightGpuHost(): FakePciDevice[] {
  * Builds `devices` under `root` as sysfs lays them out: `bus/pci/devices/<addr>/{vendor,device,class,
  * numa_node,boot_vga,driver→,iommu_group→}`, `kernel/iommu_groups/<n>/devices/`, `bus/pci/drivers/<name>/`.
  */
-export function buildFakeSysfs(root: string, devices: readonly FakePciDevice[], opts: { vfioLoaded?: boolean } = {}): void {
+export function buildFakeSysfs(root: string, devices: readonly FakePciDevice[], opts: { vfioLoaded?: boolean; numaCpus?: Record<number, string> } = {}): void {
+  // Two NUMA nodes of 16 CPUs each (with their hyperthreads), unless told otherwise.
+  for (const [node, list] of Object.entries(opts.numaCpus ?? { 0: "0-15,32-47", 1: "16-31,48-63" })) {
+    mkdirSync(join(root, "devices/system/node", `node${node}`), { recursive: true });
+    writeFileSync(join(root, "devices/system/node", `node${node}`, "cpulist"), `${list}\n`);
+  }
   const drivers = new Set(devices.flatMap((d) => (d.driver ? [d.driver] : [])));
   if (opts.vfioLoaded ?? true) drivers.add("vfio-pci");
   for (const drv of drivers) mkdirSync(join(root, "bus/pci/drivers", drv), { recursive: true });

@@ -16,15 +16,25 @@ let vms: TestVms;
 let sysfs: FakeKernelSysfs;
 let root: string;
 let gpus: PassthroughGpus | undefined;
+let pins: Array<{ pid: number; list: string }>;
 
 beforeEach(async () => {
   root = mkdtempSync(join(tmpdir(), "batu-sysfs-"));
   const devices = eightGpuHost();
   buildFakeSysfs(root, devices);
   sysfs = new FakeKernelSysfs(root, devices);
+  pins = [];
   vms = await testVms({
     host: { cpuThreads: 64, memoryBytes: 256 * 2 ** 30 },
-    gpus: (db) => (gpus = new PassthroughGpus({ sysfs, pool: new GpuPool(db), releaseToHost: false, nvidiaSmi: false, log: createLogger({ level: "silent" }) })),
+    gpus: (db) =>
+      (gpus = new PassthroughGpus({
+        sysfs,
+        pool: new GpuPool(db),
+        releaseToHost: false,
+        nvidiaSmi: false,
+        pin: async (pid, list) => void pins.push({ pid, list }),
+        log: createLogger({ level: "silent" }),
+      })),
   });
 });
 afterEach(async () => {
@@ -55,6 +65,16 @@ describe("GPUs through the VM lifecycle", () => {
     expect((await gpus!.inventory()).every((g) => g.state === "free")).toBe(true);
     // They stay on vfio-pci (gpu_release_to_host off): the next VM takes them without a rebind.
     expect(sysfs.boundTo("0000:1b:00.0")).toBe("vfio-pci");
+  });
+
+  it("pins a GPU VM's QEMU to the CPUs of its GPUs' NUMA node; one whose GPUs span nodes is left alone", async () => {
+    await vms.service.create(testCreateRequest("near", { gpuCount: 2 }), { wait: true });
+    expect(pins).toEqual([{ pid: vms.repo.get("near")!.pid, list: "0-15,32-47" }]);
+    // Two left on node 0, four on node 1: five GPUs span both.
+    await vms.service.create(testCreateRequest("wide", { gpuCount: 5 }), { wait: true });
+    expect(pins).toHaveLength(1);
+    await vms.service.create(testCreateRequest("plain"), { wait: true });
+    expect(pins).toHaveLength(1);
   });
 
   it("refuses more GPUs than are free, at creation and in tasks/modify; a GPU is never in two VMs", async () => {

@@ -4,6 +4,7 @@ import { GpuAllocationError, type GpuPool } from "../gpu/pool.js";
 import type { PciSysfs } from "../gpu/sysfs.js";
 import { readGpuUnits, type GpuUnit } from "../gpu/units.js";
 import { bindToVfio, releaseFromVfio } from "../gpu/vfio.js";
+import { numaCpus, pinProcess } from "../gpu/numa.js";
 import type { VmRecord } from "./repo.js";
 
 /** One GPU of the host as node info shows it: which VM holds it is for its owner and the operator only. */
@@ -27,6 +28,8 @@ export interface GpuView {
 export interface GuestGpus {
   /** Before a boot: `vm`'s GPUs given and bound to vfio-pci; what QEMU passes through. Throws GpuAllocationError. */
   prepare(vm: VmRecord): Promise<GpuSpec[]>;
+  /** QEMU runs as `pid`: its threads pinned to the CPUs of its GPUs' NUMA node (a host with several). */
+  started(vmId: string, pid: number): Promise<void>;
   /** QEMU is gone (or never started): the VM's GPUs are free again. */
   ended(vmId: string): Promise<void>;
   /** Agent start, after adoption: only VMs that run keep GPUs. */
@@ -45,6 +48,7 @@ export class NoGpus implements GuestGpus {
     if (vm.spec.gpuCount > 0) throw new GpuAllocationError("allocate gpu failed: this host has no GPU free for passthrough");
     return [];
   }
+  async started(): Promise<void> {}
   async ended(): Promise<void> {}
   async reconciled(): Promise<void> {}
   async refusal(count: number): Promise<string | null> {
@@ -65,6 +69,8 @@ export interface PassthroughGpusOptions {
   releaseToHost: boolean;
   /** nvidia-smi for model names (false: not run). */
   nvidiaSmi?: string | false;
+  /** Pins a process's threads to a CPU list (default: taskset). */
+  pin?: (pid: number, cpuList: string) => Promise<void>;
   log: Logger;
 }
 
@@ -109,6 +115,23 @@ export class PassthroughGpus implements GuestGpus {
         throw e;
       }
     });
+  }
+
+  /**
+   * DBC pins its VMs' CPUs; batu pins a GPU VM's QEMU to the NUMA node its GPUs are on (the pool puts
+   * them on one where it can), so the guest's memory and vCPUs sit beside the GPUs' PCIe links.
+   */
+  async started(vmId: string, pid: number): Promise<void> {
+    const held = this.opts.pool.heldBy(vmId);
+    if (held.length === 0) return;
+    const nodes = new Set((await this.units()).filter((u) => held.includes(u.address)).map((u) => u.numaNode));
+    const cpus = await numaCpus(this.opts.sysfs);
+    const [node] = [...nodes];
+    if (nodes.size !== 1 || node === null || node === undefined || cpus.size < 2) return;
+    const list = cpus.get(node);
+    if (!list) return;
+    await (this.opts.pin ?? pinProcess)(pid, list);
+    this.opts.log.info({ vm: vmId, numaNode: node, cpus: list }, "VM pinned to its GPUs' NUMA node");
   }
 
   ended(vmId: string): Promise<void> {

@@ -164,6 +164,7 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
       await this.attach(vm.id, pid, { readyFromStart: true });
       this.opts.repo.update(vm.id, { pid, startedAt: new Date().toISOString(), ready: false });
       await this.opts.network.started(vm.id);
+      await this.opts.gpus.started(vm.id, pid).catch((e: unknown) => this.opts.log.warn({ vm: vm.id, err: e }, "the VM could not be pinned to its GPUs' NUMA node"));
     } finally {
       await Promise.all(Object.values(secrets).map((f) => rm(f, { force: true })));
     }
