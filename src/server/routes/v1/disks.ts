@@ -32,14 +32,7 @@ function diskName(v: unknown): string {
 export const diskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
   const { vmQueries: reads, disks } = deps;
   const task = (req: Req) => reads.getFor(actingRenter(req, deps), req.params.id);
-  /**
-   * The caller's task and what its rental of the node gives. One authorization (a signed nonce is
-   * good for one): the renter found once serves both.
-   */
-  const taskAndQuota = (req: Req) => {
-    const owner = actingRenter(req, deps);
-    return { vm: reads.getFor(owner, req.params.id), quota: quotaFor(req, deps, owner) };
-  };
+  const quota = (req: Req) => quotaFor(req, deps, actingRenter(req, deps));
   const additional = (req: Req) => (req.body.additional ?? {}) as Record<string, unknown>;
   const schema = (summary: string, description: string) => ({ summary, description, tags: ["dbc"], body: DbcRequest });
 
@@ -58,8 +51,7 @@ export const diskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
     },
     async (req: Req) => {
       const gib = sizeGiB(additional(req).size);
-      const { vm, quota } = taskAndQuota(req);
-      const { name } = await disks.add(vm.id, gib * GiB, quota);
+      const { name } = await disks.add(task(req).id, gib * GiB, quota(req));
       return ok({ name, size: size(gib * GiB) });
     },
   );
@@ -77,8 +69,7 @@ export const diskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
       const a = additional(req);
       const name = diskName(a.disk);
       const gib = sizeGiB(a.size);
-      const { vm, quota } = taskAndQuota(req);
-      const { sizeBytes } = await disks.resize(vm.id, name, gib * GiB, quota);
+      const { sizeBytes } = await disks.resize(task(req).id, name, gib * GiB, quota(req));
       return ok({ name, size: size(sizeBytes) });
     },
   );

@@ -43,8 +43,16 @@ export function forwardedRenter(req: FastifyRequest): string | undefined {
 
 /**
  * Whom a call to this agent's own node acts for: the renter its master vouched for (a forwarded
- * call), else the one its own identity proves against this node's rental.
+ * call), else the one its own identity proves against this node's rental. Proven once per request:
+ * a signed nonce is good for one check, however many times a handler asks.
  */
 export function actingRenter(req: FastifyRequest<{ Body: DbcRequest }>, deps: V1Deps): string {
-  return forwardedRenter(req) ?? deps.renters.authorize(req.body, targetNode(req.body, deps));
+  const known = forwardedRenter(req) ?? provenRenters.get(req);
+  if (known !== undefined) return known;
+  const renter = deps.renters.authorize(req.body, targetNode(req.body, deps));
+  provenRenters.set(req, renter);
+  return renter;
 }
+
+// The renter each direct call proved, by request.
+const provenRenters = new WeakMap<FastifyRequest, string>();
