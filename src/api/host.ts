@@ -4,6 +4,7 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import { HostAddress, NodeId, StringEnum } from "./common.js";
+import { LanMemberReport, LanViewReply } from "./host-lan.js";
 
 /** The port an agent serves TLS on (the host API, agent-to-agent calls, the renter API too). */
 export const TlsPort = Type.Integer({ minimum: 1, maximum: 65535, description: "The agent's HTTPS port", examples: [10443] });
@@ -282,80 +283,6 @@ export const MasterHello = Type.Object(
   { $id: "MasterHello" },
 );
 export type MasterHello = Static<typeof MasterHello>;
-
-/** `GET /common/usage` query: the period (default: the last 30 days up to now) and the form. */
-export const UsageQuery = Type.Object(
-  {
-    from: Type.Optional(Type.String({ format: "date-time", description: "Start of the period (ISO 8601); default 30 days before `to`" })),
-    to: Type.Optional(Type.String({ format: "date-time", description: "End of the period (ISO 8601); default now" })),
-    format: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("csv")], { description: "json (default) or csv" })),
-  },
-  { additionalProperties: false },
-);
-
-/** `GET /common/usage`: each renter's use of this node over the period. */
-export const UsageReport = Type.Object(
-  {
-    node_id: Type.String(),
-    from: Type.String(),
-    to: Type.String(),
-    usage: Type.Array(
-      Type.Object({
-        renter: Type.Union([Type.String(), Type.Null()], { description: "The renter; null for the operator's own VMs" }),
-        vm_hours: Type.Number(),
-        vcpu_hours: Type.Number(),
-        mem_gib_hours: Type.Number(),
-        gpu_hours: Type.Number(),
-      }),
-    ),
-  },
-  { $id: "UsageReport" },
-);
-export type UsageReport = Static<typeof UsageReport>;
-
-/** `GET /common/gpu/list`: the host's GPUs for passthrough, and which VM holds each. */
-export const GpuList = Type.Array(
-  Type.Object({
-    pci_address: Type.String({ description: "Function 0 of the GPU's slot (the slot's other functions go with it)", examples: ["0000:1b:00.0"] }),
-    vendor: Type.String(),
-    model: Type.String(),
-    memory_mib: Type.Union([Type.Integer(), Type.Null()]),
-    numa_node: Type.Union([Type.Integer(), Type.Null()]),
-    state: Type.Union([Type.Literal("free"), Type.Literal("in use"), Type.Literal("unavailable")]),
-    reason: Type.Union([Type.String(), Type.Null()], { description: "Why it cannot be passed through (unavailable)" }),
-    vm_id: Type.Union([Type.String(), Type.Null()], { description: "The VM holding it (in use)" }),
-  }),
-  { $id: "GpuList" },
-);
-export type GpuList = Static<typeof GpuList>;
-
-const LanNetworkName = Type.String({ pattern: "^[A-Za-z0-9]{6,10}$" });
-const Ipv4Text = Type.String({ pattern: "^\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}$", maxLength: 15 });
-
-/** One of a member's VMs on a LAN network (network/lan), as its heartbeat reports it. */
-export const LanMemberReport = Type.Object(
-  {
-    network: LanNetworkName,
-    ip: Ipv4Text,
-    task_id: Type.Union([Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }), Type.Null()]),
-  },
-  { additionalProperties: false },
-);
-
-/** What a member must build for one LAN network: the master's view for it. */
-export const LanViewReply = Type.Object(
-  {
-    network: LanNetworkName,
-    vni: Type.Integer({ minimum: 1, maximum: 2 ** 24 - 1 }),
-    cidr: Type.String({ pattern: "^\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/\\d{1,2}$" }),
-    peers: Type.Array(Ipv4Text, { maxItems: 1000, description: "The other member hosts' addresses: the VXLAN's unicast peers" }),
-    dhcp: Type.Union([
-      Type.Array(Type.Object({ mac: Type.String({ pattern: "^[0-9a-f]{2}(:[0-9a-f]{2}){5}$" }), ip: Ipv4Text, hostname: Type.String({ pattern: "^[A-Za-z0-9-]{1,63}$" }) }, { additionalProperties: false }), { maxItems: 65536 }),
-      Type.Null(),
-    ], { description: "Set on the one host that serves the network's DHCP: every member's fixed lease" }),
-  },
-  { additionalProperties: false },
-);
 
 /**
  * `POST /master/group/heartbeat`: a member's periodic report. No token: the member signs

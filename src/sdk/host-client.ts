@@ -1,4 +1,4 @@
-import type { GpuList, UsageReport } from "../api/host.js";
+import type { GpuList, UsageReport } from "../api/host-gpu.js";
 import type {
   BecomeMember,
   BecomeMemberReply,

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { ErrorReply } from "../../../api/common.js";
-import { GpuList, SystemConfig, TokenRotate, TokenRotateReply, UsageQuery, UsageReport } from "../../../api/host.js";
+import { SystemConfig, TokenRotate, TokenRotateReply } from "../../../api/host.js";
+import { GpuList, UsageQuery, UsageReport } from "../../../api/host-gpu.js";
 import { usageCsv } from "../../../rental/usage.js";
 import { ApiError } from "../../../api/errors.js";
 import type { AppDeps } from "../../deps.js";
