@@ -17,11 +17,11 @@ import { dataFilesDir, vmDir } from "../storage/volumes.js";
 import { FieldError } from "../vm/create-request.js";
 import { VmConflictError, VmResourceError } from "../vm/errors.js";
 import type { VmRecord, VmRepo } from "../vm/repo.js";
-import { checkDiskRoom, demandOf, type HostCapacity } from "../vm/resources.js";
+import { checkDiskRoom, type HostCapacity } from "../vm/resources.js";
 import type { VmService } from "../vm/service.js";
 import { dataDisksOf, withDiskSize, withoutDisk, type VmSpec } from "../vm/spec.js";
 import type { RentalLimits } from "../auth/rental-ledger.js";
-import { diskQuotaRefusal } from "../rental/quota.js";
+import { diskQuotaRefusal, heldBy } from "../rental/quota.js";
 
 /** The names a data disk may have: vdb … vdz (vda is the system disk). */
 export const DATA_DISK_NAME = /^vd[b-z]$/;
@@ -141,7 +141,7 @@ export class DiskService {
   private async checkRoom(vm: VmRecord, bytes: number, quota?: RentalLimits): Promise<void> {
     const all = this.opts.repo.list();
     if (quota && vm.owner !== null) {
-      const held = all.filter((v) => v.owner === vm.owner).reduce((n, v) => n + demandOf(v.spec).diskBytes, 0);
+      const held = heldBy(vm.owner, all).reduce((n, d) => n + d.diskBytes, 0);
       const over = diskQuotaRefusal(quota, held, bytes);
       if (over) throw new VmResourceError("size", over);
     }

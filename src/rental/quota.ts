@@ -1,6 +1,7 @@
 import type { RentalLimits } from "../auth/rental-ledger.js";
 import { demandOf } from "../vm/resources.js";
 import type { VmSpec } from "../vm/spec.js";
+import type { VmRecord } from "../vm/repo.js";
 
 /** A VM's (or a change's) share of what a rental gives. */
 export interface QuotaDemand {
@@ -11,6 +12,11 @@ export interface QuotaDemand {
 }
 
 export const demandOfSpec = (spec: VmSpec): QuotaDemand => ({ gpus: spec.gpuCount, ...demandOf(spec) });
+
+/** What `owner`'s tasks among `vms` hold against its rental (a failed creation holds nothing), `except` one. */
+export function heldBy(owner: string, vms: readonly Pick<VmRecord, "id" | "owner" | "status" | "spec">[], except?: string): QuotaDemand[] {
+  return vms.filter((v) => v.owner === owner && v.id !== except && v.status !== "create error").map((v) => demandOfSpec(v.spec));
+}
 
 const GIB = 2 ** 30;
 
@@ -38,6 +44,22 @@ export function quotaRefusal(limits: RentalLimits, held: readonly QuotaDemand[],
     return { field: "disk_size", message: `allocate disk failed: your rental of this node gives ${limits.diskGib}G of disk, ${Math.round(sum("diskBytes") / GIB)}G promised to your other tasks` };
   }
   return null;
+}
+
+/**
+ * Why a renter's change of a task from `spec` to `next` does not fit its rental, or null: a renter
+ * of some GPUs changes none of GPUs, vCPUs or memory (DBC's rule, its texts); the rental's caps hold
+ * with the renter's other tasks on the node (`others`) counted.
+ */
+export function modifyQuotaRefusal(limits: RentalLimits, spec: VmSpec, next: VmSpec, others: readonly QuotaDemand[]): { field: string; message: string } | null {
+  if (limits.gpus !== null) {
+    if (next.gpuCount !== spec.gpuCount) return { field: "new_gpu_count", message: "can not modify gpu count" };
+    if (next.cpu.cores !== spec.cpu.cores) return { field: "new_cpu_cores", message: "can not modify cpu cores" };
+    if (next.memoryMiB !== spec.memoryMiB) return { field: "new_mem_size", message: "can not modify mem size" };
+    return null;
+  }
+  const over = quotaRefusal(limits, others, demandOfSpec(next));
+  return over ? { field: `new_${over.field}`, message: over.message } : null;
 }
 
 /** Why `moreBytes` of data disk beyond the `heldBytes` the renter's VMs on the node have does not fit its rental, or null. */

@@ -17,7 +17,7 @@ import type { Operation, Operations, ProgressReporter } from "./operations.js";
 import { applyModify, type VmModify } from "./modify.js";
 import type { GuestNetwork } from "./guest-network.js";
 import type { GuestGpus } from "./guest-gpus.js";
-import { demandOfSpec, quotaRefusal } from "../rental/quota.js";
+import { heldBy, modifyQuotaRefusal, quotaRefusal } from "../rental/quota.js";
 import type { RentalLimits } from "../auth/rental-ledger.js";
 import type { VmPortReservations } from "./ports.js";
 
@@ -123,30 +123,16 @@ export class VmService {
   }
 
   /**
-   * A renter's change against its rental: a renter of some GPUs changes none of GPUs, vCPUs or
-   * memory (DBC's rule, its texts); caps of the rental hold with the renter's other VMs counted.
-   */
-  private checkModifyQuota(vm: VmRecord, change: VmModify, quota: RentalLimits): void {
-    if (quota.gpus !== null) {
-      if (change.gpuCount !== undefined && change.gpuCount !== vm.spec.gpuCount) throw new VmResourceError("new_gpu_count", "can not modify gpu count");
-      if (change.cores !== undefined && change.cores !== vm.spec.cpu.cores) throw new VmResourceError("new_cpu_cores", "can not modify cpu cores");
-      if (change.memoryMiB !== undefined && change.memoryMiB !== vm.spec.memoryMiB) throw new VmResourceError("new_mem_size", "can not modify mem size");
-      return;
-    }
-    const held = this.opts.repo.list().filter((v) => v.owner === vm.owner && v.id !== vm.id && v.status !== "create error").map((v) => demandOfSpec(v.spec));
-    const { next } = applyModify(vm.spec, change);
-    const over = quotaRefusal(quota, held, demandOfSpec(next));
-    if (over) throw new VmResourceError(`new_${over.field}`, over.message);
-  }
-
-  /**
    * Changes a VM as DBC's `tasks/modify` does: forwarded ports at once (live on a running VM); a new
    * VNC port, CPU and memory stored and used from the next boot. Answers whether part of the change
    * waits for the next boot. CPU and memory must fit beside what the other VMs hold now.
    */
   modify(id: string, change: VmModify, quota?: RentalLimits): Promise<{ nextBoot: boolean }> {
     return this.exclusive(id, async (vm, live) => {
-      if (quota && vm.owner !== null) this.checkModifyQuota(vm, change, quota);
+      if (quota && vm.owner !== null) {
+        const over = modifyQuotaRefusal(quota, vm.spec, applyModify(vm.spec, change).next, heldBy(vm.owner, this.opts.repo.list(), vm.id));
+        if (over) throw new VmResourceError(over.field, over.message);
+      }
       if (change.gpuCount !== undefined && change.gpuCount !== vm.spec.gpuCount) {
         const refusal = await this.opts.gpus.refusal(change.gpuCount, id);
         if (refusal) throw new VmResourceError("new_gpu_count", refusal);
@@ -232,8 +218,7 @@ export class VmService {
     }
     const quotaCheck = (all: readonly VmRecord[]) => {
       if (!req.quota || req.owner === null) return;
-      const held = all.filter((v) => v.owner === req.owner && v.status !== "create error").map((v) => demandOfSpec(v.spec));
-      const over = quotaRefusal(req.quota, held, { gpus: req.gpuCount, vcpus: req.vcpus, memoryBytes: req.memoryBytes, diskBytes: req.dataDiskBytes ?? 0 });
+      const over = quotaRefusal(req.quota, heldBy(req.owner, all), { gpus: req.gpuCount, vcpus: req.vcpus, memoryBytes: req.memoryBytes, diskBytes: req.dataDiskBytes ?? 0 });
       if (over) throw new VmResourceError(over.field, over.message);
     };
     // Early, to refuse before any work; again beside the insert, where concurrent creations see each other.
