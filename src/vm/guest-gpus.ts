@@ -82,6 +82,8 @@ export interface PassthroughGpusOptions {
 export class PassthroughGpus implements GuestGpus {
   /** Binding and giving back run one at a time: a GPU is never bound for one VM while being given back from another. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** The NUMA node each VM's GPUs of its last boot are on (null: they span nodes), for `started`. */
+  private readonly numaNodeOf = new Map<string, number | null>();
 
   constructor(private readonly opts: PassthroughGpusOptions) {}
 
@@ -99,6 +101,7 @@ export class PassthroughGpus implements GuestGpus {
     const count = vm.spec.gpuCount;
     if (count === 0) {
       // Its GPU count went to 0 since its last boot: nothing of an earlier one stays held.
+      this.numaNodeOf.delete(vm.id);
       return this.serial(async () => (this.opts.pool.release(vm.id), []));
     }
     return this.serial(async () => {
@@ -107,6 +110,8 @@ export class PassthroughGpus implements GuestGpus {
       try {
         const chosen = addresses.map((a) => units.find((u) => u.address === a)!);
         await bindToVfio(this.opts.sysfs, chosen.flatMap((u) => u.functions));
+        const nodes = new Set(chosen.map((u) => u.numaNode));
+        this.numaNodeOf.set(vm.id, nodes.size === 1 ? [...nodes][0]! : null);
         this.opts.log.info({ vm: vm.id, gpus: addresses }, "GPUs given to the VM");
         // DBC turns the ROM BAR off for Windows guests.
         return chosen.map((u) => ({ pciAddress: u.address, functions: u.functions.slice(1), ...(vm.spec.os === "windows" ? { romBar: false } : {}) }));
@@ -122,12 +127,10 @@ export class PassthroughGpus implements GuestGpus {
    * them on one where it can), so the guest's memory and vCPUs sit beside the GPUs' PCIe links.
    */
   async started(vmId: string, pid: number): Promise<void> {
-    const held = this.opts.pool.heldBy(vmId);
-    if (held.length === 0) return;
-    const nodes = new Set((await this.units()).filter((u) => held.includes(u.address)).map((u) => u.numaNode));
+    const node = this.numaNodeOf.get(vmId);
+    if (node === undefined || node === null) return;
     const cpus = await numaCpus(this.opts.sysfs);
-    const [node] = [...nodes];
-    if (nodes.size !== 1 || node === null || node === undefined || cpus.size < 2) return;
+    if (cpus.size < 2) return;
     const list = cpus.get(node);
     if (!list) return;
     await (this.opts.pin ?? pinProcess)(pid, list);
@@ -136,6 +139,7 @@ export class PassthroughGpus implements GuestGpus {
 
   ended(vmId: string): Promise<void> {
     return this.serial(async () => {
+      this.numaNodeOf.delete(vmId);
       const held = this.opts.pool.heldBy(vmId);
       if (held.length === 0) return;
       // Given back to the host's driver first, freed after: no boot takes a GPU half way back.
