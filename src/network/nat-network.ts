@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../lib/logger.js";
@@ -10,10 +9,11 @@ import { addAddress, createTap, defaultRouteDevice, deleteLink, enableIpv4Forwar
 import type { NatAttachment, NatNetwork } from "./model.js";
 import { applyRuleset, deleteTable } from "./nft.js";
 import { renderRuleset } from "./nft-ruleset.js";
+import { linkNameFor } from "./link-names.js";
 
 /** Taps of VMs on the NAT network: `bt-` and ten hex digits of the VM id's hash (IFNAMSIZ is 15). */
 const TAP_PREFIX = "bt-";
-export const tapFor = (vmId: string): string => TAP_PREFIX + createHash("sha256").update(vmId).digest("hex").slice(0, 10);
+export const tapFor = (vmId: string): string => linkNameFor(TAP_PREFIX, vmId);
 
 export interface NatNetworkingOptions {
   db: Db;

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { intToIp, ipToInt, parseSubnet, type Subnet } from "../ipv4.js";
+import { linkNameFor } from "../link-names.js";
 
 /**
  * A private LAN network of the group (DBC's `lan/*`), as data. Each is a bridge on every host with a
@@ -89,7 +90,7 @@ export function lanLinks(network: string): { bridge: string; vxlan: string } {
 
 /** A VM's tap on its LAN network's bridge. */
 export const LAN_TAP_PREFIX = "bn-";
-export const lanTapFor = (vmId: string): string => LAN_TAP_PREFIX + createHash("sha256").update(`lan/${vmId}`).digest("hex").slice(0, 10);
+export const lanTapFor = (vmId: string): string => linkNameFor(LAN_TAP_PREFIX, `lan/${vmId}`);
 
 /**
  * The MAC of the member with address `ip` on `network`: known to the master (which gives the
