@@ -24,6 +24,8 @@ PACKAGES=(
   openssl
   # the docs' examples (run by test/docs-examples.test.ts)
   jq
+  # the web console's browser test and its first-load bench (playwright-core drives it)
+  chromium
 )
 
 missing=()
