@@ -36,6 +36,21 @@ describe.skipIf(skipReason !== null)("bridged NAT networking", () => {
     return Number(r.stdout) || 0;
   };
   const table = async () => (await lan.exec(h1, ["nft", "list", "table", "inet", "batu"])).stdout;
+  /** The task's caps as the host API reads them back from QEMU and the kernel. */
+  const limits = async () => {
+    const vms = await call(`http://127.0.0.1:${AGENT_PORT}/common/vm/list`, { token: agent.adminToken, socketPath: h1.socketPath });
+    expect(vms.body).toHaveLength(1); // the task's VM, the only one on h1
+    const id = (vms.body as Array<{ id: string }>)[0]!.id;
+    return (await call(`http://127.0.0.1:${AGENT_PORT}/common/vm/limits?vm_id=${id}`, { token: agent.adminToken, socketPath: h1.socketPath })).body;
+  };
+  const expectCapped = async () => {
+    const l = await limits();
+    expect({ iops: l.disk_iops, mbps: l.disk_mbps, net: l.net_mbit }).toEqual({ iops: 500, mbps: 40, net: 50 });
+    // Every disk in the VM's one throttle group, at the grant's MB/s and the node's IOPS.
+    expect(l.enforced.disks.length).toBeGreaterThanOrEqual(1);
+    for (const d of l.enforced.disks) expect(d).toEqual({ disk: d.disk, iops: 500, mbps: 40, group: "batu-vm" });
+    expect(l.enforced.taps).toEqual([{ tap: expect.stringMatching(/^bt-/), down_mbit: 50, up_mbit: 50 }]);
+  };
 
   beforeAll(async () => {
     await cryptoWaitReady();
@@ -46,12 +61,13 @@ describe.skipIf(skipReason !== null)("bridged NAT networking", () => {
     publicIp = `${lan.subnet}.200`;
     dir = join(root, "h1");
     mkdirSync(join(dir, "conf"), { recursive: true });
-    writeFileSync(join(dir, "conf", "config.json"), JSON.stringify({ nickname: "", batu: true, public_ips: [publicIp] }));
+    writeFileSync(join(dir, "conf", "config.json"), JSON.stringify({ nickname: "", batu: true, public_ips: [publicIp], vm_disk_iops: 500 }));
     await start();
     const g = await call(`http://127.0.0.1:${AGENT_PORT}/common/rent/grant`, {
       token: agent.adminToken,
       socketPath: h1.socketPath,
-      body: { node_id: agent.nodeId, wallet: alice().address, until: new Date(Date.now() + 3600_000).toISOString() },
+      // The grant caps each of the renter's VMs' disk MB/s and network; its disk IOPS is the node's default.
+      body: { node_id: agent.nodeId, wallet: alice().address, until: new Date(Date.now() + 3600_000).toISOString(), disk_mbps: 40, net_mbit: 50 },
     });
     expect(g.status, JSON.stringify(g.body)).toBe(200);
   }, 60_000);
@@ -71,6 +87,10 @@ describe.skipIf(skipReason !== null)("bridged NAT networking", () => {
     await until(() => statusFrom(h2, `http://${h1.ip}:${WEB_PORT}/`), (s) => s === 200, 15_000, "forward from the LAN");
     expect(await statusFrom(h1, `http://${h1.ip}:${WEB_PORT}/`)).toBe(200);
   }, 90_000);
+
+  it("caps the task's disk I/O (QEMU throttle group) and bandwidth (its tap, both ways) from the grant and the node's defaults", async () => {
+    await expectCapped();
+  });
 
   it("a security group set live drops port 80 from one LAN address, and only from it", async () => {
     const m = await dbc().call(`tasks/modify/${taskId}`, DbcClient.signed(alice()), { new_network_filters: [`in,tcp,80,${h2.ip}/32,drop`] });
@@ -106,6 +126,7 @@ describe.skipIf(skipReason !== null)("bridged NAT networking", () => {
     await until(() => task(`/${taskId}`), (b) => b.message?.status === "running", 20_000, "adopted");
     expect(await table()).toBe(before);
     expect(await statusFrom(h2, `http://${publicIp}/`)).toBe(200);
+    await expectCapped();
   }, 60_000);
 
   it("deleting the task takes its rules, its tap and its public address away", async () => {

@@ -1,3 +1,4 @@
+import { diskThrottleOf } from "../vm/io-limits.js";
 import type { FastifyInstance } from "fastify";
 import { build } from "../server/app.js";
 import { createLogger, type Logger } from "../lib/logger.js";
@@ -116,6 +117,7 @@ export async function startAgent(
     hypervisor: vmService.hypervisor,
     capacity: vmService.capacity,
     detachTimeoutMs: 10_000,
+    diskThrottle: (vm) => diskThrottleOf(vmService.ioLimitsOf(vm)),
   });
   const imageCenter = createImageCenter({
     cache: images.dirs[0]!,

@@ -6,7 +6,10 @@ import { PortAllocator } from "../network/port-allocator.js";
 import { readHostInfo, type HostInfo } from "../host/host-info.js";
 import type { Logger } from "../lib/logger.js";
 import { ImageCatalog } from "../vm/images.js";
-import { VmRepo } from "../vm/repo.js";
+import { VmRepo, type VmRecord } from "../vm/repo.js";
+import { effectiveIoLimits, type IoLimits } from "../vm/io-limits.js";
+import { TapRateLimits } from "../network/rate-limit.js";
+import type { SystemConfig } from "../api/host.js";
 import type { Hypervisor } from "../hypervisor/driver.js";
 import type { PortRangeKind } from "../vm/ports.js";
 import { createVms, type Vms } from "../vm/vms.js";
@@ -60,6 +63,8 @@ export async function startVmService(
   network: GuestNetwork;
   /** The host's GPUs for passthrough. */
   gpus: GuestGpus;
+  /** A VM's caps on disk I/O and network as they apply now. */
+  ioLimitsOf: (vm: VmRecord) => IoLimits;
 }> {
   const accel = await probeAccelerator();
   if (accel.accel === "tcg") log.warn({ reason: accel.reason }, "KVM not usable: VMs run under TCG (software emulation, slower)");
@@ -81,7 +86,9 @@ export async function startVmService(
   const repo = new VmRepo(state.db);
   const hypervisor = new QemuHypervisor({ logger: log });
   const capacity = async () => capacityOf(await readHostInfo(state.dataDir));
-  const network = await chooseNetwork(state, opts, repo, hypervisor, log);
+  // The operator's defaults are read at each use: a change to config.json applies from the next boot.
+  const ioLimitsOf = (vm: VmRecord): IoLimits => effectiveIoLimits(vm.spec.io, ioDefaultsOf(state.files.system));
+  const network = await chooseNetwork(state, opts, repo, hypervisor, log, ioLimitsOf);
   const gpus = new PassthroughGpus({
     sysfs: new PciSysfs(),
     pool: new GpuPool(state.db),
@@ -100,6 +107,7 @@ export async function startVmService(
     network,
     shutdownTimeoutMs: opts.shutdownTimeoutMs,
     capacity,
+    ioLimits: ioLimitsOf,
     log,
   });
   const report = await vms.service.reconcile();
@@ -112,7 +120,12 @@ export async function startVmService(
     },
     "vms reconciled",
   );
-  return { vms, repo, hypervisor, accel, images, capacityOf, capacity, network, gpus };
+  return { vms, repo, hypervisor, accel, images, capacityOf, capacity, network, gpus, ioLimitsOf };
+}
+
+/** The operator's caps for VMs whose grant sets none (config.json; absent or null: no cap). */
+function ioDefaultsOf(system: SystemConfig): IoLimits {
+  return { diskIops: system.vm_disk_iops ?? null, diskMBps: system.vm_disk_mbps ?? null, netMbit: system.vm_net_mbit ?? null };
 }
 
 /** The NAT network's defaults: Incus-like, a /24 of its own on a bridge of its own. */
@@ -123,7 +136,14 @@ export const DEFAULT_NAT_BRIDGE = "batubr0";
  * Picks how VMs are connected, once, and logs why: bridged NAT needs root and `ip`, `nft` and
  * `dnsmasq`; without them (or with `--network user`) QEMU's user-mode networking.
  */
-async function chooseNetwork(state: AgentState, opts: VmOptions, repo: VmRepo, hypervisor: Hypervisor, log: Logger): Promise<GuestNetwork> {
+async function chooseNetwork(
+  state: AgentState,
+  opts: VmOptions,
+  repo: VmRepo,
+  hypervisor: Hypervisor,
+  log: Logger,
+  ioLimitsOf: (vm: VmRecord) => IoLimits,
+): Promise<GuestNetwork> {
   const user = () => new UserModeNetwork(hypervisor, opts.forwardHost, repo);
   const wanted = opts.network === "auto" ? (state.files.system.network ?? "auto") : opts.network;
   if (wanted === "user") {
@@ -146,7 +166,7 @@ async function chooseNetwork(state: AgentState, opts: VmOptions, repo: VmRepo, h
   });
   await nat.start((id) => leaseName(repo, id));
   const lans = new LanFabric({ runDir: join(NAT_RUN_DIR(state.dataDir), "lan"), log });
-  return new BridgedNetwork(nat, lans, repo, hypervisor, opts.forwardHost, log);
+  return new BridgedNetwork(nat, lans, repo, hypervisor, opts.forwardHost, log, { rates: new TapRateLimits(), netMbitOf: (vm) => ioLimitsOf(vm).netMbit });
 }
 
 /** The first program of `names` not on PATH, or null. */

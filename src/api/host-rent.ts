@@ -49,6 +49,9 @@ export const RentGrant = Type.Object(
     cpu_cores: Type.Optional(Type.Integer({ minimum: 1, maximum: 65536, description: "The most vCPUs the renter's VMs on the node may hold in all" })),
     mem_gib: Type.Optional(Type.Integer({ minimum: 1, maximum: 1048576, description: "The most memory (GiB) the renter's VMs on the node may hold in all" })),
     disk_gib: Type.Optional(Type.Integer({ minimum: 1, maximum: 1048576, description: "The most disk (GiB) the renter's VMs on the node may be promised in all" })),
+    disk_iops: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: "Each of the renter's VMs: its disks' reads and writes per second, all disks together (default: the node's vm_disk_iops)" })),
+    disk_mbps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: "Each of the renter's VMs: its disks' MB/s read and written, all disks together (default: the node's vm_disk_mbps)" })),
+    net_mbit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: "Each of the renter's VMs: its network's Mbit/s each way (default: the node's vm_net_mbit)" })),
   },
   { additionalProperties: false, $id: "RentGrant" },
 );
@@ -78,6 +81,9 @@ export const RentalItem = Type.Object(
     cpu_cores: Type.Union([Type.Integer(), Type.Null()], { description: "vCPU cap of the renter's VMs on the node; null: none" }),
     mem_gib: Type.Union([Type.Integer(), Type.Null()], { description: "Memory cap (GiB); null: none" }),
     disk_gib: Type.Union([Type.Integer(), Type.Null()], { description: "Disk cap (GiB); null: none" }),
+    disk_iops: Type.Union([Type.Integer(), Type.Null()], { description: "Each VM's disk IOPS cap; null: the node's default" }),
+    disk_mbps: Type.Union([Type.Integer(), Type.Null()], { description: "Each VM's disk MB/s cap; null: the node's default" }),
+    net_mbit: Type.Union([Type.Integer(), Type.Null()], { description: "Each VM's network Mbit/s cap, each way; null: the node's default" }),
   },
   { $id: "RentalItem" },
 );

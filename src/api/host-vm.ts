@@ -1,7 +1,7 @@
 /**
  * Seed 000's VM endpoints: `/common/vm/add`, `/common/vm/list`, `/common/vm/control`, `/common/vm/stats`.
  */
-import { Type, type Static } from "@sinclair/typebox";
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { StringEnum } from "./common.js";
 
 const Count = (description: string, max: number, example: number) =>
@@ -230,3 +230,37 @@ export const VmStats = Type.Object(
   { $id: "VmStats" },
 );
 export type VmStats = Static<typeof VmStats>;
+
+const nullable = <T extends TSchema>(t: T, description: string) => Type.Union([t, Type.Null()], { description });
+
+/** `GET /common/vm/limits`: a VM's caps on disk I/O and network, wanted and enforced. */
+export const VmLimits = Type.Object(
+  {
+    vm_id: Type.String(),
+    disk_iops: nullable(Type.Integer(), "Reads and writes per second, all its disks together (its grant's, else config.json vm_disk_iops); null: no cap"),
+    disk_mbps: nullable(Type.Number(), "MB/s read and written, all its disks together (grant, else vm_disk_mbps); null: no cap"),
+    net_mbit: nullable(Type.Integer(), "Mbit/s each way on each of its taps (grant, else vm_net_mbit); null: no cap"),
+    enforced: Type.Object(
+      {
+        disks: Type.Array(
+          Type.Object({
+            disk: Type.String(),
+            iops: nullable(Type.Integer(), "QEMU's cap now"),
+            mbps: nullable(Type.Number(), "QEMU's cap now"),
+            group: nullable(Type.String(), "The QEMU throttle group the disk shares its cap in"),
+          }),
+        ),
+        taps: Type.Array(
+          Type.Object({
+            tap: Type.String(),
+            down_mbit: nullable(Type.Number(), "host to guest, shaped (tc tbf)"),
+            up_mbit: nullable(Type.Number(), "guest to host, policed (nftables)"),
+          }),
+        ),
+      },
+      { description: "Read back from QEMU and the kernel while the VM runs (empty when it does not; no taps in user-mode networking)" },
+    ),
+  },
+  { $id: "VmLimits" },
+);
+export type VmLimits = Static<typeof VmLimits>;

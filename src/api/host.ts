@@ -81,6 +81,21 @@ export const SystemConfig = Type.Object(
         description: "Addresses of the LAN this node may give VMs as their public_ip (1:1 NAT; added to the uplink while in use). Default none",
       }),
     ),
+    vm_disk_iops: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 10_000_000 }), Type.Null()], {
+        description: "Each VM's disk reads and writes per second, its disks together, unless its renter's grant says otherwise (read at each boot). Absent or null: no cap",
+      }),
+    ),
+    vm_disk_mbps: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()], {
+        description: "Each VM's disk MB/s (10^6 bytes) read and written, its disks together, unless its renter's grant says otherwise. Absent or null: no cap",
+      }),
+    ),
+    vm_net_mbit: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()], {
+        description: "Each VM's network Mbit/s each way (bridged networking: on its taps), unless its renter's grant says otherwise. Absent or null: no cap",
+      }),
+    ),
     renter_disk_quota_gib: Type.Optional(
       Type.Union([Type.Number({ minimum: 0, maximum: 1_000_000 }), Type.Null()], {
         description:

@@ -48,7 +48,7 @@ function setup(path = ":memory:") {
 describe("RenterAuthority.authorize: a node rented by GPU", () => {
   it("lets each of its renters in, as itself, and no one else", () => {
     const { auth } = setup();
-    const gpus = (n: number) => ({ gpus: n, cpuCores: null, memGib: null, diskGib: null });
+    const gpus = (n: number) => ({ gpus: n, cpuCores: null, memGib: null, diskGib: null, diskIops: null, diskMBps: null, netMbit: null });
     auth.rentals.grant(NODE, { wallet: alice.address }, at(10), t0, gpus(2), 8);
     auth.rentals.grant(NODE, { wallet: bob.address }, at(10), t0, gpus(6), 8);
     expect(auth.authorize(body(walletIdentity(alice)), NODE, at(1)).renterId).toBe(alice.address);

@@ -17,9 +17,15 @@ export interface RentalLimits {
   cpuCores: number | null;
   memGib: number | null;
   diskGib: number | null;
+  /** Caps on each of the renter's VMs (its disks' I/O, its network both ways); null: the operator's default. */
+  diskIops: number | null;
+  /** MB/s (10^6 bytes) of disk reads and writes together. */
+  diskMBps: number | null;
+  /** Megabits per second each way. */
+  netMbit: number | null;
 }
 
-export const WHOLE_NODE: RentalLimits = Object.freeze({ gpus: null, cpuCores: null, memGib: null, diskGib: null });
+export const WHOLE_NODE: RentalLimits = Object.freeze({ gpus: null, cpuCores: null, memGib: null, diskGib: null, diskIops: null, diskMBps: null, netMbit: null });
 
 /** One grant of the ledger: a node (or some of its GPUs) rented to a renter until a time, unless revoked first. */
 export interface Rental {
@@ -50,6 +56,9 @@ interface Row {
   cpu_cores: number | null;
   mem_gib: number | null;
   disk_gib: number | null;
+  disk_iops: number | null;
+  disk_mbps: number | null;
+  net_mbit: number | null;
 }
 
 const NODE_ID = /^[0-9a-f]{64}$/;
@@ -86,7 +95,7 @@ function toRental(r: Row): Rental {
     r.kind === "wallet"
       ? { kind: "wallet", renterId: r.renter_id, wallet: wallets[0] ?? "" }
       : { kind: "multisig", renterId: r.renter_id, wallets, threshold: r.threshold ?? 0 };
-  const limits = { gpus: r.gpus, cpuCores: r.cpu_cores, memGib: r.mem_gib, diskGib: r.disk_gib };
+  const limits = { gpus: r.gpus, cpuCores: r.cpu_cores, memGib: r.mem_gib, diskGib: r.disk_gib, diskIops: r.disk_iops, diskMBps: r.disk_mbps, netMbit: r.net_mbit };
   return { id: r.id, nodeId: r.node_id, renter, grantedAt: r.granted_at, until: r.until, revokedAt: r.revoked_at, limits };
 }
 
@@ -113,6 +122,9 @@ export function rentalItem(r: Rental, now: Date): RentalItem {
     cpu_cores: r.limits.cpuCores,
     mem_gib: r.limits.memGib,
     disk_gib: r.limits.diskGib,
+    disk_iops: r.limits.diskIops,
+    disk_mbps: r.limits.diskMBps,
+    net_mbit: r.limits.netMbit,
   };
 }
 
@@ -171,7 +183,8 @@ export class RentalLedger {
     const renter = renterOf(spec);
     if (Number.isNaN(until.getTime())) throw new RentalError("invalid", "until: is not a time");
     if (until.getTime() <= now.getTime()) throw new RentalError("invalid", "until: must be in the future");
-    for (const [field, v] of Object.entries({ gpus: given.gpus, cpu_cores: given.cpuCores, mem_gib: given.memGib, disk_gib: given.diskGib })) {
+    const checked = { gpus: given.gpus, cpu_cores: given.cpuCores, mem_gib: given.memGib, disk_gib: given.diskGib, disk_iops: given.diskIops, disk_mbps: given.diskMBps, net_mbit: given.netMbit };
+    for (const [field, v] of Object.entries(checked)) {
       if (v !== undefined && v !== null && (!Number.isInteger(v) || v < 1)) throw new RentalError("invalid", `${field}: must be a whole number of at least 1`);
     }
     const grantIn = this.db.transaction((): Rental => {
@@ -193,12 +206,15 @@ export class RentalLedger {
         }
       }
       if (active) {
-        prepared(this.db, "UPDATE rentals SET until = ?, gpus = ?, cpu_cores = ?, mem_gib = ?, disk_gib = ? WHERE id = ?").run(
+        prepared(this.db, "UPDATE rentals SET until = ?, gpus = ?, cpu_cores = ?, mem_gib = ?, disk_gib = ?, disk_iops = ?, disk_mbps = ?, net_mbit = ? WHERE id = ?").run(
           until.toISOString(),
           limits.gpus,
           limits.cpuCores,
           limits.memGib,
           limits.diskGib,
+          limits.diskIops,
+          limits.diskMBps,
+          limits.netMbit,
           active.id,
         );
         return this.get(active.id)!;
@@ -206,8 +222,8 @@ export class RentalLedger {
       const wallets = renter.kind === "wallet" ? [renter.wallet] : renter.wallets;
       const info = prepared(
         this.db,
-        `INSERT INTO rentals (node_id, renter_id, kind, wallets_json, threshold, granted_at, until, gpus, cpu_cores, mem_gib, disk_gib)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO rentals (node_id, renter_id, kind, wallets_json, threshold, granted_at, until, gpus, cpu_cores, mem_gib, disk_gib, disk_iops, disk_mbps, net_mbit)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         node,
         renter.renterId,
@@ -220,6 +236,9 @@ export class RentalLedger {
         limits.cpuCores,
         limits.memGib,
         limits.diskGib,
+        limits.diskIops,
+        limits.diskMBps,
+        limits.netMbit,
       );
       return this.get(Number(info.lastInsertRowid))!;
     });

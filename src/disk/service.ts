@@ -10,6 +10,7 @@
 import { chmod, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { HypervisorError, HypervisorErrorCode, type Hypervisor } from "../hypervisor/driver.js";
+import type { DiskThrottle } from "../hypervisor/qemu/spec.js";
 import { killPoint } from "../lib/kill-points.js";
 import { formatGiB as gib } from "../lib/units.js";
 import { createDisk, imageInfo, resizeDisk } from "../storage/qemu-img.js";
@@ -43,6 +44,8 @@ export interface DiskServiceOptions {
   capacity: () => Promise<HostCapacity>;
   /** How long an unplug waits for the guest to release the disk. */
   detachTimeoutMs: number;
+  /** The cap a VM's disks share (its grant's, else the operator's), or null; default none. */
+  diskThrottle?: (vm: VmRecord) => DiskThrottle | null;
 }
 
 export class DiskService {
@@ -88,6 +91,13 @@ export class DiskService {
         this.opts.repo.update(id, { spec: vm.spec });
         await rm(path, { force: true });
         throw e;
+      }
+      // A plugged disk joins the VM's cap, as the ones it booted with did.
+      const throttle = live && this.opts.diskThrottle?.(vm);
+      if (live && throttle) {
+        await this.opts.hypervisor.throttleDisk(live.qmp, name, throttle).catch((e: unknown) => {
+          this.opts.repo.log(id, `disk ${name}: I/O cap not set (${e instanceof Error ? e.message : String(e)})`);
+        });
       }
       this.opts.repo.log(id, `disk ${name} added: ${gib(sizeBytes)}${live ? " (hot-plugged)" : ""}`);
       return { name };

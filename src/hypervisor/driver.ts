@@ -1,5 +1,5 @@
 import type { QmpClient, QmpConnectOptions } from "./qemu/qmp/client.js";
-import type { DiskSpec, HostForward, QemuSpec } from "./qemu/spec.js";
+import type { DiskSpec, DiskThrottle, HostForward, QemuSpec } from "./qemu/spec.js";
 import type { NicRef, QemuStats } from "./qemu/stats.js";
 
 /**
@@ -45,6 +45,10 @@ export interface Hypervisor {
   setUserPassword(runDir: string, username: string, password: string): Promise<void>;
   /** Plugs a disk into a running VM (virtio-blk on the PCI bus): the guest sees it at once. All or nothing. */
   attachDisk(qmp: QmpClient, disk: DiskSpec): Promise<void>;
+  /** Caps a running VM's disk `id` (null: lifts its cap). Disks given the same group share one cap. */
+  throttleDisk(qmp: QmpClient, id: string, throttle: DiskThrottle | null): Promise<void>;
+  /** Each disk's cap now, as the hypervisor reports it (null: none). */
+  diskThrottles(qmp: QmpClient): Promise<Array<{ id: string; throttle: DiskThrottle | null }>>;
   /** Grows a running VM's disk `id` to `sizeBytes` (the guest is told of the new size). */
   resizeDisk(qmp: QmpClient, id: string, sizeBytes: number): Promise<void>;
   /**

@@ -3,9 +3,16 @@ import { appendFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { HypervisorError, HypervisorErrorCode, type DiskBackup, type Hypervisor } from "./driver.js";
 import { QmpClient, type QmpConnectOptions } from "./qemu/qmp/client.js";
-import { runPaths, type DiskSpec, type HostForward, type QemuSpec } from "./qemu/spec.js";
+import { runPaths, type DiskSpec, type DiskThrottle, type HostForward, type QemuSpec } from "./qemu/spec.js";
 import type { QemuStats } from "./qemu/stats.js";
 import { GuestAgentError, GuestAgentErrorCode } from "./qemu/qga.js";
+
+/** A disk of a fake guest: its file, the size a resize told it (null: as started), its cap. */
+interface FakeDisk {
+  path: string;
+  sizeBytes: number | null;
+  throttle?: DiskThrottle | null;
+}
 
 /**
  * A Hypervisor for unit tests of the layers above it (the VM service, its runtime, reconcile): no
@@ -31,7 +38,7 @@ export class FakeHypervisor implements Hypervisor {
   /** Whether guests release a disk asked to be unplugged (a guest that ignores the request does not). */
   guestsReleaseDisks = true;
   /** Each running guest's disks as QEMU holds them: id → path and the size told to the guest (null: the file's). */
-  private readonly disks = new Map<string, Map<string, { path: string; sizeBytes: number | null }>>();
+  private readonly disks = new Map<string, Map<string, FakeDisk>>();
   private readonly guests = new Map<string, FakeGuest>();
   /** Each QMP connection's run dir, and each run dir's live forwards by NIC (as QEMU's slirp keeps them). */
   private readonly connections = new WeakMap<QmpClient, string>();
@@ -124,11 +131,11 @@ export class FakeHypervisor implements Hypervisor {
   }
 
   /** The disks a running guest has now, by id, with the size a resize told it (null: as started). */
-  disksOf(runDir: string): Map<string, { path: string; sizeBytes: number | null }> {
+  disksOf(runDir: string): Map<string, FakeDisk> {
     return new Map(this.disks.get(runDir) ?? []);
   }
 
-  private disksBehind(qmp: QmpClient): Map<string, { path: string; sizeBytes: number | null }> {
+  private disksBehind(qmp: QmpClient): Map<string, FakeDisk> {
     const disks = this.disks.get(this.connections.get(qmp) ?? "");
     if (!disks) throw new Error("fake: no such guest");
     return disks;
@@ -138,6 +145,16 @@ export class FakeHypervisor implements Hypervisor {
     const disks = this.disksBehind(qmp);
     if (disks.has(disk.id)) throw new Error(`Duplicate device ID '${disk.id}' for device`);
     disks.set(disk.id, { path: disk.path, sizeBytes: null });
+  }
+
+  async throttleDisk(qmp: QmpClient, id: string, throttle: DiskThrottle | null): Promise<void> {
+    const disk = this.disksBehind(qmp).get(id);
+    if (!disk) throw new Error(`Device '/machine/peripheral/${id}/virtio-backend' not found`);
+    disk.throttle = throttle;
+  }
+
+  async diskThrottles(qmp: QmpClient): Promise<Array<{ id: string; throttle: DiskThrottle | null }>> {
+    return [...this.disksBehind(qmp)].map(([id, d]) => ({ id, throttle: d.throttle ?? null }));
   }
 
   async resizeDisk(qmp: QmpClient, id: string, sizeBytes: number): Promise<void> {

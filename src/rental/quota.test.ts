@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { diskQuotaRefusal, parseLimits, quotaRefusal, type QuotaDemand } from "./quota.js";
 
 const GIB = 2 ** 30;
-const none = { gpus: null, cpuCores: null, memGib: null, diskGib: null };
+const none = { gpus: null, cpuCores: null, memGib: null, diskGib: null, diskIops: null, diskMBps: null, netMbit: null };
 const vm = (gpus: number, vcpus = 4, memGib = 8, diskGib = 0): QuotaDemand => ({ gpus, vcpus, memoryBytes: memGib * GIB, diskBytes: diskGib * GIB });
 
 describe("quotaRefusal", () => {
@@ -19,7 +19,7 @@ describe("quotaRefusal", () => {
   });
 
   it("caps vCPUs, memory and disk across the renter's tasks on the node", () => {
-    const caps = { gpus: null, cpuCores: 8, memGib: 16, diskGib: 100 };
+    const caps = { gpus: null, cpuCores: 8, memGib: 16, diskGib: 100, diskIops: null, diskMBps: null, netMbit: null };
     expect(quotaRefusal(caps, [vm(0, 4, 8, 50)], vm(0, 4, 8, 50))).toBeNull();
     expect(quotaRefusal(caps, [vm(0, 4, 8)], vm(0, 5, 1))?.field).toBe("cpu_cores");
     expect(quotaRefusal(caps, [vm(0, 4, 8)], vm(0, 4, 9))?.field).toBe("mem_size");
@@ -29,9 +29,9 @@ describe("quotaRefusal", () => {
 
 describe("parseLimits", () => {
   it("takes only limits as the master sends them", () => {
-    expect(parseLimits({ gpus: 2, cpuCores: null, memGib: 16, diskGib: null })).toEqual({ gpus: 2, cpuCores: null, memGib: 16, diskGib: null });
-    expect(parseLimits({ gpus: 0, cpuCores: null, memGib: null, diskGib: null })).toBeNull();
-    expect(parseLimits({ gpus: "2", cpuCores: null, memGib: null, diskGib: null })).toBeNull();
+    expect(parseLimits({ gpus: 2, cpuCores: null, memGib: 16, diskGib: null, diskIops: null, diskMBps: null, netMbit: null })).toEqual({ gpus: 2, cpuCores: null, memGib: 16, diskGib: null, diskIops: null, diskMBps: null, netMbit: null });
+    expect(parseLimits({ gpus: 0, cpuCores: null, memGib: null, diskGib: null, diskIops: null, diskMBps: null, netMbit: null })).toBeNull();
+    expect(parseLimits({ gpus: "2", cpuCores: null, memGib: null, diskGib: null, diskIops: null, diskMBps: null, netMbit: null })).toBeNull();
     expect(parseLimits({ gpus: 2 })).toBeNull();
     expect(parseLimits(null)).toBeNull();
   });
@@ -39,7 +39,7 @@ describe("parseLimits", () => {
 
 describe("diskQuotaRefusal", () => {
   it("caps the data disk a renter's tasks on the node are promised", () => {
-    const caps = { gpus: null, cpuCores: null, memGib: null, diskGib: 100 };
+    const caps = { gpus: null, cpuCores: null, memGib: null, diskGib: 100, diskIops: null, diskMBps: null, netMbit: null };
     expect(diskQuotaRefusal(caps, 60 * GIB, 40 * GIB)).toBeNull();
     expect(diskQuotaRefusal(caps, 60 * GIB, 41 * GIB)).toBe("allocate disk failed: your rental of this node gives 100G of disk, 60G promised to your tasks");
     expect(diskQuotaRefusal(none, 600 * GIB, 600 * GIB)).toBeNull();

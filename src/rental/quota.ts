@@ -78,5 +78,8 @@ export function parseLimits(v: unknown): RentalLimits | null {
   const n = (x: unknown): number | null | undefined => (x === null ? null : typeof x === "number" && Number.isInteger(x) && x >= 1 ? x : undefined);
   const [gpus, cpuCores, memGib, diskGib] = [n(o.gpus), n(o.cpuCores), n(o.memGib), n(o.diskGib)];
   if (gpus === undefined || cpuCores === undefined || memGib === undefined || diskGib === undefined) return null;
-  return { gpus, cpuCores, memGib, diskGib };
+  // The per-VM caps came later: a master of an earlier version sends none (the operator's default).
+  const [diskIops, diskMBps, netMbit] = [n(o.diskIops ?? null), n(o.diskMBps ?? null), n(o.netMbit ?? null)];
+  if (diskIops === undefined || diskMBps === undefined || netMbit === undefined) return null;
+  return { gpus, cpuCores, memGib, diskGib, diskIops, diskMBps, netMbit };
 }

@@ -266,4 +266,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX vm_usage_by_time ON vm_usage (started_at);
     `,
   },
+  {
+    version: 16,
+    name: "rental io caps",
+    sql: `
+      -- Caps a grant puts on each of the renter's VMs: disk IOPS, disk MB/s, network Mbit/s each
+      -- way. NULL: the operator's default (config.json vm_disk_iops, vm_disk_mbps, vm_net_mbit).
+      ALTER TABLE rentals ADD COLUMN disk_iops INTEGER;
+      ALTER TABLE rentals ADD COLUMN disk_mbps INTEGER;
+      ALTER TABLE rentals ADD COLUMN net_mbit INTEGER;
+    `,
+  },
 ];

@@ -3,6 +3,7 @@ import type { PortForward, VmSpec } from "./spec.js";
 import type { ReservedPort } from "./ports.js";
 import type { LanAttachment } from "../network/lan/model.js";
 import type { RentalLimits } from "../auth/rental-ledger.js";
+import { ioLimitsOfGrant } from "./io-limits.js";
 
 /** A request a user can fix: names the field. Both faces turn it into their 400. */
 export class FieldError extends Error {
@@ -69,6 +70,7 @@ export function newVmId(): string {
 /** The stored spec of a new VM: the request, its reserved ports, and fresh login secrets. */
 export function specFrom(req: VmCreateRequest, ports: ReservedPort[], loginUser: string): VmSpec {
   const loginPassword = newLoginPassword();
+  const io = ioLimitsOfGrant(req.quota);
   return {
     imageName: req.imageName,
     cpu: { cores: req.cores, threads: req.vcpus / req.cores },
@@ -95,5 +97,6 @@ export function specFrom(req: VmCreateRequest, ports: ReservedPort[], loginUser:
     ...(req.networkFilters?.length ? { networkFilters: req.networkFilters } : {}),
     ...(req.publicIp ? { publicIp: req.publicIp } : {}),
     ...(req.lan ? { lan: req.lan } : {}),
+    ...(io ? { io } : {}),
   };
 }

@@ -110,7 +110,7 @@ describe("GPUs through the VM lifecycle", () => {
 });
 
 describe("a renter's rental of some GPUs", () => {
-  const rentsTwo = { gpus: 2, cpuCores: 8, memGib: null, diskGib: null };
+  const rentsTwo = { gpus: 2, cpuCores: 8, memGib: null, diskGib: null, diskIops: null, diskMBps: null, netMbit: null };
 
   it("holds its tasks to the GPUs and vCPUs it rents, and forbids changing GPUs, CPUs or memory (DBC)", async () => {
     await expect(vms.service.create({ ...testCreateRequest("r-0", { gpuCount: 0 }), quota: rentsTwo }, { wait: true })).rejects.toThrow(/^only use the number what you exactly rented/);

@@ -12,7 +12,8 @@ import type { VmRecord, VmRepo } from "./repo.js";
 import { hostnameFor } from "./runtime.js";
 import { forwardsOf, type VmSpec } from "./spec.js";
 import type { LanFabric } from "../network/lan/fabric.js";
-import { LAN_MTU, type LanView } from "../network/lan/model.js";
+import { LAN_MTU, lanTapFor, type LanView } from "../network/lan/model.js";
+import type { TapRateLimits, TapRateReading } from "../network/rate-limit.js";
 
 /** The QEMU id of a VM's NIC on its LAN network. */
 const LAN_NIC_ID = "lan0";
@@ -47,6 +48,8 @@ export interface GuestNetwork {
   forget(vmId: string): void;
   /** The guest's addresses on the host's network while it runs (DBC's `local_address`). */
   addressesOf(vmId: string): string[];
+  /** The bandwidth caps on a running VM's taps, read back from the kernel (none in user mode: no taps). */
+  tapCaps(vmId: string): Promise<Array<{ tap: string } & TapRateReading>>;
   /** Why `spec`'s network asks cannot be met here (a public IP not in the pool...), or null. */
   refusal(spec: Pick<VmSpec, "publicIp" | "networkFilters" | "lan">, vmId?: string): { field: string; message: string } | null;
   /**
@@ -107,6 +110,10 @@ export class UserModeNetwork implements GuestNetwork {
 
   async applyLans(): Promise<void> {}
 
+  async tapCaps(): Promise<Array<{ tap: string } & TapRateReading>> {
+    return [];
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -125,6 +132,8 @@ export class BridgedNetwork implements GuestNetwork {
     private readonly hypervisor: Hypervisor,
     private readonly forwardHost: string,
     private readonly log: Logger,
+    /** Bandwidth caps on the VMs' taps (network/rate-limit.ts), and each VM's cap; absent: none. */
+    private readonly caps?: { rates: TapRateLimits; netMbitOf: (vm: VmRecord) => number | null },
   ) {}
 
   async prepare(vm: VmRecord, hostname: string): Promise<GuestNics> {
@@ -195,6 +204,14 @@ export class BridgedNetwork implements GuestNetwork {
     return [...(ip ? [ip] : []), ...(lanIp ? [lanIp] : [])];
   }
 
+  async tapCaps(vmId: string): Promise<Array<{ tap: string } & TapRateReading>> {
+    const vm = this.repo.get(vmId);
+    if (!this.plugged.has(vmId) || !vm) return [];
+    const taps = [tapFor(vmId), ...(vm.spec.lan ? [lanTapFor(vmId)] : [])];
+    const none = { down_mbit: null, up_mbit: null };
+    return Promise.all(taps.map(async (tap) => ({ tap, ...(this.caps ? await this.caps.rates.read(tap) : none) })));
+  }
+
   async applyLans(views: LanView[] | null): Promise<void> {
     const local = this.repo.list().flatMap((vm) => (vm.spec.lan ? [vm.spec.lan] : []));
     await this.lans.apply(views, local, this.plugged);
@@ -214,11 +231,26 @@ export class BridgedNetwork implements GuestNetwork {
     await this.lans.close();
   }
 
-  private sync(): Promise<void> {
-    return this.nat.sync(
+  private async sync(): Promise<void> {
+    await this.nat.sync(
       () => this.attachments(),
       () => this.lans.peers(),
     );
+    await this.syncCaps();
+  }
+
+  /** Each running VM's taps (its NAT tap, its LAN tap) capped to its Mbit/s, or uncapped. */
+  private async syncCaps(): Promise<void> {
+    if (!this.caps) return;
+    const taps: { tap: string; mbit: number | null }[] = [];
+    for (const id of this.plugged) {
+      const vm = this.repo.get(id);
+      if (!vm) continue;
+      const mbit = this.caps.netMbitOf(vm);
+      taps.push({ tap: tapFor(id), mbit });
+      if (vm.spec.lan) taps.push({ tap: lanTapFor(id), mbit });
+    }
+    await this.caps.rates.apply(taps);
   }
 
   private attachments(): NatAttachment[] {

@@ -1,4 +1,4 @@
-import type { VmStats } from "../api/host-vm.js";
+import type { VmLimits, VmStats } from "../api/host-vm.js";
 import type { Hypervisor } from "../hypervisor/driver.js";
 import type { Logger } from "../lib/logger.js";
 import type { VersionedMemo } from "../store/versioned-memo.js";
@@ -111,6 +111,32 @@ export class VmQueries {
   /** Live figures of VM `id` (CPU usage is measured between two calls). */
   stats(id: string): Promise<VmStats> {
     return this.statsReader.read(this.get(id));
+  }
+
+  /**
+   * VM `id`'s caps on disk I/O and network: what applies to it (its grant's, else the operator's
+   * defaults) and, while it runs, what QEMU and the kernel enforce now.
+   */
+  async limits(id: string): Promise<VmLimits> {
+    const vm = this.get(id);
+    const wanted = this.opts.runtime.ioLimitsOf(vm);
+    const qmp = this.opts.runtime.qmpOf(id);
+    const disks = qmp ? await this.opts.hypervisor.diskThrottles(qmp) : [];
+    return {
+      vm_id: id,
+      disk_iops: wanted.diskIops,
+      disk_mbps: wanted.diskMBps,
+      net_mbit: wanted.netMbit,
+      enforced: {
+        disks: disks.map(({ id: disk, throttle }) => ({
+          disk,
+          iops: throttle?.iops || null,
+          mbps: throttle?.bytesPerSec ? throttle.bytesPerSec / 1_000_000 : null,
+          group: throttle?.group ?? null,
+        })),
+        taps: qmp ? await this.opts.network.tapCaps(id) : [],
+      },
+    };
   }
 
   /** A long operation by id (the last 1,000 are kept). */

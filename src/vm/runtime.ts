@@ -12,6 +12,7 @@ import { killPoint } from "../lib/kill-points.js";
 import type { ImageCatalog } from "./images.js";
 import { macFor, toQemuSpec } from "./qemu-spec.js";
 import type { GuestNetwork } from "./guest-network.js";
+import { diskThrottleOf, NO_IO_LIMITS, type IoLimits } from "./io-limits.js";
 import type { GuestGpus } from "./guest-gpus.js";
 import { writeNoCloudSeed } from "../storage/cloud-init-seed.js";
 import type { VmRecord, VmRepo } from "./repo.js";
@@ -56,6 +57,8 @@ export interface RuntimeOptions {
   network: GuestNetwork;
   /** How VMs get GPUs (passthrough), or none. */
   gpus: GuestGpus;
+  /** A VM's caps on disk I/O and network, as they apply at its boot; default none. */
+  ioLimits?: (vm: VmRecord) => IoLimits;
   log: Logger;
 }
 
@@ -164,9 +167,31 @@ export class VmRuntime extends EventEmitter<{ change: [VmChange] }> {
       await this.attach(vm.id, pid, { readyFromStart: true });
       this.opts.repo.update(vm.id, { pid, startedAt: new Date().toISOString(), ready: false });
       await this.opts.network.started(vm.id);
+      await this.capDisks(vm, disks.map((d) => d.id));
       await this.opts.gpus.started(vm.id, pid).catch((e: unknown) => this.opts.log.warn({ vm: vm.id, err: e }, "the VM could not be pinned to its GPUs' NUMA node"));
     } finally {
       await Promise.all(Object.values(secrets).map((f) => rm(f, { force: true })));
+    }
+  }
+
+  /** A VM's caps on disk I/O and network, as they apply now (its grant's, else the operator's defaults). */
+  ioLimitsOf(vm: VmRecord): IoLimits {
+    return this.opts.ioLimits?.(vm) ?? NO_IO_LIMITS;
+  }
+
+  /**
+   * Caps the disks `ids` of a running VM (one QEMU throttle group: the cap is the VM's, all its disks
+   * together). A cap QEMU refuses is logged and left: the VM runs, uncapped, rather than not at all.
+   */
+  async capDisks(vm: VmRecord, ids: readonly string[]): Promise<void> {
+    const throttle = diskThrottleOf(this.ioLimitsOf(vm));
+    const qmp = this.qmpOf(vm.id);
+    if (!throttle || !qmp) return;
+    for (const id of ids) {
+      await this.opts.hypervisor.throttleDisk(qmp, id, throttle).catch((e: unknown) => {
+        this.opts.log.error({ vm: vm.id, disk: id, err: e }, "the disk's I/O cap could not be set");
+        this.opts.repo.log(vm.id, `disk ${id}: I/O cap not set (${e instanceof Error ? e.message : String(e)})`);
+      });
     }
   }
 

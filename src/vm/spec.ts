@@ -1,4 +1,5 @@
 import type { LanAttachment } from "../network/lan/model.js";
+import type { IoLimits } from "./io-limits.js";
 
 /**
  * What a VM is, in host terms, as stored with it. Both faces (host API and DBC API) map their
@@ -53,6 +54,8 @@ export interface VmSpec {
   lan?: LanAttachment | null;
   /** An address of the operator's pool mapped 1:1 to the VM (bridged networking). Absent or null: none. */
   publicIp?: string | null;
+  /** Caps on its disk I/O and network its renter's grant set (vm/io-limits.ts). Absent: the operator's defaults. */
+  io?: IoLimits;
   /** Data disks added after creation (`disk/add`): `vdc`, `vdd`, … each `<name>.qcow2` in the VM's folder. Absent: none. */
   extraDisks?: ExtraDisk[];
 }

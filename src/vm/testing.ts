@@ -1,4 +1,5 @@
 /** Test helpers for the VM layer: a whole layer over a fake hypervisor, a real store and real qemu-img. */
+import { effectiveIoLimits, type IoLimits } from "./io-limits.js";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,7 +11,7 @@ import { createDisk } from "../storage/qemu-img.js";
 import { openDb, type Db } from "../store/db.js";
 import { ImageCatalog } from "./images.js";
 import type { PortRangeKind } from "./ports.js";
-import { VmRepo } from "./repo.js";
+import { VmRepo, type VmRecord } from "./repo.js";
 import type { HostCapacity } from "./resources.js";
 import type { VmSpec } from "./spec.js";
 import { createVms, type Vms } from "./vms.js";
@@ -129,7 +130,9 @@ export interface TestVms extends Vms {
  * a real port allocator (its host probe answering "free": no port is bound here), and a fake
  * hypervisor whose guests answer QMP on real sockets.
  */
-export async function testVms(opts: { shutdownTimeoutMs?: number; host?: Partial<HostCapacity>; gpus?: (db: Db) => GuestGpus } = {}): Promise<TestVms> {
+export async function testVms(
+  opts: { shutdownTimeoutMs?: number; host?: Partial<HostCapacity>; gpus?: (db: Db) => GuestGpus; ioDefaults?: IoLimits } = {},
+): Promise<TestVms> {
   const dataDir = await mkdtemp(join(tmpdir(), "batu-vms-"));
   const imagesDir = join(dataDir, "shipped");
   mkdirSync(imagesDir);
@@ -158,6 +161,7 @@ export async function testVms(opts: { shutdownTimeoutMs?: number; host?: Partial
       forwardHost: "127.0.0.1",
       network: new UserModeNetwork(hypervisor, "127.0.0.1", repo),
       ...(opts.gpus ? { gpus: opts.gpus(db) } : {}),
+      ...(opts.ioDefaults ? { ioLimits: (vm: VmRecord) => effectiveIoLimits(vm.spec.io, opts.ioDefaults!) } : {}),
       shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 2000,
       log: quietLog(),
     });

@@ -6,7 +6,8 @@ import type { ImageCatalog } from "./images.js";
 import { Operations } from "./operations.js";
 import { VmPortReservations, type PortRangeKind } from "./ports.js";
 import { VmQueries } from "./queries.js";
-import type { VmRepo } from "./repo.js";
+import type { VmRecord, VmRepo } from "./repo.js";
+import type { IoLimits } from "./io-limits.js";
 import type { HostCapacity } from "./resources.js";
 import { VmRuntime } from "./runtime.js";
 import { VmService } from "./service.js";
@@ -28,6 +29,8 @@ export interface VmsOptions {
   network: GuestNetwork;
   /** How VMs get GPUs; default none. */
   gpus?: GuestGpus;
+  /** A VM's caps on disk I/O and network (its grant's, else the operator's defaults); default none. */
+  ioLimits?: (vm: VmRecord) => IoLimits;
   /** How long a graceful shutdown waits for the guest before powering off. */
   shutdownTimeoutMs: number;
   log: Logger;

@@ -5,7 +5,7 @@ import { buildQemuArgv } from "./argv.js";
 import { isQemuAlive, killQemu, QEMU_BINARY, readPidFile, startQemu, waitForExit } from "./process.js";
 import { QmpClient, type QmpConnectOptions } from "./qmp/client.js";
 import { QmpError } from "./qmp/errors.js";
-import { diskFileNodeName, diskNodeName, GUEST_AGENT_CHARDEV, nicNetdevId, runPaths, type DiskSpec, type HostForward, type QemuSpec } from "./spec.js";
+import { diskFileNodeName, diskNodeName, GUEST_AGENT_CHARDEV, nicNetdevId, runPaths, type DiskSpec, type DiskThrottle, type HostForward, type QemuSpec } from "./spec.js";
 import { guestAgentCall } from "./qga.js";
 import { parseUsernetForwards } from "./usernet.js";
 import { collectQemuStats, type NicRef, type QemuStats } from "./stats.js";
@@ -113,6 +113,30 @@ export class QemuHypervisor implements Hypervisor {
       for (const name of undo) await qmp.execute("blockdev-del", { "node-name": name }).catch(() => undefined);
       throw e;
     }
+  }
+
+  async throttleDisk(qmp: QmpClient, id: string, throttle: DiskThrottle | null): Promise<void> {
+    // A disk given with -blockdev has no legacy drive name: its backend is named by the device's path.
+    await qmp.execute("block_set_io_throttle", {
+      id: virtioBackendPath(id),
+      iops: throttle?.iops ?? 0,
+      iops_rd: 0,
+      iops_wr: 0,
+      bps: throttle?.bytesPerSec ?? 0,
+      bps_rd: 0,
+      bps_wr: 0,
+      ...(throttle ? { group: throttle.group } : {}),
+    });
+  }
+
+  async diskThrottles(qmp: QmpClient): Promise<Array<{ id: string; throttle: DiskThrottle | null }>> {
+    const blocks = await qmp.execute<Array<{ qdev?: string; inserted?: { iops: number; bps: number; group?: string } }>>("query-block");
+    return blocks.flatMap((b) => {
+      const id = b.qdev?.match(/^\/machine\/peripheral\/([^/]+)\/virtio-backend$/)?.[1];
+      if (!id || !b.inserted) return [];
+      const { iops, bps, group } = b.inserted;
+      return [{ id, throttle: iops || bps ? { iops, bytesPerSec: bps, group: group ?? "" } : null }];
+    });
   }
 
   async resizeDisk(qmp: QmpClient, id: string, sizeBytes: number): Promise<void> {
@@ -257,3 +281,6 @@ export class QemuHypervisor implements Hypervisor {
     return collectQemuStats(qmp, pid, nics);
   }
 }
+
+/** The QOM path of virtio-blk device `id`'s block backend (what block_set_io_throttle names). */
+const virtioBackendPath = (id: string): string => `/machine/peripheral/${id}/virtio-backend`;

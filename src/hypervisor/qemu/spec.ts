@@ -45,6 +45,15 @@ export interface DiskSpec {
   format: "qcow2" | "raw";
 }
 
+/** A cap on a disk's I/O (QMP block_set_io_throttle); 0: no cap that way. Disks of one group share it. */
+export interface DiskThrottle {
+  /** Reads and writes per second. */
+  iops: number;
+  /** Bytes per second read and written. */
+  bytesPerSec: number;
+  group: string;
+}
+
 /** A slirp host forward: hostAddr:hostPort on the host reaches guestPort in the guest. */
 export interface HostForward {
   proto: "tcp" | "udp";

@@ -58,6 +58,9 @@ describe("/common/rent/*", () => {
         cpu_cores: null,
         mem_gib: null,
         disk_gib: null,
+        disk_iops: null,
+        disk_mbps: null,
+        net_mbit: null,
       },
     });
     const taken = await post("/common/rent/grant", { node_id: NODE, wallet: bob.address, until: "2026-01-03T00:00:00+02:00" });
@@ -116,5 +119,19 @@ describe("/common/rent/*", () => {
     // Extended without saying what it gives: the rental keeps its GPUs and caps.
     const longer = await post("/common/rent/grant", { node_id: node, wallet: alice.address, until: "2026-01-05T00:00:00Z" });
     expect(longer.json().rental).toMatchObject({ until: "2026-01-05T00:00:00.000Z", gpus: 4, cpu_cores: 16, mem_gib: 64 });
+  });
+
+  it("caps each of a renter's VMs' disk I/O and network, kept when the grant is extended", async () => {
+    clock = t0;
+    const node = "e".repeat(64);
+    const grant = (extra: Record<string, unknown>) => post("/common/rent/grant", { node_id: node, wallet: alice.address, until: "2026-01-02T00:00:00Z", ...extra });
+    const a = await grant({ disk_iops: 800, disk_mbps: 50, net_mbit: 100 });
+    expect(a.json().rental).toMatchObject({ disk_iops: 800, disk_mbps: 50, net_mbit: 100, gpus: null });
+    const b = await grant({ net_mbit: 20 });
+    expect(b.json().rental).toMatchObject({ disk_iops: 800, disk_mbps: 50, net_mbit: 20 });
+    for (const [field, value] of [["disk_iops", 0], ["disk_mbps", 1.5], ["net_mbit", "100"]] as const) {
+      const bad = await grant({ [field]: value });
+      expect([bad.statusCode, bad.json().message]).toEqual([400, expect.stringContaining(field)]);
+    }
   });
 });

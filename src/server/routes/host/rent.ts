@@ -48,7 +48,8 @@ export const rentRoutes: FastifyPluginAsyncTypebox<{
           "Give `wallet` or `multisig_accounts`. The node id need not be known yet (it may join later). " +
           "Without `gpus` the whole node goes to this renter alone: refused (409) while another renter has any of it. " +
           "With `gpus`, several renters share the node, as long as their GPUs add up to no more than the node's; " +
-          "`cpu_cores`, `mem_gib` and `disk_gib` cap what the renter's VMs there may hold. " +
+          "`cpu_cores`, `mem_gib` and `disk_gib` cap what the renter's VMs there may hold; `disk_iops`, `disk_mbps` and " +
+          "`net_mbit` cap each of its VMs' disk I/O and network (applied at each boot; else the node's defaults). " +
           "Granting a node its renter already has moves `until` and sets what it gives.",
         tags: ["rent"],
         body: RentGrant,
@@ -66,6 +67,9 @@ export const rentRoutes: FastifyPluginAsyncTypebox<{
         ...(b.cpu_cores !== undefined ? { cpuCores: b.cpu_cores } : {}),
         ...(b.mem_gib !== undefined ? { memGib: b.mem_gib } : {}),
         ...(b.disk_gib !== undefined ? { diskGib: b.disk_gib } : {}),
+        ...(b.disk_iops !== undefined ? { diskIops: b.disk_iops } : {}),
+        ...(b.disk_mbps !== undefined ? { diskMBps: b.disk_mbps } : {}),
+        ...(b.net_mbit !== undefined ? { netMbit: b.net_mbit } : {}),
       };
       const nodeGpus = await deps.nodeGpus?.(b.node_id.toLowerCase());
       const rental = rentals.grant(b.node_id, renterSpec(b), until, at, limits, nodeGpus);

@@ -21,6 +21,7 @@ import {
   VmSnapshotList,
   VmSnapshotListQuery,
   VmStats,
+  VmLimits,
   VmStatsQuery,
 } from "../../../api/host-vm.js";
 import type { DiskService } from "../../../disk/service.js";
@@ -331,6 +332,22 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (req) => reads.stats(req.query.vm_id),
+  );
+
+  app.get(
+    "/common/vm/limits",
+    {
+      schema: {
+        summary: "A VM's caps on disk I/O and network bandwidth",
+        description:
+          "What applies to the VM (its renter's grant: `disk_iops`, `disk_mbps`, `net_mbit`; else config.json's " +
+          "`vm_disk_iops`, `vm_disk_mbps`, `vm_net_mbit`), applied at each boot, and what QEMU and the kernel enforce now.",
+        tags: ["vm"],
+        querystring: VmStatsQuery,
+        response: { 200: VmLimits, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply },
+      },
+    },
+    async (req) => reads.limits(req.query.vm_id),
   );
 
   app.get(
