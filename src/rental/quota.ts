@@ -62,6 +62,15 @@ export function modifyQuotaRefusal(limits: RentalLimits, spec: VmSpec, next: VmS
   return over ? { field: `new_${over.field}`, message: over.message } : null;
 }
 
+/**
+ * Why `vm`, stopped, may not start again under its renter's rental as it is now, or null: a rental
+ * changed since (fewer GPUs, a lower cap) counts the VM with the renter's others, as at creation.
+ */
+export function startQuotaRefusal(limits: RentalLimits, vm: Pick<VmRecord, "id" | "owner" | "spec">, all: readonly Pick<VmRecord, "id" | "owner" | "status" | "spec">[]): { field: string; message: string } | null {
+  if (vm.owner === null) return null;
+  return quotaRefusal(limits, heldBy(vm.owner, all, vm.id), demandOfSpec(vm.spec));
+}
+
 /** Why `moreBytes` of data disk beyond the `heldBytes` the renter's VMs on the node have does not fit its rental, or null. */
 export function diskQuotaRefusal(limits: RentalLimits, heldBytes: number, moreBytes: number): string | null {
   if (limits.diskGib === null || heldBytes + moreBytes <= limits.diskGib * GIB) return null;

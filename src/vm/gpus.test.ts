@@ -125,4 +125,18 @@ describe("a renter's rental of some GPUs", () => {
     await expect(vms.service.modify("r-1", { memoryMiB: 1024 }, rentsTwo)).rejects.toThrow("can not modify mem size");
     expect((await gpus!.inventory()).filter((g) => g.state === "in use")).toHaveLength(5);
   });
+
+  it("starts a stopped task only within the rental as it is now (a rental cut since refuses it); its new caps apply from that boot", async () => {
+    await vms.service.create({ ...testCreateRequest("r-1", { gpuCount: 1 }), quota: rentsTwo }, { wait: true });
+    await vms.service.create({ ...testCreateRequest("r-2", { gpuCount: 1 }), quota: rentsTwo }, { wait: true });
+    await vms.service.act("r-2", "poweroff");
+    const cut = { ...rentsTwo, gpus: 1 };
+    expect(() => vms.service.begin("r-2", "start", { quota: cut })).toThrow(/^gpu_count exceeds number of leases: 1 rented, 1 held/);
+    expect(vms.repo.get("r-2")!.status).toBe("closed");
+    // Regranted with two GPUs again and a network cap: the start goes ahead under it.
+    const op = vms.service.begin("r-2", "start", { quota: { ...rentsTwo, netMbit: 30 } });
+    for (let i = 0; i < 500 && vms.queries.operation(op.id)?.state === "running"; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(vms.queries.operation(op.id)?.state).toBe("done");
+    expect(vms.repo.get("r-2")!.spec.io).toEqual({ diskIops: null, diskMBps: null, netMbit: 30 });
+  });
 });

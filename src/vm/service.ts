@@ -17,7 +17,8 @@ import type { Operation, Operations, ProgressReporter } from "./operations.js";
 import { applyModify, type VmModify } from "./modify.js";
 import type { GuestNetwork } from "./guest-network.js";
 import type { GuestGpus } from "./guest-gpus.js";
-import { heldBy, modifyQuotaRefusal, quotaRefusal } from "../rental/quota.js";
+import { heldBy, modifyQuotaRefusal, quotaRefusal, startQuotaRefusal } from "../rental/quota.js";
+import { ioLimitsOfGrant } from "./io-limits.js";
 import type { RentalLimits } from "../auth/rental-ledger.js";
 import type { VmPortReservations } from "./ports.js";
 
@@ -112,11 +113,22 @@ export class VmService {
    * Starts an action and answers at once (DBC's asynchronous style): refused now if the VM is busy
    * or its state forbids it; otherwise the returned operation tracks it to the end.
    */
-  begin(id: string, action: VmAction, opts: { force?: boolean } = {}): Operation {
+  begin(id: string, action: VmAction, opts: { force?: boolean; quota?: RentalLimits } = {}): Operation {
     const vm = this.get(id);
     if (this.locks.busy(id) || TRANSITIONAL.has(vm.status)) throw new VmConflictError(`vm is ${vm.status}`);
-    const plan = planAction(action, vm.status, this.opts.runtime.isLive(id));
+    const alive = this.opts.runtime.isLive(id);
+    const plan = planAction(action, vm.status, alive);
     if ("refused" in plan) throw new VmConflictError(plan.refused);
+    // A boot under the renter's rental as it is now: refused here, so the caller hears why.
+    const boots = action === "start" || (action === "restart" && !alive);
+    const over = boots && opts.quota ? startQuotaRefusal(opts.quota, vm, this.opts.repo.list()) : null;
+    if (over) throw new VmResourceError(over.field, over.message);
+    // The grant's caps on disk I/O and network as they are now apply from this boot.
+    const io = ioLimitsOfGrant(opts.quota);
+    if (boots && opts.quota && JSON.stringify(io) !== JSON.stringify(vm.spec.io)) {
+      const { io: _old, ...rest } = vm.spec;
+      this.opts.repo.update(id, { spec: io ? { ...rest, io } : rest });
+    }
     const op = this.opts.operations.begin(vm, action);
     this.opts.operations.track(op, this.act(id, action, opts)).catch(() => undefined);
     return op;

@@ -158,9 +158,11 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
       }
       const action = ACTIONS[verb];
       if (!action) throw new DbcError(-32601, `not support uri:${req.url.split("?")[0]}`, 404);
-      const vm = reads.getFor(renter(req), req.params.id);
+      const owner = renter(req);
+      const vm = reads.getFor(owner, req.params.id);
       const force = String(req.query.force_reboot ?? additional.force_reboot ?? "");
-      const op = vms.begin(vm.id, action, { force: force === "true" || (Number(force) || 0) !== 0 });
+      const quota = quotaFor(req, deps, owner);
+      const op = vms.begin(vm.id, action, { force: force === "true" || (Number(force) || 0) !== 0, ...(quota ? { quota } : {}) });
       return { ...ok("ok"), operation_id: op.id };
     },
   );
