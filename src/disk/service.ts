@@ -90,6 +90,9 @@ export class DiskService {
       } catch (e) {
         this.opts.repo.update(id, { spec: vm.spec });
         await rm(path, { force: true });
+        if (e instanceof HypervisorError && e.code === HypervisorErrorCode.NoHotplugPort) {
+          throw new FieldError("size", `${e.message}: stop the task to add more disks (each boot gives every disk a place)`);
+        }
         throw e;
       }
       // A plugged disk joins the VM's cap, as the ones it booted with did.

@@ -94,6 +94,8 @@ export const HypervisorErrorCode = {
   ExitTimeout: "exit_timeout",
   /** detachDisk: the guest did not release the disk in time. */
   DiskBusy: "disk_busy",
+  /** attachDisk: a q35 VM's spare root ports are all taken (a boot gives every disk a place again). */
+  NoHotplugPort: "no_hotplug_port",
 } as const;
 export type HypervisorErrorCode = (typeof HypervisorErrorCode)[keyof typeof HypervisorErrorCode];
 

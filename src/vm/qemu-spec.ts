@@ -6,6 +6,9 @@ import { forwardsOf, type VmSpec } from "./spec.js";
 
 export { macFor };
 
+/** Spare root ports of a q35 VM (one with GPUs): that many data disks can be hot-plugged between boots. */
+export const Q35_HOTPLUG_PORTS = 8;
+
 /** The id of a VM's user-mode NIC, the one its host forwards are on. */
 export const USER_NIC_ID = "net0";
 
@@ -60,6 +63,7 @@ export function toQemuSpec(vmId: string, spec: VmSpec, image: ResolvedImage, hos
     fwCfg: host.fwCfg,
     guestAgent: true,
     ...(host.seedDisk ? { seedDisk: host.seedDisk } : {}),
-    ...(host.gpus?.length ? { gpus: host.gpus } : {}),
+    // q35's root bus takes no hot-plugged device: spare root ports for the disks `disk/add` plugs live.
+    ...(host.gpus?.length ? { gpus: host.gpus, hotplugPorts: Q35_HOTPLUG_PORTS } : {}),
   };
 }

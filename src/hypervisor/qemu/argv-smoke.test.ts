@@ -9,6 +9,8 @@ import { startQemu, waitForExit } from "./process.js";
 import { QmpClient } from "./qmp/client.js";
 import { DEBIAN_OVMF, type QemuSpec } from "./spec.js";
 import { makeTempDir, minimalSpec, qemuAvailable, QemuTestJanitor } from "./testing.js";
+import { QemuHypervisor } from "./index.js";
+import { createLogger } from "../../lib/logger.js";
 
 /** A TCP port nobody listens on right now, at or above `min`. */
 async function freePort(min = 0): Promise<number> {
@@ -107,15 +109,30 @@ describe.runIf(qemuAvailable())("QEMU accepts the argv buildQemuArgv writes", ()
       machine: "q35",
       cpu: { sockets: 1, cores: 2, threads: 1 },
       firmware: { kind: "uefi", codePath: DEBIAN_OVMF.codePath, varsPath: join(dir, "OVMF_VARS.fd") },
-      hotplugPorts: 1,
+      hotplugPorts: 2,
     });
     const { pid, qmp } = await boot(spec);
     expect(await qmp.execute("query-status")).toMatchObject({ status: "prelaunch" });
     expect(await qmp.execute<unknown[]>("query-cpus-fast")).toHaveLength(2);
-    await qmp.execute("blockdev-add", { driver: "qcow2", "node-name": "disk-vdb", file: { driver: "file", filename: join(dir, "vdb.qcow2") } });
-    await qmp.execute("device_add", { driver: "virtio-blk-pci", id: "vdb", drive: "disk-vdb", bus: "hp0" });
+    // Running (a machine not yet started takes devices anywhere): the driver finds a free spare port
+    // for each disk, as q35's root bus refuses hot-plugging, until none is left.
+    await qmp.execute("cont");
+    const hv = new QemuHypervisor({ logger: createLogger({ level: "silent" }) });
+    await exec("qemu-img", ["create", "-f", "qcow2", join(dir, "vdc.qcow2"), "16M"]);
+    await exec("qemu-img", ["create", "-f", "qcow2", join(dir, "vdd.qcow2"), "16M"]);
+    await hv.attachDisk(qmp, { id: "vdb", path: join(dir, "vdb.qcow2"), format: "qcow2" });
+    await hv.attachDisk(qmp, { id: "vdc", path: join(dir, "vdc.qcow2"), format: "qcow2" });
+    await expect(hv.attachDisk(qmp, { id: "vdd", path: join(dir, "vdd.qcow2"), format: "qcow2" })).rejects.toMatchObject({ code: "no_hotplug_port" });
     const blocks = await qmp.execute<Array<{ qdev: string; "node-name"?: string }>>("query-blockstats");
-    expect(blocks.map((b) => b.qdev)).toContain("/machine/peripheral/vdb/virtio-backend");
+    expect(blocks.map((b) => b.qdev)).toEqual(expect.arrayContaining(["/machine/peripheral/vdb/virtio-backend", "/machine/peripheral/vdc/virtio-backend"]));
+    expect(blocks.map((b) => b.qdev)).not.toContain("/machine/peripheral/vdd/virtio-backend");
+    // One cap shared by the VM's disks (a throttle group), read back as QEMU holds it.
+    const throttle = { iops: 250, bytesPerSec: 10_000_000, group: "batu-vm" };
+    await hv.throttleDisk(qmp, "vdb", throttle);
+    await hv.throttleDisk(qmp, "vdc", throttle);
+    expect(await hv.diskThrottles(qmp)).toEqual(expect.arrayContaining([{ id: "vdb", throttle }, { id: "vdc", throttle }]));
+    await hv.throttleDisk(qmp, "vdc", null);
+    expect((await hv.diskThrottles(qmp)).find((d) => d.id === "vdc")).toEqual({ id: "vdc", throttle: null });
     await quit(qmp, pid);
   });
 });

@@ -1,5 +1,6 @@
 import { assertNever } from "../../lib/assert-never.js";
 import {
+  HOTPLUG_PORT_PREFIX,
   diskFileNodeName,
   diskNodeName,
   GUEST_AGENT_CHARDEV,
@@ -113,7 +114,7 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
   });
 
   for (let i = 0; i < (spec.hotplugPorts ?? 0); i++) {
-    argv.push("-device", `pcie-root-port,id=hp${i},bus=pcie.0,chassis=${++chassis}`);
+    argv.push("-device", `pcie-root-port,id=${HOTPLUG_PORT_PREFIX}${i},bus=pcie.0,chassis=${++chassis}`);
   }
 
   argv.push(

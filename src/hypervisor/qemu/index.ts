@@ -5,7 +5,7 @@ import { buildQemuArgv } from "./argv.js";
 import { isQemuAlive, killQemu, QEMU_BINARY, readPidFile, startQemu, waitForExit } from "./process.js";
 import { QmpClient, type QmpConnectOptions } from "./qmp/client.js";
 import { QmpError } from "./qmp/errors.js";
-import { diskFileNodeName, diskNodeName, GUEST_AGENT_CHARDEV, nicNetdevId, runPaths, type DiskSpec, type DiskThrottle, type HostForward, type QemuSpec } from "./spec.js";
+import { diskFileNodeName, diskNodeName, GUEST_AGENT_CHARDEV, HOTPLUG_PORT_PREFIX, nicNetdevId, runPaths, type DiskSpec, type DiskThrottle, type HostForward, type QemuSpec } from "./spec.js";
 import { guestAgentCall } from "./qga.js";
 import { parseUsernetForwards } from "./usernet.js";
 import { collectQemuStats, type NicRef, type QemuStats } from "./stats.js";
@@ -108,10 +108,36 @@ export class QemuHypervisor implements Hypervisor {
       undo.unshift(file);
       await qmp.execute("blockdev-add", { driver: disk.format, "node-name": node, file, discard: "unmap" });
       undo.unshift(node);
-      await qmp.execute("device_add", { driver: "virtio-blk-pci", id: disk.id, drive: node });
+      await this.plugDevice(qmp, { driver: "virtio-blk-pci", id: disk.id, drive: node });
     } catch (e) {
       for (const name of undo) await qmp.execute("blockdev-del", { "node-name": name }).catch(() => undefined);
       throw e;
+    }
+  }
+
+  /**
+   * device_add where the machine takes it: a pc machine's root bus hot-plugs; a q35's does not, so
+   * the device goes to the first free one of its spare root ports (`hp0`, `hp1`, ...: argv.ts).
+   */
+  private async plugDevice(qmp: QmpClient, device: Record<string, unknown>): Promise<void> {
+    try {
+      await qmp.execute("device_add", device);
+      return;
+    } catch (e) {
+      if (!(e instanceof QmpError && /does not support hotplugging/.test(e.message))) throw e;
+    }
+    for (let port = 0; ; port++) {
+      try {
+        // Slot 0, the one a root port has: QEMU would take another slot, which the guest never scans.
+        await qmp.execute("device_add", { ...device, bus: `${HOTPLUG_PORT_PREFIX}${port}`, addr: "00.0" });
+        return;
+      } catch (e) {
+        if (!(e instanceof QmpError)) throw e;
+        // Taken by a disk plugged earlier: try the next. No such port: none left.
+        if (/not available|in use|occupied/.test(e.message)) continue;
+        if (/not found/.test(e.message)) throw new HypervisorError(HypervisorErrorCode.NoHotplugPort, `no free hotplug port for ${String(device.id)}: the VM's ${port} are taken`);
+        throw e;
+      }
     }
   }
 

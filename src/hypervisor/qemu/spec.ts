@@ -45,6 +45,9 @@ export interface DiskSpec {
   format: "qcow2" | "raw";
 }
 
+/** The id prefix of a q35 machine's spare root ports, numbered from 0, where disks are hot-plugged. */
+export const HOTPLUG_PORT_PREFIX = "hp";
+
 /** A cap on a disk's I/O (QMP block_set_io_throttle); 0: no cap that way. Disks of one group share it. */
 export interface DiskThrottle {
   /** Reads and writes per second. */
@@ -132,7 +135,7 @@ export interface QemuSpec {
   vnc?: VncSpec;
   fwCfg?: FwCfgEntry[];
   gpus?: GpuSpec[];
-  /** q35 only: empty pcie-root-ports ("hp0", "hp1", ...) to hotplug devices into later. */
+  /** q35 only: empty pcie-root-ports ("hp0", "hp1", ...: HOTPLUG_PORT_PREFIX) to hotplug devices into later. */
   hotplugPorts?: number;
   /**
    * A virtio-serial channel for the QEMU guest agent (`org.qemu.guest_agent.0`), served by QEMU on
