@@ -10,7 +10,6 @@ const UNMATCHED_ROUTE = "(unmatched)";
 export interface MetricsOptions {
   /** How long a scrape waits for the VMs' live figures; default VM_FIGURES_BOUND_MS. */
   vmFiguresBoundMs?: number;
-  now?: () => Date;
 }
 
 /**
@@ -20,7 +19,6 @@ export interface MetricsOptions {
  */
 export function installMetrics(app: FastifyInstance, deps: AppDeps, opts: MetricsOptions = {}): AppMetrics {
   const metrics = new AppMetrics();
-  const now = opts.now ?? (() => new Date());
 
   app.addHook("onResponse", async (req, reply) => {
     const labels = { method: req.method, route: req.routeOptions.url ?? UNMATCHED_ROUTE, status: String(reply.statusCode) };
@@ -53,7 +51,7 @@ export function installMetrics(app: FastifyInstance, deps: AppDeps, opts: Metric
     },
     async (_req, reply) => {
       metrics.setVms(await readVmFigures(deps.vmQueries, opts.vmFiguresBoundMs ?? VM_FIGURES_BOUND_MS));
-      metrics.setMembers(deps.group.isMaster ? deps.group.list() : undefined, now());
+      metrics.setMembers(deps.group.isMaster ? deps.group.list() : undefined, deps.group.now());
       return reply.header("content-type", metrics.registry.contentType).send(await metrics.registry.metrics());
     },
   );
