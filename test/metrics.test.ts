@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { call, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
+import { request } from "node:https";
+import { call, runCli, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
 import { endVmTests, waitForVm } from "./helpers/vm.js";
 import { until } from "./helpers/wait.js";
 import { parsePrometheusText, sample, type PromText } from "../src/metrics/testing.js";
@@ -68,6 +69,33 @@ describe("GET /metrics on a running agent", () => {
     // The requests made above, by route pattern.
     expect(sample(m, "batu_http_requests_total", { method: "POST", route: "/common/vm/add", status: "200" })).toBe(1);
     expect(sample(m, "batu_http_requests_total", { method: "GET", route: "/common/vm/list", status: "401" })).toBe(1);
+  });
+
+  it("is scraped over HTTPS as docs/metrics.md configures Prometheus: the agent's certificate as CA, server name localhost", async () => {
+    const ca = readFileSync(join(agent.confDir, "tls.crt"));
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        { host: "127.0.0.1", port: agent.tlsPort, path: "/metrics", ca, servername: "localhost", headers: { authorization: `Bearer ${metricsToken}` } },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    expect(status).toBe(200);
+  });
+
+  it("takes a rotated metrics token at once (batu token rotate metrics) and refuses the old one", async () => {
+    const r = await runCli(["token", "rotate", "metrics", "--conf-dir", agent.confDir, "--port", String(agent.port)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/rotated the metrics token: the new one is in .*metrics\.token/);
+    const fresh = readFileSync(join(agent.confDir, "metrics.token"), "utf8").trim();
+    expect(fresh).not.toBe(metricsToken);
+    expect((await scrape()).status).toBe(401);
+    metricsToken = fresh;
+    expect((await scrape()).status).toBe(200);
   });
 
   it("drops a deleted VM's series and counts it no more", async () => {
