@@ -33,7 +33,7 @@ export interface AgentState {
   dataDir: string;
   files: HostFiles;
   identity: NodeIdentity;
-  /** The admin and join tokens in force (rotated without a restart). */
+  /** The admin, join and metrics tokens in force (rotated without a restart). */
   tokens: HostTokens;
   /** This node's TLS key and self-signed certificate. */
   tls: TlsIdentity;
@@ -59,7 +59,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
   const files = loadHostFiles(confDir);
   const identity = await loadIdentity(confDir);
   const tls = await loadTlsIdentity(confDir, identity.nodeId);
-  const tokens = new HostTokens(confDir, { admin: identity.adminToken, join: identity.joinToken });
+  const tokens = new HostTokens(confDir, { admin: identity.adminToken, join: identity.joinToken, metrics: identity.metricsToken });
   ensurePrivateDir(dataDir);
   const db = openDb(join(dataDir, DB_FILE));
   let port = opts.port;

@@ -378,7 +378,11 @@ export type GroupRemoveReply = Static<typeof GroupRemoveReply>;
 
 /** `POST /common/token/rotate` (admin): replace one of this host's tokens, at once, without a restart. */
 export const TokenRotate = Type.Object(
-  { token: StringEnum(["admin", "join"] as const, { description: "Which token: the operator's (admin.token) or the group's (join.token)" }) },
+  {
+    token: StringEnum(["admin", "join", "metrics"] as const, {
+      description: "Which token: the operator's (admin.token), the group's (join.token) or a metrics scraper's (metrics.token: GET /metrics only)",
+    }),
+  },
   { additionalProperties: false, $id: "TokenRotate" },
 );
 export type TokenRotate = Static<typeof TokenRotate>;
@@ -386,8 +390,8 @@ export type TokenRotate = Static<typeof TokenRotate>;
 export const TokenRotateReply = Type.Object(
   {
     message: Type.Literal("ok"),
-    token: StringEnum(["admin", "join"] as const),
-    file: Type.String({ description: "The file that holds the new token (conf/admin.token or conf/join.token)" }),
+    token: StringEnum(["admin", "join", "metrics"] as const),
+    file: Type.String({ description: "The file that holds the new token (conf/admin.token, conf/join.token or conf/metrics.token)" }),
   },
   { $id: "TokenRotateReply" },
 );

@@ -10,7 +10,7 @@ describe("loadIdentity", () => {
     const dir = mkdtempSync(join(tmpdir(), "batu-id-"));
     const a = await loadIdentity(dir);
     expect(a.nodeId).toMatch(/^[0-9a-f]{64}$/);
-    for (const f of ["node.key", "admin.token", "join.token"]) expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600);
+    for (const f of ["node.key", "admin.token", "join.token", "metrics.token"]) expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600);
     const b = await loadIdentity(dir);
     expect([b.nodeId, b.adminToken, b.joinToken]).toEqual([a.nodeId, a.adminToken, a.joinToken]);
   });

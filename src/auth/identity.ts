@@ -10,13 +10,15 @@ import { newToken } from "./secrets.js";
 export const NODE_KEY_FILE = "node.key";
 export const ADMIN_TOKEN_FILE = "admin.token";
 export const JOIN_TOKEN_FILE = "join.token";
+/** The read-only token of a metrics scraper: it opens `GET /metrics` and nothing else. */
+export const METRICS_TOKEN_FILE = "metrics.token";
 
 const NodeKeyFile = Type.Object({
   type: Type.Literal("sr25519"),
   seed: Type.String({ pattern: "^0x[0-9a-f]{64}$" }),
 });
 
-/** Who this agent is: its node key (the node id is the public key) and its two tokens. */
+/** Who this agent is: its node key (the node id is the public key) and its tokens. */
 export interface NodeIdentity {
   /** 64 hex characters, no 0x: DBC's node_id form. */
   nodeId: string;
@@ -25,6 +27,7 @@ export interface NodeIdentity {
   sign(message: Uint8Array | string): Uint8Array;
   adminToken: string;
   joinToken: string;
+  metricsToken: string;
 }
 
 /** Writes a secret file readable by its owner only. Never overwrites: `wx`. */
@@ -89,6 +92,7 @@ export async function loadIdentity(confDir: string): Promise<NodeIdentity> {
     sign: (message) => sr25519Sign(message, pair),
     adminToken: loadToken(join(confDir, ADMIN_TOKEN_FILE)),
     joinToken: loadToken(join(confDir, JOIN_TOKEN_FILE)),
+    metricsToken: loadToken(join(confDir, METRICS_TOKEN_FILE)),
   };
 }
 

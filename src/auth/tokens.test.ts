@@ -9,7 +9,7 @@ describe("HostTokens", () => {
   it("rotates a token on disk (0600, whole) and in force at once; the other token is untouched", async () => {
     const dir = mkdtempSync(join(tmpdir(), "batu-tokens-"));
     const id = await loadIdentity(dir);
-    const tokens = new HostTokens(dir, { admin: id.adminToken, join: id.joinToken });
+    const tokens = new HostTokens(dir, { admin: id.adminToken, join: id.joinToken, metrics: id.metricsToken });
     expect(tokens.rotate("admin")).toBe(join(dir, "admin.token"));
     expect(tokens.admin()).not.toBe(id.adminToken);
     expect(tokens.admin()).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -25,7 +25,7 @@ describe("HostTokens", () => {
     if (process.getuid?.() === 0) return; // root writes anywhere: test/tls.test.ts covers rotation end to end
     const dir = mkdtempSync(join(tmpdir(), "batu-tokens-"));
     const id = await loadIdentity(dir);
-    const tokens = new HostTokens(dir, { admin: id.adminToken, join: id.joinToken });
+    const tokens = new HostTokens(dir, { admin: id.adminToken, join: id.joinToken, metrics: id.metricsToken });
     chmodSync(dir, 0o500);
     try {
       expect(() => tokens.rotate("join")).toThrow();

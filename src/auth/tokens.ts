@@ -1,12 +1,17 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { ADMIN_TOKEN_FILE, JOIN_TOKEN_FILE } from "./identity.js";
+import { ADMIN_TOKEN_FILE, JOIN_TOKEN_FILE, METRICS_TOKEN_FILE } from "./identity.js";
 import { newToken } from "./secrets.js";
 
-/** The two tokens of a host: the operator's (host API) and the group's (joins). */
-export type TokenKind = "admin" | "join";
+/**
+ * The tokens of a host: the operator's (host API), the group's (joins), and the read-only one of a
+ * metrics scraper (`GET /metrics` and nothing else).
+ */
+export type TokenKind = "admin" | "join" | "metrics";
 
-export const TOKEN_FILES: Record<TokenKind, string> = { admin: ADMIN_TOKEN_FILE, join: JOIN_TOKEN_FILE };
+export const TOKEN_KINDS: readonly TokenKind[] = ["admin", "join", "metrics"];
+
+export const TOKEN_FILES: Record<TokenKind, string> = { admin: ADMIN_TOKEN_FILE, join: JOIN_TOKEN_FILE, metrics: METRICS_TOKEN_FILE };
 
 /**
  * Writes a fresh token to `conf/<kind>.token` through a 0600 temporary file, flushed, then renamed
@@ -58,6 +63,7 @@ export class HostTokens {
 
   admin = (): string => this.tokens.admin;
   join = (): string => this.tokens.join;
+  metrics = (): string => this.tokens.metrics;
 
   /** Makes a new `kind` token, on disk then in force. Returns the file that holds it. */
   rotate(kind: TokenKind): string {

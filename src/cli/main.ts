@@ -24,7 +24,7 @@ const COMMANDS: Record<string, Command> = {
   group: { run: group.groupCommand, usage: group.usage, summary: "join a master's group" },
   rent: { run: rent.rentCommand, usage: rent.usage, summary: "grant, list and revoke rentals of nodes to renters" },
   wallet: { run: wallet.walletCommand, usage: wallet.usage, summary: "make a renter wallet, sign a nonce or session id" },
-  token: { run: token.tokenCommand, usage: token.usage, summary: "rotate this host's admin or join token (no restart)" },
+  token: { run: token.tokenCommand, usage: token.usage, summary: "rotate this host's admin, join or metrics token (no restart)" },
   tls: { run: tls.tlsCommand, usage: tls.usage, summary: "print this host's TLS certificate fingerprint and curl pin" },
   vm: { run: vm.vmCommand, usage: vm.usage, summary: "a VM's data disks and snapshots (live on a running VM)" },
   image: { run: image.imageCommand, usage: image.usage, summary: "this node's images and its image servers': pull, push, list, delete" },

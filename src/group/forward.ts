@@ -206,11 +206,19 @@ export interface GroupRouterOptions {
   now?: () => Date;
 }
 
+/** How a forwarded call ended: the member's reply (whatever its status), or none (`unreachable`: DbcError -32701). */
+export interface ForwardOutcome {
+  nodeId: string;
+  outcome: "replied" | "unreachable";
+  seconds: number;
+}
+
 /** Routing between agents: the master forwards renter calls; a member accepts them from its master only. */
 export class GroupRouter {
   private readonly verifier: ForwardVerifier;
   private readonly now: () => Date;
   private readonly connections = new MemberConnections(FORWARD_CONNECT_TIMEOUT_MS);
+  private readonly forwardListeners = new Set<(o: ForwardOutcome) => void>();
 
   constructor(private readonly opts: GroupRouterOptions) {
     this.now = opts.now ?? (() => new Date());
@@ -229,7 +237,25 @@ export class GroupRouter {
     }
     const headers = signForward(call, this.opts.nodeId, this.opts.key, this.now());
     const replyTimeoutMs = peer.state === "suspect" ? FORWARD_CONNECT_TIMEOUT_MS : FORWARD_REPLY_TIMEOUT_MS;
-    return sendToPeer(peer, call, headers, replyTimeoutMs, this.connections.agentFor(peer));
+    const started = performance.now();
+    const told = (outcome: ForwardOutcome["outcome"]) => {
+      const o = { nodeId: peer.nodeId, outcome, seconds: (performance.now() - started) / 1000 };
+      for (const l of this.forwardListeners) l(o);
+    };
+    try {
+      const reply = await sendToPeer(peer, call, headers, replyTimeoutMs, this.connections.agentFor(peer));
+      told("replied");
+      return reply;
+    } catch (e) {
+      told("unreachable");
+      throw e;
+    }
+  }
+
+  /** Calls `listener` as each forwarded call ends (a dead member's, refused at once, is no call). Returns the unsubscribe. */
+  onForward(listener: (o: ForwardOutcome) => void): () => void {
+    this.forwardListeners.add(listener);
+    return () => this.forwardListeners.delete(listener);
   }
 
   /** Opens an event stream on a member for a renter the master authenticated; a dead member fails at once. */

@@ -65,7 +65,8 @@ type Role = MasterRole | MemberRole | null;
  */
 export class GroupService {
   private readonly config: HostConfigStore;
-  private readonly now: () => Date;
+  /** The group's clock: members' states and heartbeat ages are computed by it. */
+  readonly now: () => Date;
   private readonly startedAt: Date;
   private readonly joins: JoinAuthenticator;
   private role: Role;

@@ -49,6 +49,12 @@ export interface TransferState {
   error: string | null;
 }
 
+/** Bytes a transfer moved since its last report (the center's "bytes" event). */
+export interface TransferredBytes {
+  direction: TransferDirection;
+  bytes: number;
+}
+
 export class ImageCenterError extends Error {
   constructor(
     readonly field: "image_server" | "image_filename",
@@ -201,7 +207,12 @@ export class ImageCenter extends EventEmitter {
     };
     this.transfers.set(key(name, direction), t);
     let told = 0;
+    // The first figure a transport reports is where it starts (a resumed download's pieces kept
+    // from before): only what moves after it counts as bytes transferred.
+    let counted: number | undefined;
     const onProgress = (done: number, total: number) => {
+      if (counted !== undefined && done > counted) this.emit("bytes", { direction, bytes: done - counted } satisfies TransferredBytes);
+      counted = Math.max(counted ?? done, done);
       t.fraction = total > 0 ? Math.min(1, done / total) : 0;
       // Listeners hear each whole percent, not each chunk.
       const percent = Math.floor(t.fraction * 100);

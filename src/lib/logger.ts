@@ -1,4 +1,5 @@
 import { pino, destination, type Logger } from "pino";
+import pinoPretty from "pino-pretty";
 
 export type { Logger };
 
@@ -9,6 +10,7 @@ export const REDACT_PATHS = [
   "token",
   "adminToken",
   "joinToken",
+  "metricsToken",
   "password",
   "login_password",
   "vnc_password",
@@ -17,14 +19,44 @@ export const REDACT_PATHS = [
   "secret",
 ];
 
-/** The one logger factory: JSON lines to stderr, secrets redacted. */
-export function createLogger(opts: { level?: string; name?: string } = {}): Logger {
-  return pino(
-    {
-      name: opts.name ?? "batu",
-      level: opts.level ?? process.env.BATU_LOG_LEVEL ?? "info",
-      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-    },
-    destination(2),
-  );
+/** How log lines are written: JSON (for a collector, journald), pretty (for a person), or auto: pretty on a terminal. */
+export const LOG_FORMATS = ["auto", "pretty", "json"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** The format a choice comes to on a stream: `auto` is pretty on a terminal, JSON anywhere else (a file, a pipe, journald). */
+export function resolveLogFormat(choice: LogFormat, isTty: boolean): "pretty" | "json" {
+  return choice === "auto" ? (isTty ? "pretty" : "json") : choice;
+}
+
+/** A log format from its name (the flag's or BATU_LOG_FORMAT's), or undefined for anything else. */
+export function parseLogFormat(text: string | undefined): LogFormat | undefined {
+  return LOG_FORMATS.find((f) => f === text);
+}
+
+export interface LoggerOptions {
+  level?: string | undefined;
+  name?: string;
+  /** Default: BATU_LOG_FORMAT, else auto. */
+  format?: LogFormat | undefined;
+  /** Where lines go; default stderr. Its `isTTY` decides `auto`. */
+  stream?: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/**
+ * The one logger factory: lines to stderr, secrets redacted (pino redacts before any formatting, so
+ * in both formats). Pretty lines are formatted in this process, synchronously: no worker thread, and
+ * a line written before a crash is not lost.
+ */
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const stream = opts.stream ?? process.stderr;
+  const format = resolveLogFormat(opts.format ?? parseLogFormat(process.env.BATU_LOG_FORMAT) ?? "auto", stream.isTTY === true);
+  const options = {
+    name: opts.name ?? "batu",
+    level: opts.level ?? process.env.BATU_LOG_LEVEL ?? "info",
+    redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+  };
+  if (format === "pretty") {
+    return pino(options, pinoPretty({ destination: stream, sync: true, colorize: stream.isTTY === true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,name" }));
+  }
+  return pino(options, opts.stream ? opts.stream : destination(2));
 }

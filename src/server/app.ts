@@ -23,6 +23,7 @@ import { vmRoutes } from "./routes/host/vm.js";
 import { imageRoutes } from "./routes/host/images.js";
 import { rentRoutes } from "./routes/host/rent.js";
 import { v1Routes } from "./routes/v1/plugin.js";
+import { installMetrics } from "../metrics/plugin.js";
 
 
 /** Builds the agent's HTTP app. Never listens: the caller (agent or test) decides. */
@@ -86,6 +87,8 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { docExpansion: "list" } });
   app.addSchema(ErrorReply);
   app.addSchema(OkReply);
+  // Before the routes: its request hook counts each of them.
+  installMetrics(app, deps);
 
   await app.register(commonRoutes, { deps });
   await app.register(groupRoutes, { deps });

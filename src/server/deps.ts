@@ -11,6 +11,8 @@ import type { VmQueries } from "../vm/queries.js";
 import type { GroupVms } from "../group/group-vms.js";
 import type { RentalLedger } from "../auth/rental-ledger.js";
 import type { V1Deps } from "./routes/v1/deps.js";
+import type { TokenKind } from "../auth/tokens.js";
+import type { GroupRouter } from "../group/forward.js";
 
 /** What the HTTP layer needs from the rest of the agent: services, never I/O of its own. */
 export interface AppDeps {
@@ -21,8 +23,12 @@ export interface AppDeps {
   adminToken: () => string;
   /** This agent's HTTPS port (undefined while it serves none: tests of the app alone). */
   tlsPort?: () => number | undefined;
+  /** The read-only token of a metrics scraper in force now: it opens `GET /metrics` only. Absent: the admin token alone. */
+  metricsToken?: () => string;
   /** Rotates one of this host's tokens; returns the file that holds the new one. Absent: not offered. */
-  rotateToken?: (kind: "admin" | "join") => string;
+  rotateToken?: (kind: TokenKind) => string;
+  /** Forwarded calls to members as they end (their latency is a metric). Absent: none measured. */
+  forwards?: Pick<GroupRouter, "onForward">;
   systemConfig: () => SystemConfig;
   /** This node's usage records (what each renter's VMs ran), for billing. */
   usage?: { nodeId: string; report(from: Date, to: Date): UsageLine[] };

@@ -139,6 +139,11 @@ export class VmQueries {
     };
   }
 
+  /** Live figures of VM `vm` for a metrics scrape: the usage % baseline of `stats` is left as it is. */
+  counters(vm: VmRecord): Promise<VmStats> {
+    return this.statsReader.read(vm, { measure: false });
+  }
+
   /** A long operation by id (the last 1,000 are kept). */
   operation(id: string): Operation | undefined {
     return this.opts.operations.get(id);

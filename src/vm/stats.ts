@@ -18,7 +18,11 @@ export class VmStatsReader {
     private readonly runtime: VmRuntime,
   ) {}
 
-  async read(vm: VmRecord): Promise<VmStats> {
+  /**
+   * `measure: false` reads the counters without taking them as the baseline of the next call's usage %
+   * (a metrics scrape: /common/vm/stats callers keep theirs).
+   */
+  async read(vm: VmRecord, opts: { measure?: boolean } = {}): Promise<VmStats> {
     const qmp = this.runtime.qmpOf(vm.id);
     const pid = this.runtime.pidOf(vm.id);
     const base: VmStats = {
@@ -35,7 +39,7 @@ export class VmStatsReader {
     const s = await this.hypervisor.stats(qmp, pid, [{ id: "net0", kind: "user" }]);
     const now = Date.now();
     const prev = this.last.get(vm.id) ?? { atMs: now - s.uptimeMs, vcpuTimeMs: 0 };
-    this.last.set(vm.id, { atMs: now, vcpuTimeMs: s.vcpuTimeMs });
+    if (opts.measure !== false) this.last.set(vm.id, { atMs: now, vcpuTimeMs: s.vcpuTimeMs });
     const wallMs = now - prev.atMs;
     const sum = (f: (n: { rxBytes: number | null; txBytes: number | null }) => number | null) => {
       const values = s.nics.map(f);

@@ -1,10 +1,11 @@
 import { ConfigError } from "../../config/json-file.js";
 import { startAgent } from "../../agent/agent.js";
-import { createLogger } from "../../lib/logger.js";
+import { createLogger, parseLogFormat } from "../../lib/logger.js";
 import { UsageError } from "../errors.js";
 import { AGENT_FLAGS, parse, parsePort } from "../options.js";
 
 export const usage = `batu agent [--port 10000] [--tls-port 10443] [--host 0.0.0.0] [--conf-dir ./conf] [--data-dir ./data] [--log-level info]
+           [--log-format auto|pretty|json]
            [--forward-host <addr>] [--cpu-overcommit 1] [--disk-overcommit 1] [--shutdown-timeout 60]
            [--heartbeat-ms 3000] [--suspect-after-ms 10000] [--dead-after-ms 60000]
            [--request-timeout 30] [--discover [--group-name <name>]] [--image-server] [--network auto|bridge|user]
@@ -17,6 +18,9 @@ export const usage = `batu agent [--port 10000] [--tls-port 10443] [--host 0.0.0
   --image-server      serve this node's image cache to the LAN (/image-server/v1; default: on a master,
                       or config.json image_server)
   --forward-host      address VM port forwards and VNC listen on (default: --host)
+  --log-format        how log lines (on stderr) look: pretty (for a person), json (one object a line), or
+                      auto (default, or BATU_LOG_FORMAT: pretty on a terminal, json otherwise); secrets are
+                      redacted in both
   --network           how VMs are connected: bridge (a NAT network on bridge batubr0: dnsmasq, nftables),
                       user (QEMU's user-mode networking), auto (default: config.json network, else
                       bridge when running as root with ip, nft and dnsmasq, else user)
@@ -41,6 +45,8 @@ export async function agentCommand(args: string[]): Promise<void> {
     ...AGENT_FLAGS,
     // No default here: createLogger falls back to BATU_LOG_LEVEL, then info.
     "log-level": { type: "string" },
+    // No default either: BATU_LOG_FORMAT, then auto.
+    "log-format": { type: "string" },
     "forward-host": { type: "string" },
     "cpu-overcommit": { type: "string", default: "1" },
     "disk-overcommit": { type: "string", default: "1" },
@@ -72,7 +78,10 @@ export async function agentCommand(args: string[]): Promise<void> {
   if (!(diskOvercommit > 0 && diskOvercommit <= 64)) throw new UsageError("--disk-overcommit: a number in (0, 64]");
   const shutdownTimeoutSec = Number(values["shutdown-timeout"]);
   if (!(shutdownTimeoutSec >= 0 && shutdownTimeoutSec <= 3600)) throw new UsageError("--shutdown-timeout: seconds in [0, 3600]");
-  const log = createLogger({ level: values["log-level"] });
+  const logFormatText = values["log-format"] ?? process.env.BATU_LOG_FORMAT;
+  const logFormat = parseLogFormat(logFormatText);
+  if (logFormatText !== undefined && !logFormat) throw new UsageError("--log-format (or BATU_LOG_FORMAT): auto, pretty or json");
+  const log = createLogger({ level: values["log-level"], format: logFormat });
   let agent;
   try {
     agent = await startAgent(

@@ -82,7 +82,7 @@ export const commonRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async 
         schema: {
           summary: "Replace this host's admin or join token, at once and without a restart (what `batu token rotate` calls)",
           description:
-            "A new random token is written to conf/admin.token or conf/join.token (mode 0600, atomically) and is the " +
+            "A new random token is written to conf/admin.token, conf/join.token or conf/metrics.token (mode 0600, atomically) and is the " +
             "only one accepted from the next request on; the reply names the file, never the token. Rotating the join " +
             "token changes nothing for members that joined already (they sign with their node keys).",
           tags: ["host"],
