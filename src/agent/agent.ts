@@ -159,6 +159,7 @@ export async function startAgent(
   const natSubnet = parseSubnet(state.files.system.nat_cidr ?? DEFAULT_NAT_CIDR) ?? undefined;
   const lanRegistry = new LanRegistry({ db: state.db, ...(natSubnet ? { natSubnet } : {}) });
   const router = new GroupRouter({
+    sessions: group.sessions,
     nodeId: identity.nodeId,
     key: state.nodeKey,
     peer: (nodeId) => group.peer(nodeId),

@@ -66,6 +66,8 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
   let tlsPort = opts.tlsPort;
   const nodeKey = nodeKeyAuthenticator(identity.nodeId, (m) => identity.sign(m));
   const rentals = new RentalLedger(db);
+  const members = new GroupMemberRepo(db);
+  members.startFlushing();
   const group = new GroupService({
     confDir,
     hostConfig: files.host,
@@ -78,7 +80,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     nickname: () => files.system.nickname,
     selfAddress: () => selfAddress(opts.host, port),
     agentPort: () => port,
-    members: new GroupMemberRepo(db),
+    members,
     rentalTerms: (nodeId) => rentals.termsOf(nodeId),
     log,
     ...(opts.liveness ? { liveness: opts.liveness } : {}),
@@ -106,6 +108,10 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     set tlsPort(p: number) {
       tlsPort = p;
     },
-    close: () => db.close(),
+    close: () => {
+      // Heartbeats kept in memory (group/member-repo.ts) are written before the store closes.
+      members.flush({ stop: true });
+      db.close();
+    },
   };
 }

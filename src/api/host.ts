@@ -221,6 +221,11 @@ export const GroupMember = Type.Object({
   cert_sha256: Type.Union([CertSha256, Type.Null()], {
     description: "The member's TLS certificate as the master pins it (from its join or signed heartbeats); null until it told",
   }),
+  heartbeat_proof: Type.Optional(
+    StringEnum(["session key", "node key"] as const, {
+      description: "How its last heartbeat since this master started was proven: an HMAC with a session key, or its node key's signature (a member of the first protocol)",
+    }),
+  ),
 });
 export type GroupMember = Static<typeof GroupMember>;
 
@@ -317,7 +322,11 @@ export const GroupHeartbeat = Type.Object(
         description: "SHA-256 of the rental terms the member holds: the master sends its terms only when they differ (not signed: a wrong one only asks for them again)",
       }),
     ),
-    signature: Type.String({ pattern: "^0x[0-9a-f]{128}$", description: "sr25519 signature of the heartbeat message, hex" }),
+    signature: Type.Optional(
+      Type.String({ pattern: "^0x[0-9a-f]{128}$", description: "sr25519 signature of the heartbeat message by the member's node key, hex (or key_id and mac)" }),
+    ),
+    key_id: Type.Optional(Type.String({ pattern: "^[0-9a-f]{16}$", description: "The session key (POST /master/group/session) the mac is made with" })),
+    mac: Type.Optional(Type.String({ pattern: "^[0-9a-f]{64}$", description: "HMAC-SHA256 of the heartbeat message with the session key, hex" })),
     tls_port: Type.Optional(TlsPort),
     cert_sha256: Type.Optional(
       certSha256("The member's TLS certificate, signed with the rest: the master pins it for its calls to the member"),
@@ -327,6 +336,30 @@ export const GroupHeartbeat = Type.Object(
   { additionalProperties: false, $id: "GroupHeartbeat" },
 );
 export type GroupHeartbeat = Static<typeof GroupHeartbeat>;
+
+/** `POST /master/group/session`: a member opens a session key with its master (group/session-keys.ts). */
+export const GroupSession = Type.Object(
+  {
+    node_id: NodeId,
+    member_key: Type.String({ pattern: "^[0-9a-f]{64}$", description: "The member's fresh X25519 public key, hex" }),
+    sent_at: Type.Integer({ minimum: 0, description: "The member's clock, ms since the epoch" }),
+    signature: Type.String({ pattern: "^0x[0-9a-f]{128}$", description: "sr25519 signature by the member's node key over the tag, node_id, member_key and sent_at" }),
+  },
+  { additionalProperties: false, $id: "GroupSession" },
+);
+export type GroupSession = Static<typeof GroupSession>;
+
+export const GroupSessionReply = Type.Object(
+  {
+    message: Type.Literal("ok"),
+    key_id: Type.String({ pattern: "^[0-9a-f]{16}$" }),
+    master_key: Type.String({ pattern: "^[0-9a-f]{64}$", description: "The master's fresh X25519 public key, hex" }),
+    ttl_s: Type.Integer({ minimum: 1, description: "Seconds the key proves messages; the member renews it before" }),
+    signature: Type.String({ pattern: "^0x[0-9a-f]{128}$", description: "sr25519 signature by the master's node key over the tag, node_id, both keys, key_id and ttl_s" }),
+  },
+  { $id: "GroupSessionReply" },
+);
+export type GroupSessionReply = Static<typeof GroupSessionReply>;
 
 /**
  * The master's answer to a heartbeat: ok, and the member's rental terms (when each renter's use of

@@ -52,7 +52,7 @@ export function nodeKeyAuthenticator(nodeId: string, sign?: (message: string) =>
 const HEX_MAC = /^[0-9a-f]{64}$/;
 
 /** HMAC-SHA256 keyed by a shared secret; proofs are 64 lower-case hex characters, compared in constant time. */
-export function hmacAuthenticator(secret: string): Authenticator {
+export function hmacAuthenticator(secret: string | Buffer): Authenticator {
   const sign = (message: string) => createHmac("sha256", secret).update(message).digest("hex");
   return {
     sign,

@@ -7,6 +7,7 @@ import { DbcError } from "../api/v1/envelope.js";
 import { MemberConnections } from "./member-connections.js";
 import type { GroupPeer } from "./master-role.js";
 import { joinAddress, splitAddress } from "./local-address.js";
+import { UNKNOWN_SESSION, type SessionKeys } from "./session-keys.js";
 
 /** Headers of a renter call the master forwards to a member. */
 export const FORWARD_HEADERS = {
@@ -18,9 +19,14 @@ export const FORWARD_HEADERS = {
   at: "x-batu-forward-at",
   /** Random, used once: a captured call cannot be replayed within the time window. */
   nonce: "x-batu-forward-nonce",
-  /** The master's proof (sr25519 signature by its node key) over `forwardMessage(...)`, hex. */
+  /** The master's proof over `forwardMessage(...)`, hex: an sr25519 signature by its node key, or an HMAC with the session key named by `key`. */
   sig: "x-batu-forward-sig",
+  /** The session key (group/session-keys.ts) the proof is an HMAC with; absent: a node-key signature. */
+  key: "x-batu-forward-key",
 } as const;
+
+/** The refusal of a forwarded call made with a key the member does not hold (it restarted): the master signs it again. */
+const UNKNOWN_FORWARD_KEY_STATUS = 401;
 
 /** A forwarded call older (or further in the future) than this is refused. */
 export const FORWARD_MAX_SKEW_MS = 30_000;
@@ -66,8 +72,11 @@ export function forwardMessage(p: ForwardFields): string {
   return envelopeMessage(FORWARD_TAG, forwardFields(p));
 }
 
-/** The headers that carry a forwarded call's proof of origin, made with the master's key. */
-export function signForward(call: ForwardCall, masterNodeId: string, key: Authenticator, now: Date): Record<string, string> {
+/**
+ * The headers that carry a forwarded call's proof of origin, made with the master's node key, or with
+ * the session key it holds with the member (`session`: an HMAC, named by its id).
+ */
+export function signForward(call: ForwardCall, masterNodeId: string, key: Authenticator, now: Date, session?: { id: string; key: Authenticator }): Record<string, string> {
   const at = String(now.getTime());
   const nonce = randomBytes(16).toString("hex");
   const renter = call.renter ?? "";
@@ -76,7 +85,8 @@ export function signForward(call: ForwardCall, masterNodeId: string, key: Authen
     [FORWARD_HEADERS.renter]: renter,
     [FORWARD_HEADERS.at]: at,
     [FORWARD_HEADERS.nonce]: nonce,
-    [FORWARD_HEADERS.sig]: sealEnvelope(key, FORWARD_TAG, forwardFields({ ...call, renter, at, nonce })),
+    ...(session ? { [FORWARD_HEADERS.key]: session.id } : {}),
+    [FORWARD_HEADERS.sig]: sealEnvelope(session?.key ?? key, FORWARD_TAG, forwardFields({ ...call, renter, at, nonce })),
   };
 }
 
@@ -100,8 +110,10 @@ export class ForwardVerifier {
   constructor(
     private readonly masterNodeId: () => string | undefined,
     private readonly now: () => Date = () => new Date(),
-    /** The key the master's calls are checked with: its node key. */
+    /** The key the master's signed calls are checked with: its node key. */
     private readonly keyOf: (nodeId: string) => Authenticator = (nodeId) => nodeKeyAuthenticator(nodeId),
+    /** The session key held with the master: its calls with a MAC are checked with it. */
+    private readonly sessions?: SessionKeys,
   ) {}
 
   /** Whether a request claims to be forwarded at all. */
@@ -118,8 +130,11 @@ export class ForwardVerifier {
     const at = one(headers[FORWARD_HEADERS.at]) ?? "";
     const nonce = one(headers[FORWARD_HEADERS.nonce]) ?? "";
     const sig = one(headers[FORWARD_HEADERS.sig]) ?? "";
+    const keyId = one(headers[FORWARD_HEADERS.key]);
     if (!master) throw deny("this host has no master");
     if (by !== master) throw deny("not from this host's master");
+    const key = keyId === undefined ? this.keyOf(master) : this.sessions?.get(master, keyId);
+    if (!key) throw new DbcError(-3, `check authority failed: forwarded call refused: ${UNKNOWN_SESSION} ${keyId}`, UNKNOWN_FORWARD_KEY_STATUS);
     const envelope = {
       tag: FORWARD_TAG,
       fields: forwardFields({ method, url, bodyText, renter, at, nonce }),
@@ -127,7 +142,7 @@ export class ForwardVerifier {
       replayKey: /^[0-9a-f]{32}$/.test(nonce) ? nonce : null,
       proof: sig,
     };
-    const refused = this.checker.check(envelope, this.keyOf(master), this.now());
+    const refused = this.checker.check(envelope, key, this.now());
     if (refused) throw deny(REFUSALS[refused]);
     return renter === "" ? null : renter;
   }
@@ -204,6 +219,8 @@ export interface GroupRouterOptions {
   peer: (nodeId: string) => GroupPeer | undefined;
   masterNodeId: () => string | undefined;
   now?: () => Date;
+  /** Session keys with the group's other side: a master MACs its calls to a member it holds one with; a member checks them. */
+  sessions?: SessionKeys;
 }
 
 /** How a forwarded call ended: the member's reply (whatever its status), or none (`unreachable`: DbcError -32701). */
@@ -222,7 +239,7 @@ export class GroupRouter {
 
   constructor(private readonly opts: GroupRouterOptions) {
     this.now = opts.now ?? (() => new Date());
-    this.verifier = new ForwardVerifier(opts.masterNodeId, this.now);
+    this.verifier = new ForwardVerifier(opts.masterNodeId, this.now, undefined, opts.sessions);
   }
 
   peer(nodeId: string): GroupPeer | undefined {
@@ -235,7 +252,8 @@ export class GroupRouter {
       this.connections.forget(peer.nodeId);
       throw unreachable(peer.nodeId, `its agent is dead (last seen ${peer.lastSeen})`);
     }
-    const headers = signForward(call, this.opts.nodeId, this.opts.key, this.now());
+    const session = this.opts.sessions?.current(peer.nodeId);
+    const headers = signForward(call, this.opts.nodeId, this.opts.key, this.now(), session);
     const replyTimeoutMs = peer.state === "suspect" ? FORWARD_CONNECT_TIMEOUT_MS : FORWARD_REPLY_TIMEOUT_MS;
     const started = performance.now();
     const told = (outcome: ForwardOutcome["outcome"]) => {
@@ -243,7 +261,11 @@ export class GroupRouter {
       for (const l of this.forwardListeners) l(o);
     };
     try {
-      const reply = await sendToPeer(peer, call, headers, replyTimeoutMs, this.connections.agentFor(peer));
+      let reply = await sendToPeer(peer, call, headers, replyTimeoutMs, this.connections.agentFor(peer));
+      if (session && reply.status === UNKNOWN_FORWARD_KEY_STATUS) {
+        // The member lost the key (it restarted; its next heartbeat agrees a new one): signed this once.
+        reply = await sendToPeer(peer, call, signForward(call, this.opts.nodeId, this.opts.key, this.now()), replyTimeoutMs, this.connections.agentFor(peer));
+      }
       told("replied");
       return reply;
     } catch (e) {

@@ -8,6 +8,8 @@ import type { Logger } from "../lib/logger.js";
 import { joinAddress, localAddressToward, splitAddress } from "./local-address.js";
 import { MasterTlsPin } from "./master-tls.js";
 import type { LanMember } from "../network/lan/model.js";
+import { SESSION_TTL_MS, UNKNOWN_SESSION, type SessionKeys } from "./session-keys.js";
+import { openSession } from "./session-exchange.js";
 
 /** A heartbeat older (or further in the future) than this is refused: it bounds replays. */
 export const HEARTBEAT_MAX_SKEW_MS = 30_000;
@@ -28,16 +30,23 @@ const CAPACITY_KEYS = [
 const HEARTBEAT_TAG = "batu-heartbeat/1";
 
 /** What a member signs, after the domain tag (so no other signed message can pass for one): every field. */
-function heartbeatFields(hb: Omit<GroupHeartbeat, "signature">): unknown[] {
+function heartbeatFields(hb: UnprovenHeartbeat): unknown[] {
   const fields: unknown[] = [hb.node_id, hb.address, hb.nickname, hb.sent_at, ...CAPACITY_KEYS.map((k) => hb.capacity[k]), hb.tls_port ?? null, hb.cert_sha256 ?? null];
   // Appended only when present: a heartbeat without LAN members signs as before.
   if (hb.lans) fields.push(hb.lans.map((m) => [m.network, m.ip, m.task_id]));
   return fields;
 }
 
+type UnprovenHeartbeat = Omit<GroupHeartbeat, "signature" | "key_id" | "mac">;
+
 /** Signs a heartbeat with the member's key (its sr25519 node key: `nodeKeyAuthenticator`). */
-export function signHeartbeat(hb: Omit<GroupHeartbeat, "signature">, key: Authenticator): GroupHeartbeat {
+export function signHeartbeat(hb: UnprovenHeartbeat, key: Authenticator): GroupHeartbeat {
   return { ...hb, signature: sealEnvelope(key, HEARTBEAT_TAG, heartbeatFields(hb)) };
+}
+
+/** Proves a heartbeat with the session key the member holds with its master (session-keys.ts). */
+export function macHeartbeat(hb: UnprovenHeartbeat, session: { id: string; key: Authenticator }): GroupHeartbeat {
+  return { ...hb, key_id: session.id, mac: sealEnvelope(session.key, HEARTBEAT_TAG, heartbeatFields(hb)) };
 }
 
 /** Why a heartbeat is refused, as the master answers it (ApiError "unauthorized"). */
@@ -57,21 +66,32 @@ export class HeartbeatVerifier {
   private readonly checker = new EnvelopeChecker(HEARTBEAT_MAX_SKEW_MS, this.lastSentAt);
 
   constructor(
-    /** The key a member's heartbeats are checked with: its node key. */
+    /** The session keys the master holds with its members: a heartbeat with a MAC is checked with one. */
+    private readonly sessions?: SessionKeys,
+    /** The key a member's signed heartbeats are checked with: its node key. */
     private readonly keyOf: (nodeId: string) => Authenticator = (nodeId) => nodeKeyAuthenticator(nodeId),
   ) {}
 
-  /** Throws ApiError("unauthorized") naming the reason; records `sent_at` only when everything holds. */
+  /**
+   * Throws ApiError("unauthorized") naming the reason; records `sent_at` only when everything holds.
+   * A heartbeat carries the member's node-key signature (a member of the first protocol, or one
+   * without a session yet) or a MAC with a session key this master holds.
+   */
   verify(hb: GroupHeartbeat, now: Date): void {
-    const { signature, ...rest } = hb;
-    const envelope = {
-      tag: HEARTBEAT_TAG,
-      fields: heartbeatFields(rest),
-      at: hb.sent_at,
-      replayKey: { signer: hb.node_id, counter: hb.sent_at },
-      proof: signature,
-    };
-    const refused = this.checker.check(envelope, this.keyOf(hb.node_id), now);
+    const { signature, key_id: keyId, mac, ...rest } = hb;
+    let key: Authenticator;
+    let proof: string;
+    if (keyId !== undefined && mac !== undefined && signature === undefined) {
+      const session = this.sessions?.get(hb.node_id, keyId);
+      if (!session) throw new ApiError("unauthorized", `heartbeat refused: ${UNKNOWN_SESSION} ${keyId} (open a new session)`);
+      [key, proof] = [session, mac];
+    } else if (signature !== undefined && keyId === undefined && mac === undefined) {
+      [key, proof] = [this.keyOf(hb.node_id), signature];
+    } else {
+      throw new ApiError("unauthorized", "heartbeat refused: give either signature, or key_id and mac");
+    }
+    const envelope = { tag: HEARTBEAT_TAG, fields: heartbeatFields(rest), at: hb.sent_at, replayKey: { signer: hb.node_id, counter: hb.sent_at }, proof };
+    const refused = this.checker.check(envelope, key, now);
     if (refused) throw new ApiError("unauthorized", REFUSALS[refused]);
   }
 
@@ -113,7 +133,12 @@ export interface HeartbeatSenderOptions {
   answered?: (reply: GroupHeartbeatReply, sentAt: number) => void;
   /** This member's VMs on LAN networks, reported in each heartbeat (the master answers what to build); undefined: not reported. */
   lanMembers?: () => LanMember[] | undefined;
+  /** Session keys with the master: heartbeats carry a MAC rather than a signature once one is agreed; absent: always signed. */
+  sessions?: SessionKeys;
 }
+
+/** After a master answered that it has no sessions (an agent of the first protocol), ask again this much later. */
+const SESSIONS_UNSUPPORTED_RETRY_MS = 10 * 60_000;
 
 /**
  * A member's heartbeat loop. Each beat is signed with the node key (no token travels) and goes over
@@ -127,6 +152,8 @@ export class HeartbeatSender {
   private ownAddress: { master: string; address: string } | undefined;
   private contact: MasterContact = { reachable: false, lastHeartbeat: null, lastError: null };
   private readonly now: () => Date;
+  /** Until when the master is taken to have no sessions (ms since the epoch). */
+  private sessionsUnsupportedUntil = 0;
 
   constructor(private readonly opts: HeartbeatSenderOptions) {
     this.now = opts.now ?? (() => new Date());
@@ -166,21 +193,18 @@ export class HeartbeatSender {
       const address = await this.addressToward(master, timeoutMs);
       const endpoint = await this.masterTls.endpoint(master, this.opts.masterNodeId(), timeoutMs);
       const tls = this.opts.tls();
-      const hb = signHeartbeat(
-        {
-          node_id: this.opts.nodeId,
-          address,
-          nickname: this.opts.nickname(),
-          sent_at: this.now().getTime(),
-          capacity: await this.opts.capacity(),
-          ...(tls ? { tls_port: tls.port, cert_sha256: tls.sha256 } : {}),
-          ...digestField(this.opts.rentalTermsDigest?.()),
-          ...lansField(this.opts.lanMembers?.()),
-        },
-        this.opts.key,
-      );
-      const reply = await new HostClient(endpoint.address, undefined, timeoutMs, { sha256: endpoint.sha256 }).heartbeat(hb);
-      this.opts.answered?.(reply, hb.sent_at);
+      const report = {
+        node_id: this.opts.nodeId,
+        address,
+        nickname: this.opts.nickname(),
+        capacity: await this.opts.capacity(),
+        ...(tls ? { tls_port: tls.port, cert_sha256: tls.sha256 } : {}),
+        ...digestField(this.opts.rentalTermsDigest?.()),
+        ...lansField(this.opts.lanMembers?.()),
+      };
+      const client = new HostClient(endpoint.address, undefined, timeoutMs, { sha256: endpoint.sha256 });
+      const { reply, sentAt } = await this.send(client, report);
+      this.opts.answered?.(reply, sentAt);
       if (!this.contact.reachable) this.opts.log.info({ master }, "master reachable");
       this.contact = { reachable: true, lastHeartbeat: this.now().toISOString(), lastError: null };
     } catch (e) {
@@ -191,6 +215,53 @@ export class HeartbeatSender {
       const message = e instanceof HostApiError ? `the master refused the heartbeat: ${e.message}` : (e as Error).message;
       if (this.contact.reachable || this.contact.lastError === null) this.opts.log.warn({ master, err: message }, "heartbeat failed");
       this.contact = { ...this.contact, reachable: false, lastError: message };
+    }
+  }
+
+  /**
+   * Sends one heartbeat: with a MAC when a session key is held or can be agreed, else signed. A
+   * master that lost the key (it restarted) refuses the MAC: a new session, and the beat once more.
+   */
+  private async send(client: HostClient, report: Omit<UnprovenHeartbeat, "sent_at">): Promise<{ reply: GroupHeartbeatReply; sentAt: number }> {
+    const proven = async () => {
+      const hb = { ...report, sent_at: this.now().getTime() };
+      const session = await this.session(client);
+      return { hb: session ? macHeartbeat(hb, session) : signHeartbeat(hb, this.opts.key), sentAt: hb.sent_at };
+    };
+    const first = await proven();
+    try {
+      return { reply: await client.heartbeat(first.hb), sentAt: first.sentAt };
+    } catch (e) {
+      const master = this.opts.masterNodeId();
+      if (!(first.hb.mac && master && e instanceof HostApiError && e.message.includes(UNKNOWN_SESSION))) throw e;
+      this.opts.sessions?.forget(master);
+      const again = await proven();
+      return { reply: await client.heartbeat(again.hb), sentAt: again.sentAt };
+    }
+  }
+
+  /** The session key with the master, agreed now when there is none or it is due for renewal; undefined: sign instead. */
+  private async session(client: HostClient): Promise<{ id: string; key: Authenticator } | undefined> {
+    const { sessions } = this.opts;
+    const master = this.opts.masterNodeId();
+    const now = this.now().getTime();
+    // No master node id (a join of the first protocol): nothing to check the master's answer with.
+    if (!sessions || !master || now < this.sessionsUnsupportedUntil) return undefined;
+    const agreed = sessions.agreedAt(master);
+    const held = sessions.current(master);
+    if (held && agreed !== undefined && now - agreed < SESSION_TTL_MS) return held;
+    try {
+      await openSession({ nodeId: this.opts.nodeId, masterNodeId: master, key: this.opts.key, sessions, now: this.now(), send: (b) => client.openSession(b) });
+      return sessions.current(master);
+    } catch (e) {
+      if (e instanceof HostApiError && e.status === 404 && /no route/.test(e.message)) {
+        this.sessionsUnsupportedUntil = now + SESSIONS_UNSUPPORTED_RETRY_MS;
+        this.opts.log.info({ master }, "the master has no session keys (an earlier version): heartbeats are signed");
+      } else {
+        this.opts.log.warn({ err: e instanceof Error ? e.message : String(e) }, "no session key with the master: this heartbeat is signed");
+      }
+      // A key still good (a failed renewal) serves on; else the node key signs.
+      return held;
     }
   }
 

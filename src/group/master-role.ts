@@ -2,6 +2,8 @@ import type {
   GroupHeartbeat,
   GroupHeartbeatReply,
   GroupJoin,
+  GroupSession,
+  GroupSessionReply,
   GroupJoinReply,
   GroupList,
   GroupRemove,
@@ -16,6 +18,8 @@ import type { Logger } from "../lib/logger.js";
 import type { GroupMemberRepo, MemberRecord } from "./member-repo.js";
 import { memberState, type LivenessTimes, type MemberState } from "./liveness.js";
 import { HeartbeatVerifier } from "./heartbeat.js";
+import { SessionAnswerer } from "./session-exchange.js";
+import type { SessionKeys } from "./session-keys.js";
 import { masterProof, masterTlsSignature } from "./join-proof.js";
 import { rentalTermsDigest, sealRentalTerms } from "./rental-terms.js";
 import type { Authenticator } from "../auth/signed-envelope.js";
@@ -66,6 +70,8 @@ export interface MasterRoleOptions {
   rentalTerms: (nodeId: string) => RentalTerms;
   /** The LAN networks' side of heartbeats, once the agent's VM layer is up. */
   lans: () => LanExchange | undefined;
+  /** The session keys agreed with members: their heartbeats (and this master's calls to them) use them. */
+  sessions: SessionKeys;
 }
 
 /**
@@ -74,9 +80,23 @@ export interface MasterRoleOptions {
  */
 export class MasterRole {
   readonly kind = "master";
-  private readonly heartbeats = new HeartbeatVerifier();
+  private readonly heartbeats: HeartbeatVerifier;
+  /** How each member proved its last heartbeat since this master started (shown in the list). */
+  private readonly proofs = new Map<string, "session key" | "node key">();
+  private readonly sessionAnswerer: SessionAnswerer;
 
-  constructor(private readonly opts: MasterRoleOptions) {}
+  constructor(private readonly opts: MasterRoleOptions) {
+    this.heartbeats = new HeartbeatVerifier(opts.sessions);
+    this.sessionAnswerer = new SessionAnswerer(opts.sessions, opts.key);
+  }
+
+  /** A member opens a session key: only a member (by node id) may, proving itself with its node key. */
+  openSession(body: GroupSession): GroupSessionReply {
+    if (!this.opts.members.byNodeId(body.node_id)) {
+      throw new ApiError("not_found", "session refused: this node is not a member of the group (join it again)");
+    }
+    return this.sessionAnswerer.answer(body, this.opts.now());
+  }
 
   /** A record's state now: computed from its last heartbeat, never stored (see liveness.ts). */
   private stateOf(m: MemberRecord): MemberState {
@@ -135,6 +155,7 @@ export class MasterRole {
       capacity: (m.capacity as MemberCapacity | null) ?? null,
       tls_port: m.tls?.port ?? null,
       cert_sha256: m.tls?.sha256 ?? null,
+      ...(m.nodeId && this.proofs.has(m.nodeId) ? { heartbeat_proof: this.proofs.get(m.nodeId)! } : {}),
     }));
     return { master: this.opts.selfAddress(), group_name: this.opts.groupName, member, members: member };
   }
@@ -177,6 +198,7 @@ export class MasterRole {
       throw new ApiError("not_found", "heartbeat refused: this node is not a member of the group (join it again)");
     }
     this.heartbeats.verify(hb, now);
+    this.proofs.set(hb.node_id, hb.mac !== undefined ? "session key" : "node key");
     // A member moves with its own IP (DHCP), never onto another host or another member's address.
     const address = checkedMemberAddress(hb.address, callerIp);
     const holder = this.opts.members.byAddress(address);
@@ -203,7 +225,11 @@ export class MasterRole {
       body.node_id !== undefined ? { nodeId: body.node_id } : { address: normalizeAddress(body.address!) },
     );
     if (!rec) throw new ApiError("not_found", "no such member");
-    if (rec.nodeId) this.heartbeats.forget(rec.nodeId);
+    if (rec.nodeId) {
+      this.heartbeats.forget(rec.nodeId);
+      this.sessionAnswerer.forget(rec.nodeId);
+      this.proofs.delete(rec.nodeId);
+    }
     this.opts.log.info({ member: rec.address, memberNode: rec.nodeId }, "member removed");
     return { message: "ok", address: rec.address, node_id: rec.nodeId };
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { openDb } from "../store/db.js";
+import { openDb, prepared } from "../store/db.js";
 import { GroupMemberRepo } from "./member-repo.js";
 
 describe("GroupMemberRepo", () => {
@@ -71,5 +71,27 @@ describe("GroupMemberRepo", () => {
     repo.upsert({ address: "10.0.0.1:10000", nickname: "x" }, t1);
     expect(repo.list()).toHaveLength(1);
     expect(repo.list()[0]!.nickname).toBe("x");
+  });
+  it("a heartbeat that changes nothing but last_seen and capacity is kept in memory (every read sees it) and written in one batch", () => {
+    const db = openDb(":memory:");
+    const repo = new GroupMemberRepo(db);
+    const node = "a".repeat(64);
+    const stored = () => prepared(db, "SELECT last_seen, vm_count, address FROM group_members WHERE node_id = ?").get(node);
+    repo.upsert({ address: "10.0.0.1:10000", nodeId: node, nickname: "one" }, t0);
+    expect(repo.heartbeat(node, { address: "10.0.0.1:10000", nickname: "one", capacity: { vm_count: 3 }, vmCount: 3 }, t1)).toBe(true);
+    expect(stored()).toEqual({ last_seen: t0.toISOString(), vm_count: null, address: "10.0.0.1:10000" });
+    expect(repo.byNodeId(node)).toMatchObject({ lastSeen: t1.toISOString(), vmCount: 3, capacity: { vm_count: 3 } });
+    expect(repo.list()[0]).toMatchObject({ lastSeen: t1.toISOString(), vmCount: 3 });
+    repo.flush();
+    expect(stored()).toEqual({ last_seen: t1.toISOString(), vm_count: 3, address: "10.0.0.1:10000" });
+    // A new address is written at once, with the beat that brought it.
+    const t2 = new Date("2026-01-01T00:02:00Z");
+    repo.heartbeat(node, { address: "10.0.0.9:10000", nickname: "one", capacity: { vm_count: 4 }, vmCount: 4 }, t2);
+    expect(stored()).toEqual({ last_seen: t2.toISOString(), vm_count: 4, address: "10.0.0.9:10000" });
+    // A removed member's beat kept in memory never comes back with a flush.
+    repo.heartbeat(node, { address: "10.0.0.9:10000", nickname: "one", capacity: {}, vmCount: 4 }, t2);
+    expect(repo.remove({ nodeId: node })?.lastSeen).toBe(t2.toISOString());
+    repo.flush();
+    expect(repo.list()).toEqual([]);
   });
 });

@@ -37,16 +37,60 @@ const toRecord = (r: Row): MemberRecord => ({
   tls: r.tls_port !== null && r.cert_sha256 !== null ? { port: r.tls_port, sha256: r.cert_sha256 } : null,
 });
 
+/** What a heartbeat that changed nothing else brings: kept in memory, written out in batches. */
+interface Beat {
+  lastSeen: string;
+  capacityJson: string;
+  vmCount: number;
+}
+
+/** How often heartbeats kept in memory are written out: an agent SIGKILL loses at most this much of `last_seen`. */
+export const MEMBER_FLUSH_MS = 5_000;
+
 /**
  * The master's record of its group's members (table `group_members`). A member's state is never
  * stored: it is computed from `last_seen` on read (liveness.ts); the table's `state` column, from the
  * first schema, is left to its default and no longer written.
+ *
+ * A heartbeat that only moves `last_seen` and the capacity costs no disk write: it is kept in memory
+ * (every read sees it) and written out with the others every MEMBER_FLUSH_MS and at close. A change
+ * of address, name or certificate is written at once.
  */
 export class GroupMemberRepo {
+  private readonly beats = new Map<string, Beat>();
+  private flusher: NodeJS.Timeout | undefined;
+
   constructor(private readonly db: Db) {}
 
+  /** Writes the heartbeats kept in memory every `intervalMs` from now on; `flush()` stops nothing. */
+  startFlushing(intervalMs: number = MEMBER_FLUSH_MS): void {
+    if (this.flusher) return;
+    this.flusher = setInterval(() => this.flush(), intervalMs);
+    this.flusher.unref();
+  }
+
+  /** Writes the heartbeats kept in memory, in one transaction; stops the periodic writes when `stop`. */
+  flush(opts: { stop?: boolean } = {}): void {
+    if (opts.stop && this.flusher) {
+      clearInterval(this.flusher);
+      this.flusher = undefined;
+    }
+    if (this.beats.size === 0) return;
+    const write = prepared(this.db, "UPDATE group_members SET last_seen = ?, capacity_json = ?, vm_count = ? WHERE node_id = ?");
+    this.db.transaction(() => {
+      for (const [nodeId, b] of this.beats) write.run(b.lastSeen, b.capacityJson, b.vmCount, nodeId);
+    })();
+    this.beats.clear();
+  }
+
+  /** A stored row with the heartbeat kept in memory for it, if any. */
+  private record(r: Row): MemberRecord {
+    const beat = r.node_id === null ? undefined : this.beats.get(r.node_id);
+    return toRecord(beat ? { ...r, last_seen: beat.lastSeen, capacity_json: beat.capacityJson, vm_count: beat.vmCount } : r);
+  }
+
   list(): MemberRecord[] {
-    return (prepared(this.db, "SELECT * FROM group_members ORDER BY id").all() as Row[]).map(toRecord);
+    return (prepared(this.db, "SELECT * FROM group_members ORDER BY id").all() as Row[]).map((r) => this.record(r));
   }
 
   /**
@@ -95,18 +139,19 @@ export class GroupMemberRepo {
            VALUES (?, ?, ?, ?, ?, ?, ?)`,
         ).run(join.address, join.nodeId ?? null, join.nickname ?? "", at, at, join.tls?.port ?? null, join.tls?.sha256 ?? null);
       }
+      if (join.nodeId) this.beats.delete(join.nodeId);
       return toRecord(prepared(this.db, "SELECT * FROM group_members WHERE address = ?").get(join.address) as Row);
     })();
   }
 
   byNodeId(nodeId: string): MemberRecord | undefined {
     const row = prepared(this.db, "SELECT * FROM group_members WHERE node_id = ?").get(nodeId) as Row | undefined;
-    return row && toRecord(row);
+    return row && this.record(row);
   }
 
   byAddress(address: string): MemberRecord | undefined {
     const row = prepared(this.db, "SELECT * FROM group_members WHERE address = ?").get(address) as Row | undefined;
-    return row && toRecord(row);
+    return row && this.record(row);
   }
 
   /**
@@ -121,6 +166,14 @@ export class GroupMemberRepo {
     report: { address: string; nickname: string; capacity: unknown; vmCount: number; tls?: TlsEndpoint | undefined },
     now: Date,
   ): boolean {
+    const stored = prepared(this.db, "SELECT * FROM group_members WHERE node_id = ?").get(nodeId) as Row | undefined;
+    if (!stored) return false;
+    const sameTls = report.tls === undefined || (report.tls.port === stored.tls_port && report.tls.sha256 === stored.cert_sha256);
+    if (stored.address === report.address && stored.nickname === report.nickname && sameTls) {
+      this.beats.set(nodeId, { lastSeen: now.toISOString(), capacityJson: JSON.stringify(report.capacity), vmCount: report.vmCount });
+      return true;
+    }
+    this.beats.delete(nodeId);
     return this.db.transaction(() => {
       prepared(this.db, "DELETE FROM group_members WHERE address = ? AND node_id IS NULL").run(report.address);
       const r = prepared(
@@ -149,7 +202,9 @@ export class GroupMemberRepo {
       const row = prepared(this.db, `SELECT * FROM group_members WHERE ${where}`).get(key) as Row | undefined;
       if (!row) return undefined;
       prepared(this.db, `DELETE FROM group_members WHERE ${where}`).run(key);
-      return toRecord(row);
+      const record = this.record(row);
+      if (row.node_id !== null) this.beats.delete(row.node_id);
+      return record;
     })();
   }
 }

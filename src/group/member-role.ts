@@ -11,6 +11,7 @@ import { nodeKeyAuthenticator } from "../auth/signed-envelope.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
 import { openRentalTerms, rentalTermsDigest } from "./rental-terms.js";
 import type { LanExchange } from "./lan-exchange.js";
+import type { SessionKeys } from "./session-keys.js";
 
 /** What a running agent gives the group for heartbeats: how often, and what to report. */
 export interface HeartbeatSchedule {
@@ -33,6 +34,8 @@ export interface MemberRoleOptions {
   rentalTermsChanged: () => void;
   /** The LAN networks' side of heartbeats, once the agent's VM layer is up. */
   lans: () => LanExchange | undefined;
+  /** The session key with the master (heartbeats carry a MAC; the master's forwarded calls are checked with it). */
+  sessions?: SessionKeys;
 }
 
 /** Before the first heartbeat: nothing known of the master yet. */
@@ -81,6 +84,7 @@ export class MemberRole {
         if (reply.lans) this.opts.lans()?.viewsArrived(reply.lans);
       },
       lanMembers: () => this.opts.lans()?.localMembers(),
+      ...(this.opts.sessions ? { sessions: this.opts.sessions } : {}),
     });
     this.sender.start();
   }

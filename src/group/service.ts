@@ -8,6 +8,8 @@ import type {
   GroupList,
   GroupRemove,
   GroupRemoveReply,
+  GroupSession,
+  GroupSessionReply,
   HostConfig,
   MasterHello,
   MyMaster,
@@ -27,6 +29,7 @@ import { MasterRole, type DiscoveryIdentity, type GroupPeer } from "./master-rol
 import { MemberRole, type HeartbeatSchedule } from "./member-role.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 import type { LanExchange } from "./lan-exchange.js";
+import { SessionKeys } from "./session-keys.js";
 
 export interface GroupServiceOptions {
   confDir: string;
@@ -76,11 +79,14 @@ export class GroupService {
   private schedule: HeartbeatSchedule | undefined;
   /** The LAN networks' side of heartbeats (set once the VM layer is up). */
   private lanExchange: LanExchange | undefined;
+  /** Session keys with the other side of the group (a master's with each member, a member's with its master). */
+  readonly sessions: SessionKeys;
 
   constructor(private readonly opts: GroupServiceOptions) {
     this.config = new HostConfigStore(opts.confDir, opts.hostConfig);
     this.now = opts.now ?? (() => new Date());
     this.startedAt = this.now();
+    this.sessions = new SessionKeys(() => this.now().getTime());
     this.joins = new JoinAuthenticator({ nodeId: opts.nodeId, joinToken: opts.joinToken, adminToken: opts.adminToken, now: this.now });
     this.role = this.roleFor(this.config.current);
   }
@@ -103,6 +109,7 @@ export class GroupService {
           key: this.opts.key,
           rentalTerms: this.opts.rentalTerms,
           lans: () => this.lanExchange,
+          sessions: this.sessions,
         });
       case "slave":
         return new MemberRole({
@@ -116,6 +123,7 @@ export class GroupService {
           now: this.now,
           rentalTermsChanged: () => this.termsListeners.forEach((listener) => listener()),
           lans: () => this.lanExchange,
+          sessions: this.sessions,
         });
       case "none":
         return null;
@@ -203,6 +211,11 @@ export class GroupService {
   /** A member's heartbeat; `callerIp` is the request's source address (the member's address must be on it). */
   recordHeartbeat(hb: GroupHeartbeat, callerIp: string, localIp?: string): GroupHeartbeatReply {
     return this.master.recordHeartbeat(hb, callerIp, localIp);
+  }
+
+  /** A member opens a session key (signed by its node key). */
+  openSession(body: GroupSession): GroupSessionReply {
+    return this.master.openSession(body);
   }
 
   remove(body: GroupRemove): GroupRemoveReply {

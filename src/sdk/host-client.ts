@@ -4,6 +4,8 @@ import type {
   BecomeMemberReply,
   GroupHeartbeat,
   GroupHeartbeatReply,
+  GroupSession,
+  GroupSessionReply,
   GroupJoin,
   GroupJoinReply,
   GroupList,
@@ -89,6 +91,11 @@ export class HostClient {
   /** Member → master: a signed heartbeat (no token). */
   heartbeat(body: GroupHeartbeat): Promise<GroupHeartbeatReply> {
     return this.post("/master/group/heartbeat", body, undefined);
+  }
+
+  /** Member → master: open a session key (signed by the member's node key; no token). */
+  openSession(body: GroupSession): Promise<GroupSessionReply> {
+    return this.post("/master/group/session", body, undefined);
   }
 
   /** Operator → master: forget a member. */

@@ -5,6 +5,8 @@ import {
   BecomeMemberReply,
   GroupHeartbeat,
   GroupHeartbeatReply,
+  GroupSession,
+  GroupSessionReply,
   GroupJoin,
   GroupJoinReply,
   GroupList,
@@ -62,10 +64,11 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
     "/master/group/heartbeat",
     {
       schema: {
-        summary: "A member's periodic report (signed with its node key; no token)",
+        summary: "A member's periodic report (a MAC with its session key, or signed with its node key; no token)",
         description:
-          "The member signs the heartbeat message (node id, address, nickname, sent_at, capacity) with the sr25519 " +
-          "key of the node id it joined with. Refused when sent_at is more than 30 s from the master's clock, not newer " +
+          "The member proves the heartbeat message (node id, address, nickname, sent_at, capacity) with `key_id` and " +
+          "`mac`, an HMAC with the session key it agreed (`/master/group/session`), or with `signature`, by the sr25519 " +
+          "key of the node id it joined with. An unknown session key is refused (401) and the member opens a new one. Refused when sent_at is more than 30 s from the master's clock, not newer " +
           "than the last one accepted, or not signed by that node; 404 when the node is no member (removed). The " +
           "answer carries the member's rental terms (when each renter's use of it ends), signed by the master's node key.",
         tags: ["group"],
@@ -77,6 +80,25 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
       config: { auth: "public", transport: "tls", quietLog: true },
     },
     async (req) => deps.group.recordHeartbeat(req.body, req.ip, req.socket.localAddress?.replace(/^::ffff:/, "")),
+  );
+
+  app.post(
+    "/master/group/session",
+    {
+      schema: {
+        summary: "A member agrees a session key with its master (both sides sign with their node keys; no token)",
+        description:
+          "The member sends a fresh X25519 public key signed by its node key; the master answers with its own and a key id, " +
+          "signed by its node key. Both derive the same key (HKDF-SHA256), which proves the member's heartbeats and the " +
+          "master's forwarded calls by HMAC until `ttl_s`. 404 when the node is no member.",
+        tags: ["group"],
+        security: [],
+        body: GroupSession,
+        response: { 200: GroupSessionReply, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply },
+      },
+      config: { auth: "public", transport: "tls" },
+    },
+    async (req) => deps.group.openSession(req.body),
   );
 
   app.post(
