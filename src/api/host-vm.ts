@@ -230,3 +230,20 @@ export const VmStats = Type.Object(
   { $id: "VmStats" },
 );
 export type VmStats = Static<typeof VmStats>;
+
+export const VmVncQuery = Type.Object({ vm_id: VmId }, { additionalProperties: false });
+
+/** `GET /common/vm/vnc`: where the operator reaches a VM's VNC server, and its password. */
+export const VmVnc = Type.Object(
+  {
+    vm_id: Type.String(),
+    host: Type.Union([Type.String(), Type.Null()], {
+      description: "The address VNC listens on; null when it listens on every address (reach it by the host's own)",
+    }),
+    port: Type.Integer(),
+    password: Type.String({ description: "The VNC password (8 characters: VNC reads no more)" }),
+    running: Type.Boolean({ description: "Whether the VM runs: a stopped VM's VNC port answers nothing" }),
+  },
+  { $id: "VmVnc" },
+);
+export type VmVnc = Static<typeof VmVnc>;
