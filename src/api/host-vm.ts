@@ -186,7 +186,8 @@ export const VmLogQuery = Type.Object(
   {
     vm_id: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
     from: Type.Optional(StringEnum(["head", "tail"], { description: "tail (default): the newest lines; head: the oldest" })),
-    count: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: "How many lines (default 100)" })),
+    // A query string is text (the schema compiler does not coerce types): 1 to 1000 written in digits.
+    count: Type.Optional(Type.String({ pattern: "^(1000|[1-9][0-9]{0,2})$", description: "How many lines, 1 to 1000 (default 100)" })),
   },
   { additionalProperties: false },
 );

@@ -241,7 +241,7 @@ export class HostClient {
 
   /** Operator: a VM's lifecycle log. */
   vmLog(query: VmLogQuery): Promise<VmLog> {
-    const q = new URLSearchParams({ vm_id: query.vm_id, ...(query.from ? { from: query.from } : {}), ...(query.count ? { count: String(query.count) } : {}) });
+    const q = new URLSearchParams({ vm_id: query.vm_id, ...(query.from ? { from: query.from } : {}), ...(query.count ? { count: query.count } : {}) });
     return this.get(`/common/vm/log?${q}`);
   }
 

@@ -4,7 +4,7 @@
  * Signing is done here: a fresh nonce per request from the wallet, or a session handed over.
  */
 import type { Command } from "commander";
-import type { RenterClient, TaskDetail, TaskItem, TaskVerb } from "../../sdk/index.js";
+import { RenterApiError, type RenterClient, type TaskDetail, type TaskItem, type TaskVerb } from "../../sdk/index.js";
 import { signText } from "../../sdk/wallet-signer.js";
 import { failed } from "../errors.js";
 import { collect, parseCount, parsePort, withAgentOptions, withOutputOptions } from "../options.js";
@@ -165,6 +165,23 @@ async function follow(client: RenterClient, node: string, operationId: string | 
   );
 }
 
+/** Waits until the task is gone (DBC's `task_id not exist`), or its delete failed. */
+async function followDelete(client: RenterClient, node: string, id: string, opts: Options): Promise<void> {
+  if (!opts.wait) return;
+  await waitUntil(
+    async () => {
+      try {
+        const t = await client.task(node, id);
+        return t.status === "delete error" ? { failed: `task ${id}: delete failed` } : { waiting: t.status };
+      } catch (e) {
+        if (e instanceof RenterApiError && e.errcode === -3 && /not exist/.test(e.message)) return { done: true };
+        return renterAsk(() => Promise.reject(e));
+      }
+    },
+    { timeoutMs: parseCount(opts.timeout, "--timeout", 1, 86_400) * 1000, spin: spinnerAllowed(!isMachine(outputFormat(opts))), what: `task ${id}` },
+  );
+}
+
 async function create(opts: SpecOptions): Promise<void> {
   const format = outputFormat(opts);
   const additional = createAdditional(opts);
@@ -180,7 +197,9 @@ const DONE: Record<TaskVerb, string> = { start: "started", shutdown: "shut down"
 async function act(id: string, verb: TaskVerb, opts: Options, additional: Record<string, unknown> = {}): Promise<void> {
   const { client, node } = await renterSession(opts);
   const { operation_id } = await renterAsk(() => client.act(node, verb, id, additional));
-  await follow(client, node, operation_id, `task ${id}`, opts);
+  // A deleted task's operation goes with it: follow the task until it is gone instead.
+  if (verb === "delete") await followDelete(client, node, id, opts);
+  else await follow(client, node, operation_id, `task ${id}`, opts);
   const done = opts.wait ? DONE[verb] : `${verb} begun:`;
   print({ task_id: id, action: verb, operation_id, done: opts.wait }, outputFormat(opts), () => `${done} ${id}`);
 }

@@ -230,6 +230,6 @@ async function vmConsole(id: string, opts: Options): Promise<void> {
 
 async function vmLog(id: string, opts: Options & { head?: boolean; lines: string }): Promise<void> {
   const count = parseCount(opts.lines, "--lines", 1, 1000);
-  const log = await ask(() => client(opts).vmLog({ vm_id: id, from: opts.head ? "head" : "tail", count }));
+  const log = await ask(() => client(opts).vmLog({ vm_id: id, from: opts.head ? "head" : "tail", count: String(count) }));
   print(log, outputFormat(opts), () => (log.lines.length ? log.lines.join("\n") : "(empty)"));
 }

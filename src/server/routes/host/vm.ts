@@ -372,7 +372,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{
     },
     async (req) => {
       const id = req.query.vm_id;
-      const lines = reads.logLines(id, req.query.from ?? "tail", req.query.count ?? 100);
+      const lines = reads.logLines(id, req.query.from ?? "tail", Number(req.query.count ?? 100));
       if (lines.length === 0) reads.get(id); // no VM, no log: 404
       return { vm_id: id, lines };
     },
