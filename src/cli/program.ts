@@ -5,7 +5,7 @@
  * UsageError (exit 2), so every failure leaves through one place (main.ts) with its exit code.
  */
 import { Command, CommanderError } from "commander";
-import { VERSION } from "../server/app.js";
+import { VERSION } from "../lib/version.js";
 import { EXIT, UsageError } from "./errors.js";
 
 export type Registrar = (program: Command) => void;

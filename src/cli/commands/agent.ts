@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { ConfigError } from "../../config/json-file.js";
-import { startAgent } from "../../agent/agent.js";
 import { createLogger } from "../../lib/logger.js";
 import { EXIT, UsageError } from "../errors.js";
 import { parsePort, withAgentOptions, type AgentOptions } from "../options.js";
@@ -91,6 +90,8 @@ export async function agentCommand(values: AgentCommandOptions): Promise<void> {
   const shutdownTimeoutSec = Number(values.shutdownTimeout);
   if (!(shutdownTimeoutSec >= 0 && shutdownTimeoutSec <= 3600)) throw new UsageError("--shutdown-timeout: seconds in [0, 3600]");
   const log = createLogger({ level: values.logLevel });
+  // Loaded here, not at the top: every other command would pay for loading the whole agent.
+  const { startAgent } = await import("../../agent/agent.js");
   let agent;
   try {
     agent = await startAgent(

@@ -1,5 +1,4 @@
 import { readAdminToken } from "../../auth/identity.js";
-import { openAgentState } from "../../agent/state.js";
 import { createLogger } from "../../lib/logger.js";
 import { ApiError } from "../../api/errors.js";
 import { HostApiError, HostClient, UnreachableError } from "../../sdk/index.js";
@@ -57,6 +56,7 @@ async function groupJoin(master: string | undefined, values: JoinOptions): Promi
     if (e instanceof HostApiError) throw failed(`join refused: ${e.message}`);
     if (!(e instanceof UnreachableError)) throw e;
     // No agent runs here: do the same thing offline, through the same service.
+    const { openAgentState } = await import("../../agent/state.js");
     const state = await openAgentState(
       { confDir: values.confDir, dataDir: values.dataDir, host: values.host, port, tlsPort: parsePort(values.tlsPort, "--tls-port") },
       createLogger({ level: "warn" }),

@@ -1,6 +1,5 @@
 import { join, resolve } from "node:path";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
-import { DB_FILE } from "../../agent/state.js";
 import { ApiError } from "../../api/errors.js";
 import type { RentGrant, RentGrantReply, RentList, RentRevoke, RentalItem } from "../../api/host-rent.js";
 import { readAdminToken } from "../../auth/identity.js";
@@ -91,6 +90,7 @@ async function withLedger<T>(values: Values, online: (c: HostClient) => Promise<
     if (!(e instanceof UnreachableError)) throw e;
   }
   await cryptoWaitReady();
+  const { DB_FILE } = await import("../../agent/state.js");
   const db = openDb(join(resolve(values.dataDir), DB_FILE));
   try {
     return offline(new RentalLedger(db));

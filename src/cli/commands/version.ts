@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { VERSION } from "../../server/app.js";
+import { VERSION } from "../../lib/version.js";
 
 export const usage = "batu version\n  Prints batu's version.";
 
