@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { call, runCli, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
@@ -151,6 +150,21 @@ describe("batu task: a renter with a wallet file", () => {
     expect(shown.code, shown.stderr).toBe(0);
     expect(JSON.parse(shown.stdout)).toMatchObject({ task_id: task.task_id, status: "running" });
 
+    // The task's log, its ports changed, a power-off and a start of the same task.
+    const logs = await cli(["task", "logs", task.task_id, "--lines", "5", "--json", ...as]);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(JSON.parse(logs.stdout).length).toBeGreaterThan(0);
+    const sshPort = await freePort();
+    const modified = await cli(["task", "modify", task.task_id, "--ssh-port", String(sshPort), ...as]);
+    expect(modified, modified.stderr).toMatchObject({ code: 0, stdout: `modified ${task.task_id}: ok\n` });
+    expect(JSON.parse((await cli(["task", "show", task.task_id, "--json", ...as])).stdout).ssh_port).toBe(String(sshPort));
+    const off = await cli(["task", "stop", task.task_id, "--force", ...as]);
+    expect(off, off.stderr).toMatchObject({ code: 0, stdout: `powered off ${task.task_id}\n` });
+    expect(JSON.parse((await cli(["task", "show", task.task_id, "--json", ...as])).stdout).status).toBe("closed");
+    const on = await cli(["task", "start", task.task_id, ...as]);
+    expect(on, on.stderr).toMatchObject({ code: 0, stdout: `started ${task.task_id}\n` });
+    expect(JSON.parse((await cli(["task", "show", task.task_id, "--json", ...as])).stdout).status).toBe("running");
+
     const deleted = await cli(["task", "delete", task.task_id, ...as]);
     expect(deleted, deleted.stderr).toMatchObject({ code: 0, stdout: `deleted ${task.task_id}\n` });
     expect((await cli(["task", "list", ...as])).stdout).toBe("no tasks\n");
@@ -161,7 +175,7 @@ describe("batu: exit codes", () => {
   it("usage errors exit 2, an absent agent 3, a refusal 1", async () => {
     const unknown = await runCli(["vm", "lsit"]);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/unknown command 'lsit'/);
+    expect(unknown.stderr).toMatch(/^batu: unknown command 'lsit'/);
     const badFlag = await cli(["vm", "create", "--memory", "lots"]);
     expect(badFlag.code).toBe(2);
     expect(badFlag.stderr).toMatch(/--memory: a size like 512M/);
@@ -179,6 +193,5 @@ describe("batu: exit codes", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("complete -o default -F _batu batu");
     expect(r.stdout).toMatch(/' vm'\) words='[^']*\bcreate\b/);
-    writeFileSync(join(agents.dir("batu-cli-completion-"), "batu.bash"), r.stdout);
   });
 });

@@ -17,6 +17,8 @@ export function createProgram(registrars: readonly Registrar[]): Command {
     .version(`batu ${VERSION}`, "-v, --version", "print the version")
     .exitOverride()
     .showHelpAfterError("(add --help for usage)")
+    // "batu: <what>" like every other failure, not commander's "error: <what>".
+    .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, "batu: ")) })
     .configureHelp({ showGlobalOptions: false });
   for (const register of registrars) register(program);
   return program;
