@@ -54,7 +54,7 @@ complete -o default -F _batu batu
 
 export function zshCompletion(program: Command): string {
   return `# batu completion for zsh: eval "$(batu completion zsh)" in ~/.zshrc
-autoload -U +X compinit && compinit
+(( $+functions[compdef] )) || { autoload -U +X compinit && compinit; }
 autoload -U +X bashcompinit && bashcompinit
 ${bashCompletion(program)}`;
 }
