@@ -186,7 +186,8 @@ export const VmLogQuery = Type.Object(
   {
     vm_id: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
     from: Type.Optional(StringEnum(["head", "tail"], { description: "tail (default): the newest lines; head: the oldest" })),
-    count: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: "How many lines (default 100)" })),
+    // A query string is text (the schema compiler does not coerce types): 1 to 1000 written in digits.
+    count: Type.Optional(Type.String({ pattern: "^(1000|[1-9][0-9]{0,2})$", description: "How many lines, 1 to 1000 (default 100)" })),
   },
   { additionalProperties: false },
 );
@@ -264,3 +265,19 @@ export const VmLimits = Type.Object(
   { $id: "VmLimits" },
 );
 export type VmLimits = Static<typeof VmLimits>;
+export const VmVncQuery = Type.Object({ vm_id: VmId }, { additionalProperties: false });
+
+/** `GET /common/vm/vnc`: where the operator reaches a VM's VNC server, and its password. */
+export const VmVnc = Type.Object(
+  {
+    vm_id: Type.String(),
+    host: Type.Union([Type.String(), Type.Null()], {
+      description: "The address VNC listens on; null when it listens on every address (reach it by the host's own)",
+    }),
+    port: Type.Integer(),
+    password: Type.String({ description: "The VNC password (8 characters: VNC reads no more)" }),
+    running: Type.Boolean({ description: "Whether the VM runs: a stopped VM's VNC port answers nothing" }),
+  },
+  { $id: "VmVnc" },
+);
+export type VmVnc = Static<typeof VmVnc>;

@@ -19,7 +19,23 @@ import type {
 } from "../api/host.js";
 import type { RentGrant, RentGrantReply, RentList, RentListQuery, RentRevoke } from "../api/host-rent.js";
 import { baseUrl } from "./address.js";
-import type { VmDiskAdd, VmDiskDelete, VmDiskList, VmDiskResize, VmSnapshotCreate, VmSnapshotDelete, VmSnapshotItem, VmSnapshotList } from "../api/host-vm.js";
+import type {
+  VmAdd,
+  VmControl,
+  VmDiskAdd,
+  VmDiskDelete,
+  VmDiskList,
+  VmDiskResize,
+  VmItem,
+  VmLog,
+  VmLogQuery,
+  VmSnapshotCreate,
+  VmSnapshotDelete,
+  VmSnapshotItem,
+  VmSnapshotList,
+  VmStats,
+  VmVnc,
+} from "../api/host-vm.js";
 import { requestJson } from "./http.js";
 
 /** One image as `/common/image/list` answers it. */
@@ -208,5 +224,36 @@ export class HostClient {
   /** Operator: delete a VM's snapshot and its image. */
   snapshotDelete(body: VmSnapshotDelete): Promise<{ message: "ok" }> {
     return this.post("/common/vm/snapshot/delete", body);
+  }
+
+  /** Operator: this host's VMs, or (`group`, on a master) every node's. */
+  vmList(scope: "host" | "group" = "host"): Promise<VmItem[]> {
+    return this.get(`/common/vm/list${scope === "group" ? "?scope=group" : ""}`);
+  }
+
+  /** Operator: create and start a VM; answered once its QEMU runs (`ready` in the list follows). */
+  vmAdd(body: VmAdd): Promise<{ message: "ok"; id: string }> {
+    return this.post("/common/vm/add", body);
+  }
+
+  /** Operator: start, shut down, power off, restart, reset or delete a VM; answered when done. */
+  vmControl(body: VmControl): Promise<{ message: "ok" }> {
+    return this.post("/common/vm/control", body);
+  }
+
+  /** Operator: a VM's live figures. */
+  vmStats(vmId: string): Promise<VmStats> {
+    return this.get(`/common/vm/stats?vm_id=${encodeURIComponent(vmId)}`);
+  }
+
+  /** Operator: a VM's lifecycle log. */
+  vmLog(query: VmLogQuery): Promise<VmLog> {
+    const q = new URLSearchParams({ vm_id: query.vm_id, ...(query.from ? { from: query.from } : {}), ...(query.count ? { count: query.count } : {}) });
+    return this.get(`/common/vm/log?${q}`);
+  }
+
+  /** Operator: where a VM's VNC listens, and its password. */
+  vmVnc(vmId: string): Promise<VmVnc> {
+    return this.get(`/common/vm/vnc?vm_id=${encodeURIComponent(vmId)}`);
   }
 }

@@ -1,9 +1,8 @@
+import type { Command } from "commander";
 import { ConfigError } from "../../config/json-file.js";
-import { startAgent } from "../../agent/agent.js";
 import { createLogger, parseLogFormat } from "../../lib/logger.js";
-import { UsageError } from "../errors.js";
-import { AGENT_FLAGS, parse, parsePort } from "../options.js";
-
+import { EXIT, UsageError } from "../errors.js";
+import { parsePort, withAgentOptions, type AgentOptions } from "../options.js";
 export const usage = `batu agent [--port 10000] [--tls-port 10443] [--host 0.0.0.0] [--conf-dir ./conf] [--data-dir ./data] [--log-level info]
            [--log-format auto|pretty|json]
            [--forward-host <addr>] [--cpu-overcommit 1] [--disk-overcommit 1] [--shutdown-timeout 60]
@@ -39,60 +38,81 @@ function parseMs(text: string, flag: string, min: number, max: number): number {
   return n;
 }
 
-/** `batu agent`: runs until SIGINT/SIGTERM, then stops cleanly (VMs keep running). */
-export async function agentCommand(args: string[]): Promise<void> {
-  const { values } = parse(args, {
-    ...AGENT_FLAGS,
+interface AgentCommandOptions extends AgentOptions {
+  logLevel?: string;
+  logFormat?: string;
+  forwardHost?: string;
+  cpuOvercommit: string;
+  diskOvercommit: string;
+  shutdownTimeout: string;
+  heartbeatMs: string;
+  requestTimeout: string;
+  suspectAfterMs: string;
+  deadAfterMs: string;
+  discover?: boolean;
+  groupName?: string;
+  imageServer?: boolean;
+  network: string;
+}
+
+export function register(program: Command): void {
+  withAgentOptions(program.command("agent").description("run this machine's agent (port 10000, HTTPS on 10443)").addHelpText("after", `\n${usage}`))
     // No default here: createLogger falls back to BATU_LOG_LEVEL, then info.
-    "log-level": { type: "string" },
-    // No default either: BATU_LOG_FORMAT, then auto.
-    "log-format": { type: "string" },
-    "forward-host": { type: "string" },
-    "cpu-overcommit": { type: "string", default: "1" },
-    "disk-overcommit": { type: "string", default: "1" },
-    "shutdown-timeout": { type: "string", default: "60" },
-    "heartbeat-ms": { type: "string", default: "3000" },
-    "request-timeout": { type: "string", default: "30" },
-    "suspect-after-ms": { type: "string", default: "10000" },
-    "dead-after-ms": { type: "string", default: "60000" },
-    discover: { type: "boolean" },
-    "group-name": { type: "string" },
-    "image-server": { type: "boolean" },
-    network: { type: "string", default: "auto" },
-  });
+    .option("--log-level <level>", "trace, debug, info, warn, error")
+    // No default: BATU_LOG_FORMAT, then auto.
+    .option("--log-format <format>", "auto (pretty on a terminal, JSON otherwise), pretty or json")
+    .option("--forward-host <addr>", "address VM port forwards and VNC listen on")
+    .option("--cpu-overcommit <n>", "vCPUs per host thread", "1")
+    .option("--disk-overcommit <n>", "times the data file system's size VM disks may be promised", "1")
+    .option("--shutdown-timeout <sec>", "seconds a graceful shutdown waits", "60")
+    .option("--heartbeat-ms <ms>", "a member's heartbeat period", "3000")
+    .option("--request-timeout <sec>", "seconds a client has to send a request", "30")
+    .option("--suspect-after-ms <ms>", "master: a silent member turns suspect", "10000")
+    .option("--dead-after-ms <ms>", "master: ... and dead", "60000")
+    .option("--discover", "find the master on the LAN (SSDP) and join it")
+    .option("--group-name <name>", "with --discover: join only this group's master")
+    .option("--image-server", "serve this node's image cache to the LAN")
+    .option("--network <mode>", "auto, bridge or user", "auto")
+    .action((opts: AgentCommandOptions) => agentCommand(opts));
+}
+
+/** `batu agent`: runs until SIGINT/SIGTERM, then stops cleanly (VMs keep running). */
+export async function agentCommand(values: AgentCommandOptions): Promise<void> {
   if (!["auto", "bridge", "user"].includes(values.network)) throw new UsageError("--network: auto, bridge or user");
   const joinToken = process.env.BATU_JOIN_TOKEN;
   if (values.discover && !joinToken) throw new UsageError("--discover: set BATU_JOIN_TOKEN to the master's conf/join.token");
-  if (values["group-name"] !== undefined && !values.discover) throw new UsageError("--group-name: only with --discover");
-  const heartbeatMs = parseMs(values["heartbeat-ms"], "--heartbeat-ms", 100, 600_000);
-  const requestTimeoutSec = Number(values["request-timeout"]);
+  if (values.groupName !== undefined && !values.discover) throw new UsageError("--group-name: only with --discover");
+  const heartbeatMs = parseMs(values.heartbeatMs, "--heartbeat-ms", 100, 600_000);
+  const requestTimeoutSec = Number(values.requestTimeout);
   if (!(Number.isInteger(requestTimeoutSec) && requestTimeoutSec >= 1 && requestTimeoutSec <= 3600)) {
     throw new UsageError("--request-timeout: whole seconds in [1, 3600]");
   }
-  const suspectAfterMs = parseMs(values["suspect-after-ms"], "--suspect-after-ms", 100, 86_400_000);
-  const deadAfterMs = parseMs(values["dead-after-ms"], "--dead-after-ms", 100, 86_400_000);
+  const suspectAfterMs = parseMs(values.suspectAfterMs, "--suspect-after-ms", 100, 86_400_000);
+  const deadAfterMs = parseMs(values.deadAfterMs, "--dead-after-ms", 100, 86_400_000);
   if (deadAfterMs <= suspectAfterMs) throw new UsageError("--dead-after-ms: must be longer than --suspect-after-ms");
-  const cpuOvercommit = Number(values["cpu-overcommit"]);
+  const cpuOvercommit = Number(values.cpuOvercommit);
   if (!(cpuOvercommit > 0 && cpuOvercommit <= 64)) throw new UsageError("--cpu-overcommit: a number in (0, 64]");
-  const diskOvercommit = Number(values["disk-overcommit"]);
+  const diskOvercommit = Number(values.diskOvercommit);
   if (!(diskOvercommit > 0 && diskOvercommit <= 64)) throw new UsageError("--disk-overcommit: a number in (0, 64]");
-  const shutdownTimeoutSec = Number(values["shutdown-timeout"]);
+  const shutdownTimeoutSec = Number(values.shutdownTimeout);
   if (!(shutdownTimeoutSec >= 0 && shutdownTimeoutSec <= 3600)) throw new UsageError("--shutdown-timeout: seconds in [0, 3600]");
-  const logFormatText = values["log-format"] ?? process.env.BATU_LOG_FORMAT;
+  const logFormatText = values.logFormat ?? process.env.BATU_LOG_FORMAT;
   const logFormat = parseLogFormat(logFormatText);
   if (logFormatText !== undefined && !logFormat) throw new UsageError("--log-format (or BATU_LOG_FORMAT): auto, pretty or json");
-  const log = createLogger({ level: values["log-level"], format: logFormat });
+  const log = createLogger({ level: values.logLevel, format: logFormat });
+  // Loaded here, not at the top: every other command would pay for loading the whole agent.
+  const { startAgent } = await import("../../agent/agent.js");
   let agent;
   try {
     agent = await startAgent(
       {
         host: values.host,
         port: parsePort(values.port),
-        tlsPort: parsePort(values["tls-port"], "--tls-port"),
-        confDir: values["conf-dir"],
-        dataDir: values["data-dir"],
-        forwardHost: values["forward-host"],
-        imageServer: values["image-server"],
+        tlsPort: parsePort(values.tlsPort, "--tls-port"),
+        confDir: values.confDir,
+        dataDir: values.dataDir,
+        forwardHost: values.forwardHost,
+        imageServer: values.imageServer,
         network: values.network as "auto" | "bridge" | "user",
         cpuOvercommit,
         diskOvercommit,
@@ -101,16 +121,16 @@ export async function agentCommand(args: string[]): Promise<void> {
         heartbeatMs,
         suspectAfterMs,
         deadAfterMs,
-        discover: values.discover && joinToken ? { joinToken, groupName: values["group-name"] } : undefined,
+        discover: values.discover && joinToken ? { joinToken, groupName: values.groupName } : undefined,
       },
       log,
     );
   } catch (e) {
-    if (e instanceof ConfigError) throw new UsageError(`cannot start: ${e.message}`, 78);
+    if (e instanceof ConfigError) throw new UsageError(`cannot start: ${e.message}`, EXIT.config);
     if ((e as NodeJS.ErrnoException).code === "EADDRINUSE") {
       // The plain port or the HTTPS one: the error names which.
       const port = (e as { port?: number }).port ?? values.port;
-      throw new UsageError(`cannot start: port ${port} on ${values.host} is already in use`, 1);
+      throw new UsageError(`cannot start: port ${port} on ${values.host} is already in use`, EXIT.failed);
     }
     throw e;
   }

@@ -1,8 +1,10 @@
-import { readAdminToken } from "../../auth/identity.js";
+import type { Command } from "commander";
 import { percentText } from "../../lib/units.js";
-import { HostApiError, HostClient, UnreachableError, type ImageTransfer } from "../../sdk/index.js";
-import { UsageError } from "../errors.js";
-import { AGENT_FLAGS, parse, parsePort } from "../options.js";
+import type { HostClient, ImageTransfer } from "../../sdk/index.js";
+import { failed, UsageError } from "../errors.js";
+import { ask, hostClient, type RemoteOptions } from "../local-agent.js";
+import { withAgentOptions, withOutputOptions, withRemoteOptions, type AgentOptions } from "../options.js";
+import { outputFormat, print, type OutputOptions } from "../output.js";
 
 export const usage = `batu image ls [--server <id>] [--json]
 batu image servers
@@ -15,53 +17,70 @@ batu image rm <name>
   the running agent. pull and push show a progress bar until the transfer ends (Ctrl-C leaves it
   running; --no-wait returns at once); a stopped or cut pull resumes where it stopped.`;
 
-const FLAGS = { ...AGENT_FLAGS, json: { type: "boolean" }, server: { type: "string" }, "no-wait": { type: "boolean" }, upload: { type: "boolean" }, download: { type: "boolean" } } as const;
+interface Options extends AgentOptions, RemoteOptions, OutputOptions {
+  server?: string;
+  wait: boolean;
+  upload?: boolean;
+  download?: boolean;
+}
 
-const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
-
-export async function imageCommand(args: string[]): Promise<void> {
-  const [sub, ...rest] = args;
-  const { values, positionals } = parse(rest, FLAGS);
-  const client = clientOf(values);
-  try {
-    if (sub === "ls") {
-      const { images } = await client.imageList(values.server);
-      if (values.json) return console.log(JSON.stringify(images));
-      if (images.length === 0) return console.log("no images");
-      for (const i of images) console.log(`${i.name}  ${gib(i.size_bytes)}${i.owner ? `  owner ${i.owner}` : ""}${i.sha256 ? `  sha256 ${i.sha256}` : ""}`);
-      return;
-    }
-    if (sub === "servers") {
-      const { servers } = await client.imageServers();
-      return console.log(servers.length ? servers.join("\n") : "no image servers configured");
-    }
-    if (sub === "pull" || sub === "push") {
-      const [server, name] = positionals;
-      if (!server || !name) throw new UsageError(`missing <server> or <name>\n${usage}`);
-      const started = await client.imageTransfer(sub, { server, name });
-      if (values["no-wait"]) return console.log(`${started.direction} of ${name} started`);
-      const end = await follow(client, started);
-      if (end.status !== "done") throw new UsageError(`${end.direction} of ${name} ${end.status}${end.error ? `: ${end.error}` : ""}`, 1);
-      return;
-    }
-    if (sub === "stop") {
-      const [name] = positionals;
-      if (!name || values.upload === values.download) throw new UsageError(`name the image and one of --upload or --download\n${usage}`);
-      await client.imageStop({ name, direction: values.upload ? "upload" : "download" });
-      return console.log(`stopped ${name}`);
-    }
-    if (sub === "rm") {
-      const [name] = positionals;
-      if (!name) throw new UsageError(`missing <name>\n${usage}`);
-      await client.imageDelete(name);
-      return console.log(`deleted ${name}`);
-    }
-  } catch (e) {
-    if (e instanceof HostApiError) throw new UsageError(`refused: ${e.message}`, 1);
-    if (e instanceof UnreachableError) throw new UsageError(`no agent answers on port ${values.port}: ${e.message}`, 1);
-    throw e;
+export function register(program: Command): void {
+  const image = program.command("image").description("this node's images and its image servers': pull, push, list, delete").addHelpText("after", `\n${usage}`);
+  const sub = (name: string, description: string) => withRemoteOptions(withAgentOptions(image.command(name).description(description)));
+  withOutputOptions(sub("ls", "this node's images, or an image server's").alias("list"))
+    .option("--server <id>", "an image server's images (batu image servers)")
+    .action((opts: Options) => imageList(opts));
+  withOutputOptions(sub("servers", "the image servers this node knows")).action((opts: Options) => imageServers(opts));
+  for (const direction of ["pull", "push"] as const) {
+    sub(direction, direction === "pull" ? "bring an image from a server, with a progress bar" : "send an image to a server, with a progress bar")
+      .argument("<server>", "the image server (batu image servers)")
+      .argument("<name>", "the image's file name")
+      .option("--no-wait", "return once the transfer started")
+      .action((server: string, name: string, opts: Options) => imageTransfer(direction, server, name, opts));
   }
-  throw new UsageError(`unknown image command: ${sub ?? "(none)"}\n${usage}`);
+  sub("stop", "stop a transfer (a pull resumes later where it stopped)")
+    .argument("<name>")
+    .option("--upload", "the upload")
+    .option("--download", "the download")
+    .action((name: string, opts: Options) => imageStop(name, opts));
+  sub("rm", "delete an image of this node").alias("delete").argument("<name>").action((name: string, opts: Options) => imageRemove(name, opts));
+}
+
+const client = (opts: Options) => hostClient(opts, 60_000);
+
+const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+
+async function imageList(opts: Options): Promise<void> {
+  const format = outputFormat(opts);
+  const { images } = await ask(() => client(opts).imageList(opts.server));
+  // One line per image, as before the move to commander (scripts read it).
+  print(images, format, () =>
+    images.length === 0 ? "no images" : images.map((i) => `${i.name}  ${gib(i.size_bytes)}${i.owner ? `  owner ${i.owner}` : ""}${i.sha256 ? `  sha256 ${i.sha256}` : ""}`).join("\n"),
+  );
+}
+
+async function imageServers(opts: Options): Promise<void> {
+  const { servers } = await ask(() => client(opts).imageServers());
+  print(servers, outputFormat(opts), () => (servers.length ? servers.join("\n") : "no image servers configured"));
+}
+
+async function imageTransfer(direction: "pull" | "push", server: string, name: string, opts: Options): Promise<void> {
+  const c = client(opts);
+  const started = await ask(() => c.imageTransfer(direction, { server, name }));
+  if (!opts.wait) return console.log(`${started.direction} of ${name} started`);
+  const end = await ask(() => follow(c, started));
+  if (end.status !== "done") throw failed(`${end.direction} of ${name} ${end.status}${end.error ? `: ${end.error}` : ""}`);
+}
+
+async function imageStop(name: string, opts: Options): Promise<void> {
+  if (Boolean(opts.upload) === Boolean(opts.download)) throw new UsageError(`name the image and one of --upload or --download\n${usage}`);
+  await ask(() => client(opts).imageStop({ name, direction: opts.upload ? "upload" : "download" }));
+  console.log(`stopped ${name}`);
+}
+
+async function imageRemove(name: string, opts: Options): Promise<void> {
+  await ask(() => client(opts).imageDelete(name));
+  console.log(`deleted ${name}`);
 }
 
 /** Polls a transfer to its end, drawing a progress bar (a line per 10 % when stderr is not a terminal). */
@@ -84,10 +103,4 @@ async function follow(client: HostClient, t: ImageTransfer): Promise<ImageTransf
   if (tty) process.stderr.write("\n");
   console.log(`${t.direction} of ${t.name}: ${t.status}`);
   return t;
-}
-
-function clientOf(values: { port?: string; "conf-dir"?: string }): HostClient {
-  const token = readAdminToken(values["conf-dir"]!);
-  if (!token) throw new UsageError(`no admin token in ${values["conf-dir"]}: is this the agent's conf dir?`, 1);
-  return new HostClient(`127.0.0.1:${parsePort(values.port!)}`, token, 60_000);
 }

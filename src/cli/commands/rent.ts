@@ -1,6 +1,5 @@
 import { join, resolve } from "node:path";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
-import { DB_FILE } from "../../agent/state.js";
 import { ApiError } from "../../api/errors.js";
 import type { RentGrant, RentGrantReply, RentList, RentRevoke, RentalItem } from "../../api/host-rent.js";
 import { readAdminToken } from "../../auth/identity.js";
@@ -9,11 +8,12 @@ import { RentalLedger, rentalItem, type RentalState, type RevokeTarget } from ".
 import type { RenterSpec } from "../../auth/renter.js";
 import { HostApiError, HostClient, UnreachableError } from "../../sdk/index.js";
 import { openDb } from "../../store/db.js";
-import { UsageError } from "../errors.js";
-import { AGENT_FLAGS, parse, parsePort } from "../options.js";
+import type { Command } from "commander";
+import { failed, UsageError } from "../errors.js";
+import { parsePort, withAgentOptions, type AgentOptions } from "../options.js";
 
 export const usage = `batu rent grant <node_id> (--wallet <ss58> | --multisig <w1,w2,...> --threshold N) --until <time>
-    [--gpus N] [--cpus N] [--mem-gib N] [--disk-gib N]
+    [--gpus N] [--cpus N] [--mem-gib N] [--disk-gib N] [--disk-iops N] [--disk-mbps N] [--net-mbit N]
 batu rent list [--node <node_id>] [--state active|expired|revoked] [--json]
 batu rent revoke <id> [--json]
   [--conf-dir ./conf] [--data-dir ./data] [--port 10000]
@@ -21,7 +21,8 @@ batu rent revoke <id> [--json]
   renter API (/api/v1) until when. --until is an ISO 8601 time (2026-07-01T00:00:00Z) or a
   duration from now: 90m, 12h, 30d, 2w. --gpus rents that many of the node's GPUs (several
   renters share the node); without it the whole node goes to this renter alone. --cpus, --mem-gib
-  and --disk-gib cap what the renter's VMs on the node may hold. Asks the running agent (admin token from conf/);
+  and --disk-gib cap what the renter's VMs on the node may hold; --disk-iops, --disk-mbps and --net-mbit
+  cap each of its VMs' disk I/O (all its disks together) and network (each way), from each boot. Asks the running agent (admin token from conf/);
   when no agent runs, edits the ledger in data/batu.db directly.`;
 
 const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
@@ -34,28 +35,48 @@ export function parseUntil(text: string, now: Date = new Date()): Date {
   return until;
 }
 
-export async function rentCommand(args: string[]): Promise<void> {
-  const [sub, ...rest] = args;
-  if (sub === "grant") return rentGrant(rest);
-  if (sub === "list") return rentList(rest);
-  if (sub === "revoke") return rentRevoke(rest);
-  throw new UsageError(`unknown rent command: ${sub ?? "(none)"}\n${usage}`);
+interface Values extends AgentOptions {
+  json?: boolean;
+  wallet?: string;
+  multisig?: string;
+  threshold?: string;
+  until?: string;
+  node?: string;
+  state?: string;
+  gpus?: string;
+  cpus?: string;
+  memGib?: string;
+  diskGib?: string;
+  diskIops?: string;
+  diskMbps?: string;
+  netMbit?: string;
 }
 
-const FLAGS = {
-  ...AGENT_FLAGS,
-  json: { type: "boolean" },
-  wallet: { type: "string" },
-  multisig: { type: "string" },
-  threshold: { type: "string" },
-  until: { type: "string" },
-  node: { type: "string" },
-  state: { type: "string" },
-  gpus: { type: "string" },
-  cpus: { type: "string" },
-  "mem-gib": { type: "string" },
-  "disk-gib": { type: "string" },
-} as const;
+export function register(program: Command): void {
+  const rent = program.command("rent").description("grant, list and revoke rentals of nodes to renters").addHelpText("after", `\n${usage}`);
+  withAgentOptions(rent.command("grant").argument("<node_id>").description("rent a node (or some of its GPUs) to a wallet or a multisig set"))
+    .option("--wallet <ss58>", "the renter's wallet")
+    .option("--multisig <w1,w2,...>", "a multisig set of wallets")
+    .option("--threshold <n>", "with --multisig: signatures needed")
+    .option("--until <time>", "ISO 8601 time, or a duration: 90m, 12h, 30d, 2w")
+    .option("--gpus <n>", "rent that many GPUs (several renters share the node)")
+    .option("--cpus <n>", "cap the renter's vCPUs on the node")
+    .option("--mem-gib <n>", "cap the renter's memory, GiB")
+    .option("--disk-gib <n>", "cap the renter's disk, GiB")
+    .option("--disk-iops <n>", "cap each of its VMs' disk reads and writes per second")
+    .option("--disk-mbps <n>", "cap each of its VMs' disk MB/s")
+    .option("--net-mbit <n>", "cap each of its VMs' network, Mbit/s each way")
+    .option("--json", "print JSON")
+    .action((node: string, opts: Values) => rentGrant(node, opts));
+  withAgentOptions(rent.command("list").description("the rental ledger"))
+    .option("--node <node_id>", "only this node's rentals")
+    .option("--state <state>", "active, expired or revoked")
+    .option("--json", "print JSON")
+    .action((opts: Values) => rentList(opts));
+  withAgentOptions(rent.command("revoke").argument("<id>", "the rental's id (batu rent list)").description("end a rental now"))
+    .option("--json", "print JSON")
+    .action((id: string, opts: Values) => rentRevoke(id, opts));
+}
 
 /** A `--gpus`-like flag: a whole number of at least 1, or absent. */
 function count(flag: string, text: string | undefined): number | undefined {
@@ -64,25 +85,24 @@ function count(flag: string, text: string | undefined): number | undefined {
   return Number(text);
 }
 
-type Values = ReturnType<typeof parse<typeof FLAGS>>["values"];
-
 /** Runs `online` against the local agent; when none answers, `offline` on the ledger in the data dir. */
 async function withLedger<T>(values: Values, online: (c: HostClient) => Promise<T>, offline: (l: RentalLedger) => T): Promise<T> {
-  const port = parsePort(values.port!);
-  const token = readAdminToken(values["conf-dir"]!);
+  const port = parsePort(values.port);
+  const token = readAdminToken(values.confDir);
   try {
     if (!token) throw new UnreachableError("(no admin token)", new Error("no agent has run here"));
     return await online(new HostClient(`127.0.0.1:${port}`, token, 15_000));
   } catch (e) {
-    if (e instanceof HostApiError) throw new UsageError(`refused: ${e.message}`, 1);
+    if (e instanceof HostApiError) throw failed(`refused: ${e.message}`);
     if (!(e instanceof UnreachableError)) throw e;
   }
   await cryptoWaitReady();
-  const db = openDb(join(resolve(values["data-dir"]!), DB_FILE));
+  const { DB_FILE } = await import("../../agent/state.js");
+  const db = openDb(join(resolve(values.dataDir), DB_FILE));
   try {
     return offline(new RentalLedger(db));
   } catch (e) {
-    if (e instanceof ApiError || e instanceof RentalError) throw new UsageError(`refused: ${e.message}`, 1);
+    if (e instanceof ApiError || e instanceof RentalError) throw failed(`refused: ${e.message}`);
     throw e;
   } finally {
     db.close();
@@ -102,18 +122,23 @@ const specOf = (r: ReturnType<typeof renterOf>): RenterSpec => ("wallet" in r ? 
 function describe(r: RentalItem): string {
   const who = r.wallet ?? `multisig ${r.renter} (${r.multisig_accounts?.threshold} of ${r.multisig_accounts?.wallets.join(",")})`;
   const what = r.gpus === null ? "node" : `${r.gpus} GPU${r.gpus === 1 ? "" : "s"} of node`;
-  const caps = [r.cpu_cores !== null ? `${r.cpu_cores} vCPUs` : "", r.mem_gib !== null ? `${r.mem_gib}G memory` : "", r.disk_gib !== null ? `${r.disk_gib}G disk` : ""].filter(Boolean);
+  const caps = [
+    r.cpu_cores !== null ? `${r.cpu_cores} vCPUs` : "",
+    r.mem_gib !== null ? `${r.mem_gib}G memory` : "",
+    r.disk_gib !== null ? `${r.disk_gib}G disk` : "",
+    r.disk_iops !== null ? `${r.disk_iops} disk IOPS a VM` : "",
+    r.disk_mbps !== null ? `${r.disk_mbps} disk MB/s a VM` : "",
+    r.net_mbit !== null ? `${r.net_mbit} Mbit/s a VM` : "",
+  ].filter(Boolean);
   return `rental ${r.id}: ${what} ${r.node_id} to ${who} until ${r.until} (${r.state})${caps.length ? `, at most ${caps.join(", ")}` : ""}`;
 }
 
-async function rentGrant(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, FLAGS);
-  const nodeId = positionals[0];
-  if (!nodeId) throw new UsageError(`missing <node_id>\n${usage}`);
+async function rentGrant(nodeId: string, values: Values): Promise<void> {
   if (!values.until) throw new UsageError("missing --until (an ISO 8601 time, or a duration like 30d)");
   const until = parseUntil(values.until);
   const renter = renterOf(values);
-  const [gpus, cpus, mem, disk] = [count("gpus", values.gpus), count("cpus", values.cpus), count("mem-gib", values["mem-gib"]), count("disk-gib", values["disk-gib"])];
+  const [gpus, cpus, mem, disk] = [count("gpus", values.gpus), count("cpus", values.cpus), count("mem-gib", values.memGib), count("disk-gib", values.diskGib)];
+  const [iops, mbps, mbit] = [count("disk-iops", values.diskIops), count("disk-mbps", values.diskMbps), count("net-mbit", values.netMbit)];
   const body: RentGrant = {
     node_id: nodeId,
     until: until.toISOString(),
@@ -122,12 +147,18 @@ async function rentGrant(args: string[]): Promise<void> {
     ...(cpus !== undefined ? { cpu_cores: cpus } : {}),
     ...(mem !== undefined ? { mem_gib: mem } : {}),
     ...(disk !== undefined ? { disk_gib: disk } : {}),
+    ...(iops !== undefined ? { disk_iops: iops } : {}),
+    ...(mbps !== undefined ? { disk_mbps: mbps } : {}),
+    ...(mbit !== undefined ? { net_mbit: mbit } : {}),
   };
   const limits = {
     ...(gpus !== undefined ? { gpus } : {}),
     ...(cpus !== undefined ? { cpuCores: cpus } : {}),
     ...(mem !== undefined ? { memGib: mem } : {}),
     ...(disk !== undefined ? { diskGib: disk } : {}),
+    ...(iops !== undefined ? { diskIops: iops } : {}),
+    ...(mbps !== undefined ? { diskMBps: mbps } : {}),
+    ...(mbit !== undefined ? { netMbit: mbit } : {}),
   };
   const reply: RentGrantReply = await withLedger(
     values,
@@ -140,8 +171,7 @@ async function rentGrant(args: string[]): Promise<void> {
   console.log(values.json ? JSON.stringify(reply) : `granted ${describe(reply.rental)}`);
 }
 
-async function rentList(args: string[]): Promise<void> {
-  const { values } = parse(args, FLAGS);
+async function rentList(values: Values): Promise<void> {
   const states: readonly (RentalState | undefined)[] = ["active", "expired", "revoked", undefined];
   const state = states.find((s) => s === values.state);
   if (state !== values.state) throw new UsageError("--state: must be one of active, expired, revoked");
@@ -168,10 +198,8 @@ async function rentList(args: string[]): Promise<void> {
   for (const row of [head, ...rows]) console.log(row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
 }
 
-async function rentRevoke(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, FLAGS);
-  const id = positionals[0];
-  if (!id || !/^[1-9][0-9]{0,15}$/.test(id)) throw new UsageError(`missing or bad <id> (see batu rent list)\n${usage}`);
+async function rentRevoke(id: string, values: Values): Promise<void> {
+  if ( !/^[1-9][0-9]{0,15}$/.test(id)) throw new UsageError(`missing or bad <id> (see batu rent list)\n${usage}`);
   const body: RentRevoke = { id: Number(id) };
   const target: RevokeTarget = { id: Number(id) };
   const reply: RentGrantReply = await withLedger(

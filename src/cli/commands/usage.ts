@@ -1,6 +1,7 @@
 import { usageCsv } from "../../rental/usage.js";
-import { AGENT_FLAGS, parse } from "../options.js";
-import { ask, localAgent } from "../local-agent.js";
+import type { Command } from "commander";
+import { withAgentOptions, withRemoteOptions, type AgentOptions } from "../options.js";
+import { ask, hostClient, type RemoteOptions } from "../local-agent.js";
 import { parseUntil } from "./rent.js";
 
 export const usage = `batu usage [--from <time>] [--to <time>] [--csv | --json] [--conf-dir ./conf] [--port 10000]
@@ -8,10 +9,25 @@ export const usage = `batu usage [--from <time>] [--to <time>] [--csv | --json] 
   GiB-hours and GPU-hours, what a rental is billed on. --from and --to are ISO 8601 times; default the
   last 30 days. --csv for a spreadsheet. Asks the running agent (admin token from conf/).`;
 
-export async function usageCommand(args: string[]): Promise<void> {
-  const { values } = parse(args, { ...AGENT_FLAGS, json: { type: "boolean" }, csv: { type: "boolean" }, from: { type: "string" }, to: { type: "string" } });
+interface Options extends AgentOptions, RemoteOptions {
+  json?: boolean;
+  csv?: boolean;
+  from?: string;
+  to?: string;
+}
+
+export function register(program: Command): void {
+  withRemoteOptions(withAgentOptions(program.command("usage").description("each renter's VM-, vCPU-, memory- and GPU-hours on this node (table or CSV)").addHelpText("after", `\n${usage}`)))
+    .option("--from <time>", "ISO 8601 time (default: 30 days ago)")
+    .option("--to <time>", "ISO 8601 time (default: now)")
+    .option("--csv", "print CSV")
+    .option("--json", "print JSON")
+    .action((opts: Options) => usageCommand(opts));
+}
+
+async function usageCommand(values: Options): Promise<void> {
   const time = (t: string | undefined) => (t === undefined ? undefined : parseUntil(t).toISOString());
-  const report = await ask(() => localAgent(values).usage({ from: time(values.from), to: time(values.to) }));
+  const report = await ask(() => hostClient(values).usage({ from: time(values.from), to: time(values.to) }));
   if (values.json) return console.log(JSON.stringify(report));
   const lines = report.usage.map((u) => ({ renter: u.renter, vmHours: u.vm_hours, vcpuHours: u.vcpu_hours, memGibHours: u.mem_gib_hours, gpuHours: u.gpu_hours }));
   if (values.csv) return void process.stdout.write(usageCsv(report.node_id, new Date(report.from), new Date(report.to), lines));

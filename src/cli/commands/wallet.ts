@@ -1,79 +1,54 @@
-import { readFileSync, writeFileSync } from "node:fs";
-import { Keyring } from "@polkadot/keyring";
-import type { KeyringPair } from "@polkadot/keyring/types";
-import { stringToU8a, u8aToHex } from "@polkadot/util";
-import { base58Encode, cryptoWaitReady, mnemonicGenerate, randomAsU8a } from "@polkadot/util-crypto";
-import { SS58_PREFIX } from "../../auth/signature.js";
+import { writeFileSync } from "node:fs";
+import type { Command } from "commander";
+import { u8aToHex } from "@polkadot/util";
+import { mnemonicGenerate } from "@polkadot/util-crypto";
+import { freshNonce, signText } from "../../sdk/wallet-signer.js";
 import { UsageError } from "../errors.js";
-import { parse } from "../options.js";
+import { runArgs } from "../program.js";
+import { keyType, pairFrom, walletOf, type WalletOptions } from "../wallet-secret.js";
 
 export const usage = `batu wallet new [--type sr25519|ed25519] [--save <file>] [--json]
   Makes a wallet: prints its SS58 address and its secret (a mnemonic). Stores nothing,
   unless --save writes the secret to a new file (mode 0600; the secret is then not printed).
-batu wallet sign <message> [--secret-file <file>] [--type sr25519|ed25519] [--json]
+batu wallet sign <message> [--wallet-file <file>] [--type sr25519|ed25519] [--json]
   Signs the message's UTF-8 bytes (a nonce, or a session id) as DBC's sign tool does and
-  prints the signature (0x + 128 hex). The secret comes from --secret-file, else from
+  prints the signature (0x + 128 hex). The secret comes from --wallet-file (or --secret-file), else from
   BATU_WALLET_SECRET: a mnemonic, a dev URI like //Alice, or a 0x seed.
-batu wallet nonce [--secret-file <file>] [--type sr25519|ed25519]
+batu wallet nonce [--wallet-file <file>] [--type sr25519|ed25519]
   Prints {"wallet","nonce","sign"}: a fresh nonce signed by the wallet, the identity fields of
   one renter API request (/api/v1). A nonce is accepted once.`;
 
-const TYPES = ["sr25519", "ed25519"] as const;
-type KeyType = (typeof TYPES)[number];
-
-const FLAGS = {
-  type: { type: "string", default: "sr25519" },
-  save: { type: "string" },
-  "secret-file": { type: "string" },
-  json: { type: "boolean" },
-} as const;
-
-export async function walletCommand(args: string[]): Promise<void> {
-  const [sub, ...rest] = args;
-  if (sub === "new") return walletNew(rest);
-  if (sub === "sign") return walletSign(rest);
-  if (sub === "nonce") return walletNonce(rest);
-  throw new UsageError(`unknown wallet command: ${sub ?? "(none)"}\n${usage}`);
+interface Options extends WalletOptions {
+  save?: string;
+  json?: boolean;
 }
 
-function keyType(text: string | undefined): KeyType {
-  const t = TYPES.find((x) => x === text);
-  if (!t) throw new UsageError(`--type: must be one of ${TYPES.join(", ")}`);
-  return t;
+/** The secret flags and --type, on each subcommand that signs. */
+const withSecret = (cmd: Command) =>
+  cmd
+    .option("--wallet-file <file>", "the wallet's secret (else BATU_WALLET_SECRET)")
+    .option("--secret-file <file>", "the same as --wallet-file")
+    .option("--type <type>", "sr25519 or ed25519", "sr25519");
+
+export function register(program: Command): void {
+  const wallet = program.command("wallet").description("make a renter wallet, sign a nonce or session id").addHelpText("after", `\n${usage}`);
+  wallet
+    .command("new")
+    .description("make a wallet: its address and secret")
+    .option("--type <type>", "sr25519 or ed25519", "sr25519")
+    .option("--save <file>", "write the secret to this new file (0600) instead of printing it")
+    .option("--json", "print JSON")
+    .action((opts: Options) => walletNew(opts));
+  withSecret(wallet.command("sign").argument("<message>", "a nonce or session id (quote it)").description("sign a message's UTF-8 bytes"))
+    .option("--json", "print JSON")
+    .action((message: string, opts: Options) => walletSign(message, opts));
+  withSecret(wallet.command("nonce").description("a fresh nonce signed by the wallet: one request's identity fields")).action((opts: Options) => walletNonce(opts));
 }
 
-async function pairFrom(secret: string, type: KeyType): Promise<KeyringPair> {
-  await cryptoWaitReady();
-  try {
-    return new Keyring({ type, ss58Format: SS58_PREFIX }).addFromUri(secret);
-  } catch (e) {
-    throw new UsageError(`the secret is not a mnemonic, dev URI (//Alice) or 0x seed: ${(e as Error).message}`);
-  }
-}
+/** Runs `batu wallet <args>` in this process (tests). */
+export const walletCommand = (args: string[]): Promise<void> => runArgs(["wallet", ...args], [register]);
 
-/** The wallet secret: --secret-file, else BATU_WALLET_SECRET. */
-function readSecret(file: string | undefined): string {
-  if (file !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (e) {
-      throw new UsageError(`--secret-file: cannot read ${file}: ${(e as Error).message}`);
-    }
-    const secret = text.trim();
-    if (!secret) throw new UsageError(`--secret-file: ${file} is empty`);
-    return secret;
-  }
-  const env = process.env.BATU_WALLET_SECRET?.trim();
-  if (!env) throw new UsageError("no wallet secret: set BATU_WALLET_SECRET or pass --secret-file <file>");
-  return env;
-}
-
-const hexSign = (pair: KeyringPair, message: string): string => u8aToHex(pair.sign(stringToU8a(message)));
-
-async function walletNew(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, FLAGS);
-  if (positionals.length > 0) throw new UsageError(`unexpected argument: ${positionals[0]}\n${usage}`);
+async function walletNew(values: Options): Promise<void> {
   const type = keyType(values.type);
   const secret = mnemonicGenerate(12);
   const pair = await pairFrom(secret, type);
@@ -96,19 +71,14 @@ async function walletNew(args: string[]): Promise<void> {
   console.log("The secret is the wallet: keep it safe. batu stored nothing else.");
 }
 
-async function walletSign(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, FLAGS);
-  const message = positionals[0];
-  if (message === undefined || positionals.length > 1) throw new UsageError(`give exactly one <message> (quote it)\n${usage}`);
-  const pair = await pairFrom(readSecret(values["secret-file"]), keyType(values.type));
-  const sign = hexSign(pair, message);
+async function walletSign(message: string, values: Options): Promise<void> {
+  const pair = await walletOf(values);
+  const sign = signText(pair, message);
   console.log(values.json ? JSON.stringify({ wallet: pair.address, message, sign }) : sign);
 }
 
-async function walletNonce(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, FLAGS);
-  if (positionals.length > 0) throw new UsageError(`unexpected argument: ${positionals[0]}\n${usage}`);
-  const pair = await pairFrom(readSecret(values["secret-file"]), keyType(values.type));
-  const nonce = base58Encode(randomAsU8a(32));
-  console.log(JSON.stringify({ wallet: pair.address, nonce, sign: hexSign(pair, nonce) }));
+async function walletNonce(values: Options): Promise<void> {
+  const pair = await walletOf(values);
+  const nonce = freshNonce();
+  console.log(JSON.stringify({ wallet: pair.address, nonce, sign: signText(pair, nonce) }));
 }

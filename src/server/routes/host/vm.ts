@@ -23,6 +23,8 @@ import {
   VmStats,
   VmLimits,
   VmStatsQuery,
+  VmVnc,
+  VmVncQuery,
 } from "../../../api/host-vm.js";
 import type { DiskService } from "../../../disk/service.js";
 import type { Snapshot, SnapshotService } from "../../../snapshot/service.js";
@@ -87,9 +89,10 @@ function formatSize(bytes: number): string {
 
 /** Seed 000 `/common/vm/...`: the VMs of this host. */
 export const vmRoutes: FastifyPluginAsyncTypebox<{
-  deps: { vms: VmService; vmQueries: VmQueries; disks: DiskService; snapshots: SnapshotService; groupVms?: GroupVms };
+  deps: { vms: VmService; vmQueries: VmQueries; disks: DiskService; snapshots: SnapshotService; groupVms?: GroupVms; v1: { forwardHost: string } };
 }> = async (app, { deps }) => {
   const { vms, vmQueries: reads, disks, snapshots, groupVms } = deps;
+  const forwardHost = deps.v1.forwardHost;
 
   app.get(
     "/common/vm/disk/list",
@@ -351,6 +354,26 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{
   );
 
   app.get(
+    "/common/vm/vnc",
+    {
+      schema: {
+        summary: "Where a VM's VNC server listens, and its password",
+        description:
+          "For the operator's VNC viewer (`batu vm console`). `host` is null when VNC listens on every address: " +
+          "reach it by the address this host was reached by.",
+        tags: ["vm"],
+        querystring: VmVncQuery,
+        response: { 200: VmVnc, 400: ErrorReply, 401: ErrorReply, 404: ErrorReply },
+      },
+    },
+    async (req) => {
+      const vm = reads.get(req.query.vm_id);
+      const everywhere = forwardHost === "0.0.0.0" || forwardHost === "::";
+      return { vm_id: vm.id, host: everywhere ? null : forwardHost, port: vm.spec.ports.vnc, password: vm.spec.vncPassword, running: vm.status === "running" };
+    },
+  );
+
+  app.get(
     "/common/vm/log",
     {
       schema: {
@@ -366,7 +389,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<{
     },
     async (req) => {
       const id = req.query.vm_id;
-      const lines = reads.logLines(id, req.query.from ?? "tail", req.query.count ?? 100);
+      const lines = reads.logLines(id, req.query.from ?? "tail", Number(req.query.count ?? 100));
       if (lines.length === 0) reads.get(id); // no VM, no log: 404
       return { vm_id: id, lines };
     },
