@@ -45,9 +45,9 @@ let keptDataVersions: Map<Db, number> | null = null;
 /**
  * Runs `read` (synchronous: the part of a request before its first await) asking each connection's
  * `PRAGMA data_version` at most once. A request's cached reads (its rental, its session, its
- * reply) each check the version; the PRAGMA starts a read transaction of its own (≈ 15–20 µs, the
- * largest single cost of a kept renter API reply, `npm run bench:api` with --agent-cpu-prof), and
- * one answer serves them all. Another process's commit that lands while `read` runs is seen by the
+ * reply) each check the version; the PRAGMA starts a read transaction of its own (≈ 5 µs alone, more
+ * under load: three of them were a quarter of the agent's CPU on a kept `tasks/<id>` reply,
+ * `npm run bench:api -- --agent-cpu-prof DIR`), and one answer serves them all. Another process's commit that lands while `read` runs is seen by the
  * next call, as if it had landed just after: never later than the next request. This connection's
  * own writes still move VersionedTable's versions at once (they are counted, not read from SQLite).
  */
