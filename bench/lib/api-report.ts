@@ -147,7 +147,7 @@ export function formatDetails(rs: Row[], eps: EndpointResult[], p: Probes, conne
     `session signature: a full sr25519 check costs ${f(p.sessionVerifyMs * 1000, 0)} µs (${f(p.sessionVerifyMs / bareCpu, 0)}× the bare server's whole ` +
       `${f(bareCpu * 1000, 0)} µs per request); a repeat of a signature that verified is answered from memory (auth/VerifiedSignatures) in ` +
       `${f(p.sessionRememberedMs * 1000, 1)} µs. The node's rental and the session id's renter are kept in memory while their tables are ` +
-      "unchanged (RentalLedger, SessionRepo; a PRAGMA data_version each per request sees another process's writes).",
+      "unchanged (RentalLedger, SessionRepo; one PRAGMA data_version per request, shared by those checks and the reply's, sees another process's writes).",
   );
   const l = rs.find((r) => r.key === "list");
   if (l) {
@@ -162,7 +162,7 @@ export function formatDetails(rs: Row[], eps: EndpointResult[], p: Probes, conne
     if (!r.floor) continue;
     const [b, fl, bare] = [r.batu.cpuMsPerReq.server, r.floor.cpuMsPerReq.server, r.bare.cpuMsPerReq.server];
     out.push(
-      `${r.label}, floor: a bare Fastify with batu's logging (one JSON line per request, to a file) answering the same bytes does ` +
+      `${r.label}, floor: a bare Fastify with batu's logging (one JSON line per request, buffered (docs/logging.md), to a file) answering the same bytes does ` +
         `${f(r.floor.rps, 0)} req/s, ${f(r.floorRatio!, 3)} of the bare server; batu does ${f(r.batu.rps / r.floor.rps, 2)} of the floor. ` +
         `CPU per request: batu ${f(b, 3)}, floor ${f(fl, 3)}, bare ${f(bare, 3)} ms: batu's own work ≈ ${f(b - fl, 3)} ms above the floor; ` +
         `Fastify and the log line ≈ ${f(fl - bare, 3)} ms above node:http.`,
@@ -170,8 +170,8 @@ export function formatDetails(rs: Row[], eps: EndpointResult[], p: Probes, conne
     if (r.met) continue;
     out.push(
       r.floorRatio! < TARGET_RATIO
-        ? `${r.label}: the target (≥ ${TARGET_RATIO} of the bare server) is out of reach while every request goes through Fastify and writes ` +
-            `its log line: that floor alone reaches ${f(r.floorRatio!, 3)}. batu is at ${f(r.ratio, 3)}.`
+        ? `${r.label}: the target (≥ ${TARGET_RATIO} of the bare server) is out of reach while every request goes through Fastify and logs ` +
+            `its access line: that floor alone reaches ${f(r.floorRatio!, 3)}. batu is at ${f(r.ratio, 3)}.`
         : `${r.label}: NOT MET at ${f(r.ratio, 3)}, though the floor reaches ${f(r.floorRatio!, 3)}: batu's ${f(b - fl, 3)} ms per request above the floor is what is left.`,
     );
   }

@@ -38,8 +38,10 @@ const Fastify = createRequire(repo + "/package.json")("fastify");
 (async () => {
   const { createLogger } = await import(pathToFileURL(repo + "/dist/lib/logger.js").href);
   const { RequestLog } = await import(pathToFileURL(repo + "/dist/server/request-log.js").href);
+  const { accessLoggerOf } = await import(pathToFileURL(repo + "/dist/lib/access-log.js").href);
   const bodies = Object.entries(JSON.parse(fs.readFileSync(bodiesFile, "utf8")));
-  const app = Fastify({ loggerInstance: createLogger().child({ node: "bench-floor" }), logController: new RequestLog(), bodyLimit: 1024 * 1024 });
+  const log = createLogger().child({ node: "bench-floor" });
+  const app = Fastify({ loggerInstance: log, logController: new RequestLog(accessLoggerOf(log)), bodyLimit: 1024 * 1024 });
   for (const [path, r] of bodies) {
     const body = Buffer.from(r.body, "base64");
     app.post(path, async (req, reply) => reply.type(r.type).send(body));

@@ -1,5 +1,6 @@
-import { pino, destination, type Logger } from "pino";
+import { pino, type Logger } from "pino";
 import pinoPretty from "pino-pretty";
+import { ACCESS_LOGGER, AccessDestination, EventDestination } from "./access-log.js";
 
 export type { Logger };
 
@@ -38,14 +39,17 @@ export interface LoggerOptions {
   name?: string;
   /** Default: BATU_LOG_FORMAT, else auto. */
   format?: LogFormat | undefined;
-  /** Where lines go; default stderr. Its `isTTY` decides `auto`. */
+  /** Where lines go; default stderr. Its `isTTY` decides `auto`. A stream's lines are all written synchronously. */
   stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  /** JSON lines without `stream`: the file descriptor they go to (default 2, stderr). */
+  fd?: number;
 }
 
 /**
  * The one logger factory: lines to stderr, secrets redacted (pino redacts before any formatting, so
  * in both formats). Pretty lines are formatted in this process, synchronously: no worker thread, and
- * a line written before a crash is not lost.
+ * a line written before a crash is not lost. JSON lines to stderr follow docs/logging.md: events are
+ * written synchronously, per-request access lines (accessLoggerOf) buffered for at most ACCESS_FLUSH_MS.
  */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const stream = opts.stream ?? process.stderr;
@@ -58,5 +62,10 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   if (format === "pretty") {
     return pino(options, pinoPretty({ destination: stream, sync: true, colorize: stream.isTTY === true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,name" }));
   }
-  return pino(options, opts.stream ? opts.stream : destination(2));
+  if (opts.stream) return pino(options, opts.stream);
+  const access = new AccessDestination(opts.fd ?? 2);
+  const log = pino(options, new EventDestination(opts.fd ?? 2, access));
+  // No name of its own: accessLoggerOf binds the logger's, name included.
+  const accessLog = pino({ level: options.level, redact: options.redact }, access);
+  return Object.assign(log, { [ACCESS_LOGGER]: accessLog });
 }

@@ -16,6 +16,7 @@ import { authHook } from "./auth.js";
 import type { AppDeps } from "./deps.js";
 import { errorHandler } from "./errors.js";
 import { RequestLog } from "./request-log.js";
+import { accessLoggerOf } from "../lib/access-log.js";
 import { SERVER_LIMITS } from "./limits.js";
 import { commonRoutes } from "./routes/host/common.js";
 import { groupRoutes } from "./routes/host/group.js";
@@ -31,7 +32,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   const requestTimeoutMs = deps.limits?.requestTimeoutMs ?? SERVER_LIMITS.requestTimeoutMs;
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
-    logController: new RequestLog(),
+    logController: new RequestLog(accessLoggerOf(deps.log)),
     bodyLimit: 1024 * 1024,
     requestTimeout: requestTimeoutMs,
     keepAliveTimeout: SERVER_LIMITS.keepAliveTimeoutMs,

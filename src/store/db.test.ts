@@ -3,7 +3,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MIGRATIONS } from "./migrations.js";
-import { dataVersion, migrate, openDb, prepared } from "./db.js";
+import { dataVersion, migrate, oneDataVersionDuring, openDb, prepared } from "./db.js";
+import { VersionedTable } from "./versioned-table.js";
 
 describe("migrations", () => {
   it("are numbered 1..n without gaps", () => {
@@ -52,5 +53,49 @@ describe("prepared", () => {
     expect(prepared(b, sql)).not.toBe(prepared(a, sql));
     expect(prepared(a, `${sql} `)).not.toBe(prepared(a, sql));
     expect(prepared(a, sql).get(1)).toEqual({ version: 1 });
+  });
+
+  it("is asked once per connection inside oneDataVersionDuring; another's commit is seen right after", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "batu-db-")), "batu.db");
+    const a = openDb(path);
+    const b = openDb(path);
+    a.exec("CREATE TABLE t (x)");
+    const v0 = dataVersion(a);
+    const inside = oneDataVersionDuring(() => {
+      const first = dataVersion(a);
+      b.exec("INSERT INTO t VALUES (1)");
+      // Nested: the same one look.
+      const nested = oneDataVersionDuring(() => dataVersion(a));
+      return { first, again: dataVersion(a), nested, other: dataVersion(b) };
+    });
+    expect(inside).toEqual({ first: v0, again: v0, nested: v0, other: dataVersion(b) });
+    expect(dataVersion(a)).not.toBe(v0);
+    // A throw ends the scope too.
+    const v1 = dataVersion(a);
+    expect(() =>
+      oneDataVersionDuring(() => {
+        dataVersion(a);
+        throw new Error("boom");
+      }),
+    ).toThrow("boom");
+    b.exec("INSERT INTO t VALUES (2)");
+    expect(dataVersion(a)).not.toBe(v1);
+    a.close();
+    b.close();
+  });
+
+  it("leaves this connection's own writes seen at once by VersionedTable's caches inside oneDataVersionDuring", () => {
+    const db = openDb(":memory:");
+    db.exec("CREATE TABLE t (x)");
+    const table = new VersionedTable(db, "t");
+    const memo = table.cache<number>(4);
+    const count = () => memo.get("n", () => (db.prepare("SELECT COUNT(*) AS n FROM t").get() as { n: number }).n);
+    const seen = oneDataVersionDuring(() => {
+      const before = count();
+      table.write(() => db.exec("INSERT INTO t VALUES (1)"));
+      return [before, count()];
+    });
+    expect(seen).toEqual([0, 1]);
+    db.close();
   });
 });

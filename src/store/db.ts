@@ -29,10 +29,36 @@ const dataVersions = new WeakMap<Db, Database.Statement>();
  * never for this connection's own writes, which `VersionedTable.write` counts.
  */
 export function dataVersion(db: Db): number {
+  const kept = keptDataVersions?.get(db);
+  if (kept !== undefined) return kept;
   let statement = dataVersions.get(db);
   // Its own statement: pluck() would change a shared prepared() one for every other user.
   if (!statement) dataVersions.set(db, (statement = db.prepare("PRAGMA data_version").pluck()));
-  return statement.get() as number;
+  const version = statement.get() as number;
+  keptDataVersions?.set(db, version);
+  return version;
+}
+
+// Inside oneDataVersionDuring: each connection's data_version, once asked.
+let keptDataVersions: Map<Db, number> | null = null;
+
+/**
+ * Runs `read` (synchronous: the part of a request before its first await) asking each connection's
+ * `PRAGMA data_version` at most once. A request's cached reads (its rental, its session, its
+ * reply) each check the version; the PRAGMA starts a read transaction of its own (≈ 5 µs alone, more
+ * under load: three of them were a quarter of the agent's CPU on a kept `tasks/<id>` reply,
+ * `npm run bench:api -- --agent-cpu-prof DIR`), and one answer serves them all. Another process's commit that lands while `read` runs is seen by the
+ * next call, as if it had landed just after: never later than the next request. This connection's
+ * own writes still move VersionedTable's versions at once (they are counted, not read from SQLite).
+ */
+export function oneDataVersionDuring<T>(read: () => T): T {
+  if (keptDataVersions) return read();
+  keptDataVersions = new Map();
+  try {
+    return read();
+  } finally {
+    keptDataVersions = null;
+  }
 }
 
 /** Opens (creating if needed) the agent's SQLite file and brings its schema up to date. */

@@ -14,6 +14,7 @@ import { actingRenter } from "./target.js";
 import { quotaFor } from "./quota.js";
 import { lanForTask } from "./lan.js";
 import { dbcTime, JSON_CONTENT_TYPE, TaskReplies } from "./task-view.js";
+import { oneDataVersionDuring } from "../../../store/db.js";
 
 type Req = FastifyRequest<{ Body: DbcRequest; Params: { id: string; verb?: string }; Querystring: Record<string, string> }>;
 
@@ -82,8 +83,10 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
   const renter = (req: Req) => actingRenter(req, deps);
   const schema = (summary: string, description?: string) => ({ summary, tags: ["dbc"], body: DbcRequest, ...(description ? { description } : {}) });
 
+  // The two calls a renter's client polls: their rental, session and reply checks share one look at
+  // the store's data_version (oneDataVersionDuring).
   app.post("/tasks", { schema: schema("The caller's tasks on the node") }, async (req: Req, reply) =>
-    reply.type(JSON_CONTENT_TYPE).send(replies.list(renter(req))),
+    reply.type(JSON_CONTENT_TYPE).send(oneDataVersionDuring(() => replies.list(renter(req)))),
   );
 
   app.post(
@@ -116,7 +119,8 @@ export const taskRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
   );
 
   app.post("/tasks/:id", { schema: schema("A task's details: login, ports, status, disks") }, async (req: Req, reply) => {
-    return reply.type(JSON_CONTENT_TYPE).send(await replies.detail(renter(req), req.params.id, sshIp(req, deps.forwardHost)));
+    const body = oneDataVersionDuring(() => replies.detail(renter(req), req.params.id, sshIp(req, deps.forwardHost)));
+    return reply.type(JSON_CONTENT_TYPE).send(await body);
   });
 
   app.post(
