@@ -4,7 +4,7 @@
  * one real member agent for routed calls.
  *
  *   npm run bench:group -- [--members 500] [--interval-ms 3000] [--duration 30] [--list-every-ms 250]
- *                          [--calls 200] [--warmup-calls 20] [--base-port 20000] [--no-json]
+ *                          [--calls 200] [--warmup-calls 20] [--base-port 20000] [--proof session|signature] [--no-json]
  *
  * Figures: master CPU % and heartbeat latency p50/p99, as the members see it and as the master
  * handled it (fastify's responseTime in its log), over a window of heartbeats alone and one with
@@ -40,8 +40,15 @@ const { values: flags } = parseArgs({
     "warmup-calls": { type: "string", default: "20" },
     "base-port": { type: "string", default: "20000" },
     "no-json": { type: "boolean", default: false },
+    proof: { type: "string", default: "session" },
   },
 });
+/** How the simulated members prove heartbeats: a session key's MAC (what agents do) or a node-key signature (the first protocol). */
+const PROOF = flags.proof;
+if (PROOF !== "session" && PROOF !== "signature") {
+  console.error("--proof: session or signature");
+  process.exit(2);
+}
 const MEMBERS = Number(flags.members);
 const INTERVAL_MS = Number(flags["interval-ms"]);
 const DURATION_S = Number(flags.duration);
@@ -139,7 +146,8 @@ async function main(): Promise<void> {
   await sleep(idleS * 1000);
   const masterIdleCpuPct = ((procCpu(master.pid).self - i0.self) / idleS) * 100;
   log(`master idle (only the real member beating): ${masterIdleCpuPct.toFixed(1)} % of one CPU over ${idleS} s`);
-  const sim = new SimGroup(masterAddress, members, INTERVAL_MS);
+  log(`heartbeats proven by ${PROOF === "session" ? "session-key MACs (each member agrees its key at its first beat)" : "node-key signatures (sr25519)"}`);
+  const sim = new SimGroup(masterAddress, members, INTERVAL_MS, PROOF === "session" ? { kind: "session", masterNodeId: master.nodeId } : { kind: "signature" });
   cleanup.add("stop the simulated members", () => sim.stop());
   sim.start();
   const warmupMs = INTERVAL_MS + 1000;
@@ -228,6 +236,7 @@ async function main(): Promise<void> {
     command: ["npm run bench:group", ...(process.argv.length > 2 ? ["--", ...process.argv.slice(2)] : [])].join(" "),
     config: {
       members: MEMBERS,
+      proof: PROOF,
       heartbeatIntervalMs: INTERVAL_MS,
       windowS: DURATION_S,
       warmupMs,

@@ -1,15 +1,19 @@
 /**
  * Simulated group members: light heartbeat clients in the bench process, each with its own sr25519
  * node key and address, speaking the real protocol through batu's own code: `HostClient.recordJoin`
- * to join, then `signHeartbeat` + `HostClient.heartbeat` every interval, as HeartbeatSender does
- * (the next beat is scheduled an interval after the previous one ended). Nothing listens at their
+ * to join, then heartbeats every interval, as HeartbeatSender does (the next beat is scheduled an
+ * interval after the previous one ended): with a MAC after a session-key exchange (`proof:
+ * "session"`, what agents do), or signed by the node key (`"signature"`, the first protocol).
+ * A session is opened at each member's first beat (not counted in its beat's time). Nothing listens at their
  * addresses: the master never calls a member unless a renter call is routed to it.
  */
 import { u8aToHex } from "@polkadot/util";
 import { blake2AsU8a, sr25519PairFromSeed, sr25519Sign } from "@polkadot/util-crypto";
 import type { MemberCapacity } from "../../src/api/host.js";
-import { signHeartbeat } from "../../src/group/heartbeat.js";
-import { nodeKeyAuthenticator } from "../../src/auth/signed-envelope.js";
+import { macHeartbeat, signHeartbeat } from "../../src/group/heartbeat.js";
+import { openSession } from "../../src/group/session-exchange.js";
+import { SessionKeys } from "../../src/group/session-keys.js";
+import { nodeKeyAuthenticator, type Authenticator } from "../../src/auth/signed-envelope.js";
 import { HostApiError, HostClient } from "../../src/sdk/index.js";
 import { now } from "./proc.js";
 
@@ -90,11 +94,14 @@ export class SimGroup {
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private readonly inFlight = new Set<Promise<void>>();
   private stopped = true;
+  /** Each member's session key with the master, once agreed (session proofs). */
+  private readonly keys = new Map<string, { id: string; key: Authenticator }>();
 
   constructor(
     private readonly masterAddress: string,
     private readonly members: SimMember[],
     private readonly intervalMs: number,
+    private readonly proof: { kind: "session"; masterNodeId: string } | { kind: "signature" } = { kind: "signature" },
   ) {}
 
   /** Member i's first beat is at i/N of an interval (plus up to 2 % jitter): beats spread evenly. */
@@ -132,11 +139,26 @@ export class SimGroup {
   /** One beat, as HeartbeatSender.beat sends it (same timeout rule); the outcome goes to `samples`. */
   private async beat(m: SimMember): Promise<void> {
     const timeoutMs = Math.max(500, Math.min(2000, this.intervalMs));
-    const hb = signHeartbeat({ node_id: m.nodeId, address: m.address, nickname: m.nickname, sent_at: Date.now(), capacity: m.capacity }, nodeKeyAuthenticator(m.nodeId, m.sign));
+    const client = new HostClient(this.masterAddress, undefined, timeoutMs);
+    const key = nodeKeyAuthenticator(m.nodeId, m.sign);
+    const report = { node_id: m.nodeId, address: m.address, nickname: m.nickname, sent_at: Date.now(), capacity: m.capacity };
+    let hb = signHeartbeat(report, key);
+    if (this.proof.kind === "session") {
+      const { masterNodeId } = this.proof;
+      if (!this.keys.has(m.nodeId)) {
+        const own = new SessionKeys();
+        await openSession({ nodeId: m.nodeId, masterNodeId, key, sessions: own, now: new Date(), send: (body) => client.openSession(body) }).catch(() => undefined);
+        const held = own.current(masterNodeId);
+        if (held) this.keys.set(m.nodeId, held);
+      }
+      const held = this.keys.get(m.nodeId);
+      // No key (the exchange failed): this beat is signed, and the next one asks again.
+      if (held) hb = macHeartbeat({ ...report, sent_at: Date.now() }, held);
+    }
     const atMs = now();
     let error: BeatSample["error"] = null;
     try {
-      await new HostClient(this.masterAddress, undefined, timeoutMs).heartbeat(hb);
+      await client.heartbeat(hb);
     } catch (e) {
       error = e instanceof HostApiError ? { status: e.status, message: e.message } : { status: 0, message: (e as Error).message };
     }
