@@ -27,6 +27,7 @@ export const consoleStatic: FastifyPluginAsync<{ root?: string }> = async (app, 
     root,
     wildcard: false,
     preCompressed: true,
+    cacheControl: false,
     // Hashed file names under assets/ never change; the page itself is asked for again each time.
     setHeaders: (res, path) => {
       res.setHeader("cache-control", path.includes("/assets/") ? "public, max-age=31536000, immutable" : "no-cache");
