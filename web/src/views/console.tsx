@@ -1,11 +1,13 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import RFB from "@novnc/novnc";
+import type RFB from "@novnc/novnc";
 import type { HostClient } from "../api/host.js";
 
 /**
  * The VM's screen and keyboard through noVNC: a single-use ticket from `POST /common/vm/console`
  * opens the agent's WebSocket proxy to the VM's VNC server, and noVNC answers that server's
- * password challenge with the password the ticket's reply carries.
+ * password challenge with the password the ticket's reply carries. noVNC is its own chunk, loaded
+ * when a console opens: the list's first load does not wait for it (its module awaits a WebCodecs
+ * probe at load).
  */
 export function VncConsole({ client, vmId }: { client: HostClient; vmId: string }) {
   const screen = useRef<HTMLDivElement>(null);
@@ -13,8 +15,8 @@ export function VncConsole({ client, vmId }: { client: HostClient; vmId: string 
   useEffect(() => {
     let rfb: RFB | undefined;
     let closed = false;
-    client.consoleTicket(vmId).then(
-      (t) => {
+    Promise.all([client.consoleTicket(vmId), import("@novnc/novnc")]).then(
+      ([t, { default: RFB }]) => {
         if (closed || !screen.current) return;
         const scheme = location.protocol === "https:" ? "wss:" : "ws:";
         const url = `${scheme}//${location.host}${t.path}?ticket=${encodeURIComponent(t.ticket)}`;
