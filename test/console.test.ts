@@ -6,7 +6,9 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { TestAgents, type AgentProcess } from "./helpers/agent-process.js";
-import { endVmTests } from "./helpers/vm.js";
+import { endVmTests, grantNode } from "./helpers/vm.js";
+import { DbcClient } from "./helpers/dbc-client.js";
+import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { until } from "./helpers/wait.js";
 
 const IMG = resolve(import.meta.dirname, "../docs/img");
@@ -107,6 +109,9 @@ describe("the web console", () => {
     await page.click("[data-pane=charts]");
     await page.waitForSelector(".chart figcaption strong");
     await until(() => page.textContent(".chart figcaption strong"), (t) => t !== "—", 15_000, "a CPU figure");
+    // A few samples (one each 2 s) make a line worth a screenshot.
+    const points = () => page.getAttribute(".chart polyline", "points").then((p) => (p ?? "").split(" ").filter(Boolean).length);
+    await until(points, (n) => n >= 5, 20_000, "five CPU samples");
     await page.screenshot({ path: join(IMG, "charts.png") });
   });
 
@@ -114,5 +119,31 @@ describe("the web console", () => {
     await page.click(`tr[data-vm="${vmId}"] [data-action=delete]`);
     await page.waitForSelector(`tr[data-vm="${vmId}"]`, { state: "detached", timeout: 60_000 });
     expect(await page.locator("tr[data-vm]").count()).toBe(0);
+  });
+
+  it("signs a renter in with a wallet secret (signed in the page), who starts, follows and deletes a task of its own", async () => {
+    await cryptoWaitReady();
+    const secret = "//batu-console-renter";
+    await grantNode(agent, DbcClient.wallet(secret).address);
+    const before = calls.length;
+    await page.click("text=Sign out");
+    await page.click("text=Renter: wallet");
+    await page.fill("input[name=secret]", secret);
+    await page.click("button[type=submit]");
+    await page.waitForSelector("text=My tasks on node");
+    // The signing code came only now, for the renter, as its own chunk.
+    expect(calls.slice(before).some((c) => /\/assets\/wallet-signer-.*\.js$/.test(c))).toBe(true);
+    expect(calls.slice(0, before).some((c) => c.includes("wallet-signer"))).toBe(false);
+    await page.fill("input[name=mem]", "1");
+    await page.click("text=Start a new task");
+    const row = page.locator("tr[data-task]");
+    await row.waitFor();
+    const taskId = (await row.getAttribute("data-task"))!;
+    await page.waitForSelector(`tr[data-task="${taskId}"] td:text-is("ready")`, { timeout: 60_000 });
+    await page.screenshot({ path: join(IMG, "renter.png") });
+    // The operator's API stays closed to the renter's page: it holds no admin token.
+    expect(calls.slice(before).filter((c) => c.includes("/common/"))).toEqual([]);
+    await page.click(`tr[data-task="${taskId}"] button:text-is("delete")`);
+    await page.waitForSelector(`tr[data-task="${taskId}"]`, { state: "detached", timeout: 60_000 });
   });
 });

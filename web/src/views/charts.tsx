@@ -86,7 +86,8 @@ function Chart({ title, unit, values, none }: { title: string; unit: string; val
   const max = Math.max(1e-9, ...known);
   const w = 300;
   const h = 80;
-  const step = w / (WINDOW_SAMPLES - 1);
+  // The first minute fills the width; from then on the line scrolls, up to the whole window.
+  const step = w / (Math.max(values.length, 30) - 1);
   const line = values
     .map((v, i) => (v === null ? null : `${(i * step).toFixed(1)},${(h - (v / max) * (h - 4) - 2).toFixed(1)}`))
     .filter(Boolean)
@@ -98,7 +99,7 @@ function Chart({ title, unit, values, none }: { title: string; unit: string; val
         {known.length === 0 && values.length > 1 && none ? <span class="muted"> ({none})</span> : null}
       </figcaption>
       <svg viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none">
-        <polyline points={line} fill="none" stroke="currentColor" stroke-width="1.5" />
+        <polyline points={line} fill="none" stroke="currentColor" stroke-width="2" vector-effect="non-scaling-stroke" />
       </svg>
     </figure>
   );
