@@ -115,6 +115,19 @@ describe("the web console", () => {
     await page.screenshot({ path: join(IMG, "charts.png") });
   });
 
+  it("shows the group, this host's GPUs and the node's images", async () => {
+    await page.click("[data-tab=group]");
+    // A lone agent is the master of a group of one: its list names the master, with no members yet.
+    await page.waitForSelector("text=/master 127\\.0\\.0\\.1:\\d+ · 0 members/");
+    await page.waitForSelector("text=/No GPUs for passthrough|0000:/");
+    await page.screenshot({ path: join(IMG, "group.png") });
+    await page.click("[data-tab=images]");
+    await page.waitForSelector("td:text-is('batu-demo.qcow2')");
+    await page.screenshot({ path: join(IMG, "images.png") });
+    await page.click("[data-tab=vms]");
+    await page.waitForSelector(`tr[data-vm="${vmId}"]`);
+  });
+
   it("deletes the VM: its row goes when the stream says so", async () => {
     await page.click(`tr[data-vm="${vmId}"] [data-action=delete]`);
     await page.waitForSelector(`tr[data-vm="${vmId}"]`, { state: "detached", timeout: 60_000 });

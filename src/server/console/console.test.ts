@@ -15,6 +15,8 @@ import { ConsoleTickets } from "./tickets.js";
 import { consoleStatic } from "./static.js";
 import { vncProxyRoutes, CONSOLE_SOCKET_PATH } from "./vnc-proxy.js";
 import { vmEventRoutes } from "../routes/host/vm-events.js";
+import { serveTls, type TlsServer } from "../tls-server.js";
+import { loadTlsIdentity } from "../../auth/tls-identity.js";
 import type { VmQueries } from "../../vm/queries.js";
 import type { VmChange } from "../../vm/runtime.js";
 
@@ -223,5 +225,27 @@ describe("the console's server side", () => {
       ws.once("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
     });
     expect(none).toBe(400);
+  });
+
+  it("carries the console over the agent's HTTPS port too (where other hosts reach it)", async () => {
+    const tlsDir = mkdtempSync(join(tmpdir(), "batu-console-tls-"));
+    let tls: TlsServer | undefined;
+    try {
+      const identity = await loadTlsIdentity(tlsDir, "node-console-test");
+      tls = await serveTls(app, { host: "127.0.0.1", port: 0, key: identity.key, cert: identity.cert, requestTimeoutMs: 30_000 });
+      const ticket = tickets.issue("vm-a");
+      const socket = await new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(`wss://127.0.0.1:${tls!.port}${CONSOLE_SOCKET_PATH}?ticket=${encodeURIComponent(ticket)}`, { rejectUnauthorized: false });
+        ws.once("open", () => resolve(ws));
+        ws.once("error", reject);
+      });
+      const greeting = await new Promise<string>((resolve) => socket.once("message", (d: Buffer) => resolve(d.toString())));
+      expect(greeting).toBe("RFB 003.008\n");
+      socket.close();
+    } finally {
+      tls?.force();
+      await tls?.close();
+      rmSync(tlsDir, { recursive: true, force: true });
+    }
   });
 });
