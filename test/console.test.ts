@@ -9,6 +9,7 @@ import { TestAgents, type AgentProcess } from "./helpers/agent-process.js";
 import { endVmTests, grantNode } from "./helpers/vm.js";
 import { DbcClient } from "./helpers/dbc-client.js";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
+import { u8aToHex } from "@polkadot/util";
 import { until } from "./helpers/wait.js";
 
 const IMG = resolve(import.meta.dirname, "../docs/img");
@@ -158,5 +159,24 @@ describe("the web console", () => {
     expect(calls.slice(before).filter((c) => c.includes("/common/"))).toEqual([]);
     await page.click(`tr[data-task="${taskId}"] button:text-is("delete")`);
     await page.waitForSelector(`tr[data-task="${taskId}"]`, { state: "detached", timeout: 60_000 });
+  });
+
+  it("signs a renter in with a session id and its signature, and refuses a signature that is not the wallet's", async () => {
+    const pair = DbcClient.wallet("//batu-console-renter");
+    const dbc = new DbcClient(agent.url, agent.nodeId);
+    const sessionId: string = (await dbc.call("mining_nodes/session_id", DbcClient.signed(pair))).body.message.session_id;
+    const signIn = async (sign: string) => {
+      await page.click("text=Renter: session");
+      await page.fill("input[name=session_id]", sessionId);
+      await page.fill("input[name=session_sign]", sign);
+      await page.click("button[type=submit]");
+    };
+    await page.click("text=Sign out");
+    await signIn(u8aToHex(DbcClient.wallet("//someone-else").sign(sessionId)));
+    await page.waitForSelector(".error");
+    expect(await page.textContent(".error")).toMatch(/check authority failed/);
+    await signIn(u8aToHex(pair.sign(sessionId)));
+    await page.waitForSelector(`text=renter session ${sessionId}`);
+    await page.waitForSelector("text=My tasks on node");
   });
 });
