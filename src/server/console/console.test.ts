@@ -156,6 +156,7 @@ describe("the console's server side", () => {
 
   it("streams VM events to the operator only: the whole list first, then changes and deletions", async () => {
     expect((await fetch(`${url}/common/vm/events`)).status).toBe(401);
+    expect((await fetch(`${url}/common/vm/events`, { method: "HEAD", headers: auth })).status).toBe(404);
     expect((await fetch(`${url}/common/vm/events`, { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
     const abort = new AbortController();
     const res = await fetch(`${url}/common/vm/events`, { headers: auth, signal: abort.signal });

@@ -16,6 +16,8 @@ export const vmEventRoutes: FastifyPluginAsync<{ deps: { vmQueries: VmQueries } 
   app.get(
     "/common/vm/events",
     {
+      // A HEAD would open a stream with no body to carry it, held until the client leaves.
+      exposeHeadRoute: false,
       schema: {
         summary: "This host's VMs as server-sent events: the list, then each change and deletion",
         description:
