@@ -4,6 +4,7 @@ import cors from "@fastify/cors";
 import formbody from "@fastify/formbody";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
+import websocket from "@fastify/websocket";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { ErrorReply, OkReply } from "../api/common.js";
 import { VERSION } from "../lib/version.js";
@@ -25,6 +26,9 @@ import { imageRoutes } from "./routes/host/images.js";
 import { rentRoutes } from "./routes/host/rent.js";
 import { v1Routes } from "./routes/v1/plugin.js";
 import { installMetrics } from "../metrics/plugin.js";
+import { vmEventRoutes } from "./routes/host/vm-events.js";
+import { consoleStatic } from "./console/static.js";
+import { vncProxyRoutes } from "./console/vnc-proxy.js";
 
 
 /** Builds the agent's HTTP app. Never listens: the caller (agent or test) decides. */
@@ -68,6 +72,8 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook("onRequest", authHook(deps));
 
   await app.register(formbody);
+  // WebSocket upgrades go through the routes and hooks above like any request (the console's VNC).
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   // Seed 000's control endpoint took a command string; accept text so we can refuse it with a reason.
   app.addContentTypeParser("text/plain", { parseAs: "string", bodyLimit: 64 * 1024 }, (_req, body, done) => done(null, body));
   await app.register(swagger, {
@@ -97,6 +103,10 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(rentRoutes, { deps });
   await app.register(imageRoutes, { deps });
   await app.register(v1Routes, { prefix: "/api/v1", deps: deps.v1 });
+  // The web console: its page (public), its event stream and its VNC proxy (see docs/console.md).
+  await app.register(vmEventRoutes, { deps });
+  await app.register(vncProxyRoutes, { deps: { vmQueries: deps.vmQueries, forwardHost: deps.v1.forwardHost } });
+  await app.register(consoleStatic);
   return app;
 }
 

@@ -43,6 +43,9 @@ export async function serveTls(app: FastifyInstance, opts: TlsServerOptions): Pr
     },
     (req, res) => app.routing(req, res),
   );
+  // WebSocket upgrades (the console's VNC) go where @fastify/websocket listens for them, the app's own
+  // server: it routes them through the same hooks, which see the TLS socket.
+  server.on("upgrade", (req, socket, head) => app.server.emit("upgrade", req, socket, head));
   server.maxConnections = SERVER_LIMITS.maxConnections;
   server.setTimeout(SERVER_LIMITS.idleTimeoutMs);
   // A malformed request or a failed handshake costs its socket, never the agent (as Fastify does on the plain port).

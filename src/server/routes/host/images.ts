@@ -1,29 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { ErrorReply, OkReply, StringEnum } from "../../../api/common.js";
+import { ImageList, ImageName, ServerId, Transfer } from "../../../api/host-image.js";
 import { ApiError } from "../../../api/errors.js";
 import { ImageCenterError, type ImageCenter, type TransferState } from "../../../image/center.js";
 
-const ImageName = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description: "An image file name, e.g. debian-12.qcow2" });
-const ServerId = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description: "A configured image server's id (GET /common/image/servers)" });
-
-const ImageItem = Type.Object({
-  name: Type.String(),
-  size_bytes: Type.Integer(),
-  sha256: Type.Optional(Type.String()),
-  owner: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: "The renter whose tasks alone may boot it (null: the operator's)" })),
-});
-const Transfer = Type.Object(
-  {
-    name: Type.String(),
-    direction: StringEnum(["download", "upload"]),
-    server: Type.String(),
-    status: Type.String({ description: "downloading | uploading | done | stopped | failed" }),
-    progress: Type.Number({ description: "0…1" }),
-    error: Type.Union([Type.String(), Type.Null()]),
-  },
-  { $id: "ImageTransfer" },
-);
 const transferView = (t: TransferState) => ({ name: t.name, direction: t.direction, server: t.serverId, status: t.status, progress: t.fraction, error: t.error });
 
 /** The image center's refusals as host API errors: a wrong field 400, a busy image 409. */
@@ -59,7 +40,7 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ deps: { images: ImageCente
         summary: "The images of this node, or of an image server",
         tags: ["image"],
         querystring: Type.Object({ server: Type.Optional(ServerId) }, { additionalProperties: false }),
-        response: { 200: Type.Object({ images: Type.Array(ImageItem) }), ...errors },
+        response: { 200: ImageList, ...errors },
       },
     },
     async (req) =>

@@ -59,7 +59,8 @@ async function unwrapData(req: FastifyRequest): Promise<void> {
   }
 }
 
-function toItem(vm: VmRecord): VmItem {
+/** A VM record as the host API lists it (also each change of `/common/vm/events`). */
+export function toItem(vm: VmRecord): VmItem {
   const { spec } = vm;
   return {
     id: vm.id,

@@ -1,0 +1,182 @@
+// The web console in a real browser (headless Chromium through playwright-core) against a real agent
+// and a real QEMU guest: sign in, create a VM, watch it become ready through the event stream, open
+// its VNC console, see and type into the guest's screen, delete it. Keeps screenshots in docs/img/.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { TestAgents, type AgentProcess } from "./helpers/agent-process.js";
+import { endVmTests, grantNode } from "./helpers/vm.js";
+import { DbcClient } from "./helpers/dbc-client.js";
+import { cryptoWaitReady } from "@polkadot/util-crypto";
+import { u8aToHex } from "@polkadot/util";
+import { until } from "./helpers/wait.js";
+
+const IMG = resolve(import.meta.dirname, "../docs/img");
+export const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+const agents = new TestAgents();
+let agent: AgentProcess;
+let browser: Browser;
+let page: Page;
+/** Every API call the page made (method and path), to show what it does and does not ask. */
+const calls: string[] = [];
+
+beforeAll(async () => {
+  mkdirSync(IMG, { recursive: true });
+  agent = await agents.start({ extraArgs: ["--shutdown-timeout", "10", "--cpu-overcommit", "4"] });
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on("request", (r) => calls.push(`${r.method()} ${new URL(r.url()).pathname}`));
+  page.on("dialog", (d) => void d.accept());
+});
+afterAll(async () => {
+  await browser?.close();
+  if (agent) await endVmTests(agent);
+  await agents.cleanup();
+});
+
+/** Pixels of the console's canvas: how many are not black, and a checksum of them all. */
+function screenPixels(p: Page): Promise<{ width: number; height: number; lit: number; sum: number }> {
+  // Runs in the page (its DOM), written without the DOM's types, which this Node project lacks.
+  return p.evaluate(() => {
+    const document = (globalThis as any).document;
+    const canvas = document.querySelector(".screen canvas");
+    if (!canvas || canvas.width === 0) return { width: 0, height: 0, lit: 0, sum: 0 };
+    const data: Uint8ClampedArray = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    let lit = 0;
+    let sum = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      const v = data[i]! + data[i + 1]! + data[i + 2]!;
+      if (v > 60) lit++;
+      sum = (sum * 31 + v * (i + 1)) >>> 0;
+    }
+    return { width: canvas.width, height: canvas.height, lit, sum };
+  });
+}
+
+describe("the web console", () => {
+  let vmId: string;
+
+  it("serves its page without a token, and refuses a wrong admin token", async () => {
+    await page.goto(agent.url);
+    await page.fill("input[name=token]", "not-the-token");
+    await page.click("button[type=submit]");
+    await page.waitForSelector(".error");
+    expect(await page.textContent(".error")).toMatch(/wrong bearer token/);
+    await page.screenshot({ path: join(IMG, "sign-in.png") });
+  });
+
+  it("signs the operator in and creates a VM whose status and readiness arrive through the event stream", async () => {
+    await page.fill("input[name=token]", agent.adminToken);
+    await page.click("button[type=submit]");
+    await page.waitForSelector("text=Virtual machines (0)");
+    await page.click("[data-action=new-vm]");
+    await page.fill("[data-form=vm-add] input[name=nickname]", "console-1");
+    await page.fill("[data-form=vm-add] input[name=memory]", "256M");
+    await page.click("[data-form=vm-add] button[type=submit]");
+    const row = page.locator("tr[data-vm]");
+    await row.waitFor();
+    vmId = (await row.getAttribute("data-vm"))!;
+    await page.waitForSelector(`tr[data-vm="${vmId}"] td[data-field=ready]:text-is("ready")`, { timeout: 60_000 });
+    expect(await row.locator("td[data-field=status]").textContent()).toBe("running");
+    // Live without polling: the list came once, through the stream, never from /common/vm/list.
+    expect(calls.filter((c) => c.includes("/common/vm/list"))).toEqual([]);
+    expect(calls.filter((c) => c === "GET /common/vm/events")).toHaveLength(1);
+    await page.screenshot({ path: join(IMG, "vms.png") });
+  });
+
+  it("opens the VM's console: the guest's screen shows in the canvas, and keys pressed in the page reach the guest", async () => {
+    await page.click(`tr[data-vm="${vmId}"] td.mono`);
+    await page.waitForSelector("[data-console-state=connected]", { timeout: 20_000 });
+    const shown = await until(() => screenPixels(page), (px) => px.lit > 500, 20_000, "a non-blank guest screen");
+    expect(shown.width).toBeGreaterThan(0);
+    await page.screenshot({ path: join(IMG, "console.png") });
+    // The demo guest runs no shell on its screen (its consoles are serial), so what shows that keys
+    // reach it is its kernel: Alt+SysRq+H, pressed in the page, makes it print its SysRq help, which
+    // lands in the VM's serial log.
+    const serialLog = join(agent.dataDir, "vms", vmId, "serial.log");
+    expect(readFileSync(serialLog, "utf8")).not.toMatch(/sysrq: HELP/i);
+    await page.click(".screen canvas");
+    await page.keyboard.down("Alt");
+    await page.keyboard.down("PrintScreen");
+    await page.keyboard.press("h");
+    await page.keyboard.up("PrintScreen");
+    await page.keyboard.up("Alt");
+    await until(() => readFileSync(serialLog, "utf8"), (log) => /sysrq: HELP/i.test(log), 15_000, "the guest's SysRq help in its serial log");
+  });
+
+  it("charts the VM's figures while the view is open", async () => {
+    await page.click("[data-pane=charts]");
+    await page.waitForSelector(".chart figcaption strong");
+    await until(() => page.textContent(".chart figcaption strong"), (t) => t !== "—", 15_000, "a CPU figure");
+    // A few samples (one each 2 s) make a line worth a screenshot.
+    const points = () => page.getAttribute(".chart polyline", "points").then((p) => (p ?? "").split(" ").filter(Boolean).length);
+    await until(points, (n) => n >= 5, 20_000, "five CPU samples");
+    await page.screenshot({ path: join(IMG, "charts.png") });
+  });
+
+  it("shows the group, this host's GPUs and the node's images", async () => {
+    await page.click("[data-tab=group]");
+    // A lone agent is the master of a group of one: its list names the master, with no members yet.
+    await page.waitForSelector("text=/master 127\\.0\\.0\\.1:\\d+ · 0 members/");
+    await page.waitForSelector("text=/No GPUs for passthrough|0000:/");
+    await page.screenshot({ path: join(IMG, "group.png") });
+    await page.click("[data-tab=images]");
+    await page.waitForSelector("td:text-is('batu-demo.qcow2')");
+    await page.screenshot({ path: join(IMG, "images.png") });
+    await page.click("[data-tab=vms]");
+    await page.waitForSelector(`tr[data-vm="${vmId}"]`);
+  });
+
+  it("deletes the VM: its row goes when the stream says so", async () => {
+    await page.click(`tr[data-vm="${vmId}"] [data-action=delete]`);
+    await page.waitForSelector(`tr[data-vm="${vmId}"]`, { state: "detached", timeout: 60_000 });
+    expect(await page.locator("tr[data-vm]").count()).toBe(0);
+  });
+
+  it("signs a renter in with a wallet secret (signed in the page), who starts, follows and deletes a task of its own", async () => {
+    await cryptoWaitReady();
+    const secret = "//batu-console-renter";
+    await grantNode(agent, DbcClient.wallet(secret).address);
+    const before = calls.length;
+    await page.click("text=Sign out");
+    await page.click("text=Renter: wallet");
+    await page.fill("input[name=secret]", secret);
+    await page.click("button[type=submit]");
+    await page.waitForSelector("text=My tasks on node");
+    // The signing code came only now, for the renter, as its own chunk.
+    expect(calls.slice(before).some((c) => /\/assets\/wallet-signer-.*\.js$/.test(c))).toBe(true);
+    expect(calls.slice(0, before).some((c) => c.includes("wallet-signer"))).toBe(false);
+    await page.fill("input[name=mem]", "1");
+    await page.click("text=Start a new task");
+    const row = page.locator("tr[data-task]");
+    await row.waitFor();
+    const taskId = (await row.getAttribute("data-task"))!;
+    await page.waitForSelector(`tr[data-task="${taskId}"] td:text-is("ready")`, { timeout: 60_000 });
+    await page.screenshot({ path: join(IMG, "renter.png") });
+    // The operator's API stays closed to the renter's page: it holds no admin token.
+    expect(calls.slice(before).filter((c) => c.includes("/common/"))).toEqual([]);
+    await page.click(`tr[data-task="${taskId}"] button:text-is("delete")`);
+    await page.waitForSelector(`tr[data-task="${taskId}"]`, { state: "detached", timeout: 60_000 });
+  });
+
+  it("signs a renter in with a session id and its signature, and refuses a signature that is not the wallet's", async () => {
+    const pair = DbcClient.wallet("//batu-console-renter");
+    const dbc = new DbcClient(agent.url, agent.nodeId);
+    const sessionId: string = (await dbc.call("mining_nodes/session_id", DbcClient.signed(pair))).body.message.session_id;
+    const signIn = async (sign: string) => {
+      await page.click("text=Renter: session");
+      await page.fill("input[name=session_id]", sessionId);
+      await page.fill("input[name=session_sign]", sign);
+      await page.click("button[type=submit]");
+    };
+    await page.click("text=Sign out");
+    await signIn(u8aToHex(DbcClient.wallet("//someone-else").sign(sessionId)));
+    await page.waitForSelector(".error");
+    expect(await page.textContent(".error")).toMatch(/check authority failed/);
+    await signIn(u8aToHex(pair.sign(sessionId)));
+    await page.waitForSelector(`text=renter session ${sessionId}`);
+    await page.waitForSelector("text=My tasks on node");
+  });
+});

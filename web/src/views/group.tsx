@@ -1,0 +1,99 @@
+import type { GroupMember } from "../../../src/api/host.js";
+import type { HostClient } from "../api/host.js";
+import { Fetched, gib } from "./vm-detail.js";
+
+/** A bar of used over total. */
+function Bar({ label, used, total, text }: { label: string; used: number; total: number; text: string }) {
+  const share = total > 0 ? Math.min(1, used / total) : 0;
+  return (
+    <div class="bar" title={`${label}: ${text}`}>
+      <span class="bar-label">{label}</span>
+      <span class="bar-track">
+        <span class="bar-fill" style={{ width: `${(share * 100).toFixed(1)}%` }} />
+      </span>
+      <span class="bar-text">{text}</span>
+    </div>
+  );
+}
+
+function Member({ m }: { m: GroupMember }) {
+  const c = m.capacity;
+  return (
+    <div class="card member">
+      <h3>
+        {m.nickname || m.address} <span class={`status ${m.state}`}>{m.state}</span>
+      </h3>
+      <p class="mono muted">
+        {m.address} · {m.node_id ?? "no node id"} · seen {m.last_seen}
+      </p>
+      {c ? (
+        <>
+          <Bar label="Memory" used={c.memory_total_bytes - c.memory_available_bytes} total={c.memory_total_bytes} text={`${gib(c.memory_total_bytes - c.memory_available_bytes)} of ${gib(c.memory_total_bytes)}`} />
+          <Bar label="Disk" used={c.disk_total_bytes - c.disk_free_bytes} total={c.disk_total_bytes} text={`${gib(c.disk_total_bytes - c.disk_free_bytes)} of ${gib(c.disk_total_bytes)}`} />
+          <Bar label="GPUs" used={c.gpu_total - c.gpu_free} total={c.gpu_total} text={`${c.gpu_total - c.gpu_free} of ${c.gpu_total} in use`} />
+          <p class="muted">
+            {c.cpu_threads} CPU threads · {c.vm_count} VMs · batu {c.version}
+          </p>
+        </>
+      ) : (
+        <p class="muted">No heartbeat yet.</p>
+      )}
+    </div>
+  );
+}
+
+/** The group (on a master) and this host's GPUs. */
+export function GroupView({ client }: { client: HostClient }) {
+  return (
+    <section>
+      <h2>Group</h2>
+      <Fetched
+        load={() => client.group()}
+        render={(g) => (
+          <>
+            <p class="muted">
+              {g.group_name || "unnamed group"} · master {g.master} · {g.members.length} members
+            </p>
+            <div class="members">{g.members.map((m) => <Member m={m} />)}</div>
+          </>
+        )}
+      />
+      <h2>GPUs of this host</h2>
+      <Fetched
+        load={() => client.gpus()}
+        render={(list) =>
+          list.length === 0 ? (
+            <p class="muted">No GPUs for passthrough on this host.</p>
+          ) : (
+            <table>
+              <thead>
+                <tr>
+                  <th>PCI</th>
+                  <th>Model</th>
+                  <th>Memory</th>
+                  <th>NUMA</th>
+                  <th>State</th>
+                  <th>VM / reason</th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((g) => (
+                  <tr>
+                    <td class="mono">{g.pci_address}</td>
+                    <td>
+                      {g.vendor} {g.model}
+                    </td>
+                    <td>{g.memory_mib === null ? "—" : `${g.memory_mib} MiB`}</td>
+                    <td>{g.numa_node ?? "—"}</td>
+                    <td>{g.state}</td>
+                    <td>{g.vm_id ?? g.reason ?? ""}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )
+        }
+      />
+    </section>
+  );
+}
