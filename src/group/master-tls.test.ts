@@ -4,7 +4,7 @@ import { createLogger } from "../lib/logger.js";
 import { HeartbeatSender } from "./heartbeat.js";
 import { masterProof, masterTlsSignature } from "./join-proof.js";
 import { MasterTlsPin } from "./master-tls.js";
-import { cryptoWaitReady, peerServer, testNode, testTls, type PeerServer } from "./testing.js";
+import { cryptoWaitReady, peerServer, testNode, testTls, type PeerServer, TEST_CAPACITY } from "./testing.js";
 
 const closers: Array<() => unknown> = [];
 afterEach(async () => {
@@ -17,17 +17,7 @@ beforeAll(async () => {
   master = testNode(1);
 });
 
-const capacity = {
-  cpu_threads: 4,
-  memory_total_bytes: 8,
-  memory_available_bytes: 4,
-  disk_total_bytes: 100,
-  disk_free_bytes: 50,
-  gpu_total: 0,
-  gpu_free: 0,
-  vm_count: 0,
-  version: "test",
-};
+const capacity = TEST_CAPACITY;
 
 /**
  * A master stand-in whose hello names its TLS port and the certificate `claim()` (signed by `signer`'s

@@ -2,28 +2,18 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { GroupHeartbeat, GroupHeartbeatReply, GroupJoin, MemberCapacity } from "../api/host.js";
+import type { GroupHeartbeat, GroupHeartbeatReply, GroupJoin } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
 import { memberJoinProof, memberKeyProof, newNonce, verifyMasterProof } from "./join-proof.js";
 import { signHeartbeat } from "./heartbeat.js";
-import { cryptoWaitReady, peerServer, testGroupService, testNode } from "./testing.js";
+import { cryptoWaitReady, peerServer, testGroupService, testNode, TEST_CAPACITY } from "./testing.js";
 import { nodeKeyAuthenticator, type Authenticator } from "../auth/signed-envelope.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
 import { openRentalTerms, rentalTermsDigest, sealRentalTerms } from "./rental-terms.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 
 const TOKEN = "join-token-0123456789abcdef";
-const capacity: MemberCapacity = {
-  cpu_threads: 4,
-  memory_total_bytes: 8,
-  memory_available_bytes: 4,
-  disk_total_bytes: 100,
-  disk_free_bytes: 50,
-  gpu_total: 0,
-  gpu_free: 0,
-  vm_count: 1,
-  version: "test",
-};
+const capacity = { ...TEST_CAPACITY, vm_count: 1 };
 
 const closers: Array<() => unknown> = [];
 afterEach(async () => {

@@ -5,24 +5,14 @@ import { ForwardVerifier, signForward, FORWARD_HEADERS } from "./forward.js";
 import { HeartbeatVerifier, macHeartbeat, signHeartbeat } from "./heartbeat.js";
 import { openSession, SessionAnswerer } from "./session-exchange.js";
 import { SESSION_GRACE_MS, SESSION_TTL_MS, SessionKeys, UNKNOWN_SESSION } from "./session-keys.js";
-import { testNode } from "./testing.js";
+import { testNode, TEST_CAPACITY } from "./testing.js";
 
 beforeAll(async () => {
   await cryptoWaitReady();
 });
 
 const t0 = new Date("2025-01-01T00:00:00Z");
-const capacity = {
-  cpu_threads: 4,
-  memory_total_bytes: 8,
-  memory_available_bytes: 4,
-  disk_total_bytes: 100,
-  disk_free_bytes: 50,
-  gpu_total: 0,
-  gpu_free: 0,
-  vm_count: 0,
-  version: "0.1.0",
-};
+const capacity = TEST_CAPACITY;
 
 /** A master and a member, each with its node key and its own session store, on one clock. */
 function pair() {

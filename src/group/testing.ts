@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cryptoWaitReady, sr25519PairFromSeed, sr25519Sign } from "@polkadot/util-crypto";
 import { u8aToHex } from "@polkadot/util";
-import type { HostConfig } from "../api/host.js";
+import type { HostConfig, MemberCapacity } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
 import { nodeKeyAuthenticator, type Authenticator } from "../auth/signed-envelope.js";
 import { openDb } from "../store/db.js";
@@ -21,6 +21,19 @@ import { GroupService } from "./service.js";
 import { loadTlsIdentity, type TlsIdentity } from "../auth/tls-identity.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
+
+/** A member's capacity as its heartbeats report it, for tests of the group's messages. */
+export const TEST_CAPACITY: MemberCapacity = Object.freeze({
+  cpu_threads: 4,
+  memory_total_bytes: 8,
+  memory_available_bytes: 4,
+  disk_total_bytes: 100,
+  disk_free_bytes: 50,
+  gpu_total: 0,
+  gpu_free: 0,
+  vm_count: 0,
+  version: "test",
+});
 
 /** A node's id and key, from a one-byte seed. Call `await cryptoWaitReady()` first. */
 export function testNode(seed: number): { nodeId: string; key: Authenticator } {

@@ -1,5 +1,6 @@
 import type { RentalLimits } from "../auth/rental-ledger.js";
 import type { DiskThrottle } from "../hypervisor/qemu/spec.js";
+import type { VmSpec } from "./spec.js";
 
 /**
  * A VM's caps on disk I/O and network bandwidth. Null: no cap. Kept with the VM (VmSpec.io) as its
@@ -21,6 +22,14 @@ export const NO_IO_LIMITS: IoLimits = Object.freeze({ diskIops: null, diskMBps: 
 export function ioLimitsOfGrant(limits: RentalLimits | undefined): IoLimits | undefined {
   if (!limits || (limits.diskIops === null && limits.diskMBps === null && limits.netMbit === null)) return undefined;
   return { diskIops: limits.diskIops, diskMBps: limits.diskMBps, netMbit: limits.netMbit };
+}
+
+/** `spec` with the caps `grant` sets now in place of those it holds, or null when they are the same. */
+export function withGrantIo(spec: VmSpec, grant: RentalLimits): VmSpec | null {
+  const io = ioLimitsOfGrant(grant);
+  if (JSON.stringify(io) === JSON.stringify(spec.io)) return null;
+  const { io: _previous, ...rest } = spec;
+  return io ? { ...rest, io } : rest;
 }
 
 /** The VM's own caps where it has them, the operator's defaults elsewhere. */

@@ -18,7 +18,7 @@ import { applyModify, type VmModify } from "./modify.js";
 import type { GuestNetwork } from "./guest-network.js";
 import type { GuestGpus } from "./guest-gpus.js";
 import { heldBy, modifyQuotaRefusal, quotaRefusal, startQuotaRefusal } from "../rental/quota.js";
-import { ioLimitsOfGrant } from "./io-limits.js";
+import { withGrantIo } from "./io-limits.js";
 import type { RentalLimits } from "../auth/rental-ledger.js";
 import type { VmPortReservations } from "./ports.js";
 
@@ -124,11 +124,8 @@ export class VmService {
     const over = boots && opts.quota ? startQuotaRefusal(opts.quota, vm, this.opts.repo.list()) : null;
     if (over) throw new VmResourceError(over.field, over.message);
     // The grant's caps on disk I/O and network as they are now apply from this boot.
-    const io = ioLimitsOfGrant(opts.quota);
-    if (boots && opts.quota && JSON.stringify(io) !== JSON.stringify(vm.spec.io)) {
-      const { io: _old, ...rest } = vm.spec;
-      this.opts.repo.update(id, { spec: io ? { ...rest, io } : rest });
-    }
+    const regranted = boots && opts.quota ? withGrantIo(vm.spec, opts.quota) : null;
+    if (regranted) this.opts.repo.update(id, { spec: regranted });
     const op = this.opts.operations.begin(vm, action);
     this.opts.operations.track(op, this.act(id, action, opts)).catch(() => undefined);
     return op;
