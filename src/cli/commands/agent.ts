@@ -102,6 +102,16 @@ export async function agentCommand(values: AgentCommandOptions): Promise<void> {
   const log = createLogger({ level: values.logLevel, format: logFormat });
   // Loaded here, not at the top: every other command would pay for loading the whole agent.
   const { startAgent } = await import("../../agent/agent.js");
+  // Heard from the start: a signal while the agent is still starting stops it once it has started
+  // (the default action would kill it half-way, its store and sockets not closed).
+  let signalled: string | undefined;
+  let wake: (() => void) | undefined;
+  const onSignal = (signal: string) => {
+    signalled ??= signal;
+    wake?.();
+  };
+  process.once("SIGINT", () => onSignal("SIGINT"));
+  process.once("SIGTERM", () => onSignal("SIGTERM"));
   let agent;
   try {
     agent = await startAgent(
@@ -134,17 +144,11 @@ export async function agentCommand(values: AgentCommandOptions): Promise<void> {
     }
     throw e;
   }
-  const running = agent;
   await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, "agent stopping");
-      running.close().then(resolve, (e: unknown) => {
-        log.error({ err: e }, "agent stop failed");
-        resolve();
-      });
-    };
-    process.once("SIGINT", () => stop("SIGINT"));
-    process.once("SIGTERM", () => stop("SIGTERM"));
+    if (signalled) resolve();
+    else wake = resolve;
   });
+  log.info({ signal: signalled }, "agent stopping");
+  await agent.close().catch((e: unknown) => log.error({ err: e }, "agent stop failed"));
   log.info("agent stopped");
 }
