@@ -152,6 +152,8 @@ function renterOf(spec: RenterSpec): RenterIdentity {
 export class RentalLedger {
   // Every renter call checks its node's rental: kept per node while the rentals table is unchanged.
   private readonly live: VersionedMemo<LiveGrants>;
+  /** Each node's rental terms, shared by every caller: nobody changes the Map it is given. */
+  private readonly terms: VersionedMemo<RentalTerms>;
   /** Every write to rentals goes through here, so that `live` never answers from before it. */
   private readonly rentals: VersionedTable;
 
@@ -160,6 +162,7 @@ export class RentalLedger {
   constructor(private readonly db: Db) {
     this.rentals = new VersionedTable(db, "rentals");
     this.live = this.rentals.cache(LIVE_GRANTS_MAX_NODES);
+    this.terms = this.rentals.cache(LIVE_GRANTS_MAX_NODES);
   }
 
   /** Calls `listener` after each grant or revocation through this ledger. */
@@ -321,6 +324,12 @@ export class RentalLedger {
    * `limit` renters, latest ends first; a renter that never had the node is absent.
    */
   termsOf(nodeId: string, limit = RENTAL_TERMS_MAX): RentalTerms {
+    // Asked at each member's heartbeat: kept while the rentals table is unchanged (the same Map then).
+    if (limit === RENTAL_TERMS_MAX) return this.terms.get(nodeId.toLowerCase(), () => this.readTerms(nodeId, limit));
+    return this.readTerms(nodeId, limit);
+  }
+
+  private readTerms(nodeId: string, limit: number): RentalTerms {
     const sql = `SELECT renter_id, MAX(${GRANT_END}) AS ends_at FROM rentals WHERE node_id = ?
                  GROUP BY renter_id ORDER BY ends_at DESC LIMIT ?`;
     const rows = prepared(this.db, sql).all(nodeId.toLowerCase(), limit) as Array<{ renter_id: string; ends_at: string }>;

@@ -22,8 +22,16 @@ function termsFields(memberNodeId: string, sentAt: number, renters: SignedTerms[
  * signature per heartbeat would double the master's heartbeat work).
  */
 export function rentalTermsDigest(terms: RentalTerms): string {
-  return createHash("sha256").update(JSON.stringify([...terms])).digest("hex");
+  let digest = digests.get(terms);
+  if (digest === undefined) {
+    digest = createHash("sha256").update(JSON.stringify([...terms])).digest("hex");
+    digests.set(terms, digest);
+  }
+  return digest;
 }
+
+/** Digests of the terms Maps seen (the ledger hands out one Map per node while its table is unchanged). */
+const digests = new WeakMap<RentalTerms, string>();
 
 /** The master's side: `terms` of the member `memberNodeId`, signed for its heartbeat of `sentAt`. */
 export function sealRentalTerms(terms: RentalTerms, memberNodeId: string, sentAt: number, masterKey: Authenticator): SignedTerms {
