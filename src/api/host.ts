@@ -239,9 +239,24 @@ export const GroupList = Type.Object(
     group_name: Type.String(),
     member: Type.Array(GroupMember, { description: "The members (seed 000's key)" }),
     members: Type.Array(GroupMember, { description: "The same members: the original server's key, which its GUI reads" }),
+    total: Type.Optional(Type.Integer({ description: "With a filter or a page: how many members match, on every page" })),
+    next: Type.Optional(
+      Type.Union([HostAddress, Type.Null()], { description: "With `limit`: the `after` that asks for the next page; null on the last" }),
+    ),
   },
   { $id: "GroupList" },
 );
+
+/** `GET /master/group/list` query: without any, every member (seed 000's list). */
+export const GroupListQuery = Type.Object(
+  {
+    state: Type.Optional(MemberState),
+    limit: Type.Optional(Type.String({ pattern: "^([1-9][0-9]{0,2}|1000)$", description: "At most this many members (1 to 1000): a page" })),
+    after: Type.Optional(Type.String({ maxLength: 300, description: "The page after the member of this address (`next` of the page before)" })),
+  },
+  { additionalProperties: false },
+);
+export type GroupListQuery = Static<typeof GroupListQuery>;
 export type GroupList = Static<typeof GroupList>;
 
 /** `GET /slave/group/my/master`. */

@@ -144,8 +144,13 @@ export class MasterRole {
     return { nodeId: this.opts.nodeId, groupName: this.opts.groupName, port: this.opts.agentPort(), joinToken: this.opts.joinToken() };
   }
 
-  list(): GroupList {
-    const member = this.opts.members.list().map((m) => ({
+  /**
+   * The members, in the order they joined: all of them (seed 000), or those in `state`, a page of
+   * `limit` after the member at address `after` (members that come or go between pages shift nothing
+   * before the cursor).
+   */
+  list(query: { state?: MemberState; limit?: number; after?: string } = {}): GroupList {
+    const all = this.opts.members.list().map((m) => ({
       address: m.address,
       node_id: m.nodeId,
       nickname: m.nickname,
@@ -157,7 +162,24 @@ export class MasterRole {
       cert_sha256: m.tls?.sha256 ?? null,
       ...(m.nodeId && this.proofs.has(m.nodeId) ? { heartbeat_proof: this.proofs.get(m.nodeId)! } : {}),
     }));
-    return { master: this.opts.selfAddress(), group_name: this.opts.groupName, member, members: member };
+    const head = { master: this.opts.selfAddress(), group_name: this.opts.groupName };
+    if (query.state === undefined && query.limit === undefined && query.after === undefined) return { ...head, member: all, members: all };
+    const matching = query.state === undefined ? all : all.filter((m) => m.state === query.state);
+    let from = 0;
+    if (query.after !== undefined) {
+      const at = matching.findIndex((m) => m.address === query.after);
+      if (at < 0) throw new ApiError("bad_request", `after: no member at ${query.after} in this list (it left, or changed state): start again without after`);
+      from = at + 1;
+    }
+    const member = query.limit === undefined ? matching.slice(from) : matching.slice(from, from + query.limit);
+    const more = query.limit !== undefined && from + member.length < matching.length;
+    return {
+      ...head,
+      member,
+      members: member,
+      total: matching.length,
+      ...(query.limit !== undefined ? { next: more ? member.at(-1)!.address : null } : {}),
+    };
   }
 
   /** The members this master can route to (those that sent a node id). */

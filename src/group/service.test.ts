@@ -282,3 +282,28 @@ describe("GroupService becoming a member", () => {
     expect(m.service.list().member).toEqual([]);
   });
 });
+
+describe("group list for large groups", () => {
+  it("filters by state and pages by address, with total and next; an unknown cursor is a 400 naming `after`", () => {
+    let clock = new Date("2026-01-01T00:10:00Z");
+    const { service, members } = testGroupService({ seed: 1, hostConfig: { host_type: "master", group_name: "g1" }, now: () => clock });
+    // Five members; two minutes later three are seen again, two silent (dead after the default minute).
+    for (let i = 1; i <= 5; i++) members.upsert({ address: `10.0.0.${i}:10000`, nodeId: String(i).repeat(64) }, clock);
+    clock = new Date(clock.getTime() + 120_000);
+    for (let i = 1; i <= 3; i++) members.upsert({ address: `10.0.0.${i}:10000`, nodeId: String(i).repeat(64) }, clock);
+    expect(service.list().member).toHaveLength(5);
+    expect(service.list().total).toBeUndefined();
+
+    const first = service.list({ limit: 2 });
+    expect([first.member.map((m) => m.address), first.total, first.next]).toEqual([["10.0.0.1:10000", "10.0.0.2:10000"], 5, "10.0.0.2:10000"]);
+    const second = service.list({ limit: 2, after: first.next! });
+    expect(second.member.map((m) => m.address)).toEqual(["10.0.0.3:10000", "10.0.0.4:10000"]);
+    const last = service.list({ limit: 2, after: second.next! });
+    expect([last.member.map((m) => m.address), last.next]).toEqual([["10.0.0.5:10000"], null]);
+
+    const dead = service.list({ state: "dead" });
+    expect([dead.member.map((m) => m.address), dead.total]).toEqual([["10.0.0.4:10000", "10.0.0.5:10000"], 2]);
+    expect(dead.members).toBe(dead.member);
+    expect(() => service.list({ state: "dead", after: "10.0.0.1:10000" })).toThrow(/^after: no member at 10\.0\.0\.1:10000/);
+  });
+});

@@ -19,7 +19,7 @@ import type { Authenticator } from "../auth/signed-envelope.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
 import type { Logger } from "../lib/logger.js";
 import type { GroupMemberRepo } from "./member-repo.js";
-import { DEFAULT_LIVENESS, type LivenessTimes } from "./liveness.js";
+import { DEFAULT_LIVENESS, type LivenessTimes, type MemberState } from "./liveness.js";
 import type { MasterContact } from "./heartbeat.js";
 import type { DiscoveredMaster } from "./discovery.js";
 import { HostConfigStore } from "./host-config-store.js";
@@ -194,8 +194,8 @@ export class GroupService {
     return this.role?.kind === "master" ? this.role.discoveryIdentity() : null;
   }
 
-  list(): GroupList {
-    return this.master.list();
+  list(query: { state?: MemberState; limit?: number; after?: string } = {}): GroupList {
+    return this.master.list(query);
   }
 
   /** The members this master can route to (those that sent a node id); empty on a member. */

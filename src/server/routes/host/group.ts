@@ -10,6 +10,7 @@ import {
   GroupJoin,
   GroupJoinReply,
   GroupList,
+  GroupListQuery,
   GroupRemove,
   GroupRemoveReply,
   MasterHello,
@@ -119,11 +120,20 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
     {
       schema: {
         summary: "The members of this master's group",
+        description:
+          "Without a query, every member (seed 000). For large groups: `state` keeps the members in that state, " +
+          "`limit` returns a page (with `total` and `next`, the `after` of the next page; null on the last).",
         tags: ["group"],
-        response: { 200: GroupList, 401: ErrorReply, 409: ErrorReply },
+        querystring: GroupListQuery,
+        response: { 200: GroupList, 400: ErrorReply, 401: ErrorReply, 409: ErrorReply },
       },
     },
-    async () => deps.group.list(),
+    async (req) =>
+      deps.group.list({
+        ...(req.query.state !== undefined ? { state: req.query.state } : {}),
+        ...(req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}),
+        ...(req.query.after !== undefined ? { after: req.query.after } : {}),
+      }),
   );
 
   app.get(
