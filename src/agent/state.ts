@@ -1,3 +1,4 @@
+import { BACKUP_DB } from "../store/backup.js";
 import { join, resolve } from "node:path";
 import { ensurePrivateDir } from "../lib/private-files.js";
 import { loadHostFiles, type HostFiles } from "../config/host-files.js";
@@ -14,7 +15,7 @@ import { HostTokens } from "../auth/tokens.js";
 import { RentalLedger } from "../auth/rental-ledger.js";
 
 /** The state file of an agent, in its data dir. */
-export const DB_FILE = "batu.db";
+export const DB_FILE = BACKUP_DB;
 
 export interface AgentStateOptions {
   confDir: string;

@@ -1,5 +1,6 @@
 import type { Registrar } from "../program.js";
 import * as agent from "./agent.js";
+import * as backup from "./backup.js";
 import * as completion from "./completion.js";
 import * as gpu from "./gpu.js";
 import * as group from "./group.js";
@@ -26,6 +27,7 @@ export const COMMANDS: readonly Registrar[] = [
   usage.register,
   token.register,
   tls.register,
+  backup.register,
   completion.register,
   version.register,
 ];
