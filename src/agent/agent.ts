@@ -191,6 +191,7 @@ export async function startAgent(
       router,
     }),
     rentals: authority.rentals,
+    maintenance: vmService.maintenance,
     nodeGpus: async (nodeId) => (nodeId === identity.nodeId ? (await vmService.gpus.counts()).usable : (group.peer(nodeId)?.capacity?.gpu_total ?? undefined)),
     v1: {
       nodeId: identity.nodeId,
@@ -211,6 +212,7 @@ export async function startAgent(
         limits: (renterId, nodeId) => authority.rentals.rentalOf(nodeId, renterId)?.limits,
       },
       freeMemory: () => freePageCache(state.files.system.allow_drop_caches === true),
+      maintenance: () => vmService.maintenance.state,
       nodeInfo: () =>
         nodeInfo({
           version: VERSION,

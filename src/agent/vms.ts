@@ -9,6 +9,7 @@ import { ImageCatalog } from "../vm/images.js";
 import { VmRepo, type VmRecord } from "../vm/repo.js";
 import { effectiveIoLimits, type IoLimits } from "../vm/io-limits.js";
 import { TapRateLimits } from "../network/rate-limit.js";
+import { HostMaintenance } from "../host/maintenance.js";
 import type { SystemConfig } from "../api/host.js";
 import type { Hypervisor } from "../hypervisor/driver.js";
 import type { PortRangeKind } from "../vm/ports.js";
@@ -65,6 +66,8 @@ export async function startVmService(
   gpus: GuestGpus;
   /** A VM's caps on disk I/O and network as they apply now. */
   ioLimitsOf: (vm: VmRecord) => IoLimits;
+  /** Whether its operator cordoned the host (no VM starts). */
+  maintenance: HostMaintenance;
 }> {
   const accel = await probeAccelerator();
   if (accel.accel === "tcg") log.warn({ reason: accel.reason }, "KVM not usable: VMs run under TCG (software emulation, slower)");
@@ -88,6 +91,7 @@ export async function startVmService(
   const capacity = async () => capacityOf(await readHostInfo(state.dataDir));
   // The operator's defaults are read at each use: a change to config.json applies from the next boot.
   const ioLimitsOf = (vm: VmRecord): IoLimits => effectiveIoLimits(vm.spec.io, ioDefaultsOf(state.files.system));
+  const maintenance = new HostMaintenance(state.dataDir);
   const network = await chooseNetwork(state, opts, repo, hypervisor, log, ioLimitsOf);
   const gpus = new PassthroughGpus({
     sysfs: new PciSysfs(),
@@ -108,6 +112,7 @@ export async function startVmService(
     shutdownTimeoutMs: opts.shutdownTimeoutMs,
     capacity,
     ioLimits: ioLimitsOf,
+    admission: () => maintenance.refusal(),
     log,
   });
   const report = await vms.service.reconcile();
@@ -120,7 +125,7 @@ export async function startVmService(
     },
     "vms reconciled",
   );
-  return { vms, repo, hypervisor, accel, images, capacityOf, capacity, network, gpus, ioLimitsOf };
+  return { vms, repo, hypervisor, accel, images, capacityOf, capacity, network, gpus, ioLimitsOf, maintenance };
 }
 
 /** The operator's caps for VMs whose grant sets none (config.json; absent or null: no cap). */

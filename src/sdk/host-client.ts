@@ -1,3 +1,4 @@
+import type { CordonBody, DrainReply, Maintenance } from "../api/host-maintenance.js";
 import type { GpuList, UsageReport } from "../api/host-gpu.js";
 import type {
   BecomeMember,
@@ -131,6 +132,24 @@ export class HostClient {
 
   /** Operator: the rental ledger, optionally of one node and/or in one state. */
   /** Each renter's use of the node over a period (`/common/usage`). */
+  /** Operator → own agent: whether the host is cordoned or drained. */
+  maintenance(): Promise<Maintenance> {
+    return this.get("/common/host/maintenance");
+  }
+
+  /** Operator → own agent: no VM starts here from now on (`drain`: and the running ones shut down). */
+  cordon(body: CordonBody): Promise<Maintenance> {
+    return this.post("/common/host/cordon", body);
+  }
+
+  drain(body: CordonBody): Promise<DrainReply> {
+    return this.post("/common/host/drain", body);
+  }
+
+  uncordon(): Promise<{ message: "ok" }> {
+    return this.post("/common/host/uncordon", {});
+  }
+
   usage(query: { from?: string; to?: string } = {}): Promise<UsageReport> {
     const q = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined)).toString();
     return this.get(`/common/usage${q ? `?${q}` : ""}`);

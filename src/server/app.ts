@@ -20,6 +20,7 @@ import { RequestLog } from "./request-log.js";
 import { accessLoggerOf } from "../lib/access-log.js";
 import { SERVER_LIMITS } from "./limits.js";
 import { commonRoutes } from "./routes/host/common.js";
+import { maintenanceRoutes } from "./routes/host/maintenance.js";
 import { groupRoutes } from "./routes/host/group.js";
 import { vmRoutes } from "./routes/host/vm.js";
 import { imageRoutes } from "./routes/host/images.js";
@@ -98,6 +99,7 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
   installMetrics(app, deps);
 
   await app.register(commonRoutes, { deps });
+  if (deps.maintenance) await app.register(maintenanceRoutes, { deps, maintenance: deps.maintenance });
   await app.register(groupRoutes, { deps });
   await app.register(vmRoutes, { deps });
   await app.register(rentRoutes, { deps });

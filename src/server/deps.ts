@@ -13,6 +13,7 @@ import type { RentalLedger } from "../auth/rental-ledger.js";
 import type { V1Deps } from "./routes/v1/deps.js";
 import type { TokenKind } from "../auth/tokens.js";
 import type { GroupRouter } from "../group/forward.js";
+import type { HostMaintenance } from "../host/maintenance.js";
 
 /** What the HTTP layer needs from the rest of the agent: services, never I/O of its own. */
 export interface AppDeps {
@@ -48,6 +49,8 @@ export interface AppDeps {
   /** The group-wide VM list (master) and its member side. */
   groupVms?: GroupVms;
   rentals: RentalLedger;
+  /** The host's maintenance state (`/common/host/*`). Absent: not offered. */
+  maintenance?: HostMaintenance;
   /** How many GPUs a node of the group can pass through, where known (renting by GPU is checked against it). */
   nodeGpus?: (nodeId: string) => Promise<number | undefined>;
   /** The renter API (seed 001). */

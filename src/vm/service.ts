@@ -42,6 +42,8 @@ export interface VmServiceOptions {
   gpus: GuestGpus;
   /** How long a graceful shutdown waits for the guest before powering off. */
   shutdownTimeoutMs: number;
+  /** Why no VM may start on this host now (its operator cordoned it), or null; default never. */
+  admission?: () => string | null;
   log: Logger;
 }
 
@@ -57,6 +59,12 @@ export class VmService {
   private readonly claimed = new Set<string>();
 
   constructor(private readonly opts: VmServiceOptions) {}
+
+  /** Refuses a VM start on a host its operator cordoned (host/maintenance.ts). */
+  private admit(): void {
+    const refusal = this.opts.admission?.();
+    if (refusal) throw new VmConflictError(refusal);
+  }
 
   /** Adopts running VMs and cleans up after the last agent; call once at start, before serving. */
   reconcile(): Promise<ReconcileReport> {
@@ -121,6 +129,7 @@ export class VmService {
     if ("refused" in plan) throw new VmConflictError(plan.refused);
     // A boot under the renter's rental as it is now: refused here, so the caller hears why.
     const boots = action === "start" || (action === "restart" && !alive);
+    if (boots) this.admit();
     const over = boots && opts.quota ? startQuotaRefusal(opts.quota, vm, this.opts.repo.list()) : null;
     if (over) throw new VmResourceError(over.field, over.message);
     // The grant's caps on disk I/O and network as they are now apply from this boot.
@@ -193,6 +202,7 @@ export class VmService {
    * resolves at once and a failure shows as `create error` (everything but the record released).
    */
   async create(req: VmCreateRequest, opts: { wait: boolean }): Promise<VmRecord & { operationId: string }> {
+    this.admit();
     const taskId = req.id ?? newVmId();
     try {
       checkVmId(taskId);
@@ -313,6 +323,7 @@ export class VmService {
       const plan = planAction(action, vm.status, alive);
       if ("refused" in plan) throw new VmConflictError(plan.refused);
       if (action === "start" || (action === "restart" && !alive)) {
+        this.admit();
         // Its disks exist already: only CPU and memory are asked for again.
         const refusal = checkFit(await this.opts.capacity(), committed(this.opts.repo.list(), id), { ...demandOf(vm.spec), diskBytes: 0 });
         if (refusal) throw new VmResourceError(refusal.field, refusal.message);

@@ -131,7 +131,7 @@ export interface TestVms extends Vms {
  * hypervisor whose guests answer QMP on real sockets.
  */
 export async function testVms(
-  opts: { shutdownTimeoutMs?: number; host?: Partial<HostCapacity>; gpus?: (db: Db) => GuestGpus; ioDefaults?: IoLimits } = {},
+  opts: { shutdownTimeoutMs?: number; host?: Partial<HostCapacity>; gpus?: (db: Db) => GuestGpus; ioDefaults?: IoLimits; admission?: () => string | null } = {},
 ): Promise<TestVms> {
   const dataDir = await mkdtemp(join(tmpdir(), "batu-vms-"));
   const imagesDir = join(dataDir, "shipped");
@@ -161,6 +161,7 @@ export async function testVms(
       forwardHost: "127.0.0.1",
       network: new UserModeNetwork(hypervisor, "127.0.0.1", repo),
       ...(opts.gpus ? { gpus: opts.gpus(db) } : {}),
+      ...(opts.admission ? { admission: opts.admission } : {}),
       ...(opts.ioDefaults ? { ioLimits: (vm: VmRecord) => effectiveIoLimits(vm.spec.io, opts.ioDefaults!) } : {}),
       shutdownTimeoutMs: opts.shutdownTimeoutMs ?? 2000,
       log: quietLog(),

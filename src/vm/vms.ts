@@ -29,6 +29,8 @@ export interface VmsOptions {
   network: GuestNetwork;
   /** How VMs get GPUs; default none. */
   gpus?: GuestGpus;
+  /** Why no VM may start on this host now (cordoned for maintenance), or null; default never. */
+  admission?: () => string | null;
   /** A VM's caps on disk I/O and network (its grant's, else the operator's defaults); default none. */
   ioLimits?: (vm: VmRecord) => IoLimits;
   /** How long a graceful shutdown waits for the guest before powering off. */

@@ -4,6 +4,7 @@ import * as backup from "./backup.js";
 import * as completion from "./completion.js";
 import * as gpu from "./gpu.js";
 import * as group from "./group.js";
+import * as host from "./host.js";
 import * as image from "./image.js";
 import * as rent from "./rent.js";
 import * as task from "./task.js";
@@ -18,6 +19,7 @@ import * as wallet from "./wallet.js";
 export const COMMANDS: readonly Registrar[] = [
   agent.register,
   group.register,
+  host.register,
   vm.register,
   task.register,
   rent.register,

@@ -1,3 +1,4 @@
+import type { MaintenanceState } from "../../../host/maintenance.js";
 import type { DbcRequest } from "../../../api/v1/request.js";
 import type { VmService } from "../../../vm/service.js";
 import type { VmQueries } from "../../../vm/queries.js";
@@ -34,6 +35,8 @@ export interface V1Deps {
   images: ImageCenter;
   renters: RenterAuth;
   nodeInfo: () => Promise<Record<string, unknown>>;
+  /** Whether this node's operator cordoned it for maintenance (renters are told in its info). Absent: never. */
+  maintenance?: () => MaintenanceState | null;
   /** DBC's free_memory: drops the page cache where the operator allows it (host/page-cache.ts). */
   freeMemory: () => Promise<"dropped" | "not allowed">;
   /** The address forwards listen on: a task's ssh_ip unless it is a wildcard. */

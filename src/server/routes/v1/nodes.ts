@@ -4,6 +4,12 @@ import { ok } from "../../../api/v1/envelope.js";
 import type { V1Deps } from "./deps.js";
 import { actingRenter, resolveTarget, targetNode } from "./target.js";
 
+/** This node's maintenance, as renters see it in its info (batu addition): only while cordoned. */
+function maintenanceOf(deps: V1Deps): { maintenance?: { since: string; reason: string; running_tasks_shut_down: boolean } } {
+  const m = deps.maintenance?.();
+  return m ? { maintenance: { since: m.since, reason: m.reason, running_tasks_shut_down: m.drained } } : {};
+}
+
 /** `mining_nodes`: node info (no identity needed), the renter's session id, and DBC's free_memory. */
 export const nodeRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps }) => {
   app.post<{ Body: DbcRequest }>(
@@ -20,13 +26,13 @@ export const nodeRoutes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { de
         }));
         return ok({
           mining_nodes: [
-            { node_id: deps.nodeId, name: deps.nickname(), version: deps.version, state: deps.renters.nodeState(deps.nodeId) },
+            { node_id: deps.nodeId, name: deps.nickname(), version: deps.version, state: deps.renters.nodeState(deps.nodeId), ...maintenanceOf(deps) },
             ...members,
           ],
         });
       }
       targetNode(req.body, deps);
-      return ok(await deps.nodeInfo());
+      return ok({ ...(await deps.nodeInfo()), ...maintenanceOf(deps) });
     },
   );
 
