@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { TestAgents, type AgentProcess } from "./helpers/agent-process.js";
+import { TestAgents, call, type AgentProcess } from "./helpers/agent-process.js";
 import { endVmTests, grantNode } from "./helpers/vm.js";
 import { DbcClient } from "./helpers/dbc-client.js";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
@@ -21,6 +21,12 @@ let browser: Browser;
 let page: Page;
 /** Every API call the page made (method and path), to show what it does and does not ask. */
 const calls: string[] = [];
+/** How many dialogs (confirmations) the page opened; each is accepted. */
+let dialogCount = 0;
+
+/** The host API as the test sees it (not through the page): what the agent really holds. */
+const api = (path: string) => call(`${agent.url}${path}`, { token: agent.adminToken });
+const disksOf = async (vmId: string): Promise<{ name: string; size_bytes: number | null }[]> => (await api(`/common/vm/disk/list?vm_id=${vmId}`)).body.disks;
 
 beforeAll(async () => {
   mkdirSync(IMG, { recursive: true });
@@ -28,7 +34,10 @@ beforeAll(async () => {
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.on("request", (r) => calls.push(`${r.method()} ${new URL(r.url()).pathname}`));
-  page.on("dialog", (d) => void d.accept());
+  page.on("dialog", (d) => {
+    dialogCount++;
+    void d.accept();
+  });
 });
 afterAll(async () => {
   await browser?.close();
@@ -116,6 +125,58 @@ describe("the web console", () => {
     await page.screenshot({ path: join(IMG, "charts.png") });
   });
 
+  it("adds, grows and deletes a data disk of the running VM from its disks pane", async () => {
+    await page.click("[data-pane=disks]");
+    await page.waitForSelector("tr[data-disk=vda]");
+    await page.fill("[data-form=disk-add] input[name=size_gib]", "1");
+    await page.click("[data-form=disk-add] button[type=submit]");
+    const added = await page.waitForSelector("[data-progress=done]:has-text('Added')", { timeout: 30_000 });
+    const name = /Added (vd[b-z])/.exec((await added.textContent())!)![1]!;
+    await page.waitForSelector(`tr[data-disk=${name}] td[data-field=size]:text-is("1.0 GiB")`);
+    expect((await disksOf(vmId)).find((d) => d.name === name)?.size_bytes).toBe(2 ** 30);
+    // Grown BY one GiB, live: the page says so, and so does the agent.
+    await page.fill(`tr[data-disk=${name}] input[name=grow_gib]`, "1");
+    await page.click(`tr[data-disk=${name}] [data-form=disk-resize] button[type=submit]`);
+    await page.waitForSelector(`[data-progress=done]:text-is("${name} is now 2.0 GiB")`, { timeout: 30_000 });
+    await page.waitForSelector(`tr[data-disk=${name}] td[data-field=size]:text-is("2.0 GiB")`);
+    expect((await disksOf(vmId)).find((d) => d.name === name)?.size_bytes).toBe(2 * 2 ** 30);
+    await page.screenshot({ path: join(IMG, "disks.png") });
+    // Deleted after a confirmation (the page's dialog, accepted): gone from the page and the agent.
+    const dialogs = dialogCount;
+    await page.click(`tr[data-disk=${name}] [data-action=disk-delete]`);
+    await page.waitForSelector(`tr[data-disk=${name}]`, { state: "detached", timeout: 30_000 });
+    expect(dialogCount).toBe(dialogs + 1);
+    expect((await disksOf(vmId)).map((d) => d.name)).not.toContain(name);
+    // The system disk has no delete.
+    expect(await page.locator("tr[data-disk=vda] [data-action=disk-delete]").count()).toBe(0);
+  });
+
+  it("takes a live snapshot of the VM and deletes it from its snapshots pane", async () => {
+    await page.click("[data-pane=snapshots]");
+    await page.waitForSelector("text=No snapshots.");
+    await page.fill("[data-form=snapshot-create] input[name=name]", "console-snap");
+    await page.fill("[data-form=snapshot-create] input[name=description]", "from the browser");
+    await page.click("[data-form=snapshot-create] button[type=submit]");
+    await page.waitForSelector("[data-progress=busy]:has-text('Taking snapshot console-snap (live)')");
+    await page.waitForSelector("[data-progress=done]:has-text('Snapshot console-snap taken')", { timeout: 60_000 });
+    await page.waitForSelector("tr[data-snapshot=console-snap] >> text=from the browser");
+    const listed = (await api(`/common/vm/snapshot/list?vm_id=${vmId}`)).body.snapshots;
+    expect(listed.map((x: { name: string; description: string }) => [x.name, x.description])).toEqual([["console-snap", "from the browser"]]);
+    await page.screenshot({ path: join(IMG, "snapshots.png") });
+    await page.click("tr[data-snapshot=console-snap] [data-action=snapshot-delete]");
+    await page.waitForSelector("text=No snapshots.", { timeout: 30_000 });
+    expect((await api(`/common/vm/snapshot/list?vm_id=${vmId}`)).body.snapshots).toEqual([]);
+  });
+
+  it("shows the VM's disk and network caps as the agent reports them", async () => {
+    await page.click("[data-pane=limits]");
+    await page.waitForSelector("[data-pane-body=limits]");
+    const limits = (await api(`/common/vm/limits?vm_id=${vmId}`)).body;
+    const shown = (v: number | null, unit: string) => (v === null ? "no cap" : `${v} ${unit}`);
+    expect(await page.textContent("td[data-field=disk_iops]")).toBe(shown(limits.disk_iops, "IOPS"));
+    expect(await page.textContent("td[data-field=net_mbit]")).toBe(shown(limits.net_mbit, "Mbit/s each way"));
+  });
+
   it("shows the group, this host's GPUs and the node's images", async () => {
     await page.click("[data-tab=group]");
     // A lone agent is the master of a group of one: its list names the master, with no members yet.
@@ -125,6 +186,42 @@ describe("the web console", () => {
     await page.click("[data-tab=images]");
     await page.waitForSelector("td:text-is('batu-demo.qcow2')");
     await page.screenshot({ path: join(IMG, "images.png") });
+    await page.click("[data-tab=vms]");
+    await page.waitForSelector(`tr[data-vm="${vmId}"]`);
+  });
+
+  it("grants the node to a renter with caps, revokes the rental, and shows the usage with its CSV", async () => {
+    await cryptoWaitReady();
+    const wallet = DbcClient.wallet("//batu-console-grantee").address;
+    await page.click("[data-tab=rentals]");
+    await page.waitForSelector("text=No rentals.");
+    // The node id defaults to this node's.
+    expect(await page.inputValue("[data-form=rent-grant] input[name=node_id]")).toBe(agent.nodeId);
+    await page.fill("[data-form=rent-grant] input[name=wallet]", wallet);
+    await page.fill("[data-form=rent-grant] input[name=cpu_cores]", "2");
+    await page.fill("[data-form=rent-grant] input[name=net_mbit]", "100");
+    await page.click("[data-form=rent-grant] button[type=submit]");
+    const row = page.locator("tr[data-rental]");
+    await page.waitForSelector("tr[data-rental] td[data-field=state]:has-text('active')");
+    const id = Number(await row.getAttribute("data-rental"));
+    expect(await row.textContent()).toContain("cpu_cores 2, net_mbit 100");
+    const granted = (await api("/common/rent/list")).body.rentals;
+    expect(granted).toMatchObject([{ id, node_id: agent.nodeId, renter: wallet, state: "active", cpu_cores: 2, net_mbit: 100, gpus: null }]);
+    // About a month ahead (the form's default), in the future.
+    expect(Date.parse(granted[0].until) - Date.now()).toBeGreaterThan(29 * 86_400_000);
+    await page.screenshot({ path: join(IMG, "rentals.png") });
+    await page.click(`tr[data-rental="${id}"] [data-action=revoke]`);
+    await page.waitForSelector(`tr[data-rental="${id}"] td[data-field=state]:has-text('revoked')`);
+    expect((await api("/common/rent/list")).body.rentals.map((r: { state: string }) => r.state)).toEqual(["revoked"]);
+    // Usage: the operator's VM has run since the test began; the page's rows are the agent's.
+    const usage = (await api("/common/usage")).body.usage;
+    await page.waitForSelector("tr[data-usage=operator]");
+    expect(await page.locator("[data-part=usage] tbody tr").count()).toBe(usage.length);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("[data-action=usage-csv]")]);
+    expect(download.suggestedFilename()).toBe("batu-usage.csv");
+    const csv = readFileSync((await download.path())!, "utf8");
+    expect(csv.split("\r\n")[0]).toBe("node_id,renter,from,to,vm_hours,vcpu_hours,mem_gib_hours,gpu_hours");
+    expect(csv).toContain(`${agent.nodeId},,`);
     await page.click("[data-tab=vms]");
     await page.waitForSelector(`tr[data-vm="${vmId}"]`);
   });
