@@ -2,11 +2,12 @@
 // and a real QEMU guest: sign in, create a VM, watch it become ready through the event stream, open
 // its VNC console, see and type into the guest's screen, delete it. Keeps screenshots in docs/img/.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
 import { join, resolve } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { TestAgents, call, type AgentProcess } from "./helpers/agent-process.js";
-import { endVmTests, grantNode } from "./helpers/vm.js";
+import { endVmTests, freePort, grantNode } from "./helpers/vm.js";
 import { DbcClient } from "./helpers/dbc-client.js";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { u8aToHex } from "@polkadot/util";
@@ -19,6 +20,7 @@ const agents = new TestAgents();
 let agent: AgentProcess;
 let browser: Browser;
 let page: Page;
+let rsyncd: ChildProcess | undefined;
 /** Every API call the page made (method and path), to show what it does and does not ask. */
 const calls: string[] = [];
 /** How many dialogs (confirmations) the page opened; each is accepted. */
@@ -30,7 +32,17 @@ const disksOf = async (vmId: string): Promise<{ name: string; size_bytes: number
 
 beforeAll(async () => {
   mkdirSync(IMG, { recursive: true });
-  agent = await agents.start({ extraArgs: ["--shutdown-timeout", "10", "--cpu-overcommit", "4"] });
+  // A DBC image server for the images view to pull from: an rsync daemon's module (as test/images.test.ts).
+  const rsyncDir = agents.dir("batu-console-rsync-");
+  const rsyncPort = await freePort();
+  mkdirSync(join(rsyncDir, "images"));
+  writeFileSync(join(rsyncDir, "images", "from-rsync.qcow2"), Buffer.alloc(3 * 2 ** 20, 0x5a));
+  writeFileSync(join(rsyncDir, "rsyncd.conf"), `use chroot = no\npid file = ${rsyncDir}/rsyncd.pid\n[images]\npath = ${rsyncDir}/images\nread only = yes\n`);
+  rsyncd = spawn("rsync", ["--daemon", "--no-detach", `--config=${rsyncDir}/rsyncd.conf`, "--address=127.0.0.1", `--port=${rsyncPort}`], { stdio: "ignore" });
+  const dir = agents.dir("batu-console-agent-");
+  mkdirSync(join(dir, "conf"), { recursive: true });
+  writeFileSync(join(dir, "conf", "config.json"), JSON.stringify({ nickname: "", batu: true, image_servers: [`DBC_1,127.0.0.1,${rsyncPort},images`] }));
+  agent = await agents.start({ dir, extraArgs: ["--shutdown-timeout", "10", "--cpu-overcommit", "4"] });
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.on("request", (r) => calls.push(`${r.method()} ${new URL(r.url()).pathname}`));
@@ -40,6 +52,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
+  rsyncd?.kill("SIGTERM");
   await browser?.close();
   if (agent) await endVmTests(agent);
   await agents.cleanup();
@@ -185,7 +198,24 @@ describe("the web console", () => {
     await page.screenshot({ path: join(IMG, "group.png") });
     await page.click("[data-tab=images]");
     await page.waitForSelector("td:text-is('batu-demo.qcow2')");
+  });
+
+  it("pulls an image from an image server with its progress to done, then deletes it after a confirmation", async () => {
+    await page.selectOption("[data-part=image-server] select[name=server]", "DBC_1");
+    await page.click("tr[data-server-image='from-rsync.qcow2'] [data-action=image-pull]");
+    await page.waitForSelector("[data-transfer='download:from-rsync.qcow2']");
+    await page.waitForSelector("[data-transfer='download:from-rsync.qcow2'][data-status=done]", { timeout: 60_000 });
+    expect(calls).toContain("GET /common/image/progress");
+    // The finished pull is in the node's images: in the page and in the agent's cache, whole.
+    await page.waitForSelector("tr[data-image='from-rsync.qcow2']");
+    expect(statSync(join(agent.dataDir, "images", "from-rsync.qcow2")).size).toBe(3 * 2 ** 20);
+    expect((await api("/common/image/progress?name=from-rsync.qcow2&direction=download")).body).toMatchObject({ status: "done", progress: 1 });
     await page.screenshot({ path: join(IMG, "images.png") });
+    const dialogs = dialogCount;
+    await page.click("tr[data-image='from-rsync.qcow2'] [data-action=image-delete]");
+    await page.waitForSelector("tr[data-image='from-rsync.qcow2']", { state: "detached" });
+    expect(dialogCount).toBe(dialogs + 1);
+    expect((await api("/common/image/list")).body.images.map((i: { name: string }) => i.name)).not.toContain("from-rsync.qcow2");
     await page.click("[data-tab=vms]");
     await page.waitForSelector(`tr[data-vm="${vmId}"]`);
   });

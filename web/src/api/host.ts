@@ -19,7 +19,7 @@ import type { UsageReport } from "../../../src/api/host-gpu.js";
 import type { GroupList } from "../../../src/api/host.js";
 import type { GpuList } from "../../../src/api/host-gpu.js";
 import type { VmConsoleTicket } from "../../../src/api/host-console.js";
-import type { ImageList } from "../../../src/api/host-image.js";
+import type { ImageList, Transfer } from "../../../src/api/host-image.js";
 import { readEvents } from "./sse.js";
 
 /** A refusal of the host API: its HTTP status and `{message}`. */
@@ -97,6 +97,13 @@ export class HostClient {
   group = () => this.get<GroupList>("/master/group/list");
   gpus = () => this.get<GpuList>("/common/gpu/list");
   images = () => this.get<ImageList>("/common/image/list");
+  imageServers = () => this.get<{ servers: string[] }>("/common/image/servers");
+  serverImages = (server: string) => this.get<ImageList>("/common/image/list", { server });
+  pullImage = (server: string, name: string) => this.call<Transfer>("POST", "/common/image/pull", { server, name });
+  pushImage = (server: string, name: string) => this.call<Transfer>("POST", "/common/image/push", { server, name });
+  transfer = (name: string, direction: Transfer["direction"]) => this.get<Transfer>("/common/image/progress", { name, direction });
+  stopTransfer = (name: string, direction: Transfer["direction"]) => this.call<{ message: "ok" }>("POST", "/common/image/stop", { name, direction });
+  deleteImage = (name: string) => this.call<{ message: "ok" }>("POST", "/common/image/delete", { name });
 
   /** Follows `/common/vm/events` until `signal` aborts. */
   vmEvents(signal: AbortSignal, onEvent: (e: VmEvent) => void): Promise<void> {
