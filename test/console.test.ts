@@ -200,7 +200,39 @@ describe("the web console", () => {
     await page.waitForSelector("td:text-is('batu-demo.qcow2')");
   });
 
+  it("shows a member its master, and removes the member from the master's group after a confirmation", async () => {
+    const member = await agents.start();
+    const joined = await call(`${member.url}/slave/group/join`, { token: member.adminToken, body: { master: `127.0.0.1:${agent.port}`, token: agent.joinToken } });
+    expect(joined.status, JSON.stringify(joined.body)).toBe(200);
+    // The member's own console: its master, and that the master takes its heartbeats.
+    const memberPage = await browser.newPage();
+    try {
+      await memberPage.goto(member.url);
+      await memberPage.fill("input[name=token]", member.adminToken);
+      await memberPage.click("button[type=submit]");
+      await memberPage.click("[data-tab=group]");
+      await memberPage.waitForSelector(`[data-part=my-master]:has-text("member of 127.0.0.1:${agent.port}'s group")`);
+      const mine = (await call(`${member.url}/slave/group/my/master`, { token: member.adminToken })).body;
+      expect(mine.master).toBe(`127.0.0.1:${agent.port}`);
+    } finally {
+      await memberPage.close();
+    }
+    // The master's console: no master of its own, the member listed, then removed.
+    await page.click("[data-tab=vms]");
+    await page.click("[data-tab=group]");
+    await page.waitForSelector("[data-part=my-master]:has-text('no member of another')");
+    await page.waitForSelector(`[data-member="${member.nodeId}"]`);
+    const dialogs = dialogCount;
+    await page.click(`[data-member="${member.nodeId}"] [data-action=member-remove]`);
+    await page.waitForSelector(`[data-member="${member.nodeId}"]`, { state: "detached" });
+    await page.waitForSelector("[data-progress=done]:has-text('Removed')");
+    expect(dialogCount).toBe(dialogs + 1);
+    expect((await api("/master/group/list")).body.members).toEqual([]);
+    await member.stop();
+  });
+
   it("pulls an image from an image server with its progress to done, then deletes it after a confirmation", async () => {
+    await page.click("[data-tab=images]");
     await page.selectOption("[data-part=image-server] select[name=server]", "DBC_1");
     await page.click("tr[data-server-image='from-rsync.qcow2'] [data-action=image-pull]");
     await page.waitForSelector("[data-transfer='download:from-rsync.qcow2']");

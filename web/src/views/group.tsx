@@ -1,5 +1,7 @@
+import { useState } from "preact/hooks";
 import type { GroupMember } from "../../../src/api/host.js";
-import type { HostClient } from "../api/host.js";
+import { HostApiError, type HostClient } from "../api/host.js";
+import { Reloaded, useAction } from "./action.js";
 import { Fetched, gib } from "./vm-detail.js";
 
 /** A bar of used over total. */
@@ -16,12 +18,15 @@ function Bar({ label, used, total, text }: { label: string; used: number; total:
   );
 }
 
-function Member({ m }: { m: GroupMember }) {
+function Member({ m, onRemove, busy }: { m: GroupMember; onRemove: (m: GroupMember) => void; busy: boolean }) {
   const c = m.capacity;
   return (
-    <div class="card member">
+    <div class="card member" data-member={m.node_id ?? m.address}>
       <h3>
-        {m.nickname || m.address} <span class={`status ${m.state}`}>{m.state}</span>
+        {m.nickname || m.address} <span class={`status ${m.state}`}>{m.state}</span>{" "}
+        <button class="small danger" disabled={busy} onClick={() => onRemove(m)} data-action="member-remove">
+          remove
+        </button>
       </h3>
       <p class="mono muted">
         {m.address} · {m.node_id ?? "no node id"} · seen {m.last_seen}
@@ -44,20 +49,37 @@ function Member({ m }: { m: GroupMember }) {
 
 /** The group (on a master) and this host's GPUs. */
 export function GroupView({ client }: { client: HostClient }) {
+  const [version, setVersion] = useState(0);
+  const { run, busy, line } = useAction(() => setVersion((v) => v + 1));
+  const remove = (m: GroupMember) => {
+    const who = m.nickname || m.address;
+    if (!confirm(`Remove ${who} from the group? It is forgotten until it joins again.`)) return;
+    void run(`Removing ${who}`, async () => {
+      const r = await client.removeMember(m.node_id ? { node_id: m.node_id } : { address: m.address });
+      return `Removed ${r.address}`;
+    });
+  };
   return (
     <section>
       <h2>Group</h2>
-      <Fetched
+      <MyMasterLine client={client} />
+      <Reloaded
+        version={version}
         load={() => client.group()}
         render={(g) => (
           <>
             <p class="muted">
               {g.group_name || "unnamed group"} · master {g.master} · {g.members.length} members
             </p>
-            <div class="members">{g.members.map((m) => <Member m={m} />)}</div>
+            <div class="members">
+              {g.members.map((m) => (
+                <Member m={m} onRemove={remove} busy={busy} />
+              ))}
+            </div>
           </>
         )}
       />
+      {line}
       <h2>GPUs of this host</h2>
       <Fetched
         load={() => client.gpus()}
@@ -95,5 +117,23 @@ export function GroupView({ client }: { client: HostClient }) {
         }
       />
     </section>
+  );
+}
+
+/** On a member: its master and whether the master took its last heartbeat (`GET /slave/group/my/master`; 409 on a host that is no member). */
+function MyMasterLine({ client }: { client: HostClient }) {
+  const load = () => client.myMaster().catch((e: unknown) => (e instanceof HostApiError && e.status === 409 ? null : Promise.reject(e)));
+  return (
+    <Reloaded
+      version={0}
+      load={load}
+      render={(m) => (
+        <p class="muted" data-part="my-master">
+          {m === null
+            ? "This host is no member of another's group."
+            : `This host is a member of ${m.master}'s group: ${m.reachable ? "heartbeats accepted" : "master unreachable"}, last ${m.last_heartbeat ?? "none since start"}${m.last_error ? ` (${m.last_error})` : ""}`}
+        </p>
+      )}
+    />
   );
 }
