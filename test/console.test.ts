@@ -294,7 +294,7 @@ describe("the web console", () => {
     expect(await page.locator("tr[data-vm]").count()).toBe(0);
   });
 
-  it("signs a renter in with a wallet secret (signed in the page), who starts, follows and deletes a task of its own", async () => {
+  it("signs a renter in with a wallet secret (signed in the page), who starts and follows a task, reads and modifies it, adds a disk, takes a snapshot, creates and deletes a LAN, and deletes the task", async () => {
     await cryptoWaitReady();
     const secret = "//batu-console-renter";
     await grantNode(agent, DbcClient.wallet(secret).address);
@@ -314,6 +314,41 @@ describe("the web console", () => {
     const taskId = (await row.getAttribute("data-task"))!;
     await page.waitForSelector(`tr[data-task="${taskId}"] td:text-is("ready")`, { timeout: 60_000 });
     await page.screenshot({ path: join(IMG, "renter.png") });
+    // The task's detail, modify, disks and snapshots, each checked against the renter API itself.
+    const pair = DbcClient.wallet(secret);
+    const dbc = new DbcClient(agent.url, agent.nodeId);
+    const v1 = async (path: string, additional: Record<string, unknown> = {}) => (await dbc.call(path, DbcClient.signed(pair), additional)).body;
+    await page.click(`tr[data-task="${taskId}"] td.mono`);
+    await page.waitForSelector(`[data-task-detail="${taskId}"] tr[data-field=status] td:text-is("running")`);
+    const sshPort = await freePort();
+    await page.click("[data-task-detail] [data-pane=modify]");
+    await page.fill("[data-form=task-modify] input[name=new_ssh_port]", String(sshPort));
+    await page.click("[data-form=task-modify] button[type=submit]");
+    await page.waitForSelector("[data-progress=done]:has-text('Modified')", { timeout: 30_000 });
+    expect((await v1(`tasks/${taskId}`)).message.ssh_port).toBe(String(sshPort));
+    await page.click("[data-task-detail] [data-pane=detail]");
+    await page.waitForSelector(`[data-task-detail] tr[data-field=ssh_port] td:text-is("${sshPort}")`);
+    await page.click("[data-task-detail] [data-pane=disks]");
+    await page.waitForSelector("[data-task-detail] tr[data-disk=vda]");
+    await page.click("[data-form=task-disk-add] button[type=submit]");
+    await page.waitForSelector("[data-task-detail] tr[data-disk=vdb]", { timeout: 30_000 });
+    expect((await v1(`disk/list/${taskId}`)).message.map((d: { name: string }) => d.name)).toEqual(["vda", "vdb"]);
+    await page.click("[data-task-detail] [data-pane=snapshots]");
+    await page.fill("[data-form=task-snapshot-create] input[name=name]", "renter-snap");
+    await page.click("[data-form=task-snapshot-create] button[type=submit]");
+    await page.waitForSelector("[data-progress=done]:has-text('Snapshot renter-snap')", { timeout: 60_000 });
+    await page.waitForSelector("[data-task-detail] tr[data-snapshot=renter-snap]");
+    expect((await v1(`snapshot/list/${taskId}`)).message.map((x: { snapshot_name: string }) => x.snapshot_name)).toEqual(["renter-snap"]);
+    // A LAN network of the renter's: created and deleted in the page, as the API lists them.
+    await page.fill("[data-form=lan-create] input[name=network_name]", "consolelan");
+    await page.fill("[data-form=lan-create] input[name=ip_cidr]", "10.77.0.0/24");
+    await page.click("[data-form=lan-create] button[type=submit]");
+    await page.waitForSelector("tr[data-lan=consolelan]");
+    expect((await v1("lan")).message.map((n: { network_name: string }) => n.network_name)).toEqual(["consolelan"]);
+    await page.screenshot({ path: join(IMG, "renter-task.png"), fullPage: true });
+    await page.click("tr[data-lan=consolelan] [data-action=lan-delete]");
+    await page.waitForSelector("tr[data-lan=consolelan]", { state: "detached" });
+    expect((await v1("lan")).message).toEqual([]);
     // The operator's API stays closed to the renter's page: it holds no admin token.
     expect(calls.slice(before).filter((c) => c.includes("/common/"))).toEqual([]);
     await page.click(`tr[data-task="${taskId}"] button:text-is("delete")`);
