@@ -320,6 +320,11 @@ describe("the web console", () => {
     const v1 = async (path: string, additional: Record<string, unknown> = {}) => (await dbc.call(path, DbcClient.signed(pair), additional)).body;
     await page.click(`tr[data-task="${taskId}"] td.mono`);
     await page.waitForSelector(`[data-task-detail="${taskId}"] tr[data-field=status] td:text-is("running")`);
+    await page.click("[data-task-detail] [data-pane=log]");
+    const shownLog = await (await page.waitForSelector("[data-task-detail] pre.log")).textContent();
+    const apiLog: string[] = (await v1(`tasks/logs/${taskId}`)).message.log_content;
+    expect(apiLog.length).toBeGreaterThan(0);
+    expect(shownLog).toContain(apiLog[0]);
     const sshPort = await freePort();
     await page.click("[data-task-detail] [data-pane=modify]");
     await page.fill("[data-form=task-modify] input[name=new_ssh_port]", String(sshPort));

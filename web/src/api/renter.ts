@@ -84,10 +84,13 @@ export class RenterClient {
 
   tasks = () => this.call<RenterTask[]>("/tasks");
   start = (additional: Record<string, unknown>) => this.call<RenterTask>("/tasks/start", additional);
-  act = (verb: "start" | "stop" | "delete", taskId: string) => this.call<unknown>(`/tasks/${verb}/${encodeURIComponent(taskId)}`);
+  act = (verb: "start" | "stop" | "shutdown" | "poweroff" | "restart" | "reset" | "delete", taskId: string) => this.call<unknown>(`/tasks/${verb}/${encodeURIComponent(taskId)}`);
   // DBC's replies below have no server schema to share (their shapes are DBC's, built in the routes):
   // the page shows their fields as they come.
   detail = (taskId: string) => this.call<Record<string, unknown>>(`/tasks/${id(taskId)}`);
+  logs = (taskId: string) => this.call<{ log_content: string[] }>(`/tasks/logs/${id(taskId)}`, { flag: "tail", line_num: 100 });
+  /** Sets a guest user's password through the guest agent. */
+  passwd = (taskId: string, username: string, password: string) => this.call<unknown>(`/tasks/passwd/${id(taskId)}`, { username, password });
   /** `tasks/modify/<id>`: only the `new_*` fields given change (DBC's rule); answers whether a restart is needed. */
   modify = (taskId: string, additional: Record<string, string>) => this.call<unknown>(`/tasks/modify/${id(taskId)}`, additional);
   disks = (taskId: string) => this.call<Array<{ name: string; file: string; size: string | number }>>(`/disk/list/${id(taskId)}`);

@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import type { RenterClient } from "../api/renter.js";
 import { Reloaded, fieldsOf, useAction } from "./action.js";
 
-type Pane = "detail" | "modify" | "disks" | "snapshots";
+type Pane = "detail" | "log" | "modify" | "password" | "disks" | "snapshots";
 
 /** A value of a DBC reply as text (its shapes are DBC's: nested values show as JSON). */
 const shown = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
@@ -16,7 +16,7 @@ export function RenterTask({ client, taskId }: { client: RenterClient; taskId: s
     <div class="card detail" data-task-detail={taskId}>
       <h3 class="mono">{taskId}</h3>
       <div class="tabs">
-        {(["detail", "modify", "disks", "snapshots"] as const).map((p) => (
+        {(["detail", "log", "modify", "password", "disks", "snapshots"] as const).map((p) => (
           <button class={pane === p ? "tab active" : "tab"} data-pane={p} onClick={() => setPane(p)}>
             {p}
           </button>
@@ -40,6 +40,8 @@ export function RenterTask({ client, taskId }: { client: RenterClient; taskId: s
           )}
         />
       )}
+      {pane === "log" && <Reloaded version={version} load={() => client.logs(taskId)} render={(l) => <pre class="log">{l.log_content.join("\n")}</pre>} />}
+      {pane === "password" && <PasswordForm client={client} taskId={taskId} run={run} busy={busy} />}
       {pane === "modify" && <ModifyForm client={client} taskId={taskId} run={run} busy={busy} />}
       {pane === "disks" && <RenterDisks client={client} taskId={taskId} run={run} busy={busy} version={version} />}
       {pane === "snapshots" && <RenterSnapshots client={client} taskId={taskId} run={run} busy={busy} version={version} />}
@@ -87,6 +89,29 @@ function ModifyForm({ client, taskId, run, busy }: PaneProps) {
         Modify
       </button>
       <p class="muted wide">CPU, memory, GPUs and a new VNC port take effect at the next boot; the other ports at once.</p>
+    </form>
+  );
+}
+
+/** tasks/passwd: a guest user's password, set through the guest agent. */
+function PasswordForm({ client, taskId, run, busy }: PaneProps) {
+  const submit = (e: Event) => {
+    e.preventDefault();
+    const field = fieldsOf(e);
+    const user = field("username");
+    void run(`Setting ${user}'s password`, async () => `Password of ${user} set: ${shown(await client.passwd(taskId, user, field("password")))}`);
+  };
+  return (
+    <form class="actions" onSubmit={submit} data-form="task-passwd">
+      <label>
+        User <input name="username" required />
+      </label>
+      <label>
+        New password <input name="password" type="password" required />
+      </label>
+      <button type="submit" disabled={busy}>
+        Set password
+      </button>
     </form>
   );
 }

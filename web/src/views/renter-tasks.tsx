@@ -83,8 +83,11 @@ export function RenterTasks({ client }: { client: RenterClient }) {
               <td>{t.ready ? "ready" : "—"}</td>
               <td>{t.create_time ?? ""}</td>
               <td class="actions">
-                {(["start", "stop", "delete"] as const).map((verb) => (
-                  <button class={verb === "delete" ? "danger small" : "small"} onClick={() => run(() => client.act(verb, t.task_id))}>
+                {(["start", "shutdown", "restart", "poweroff", "reset", "stop", "delete"] as const).map((verb) => (
+                  <button
+                    class={verb === "delete" || verb === "poweroff" || verb === "reset" ? "danger small" : "small"}
+                    onClick={() => (verb === "start" || verb === "shutdown" || confirm(`${verb} task ${t.task_id}?`)) && run(() => client.act(verb, t.task_id))}
+                  >
                     {verb}
                   </button>
                 ))}
