@@ -200,17 +200,21 @@ describe("the web console", () => {
     await page.waitForSelector("td:text-is('batu-demo.qcow2')");
   });
 
-  it("shows a member its master, and removes the member from the master's group after a confirmation", async () => {
+  it("joins a second agent to the group from its console, shows it its master, and removes it from the master's group after a confirmation", async () => {
     const member = await agents.start();
-    const joined = await call(`${member.url}/slave/group/join`, { token: member.adminToken, body: { master: `127.0.0.1:${agent.port}`, token: agent.joinToken } });
-    expect(joined.status, JSON.stringify(joined.body)).toBe(200);
-    // The member's own console: its master, and that the master takes its heartbeats.
+    // The member's own console: it joins the master's group with the master's join token, then shows
+    // its master.
     const memberPage = await browser.newPage();
     try {
       await memberPage.goto(member.url);
       await memberPage.fill("input[name=token]", member.adminToken);
       await memberPage.click("button[type=submit]");
       await memberPage.click("[data-tab=group]");
+      await memberPage.waitForSelector("[data-part=my-master]:has-text('no member of another')");
+      await memberPage.fill("[data-form=group-join] input[name=master]", `127.0.0.1:${agent.port}`);
+      await memberPage.fill("[data-form=group-join] input[name=token]", agent.joinToken);
+      await memberPage.click("[data-form=group-join] button[type=submit]");
+      await memberPage.waitForSelector(`[data-progress=done]:has-text("of 127.0.0.1:${agent.port}")`, { timeout: 30_000 });
       await memberPage.waitForSelector(`[data-part=my-master]:has-text("member of 127.0.0.1:${agent.port}'s group")`);
       const mine = (await call(`${member.url}/slave/group/my/master`, { token: member.adminToken })).body;
       expect(mine.master).toBe(`127.0.0.1:${agent.port}`);

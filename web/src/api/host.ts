@@ -16,7 +16,7 @@ import type {
 } from "../../../src/api/host-vm.js";
 import type { RentalItem, RentGrant, RentList } from "../../../src/api/host-rent.js";
 import type { UsageReport } from "../../../src/api/host-gpu.js";
-import type { GroupList, GroupRemove, GroupRemoveReply, MyMaster } from "../../../src/api/host.js";
+import type { BecomeMember, BecomeMemberReply, GroupList, GroupRemove, GroupRemoveReply, MyMaster } from "../../../src/api/host.js";
 import type { GpuList } from "../../../src/api/host-gpu.js";
 import type { VmConsoleTicket } from "../../../src/api/host-console.js";
 import type { ImageList, Transfer } from "../../../src/api/host-image.js";
@@ -97,6 +97,7 @@ export class HostClient {
   group = () => this.get<GroupList>("/master/group/list");
   removeMember = (body: GroupRemove) => this.call<GroupRemoveReply>("POST", "/master/group/remove", body);
   myMaster = () => this.get<MyMaster>("/slave/group/my/master");
+  join = (body: BecomeMember) => this.call<BecomeMemberReply>("POST", "/slave/group/join", body);
   gpus = () => this.get<GpuList>("/common/gpu/list");
   images = () => this.get<ImageList>("/common/image/list");
   imageServers = () => this.get<{ servers: string[] }>("/common/image/servers");

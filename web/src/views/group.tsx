@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import type { GroupMember } from "../../../src/api/host.js";
 import { HostApiError, type HostClient } from "../api/host.js";
-import { Reloaded, useAction } from "./action.js";
+import { Reloaded, fieldsOf, useAction } from "./action.js";
 import { Fetched, gib } from "./vm-detail.js";
 
 /** A bar of used over total. */
@@ -120,20 +120,54 @@ export function GroupView({ client }: { client: HostClient }) {
   );
 }
 
-/** On a member: its master and whether the master took its last heartbeat (`GET /slave/group/my/master`; 409 on a host that is no member). */
+/**
+ * On a member: its master and whether the master took its last heartbeat (`GET /slave/group/my/master`);
+ * on a host that is no member (409), a form to join a master's group (`POST /slave/group/join`).
+ */
 function MyMasterLine({ client }: { client: HostClient }) {
+  const [version, setVersion] = useState(0);
+  const { run, busy, line } = useAction(() => setVersion((v) => v + 1));
   const load = () => client.myMaster().catch((e: unknown) => (e instanceof HostApiError && e.status === 409 ? null : Promise.reject(e)));
+  const join = (e: Event) => {
+    e.preventDefault();
+    const field = fieldsOf(e);
+    const master = field("master");
+    // The token stays with this agent, which proves it to the master (it is never sent there).
+    void run(`Joining ${master}'s group`, async () => {
+      const r = await client.join({ master, token: field("token") });
+      return `Joined group ${r.group_name || "(unnamed)"} of ${r.master} as ${r.address}`;
+    });
+  };
   return (
-    <Reloaded
-      version={0}
-      load={load}
-      render={(m) => (
-        <p class="muted" data-part="my-master">
-          {m === null
-            ? "This host is no member of another's group."
-            : `This host is a member of ${m.master}'s group: ${m.reachable ? "heartbeats accepted" : "master unreachable"}, last ${m.last_heartbeat ?? "none since start"}${m.last_error ? ` (${m.last_error})` : ""}`}
-        </p>
-      )}
-    />
+    <>
+      <Reloaded
+        version={version}
+        load={load}
+        render={(m) =>
+          m === null ? (
+            <form class="actions" onSubmit={join} data-form="group-join">
+              <span class="muted" data-part="my-master">
+                This host is no member of another's group. Join one:
+              </span>
+              <label>
+                Master (host:port) <input name="master" required />
+              </label>
+              <label>
+                Its join token <input name="token" type="password" required minLength={16} />
+              </label>
+              <button type="submit" disabled={busy}>
+                Join
+              </button>
+            </form>
+          ) : (
+            <p class="muted" data-part="my-master">
+              This host is a member of {m.master}'s group: {m.reachable ? "heartbeats accepted" : "master unreachable"}, last {m.last_heartbeat ?? "none since start"}
+              {m.last_error ? ` (${m.last_error})` : ""}
+            </p>
+          )
+        }
+      />
+      {line}
+    </>
   );
 }
