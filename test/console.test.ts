@@ -181,6 +181,28 @@ describe("the web console", () => {
     expect((await api(`/common/vm/snapshot/list?vm_id=${vmId}`)).body.snapshots).toEqual([]);
   });
 
+  it("restores the VM to a snapshot once it is powered off, and shows why the snapshot it boots from cannot be deleted", async () => {
+    await page.fill("[data-form=snapshot-create] input[name=name]", "console-restore");
+    await page.click("[data-form=snapshot-create] button[type=submit]");
+    await page.waitForSelector("tr[data-snapshot=console-restore]", { timeout: 60_000 });
+    // Refused while the VM runs: the page shows the agent's reason.
+    await page.click("tr[data-snapshot=console-restore] [data-action=snapshot-restore]");
+    await page.waitForSelector("[data-pane-body=snapshots] .error:has-text('Restoring console-restore')");
+    await page.click(`tr[data-vm="${vmId}"] [data-action=poweroff]`);
+    await page.waitForSelector(`tr[data-vm="${vmId}"] td[data-field=status]:has-text("closed")`, { timeout: 30_000 });
+    await page.click("tr[data-snapshot=console-restore] [data-action=snapshot-restore]");
+    await page.waitForSelector("[data-progress=done]:text-is('Restored console-restore')", { timeout: 30_000 });
+    const image = (await api(`/common/vm/snapshot/list?vm_id=${vmId}`)).body.snapshots[0].image_name;
+    expect((await api("/common/vm/list")).body.find((v: { id: string }) => v.id === vmId).image_name).toBe(image);
+    // The VM boots from it now: the agent refuses its deletion, and the page says so.
+    await page.click("tr[data-snapshot=console-restore] [data-action=snapshot-delete]");
+    await page.waitForSelector("[data-pane-body=snapshots] .error:has-text('Deleting snapshot console-restore')");
+    expect((await api(`/common/vm/snapshot/list?vm_id=${vmId}`)).body.snapshots.map((x: { name: string }) => x.name)).toEqual(["console-restore"]);
+    // Started again from the page, it comes back ready from the snapshot.
+    await page.click(`tr[data-vm="${vmId}"] [data-action=start]`);
+    await page.waitForSelector(`tr[data-vm="${vmId}"] td[data-field=ready]:text-is("ready")`, { timeout: 60_000 });
+  });
+
   it("shows the VM's disk and network caps as the agent reports them", async () => {
     await page.click("[data-pane=limits]");
     await page.waitForSelector("[data-pane-body=limits]");
