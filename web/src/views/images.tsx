@@ -2,7 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { Transfer } from "../../../src/api/host-image.js";
 import type { HostClient } from "../api/host.js";
 import { Reloaded, useAction } from "./action.js";
-import { gib } from "./vm-detail.js";
+import { gib } from "./format.js";
 
 const FINISHED = new Set(["done", "stopped", "failed"]);
 

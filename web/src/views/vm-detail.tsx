@@ -33,7 +33,7 @@ export function VmDetail({ client, vm }: { client: HostClient; vm: VmItem }) {
   );
 }
 
-export const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+export { gib } from "./format.js";
 
 /** Loads once when shown, then renders; a refusal shows its reason. */
 export function Fetched<T>({ load, render }: { load: () => Promise<T>; render: (value: T) => preact.ComponentChildren }) {

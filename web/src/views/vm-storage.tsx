@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import type { VmItem } from "../../../src/api/host-vm.js";
 import type { HostClient } from "../api/host.js";
 import { Reloaded, fieldsOf, useAction } from "./action.js";
-import { gib } from "./vm-detail.js";
+import { gib } from "./format.js";
 
 const isDataDisk = (name: string) => /^vd[b-z]$/.test(name);
 
