@@ -320,7 +320,7 @@ describe("the web console", () => {
     expect(await page.locator("tr[data-vm]").count()).toBe(0);
   });
 
-  it("signs a renter in with a wallet secret (signed in the page), who starts and follows a task, reads and modifies it, adds a disk, takes a snapshot, creates and deletes a LAN, and deletes the task", async () => {
+  it("signs a renter in with a wallet secret (signed in the page), who starts and follows a task, reads and modifies it, grows and deletes a disk, takes and deletes a snapshot, creates and deletes a LAN, and deletes the task", async () => {
     await cryptoWaitReady();
     const secret = "//batu-console-renter";
     await grantNode(agent, DbcClient.wallet(secret).address);
@@ -364,12 +364,25 @@ describe("the web console", () => {
     await page.click("[data-form=task-disk-add] button[type=submit]");
     await page.waitForSelector("[data-task-detail] tr[data-disk=vdb]", { timeout: 30_000 });
     expect((await v1(`disk/list/${taskId}`)).message.map((d: { name: string }) => d.name)).toEqual(["vda", "vdb"]);
+    const sizeOfVdb = async () => (await v1(`disk/list/${taskId}`)).message.find((d: { name: string }) => d.name === "vdb").size;
+    const before1 = await sizeOfVdb();
+    await page.click("[data-task-detail] tr[data-disk=vdb] button[type=submit]");
+    await page.waitForSelector("[data-progress=done]:has-text('Grown')", { timeout: 30_000 });
+    const after1 = await sizeOfVdb();
+    expect(after1).not.toEqual(before1);
+    await page.waitForSelector(`[data-task-detail] tr[data-disk=vdb] td[data-field=size]:text-is("${after1}")`);
+    await page.click("[data-task-detail] tr[data-disk=vdb] [data-action=disk-delete]");
+    await page.waitForSelector("[data-task-detail] tr[data-disk=vdb]", { state: "detached", timeout: 30_000 });
+    expect((await v1(`disk/list/${taskId}`)).message.map((d: { name: string }) => d.name)).toEqual(["vda"]);
     await page.click("[data-task-detail] [data-pane=snapshots]");
     await page.fill("[data-form=task-snapshot-create] input[name=name]", "renter-snap");
     await page.click("[data-form=task-snapshot-create] button[type=submit]");
     await page.waitForSelector("[data-progress=done]:has-text('Snapshot renter-snap')", { timeout: 60_000 });
     await page.waitForSelector("[data-task-detail] tr[data-snapshot=renter-snap]");
     expect((await v1(`snapshot/list/${taskId}`)).message.map((x: { snapshot_name: string }) => x.snapshot_name)).toEqual(["renter-snap"]);
+    await page.click("[data-task-detail] tr[data-snapshot=renter-snap] [data-action=snapshot-delete]");
+    await page.waitForSelector("[data-task-detail] >> text=No snapshots.", { timeout: 30_000 });
+    expect((await v1(`snapshot/list/${taskId}`)).message).toEqual([]);
     // A LAN network of the renter's: created and deleted in the page, as the API lists them.
     await page.fill("[data-form=lan-create] input[name=network_name]", "consolelan");
     await page.fill("[data-form=lan-create] input[name=ip_cidr]", "10.77.0.0/24");
