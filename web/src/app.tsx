@@ -4,9 +4,10 @@ import { SignIn } from "./views/sign-in.js";
 import { VmsView } from "./views/vms.js";
 import { GroupView } from "./views/group.js";
 import { ImagesView } from "./views/images.js";
+import { RentalsView } from "./views/rentals.js";
 import { RenterTasks } from "./views/renter-tasks.js";
 
-type Tab = "vms" | "group" | "images";
+type Tab = "vms" | "group" | "images" | "rentals";
 
 /** The console: sign-in, then the operator's views or the renter's tasks. */
 export function App() {
@@ -23,9 +24,9 @@ export function App() {
         <strong>batu</strong>
         {session.kind === "operator" ? (
           <nav>
-            {(["vms", "group", "images"] as const).map((t) => (
+            {(["vms", "group", "images", "rentals"] as const).map((t) => (
               <button class={tab === t ? "tab active" : "tab"} onClick={() => setTab(t)} data-tab={t}>
-                {{ vms: "VMs", group: "Group & GPUs", images: "Images" }[t]}
+                {{ vms: "VMs", group: "Group & GPUs", images: "Images", rentals: "Rentals & usage" }[t]}
               </button>
             ))}
           </nav>
@@ -43,8 +44,10 @@ export function App() {
           <VmsView client={session.client} />
         ) : tab === "group" ? (
           <GroupView client={session.client} />
-        ) : (
+        ) : tab === "images" ? (
           <ImagesView client={session.client} />
+        ) : (
+          <RentalsView client={session.client} />
         )}
       </main>
     </div>

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import type { RenterClient, RenterTask } from "../api/renter.js";
+import { RenterLans, RenterTask as RenterTaskDetail } from "./renter-task.js";
 
 /**
  * A renter's tasks on the node, from the renter API (`/api/v1/tasks`): listed once, then kept live by
@@ -8,6 +9,7 @@ import type { RenterClient, RenterTask } from "../api/renter.js";
 export function RenterTasks({ client }: { client: RenterClient }) {
   const [tasks, setTasks] = useState<Map<string, RenterTask>>(new Map());
   const [error, setError] = useState("");
+  const [selected, setSelected] = useState<string | undefined>();
   useEffect(() => {
     const abort = new AbortController();
     client.tasks().then(
@@ -73,14 +75,19 @@ export function RenterTasks({ client }: { client: RenterClient }) {
         </thead>
         <tbody>
           {[...tasks.values()].map((t) => (
-            <tr data-task={t.task_id}>
-              <td class="mono">{t.task_id}</td>
+            <tr data-task={t.task_id} class={selected === t.task_id ? "selected" : ""}>
+              <td class="mono" onClick={() => setSelected(selected === t.task_id ? undefined : t.task_id)}>
+                {t.task_id}
+              </td>
               <td>{t.status}</td>
               <td>{t.ready ? "ready" : "—"}</td>
               <td>{t.create_time ?? ""}</td>
               <td class="actions">
-                {(["start", "stop", "delete"] as const).map((verb) => (
-                  <button class={verb === "delete" ? "danger small" : "small"} onClick={() => run(() => client.act(verb, t.task_id))}>
+                {(["start", "shutdown", "restart", "poweroff", "reset", "stop", "delete"] as const).map((verb) => (
+                  <button
+                    class={verb === "delete" || verb === "poweroff" || verb === "reset" ? "danger small" : "small"}
+                    onClick={() => (verb === "start" || verb === "shutdown" || confirm(`${verb} task ${t.task_id}?`)) && run(() => client.act(verb, t.task_id))}
+                  >
                     {verb}
                   </button>
                 ))}
@@ -89,6 +96,8 @@ export function RenterTasks({ client }: { client: RenterClient }) {
           ))}
         </tbody>
       </table>
+      {selected && tasks.has(selected) && <RenterTaskDetail key={selected} client={client} taskId={selected} />}
+      <RenterLans client={client} />
     </section>
   );
 }
