@@ -2,7 +2,8 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { IncomingHttpHeaders } from "node:http";
 import { once } from "node:events";
 import { DbcError } from "../api/v1/envelope.js";
-import { GroupRouter, NO_BODY_TEXT, type ForwardCall } from "./forward.js";
+import { FORWARD_HEADERS, GroupRouter, NO_BODY_TEXT, type ForwardCall } from "./forward.js";
+import { SessionKeys } from "./session-keys.js";
 import type { GroupPeer } from "./master-role.js";
 import { cryptoWaitReady, peerServer, testNode } from "./testing.js";
 
@@ -148,5 +149,45 @@ describe("GroupRouter", () => {
     peers.set(masterNode.nodeId, peerAt(member));
     expect(router.peer(memberNode.nodeId)?.address).toBe(member.address);
     expect(router.peer(masterNode.nodeId)).toBeUndefined();
+  });
+});
+
+describe("GroupRouter with session keys", () => {
+  it("MACs its calls with the member's session key; a member that lost the key (restarted) gets the call signed again, once", async () => {
+    const masterKeys = new SessionKeys();
+    const memberKeys = new SessionKeys();
+    const key = Buffer.alloc(32, 7);
+    masterKeys.hold(memberNode.nodeId, "00000000000000aa", key);
+    memberKeys.hold(masterNode.nodeId, "00000000000000aa", key);
+    const seen: IncomingHttpHeaders[] = [];
+    const memberRouter = new GroupRouter({ nodeId: memberNode.nodeId, key: memberNode.key, peer: () => undefined, masterNodeId: () => masterNode.nodeId, sessions: memberKeys });
+    const member = await peerServer(
+      {},
+      {
+        "POST /api/v1/tasks": (req, res, body) => {
+          seen.push(req.headers);
+          try {
+            const renter = memberRouter.verifyForwarded(req.headers, req.method!, req.url!, body);
+            res.writeHead(201, { "content-type": "text/x-test" });
+            res.end(`renter=${renter}`);
+          } catch (e) {
+            res.writeHead(e instanceof DbcError ? e.httpStatus : 500, { "content-type": "text/plain" });
+            res.end((e as Error).message);
+          }
+        },
+      },
+    );
+    closers.push(member.close);
+    const router = new GroupRouter({ nodeId: masterNode.nodeId, key: masterNode.key, peer: () => undefined, masterNodeId: () => undefined, sessions: masterKeys });
+    closers.push(() => router.close());
+
+    expect((await router.forward(peerAt(member), call)).body.toString()).toBe("renter=5Renter");
+    expect(seen.at(-1)![FORWARD_HEADERS.key]).toBe("00000000000000aa");
+
+    memberKeys.forget(masterNode.nodeId);
+    const r = await router.forward(peerAt(member), call);
+    expect([r.status, r.body.toString()]).toEqual([201, "renter=5Renter"]);
+    // The MAC refused (401), then the same call signed by the node key, accepted.
+    expect(seen.slice(-2).map((h) => h[FORWARD_HEADERS.key])).toEqual(["00000000000000aa", undefined]);
   });
 });
