@@ -13,6 +13,7 @@ import type { MemberCapacity } from "../../src/api/host.js";
 import { macHeartbeat, signHeartbeat } from "../../src/group/heartbeat.js";
 import { openSession } from "../../src/group/session-exchange.js";
 import { SessionKeys } from "../../src/group/session-keys.js";
+import { rentalTermsDigest } from "../../src/group/rental-terms.js";
 import { nodeKeyAuthenticator, type Authenticator } from "../../src/auth/signed-envelope.js";
 import { HostApiError, HostClient } from "../../src/sdk/index.js";
 import { now } from "./proc.js";
@@ -94,6 +95,8 @@ export class SimGroup {
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private readonly inFlight = new Set<Promise<void>>();
   private stopped = true;
+  /** The digest of the rental terms each member last got, sent back as a member does (so terms are resent only when changed). */
+  private readonly termsDigests = new Map<string, string>();
   /** Each member's session key with the master, once agreed (session proofs). */
   private readonly keys = new Map<string, { id: string; key: Authenticator }>();
 
@@ -141,7 +144,8 @@ export class SimGroup {
     const timeoutMs = Math.max(500, Math.min(2000, this.intervalMs));
     const client = new HostClient(this.masterAddress, undefined, timeoutMs);
     const key = nodeKeyAuthenticator(m.nodeId, m.sign);
-    const report = { node_id: m.nodeId, address: m.address, nickname: m.nickname, sent_at: Date.now(), capacity: m.capacity };
+    const digest = this.termsDigests.get(m.nodeId);
+    const report = { node_id: m.nodeId, address: m.address, nickname: m.nickname, sent_at: Date.now(), capacity: m.capacity, ...(digest ? { rental_terms_digest: digest } : {}) };
     let hb = signHeartbeat(report, key);
     if (this.proof.kind === "session") {
       const { masterNodeId } = this.proof;
@@ -158,7 +162,8 @@ export class SimGroup {
     const atMs = now();
     let error: BeatSample["error"] = null;
     try {
-      await client.heartbeat(hb);
+      const reply = await client.heartbeat(hb);
+      if (reply.rental_terms) this.termsDigests.set(m.nodeId, rentalTermsDigest(new Map(reply.rental_terms.renters.map((r) => [r.renter, r.ends_at]))));
     } catch (e) {
       error = e instanceof HostApiError ? { status: e.status, message: e.message } : { status: 0, message: (e as Error).message };
     }

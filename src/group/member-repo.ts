@@ -59,6 +59,19 @@ export const MEMBER_FLUSH_MS = 5_000;
 export class GroupMemberRepo {
   private readonly beats = new Map<string, Beat>();
   private flusher: NodeJS.Timeout | undefined;
+  /**
+   * The table's rows, read once and kept until this repo writes it (every write to group_members
+   * goes through here): a heartbeat's lookups by node id and address cost no query.
+   */
+  private rows: { all: Row[]; byNode: Map<string, Row>; byAddress: Map<string, Row> } | null = null;
+
+  private table(): NonNullable<GroupMemberRepo["rows"]> {
+    if (!this.rows) {
+      const all = prepared(this.db, "SELECT * FROM group_members ORDER BY id").all() as Row[];
+      this.rows = { all, byNode: new Map(all.flatMap((r) => (r.node_id === null ? [] : [[r.node_id, r] as const]))), byAddress: new Map(all.map((r) => [r.address, r])) };
+    }
+    return this.rows;
+  }
 
   constructor(private readonly db: Db) {}
 
@@ -81,6 +94,7 @@ export class GroupMemberRepo {
       for (const [nodeId, b] of this.beats) write.run(b.lastSeen, b.capacityJson, b.vmCount, nodeId);
     })();
     this.beats.clear();
+    this.rows = null;
   }
 
   /** A stored row with the heartbeat kept in memory for it, if any. */
@@ -90,7 +104,7 @@ export class GroupMemberRepo {
   }
 
   list(): MemberRecord[] {
-    return (prepared(this.db, "SELECT * FROM group_members ORDER BY id").all() as Row[]).map((r) => this.record(r));
+    return this.table().all.map((r) => this.record(r));
   }
 
   /**
@@ -103,6 +117,7 @@ export class GroupMemberRepo {
     now: Date,
   ): MemberRecord {
     const at = now.toISOString();
+    this.rows = null;
     return this.db.transaction(() => {
       const byNode = join.nodeId
         ? (prepared(this.db, "SELECT * FROM group_members WHERE node_id = ?").get(join.nodeId) as Row | undefined)
@@ -145,12 +160,12 @@ export class GroupMemberRepo {
   }
 
   byNodeId(nodeId: string): MemberRecord | undefined {
-    const row = prepared(this.db, "SELECT * FROM group_members WHERE node_id = ?").get(nodeId) as Row | undefined;
+    const row = this.table().byNode.get(nodeId);
     return row && this.record(row);
   }
 
   byAddress(address: string): MemberRecord | undefined {
-    const row = prepared(this.db, "SELECT * FROM group_members WHERE address = ?").get(address) as Row | undefined;
+    const row = this.table().byAddress.get(address);
     return row && this.record(row);
   }
 
@@ -166,7 +181,7 @@ export class GroupMemberRepo {
     report: { address: string; nickname: string; capacity: unknown; vmCount: number; tls?: TlsEndpoint | undefined },
     now: Date,
   ): boolean {
-    const stored = prepared(this.db, "SELECT * FROM group_members WHERE node_id = ?").get(nodeId) as Row | undefined;
+    const stored = this.table().byNode.get(nodeId);
     if (!stored) return false;
     const sameTls = report.tls === undefined || (report.tls.port === stored.tls_port && report.tls.sha256 === stored.cert_sha256);
     if (stored.address === report.address && stored.nickname === report.nickname && sameTls) {
@@ -174,6 +189,7 @@ export class GroupMemberRepo {
       return true;
     }
     this.beats.delete(nodeId);
+    this.rows = null;
     return this.db.transaction(() => {
       prepared(this.db, "DELETE FROM group_members WHERE address = ? AND node_id IS NULL").run(report.address);
       const r = prepared(
@@ -197,6 +213,7 @@ export class GroupMemberRepo {
 
   /** Forgets a member, by node id or address; the removed record, or undefined when none matched. */
   remove(by: { nodeId: string } | { address: string }): MemberRecord | undefined {
+    this.rows = null;
     return this.db.transaction(() => {
       const [where, key] = "nodeId" in by ? ["node_id = ?", by.nodeId] : ["address = ?", by.address];
       const row = prepared(this.db, `SELECT * FROM group_members WHERE ${where}`).get(key) as Row | undefined;
