@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import type { RenterClient } from "../api/renter.js";
 import { Reloaded, fieldsOf, useAction } from "./action.js";
+import { DiskTable } from "./disk-table.js";
 
 type Pane = "detail" | "log" | "modify" | "password" | "disks" | "snapshots";
 
@@ -117,16 +118,8 @@ function PasswordForm({ client, taskId, run, busy }: PaneProps) {
 }
 
 function RenterDisks({ client, taskId, run, busy, version }: PaneProps & { version: number }) {
-  const add = (e: Event) => {
-    e.preventDefault();
-    const size = Number(fieldsOf(e)("size"));
-    void run(`Adding a ${size} GiB disk`, async () => `Added: ${shown(await client.addDisk(taskId, size))}`);
-  };
-  const grow = (e: Event, disk: string) => {
-    e.preventDefault();
-    const by = Number(fieldsOf(e)("grow"));
-    void run(`Growing ${disk} by ${by} GiB`, async () => `Grown: ${shown(await client.resizeDisk(taskId, disk, by))}`);
-  };
+  const add = (size: number) => void run(`Adding a ${size} GiB disk`, async () => `Added: ${shown(await client.addDisk(taskId, size))}`);
+  const grow = (disk: string, by: number) => void run(`Growing ${disk} by ${by} GiB`, async () => `Grown: ${shown(await client.resizeDisk(taskId, disk, by))}`);
   const remove = (disk: string) => {
     if (!confirm(`Delete disk ${disk}? Its data is lost.`)) return;
     void run(`Deleting ${disk}`, async () => `Deleted ${disk}: ${shown(await client.deleteDisk(taskId, disk))}`);
@@ -137,40 +130,16 @@ function RenterDisks({ client, taskId, run, busy, version }: PaneProps & { versi
         version={version}
         load={() => client.disks(taskId)}
         render={(list) => (
-          <table>
-            <tbody>
-              {list.map((d) => (
-                <tr data-disk={d.name}>
-                  <td class="mono">{d.name}</td>
-                  <td data-field="size">{shown(d.size)}</td>
-                  <td class="mono muted">{d.file}</td>
-                  <td>
-                    {d.name !== "vda" && (
-                      <form class="actions" onSubmit={(e) => grow(e, d.name)}>
-                        <input name="grow" type="number" min="1" value="1" size={4} aria-label="grow by GiB" />
-                        <button class="small" type="submit" disabled={busy}>
-                          grow by GiB
-                        </button>
-                        <button class="small danger" type="button" disabled={busy} onClick={() => remove(d.name)} data-action="disk-delete">
-                          delete
-                        </button>
-                      </form>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <DiskTable
+            rows={list.map((d) => ({ name: d.name, size: shown(d.size), file: d.file, dataDisk: d.name !== "vda" }))}
+            busy={busy}
+            addForm="task-disk-add"
+            onAdd={add}
+            onGrow={grow}
+            onRemove={remove}
+          />
         )}
       />
-      <form class="actions" onSubmit={add} data-form="task-disk-add">
-        <label>
-          New data disk, GiB <input name="size" type="number" min="1" value="1" required />
-        </label>
-        <button type="submit" disabled={busy}>
-          Add disk
-        </button>
-      </form>
     </div>
   );
 }

@@ -3,6 +3,7 @@ import type { VmItem } from "../../../src/api/host-vm.js";
 import type { HostClient } from "../api/host.js";
 import { Reloaded, fieldsOf, useAction } from "./action.js";
 import { gib } from "./format.js";
+import { DiskTable } from "./disk-table.js";
 
 const isDataDisk = (name: string) => /^vd[b-z]$/.test(name);
 
@@ -10,22 +11,16 @@ const isDataDisk = (name: string) => /^vd[b-z]$/.test(name);
 export function DisksPane({ client, vm }: { client: HostClient; vm: VmItem }) {
   const [version, setVersion] = useState(0);
   const { run, busy, line } = useAction(() => setVersion((v) => v + 1));
-  const add = (e: Event) => {
-    e.preventDefault();
-    const size = Number(fieldsOf(e)("size_gib"));
+  const add = (size: number) =>
     void run(`Adding a ${size} GiB disk`, async () => {
       const d = await client.addDisk({ vm_id: vm.id, size_gib: size });
       return `Added ${d.name} (${gib(d.size_bytes)})`;
     });
-  };
-  const grow = (e: Event, disk: string) => {
-    e.preventDefault();
-    const by = Number(fieldsOf(e)("grow_gib"));
+  const grow = (disk: string, by: number) =>
     void run(`Growing ${disk} by ${by} GiB`, async () => {
       const d = await client.resizeDisk({ vm_id: vm.id, disk, grow_gib: by });
       return `${d.name} is now ${gib(d.size_bytes)}`;
     });
-  };
   const remove = (disk: string) => {
     if (!confirm(`Delete disk ${disk} of ${vm.nickname || vm.id}? Its data is lost.`)) return;
     void run(`Deleting ${disk}`, async () => {
@@ -39,40 +34,16 @@ export function DisksPane({ client, vm }: { client: HostClient; vm: VmItem }) {
         version={version}
         load={() => client.disks(vm.id)}
         render={(d) => (
-          <table>
-            <tbody>
-              {d.disks.map((x) => (
-                <tr data-disk={x.name}>
-                  <td class="mono">{x.name}</td>
-                  <td data-field="size">{x.size_bytes === null ? "—" : gib(x.size_bytes)}</td>
-                  <td class="mono muted">{x.file}</td>
-                  <td>
-                    {isDataDisk(x.name) && (
-                      <form class="actions" onSubmit={(e) => grow(e, x.name)} data-form="disk-resize">
-                        <input name="grow_gib" type="number" min="1" value="1" size={4} aria-label="grow by GiB" />
-                        <button class="small" type="submit" disabled={busy}>
-                          grow by GiB
-                        </button>
-                        <button class="small danger" type="button" disabled={busy} onClick={() => remove(x.name)} data-action="disk-delete">
-                          delete
-                        </button>
-                      </form>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <DiskTable
+            rows={d.disks.map((x) => ({ name: x.name, size: x.size_bytes === null ? "—" : gib(x.size_bytes), file: x.file, dataDisk: isDataDisk(x.name) }))}
+            busy={busy}
+            addForm="disk-add"
+            onAdd={add}
+            onGrow={grow}
+            onRemove={remove}
+          />
         )}
       />
-      <form class="actions" onSubmit={add} data-form="disk-add">
-        <label>
-          New data disk, GiB <input name="size_gib" type="number" min="1" value="1" required />
-        </label>
-        <button type="submit" disabled={busy}>
-          Add disk
-        </button>
-      </form>
       {line}
     </div>
   );
