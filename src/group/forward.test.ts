@@ -33,10 +33,14 @@ const peerAt = (member: { address: string; tls: GroupPeer["tls"] }, state: Group
 
 const call: ForwardCall = { method: "POST", url: "/api/v1/tasks?x=1", bodyText: '{"peer_nodes_list":["n"]}', renter: "5Renter" };
 
-/** The master's router and a member (a tiny server) whose own router checks every call it gets. */
-async function masterAndMember() {
+/**
+ * The master's router and a member (a tiny server) whose own router checks every call it gets; each
+ * side with its session keys when given. A refusal answers its own HTTP status where it has one (an
+ * unknown session key's 401), else 403.
+ */
+async function masterAndMember(sessions: { master?: SessionKeys; member?: SessionKeys } = {}) {
   const seen: IncomingHttpHeaders[] = [];
-  const memberRouter = new GroupRouter({ nodeId: memberNode.nodeId, key: memberNode.key, peer: () => undefined, masterNodeId: () => masterNode.nodeId });
+  const memberRouter = new GroupRouter({ nodeId: memberNode.nodeId, key: memberNode.key, peer: () => undefined, masterNodeId: () => masterNode.nodeId, ...(sessions.member ? { sessions: sessions.member } : {}) });
   const member = await peerServer(
     {},
     {
@@ -47,7 +51,7 @@ async function masterAndMember() {
           res.writeHead(201, { "content-type": "text/x-test" });
           res.end(`renter=${renter}`);
         } catch (e) {
-          res.writeHead(403, { "content-type": "text/plain" });
+          res.writeHead(e instanceof DbcError && e.httpStatus >= 400 ? e.httpStatus : 403, { "content-type": "text/plain" });
           res.end((e as Error).message);
         }
       },
@@ -61,7 +65,7 @@ async function masterAndMember() {
   );
   closers.push(member.close);
   const peers = new Map<string, GroupPeer>();
-  const router = new GroupRouter({ nodeId: masterNode.nodeId, key: masterNode.key, peer: (id) => peers.get(id), masterNodeId: () => undefined });
+  const router = new GroupRouter({ nodeId: masterNode.nodeId, key: masterNode.key, peer: (id) => peers.get(id), masterNodeId: () => undefined, ...(sessions.master ? { sessions: sessions.master } : {}) });
   closers.push(() => router.close());
   return { router, member, memberRouter, peers, seen };
 }
@@ -159,27 +163,7 @@ describe("GroupRouter with session keys", () => {
     const key = Buffer.alloc(32, 7);
     masterKeys.hold(memberNode.nodeId, "00000000000000aa", key);
     memberKeys.hold(masterNode.nodeId, "00000000000000aa", key);
-    const seen: IncomingHttpHeaders[] = [];
-    const memberRouter = new GroupRouter({ nodeId: memberNode.nodeId, key: memberNode.key, peer: () => undefined, masterNodeId: () => masterNode.nodeId, sessions: memberKeys });
-    const member = await peerServer(
-      {},
-      {
-        "POST /api/v1/tasks": (req, res, body) => {
-          seen.push(req.headers);
-          try {
-            const renter = memberRouter.verifyForwarded(req.headers, req.method!, req.url!, body);
-            res.writeHead(201, { "content-type": "text/x-test" });
-            res.end(`renter=${renter}`);
-          } catch (e) {
-            res.writeHead(e instanceof DbcError ? e.httpStatus : 500, { "content-type": "text/plain" });
-            res.end((e as Error).message);
-          }
-        },
-      },
-    );
-    closers.push(member.close);
-    const router = new GroupRouter({ nodeId: masterNode.nodeId, key: masterNode.key, peer: () => undefined, masterNodeId: () => undefined, sessions: masterKeys });
-    closers.push(() => router.close());
+    const { router, member, seen } = await masterAndMember({ master: masterKeys, member: memberKeys });
 
     expect((await router.forward(peerAt(member), call)).body.toString()).toBe("renter=5Renter");
     expect(seen.at(-1)![FORWARD_HEADERS.key]).toBe("00000000000000aa");
