@@ -352,30 +352,6 @@ export const GroupHeartbeat = Type.Object(
 );
 export type GroupHeartbeat = Static<typeof GroupHeartbeat>;
 
-/** `POST /master/group/session`: a member opens a session key with its master (group/session-keys.ts). */
-export const GroupSession = Type.Object(
-  {
-    node_id: NodeId,
-    member_key: Type.String({ pattern: "^[0-9a-f]{64}$", description: "The member's fresh X25519 public key, hex" }),
-    sent_at: Type.Integer({ minimum: 0, description: "The member's clock, ms since the epoch" }),
-    signature: Type.String({ pattern: "^0x[0-9a-f]{128}$", description: "sr25519 signature by the member's node key over the tag, node_id, member_key and sent_at" }),
-  },
-  { additionalProperties: false, $id: "GroupSession" },
-);
-export type GroupSession = Static<typeof GroupSession>;
-
-export const GroupSessionReply = Type.Object(
-  {
-    message: Type.Literal("ok"),
-    key_id: Type.String({ pattern: "^[0-9a-f]{16}$" }),
-    master_key: Type.String({ pattern: "^[0-9a-f]{64}$", description: "The master's fresh X25519 public key, hex" }),
-    ttl_s: Type.Integer({ minimum: 1, description: "Seconds the key proves messages; the member renews it before" }),
-    signature: Type.String({ pattern: "^0x[0-9a-f]{128}$", description: "sr25519 signature by the master's node key over the tag, node_id, both keys, key_id and ttl_s" }),
-  },
-  { $id: "GroupSessionReply" },
-);
-export type GroupSessionReply = Static<typeof GroupSessionReply>;
-
 /**
  * The master's answer to a heartbeat: ok, and the member's rental terms (when each renter's use of
  * the member ends or ended), signed by the master's node key over the member's node id and the

@@ -1,9 +1,8 @@
+import type { GroupSession, GroupSessionReply } from "../api/host-group-session.js";
 import type {
   GroupHeartbeat,
   GroupHeartbeatReply,
   GroupJoin,
-  GroupSession,
-  GroupSessionReply,
   GroupJoinReply,
   GroupList,
   GroupRemove,

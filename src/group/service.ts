@@ -1,3 +1,4 @@
+import type { GroupSession, GroupSessionReply } from "../api/host-group-session.js";
 import type {
   BecomeMember,
   BecomeMemberReply,
@@ -8,8 +9,6 @@ import type {
   GroupList,
   GroupRemove,
   GroupRemoveReply,
-  GroupSession,
-  GroupSessionReply,
   HostConfig,
   MasterHello,
   MyMaster,

@@ -2,7 +2,7 @@
  * Both sides of the session-key exchange (session-keys.ts): the member asks, the master answers, each
  * proving itself with its node key; both then hold the same key.
  */
-import type { GroupSession, GroupSessionReply } from "../api/host.js";
+import type { GroupSession, GroupSessionReply } from "../api/host-group-session.js";
 import { ApiError } from "../api/errors.js";
 import { IncreasingCounters } from "../auth/replay-store.js";
 import { EnvelopeChecker, envelopeMessage, nodeKeyAuthenticator, sealEnvelope, type Authenticator, type EnvelopeRefusal } from "../auth/signed-envelope.js";

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
-import type { GroupSession } from "../api/host.js";
+import type { GroupSession } from "../api/host-group-session.js";
 import { ForwardVerifier, signForward, FORWARD_HEADERS } from "./forward.js";
 import { HeartbeatVerifier, macHeartbeat, signHeartbeat } from "./heartbeat.js";
 import { openSession, SessionAnswerer } from "./session-exchange.js";

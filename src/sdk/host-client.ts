@@ -1,3 +1,4 @@
+import type { GroupSession, GroupSessionReply } from "../api/host-group-session.js";
 import type { CordonBody, DrainReply, Maintenance } from "../api/host-maintenance.js";
 import type { GpuList, UsageReport } from "../api/host-gpu.js";
 import type {
@@ -5,8 +6,6 @@ import type {
   BecomeMemberReply,
   GroupHeartbeat,
   GroupHeartbeatReply,
-  GroupSession,
-  GroupSessionReply,
   GroupJoin,
   GroupJoinReply,
   GroupList,

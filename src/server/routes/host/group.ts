@@ -1,3 +1,4 @@
+import { GroupSession, GroupSessionReply } from "../../../api/host-group-session.js";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { ErrorReply } from "../../../api/common.js";
 import {
@@ -5,8 +6,6 @@ import {
   BecomeMemberReply,
   GroupHeartbeat,
   GroupHeartbeatReply,
-  GroupSession,
-  GroupSessionReply,
   GroupJoin,
   GroupJoinReply,
   GroupList,
