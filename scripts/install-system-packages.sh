@@ -26,6 +26,9 @@ PACKAGES=(
   jq
   # the web console's browser test and its first-load bench (playwright-core drives it)
   chromium
+  # group HA: the masters' shared state (etcd; the HA test starts its own cluster) and the
+  # gratuitous ARP that moves the group's service address to a new leader
+  etcd-server iputils-arping
 )
 
 missing=()

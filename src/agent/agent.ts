@@ -22,6 +22,7 @@ import { SnapshotService } from "../snapshot/service.js";
 import { LanRegistry } from "../network/lan/registry.js";
 import { parseSubnet } from "../network/ipv4.js";
 import { startLans } from "./lans.js";
+import { splitAddress } from "../group/local-address.js";
 import { startUsageRecords } from "./usage.js";
 import { DEFAULT_NAT_CIDR } from "./vms.js";
 
@@ -81,6 +82,7 @@ export async function startAgent(
   const state = await openAgentState(
     {
       ...opts,
+      joinHa: true,
       tlsPort: opts.tlsPort ?? DEFAULT_TLS_PORT,
       liveness: {
         suspectAfterMs: opts.suspectAfterMs ?? DEFAULT_LIVENESS.suspectAfterMs,
@@ -175,6 +177,7 @@ export async function startAgent(
     rotateToken: (kind) => state.tokens.rotate(kind),
     forwards: router,
     systemConfig: () => state.files.system,
+    ...(state.ha ? { ha: state.ha } : {}),
     gpus: () => vmService.gpus.inventory(),
     usage: { nodeId: identity.nodeId, report: (from, to) => usage.report(from, to) },
     group,
@@ -256,6 +259,7 @@ export async function startAgent(
       },
       "agent listening",
     );
+    await state.ha?.start({ host: splitAddress(group.selfAddress).host, tlsPort: tls.port, certSha256: state.tls.sha256 });
     const heartbeatMs = opts.heartbeatMs ?? 3000;
     group.start({
       intervalMs: heartbeatMs,
@@ -312,6 +316,7 @@ export async function startAgent(
         await tlsClosed;
         router.close();
         await vms.service.close();
+        await state.ha?.close();
         state.close();
       },
     };
@@ -323,6 +328,7 @@ export async function startAgent(
     await app.close();
     router.close();
     await vms.service.close();
+    await state.ha?.close();
     state.close();
     throw e;
   }

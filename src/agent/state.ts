@@ -13,6 +13,7 @@ import { nodeKeyAuthenticator, type Authenticator } from "../auth/signed-envelop
 import { loadTlsIdentity, type TlsIdentity } from "../auth/tls-identity.js";
 import { HostTokens } from "../auth/tokens.js";
 import { RentalLedger } from "../auth/rental-ledger.js";
+import { GroupHa } from "../group/ha/group-ha.js";
 
 /** The state file of an agent, in its data dir. */
 export const DB_FILE = BACKUP_DB;
@@ -26,6 +27,8 @@ export interface AgentStateOptions {
   tlsPort: number;
   /** When members turn suspect and dead (master). */
   liveness?: LivenessTimes | undefined;
+  /** Join the group's other masters through etcd when config.json says so (`group_ha`; the agent only, never an offline command). */
+  joinHa?: boolean;
 }
 
 /** An agent's loaded conf, identity, store and services: what both the agent and offline CLI commands use. */
@@ -48,6 +51,8 @@ export interface AgentState {
   port: number;
   /** The HTTPS port actually listened on (as `port`). */
   tlsPort: number;
+  /** A master of a group with several masters: its share of them (undefined for a lone master and members). */
+  ha: GroupHa | undefined;
   close(): void;
 }
 
@@ -58,8 +63,16 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
   // Tokens, keys, VM disks and passwords: owner only, whatever the umask.
   ensurePrivateDir(confDir);
   const files = loadHostFiles(confDir);
-  const identity = await loadIdentity(confDir);
-  const tls = await loadTlsIdentity(confDir, identity.nodeId);
+  let identity = await loadIdentity(confDir);
+  let tls = await loadTlsIdentity(confDir, identity.nodeId);
+  const host = files.host;
+  const haConfig = opts.joinHa && host.host_type === "master" ? files.system.group_ha : undefined;
+  const ha = haConfig && host.host_type === "master" ? await GroupHa.connect(haConfig, host.group_name, log) : undefined;
+  if (ha && (await ha.shareIdentity(confDir)).length > 0) {
+    // Every master presents the group's identity: the first master's, taken from etcd.
+    identity = await loadIdentity(confDir);
+    tls = await loadTlsIdentity(confDir, identity.nodeId);
+  }
   const tokens = new HostTokens(confDir, { admin: identity.adminToken, join: identity.joinToken, metrics: identity.metricsToken });
   ensurePrivateDir(dataDir);
   const db = openDb(join(dataDir, DB_FILE));
@@ -86,6 +99,14 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     log,
     ...(opts.liveness ? { liveness: opts.liveness } : {}),
   });
+  await ha?.attach({
+    db,
+    reread: (tables) => tables.has("group_members") && members.reread(),
+    newTerm: () => {
+      members.reread();
+      group.newTerm();
+    },
+  });
   return {
     confDir,
     dataDir,
@@ -97,6 +118,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     db,
     rentals,
     group,
+    ha,
     get port() {
       return port;
     },

@@ -11,6 +11,7 @@ export const HostErrors = {
   not_member: { status: 409, message: "this host is not a member of a group" },
   conflict: { status: 409, message: "conflict" },
   insufficient_resources: { status: 409, message: "not enough free resources on this host" },
+  not_leader: { status: 503, message: "this master does not lead its group now: retry, or call the group's service address" },
   master_unreachable: { status: 502, message: "the master could not be reached" },
   upstream_refused: { status: 502, message: "the master refused the request" },
   internal: { status: 500, message: "internal error" },

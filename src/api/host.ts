@@ -5,6 +5,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { HostAddress, NodeId, StringEnum } from "./common.js";
 import { LanMemberReport, LanViewReply } from "./host-lan.js";
+import { GroupHaConfig } from "./host-ha.js";
 
 /** The port an agent serves TLS on (the host API, agent-to-agent calls, the renter API too). */
 export const TlsPort = Type.Integer({ minimum: 1, maximum: 65535, description: "The agent's HTTPS port", examples: [10443] });
@@ -96,6 +97,7 @@ export const SystemConfig = Type.Object(
         description: "Each VM's network Mbit/s each way (bridged networking: on its taps), unless its renter's grant says otherwise. Absent or null: no cap",
       }),
     ),
+    group_ha: Type.Optional(GroupHaConfig),
     renter_disk_quota_gib: Type.Optional(
       Type.Union([Type.Number({ minimum: 0, maximum: 1_000_000 }), Type.Null()], {
         description:

@@ -97,6 +97,15 @@ export class GroupMemberRepo {
     this.rows = null;
   }
 
+  /**
+   * The table changed under this repo (another master's writes, applied from etcd): its rows are read
+   * again, and heartbeats kept in memory, older than those, are dropped.
+   */
+  reread(): void {
+    this.beats.clear();
+    this.rows = null;
+  }
+
   /** A stored row with the heartbeat kept in memory for it, if any. */
   private record(r: Row): MemberRecord {
     const beat = r.node_id === null ? undefined : this.beats.get(r.node_id);

@@ -69,7 +69,7 @@ export class GroupService {
   private readonly config: HostConfigStore;
   /** The group's clock: members' states and heartbeat ages are computed by it. */
   readonly now: () => Date;
-  private readonly startedAt: Date;
+  private startedAt: Date;
   private readonly joins: JoinAuthenticator;
   private role: Role;
   private readonly termsListeners = new Set<() => void>();
@@ -127,6 +127,15 @@ export class GroupService {
       case "none":
         return null;
     }
+  }
+
+  /**
+   * This master begins a term as the leader of a group with several masters (group/ha): members'
+   * liveness counts from now, as after a restart, since their last beats reached another master.
+   */
+  newTerm(): void {
+    this.startedAt = this.now();
+    if (this.role?.kind === "master") this.role = this.roleFor(this.config.current);
   }
 
   /** The master role, or ApiError `not_master`. */

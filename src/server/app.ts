@@ -70,6 +70,18 @@ export async function build(deps: AppDeps): Promise<FastifyInstance> {
     allowedHeaders: ["authorization", "content-type"],
     maxAge: 600,
   });
+  if (deps.ha) {
+    const ha = deps.ha;
+    // Before authentication: the leader checks the caller's token or identity itself.
+    app.addHook("onRequest", async (req, reply) => {
+      if (await ha.route(req, reply)) return reply;
+    });
+    // No reply tells of a change the group might lose with this master.
+    app.addHook("onSend", async (_req, _reply, payload) => {
+      await ha.settled();
+      return payload;
+    });
+  }
   app.addHook("onRequest", authHook(deps));
 
   await app.register(formbody);

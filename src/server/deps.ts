@@ -1,3 +1,4 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { UsageLine } from "../rental/usage.js";
 import type { GpuView } from "../vm/guest-gpus.js";
 import type { SystemConfig } from "../api/host.js";
@@ -31,6 +32,11 @@ export interface AppDeps {
   /** Forwarded calls to members as they end (their latency is a metric). Absent: none measured. */
   forwards?: Pick<GroupRouter, "onForward">;
   systemConfig: () => SystemConfig;
+  /**
+   * A master of a group with several masters (group/ha): a follower sends calls on to the leader
+   * (`route` true: answered), and the leader's replies wait for their writes to reach etcd.
+   */
+  ha?: { route(req: FastifyRequest, reply: FastifyReply): Promise<boolean>; settled(): Promise<void> };
   /** This node's usage records (what each renter's VMs ran), for billing. */
   usage?: { nodeId: string; report(from: Date, to: Date): UsageLine[] };
   /** The host's GPUs for passthrough, with which VM holds each (the operator's view). */
