@@ -39,6 +39,7 @@ export function startRentalExpiry(deps: {
   state.group.onRentalTermsChange(() => expiry.poke());
   expiry.start();
   const forgetNonces = () => {
+    if (!state.group.writesGroupState) return; // a master that does not lead: the leader's sweep
     const forgotten = authority.forgetStaleNonces(retentionMs);
     if (forgotten > 0) log.info({ forgotten }, "used nonces past their retention forgotten");
   };

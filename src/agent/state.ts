@@ -99,6 +99,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     log,
     ...(opts.liveness ? { liveness: opts.liveness } : {}),
   });
+  if (ha) group.useHa(() => ha.leading);
   await ha?.attach({
     db,
     reread: (tables) => tables.has("group_members") && members.reread(),

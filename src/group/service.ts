@@ -166,9 +166,30 @@ export class GroupService {
     this.lanExchange = exchange;
   }
 
-  /** Whether this host keeps the group's registries (a master, or a host in no group): not a member. */
+  /** Whether this host keeps the group's registries (a master, or a host in no group): not a member, nor a master that does not lead. */
   get holdsRegistries(): boolean {
-    return this.role?.kind !== "member";
+    return this.role?.kind !== "member" && this.writesGroupState;
+  }
+
+  /** Set on a master of a group with several masters (group/ha): whether it leads now. */
+  private leads: (() => boolean) | undefined;
+
+  /** This master shares its group with other masters; `leads` says whether it leads now. */
+  useHa(leads: () => boolean): void {
+    this.leads = leads;
+  }
+
+  /** Whether this master is one of several sharing the group (group/ha): its own node then hosts no renter. */
+  get sharedMasters(): boolean {
+    return this.leads !== undefined;
+  }
+
+  /**
+   * False on a master of several that does not lead: the group's tables are the leader's to write
+   * (its sweeps would be undone by the next copy from etcd). True everywhere else.
+   */
+  get writesGroupState(): boolean {
+    return this.leads?.() ?? true;
   }
 
   /** The agent serves: a member sends heartbeats from now on (and after becoming one). */
@@ -199,7 +220,8 @@ export class GroupService {
 
   /** What discovery answers with while this host is a master; null otherwise. */
   discoveryIdentity(): DiscoveryIdentity | null {
-    return this.role?.kind === "master" ? this.role.discoveryIdentity() : null;
+    // Of several masters, the leader alone answers (it holds the service address members should use).
+    return this.role?.kind === "master" && this.writesGroupState ? this.role.discoveryIdentity() : null;
   }
 
   list(query: { state?: MemberState; limit?: number; after?: string } = {}): GroupList {

@@ -5,7 +5,7 @@ import { run } from "./netns.js";
 import { until } from "./wait.js";
 
 /**
- * A three-member etcd cluster (Debian's etcd-server) on one address, each member on its own ports,
+ * An etcd cluster (Debian's etcd-server; three members unless told) on one address, each member on its own ports,
  * run under `wrap` (a network namespace). Stopped by `stop()`, which SIGKILLs only these processes.
  */
 export class EtcdCluster {
@@ -21,9 +21,10 @@ export class EtcdCluster {
     return this.clientPorts.map((p) => `http://${this.ip}:${p}`);
   }
 
-  static async start(opts: { ip: string; dir: string; wrap?: string[]; basePort?: number }): Promise<EtcdCluster> {
+  /** `size` members (default 3) on `ip`, client ports basePort, basePort + 10, ...; peer ports one above each. */
+  static async start(opts: { ip: string; dir: string; wrap?: string[]; basePort?: number; size?: number }): Promise<EtcdCluster> {
     const base = opts.basePort ?? 2379;
-    const members = [0, 1, 2].map((i) => ({ name: `e${i}`, client: base + i * 10, peer: base + i * 10 + 1 }));
+    const members = Array.from({ length: opts.size ?? 3 }, (_, i) => i).map((i) => ({ name: `e${i}`, client: base + i * 10, peer: base + i * 10 + 1 }));
     const cluster = new EtcdCluster(opts.ip, members.map((m) => m.client));
     const initial = members.map((m) => `${m.name}=http://${opts.ip}:${m.peer}`).join(",");
     for (const m of members) {

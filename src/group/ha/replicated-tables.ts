@@ -113,7 +113,8 @@ export class ReplicatedTables {
     const seq = this.lastSeq();
     if (seq <= this.shipped) return Promise.resolve();
     const waiting = new Promise<void>((resolve, reject) => this.waiters.push({ seq, resolve, reject }));
-    void this.flush(fence);
+    // A failure reaches the waiters (this one among them), not the flush's own promise.
+    this.flush(fence).catch(() => undefined);
     return waiting;
   }
 

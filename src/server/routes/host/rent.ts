@@ -4,6 +4,7 @@ import { ApiError } from "../../../api/errors.js";
 import { RentGrant, RentGrantReply, RentList, RentListQuery, RentRevoke } from "../../../api/host-rent.js";
 import { rentalItem, type RentalLedger, type RentalLimits, type RevokeTarget } from "../../../auth/rental-ledger.js";
 import type { RenterSpec } from "../../../auth/renter.js";
+import type { GroupService } from "../../../group/service.js";
 
 /** Exactly one of `wallet` and `multisig_accounts`, as a renter spec. */
 function renterSpec(body: { wallet?: string | undefined; multisig_accounts?: RentGrant["multisig_accounts"] }): RenterSpec {
@@ -31,7 +32,13 @@ function revokeTarget(body: RentRevoke): RevokeTarget {
  * nodes to renters that the renter API (`/api/v1`) checks as DBC checks the chain.
  */
 export const rentRoutes: FastifyPluginAsyncTypebox<{
-  deps: { rentals: RentalLedger; now?: () => Date; nodeGpus?: (nodeId: string) => Promise<number | undefined> };
+  deps: {
+    rentals: RentalLedger;
+    now?: () => Date;
+    nodeGpus?: (nodeId: string) => Promise<number | undefined>;
+    /** This master's node, and whether it is one of several (group/ha): then its node is no renter's. */
+    group?: Pick<GroupService, "nodeId" | "sharedMasters">;
+  };
 }> = async (
   app,
   { deps },
@@ -61,6 +68,10 @@ export const rentRoutes: FastifyPluginAsyncTypebox<{
       if (Number.isNaN(until.getTime())) throw new ApiError("bad_request", "until: is not a valid time");
       const at = now();
       const b = req.body;
+      // Every master of a group with several presents the group's node id: that node is no machine a renter could use.
+      if (deps.group?.sharedMasters && b.node_id.toLowerCase() === deps.group.nodeId) {
+        throw new ApiError("conflict", "node_id: this group has several masters, which host no renters' tasks: grant a member's node");
+      }
       // Only what is given: granting again to the same renter keeps the rest of what its rental gives.
       const limits: Partial<RentalLimits> = {
         ...(b.gpus !== undefined ? { gpus: b.gpus } : {}),

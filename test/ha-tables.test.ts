@@ -1,0 +1,105 @@
+/**
+ * group/ha/replicated-tables.ts against a real etcd (one member on loopback): what one master writes
+ * reaches another's copy; batches cost one etcd transaction per 127 keys, not one per write; a write
+ * not fenced by a live leader key never reaches etcd and its reply hears so; a load makes a copy
+ * exactly etcd's.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { Etcd3 } from "etcd3";
+import { openDb, type Db } from "../src/store/db.js";
+import { ReplicatedTables } from "../src/group/ha/replicated-tables.js";
+import { EtcdCluster } from "./helpers/etcd.js";
+import { freePort } from "./helpers/vm.js";
+import { removeDir, tempDir } from "./helpers/agent-process.js";
+import { run } from "./helpers/netns.js";
+import { until } from "./helpers/wait.js";
+
+const skipReason = await run(["etcd", "--version"]).then(() => null, () => "etcd is not installed (etcd-server)");
+
+const insertRental = (db: Db, node: string, renter: string) =>
+  db
+    .prepare("INSERT INTO rentals (node_id, renter_id, kind, wallets_json, threshold, granted_at, until) VALUES (?, ?, 'wallet', '[]', 1, ?, ?)")
+    .run(node, renter, "2026-12-01T00:00:00.000Z", "2026-12-02T00:00:00.000Z");
+const rentals = (db: Db) => db.prepare("SELECT id, node_id, renter_id, until FROM rentals ORDER BY id").all();
+const nonces = (db: Db) => db.prepare("SELECT signer, nonce FROM used_nonces ORDER BY signer, nonce").all();
+
+describe.skipIf(skipReason !== null)("ha: the group's tables replicated through etcd", () => {
+  let dir: string;
+  let cluster: EtcdCluster;
+  let etcd: Etcd3;
+  let leaderDb: Db, followerDb: Db;
+  let leader: ReplicatedTables, follower: ReplicatedTables;
+  const FENCE = "/test/leader-key";
+  const fence = () => FENCE;
+  const applied: string[][] = [];
+
+  beforeAll(async () => {
+    dir = tempDir("batu-ha-tables-");
+    cluster = await EtcdCluster.start({ ip: "127.0.0.1", dir: join(dir, "etcd"), basePort: await freePort(), size: 1 });
+    etcd = new Etcd3({ hosts: cluster.endpoints });
+    await etcd.put(FENCE).value("held");
+    leaderDb = openDb(join(dir, "leader.db"));
+    followerDb = openDb(join(dir, "follower.db"));
+    leader = new ReplicatedTables(leaderDb, etcd, "/test/tables/");
+    follower = new ReplicatedTables(followerDb, etcd, "/test/tables/");
+    follower.onApplied((tables) => applied.push([...tables]));
+    await leader.load();
+    await follower.load();
+    await follower.follow((e) => {
+      throw e;
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await leader?.close();
+    await follower?.close();
+    etcd?.close();
+    await cluster?.stop();
+    if (dir) removeDir(dir);
+  });
+
+  it("inserts, updates, deletes and a changed key reach the other copy, and its caches are told", async () => {
+    insertRental(leaderDb, "node-a", "alice");
+    insertRental(leaderDb, "node-b", "bob");
+    leaderDb.prepare("UPDATE rentals SET until = ? WHERE renter_id = 'alice'").run("2026-12-03T00:00:00.000Z");
+    leaderDb.prepare("DELETE FROM rentals WHERE renter_id = 'bob'").run();
+    leaderDb.prepare("INSERT INTO used_nonces (signer, nonce, used_at) VALUES ('k1', 'n1', 'now'), ('k1', 'n2', 'now')").run();
+    leaderDb.prepare("UPDATE used_nonces SET nonce = 'n3' WHERE nonce = 'n2'").run();
+    expect(leader.pending()).toBe(true);
+    await leader.settled(fence);
+    expect(leader.pending()).toBe(false);
+    await until(() => rentals(followerDb), (rows) => JSON.stringify(rows) === JSON.stringify(rentals(leaderDb)), 5_000, "the follower's rentals");
+    await until(() => nonces(followerDb), (rows) => JSON.stringify(rows) === JSON.stringify([{ signer: "k1", nonce: "n1" }, { signer: "k1", nonce: "n3" }]), 5_000, "the follower's nonces");
+    expect(applied.flat()).toEqual(expect.arrayContaining(["rentals", "used_nonces"]));
+  });
+
+  it("a batch of 300 writes is shipped in 3 transactions (127 keys each at most), not 300", async () => {
+    const before = Number((await etcd.get(FENCE).exec()).header.revision);
+    const insert = leaderDb.prepare("INSERT INTO used_nonces (signer, nonce, used_at) VALUES ('k2', ?, 'now')");
+    leaderDb.transaction(() => {
+      for (let i = 0; i < 300; i++) insert.run(`batch-${i}`);
+    })();
+    await leader.settled(fence);
+    const after = Number((await etcd.get(FENCE).exec()).header.revision);
+    expect(after - before).toBe(3);
+    await until(() => nonces(followerDb).length, (n) => n === 302, 5_000, "the follower's 302 nonces");
+  });
+
+  it("a write fenced by a leader key that is gone is refused, and reaches neither etcd nor the other copy", async () => {
+    await etcd.delete().key(FENCE);
+    insertRental(leaderDb, "node-c", "carol");
+    await expect(leader.settled(fence)).rejects.toThrow(/lost the lead/);
+    expect(await etcd.getAll().prefix("/test/tables/rentals/").keys()).toHaveLength(1);
+    expect(JSON.stringify(rentals(followerDb))).not.toContain("carol");
+    await etcd.put(FENCE).value("held");
+  });
+
+  it("a load makes a copy exactly etcd's: the write never shipped is gone", async () => {
+    expect(JSON.stringify(rentals(leaderDb))).toContain("carol");
+    await leader.load();
+    expect(rentals(leaderDb)).toEqual(rentals(followerDb));
+    expect(JSON.stringify(rentals(leaderDb))).not.toContain("carol");
+    expect(leader.pending()).toBe(false);
+  });
+});
