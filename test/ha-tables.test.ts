@@ -2,14 +2,18 @@
  * group/ha/replicated-tables.ts against a real etcd (one member on loopback): what one master writes
  * reaches another's copy; batches cost one etcd transaction per 127 keys, not one per write; a write
  * not fenced by a live leader key never reaches etcd and its reply hears so; a load makes a copy
- * exactly etcd's.
+ * exactly etcd's. And a master's connection to etcd over TLS with a client certificate.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
 import { openDb, type Db } from "../src/store/db.js";
 import { ReplicatedTables } from "../src/group/ha/replicated-tables.js";
-import { EtcdCluster } from "./helpers/etcd.js";
+import { EtcdCluster, makeEtcdTls, type EtcdTls } from "./helpers/etcd.js";
+import { GroupHa } from "../src/group/ha/group-ha.js";
+import type { GroupHaConfig } from "../src/api/host-ha.js";
+import { createLogger } from "../src/lib/logger.js";
+import { writeFileSync } from "node:fs";
 import { freePort } from "./helpers/vm.js";
 import { removeDir, tempDir } from "./helpers/agent-process.js";
 import { run } from "./helpers/netns.js";
@@ -101,5 +105,44 @@ describe.skipIf(skipReason !== null)("ha: the group's tables replicated through 
     expect(rentals(leaderDb)).toEqual(rentals(followerDb));
     expect(JSON.stringify(rentals(leaderDb))).not.toContain("carol");
     expect(leader.pending()).toBe(false);
+  });
+});
+
+describe.skipIf(skipReason !== null)("ha: etcd over TLS, with client certificates", () => {
+  let dir: string;
+  let cluster: EtcdCluster;
+  let tls: EtcdTls;
+  const log = createLogger({ level: "silent" });
+  const config = (extra: Partial<GroupHaConfig> = {}): GroupHaConfig => ({ etcd_endpoints: cluster.endpoints, ...extra });
+
+  beforeAll(async () => {
+    dir = tempDir("batu-ha-tls-");
+    tls = await makeEtcdTls(join(dir, "pki"), "127.0.0.1");
+    cluster = await EtcdCluster.start({ ip: "127.0.0.1", dir: join(dir, "etcd"), basePort: await freePort(), size: 1, tls });
+  }, 60_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+    if (dir) removeDir(dir);
+  });
+
+  it("a master with the CA and its client certificate connects and shares its identity", async () => {
+    writeFileSync(join(dir, "admin.token"), "operator-token\n");
+    const ha = await GroupHa.connect(config({ etcd_ca_file: "pki/ca.crt", etcd_cert_file: "pki/client.crt", etcd_key_file: "pki/client.key" }), "tlsgroup", dir, log);
+    try {
+      expect(await ha.shareIdentity(dir)).toEqual([]);
+    } finally {
+      await ha.close();
+    }
+  });
+
+  it("without a client certificate etcd refuses the master, which says it cannot reach etcd", async () => {
+    await expect(GroupHa.connect(config({ etcd_ca_file: "pki/ca.crt" }), "tlsgroup", dir, log)).rejects.toThrow(/group_ha: etcd at https:\/\/127\.0\.0\.1:\d+ cannot be reached/);
+  });
+
+  it("https endpoints without a CA, or a certificate without its key, are configuration errors naming the field", async () => {
+    await expect(GroupHa.connect(config(), "tlsgroup", dir, log)).rejects.toThrow(/field "group_ha.etcd_ca_file" is required with https/);
+    await expect(GroupHa.connect(config({ etcd_ca_file: "pki/ca.crt", etcd_cert_file: "pki/client.crt" }), "tlsgroup", dir, log)).rejects.toThrow(/etcd_key_file go together/);
+    await expect(GroupHa.connect(config({ etcd_ca_file: "pki/missing.crt" }), "tlsgroup", dir, log)).rejects.toThrow(/field "group_ha.etcd_ca_file" cannot be read/);
   });
 });

@@ -67,7 +67,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
   let tls = await loadTlsIdentity(confDir, identity.nodeId);
   const host = files.host;
   const haConfig = opts.joinHa && host.host_type === "master" ? files.system.group_ha : undefined;
-  const ha = haConfig && host.host_type === "master" ? await GroupHa.connect(haConfig, host.group_name, log) : undefined;
+  const ha = haConfig && host.host_type === "master" ? await GroupHa.connect(haConfig, host.group_name, confDir, log) : undefined;
   if (ha && (await ha.shareIdentity(confDir)).length > 0) {
     // Every master presents the group's identity: the first master's, taken from etcd.
     identity = await loadIdentity(confDir);

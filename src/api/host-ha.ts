@@ -15,6 +15,11 @@ export const GroupHaConfig = Type.Object(
       }),
     ),
     service_interface: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_.-]{1,15}$", description: "The LAN interface the service address goes on (default eth0)" })),
+    etcd_ca_file: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 4096, description: "With https endpoints: the CA certificate (PEM) etcd's certificate must chain to; relative to conf/" }),
+    ),
+    etcd_cert_file: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "This master's client certificate for etcd (PEM; etcd's --client-cert-auth); relative to conf/" })),
+    etcd_key_file: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "Its private key (PEM, kept 0600); relative to conf/" })),
     lease_ttl_s: Type.Optional(
       Type.Integer({ minimum: 2, maximum: 60, description: "Seconds a dead leader keeps the lead before another master takes it (default 5)" }),
     ),

@@ -6,9 +6,12 @@
  * A lone master (no `group_ha`) never loads this: it keeps its tables in SQLite alone.
  */
 import { Etcd3 } from "etcd3";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GroupHaConfig } from "../../api/host-ha.js";
 import { ApiError } from "../../api/errors.js";
+import { ConfigError } from "../../config/json-file.js";
 import type { Db } from "../../store/db.js";
 import type { Logger } from "../../lib/logger.js";
 import { ReplicatedTables } from "./replicated-tables.js";
@@ -49,9 +52,10 @@ export class GroupHa {
     this.address = config.service_address ? new ServiceAddress(config.service_address, config.service_interface ?? "eth0", log) : undefined;
   }
 
-  /** Connects to etcd (checked with one read; throws saying why not). */
-  static async connect(config: GroupHaConfig, groupName: string, log: Logger): Promise<GroupHa> {
-    const etcd = new Etcd3({ hosts: config.etcd_endpoints, dialTimeout: 5_000 });
+  /** Connects to etcd (checked with one read; throws saying why not). `confDir` anchors relative file names. */
+  static async connect(config: GroupHaConfig, groupName: string, confDir: string, log: Logger): Promise<GroupHa> {
+    const credentials = etcdCredentials(config, confDir);
+    const etcd = new Etcd3({ hosts: config.etcd_endpoints, dialTimeout: 5_000, ...(credentials ? { credentials } : {}) });
     try {
       await etcd.get("/batu/ping").string();
     } catch (e) {
@@ -205,6 +209,28 @@ export class GroupHa {
     this.proxy?.close();
     this.etcd.close();
   }
+}
+
+/** The TLS files config.json names, read; undefined for plain http endpoints. Throws a ConfigError naming the field. */
+function etcdCredentials(config: GroupHaConfig, confDir: string): { rootCertificate: Buffer; certChain?: Buffer; privateKey?: Buffer } | undefined {
+  const tls = config.etcd_endpoints.some((e) => e.startsWith("https://"));
+  const read = (field: "etcd_ca_file" | "etcd_cert_file" | "etcd_key_file") => {
+    const name = config[field];
+    if (name === undefined) return undefined;
+    try {
+      return readFileSync(resolve(confDir, name));
+    } catch (e) {
+      throw new ConfigError(join(confDir, "config.json"), `group_ha.${field}`, `cannot be read: ${(e as Error).message}`);
+    }
+  };
+  const [ca, cert, key] = [read("etcd_ca_file"), read("etcd_cert_file"), read("etcd_key_file")];
+  if (!tls) {
+    if (ca || cert || key) throw new ConfigError(join(confDir, "config.json"), "group_ha.etcd_ca_file", "is for https:// endpoints only");
+    return undefined;
+  }
+  if (!ca) throw new ConfigError(join(confDir, "config.json"), "group_ha.etcd_ca_file", "is required with https:// endpoints");
+  if (Boolean(cert) !== Boolean(key)) throw new ConfigError(join(confDir, "config.json"), "group_ha.etcd_cert_file", "and etcd_key_file go together");
+  return { rootCertificate: ca, ...(cert ? { certChain: cert } : {}), ...(key ? { privateKey: key } : {}) };
 }
 
 function parseLeader(value: string | undefined): LeaderEndpoint | undefined {
