@@ -1,0 +1,164 @@
+/**
+ * Group HA bench (docs/ha.md): what sharing the group's state through etcd costs a write, and how
+ * long a failover takes. Side by side, on loopback:
+ *   - a lone master (SQLite only);
+ *   - the leader of an HA group (its writes shipped to a three-member etcd before each reply);
+ *   - a follower of that group (the call passed on to the leader over TLS).
+ * The write is the operator's `POST /common/rent/grant` of a new node each time (one row of the
+ * ledger), at 1 and at `--concurrency` calls in flight; the etcd transactions counted show how many
+ * writes each carried (group commit). Then the leader is SIGKILLed and the follower is called every
+ * 20 ms until a write succeeds again: the failover time, for the lease TTL given.
+ *
+ *   npm run bench:ha -- [--duration 5] [--concurrency 16] [--ttl 2] [--no-json]
+ *
+ * Real agents (dist/cli/main.js: `npm run build` first) and Debian's etcd; prints a table and writes
+ * bench/results/ha-<date>.json.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { Etcd3 } from "etcd3";
+import { ApiAgent } from "./lib/api-agent.js";
+import { Cleanup } from "./lib/cleanup.js";
+import { benchLog, loadAvg, sleep } from "./lib/proc.js";
+import { EtcdCluster } from "../test/helpers/etcd.js";
+import { freePort } from "../test/helpers/vm.js";
+
+const { values: flags } = parseArgs({
+  options: {
+    duration: { type: "string", default: "5" },
+    concurrency: { type: "string", default: "16" },
+    ttl: { type: "string", default: "2" },
+    "no-json": { type: "boolean", default: false },
+  },
+});
+const DURATION_S = Number(flags.duration);
+const CONCURRENCY = Number(flags.concurrency);
+const TTL_S = Number(flags.ttl);
+if (!(DURATION_S >= 1 && CONCURRENCY >= 1 && TTL_S >= 2 && TTL_S <= 60)) {
+  console.error("usage: ha.ts [--duration S≥1] [--concurrency N≥1] [--ttl 2..60] [--no-json]");
+  process.exit(2);
+}
+const started = Date.now();
+const log = benchLog(started);
+const cleanup = new Cleanup();
+cleanup.installSignalHandlers();
+
+interface Run {
+  system: string;
+  concurrency: number;
+  requests: number;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** etcd transactions per write (HA only). */
+  txnsPerWrite?: number;
+}
+
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+
+/** `concurrency` loops granting a new node each for DURATION_S; every answer must be 200. */
+async function grants(agent: ApiAgent, system: string, concurrency: number, revision?: () => Promise<number>): Promise<Run> {
+  const until = new Date(Date.now() + 86_400_000).toISOString();
+  const latencies: number[] = [];
+  const rev0 = await revision?.();
+  const end = performance.now() + DURATION_S * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        const r = await agent.post("/common/rent/grant", { node_id: randomBytes(32).toString("hex"), wallet: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY", until });
+        if (r.status !== 200) throw new Error(`${system}: rent/grant answered ${r.status}: ${r.bytes.toString().slice(0, 200)}`);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const rev1 = await revision?.();
+  latencies.sort((a, b) => a - b);
+  return {
+    system,
+    concurrency,
+    requests: latencies.length,
+    perSecond: latencies.length / DURATION_S,
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
+    ...(rev0 !== undefined && rev1 !== undefined ? { txnsPerWrite: (rev1 - rev0) / latencies.length } : {}),
+  };
+}
+
+function masterDirs(root: string, name: string, groupHa?: object): { conf: string; data: string; log: string } {
+  const conf = join(root, name, "conf");
+  mkdirSync(conf, { recursive: true });
+  writeFileSync(join(conf, "host_config.json"), JSON.stringify({ host_type: "master", group_name: "bench" }));
+  if (groupHa) writeFileSync(join(conf, "config.json"), JSON.stringify({ nickname: name, batu: true, group_ha: groupHa }));
+  return { conf, data: join(root, name, "data"), log: join(root, name, "agent.log") };
+}
+
+/** Polls until `agent` takes writes (an HA master leads, or passes them to a leader). */
+async function writable(agent: ApiAgent, timeoutMs: number): Promise<number> {
+  const t0 = performance.now();
+  const until = new Date(Date.now() + 86_400_000).toISOString();
+  for (;;) {
+    const r = await agent
+      .post("/common/rent/grant", { node_id: randomBytes(32).toString("hex"), wallet: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY", until })
+      .catch(() => ({ status: 0 }));
+    if (r.status === 200) return performance.now() - t0;
+    if (performance.now() - t0 > timeoutMs) throw new Error(`no write accepted within ${timeoutMs} ms (last ${r.status})`);
+    await sleep(20);
+  }
+}
+
+async function main(): Promise<void> {
+  const root = mkdtempSync("/tmp/batu-bench-ha-");
+  cleanup.add("remove temp dir", () => rmSync(root, { recursive: true, force: true }));
+  log(`temp dir ${root}; load ${await loadAvg()}`);
+  const etcd = await EtcdCluster.start({ ip: "127.0.0.1", dir: join(root, "etcd"), basePort: await freePort() });
+  cleanup.add("stop etcd", () => etcd.stop());
+  const client = new Etcd3({ hosts: etcd.endpoints });
+  cleanup.add("close the etcd client", () => client.close());
+  const revision = async () => Number((await client.get("/batu-bench/none").exec()).header.revision);
+  log(`etcd: three members at ${etcd.endpoints.join(", ")}`);
+  const runs: Run[] = [];
+
+  const lone = masterDirs(root, "lone");
+  const agent = await ApiAgent.start(lone.conf, lone.data, lone.log);
+  for (const c of [1, CONCURRENCY]) runs.push(await grants(agent, "lone master", c));
+  await agent.stop();
+
+  const groupHa = { etcd_endpoints: etcd.endpoints, lease_ttl_s: TTL_S };
+  const a = masterDirs(root, "ha-a", groupHa);
+  const b = masterDirs(root, "ha-b", groupHa);
+  const leader = await ApiAgent.start(a.conf, a.data, a.log);
+  cleanup.add("stop the leader", () => leader.stop());
+  log(`HA leader writable after ${(await writable(leader, 30_000)).toFixed(0)} ms`);
+  const follower = await ApiAgent.start(b.conf, b.data, b.log);
+  cleanup.add("stop the follower", () => follower.stop());
+  await writable(follower, 30_000);
+  for (const c of [1, CONCURRENCY]) runs.push(await grants(leader, "HA leader", c, revision));
+  for (const c of [1, CONCURRENCY]) runs.push(await grants(follower, "HA follower (to the leader)", c, revision));
+
+  process.kill(leader.pid, "SIGKILL");
+  const failoverMs = await writable(follower, 60_000);
+  log(`failover: the follower took a write ${failoverMs.toFixed(0)} ms after the leader's SIGKILL (lease TTL ${TTL_S} s)`);
+
+  const baseline = (c: number) => runs.find((r) => r.system === "lone master" && r.concurrency === c)!;
+  console.log("");
+  console.log(`POST /common/rent/grant (a new ledger row each), ${DURATION_S} s per run; etcd: 3 members on loopback`);
+  console.log("| system | in flight | writes/s | p50 ms | p99 ms | etcd txns per write | p50 vs lone |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const r of runs) {
+    const ratio = r.p50Ms / baseline(r.concurrency).p50Ms;
+    console.log(`| ${r.system} | ${r.concurrency} | ${r.perSecond.toFixed(0)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.txnsPerWrite?.toFixed(2) ?? "-"} | ${ratio.toFixed(2)}x |`);
+  }
+  console.log(`failover (leader SIGKILLed → a write accepted through the follower): ${failoverMs.toFixed(0)} ms, lease TTL ${TTL_S} s`);
+  if (!flags["no-json"]) {
+    const dir = resolve(import.meta.dirname, "results");
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `ha-${new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)}Z.json`);
+    writeFileSync(file, JSON.stringify({ command: ["npm run bench:ha", ...process.argv.slice(2)].join(" "), runs, failoverMs, leaseTtlS: TTL_S, durationS: DURATION_S }, null, 2));
+    log(`results: ${file}`);
+  }
+}
+
+await cleanup.runMain(main, log);
