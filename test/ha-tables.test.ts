@@ -78,13 +78,18 @@ describe.skipIf(skipReason !== null)("ha: the group's tables replicated through 
     expect(applied.flat()).toEqual(expect.arrayContaining(["rentals", "used_nonces"]));
   });
 
-  it("a batch of 300 writes is shipped in 3 transactions (127 keys each at most), not 300", async () => {
+  it("nonces wait for no reply; a batch of 300 is shipped in 3 transactions (127 keys each at most), not 300", async () => {
     const before = Number((await etcd.get(FENCE).exec()).header.revision);
     const insert = leaderDb.prepare("INSERT INTO used_nonces (signer, nonce, used_at) VALUES ('k2', ?, 'now')");
     leaderDb.transaction(() => {
       for (let i = 0; i < 300; i++) insert.run(`batch-${i}`);
     })();
+    // A reply after nonces alone is not held: they go with the next batch.
     await leader.settled(fence);
+    expect(leader.pending()).toBe(true);
+    expect(Number((await etcd.get(FENCE).exec()).header.revision)).toBe(before);
+    await leader.flush(fence);
+    expect(leader.pending()).toBe(false);
     const after = Number((await etcd.get(FENCE).exec()).header.revision);
     expect(after - before).toBe(3);
     await until(() => nonces(followerDb).length, (n) => n === 302, 5_000, "the follower's 302 nonces");

@@ -211,6 +211,7 @@ export async function startAgent(
       renters: {
         authorize: (body, nodeId) => authority.authorize(body, nodeId).renterId,
         sessionId: (body, nodeId) => authority.sessionId(body, nodeId).session_id,
+        burnForwardedNonces: (uses) => authority.burnForwardedNonces(uses),
         nodeState,
         limits: (renterId, nodeId) => authority.rentals.rentalOf(nodeId, renterId)?.limits,
       },

@@ -8,7 +8,7 @@ import { dbcErrorOf } from "../server/routes/v1/errors.js";
 import { parseDbcRequest, type DbcRequest } from "../api/v1/request.js";
 import { openDb } from "../store/db.js";
 import { NonceRepo } from "./nonce-repo.js";
-import { NONCES_PER_SIGNER, RenterAuthority } from "./authorize.js";
+import { NONCES_PER_SIGNER, RenterAuthority, signedNonces } from "./authorize.js";
 import { publicKeyHex, signatureWork, walletPublicKey } from "./signature.js";
 import { multisigAccount } from "./renter.js";
 import { cryptoWaitReady, multisigIdentity, testNonce, testWallet, walletIdentity, type TestWallet } from "./testing.js";
@@ -314,5 +314,29 @@ describe("RenterAuthority: how long used nonces are kept", () => {
     // The oldest went; the newest is still refused.
     expect(nonces.consume([{ signer: key, nonce: "n0" }], at(1))).toBe(true);
     expect(nonces.consume([{ signer: key, nonce: `n${NONCES_PER_SIGNER + extra - 1}` }], at(1))).toBe(false);
+  });
+});
+
+describe("RenterAuthority.burnForwardedNonces: a member's own check of its master's forwarded calls", () => {
+  it("burns a wallet's nonce once: the same nonce forwarded again is refused as DBC refuses a replay", () => {
+    const { auth } = setup();
+    const identity = body(walletIdentity(alice));
+    const uses = signedNonces(identity);
+    expect(uses).toEqual([{ signer: publicKeyHex(walletPublicKey(alice.address)!), nonce: identity.nonce }]);
+    auth.burnForwardedNonces(uses, at(1));
+    expect(refusal(() => auth.burnForwardedNonces(uses, at(1)))).toEqual([200, -3, "check authority failed: nonce check failed: nonce is already exist"]);
+    // And a direct call with that nonce, at this node, too.
+    auth.rentals.grant(NODE, { wallet: alice.address }, at(10), t0);
+    expect(refusal(() => auth.authorize(identity, NODE, at(1)))[2]).toContain("nonce is already exist");
+  });
+
+  it("names every signer's nonce of a multisig call, and none of a session identity", () => {
+    const { auth, db } = setup();
+    const uses = signedNonces(body(multisigIdentity([alice, bob, carol], 2, [alice, bob])));
+    expect(uses.map((u) => u.signer)).toEqual([alice, bob].map((w) => publicKeyHex(walletPublicKey(w.address)!)));
+    auth.burnForwardedNonces(uses, at(1));
+    expect(refusal(() => auth.burnForwardedNonces(uses, at(1)))[2]).toContain("nonce is already exist");
+    expect((db.prepare("SELECT COUNT(*) AS n FROM used_nonces").get() as { n: number }).n).toBe(2);
+    expect(signedNonces(body({ session_id: "s".repeat(32), session_id_sign: "0x00" }))).toEqual([]);
   });
 });

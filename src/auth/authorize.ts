@@ -109,6 +109,24 @@ export function identityProblem(req: DbcRequest): string | undefined {
   return "send wallet, nonce and sign; or multisig_accounts; or session_id and session_id_sign";
 }
 
+/** A signer's public key (64 hex) and the nonce it signed: what a forwarded call tells its member. */
+export interface SignedNonce {
+  signer: string;
+  nonce: string;
+}
+
+/** The signers and nonces of a request's wallet or multisig identity (none for a session). */
+export function signedNonces(req: DbcRequest): SignedNonce[] {
+  const uses: SignedNonce[] = [];
+  if (req.multisig_accounts) {
+    const decoded = decodeMultisig(req.multisig_accounts);
+    if (!("problem" in decoded)) for (const s of decoded.signs) uses.push({ signer: publicKeyHex(s.key), nonce: s.nonce });
+  }
+  const key = req.wallet && req.nonce ? walletPublicKey(req.wallet) : undefined;
+  if (key) uses.push({ signer: publicKeyHex(key), nonce: req.nonce! });
+  return uses;
+}
+
 type Verified = { renter: RenterIdentity } | { problem: string };
 
 /**
@@ -169,6 +187,17 @@ export class RenterAuthority {
     const match = found.find((r) => renters.has(r.renterId));
     if (!match) throw denied("wallet not rented");
     return { ...match, via: "signature" };
+  }
+
+  /**
+   * On a member: burns the nonces of a call its master forwarded (the master checked the signatures
+   * and sent the signers and nonces, never the signatures), so that this node refuses a replay by
+   * itself, whatever the master remembers. Throws a RenterRefusal when one was used here before.
+   */
+  burnForwardedNonces(uses: readonly SignedNonce[], now: Date = new Date()): void {
+    if (uses.length === 0) return;
+    const decoded = uses.map((u) => ({ signer: Buffer.from(u.signer, "hex"), nonce: u.nonce }));
+    if (!this.deps.nonces.consume(decoded, now)) throw denied("nonce check failed", "nonce is already exist");
   }
 
   /** Who a request is, without asking for a rental (session id or signatures); else a RenterRefusal. */

@@ -15,6 +15,14 @@ import { VersionedTable } from "../../store/versioned-table.js";
 export const SHARED_TABLES = ["group_members", "rentals", "renter_sessions", "used_nonces", "lan_networks", "lan_addresses"] as const;
 export type SharedTable = (typeof SHARED_TABLES)[number];
 
+/**
+ * Tables whose writes no reply waits for: they go to etcd with the next batch (within the background
+ * shipping period, or with the next write a reply does wait for). A renter call's nonce is the one
+ * write most calls make; a call routed to a member has its nonce burnt on that member too, which
+ * refuses a replay whatever the next leader remembers, so it need not cost a consensus round.
+ */
+const DEFERRED_TABLES: readonly SharedTable[] = ["used_nonces"];
+
 /** etcd refuses a transaction of more operations than this (its default `--max-txn-ops`). */
 const MAX_TXN_OPS = 128;
 
@@ -108,9 +116,18 @@ export class ReplicatedTables {
     prepared(this.db, "DELETE FROM temp.ha_outbox").run();
   }
 
-  /** Resolves once every write made so far is in etcd; rejects when shipping it failed. */
+  /** The last outbox seq a reply must wait for (not of DEFERRED_TABLES). */
+  private lastAcknowledgedSeq(): number {
+    const sql = `SELECT COALESCE(MAX(seq), 0) AS s FROM temp.ha_outbox WHERE tbl NOT IN (${DEFERRED_TABLES.map((t) => `'${t}'`).join(", ")})`;
+    return (prepared(this.db, sql).get() as { s: number }).s;
+  }
+
+  /**
+   * Resolves once every write made so far is in etcd (but those of DEFERRED_TABLES, which the next
+   * batch takes); rejects when shipping it failed.
+   */
   settled(fence: Fence): Promise<void> {
-    const seq = this.lastSeq();
+    const seq = this.lastAcknowledgedSeq();
     if (seq <= this.shipped) return Promise.resolve();
     const waiting = new Promise<void>((resolve, reject) => this.waiters.push({ seq, resolve, reject }));
     // A failure reaches the waiters (this one among them), not the flush's own promise.

@@ -1,3 +1,4 @@
+import type { SignedNonce } from "../../../auth/authorize.js";
 import type { MaintenanceState } from "../../../host/maintenance.js";
 import type { DbcRequest } from "../../../api/v1/request.js";
 import type { VmService } from "../../../vm/service.js";
@@ -19,6 +20,12 @@ export interface RenterAuth {
   nodeState(nodeId: string): "online" | "rented";
   /** What `renterId`'s active rental of `nodeId` gives (whole node or some GPUs, caps), if it rents it. */
   limits?(renterId: string, nodeId: string): RentalLimits | undefined;
+  /**
+   * A call the master forwarded (it checked the signatures): the signers' nonces it names are burnt on
+   * this node too, so a replay is refused here whatever the master remembers (a new leader of several
+   * masters may not have the last nonces yet). Throws DbcError when one was used here before.
+   */
+  burnForwardedNonces?(uses: readonly SignedNonce[]): void;
 }
 
 export interface V1Deps {

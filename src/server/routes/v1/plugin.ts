@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import type { V1Deps } from "./deps.js";
 import { dbcErrorHandler } from "./errors.js";
 import { parseDbcRequest } from "../../../api/v1/request.js";
+import { forwardedNonces } from "./forwarded-nonces.js";
 import { nodeRoutes } from "./nodes.js";
 import { taskRoutes } from "./tasks.js";
 import { diskRoutes } from "./disks.js";
@@ -10,7 +11,7 @@ import { snapshotRoutes } from "./snapshots.js";
 import { eventRoutes } from "./events.js";
 import { lanRoutes } from "./lan.js";
 import { routeToMember } from "./route-to-member.js";
-import { setForwardedRenter } from "./target.js";
+import { forwardedRenter, setForwardedRenter } from "./target.js";
 import { ForwardVerifier, NO_BODY_TEXT } from "../../../group/forward.js";
 import { DbcError } from "../../../api/v1/envelope.js";
 import { privateTransport } from "../../transport.js";
@@ -48,7 +49,11 @@ export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps
   }
   // DBC's client checks the body's shape field by field with its own texts; so do we, before the schema.
   app.addHook("preValidation", async (req) => {
-    if (req.method === "POST") req.body = parseDbcRequest(req.body);
+    if (req.method !== "POST") return;
+    // Replays are refused on the node itself too: the nonces a forwarded call names are burnt here.
+    const nonces = forwardedRenter(req) !== undefined ? forwardedNonces(req.body) : [];
+    req.body = parseDbcRequest(req.body);
+    if (nonces.length > 0) deps.renters.burnForwardedNonces?.(nonces);
   });
   if (group) app.addHook("preHandler", routeToMember(deps, group));
   app.setNotFoundHandler((req, reply) => {

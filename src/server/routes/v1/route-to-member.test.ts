@@ -58,14 +58,16 @@ const credentials = {
 };
 
 describe("a master forwarding a renter's call to a member", () => {
-  it("sends the renter id it vouches for, never the renter's signatures, session or nonces", async () => {
+  it("sends the renter id it vouches for and the signers' nonces (to burn), never the renter's signatures or session", async () => {
     for (const path of ["tasks", "tasks/start", "tasks/t1", "tasks/shutdown/t1", "operations/op-1", "mining_nodes/free_memory"]) {
       forwarded.length = 0;
       const r = await app.inject({ method: "POST", url: `/api/v1/${path}`, payload: { peer_nodes_list: [MEMBER], additional: { x: 1 }, rent_order: "7", ...credentials } });
       expect(r.statusCode, path).toBe(200);
       expect(forwarded, path).toHaveLength(1);
       expect(forwarded[0]!.renter, path).toBe("renter-1");
-      expect(JSON.parse(forwarded[0]!.bodyText), path).toEqual({ peer_nodes_list: [MEMBER], additional: { x: 1 }, rent_order: "7" });
+      // The wallet's public key and its nonce (the multisig set here is malformed: none of its own).
+      const batu_nonces = [{ signer: "d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d", nonce: "n1" }];
+      expect(JSON.parse(forwarded[0]!.bodyText), path).toEqual({ peer_nodes_list: [MEMBER], additional: { x: 1 }, rent_order: "7", batu_nonces });
     }
   });
 

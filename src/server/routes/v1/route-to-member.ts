@@ -6,6 +6,8 @@ import { LAN_ATTACHMENT_FIELD, type LanAttachment } from "../../../network/lan/m
 import { LAN_ROUTES } from "./lan.js";
 import { FieldError } from "../../../vm/create-request.js";
 import { GRANT_FIELD } from "../../../rental/quota.js";
+import { signedNonces } from "../../../auth/authorize.js";
+import { FORWARDED_NONCES_FIELD } from "./forwarded-nonces.js";
 
 /** Routes answered on the master even for a member's node: they need only the master's ledger and registries. */
 const ANSWERED_HERE = new Set(["/api/v1/mining_nodes/session_id", ...LAN_ROUTES]);
@@ -37,10 +39,13 @@ export function routeToMember(deps: V1Deps, group: V1Group) {
     const limits = changesTask && renter !== null ? deps.renters.limits?.(renter, target.nodeId) : undefined;
     const forwarded = lan || limits ? { ...body, additional: { ...body.additional, ...(lan ? { [LAN_ATTACHMENT_FIELD]: lan } : {}), ...(limits ? { [GRANT_FIELD]: limits } : {}) } } : body;
     // The renter's credentials stop here: the member gets the renter id this master vouches for
-    // (signed), never a signature, session or nonce it could replay anywhere.
+    // (signed), never a signature or session it could replay anywhere; only the signers' nonces,
+    // which it burns too (a replay is then refused on the node whatever the master remembers).
     let r;
     try {
-      r = await group.router.forward(target.peer, { method: req.method, url: req.url, bodyText: JSON.stringify(withoutCredentials(forwarded)), renter });
+      const nonces = signedNonces(body);
+      const sentBody = { ...withoutCredentials(forwarded), ...(nonces.length > 0 ? { [FORWARDED_NONCES_FIELD]: nonces } : {}) };
+      r = await group.router.forward(target.peer, { method: req.method, url: req.url, bodyText: JSON.stringify(sentBody), renter });
     } catch (e) {
       // No answer: the member may have made the task all the same. The address stays held until its
       // heartbeats tell (freed after a grace when it does not report it); only a call never sent frees it now.
