@@ -4,7 +4,7 @@ import { build } from "../server/app.js";
 import { createLogger, type Logger } from "../lib/logger.js";
 import { openAgentState } from "./state.js";
 import { startVmService } from "./vms.js";
-import { RenterAuthority } from "../auth/authorize.js";
+import { agentRenters } from "./renters.js";
 import { nodeInfo } from "../vm/node-info.js";
 import { freePageCache } from "../host/page-cache.js";
 import { VERSION } from "../server/app.js";
@@ -109,7 +109,7 @@ export async function startAgent(
     throw e;
   }
   const { vms, repo, accel, images, capacityOf } = vmService;
-  const authority = RenterAuthority.open(state.db, state.rentals);
+  const { renters, forgetStaleNonces } = agentRenters(state);
   const disks = new DiskService({
     dataDir: state.dataDir,
     vms: vms.service,
@@ -165,7 +165,6 @@ export async function startAgent(
     peer: (nodeId) => group.peer(nodeId),
     masterNodeId: () => group.masterNodeId(),
   });
-  const nodeState = (nodeId: string) => authority.rentals.nodeState(nodeId);
   const app = await build({
     log: agentLog,
     limits: { requestTimeoutMs: opts.requestTimeoutMs ?? 30_000 },
@@ -190,7 +189,7 @@ export async function startAgent(
       peers: () => group.peers(),
       router,
     }),
-    rentals: authority.rentals,
+    rentals: state.rentals,
     maintenance: vmService.maintenance,
     nodeGpus: async (nodeId) => (nodeId === identity.nodeId ? (await vmService.gpus.counts()).usable : (group.peer(nodeId)?.capacity?.gpu_total ?? undefined)),
     v1: {
@@ -203,14 +202,9 @@ export async function startAgent(
       snapshots,
       images: imageCenter,
       forwardHost,
-      group: { router, peers: () => group.peers() },
+      group: { router, peers: () => group.peers(), masterAddress: () => group.masterAddress() },
       lans: { registry: lanRegistry, holdsRegistry: () => group.holdsRegistries },
-      renters: {
-        authorize: (body, nodeId) => authority.authorize(body, nodeId).renterId,
-        sessionId: (body, nodeId) => authority.sessionId(body, nodeId).session_id,
-        nodeState,
-        limits: (renterId, nodeId) => authority.rentals.rentalOf(nodeId, renterId)?.limits,
-      },
+      renters,
       freeMemory: () => freePageCache(state.files.system.allow_drop_caches === true),
       maintenance: () => vmService.maintenance.state,
       nodeInfo: () =>
@@ -221,7 +215,7 @@ export async function startAgent(
           accel,
           vms: vms.queries.list(),
           capacityOf,
-          state: nodeState(identity.nodeId),
+          state: renters.nodeState(identity.nodeId),
           address: group.selfAddress,
           gpus: () => vmService.gpus.inventory(),
         }),
@@ -269,7 +263,7 @@ export async function startAgent(
       log: agentLog,
     });
     await responder.start();
-    const stopExpiry = startRentalExpiry({ state, vms, repo, authority, log: agentLog });
+    const stopExpiry = startRentalExpiry({ state, vms, repo, forgetStaleNonces, log: agentLog });
     const stopLans = startLans({
       nodeId: identity.nodeId,
       registry: lanRegistry,

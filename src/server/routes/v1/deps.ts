@@ -19,6 +19,11 @@ export interface RenterAuth {
   nodeState(nodeId: string): "online" | "rented";
   /** What `renterId`'s active rental of `nodeId` gives (whole node or some GPUs, caps), if it rents it. */
   limits?(renterId: string, nodeId: string): RentalLimits | undefined;
+  /**
+   * True on a member whose master's terms say nothing of what grants give (a master of the earlier
+   * version): a direct call that creates or grows a task cannot be checked against its rental.
+   */
+  grantsUnknown?(): boolean;
 }
 
 export interface V1Deps {
@@ -59,4 +64,6 @@ export interface V1Group {
   router: Pick<GroupRouter, "peer" | "forward" | "stream" | "verifyForwarded">;
   /** Every member of this master's group (none on a member), for `mining_nodes`. */
   peers(): GroupPeer[];
+  /** On a member: its master's address (calls for other nodes are sent there); undefined elsewhere. */
+  masterAddress?(): string | undefined;
 }
