@@ -1,6 +1,8 @@
 import type { AgentState } from "./state.js";
-import { RenterAuthority } from "../auth/authorize.js";
+import { RenterAuthority, type RentalSource } from "../auth/authorize.js";
 import { NonceRepo } from "../auth/nonce-repo.js";
+import { SessionRepo } from "../auth/session-repo.js";
+import type { RentalLedger, RentalLimits } from "../auth/rental-ledger.js";
 import { MemberRentals } from "../rental/member-rentals.js";
 import type { RenterAuth } from "../server/routes/v1/deps.js";
 
@@ -12,26 +14,56 @@ export interface AgentRenters {
 }
 
 /**
- * The renter authority of this agent's role, chosen at each call (a host joins a group at run time):
- * on a master, or an agent in no group, its own rental ledger and sessions; on a member, the terms
- * its master last sent (kept across restarts), so that it serves renter calls addressed to it
- * directly while no master is reachable. Sessions live on the master: a member takes signatures only.
- * Both burn nonces in this agent's own used_nonces table.
+ * The rentals of this agent's node: its own ledger's grants (a master's, an agent's in no group, or
+ * what a member's operator granted there), and on a member the terms its master last sent (kept
+ * across restarts, so it serves renter calls addressed to it directly while no master is reachable).
+ * A renter either names may act; what its grant gives comes from the master's terms first.
  */
+class AgentRentals implements RentalSource {
+  constructor(
+    private readonly ledger: RentalLedger,
+    private readonly member: MemberRentals,
+  ) {}
+
+  activeRenterIds(nodeId: string, now: Date): Set<string> {
+    const own = this.ledger.activeRenterIds(nodeId, now);
+    for (const renter of this.member.activeRenterIds(nodeId, now)) own.add(renter);
+    return own;
+  }
+
+  walletsRentingSince(since: Date): Set<string> | undefined {
+    const fromTerms = this.member.walletsRentingSince(since);
+    if (fromTerms === undefined) return undefined;
+    for (const wallet of this.ledger.walletsRentingSince(since)) fromTerms.add(wallet);
+    return fromTerms;
+  }
+
+  nodeState(nodeId: string, now: Date = new Date()): "rented" | "online" {
+    return this.activeRenterIds(nodeId, now).size > 0 ? "rented" : "online";
+  }
+
+  limitsOf(renterId: string, nodeId: string, now: Date = new Date()): RentalLimits | undefined {
+    return this.member.limitsOf(renterId, nodeId, now) ?? this.ledger.rentalOf(nodeId, renterId, now)?.limits;
+  }
+
+  /** Whether `renterId` rents `nodeId` by the master's terms alone, and those say nothing of what grants give. */
+  grantUnknown(renterId: string, nodeId: string, now: Date = new Date()): boolean {
+    return !this.member.grantsKnown && this.member.activeRenterIds(nodeId, now).has(renterId) && !this.ledger.rentalOf(nodeId, renterId, now);
+  }
+}
+
+/** The renter authority of this agent, over its own used nonces and sessions (a member's master keeps its own). */
 export function agentRenters(state: AgentState): AgentRenters {
-  const ledger = RenterAuthority.open(state.db, state.rentals);
-  const memberRentals = new MemberRentals(state.identity.nodeId, () => state.group.memberTerms());
-  const member = new RenterAuthority({ rentals: memberRentals, nonces: new NonceRepo(state.db) });
-  const onMember = () => state.group.isMember;
-  const authority = () => (onMember() ? member : ledger);
+  const rentals = new AgentRentals(state.rentals, new MemberRentals(state.identity.nodeId, () => state.group.memberTerms()));
+  const authority = new RenterAuthority({ rentals, nonces: new NonceRepo(state.db), sessions: new SessionRepo(state.db) });
   return {
     renters: {
-      authorize: (body, nodeId) => authority().authorize(body, nodeId).renterId,
-      sessionId: (body, nodeId) => authority().sessionId(body, nodeId).session_id,
-      nodeState: (nodeId) => (onMember() ? memberRentals.nodeState(nodeId) : state.rentals.nodeState(nodeId)),
-      limits: (renterId, nodeId) => (onMember() ? memberRentals.limitsOf(renterId, nodeId) : state.rentals.rentalOf(nodeId, renterId)?.limits),
-      grantsUnknown: () => onMember() && !memberRentals.grantsKnown,
+      authorize: (body, nodeId) => authority.authorize(body, nodeId).renterId,
+      sessionId: (body, nodeId) => authority.sessionId(body, nodeId).session_id,
+      nodeState: (nodeId) => rentals.nodeState(nodeId),
+      limits: (renterId, nodeId) => rentals.limitsOf(renterId, nodeId),
+      grantUnknown: (renterId, nodeId) => rentals.grantUnknown(renterId, nodeId),
     },
-    forgetStaleNonces: (retentionMs) => authority().forgetStaleNonces(retentionMs),
+    forgetStaleNonces: (retentionMs) => authority.forgetStaleNonces(retentionMs),
   };
 }

@@ -28,8 +28,7 @@ export interface RentalSource {
 export interface RenterAuthorityDeps<R extends RentalSource = RentalLedger> {
   rentals: R;
   nonces: NonceRepo;
-  /** Renters' session ids; absent where they are kept elsewhere (a member: its master hands them out). */
-  sessions?: SessionRepo;
+  sessions: SessionRepo;
 }
 
 /**
@@ -171,7 +170,7 @@ export class RenterAuthority<R extends RentalSource = RentalLedger> {
     const renters = this.deps.rentals.activeRenterIds(nodeId, now);
     if (renters.size === 0) throw denied("machine is not be rented");
     const withSession = Boolean(req.session_id && req.session_id_sign);
-    if (withSession && this.deps.sessions) {
+    if (withSession) {
       const renter = this.deps.sessions.check(req.session_id!, req.session_id_sign!);
       if (renter) {
         if (!renters.has(renter.renterId)) throw denied("machine has already expired");
@@ -190,7 +189,7 @@ export class RenterAuthority<R extends RentalSource = RentalLedger> {
   authenticate(req: DbcRequest, now: Date = new Date()): Renter {
     requireIdentity(req);
     const withSession = Boolean(req.session_id && req.session_id_sign);
-    if (withSession && this.deps.sessions) {
+    if (withSession) {
       const renter = this.deps.sessions.check(req.session_id!, req.session_id_sign!);
       if (renter) return renter;
     }
@@ -205,7 +204,6 @@ export class RenterAuthority<R extends RentalSource = RentalLedger> {
   sessionId(req: DbcRequest, nodeId: string, now: Date = new Date()): { session_id: string } {
     const { session_id: _id, session_id_sign: _sign, ...signed } = req;
     const renter = this.authorize(signed, nodeId, now);
-    if (!this.deps.sessions) throw denied("session_id is given by the group's master only: ask it there, or sign each call with the wallet");
     return { session_id: this.deps.sessions.ensure(renter, now) };
   }
 

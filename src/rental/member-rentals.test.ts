@@ -4,6 +4,7 @@ import { dbcErrorOf } from "../server/routes/v1/errors.js";
 import { parseDbcRequest, type DbcRequest } from "../api/v1/request.js";
 import { openDb } from "../store/db.js";
 import { NonceRepo } from "../auth/nonce-repo.js";
+import { SessionRepo } from "../auth/session-repo.js";
 import { RenterAuthority } from "../auth/authorize.js";
 import { multisigAccount } from "../auth/renter.js";
 import { WHOLE_NODE, type RentalLimits } from "../auth/rental-ledger.js";
@@ -44,7 +45,7 @@ function member(initial: MemberTerms | undefined) {
   let terms = initial;
   const db = openDb(":memory:");
   const rentals = new MemberRentals(NODE, () => terms);
-  const auth = new RenterAuthority({ rentals, nonces: new NonceRepo(db) });
+  const auth = new RenterAuthority({ rentals, nonces: new NonceRepo(db), sessions: new SessionRepo(db) });
   return { auth, rentals, nonces: new NonceRepo(db), set: (t: MemberTerms | undefined) => (terms = t) };
 }
 
@@ -104,12 +105,11 @@ describe("a member's renter authority, from its master's terms", () => {
     ]);
   });
 
-  it("takes no session ids (its master keeps them): a session alone is refused, a signature beside it serves", () => {
+  it("knows no session id its master handed out: a session alone is refused, a signature beside it serves", () => {
     const { auth } = member(terms());
     const session = { session_id: "abc", session_id_sign: alice.sign("abc") };
     expect(refusal(() => auth.authorize(body(session), NODE, at(1)))).toEqual([200, -3, "check authority failed: session_id is invalid"]);
     expect(auth.authorize(body({ ...session, ...walletIdentity(alice) }), NODE, at(1)).renterId).toBe(alice.address);
-    expect(refusal(() => auth.sessionId(body(walletIdentity(alice)), NODE, at(1)))[2]).toMatch(/session_id is given by the group's master only/);
   });
 
   it("a multisig renter signs as its set; its wallets' nonces are kept while it rents", () => {

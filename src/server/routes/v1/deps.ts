@@ -20,10 +20,11 @@ export interface RenterAuth {
   /** What `renterId`'s active rental of `nodeId` gives (whole node or some GPUs, caps), if it rents it. */
   limits?(renterId: string, nodeId: string): RentalLimits | undefined;
   /**
-   * True on a member whose master's terms say nothing of what grants give (a master of the earlier
-   * version): a direct call that creates or grows a task cannot be checked against its rental.
+   * True on a member when `renterId` rents `nodeId` by its master's terms, and those say nothing of
+   * what grants give (a master of the earlier version): a direct call that creates or grows a task
+   * cannot be checked against the rental.
    */
-  grantsUnknown?(): boolean;
+  grantUnknown?(renterId: string, nodeId: string): boolean;
 }
 
 export interface V1Deps {

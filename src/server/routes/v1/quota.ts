@@ -34,7 +34,7 @@ export function quotaFor(req: FastifyRequest<{ Body: DbcRequest }>, deps: V1Deps
     return limits;
   }
   if (forwarded) return undefined;
-  if (changesTask(req) && deps.renters.grantsUnknown?.()) {
+  if (changesTask(req) && deps.renters.grantUnknown?.(owner, deps.nodeId)) {
     throw new DbcError(
       -3,
       "check authority failed: this member's master (an earlier version) did not say what your rental gives: " +
