@@ -19,7 +19,7 @@ export interface AgentRenters {
  * across restarts, so it serves renter calls addressed to it directly while no master is reachable).
  * A renter either names may act; what its grant gives comes from the master's terms first.
  */
-class AgentRentals implements RentalSource {
+export class AgentRentals implements RentalSource {
   constructor(
     private readonly ledger: RentalLedger,
     private readonly member: MemberRentals,
