@@ -168,7 +168,12 @@ describe("GroupService in no group", () => {
 describe("GroupService becoming a member", () => {
   /** A master's service behind a tiny HTTP and TLS server, as the member's calls reach it. */
   async function servedMaster(
-    opts: { rentalTerms?: (nodeId: string) => RentalTerms; rentalGrants?: (nodeId: string) => RentalGrants; answer?: (reply: GroupHeartbeatReply) => GroupHeartbeatReply } = {},
+    opts: {
+      rentalTerms?: (nodeId: string) => RentalTerms;
+      rentalGrants?: (nodeId: string) => RentalGrants;
+      answer?: (reply: GroupHeartbeatReply) => GroupHeartbeatReply;
+      now?: () => Date;
+    } = {},
   ) {
     let tls: TlsEndpoint | undefined;
     const m = testGroupService({
@@ -178,6 +183,7 @@ describe("GroupService becoming a member", () => {
       tls: () => tls,
       ...(opts.rentalTerms ? { rentalTerms: opts.rentalTerms } : {}),
       ...(opts.rentalGrants ? { rentalGrants: opts.rentalGrants } : {}),
+      ...(opts.now ? { now: opts.now } : {}),
     });
     const answer = opts.answer ?? ((r) => r);
     const peer = await peerServer({
@@ -285,6 +291,33 @@ describe("GroupService becoming a member", () => {
     kept.rental_terms.renters[0].ends_at = "2040-01-01T00:00:00.000Z";
     writeFileSync(file, JSON.stringify(kept));
     expect(testGroupService({ seed: 2, hostConfig: config, confDir: host.confDir }).service.memberTerms()).toBeUndefined();
+  });
+
+  it("terms are signed only when they change: with grants, under either version's digest; grantless terms are asked for again after 10 minutes", async () => {
+    const renter = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+    let clock = Date.now();
+    const now = () => new Date(clock);
+    for (const grants of [new Map([[renter, { limits: WHOLE_NODE }]]), undefined]) {
+      let sent = 0;
+      const m = await servedMaster({
+        rentalTerms: () => new Map([[renter, "2030-01-01T00:00:00.000Z"]]),
+        ...(grants ? { rentalGrants: () => grants } : {}),
+        answer: (r) => ((sent += r.rental_terms ? 1 : 0), r),
+        now,
+      });
+      const host = testGroupService({ seed: 2, hostConfig: { host_type: "none" }, now });
+      host.service.start({ intervalMs: 20, capacity: async () => capacity });
+      closers.push(() => host.service.stop());
+      await host.service.becomeMember({ master: m.address, token: TOKEN });
+      await until(() => host.service.memberTerms(), (t) => t !== undefined);
+      await sleep(200);
+      expect(sent).toBe(1);
+      // Ten minutes on: grantless terms are asked for once more (a master upgraded since would add the grants).
+      clock += 11 * 60_000;
+      await sleep(300);
+      expect(sent).toBe(grants ? 1 : 2);
+      host.service.stop();
+    }
   });
 
   it("follows its master to a new address only for the same node id", async () => {
