@@ -4,7 +4,7 @@ import { build } from "../server/app.js";
 import { createLogger, type Logger } from "../lib/logger.js";
 import { openAgentState } from "./state.js";
 import { startVmService } from "./vms.js";
-import { RenterAuthority } from "../auth/authorize.js";
+import { agentRenters } from "./renters.js";
 import { nodeInfo } from "../vm/node-info.js";
 import { freePageCache } from "../host/page-cache.js";
 import { VERSION } from "../server/app.js";
@@ -111,7 +111,7 @@ export async function startAgent(
     throw e;
   }
   const { vms, repo, accel, images, capacityOf } = vmService;
-  const authority = RenterAuthority.open(state.db, state.rentals);
+  const { renters, forgetStaleNonces } = agentRenters(state);
   const disks = new DiskService({
     dataDir: state.dataDir,
     vms: vms.service,
@@ -167,7 +167,6 @@ export async function startAgent(
     peer: (nodeId) => group.peer(nodeId),
     masterNodeId: () => group.masterNodeId(),
   });
-  const nodeState = (nodeId: string) => authority.rentals.nodeState(nodeId);
   const app = await build({
     log: agentLog,
     limits: { requestTimeoutMs: opts.requestTimeoutMs ?? 30_000 },
@@ -193,7 +192,7 @@ export async function startAgent(
       peers: () => group.peers(),
       router,
     }),
-    rentals: authority.rentals,
+    rentals: state.rentals,
     maintenance: vmService.maintenance,
     nodeGpus: async (nodeId) => (nodeId === identity.nodeId ? (await vmService.gpus.counts()).usable : (group.peer(nodeId)?.capacity?.gpu_total ?? undefined)),
     v1: {
@@ -206,15 +205,9 @@ export async function startAgent(
       snapshots,
       images: imageCenter,
       forwardHost,
-      group: { router, peers: () => group.peers() },
+      group: { router, peers: () => group.peers(), masterAddress: () => group.masterAddress() },
       lans: { registry: lanRegistry, holdsRegistry: () => group.holdsRegistries },
-      renters: {
-        authorize: (body, nodeId) => authority.authorize(body, nodeId).renterId,
-        sessionId: (body, nodeId) => authority.sessionId(body, nodeId).session_id,
-        burnForwardedNonces: (uses) => authority.burnForwardedNonces(uses),
-        nodeState,
-        limits: (renterId, nodeId) => authority.rentals.rentalOf(nodeId, renterId)?.limits,
-      },
+      renters,
       freeMemory: () => freePageCache(state.files.system.allow_drop_caches === true),
       maintenance: () => vmService.maintenance.state,
       nodeInfo: () =>
@@ -225,7 +218,7 @@ export async function startAgent(
           accel,
           vms: vms.queries.list(),
           capacityOf,
-          state: nodeState(identity.nodeId),
+          state: renters.nodeState(identity.nodeId),
           address: group.selfAddress,
           gpus: () => vmService.gpus.inventory(),
         }),
@@ -274,7 +267,7 @@ export async function startAgent(
       log: agentLog,
     });
     await responder.start();
-    const stopExpiry = startRentalExpiry({ state, vms, repo, authority, log: agentLog });
+    const stopExpiry = startRentalExpiry({ state, vms, repo, forgetStaleNonces, log: agentLog });
     const stopLans = startLans({
       nodeId: identity.nodeId,
       registry: lanRegistry,

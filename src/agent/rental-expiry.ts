@@ -1,5 +1,4 @@
 import type { AgentState } from "./state.js";
-import type { RenterAuthority } from "../auth/authorize.js";
 import type { Logger } from "../lib/logger.js";
 import type { Vms } from "../vm/vms.js";
 import type { VmRepo } from "../vm/repo.js";
@@ -17,10 +16,11 @@ export function startRentalExpiry(deps: {
   state: AgentState;
   vms: Vms;
   repo: VmRepo;
-  authority: RenterAuthority;
+  /** RenterAuthority.forgetStaleNonces of this agent's role (agent/renters.ts). */
+  forgetStaleNonces: (retentionMs: number) => number;
   log: Logger;
 }): () => void {
-  const { state, vms, repo, authority, log } = deps;
+  const { state, vms, repo, log } = deps;
   const days = state.files.system.rental_retention_days;
   const retentionMs = days === undefined ? DEFAULT_RENTAL_RETENTION_MS : Math.round(days * 24 * 3600 * 1000);
   const expiry = new RentalExpiry({
@@ -40,7 +40,7 @@ export function startRentalExpiry(deps: {
   expiry.start();
   const forgetNonces = () => {
     if (!state.group.writesGroupState) return; // a master that does not lead: the leader's sweep
-    const forgotten = authority.forgetStaleNonces(retentionMs);
+    const forgotten = deps.forgetStaleNonces(retentionMs);
     if (forgotten > 0) log.info({ forgotten }, "used nonces past their retention forgotten");
   };
   forgetNonces();

@@ -96,6 +96,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     agentPort: () => port,
     members,
     rentalTerms: (nodeId) => rentals.termsOf(nodeId),
+    rentalGrants: (nodeId) => rentals.grantsOf(nodeId),
     log,
     ...(opts.liveness ? { liveness: opts.liveness } : {}),
   });

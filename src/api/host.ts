@@ -6,6 +6,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { HostAddress, NodeId, StringEnum } from "./common.js";
 import { LanMemberReport, LanViewReply } from "./host-lan.js";
 import { GroupHaConfig } from "./host-ha.js";
+import { SignedRentalTerms } from "./host-rental-terms.js";
 
 /** The port an agent serves TLS on (the host API, agent-to-agent calls, the renter API too). */
 export const TlsPort = Type.Integer({ minimum: 1, maximum: 65535, description: "The agent's HTTPS port", examples: [10443] });
@@ -362,24 +363,7 @@ export type GroupHeartbeat = Static<typeof GroupHeartbeat>;
 export const GroupHeartbeatReply = Type.Object(
   {
     message: Type.Literal("ok"),
-    rental_terms: Type.Optional(
-      Type.Object(
-        {
-          renters: Type.Array(
-            Type.Object(
-              {
-                renter: Type.String({ minLength: 1, maxLength: 128 }),
-                ends_at: Type.String({ format: "date-time", description: "When the renter's use of the member ends or ended (UTC)" }),
-              },
-              { additionalProperties: false },
-            ),
-            { maxItems: 1000 },
-          ),
-          signature: Type.String({ pattern: "^0x[0-9a-f]{128}$", description: "sr25519 signature of the master's node key, hex" }),
-        },
-        { additionalProperties: false },
-      ),
-    ),
+    rental_terms: Type.Optional(SignedRentalTerms),
     lans: Type.Optional(Type.Array(LanViewReply, { maxItems: 4096, description: "What the member builds for each LAN network it has VMs of" })),
   },
   { $id: "GroupHeartbeatReply" },

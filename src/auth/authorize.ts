@@ -14,8 +14,19 @@ import { MAX_MULTISIG_WALLETS, multisigAccountOfKeys, parseThreshold, type Rente
 import { SessionRepo } from "./session-repo.js";
 import { publicKeyHex, SS58_PREFIX, verifySignature, walletPublicKey } from "./signature.js";
 
-export interface RenterAuthorityDeps {
-  rentals: RentalLedger;
+/**
+ * Who rents a node: the rental ledger on a master (or an agent in no group), the terms its master
+ * last sent on a member (rental/member-rentals.ts).
+ */
+export interface RentalSource {
+  /** The renters with an active rental of `nodeId` at `now`. */
+  activeRenterIds(nodeId: string, now: Date): ReadonlySet<string>;
+  /** The wallets of every renter active at `since` or later (multisig: each of its set's); undefined: not known. */
+  walletsRentingSince(since: Date): Set<string> | undefined;
+}
+
+export interface RenterAuthorityDeps<R extends RentalSource = RentalLedger> {
+  rentals: R;
   nonces: NonceRepo;
   sessions: SessionRepo;
 }
@@ -135,15 +146,15 @@ type Verified = { renter: RenterIdentity } | { problem: string };
  * must be the renter's. A signature that verifies burns its nonce even when the request is refused
  * later, as in DBC. Needs `cryptoWaitReady()` to have resolved once (the agent's identity load does).
  */
-export class RenterAuthority {
-  constructor(private readonly deps: RenterAuthorityDeps) {}
+export class RenterAuthority<R extends RentalSource = RentalLedger> {
+  constructor(private readonly deps: RenterAuthorityDeps<R>) {}
 
   /** The authority over one SQLite store (migration 3's tables). */
   static open(db: Db, rentals: RentalLedger = new RentalLedger(db)): RenterAuthority {
     return new RenterAuthority({ rentals, nonces: new NonceRepo(db), sessions: new SessionRepo(db) });
   }
 
-  get rentals(): RentalLedger {
+  get rentals(): R {
     return this.deps.rentals;
   }
 
@@ -154,8 +165,11 @@ export class RenterAuthority {
    * Returns how many were forgotten.
    */
   forgetStaleNonces(retentionMs: number, now: Date = new Date()): number {
+    const wallets = this.deps.rentals.walletsRentingSince(new Date(now.getTime() - retentionMs));
+    // Renters' wallets not known (a member's terms from a master of the earlier version): every signer is kept, up to the cap.
+    if (wallets === undefined) return this.deps.nonces.prune(undefined, NONCES_PER_SIGNER);
     const keep = new Set<string>();
-    for (const wallet of this.deps.rentals.walletsRentingSince(new Date(now.getTime() - retentionMs))) {
+    for (const wallet of wallets) {
       const key = walletPublicKey(wallet);
       if (key) keep.add(publicKeyHex(key));
     }
@@ -171,7 +185,7 @@ export class RenterAuthority {
   authorize(req: DbcRequest, nodeId: string, now: Date = new Date()): Renter {
     requireIdentity(req);
     // A node rented by GPU has several renters at once; the whole node, one.
-    const renters = new Set(this.deps.rentals.activeRentals(nodeId, now).map((r) => r.renter.renterId));
+    const renters = this.deps.rentals.activeRenterIds(nodeId, now);
     if (renters.size === 0) throw denied("machine is not be rented");
     const withSession = Boolean(req.session_id && req.session_id_sign);
     if (withSession) {

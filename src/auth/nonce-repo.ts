@@ -40,14 +40,15 @@ export class NonceRepo implements ReplayStore<NonceUse> {
   }
 
   /**
-   * Forgets the nonces of every signer not in `keep` (public keys, 64 hex), and each kept signer's
-   * oldest past its newest `cap`. Returns how many were forgotten.
+   * Forgets the nonces of every signer not in `keep` (public keys, 64 hex; undefined: keeps every
+   * signer), and each kept signer's oldest past its newest `cap`. Returns how many were forgotten.
    */
-  prune(keep: ReadonlySet<string>, cap: number): number {
+  prune(keep: ReadonlySet<string> | undefined, cap: number): number {
     const run = this.db.transaction((): number => {
-      let dropped = prepared(this.db, "DELETE FROM used_nonces WHERE signer NOT IN (SELECT value FROM json_each(?))").run(
-        JSON.stringify([...keep]),
-      ).changes;
+      let dropped =
+        keep === undefined
+          ? 0
+          : prepared(this.db, "DELETE FROM used_nonces WHERE signer NOT IN (SELECT value FROM json_each(?))").run(JSON.stringify([...keep])).changes;
       const over = prepared(this.db, "SELECT signer FROM used_nonces GROUP BY signer HAVING COUNT(*) > ?").all(cap) as Array<{ signer: string }>;
       const dropOldest = prepared(
         this.db,

@@ -69,6 +69,16 @@ const GRANT_END = "CASE WHEN revoked_at IS NOT NULL AND revoked_at < until THEN 
 /** Renter id → when its use of one node ends or ended (ISO 8601 UTC): `RentalLedger.termsOf`. */
 export type RentalTerms = Map<string, string>;
 
+/** What a grant gives its renter besides its end: what a member needs to serve the renter's direct calls. */
+export interface GrantTerms {
+  limits: RentalLimits;
+  /** A multisig renter's wallets (whose nonces a member keeps refused); absent for a wallet renter. */
+  wallets?: string[];
+}
+
+/** Renter id → what its latest grant of one node gives: `RentalLedger.grantsOf`. */
+export type RentalGrants = Map<string, GrantTerms>;
+
 /** How many renters' terms of one node are kept and sent (a node has one renter at a time). */
 export const RENTAL_TERMS_MAX = 1000;
 
@@ -154,6 +164,8 @@ export class RentalLedger {
   private readonly live: VersionedMemo<LiveGrants>;
   /** Each node's rental terms, shared by every caller: nobody changes the Map it is given. */
   private readonly terms: VersionedMemo<RentalTerms>;
+  /** What each renter's latest grant of a node gives, shared as `terms` is. */
+  private readonly grants: VersionedMemo<RentalGrants>;
   /** Every write to rentals goes through here, so that `live` never answers from before it. */
   private readonly rentals: VersionedTable;
 
@@ -163,6 +175,7 @@ export class RentalLedger {
     this.rentals = new VersionedTable(db, "rentals");
     this.live = this.rentals.cache(LIVE_GRANTS_MAX_NODES);
     this.terms = this.rentals.cache(LIVE_GRANTS_MAX_NODES);
+    this.grants = this.rentals.cache(LIVE_GRANTS_MAX_NODES);
   }
 
   /** Calls `listener` after each grant or revocation through this ledger. */
@@ -334,6 +347,24 @@ export class RentalLedger {
                  GROUP BY renter_id ORDER BY ends_at DESC LIMIT ?`;
     const rows = prepared(this.db, sql).all(nodeId.toLowerCase(), limit) as Array<{ renter_id: string; ends_at: string }>;
     return new Map(rows.map((r) => [r.renter_id, r.ends_at]));
+  }
+
+  /**
+   * What each renter's latest grant of `nodeId` gives (its limits; a multisig renter's wallets too):
+   * what a member needs, besides `termsOf`, to serve its renters' direct calls.
+   */
+  grantsOf(nodeId: string): RentalGrants {
+    const node = nodeId.toLowerCase();
+    return this.grants.get(node, () => {
+      const sql = "SELECT * FROM rentals WHERE id IN (SELECT MAX(id) FROM rentals WHERE node_id = ? GROUP BY renter_id)";
+      const rentals = (prepared(this.db, sql).all(node) as Row[]).map(toRental);
+      return new Map(rentals.map((r) => [r.renter.renterId, { limits: r.limits, ...(r.renter.kind === "multisig" ? { wallets: r.renter.wallets } : {}) }]));
+    });
+  }
+
+  /** The ids of the renters with an active rental of `nodeId` at `now`. */
+  activeRenterIds(nodeId: string, now: Date = new Date()): Set<string> {
+    return new Set(this.activeRentals(nodeId, now).map((r) => r.renter.renterId));
   }
 
   /** The wallets of every grant that is active at `since` or ended after it (multisig: each wallet of the set). */

@@ -20,9 +20,9 @@ import { HeartbeatVerifier } from "./heartbeat.js";
 import { SessionAnswerer } from "./session-exchange.js";
 import type { SessionKeys } from "./session-keys.js";
 import { masterProof, masterTlsSignature } from "./join-proof.js";
-import { rentalTermsDigest, sealRentalTerms } from "./rental-terms.js";
+import { holdsTerms, sealRentalTerms } from "./rental-terms.js";
 import type { Authenticator } from "../auth/signed-envelope.js";
-import type { RentalTerms } from "../auth/rental-ledger.js";
+import type { RentalGrants, RentalTerms } from "../auth/rental-ledger.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 import type { LanExchange } from "./lan-exchange.js";
 
@@ -67,6 +67,8 @@ export interface MasterRoleOptions {
   key: Authenticator;
   /** A node's rental terms (the ledger's), sent to each member in its heartbeat answers. */
   rentalTerms: (nodeId: string) => RentalTerms;
+  /** What each renter's grant of a node gives, sent with its terms (members serve direct calls by it). */
+  rentalGrants?: (nodeId: string) => RentalGrants;
   /** The LAN networks' side of heartbeats, once the agent's VM layer is up. */
   lans: () => LanExchange | undefined;
   /** The session keys agreed with members: their heartbeats (and this master's calls to them) use them. */
@@ -233,8 +235,9 @@ export class MasterRole {
     // The master's own address for this member's VXLAN: the one the member reached it on.
     const lans = lanExchange && hb.lans ? { lans: lanExchange.memberReported(hb.node_id, hb.lans, localIp) } : {};
     const terms = this.opts.rentalTerms(hb.node_id);
-    if (hb.rental_terms_digest === rentalTermsDigest(terms)) return { message: "ok", ...lans };
-    return { message: "ok", rental_terms: sealRentalTerms(terms, hb.node_id, hb.sent_at, this.opts.key), ...lans };
+    const grants = this.opts.rentalGrants?.(hb.node_id);
+    if (holdsTerms(hb.rental_terms_digest, terms, grants)) return { message: "ok", ...lans };
+    return { message: "ok", rental_terms: sealRentalTerms(terms, hb.node_id, hb.sent_at, this.opts.key, grants), ...lans };
   }
 
   /** The operator forgets a member (a dead one is never forgotten by itself). */

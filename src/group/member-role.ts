@@ -9,7 +9,8 @@ import { HeartbeatSender, type MasterContact } from "./heartbeat.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 import { nodeKeyAuthenticator } from "../auth/signed-envelope.js";
 import type { RentalTerms } from "../auth/rental-ledger.js";
-import { openRentalTerms, rentalTermsDigest } from "./rental-terms.js";
+import { openRentalTerms, rentalTermsDigest, type MemberTerms } from "./rental-terms.js";
+import type { MemberTermsFile } from "./member-terms-file.js";
 import type { LanExchange } from "./lan-exchange.js";
 import type { SessionKeys } from "./session-keys.js";
 
@@ -36,6 +37,24 @@ export interface MemberRoleOptions {
   lans: () => LanExchange | undefined;
   /** The session key with the master (heartbeats carry a MAC; the master's forwarded calls are checked with it). */
   sessions?: SessionKeys;
+  /** Where the last accepted rental terms are kept across restarts; absent: in memory only. */
+  termsFile?: MemberTermsFile;
+}
+
+/**
+ * Terms without grants (from a master of the earlier version) are held under the first protocol's
+ * digest, which that master knows; this long after they came, the member asks for its terms afresh
+ * once, so that a master upgraded since sends the grants.
+ */
+const GRANTS_ASKED_AGAIN_MS = 10 * 60_000;
+
+/** The terms a member holds: where they came from decides what it tells its master it holds. */
+interface HeldTerms {
+  terms: MemberTerms;
+  /** Of ends and grants as held (rental-terms.ts). */
+  digest: string;
+  /** A heartbeat answer's (ms since the epoch), or null for terms read back from disk at start. */
+  acceptedAt: number | null;
 }
 
 /** Before the first heartbeat: nothing known of the master yet. */
@@ -48,9 +67,16 @@ const NO_CONTACT: MasterContact = { reachable: false, lastHeartbeat: null, lastE
 export class MemberRole {
   readonly kind = "member";
   private sender: HeartbeatSender | undefined;
-  private terms: { renters: RentalTerms; digest: string } | undefined;
+  private held: HeldTerms | undefined;
 
-  constructor(private readonly opts: MemberRoleOptions) {}
+  constructor(private readonly opts: MemberRoleOptions) {
+    const master = this.host.master_node_id;
+    const kept = master ? opts.termsFile?.load(opts.nodeId, master) : undefined;
+    if (kept) {
+      this.held = { terms: kept, digest: rentalTermsDigest(kept.renters, kept.grants), acceptedAt: null };
+      opts.log.info({ renters: kept.renters.size }, "rental terms kept from before the restart: in force until the master answers");
+    }
+  }
 
   /** host_config.json while this role is in force: a member's. */
   private get host(): SlaveHostConfig {
@@ -78,7 +104,7 @@ export class MemberRole {
       capacity: schedule.capacity,
       log: this.opts.log,
       now: this.opts.now,
-      rentalTermsDigest: () => this.terms?.digest,
+      rentalTermsDigest: () => this.digestToSend(),
       answered: (reply, sentAt) => {
         this.takeRentalTerms(reply, sentAt);
         if (reply.lans) this.opts.lans()?.viewsArrived(reply.lans);
@@ -95,25 +121,42 @@ export class MemberRole {
 
   /** The rental terms of this member's renters, as the master last sent them; undefined before. */
   get rentalTerms(): RentalTerms | undefined {
-    return this.terms?.renters;
+    return this.held?.terms.renters;
+  }
+
+  /** The terms with what each grant gives (when the master sent that): what direct renter calls are served by. */
+  get memberTerms(): MemberTerms | undefined {
+    return this.held?.terms;
   }
 
   /**
-   * Keeps the terms of a heartbeat answer when the master this member joined signed them; an answer
-   * without terms means the master has nothing newer than what this member holds.
+   * What this member tells its master it holds: nothing for terms read back from disk (the first
+   * answer after a restart brings them afresh), nor for grantless terms held long enough to ask again.
+   */
+  private digestToSend(): string | undefined {
+    const held = this.held;
+    if (!held || held.acceptedAt === null) return undefined;
+    if (held.terms.grants !== undefined) return held.digest;
+    return this.opts.now().getTime() - held.acceptedAt < GRANTS_ASKED_AGAIN_MS ? held.digest : undefined;
+  }
+
+  /**
+   * Keeps the terms of a heartbeat answer when the master this member joined signed them (on disk
+   * too); an answer without terms means the master has nothing newer than what this member holds.
    */
   private takeRentalTerms(reply: GroupHeartbeatReply, sentAt: number): void {
     const master = this.host.master_node_id;
     if (!master || !reply.rental_terms) return; // no master node id (joined before batu kept it): nothing can be trusted
-    const renters = openRentalTerms(reply.rental_terms, this.opts.nodeId, sentAt, nodeKeyAuthenticator(master));
-    if (!renters) {
+    const terms = openRentalTerms(reply.rental_terms, this.opts.nodeId, sentAt, nodeKeyAuthenticator(master));
+    if (!terms) {
       this.opts.log.warn({ master: this.host.master }, "rental terms refused: not signed by the master's node key");
       return;
     }
-    const digest = rentalTermsDigest(renters);
-    if (digest === this.terms?.digest) return;
-    this.terms = { renters, digest };
-    this.opts.rentalTermsChanged();
+    const digest = rentalTermsDigest(terms.renters, terms.grants);
+    const changed = digest !== this.held?.digest;
+    this.held = { terms, digest, acceptedAt: this.opts.now().getTime() };
+    this.opts.termsFile?.save(master, sentAt, reply.rental_terms);
+    if (changed) this.opts.rentalTermsChanged();
   }
 
   /** What the heartbeats learnt about the master (nothing when none was sent). */

@@ -1,5 +1,5 @@
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { GroupHeartbeat, GroupHeartbeatReply, GroupJoin } from "../api/host.js";
@@ -8,7 +8,7 @@ import { memberJoinProof, memberKeyProof, newNonce, verifyMasterProof } from "./
 import { signHeartbeat } from "./heartbeat.js";
 import { cryptoWaitReady, peerServer, testGroupService, testNode, TEST_CAPACITY } from "./testing.js";
 import { nodeKeyAuthenticator, type Authenticator } from "../auth/signed-envelope.js";
-import type { RentalTerms } from "../auth/rental-ledger.js";
+import { WHOLE_NODE, type RentalGrants, type RentalTerms } from "../auth/rental-ledger.js";
 import { openRentalTerms, rentalTermsDigest, sealRentalTerms } from "./rental-terms.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 
@@ -167,7 +167,14 @@ describe("GroupService in no group", () => {
 
 describe("GroupService becoming a member", () => {
   /** A master's service behind a tiny HTTP and TLS server, as the member's calls reach it. */
-  async function servedMaster(opts: { rentalTerms?: (nodeId: string) => RentalTerms; answer?: (reply: GroupHeartbeatReply) => GroupHeartbeatReply } = {}) {
+  async function servedMaster(
+    opts: {
+      rentalTerms?: (nodeId: string) => RentalTerms;
+      rentalGrants?: (nodeId: string) => RentalGrants;
+      answer?: (reply: GroupHeartbeatReply) => GroupHeartbeatReply;
+      now?: () => Date;
+    } = {},
+  ) {
     let tls: TlsEndpoint | undefined;
     const m = testGroupService({
       seed: 1,
@@ -175,6 +182,8 @@ describe("GroupService becoming a member", () => {
       joinToken: TOKEN,
       tls: () => tls,
       ...(opts.rentalTerms ? { rentalTerms: opts.rentalTerms } : {}),
+      ...(opts.rentalGrants ? { rentalGrants: opts.rentalGrants } : {}),
+      ...(opts.now ? { now: opts.now } : {}),
     });
     const answer = opts.answer ?? ((r) => r);
     const peer = await peerServer({
@@ -257,7 +266,58 @@ describe("GroupService becoming a member", () => {
     const signed = sealRentalTerms(new Map([[renter, "2030-01-01T00:00:00.000Z"]]), other.nodeId, 1, testNode(1).key);
     expect(openRentalTerms(signed, testNode(2).nodeId, 1, nodeKeyAuthenticator(m.nodeId))).toBeUndefined();
     expect(openRentalTerms(signed, other.nodeId, 2, nodeKeyAuthenticator(m.nodeId))).toBeUndefined();
-    expect(openRentalTerms(signed, other.nodeId, 1, nodeKeyAuthenticator(m.nodeId))).toEqual(new Map([[renter, "2030-01-01T00:00:00.000Z"]]));
+    expect(openRentalTerms(signed, other.nodeId, 1, nodeKeyAuthenticator(m.nodeId))).toEqual({ renters: new Map([[renter, "2030-01-01T00:00:00.000Z"]]), grants: undefined });
+  });
+
+  it("keeps the terms and grants it accepted across its restart, while the master is down; a tampered file authorizes nothing", async () => {
+    const renter = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+    const grants: RentalGrants = new Map([[renter, { limits: { ...WHOLE_NODE, gpus: 1 } }]]);
+    const m = await servedMaster({ rentalTerms: () => new Map([[renter, "2030-01-01T00:00:00.000Z"]]), rentalGrants: () => grants });
+    const host = testGroupService({ seed: 2, hostConfig: { host_type: "none" } });
+    host.service.start({ intervalMs: 30, capacity: async () => capacity });
+    await host.service.becomeMember({ master: m.address, token: TOKEN });
+    const held = await until(() => host.service.memberTerms(), (t) => t !== undefined);
+    expect(held).toEqual({ renters: new Map([[renter, "2030-01-01T00:00:00.000Z"]]), grants });
+    host.service.stop();
+    await m.peer.close();
+    // The member restarted, its master gone: the same terms, from conf/rental_terms.json.
+    const config = JSON.parse(readFileSync(join(host.confDir, "host_config.json"), "utf8"));
+    const again = testGroupService({ seed: 2, hostConfig: config, confDir: host.confDir });
+    expect(again.service.memberTerms()).toEqual(held);
+    expect(again.service.ownRentalTerms()).toEqual(held!.renters);
+    // Edited by hand (a later end): no longer the master's signature, so nothing is held.
+    const file = join(host.confDir, "rental_terms.json");
+    const kept = JSON.parse(readFileSync(file, "utf8"));
+    kept.rental_terms.renters[0].ends_at = "2040-01-01T00:00:00.000Z";
+    writeFileSync(file, JSON.stringify(kept));
+    expect(testGroupService({ seed: 2, hostConfig: config, confDir: host.confDir }).service.memberTerms()).toBeUndefined();
+  });
+
+  it("terms are signed only when they change: with grants, under either version's digest; grantless terms are asked for again after 10 minutes", async () => {
+    const renter = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+    let clock = Date.now();
+    const now = () => new Date(clock);
+    for (const grants of [new Map([[renter, { limits: WHOLE_NODE }]]), undefined]) {
+      let sent = 0;
+      const m = await servedMaster({
+        rentalTerms: () => new Map([[renter, "2030-01-01T00:00:00.000Z"]]),
+        ...(grants ? { rentalGrants: () => grants } : {}),
+        answer: (r) => ((sent += r.rental_terms ? 1 : 0), r),
+        now,
+      });
+      const host = testGroupService({ seed: 2, hostConfig: { host_type: "none" }, now });
+      host.service.start({ intervalMs: 20, capacity: async () => capacity });
+      closers.push(() => host.service.stop());
+      await host.service.becomeMember({ master: m.address, token: TOKEN });
+      await until(() => host.service.memberTerms(), (t) => t !== undefined);
+      await sleep(200);
+      expect(sent).toBe(1);
+      // Ten minutes on: grantless terms are asked for once more (a master upgraded since would add the grants).
+      clock += 11 * 60_000;
+      await sleep(300);
+      expect(sent).toBe(grants ? 1 : 2);
+      host.service.stop();
+    }
   });
 
   it("follows its master to a new address only for the same node id", async () => {

@@ -15,7 +15,9 @@ import type {
 } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
 import type { Authenticator } from "../auth/signed-envelope.js";
-import type { RentalTerms } from "../auth/rental-ledger.js";
+import type { RentalGrants, RentalTerms } from "../auth/rental-ledger.js";
+import type { MemberTerms } from "./rental-terms.js";
+import { MemberTermsFile } from "./member-terms-file.js";
 import type { Logger } from "../lib/logger.js";
 import type { GroupMemberRepo } from "./member-repo.js";
 import { DEFAULT_LIVENESS, type LivenessTimes, type MemberState } from "./liveness.js";
@@ -54,6 +56,8 @@ export interface GroupServiceOptions {
   liveness?: LivenessTimes;
   /** A node's rental terms from this host's ledger: a master sends them to its members. */
   rentalTerms: (nodeId: string) => RentalTerms;
+  /** What each renter's grant of a node gives, from this host's ledger: sent with the terms. */
+  rentalGrants?: (nodeId: string) => RentalGrants;
 }
 
 /** The role a host_config.json gives: a master's, a member's, or none ("none": in no group). */
@@ -107,6 +111,7 @@ export class GroupService {
           startedAt: this.startedAt,
           key: this.opts.key,
           rentalTerms: this.opts.rentalTerms,
+          ...(this.opts.rentalGrants ? { rentalGrants: this.opts.rentalGrants } : {}),
           lans: () => this.lanExchange,
           sessions: this.sessions,
         });
@@ -123,6 +128,7 @@ export class GroupService {
           rentalTermsChanged: () => this.termsListeners.forEach((listener) => listener()),
           lans: () => this.lanExchange,
           sessions: this.sessions,
+          termsFile: new MemberTermsFile(this.opts.confDir, this.opts.log),
         });
       case "none":
         return null;
@@ -164,6 +170,11 @@ export class GroupService {
   /** The LAN networks' side of heartbeats, from now on. */
   useLans(exchange: LanExchange | undefined): void {
     this.lanExchange = exchange;
+  }
+
+  /** Whether this host is a member of a group (its renters' rentals are its master's). */
+  get isMember(): boolean {
+    return this.role?.kind === "member";
   }
 
   /** Whether this host keeps the group's registries (a master, or a host in no group): not a member, nor a master that does not lead. */
@@ -278,6 +289,20 @@ export class GroupService {
    */
   ownRentalTerms(): RentalTerms | undefined {
     return this.role?.kind === "member" ? this.role.rentalTerms : this.opts.rentalTerms(this.opts.nodeId);
+  }
+
+  /**
+   * On a member: its master's last terms with what each grant gives (kept across restarts), by
+   * which it serves its renters' direct calls; undefined elsewhere, or before any.
+   */
+  memberTerms(): MemberTerms | undefined {
+    return this.role?.kind === "member" ? this.role.memberTerms : undefined;
+  }
+
+  /** On a member: its master's address (host_config.json); undefined elsewhere. */
+  masterAddress(): string | undefined {
+    const host = this.config.current;
+    return host.host_type === "slave" ? host.master : undefined;
   }
 
   /** Calls `listener` whenever a member's rental terms from its master change. */

@@ -20,7 +20,7 @@ import { GroupMemberRepo } from "./member-repo.js";
 import { GroupService } from "./service.js";
 import { loadTlsIdentity, type TlsIdentity } from "../auth/tls-identity.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
-import type { RentalTerms } from "../auth/rental-ledger.js";
+import type { RentalGrants, RentalTerms } from "../auth/rental-ledger.js";
 
 /** A member's capacity as its heartbeats report it, for tests of the group's messages. */
 export const TEST_CAPACITY: MemberCapacity = Object.freeze({
@@ -70,9 +70,13 @@ export function testGroupService(opts: {
   tls?: () => TlsEndpoint | undefined;
   /** A node's rental terms as this host's ledger has them; default none. */
   rentalTerms?: (nodeId: string) => RentalTerms;
+  /** What each renter's grant of a node gives; default: not sent (a master of the earlier version). */
+  rentalGrants?: (nodeId: string) => RentalGrants;
+  /** Its conf dir (another service's: this one is that agent restarted); default a fresh one. */
+  confDir?: string;
 }): { service: GroupService; members: GroupMemberRepo; confDir: string; nodeId: string } {
   const { nodeId, key } = testNode(opts.seed);
-  const confDir = mkdtempSync(join(tmpdir(), "batu-group-"));
+  const confDir = opts.confDir ?? mkdtempSync(join(tmpdir(), "batu-group-"));
   const members = new GroupMemberRepo(openDb(":memory:"));
   const service = new GroupService({
     confDir,
@@ -87,6 +91,7 @@ export function testGroupService(opts: {
     agentPort: () => opts.agentPort ?? 10000,
     members,
     rentalTerms: opts.rentalTerms ?? (() => new Map()),
+    ...(opts.rentalGrants ? { rentalGrants: opts.rentalGrants } : {}),
     log: createLogger({ level: "silent" }),
     ...(opts.now ? { now: opts.now } : {}),
   });

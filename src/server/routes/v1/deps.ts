@@ -26,6 +26,12 @@ export interface RenterAuth {
    * masters may not have the last nonces yet). Throws DbcError when one was used here before.
    */
   burnForwardedNonces?(uses: readonly SignedNonce[]): void;
+  /**
+   * True on a member when `renterId` rents `nodeId` by its master's terms, and those say nothing of
+   * what grants give (a master of the earlier version): a direct call that creates or grows a task
+   * cannot be checked against the rental.
+   */
+  grantUnknown?(renterId: string, nodeId: string): boolean;
 }
 
 export interface V1Deps {
@@ -66,4 +72,6 @@ export interface V1Group {
   router: Pick<GroupRouter, "peer" | "forward" | "stream" | "verifyForwarded">;
   /** Every member of this master's group (none on a member), for `mining_nodes`. */
   peers(): GroupPeer[];
+  /** On a member: its master's address (calls for other nodes are sent there); undefined elsewhere. */
+  masterAddress?(): string | undefined;
 }

@@ -8,6 +8,7 @@ import { FieldError } from "../../../vm/create-request.js";
 import { GRANT_FIELD } from "../../../rental/quota.js";
 import { signedNonces } from "../../../auth/authorize.js";
 import { FORWARDED_NONCES_FIELD } from "./forwarded-nonces.js";
+import { changesTask } from "./quota.js";
 
 /** Routes answered on the master even for a member's node: they need only the master's ledger and registries. */
 const ANSWERED_HERE = new Set(["/api/v1/mining_nodes/session_id", ...LAN_ROUTES]);
@@ -31,12 +32,7 @@ export function routeToMember(deps: V1Deps, group: V1Group) {
     // the call this master signs (the one source of LAN NICs a member trusts).
     const lan = route === "/api/v1/tasks/start" && renter !== null ? attachLan(deps, body, renter, target.nodeId) : undefined;
     // A task's creation or change is checked against the renter's rental on the member: its limits go with the call.
-    const changesTask =
-      route === "/api/v1/tasks/start" ||
-      route === "/api/v1/disk/add/:id" ||
-      route === "/api/v1/disk/resize/:id" ||
-      (route === "/api/v1/tasks/:verb/:id" && (req.params as { verb?: string }).verb === "modify");
-    const limits = changesTask && renter !== null ? deps.renters.limits?.(renter, target.nodeId) : undefined;
+    const limits = changesTask(req) && renter !== null ? deps.renters.limits?.(renter, target.nodeId) : undefined;
     const forwarded = lan || limits ? { ...body, additional: { ...body.additional, ...(lan ? { [LAN_ATTACHMENT_FIELD]: lan } : {}), ...(limits ? { [GRANT_FIELD]: limits } : {}) } } : body;
     // The renter's credentials stop here: the member gets the renter id this master vouches for
     // (signed), never a signature or session it could replay anywhere; only the signers' nonces,

@@ -17,6 +17,11 @@ export function resolveTarget(body: DbcRequest, deps: V1Deps): Target {
   if (nodeId === deps.nodeId) return { kind: "self", nodeId };
   const peer = deps.group?.router.peer(nodeId);
   if (peer) return { kind: "member", nodeId, peer };
+  // A member forwards nothing: the renter is sent to the master, which routes to every node.
+  const master = deps.group?.masterAddress?.();
+  if (master !== undefined) {
+    throw new DbcError(-32701, `create node request failed: node ${nodeId} is not served here: this node is a member of the group of master ${master}; send calls for other nodes to the master`, 400);
+  }
   throw new DbcError(-32701, `create node request failed: node ${nodeId} is not served here`, 400);
 }
 
