@@ -3,6 +3,7 @@ import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { u8aToHex } from "@polkadot/util";
 import { call, runCli, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
 import { until } from "./helpers/wait.js";
+import { run } from "./helpers/netns.js";
 import { DEMO_TASK, DbcClient } from "./helpers/dbc-client.js";
 import { followEvents } from "./helpers/events.js";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -60,6 +61,22 @@ describe("group: heartbeats and liveness", () => {
     const mine = await until(myMaster, (b) => b.reachable === true);
     expect(mine).toMatchObject({ message: "ok", master: masterAddress(), last_error: null });
     expect(Date.parse(mine.last_heartbeat)).toBeGreaterThan(Date.now() - 5000);
+  });
+
+  it("a member's beats reuse one TLS connection to the master: no handshake per beat", async () => {
+    // Connections toward the master's TLS port, by their local (member) port: the member's beats alone here.
+    const connections = async () =>
+      (await run(["ss", "-Htn", "state", "established", "( dport = :" + master.tlsPort + " )"])).stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => line.trim().split(/\s+/)[2]);
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      // Beats every 200 ms: six looks 300 ms apart span about nine of them.
+      for (const c of await connections()) seen.add(c!);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect([...seen]).toHaveLength(1);
   });
 
   it("refuses heartbeats without a valid signature (401) and from non-members (404), with no token asked", async () => {

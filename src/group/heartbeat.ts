@@ -3,10 +3,10 @@ import { IncreasingCounters } from "../auth/replay-store.js";
 import type { GroupHeartbeat, GroupHeartbeatReply, MemberCapacity } from "../api/host.js";
 import { ApiError } from "../api/errors.js";
 import { HostApiError, HostClient, UnreachableError, normalizeAddress } from "../sdk/index.js";
-import type { TlsEndpoint } from "../sdk/pinned-tls.js";
+import { PinnedTlsAgent, type TlsEndpoint } from "../sdk/pinned-tls.js";
 import type { Logger } from "../lib/logger.js";
 import { joinAddress, localAddressToward, splitAddress } from "./local-address.js";
-import { MasterTlsPin } from "./master-tls.js";
+import { MasterTlsPin, type MasterEndpoint } from "./master-tls.js";
 import type { LanMember } from "../network/lan/model.js";
 import { SESSION_TTL_MS, UNKNOWN_SESSION, type SessionKeys } from "./session-keys.js";
 import { openSession } from "./session-exchange.js";
@@ -141,6 +141,13 @@ export interface HeartbeatSenderOptions {
 const SESSIONS_UNSUPPORTED_RETRY_MS = 10 * 60_000;
 
 /**
+ * How long a member keeps its connection to the master open between beats: under the agent's
+ * keep-alive timeout (server/limits.ts, 5 s), so the master never closes one the member is about to
+ * reuse. Beats at most this far apart reuse it (the default beat is every 3 s); slower ones reconnect.
+ */
+const MASTER_CONNECTION_IDLE_MS = 4_000;
+
+/**
  * A member's heartbeat loop. Each beat is signed with the node key (no token travels) and goes over
  * TLS to the master's certificate, pinned by its node id (master-tls.ts). The master keeps members in
  * its store, so after a master restart the next beat is simply accepted again.
@@ -154,6 +161,8 @@ export class HeartbeatSender {
   private readonly now: () => Date;
   /** Until when the master is taken to have no sessions (ms since the epoch). */
   private sessionsUnsupportedUntil = 0;
+  /** One kept TLS connection to the master (its address and pin): a handshake per beat cost both sides. */
+  private pool: { endpoint: string; agent: PinnedTlsAgent } | undefined;
 
   constructor(private readonly opts: HeartbeatSenderOptions) {
     this.now = opts.now ?? (() => new Date());
@@ -171,6 +180,22 @@ export class HeartbeatSender {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    this.dropConnection();
+  }
+
+  /** The kept connection's pool toward `endpoint`; a pool of another address or pin is closed first. */
+  private connectionTo(endpoint: MasterEndpoint): PinnedTlsAgent {
+    const key = `${endpoint.address} ${endpoint.sha256}`;
+    if (this.pool?.endpoint === key) return this.pool.agent;
+    this.dropConnection();
+    const agent = new PinnedTlsAgent(endpoint.sha256, { keepAlive: true, maxSockets: 2, maxFreeSockets: 1, timeout: MASTER_CONNECTION_IDLE_MS });
+    this.pool = { endpoint: key, agent };
+    return agent;
+  }
+
+  private dropConnection(): void {
+    this.pool?.agent.destroy();
+    this.pool = undefined;
   }
 
   private schedule(delayMs: number): void {
@@ -202,7 +227,7 @@ export class HeartbeatSender {
         ...digestField(this.opts.rentalTermsDigest?.()),
         ...lansField(this.opts.lanMembers?.()),
       };
-      const client = new HostClient(endpoint.address, undefined, timeoutMs, { sha256: endpoint.sha256 });
+      const client = new HostClient(endpoint.address, undefined, timeoutMs, { sha256: endpoint.sha256 }, this.connectionTo(endpoint));
       const { reply, sentAt } = await this.send(client, report);
       this.opts.answered?.(reply, sentAt);
       if (!this.contact.reachable) this.opts.log.info({ master }, "master reachable");
@@ -210,8 +235,11 @@ export class HeartbeatSender {
     } catch (e) {
       // Our own address may have changed (DHCP, another interface): find it again next time.
       this.ownAddress = undefined;
-      // ... and the master's TLS port (it restarted on another one): ask its hello again.
-      if (e instanceof UnreachableError) this.masterTls.forget();
+      // ... and the master's TLS port (it restarted on another one): ask its hello again, on a new connection.
+      if (e instanceof UnreachableError) {
+        this.masterTls.forget();
+        this.dropConnection();
+      }
       const message = e instanceof HostApiError ? `the master refused the heartbeat: ${e.message}` : (e as Error).message;
       if (this.contact.reachable || this.contact.lastError === null) this.opts.log.warn({ master, err: message }, "heartbeat failed");
       this.contact = { ...this.contact, reachable: false, lastError: message };

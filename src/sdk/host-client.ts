@@ -37,6 +37,7 @@ import type {
   VmVnc,
 } from "../api/host-vm.js";
 import { requestJson } from "./http.js";
+import type { PinnedTlsAgent } from "./pinned-tls.js";
 
 /** One image as `/common/image/list` answers it. */
 export interface ImageItem {
@@ -67,16 +68,18 @@ export class HostClient {
     private readonly token?: string,
     private readonly timeoutMs = 10_000,
     private readonly tls?: { sha256: string },
+    /** With `tls`: a keep-alive pool of that pin to send over (default: a connection per call). */
+    private readonly agent?: PinnedTlsAgent,
   ) {
     this.url = baseUrl(address, tls ? "https" : "http");
   }
 
   private get<T>(path: string): Promise<T> {
-    return requestJson<T>(this.address, path, { token: this.token, timeoutMs: this.timeoutMs, tls: this.tls });
+    return requestJson<T>(this.address, path, { token: this.token, timeoutMs: this.timeoutMs, tls: this.tls, agent: this.agent });
   }
 
   private post<T>(path: string, body: unknown, token = this.token): Promise<T> {
-    return requestJson<T>(this.address, path, { method: "POST", token, body, timeoutMs: this.timeoutMs, tls: this.tls });
+    return requestJson<T>(this.address, path, { method: "POST", token, body, timeoutMs: this.timeoutMs, tls: this.tls, agent: this.agent });
   }
 
   config(): Promise<SystemConfig> {

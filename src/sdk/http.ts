@@ -152,6 +152,8 @@ export interface RequestOptions {
   tls?: { sha256: string } | undefined;
   /** Bounds the connection and then the reply, each. */
   timeoutMs?: number;
+  /** With `tls`: a keep-alive pool of that pin (a member's heartbeats to its master); default a fresh connection. */
+  agent?: PinnedTlsAgent | undefined;
 }
 
 /**
@@ -172,6 +174,7 @@ export async function requestJson<T>(address: string, path: string, opts: Reques
       headers,
       ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
       tls: opts.tls,
+      ...(opts.agent ? { agent: opts.agent } : {}),
       connectTimeoutMs: timeoutMs,
       replyTimeoutMs: timeoutMs,
     });
