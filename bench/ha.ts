@@ -7,13 +7,18 @@
  * The write is the operator's `POST /common/rent/grant` of a new node each time (one row of the
  * ledger), at 1 and at `--concurrency` calls in flight; the etcd transactions counted show how many
  * writes each carried (group commit). Then the leader is SIGKILLed and the follower is called every
- * 20 ms until a write succeeds again: the failover time, for the lease TTL given.
+ * 20 ms until a write succeeds again: the failover time, for the lease TTL given. And renter calls
+ * that burn a nonce and write nothing else (`mining_nodes/session_id` once the session exists), on the
+ * lone master and the HA leader: their nonces wait for no consensus write.
  *
  *   npm run bench:ha -- [--duration 5] [--concurrency 16] [--ttl 2] [--no-json]
  *
  * Real agents (dist/cli/main.js: `npm run build` first) and Debian's etcd; prints a table and writes
  * bench/results/ha-<date>.json.
  */
+import { Keyring } from "@polkadot/keyring";
+import { u8aToHex } from "@polkadot/util";
+import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -23,7 +28,6 @@ import { ApiAgent } from "./lib/api-agent.js";
 import { Cleanup } from "./lib/cleanup.js";
 import { benchLog, loadAvg, sleep } from "./lib/proc.js";
 import { EtcdCluster } from "../test/helpers/etcd.js";
-import { freePort } from "../test/helpers/vm.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -56,6 +60,58 @@ interface Run {
   txnsPerWrite?: number;
 }
 
+/** The bench's renter rents a member recorded by hand (no agent behind it) on each master measured. */
+let renterPair: ReturnType<Keyring["addFromUri"]> | undefined;
+/** After cryptoWaitReady (sr25519 is WebAssembly). */
+const renter = () => (renterPair ??= new Keyring({ type: "sr25519" }).addFromUri("//batu-bench-ha-renter"));
+const MEMBER_NODE = "ab".repeat(32);
+
+/** Records the bench's member by hand (the operator's join) and rents it to the bench's renter; throws when refused. */
+async function rentMember(agent: ApiAgent): Promise<void> {
+  const joined = await agent.post("/master/group/join", { address: "10.255.0.1:10000", node_id: MEMBER_NODE });
+  if (joined.status !== 200) throw new Error(`group/join: ${joined.status} ${joined.bytes.toString().slice(0, 200)}`);
+  const until = new Date(Date.now() + 86_400_000).toISOString();
+  const grant = await agent.post("/common/rent/grant", { node_id: MEMBER_NODE, wallet: renter().address, until });
+  if (grant.status !== 200) throw new Error(`rent/grant: ${grant.status} ${grant.bytes.toString().slice(0, 200)}`);
+}
+
+/**
+ * Renter calls that burn a nonce and write nothing else: `mining_nodes/session_id` of a renter whose
+ * session exists (the master answers it itself). On an HA leader their nonces go with the next batch.
+ */
+async function renterCalls(agent: ApiAgent, system: string, concurrency: number, revision?: () => Promise<number>): Promise<Run> {
+  const latencies: number[] = [];
+  const rev0 = await revision?.();
+  const end = performance.now() + DURATION_S * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const nonce = randomBytes(27).toString("hex");
+        const body = { peer_nodes_list: [MEMBER_NODE], additional: {}, wallet: renter().address, nonce, sign: u8aToHex(renter().sign(nonce)) };
+        const t0 = performance.now();
+        const r = await agent.post("/api/v1/mining_nodes/session_id", body);
+        if (r.json?.errcode !== 0) throw new Error(`${system}: session_id answered ${r.status}: ${r.bytes.toString().slice(0, 200)}`);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const rev1 = await revision?.();
+  return summary(`${system}: renter call`, concurrency, latencies, rev0, rev1);
+}
+
+function summary(system: string, concurrency: number, latencies: number[], rev0?: number, rev1?: number): Run {
+  latencies.sort((a, b) => a - b);
+  return {
+    system,
+    concurrency,
+    requests: latencies.length,
+    perSecond: latencies.length / DURATION_S,
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
+    ...(rev0 !== undefined && rev1 !== undefined ? { txnsPerWrite: (rev1 - rev0) / latencies.length } : {}),
+  };
+}
+
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 
 /** `concurrency` loops granting a new node each for DURATION_S; every answer must be 200. */
@@ -75,16 +131,7 @@ async function grants(agent: ApiAgent, system: string, concurrency: number, revi
     }),
   );
   const rev1 = await revision?.();
-  latencies.sort((a, b) => a - b);
-  return {
-    system,
-    concurrency,
-    requests: latencies.length,
-    perSecond: latencies.length / DURATION_S,
-    p50Ms: quantile(latencies, 0.5),
-    p99Ms: quantile(latencies, 0.99),
-    ...(rev0 !== undefined && rev1 !== undefined ? { txnsPerWrite: (rev1 - rev0) / latencies.length } : {}),
-  };
+  return summary(system, concurrency, latencies, rev0, rev1);
 }
 
 function masterDirs(root: string, name: string, groupHa?: object): { conf: string; data: string; log: string } {
@@ -110,10 +157,11 @@ async function writable(agent: ApiAgent, timeoutMs: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
+  await cryptoWaitReady();
   const root = mkdtempSync("/tmp/batu-bench-ha-");
   cleanup.add("remove temp dir", () => rmSync(root, { recursive: true, force: true }));
   log(`temp dir ${root}; load ${await loadAvg()}`);
-  const etcd = await EtcdCluster.start({ ip: "127.0.0.1", dir: join(root, "etcd"), basePort: await freePort() });
+  const etcd = await EtcdCluster.start({ ip: "127.0.0.1", dir: join(root, "etcd") });
   cleanup.add("stop etcd", () => etcd.stop());
   const client = new Etcd3({ hosts: etcd.endpoints });
   cleanup.add("close the etcd client", () => client.close());
@@ -124,6 +172,8 @@ async function main(): Promise<void> {
   const lone = masterDirs(root, "lone");
   const agent = await ApiAgent.start(lone.conf, lone.data, lone.log);
   for (const c of [1, CONCURRENCY]) runs.push(await grants(agent, "lone master", c));
+  await rentMember(agent);
+  for (const c of [1, CONCURRENCY]) runs.push(await renterCalls(agent, "lone master", c));
   await agent.stop();
 
   const groupHa = { etcd_endpoints: etcd.endpoints, lease_ttl_s: TTL_S };
@@ -137,18 +187,20 @@ async function main(): Promise<void> {
   await writable(follower, 30_000);
   for (const c of [1, CONCURRENCY]) runs.push(await grants(leader, "HA leader", c, revision));
   for (const c of [1, CONCURRENCY]) runs.push(await grants(follower, "HA follower (to the leader)", c, revision));
+  await rentMember(leader);
+  for (const c of [1, CONCURRENCY]) runs.push(await renterCalls(leader, "HA leader", c, revision));
 
   process.kill(leader.pid, "SIGKILL");
   const failoverMs = await writable(follower, 60_000);
   log(`failover: the follower took a write ${failoverMs.toFixed(0)} ms after the leader's SIGKILL (lease TTL ${TTL_S} s)`);
 
-  const baseline = (c: number) => runs.find((r) => r.system === "lone master" && r.concurrency === c)!;
+  const baseline = (r: Run) => runs.find((b) => b.system === (r.system.endsWith(": renter call") ? "lone master: renter call" : "lone master") && b.concurrency === r.concurrency)!;
   console.log("");
-  console.log(`POST /common/rent/grant (a new ledger row each), ${DURATION_S} s per run; etcd: 3 members on loopback`);
-  console.log("| system | in flight | writes/s | p50 ms | p99 ms | etcd txns per write | p50 vs lone |");
+  console.log(`POST /common/rent/grant (a new ledger row each) and renter calls (a nonce each), ${DURATION_S} s per run; etcd: 3 members on loopback`);
+  console.log("| system | in flight | calls/s | p50 ms | p99 ms | etcd txns per call | p50 vs lone |");
   console.log("|---|---|---|---|---|---|---|");
   for (const r of runs) {
-    const ratio = r.p50Ms / baseline(r.concurrency).p50Ms;
+    const ratio = r.p50Ms / baseline(r).p50Ms;
     console.log(`| ${r.system} | ${r.concurrency} | ${r.perSecond.toFixed(0)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.txnsPerWrite?.toFixed(2) ?? "-"} | ${ratio.toFixed(2)}x |`);
   }
   console.log(`failover (leader SIGKILLed → a write accepted through the follower): ${failoverMs.toFixed(0)} ms, lease TTL ${TTL_S} s`);

@@ -14,7 +14,6 @@ import { GroupHa } from "../src/group/ha/group-ha.js";
 import type { GroupHaConfig } from "../src/api/host-ha.js";
 import { createLogger } from "../src/lib/logger.js";
 import { writeFileSync } from "node:fs";
-import { freePort } from "./helpers/vm.js";
 import { removeDir, tempDir } from "./helpers/agent-process.js";
 import { run } from "./helpers/netns.js";
 import { until } from "./helpers/wait.js";
@@ -40,7 +39,7 @@ describe.skipIf(skipReason !== null)("ha: the group's tables replicated through 
 
   beforeAll(async () => {
     dir = tempDir("batu-ha-tables-");
-    cluster = await EtcdCluster.start({ ip: "127.0.0.1", dir: join(dir, "etcd"), basePort: await freePort(), size: 1 });
+    cluster = await EtcdCluster.start({ ip: "127.0.0.1", dir: join(dir, "etcd"), size: 1 });
     etcd = new Etcd3({ hosts: cluster.endpoints });
     await etcd.put(FENCE).value("held");
     leaderDb = openDb(join(dir, "leader.db"));
@@ -123,7 +122,7 @@ describe.skipIf(skipReason !== null)("ha: etcd over TLS, with client certificate
   beforeAll(async () => {
     dir = tempDir("batu-ha-tls-");
     tls = await makeEtcdTls(join(dir, "pki"), "127.0.0.1");
-    cluster = await EtcdCluster.start({ ip: "127.0.0.1", dir: join(dir, "etcd"), basePort: await freePort(), size: 1, tls });
+    cluster = await EtcdCluster.start({ ip: "127.0.0.1", dir: join(dir, "etcd"), size: 1, tls });
   }, 60_000);
 
   afterAll(async () => {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "./netns.js";
+import { freePort } from "./vm.js";
 import { until } from "./wait.js";
 
 /** PEM files: etcd's certificate and key, the CA both sides trust, and a client's certificate and key. */
@@ -48,10 +49,17 @@ export class EtcdCluster {
     return this.clientPorts.map((p) => `${this.scheme}://${this.ip}:${p}`);
   }
 
-  /** `size` members (default 3) on `ip`, client ports basePort, basePort + 10, ...; peer ports one above each. */
+  /**
+   * `size` members (default 3) on `ip`: client ports basePort, basePort + 10, ... and peer ports one
+   * above each when given; else 2379... inside a namespace (`wrap`), or free ports of the loopback.
+   */
   static async start(opts: { ip: string; dir: string; wrap?: string[]; basePort?: number; size?: number; tls?: EtcdTls }): Promise<EtcdCluster> {
-    const base = opts.basePort ?? 2379;
-    const members = Array.from({ length: opts.size ?? 3 }, (_, i) => i).map((i) => ({ name: `e${i}`, client: base + i * 10, peer: base + i * 10 + 1 }));
+    const size = opts.size ?? 3;
+    const base = opts.basePort;
+    // In a namespace of its own, etcd's usual ports; on a shared loopback, free ones, each asked for.
+    const port = async (i: number, peer: 0 | 1) => (base !== undefined ? base + i * 10 + peer : opts.wrap ? 2379 + i * 10 + peer : await freePort());
+    const members: { name: string; client: number; peer: number }[] = [];
+    for (let i = 0; i < size; i++) members.push({ name: `e${i}`, client: await port(i, 0), peer: await port(i, 1) });
     const scheme = opts.tls ? "https" : "http";
     const cluster = new EtcdCluster(opts.ip, members.map((m) => m.client), scheme);
     const initial = members.map((m) => `${m.name}=http://${opts.ip}:${m.peer}`).join(",");

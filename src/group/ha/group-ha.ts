@@ -195,14 +195,21 @@ export class GroupHa {
     }
   }
 
+  /** Ships what no reply waited for: heartbeats' batch, sweeps, renter calls' nonces (all of the outbox). */
   private shipBackground(): void {
-    if (!this.tables?.pending()) return;
-    this.settled().catch((e: Error) => this.log.warn({ err: e.message }, "group_ha: background writes not shipped"));
+    const tables = this.tables;
+    if (!tables?.pending()) return;
+    if (!this.leading) return tables.discardPending();
+    tables.flush(() => this.leadership?.key).catch((e: Error) => {
+      this.log.warn({ err: e.message }, "group_ha: background writes not shipped; reloading the group's tables");
+      void this.resync();
+    });
   }
 
   async close(): Promise<void> {
     clearInterval(this.shipper);
-    if (this.leading) await this.settled().catch(() => undefined);
+    // Whatever no reply waited for (nonces, the last heartbeats) goes before the lead does.
+    if (this.leading) await this.tables?.flush(() => this.leadership?.key).catch(() => undefined);
     await this.leadership?.stop();
     await this.address?.release();
     await this.tables?.close();
