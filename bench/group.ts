@@ -10,8 +10,9 @@
  * handled it (fastify's responseTime in its log), over a window of heartbeats alone and one with
  * `GET /master/group/list` polled (its p50/p99, reply size, and CPU per call from a burst); then
  * `tasks/<id>` of a task on the real member, sequentially, directly on the member and routed through
- * the master, interleaved call by call, with the members beating and again with them stopped:
- * p50/p99 both ways and routed/direct. Agents: dist/cli/main.js (`npm run build` first), on
+ * the master, and through a bare node:http relay to the member's TLS port (the floor of one hop),
+ * interleaved call by call, with the members beating and again with them stopped: p50/p99 each way,
+ * routed/direct, and what routing adds over the floor. Agents: dist/cli/main.js (`npm run build` first), on
  * 127.0.0.1 with temporary conf/data dirs. Prints the table; writes bench/results/group-<date>.json.
  */
 import { cryptoWaitReady } from "@polkadot/util-crypto";
@@ -25,7 +26,7 @@ import { ApiAgent, procCpu } from "./lib/api-agent.js";
 import { Cleanup } from "./lib/cleanup.js";
 import { beatWindow, formatDetails, formatReport, lat, routedFigures, type BeatWindow, type ListFigures, type RoutedFigures } from "./lib/group-report.js";
 import { masterHandling } from "./lib/group-masterlog.js";
-import { measureRouted, signatureProbe, startRoutedMember } from "./lib/group-routed.js";
+import { measureRouted, signatureProbe, startRelay, startRoutedMember } from "./lib/group-routed.js";
 import { joinAll, simMembers, SimGroup } from "./lib/group-sim.js";
 import { benchLog, checkInterrupted, loadAvg, now, sleep } from "./lib/proc.js";
 
@@ -202,13 +203,15 @@ async function main(): Promise<void> {
 
   // --- 3. tasks/<id>: direct vs routed, with the members beating, then with them stopped ---------------
   const routed: RoutedFigures[] = [];
-  const loaded = await measureRouted(master, member, CALLS, WARMUP_CALLS);
+  const relay = await startRelay(member.agent.tlsUrl);
+  cleanup.add("stop the relay", () => relay.stop());
+  const loaded = await measureRouted(master, member, relay.url, CALLS, WARMUP_CALLS);
   routed.push(routedFigures(`${MEMBERS} members beating`, loaded));
   log(`tasks/<id> with ${MEMBERS} members beating: direct p50 ${routed[0]!.direct.p50!.toFixed(2)} ms, routed p50 ${routed[0]!.routed.p50!.toFixed(2)} ms`);
   await sim.stop();
   const simSamples = sim.samples.length;
   await sleep(1000);
-  const quiet = await measureRouted(master, member, CALLS, WARMUP_CALLS);
+  const quiet = await measureRouted(master, member, relay.url, CALLS, WARMUP_CALLS);
   routed.push(routedFigures("members stopped", quiet));
   log(`tasks/<id> with the members stopped: direct p50 ${routed[1]!.direct.p50!.toFixed(2)} ms, routed p50 ${routed[1]!.routed.p50!.toFixed(2)} ms`);
   // The master's CPU per list call, alone: the windows' difference drowns in the shared machine's noise.
@@ -266,7 +269,10 @@ async function main(): Promise<void> {
     findings: details,
     samples: {
       listMs: round(listMs),
-      routedMs: { loaded: { direct: round(loaded.direct), routed: round(loaded.routed) }, quiet: { direct: round(quiet.direct), routed: round(quiet.routed) } },
+      routedMs: {
+        loaded: { direct: round(loaded.direct), routed: round(loaded.routed), relayed: round(loaded.relayed) },
+        quiet: { direct: round(quiet.direct), routed: round(quiet.routed), relayed: round(quiet.relayed) },
+      },
       heartbeatsSent: simSamples,
     },
   };

@@ -38,6 +38,8 @@ export class ApiAgent {
     readonly logPath: string,
     /** spawn → "agent listening", ms. */
     readonly startMs: number,
+    /** `https://host:tlsPort`. */
+    readonly tlsUrl: string = "",
   ) {}
 
   /** `nodeArgs`: options for the agent's node (e.g. --cpu-prof, for a diagnostic run). */
@@ -62,7 +64,7 @@ export class ApiAgent {
         const line = ApiAgent.lines(logPath, offset).find((l) => l.msg === "agent listening");
         if (line) {
           const token = readFileSync(join(confDir, "admin.token"), "utf8").trim();
-          return new ApiAgent(child, String(line.url), String(line.nodeId), token, logPath, performance.now() - t0);
+          return new ApiAgent(child, String(line.url), String(line.nodeId), token, logPath, performance.now() - t0, String(line.tlsUrl));
         }
         if (Date.now() > deadline) throw new Error(`agent did not listen within 60 s:\n${tail(logPath)}`);
         await sleep(10);

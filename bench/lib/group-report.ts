@@ -110,6 +110,10 @@ export interface RoutedFigures {
   sameReply: boolean;
   /** Each agent's own handling per call (its log): the master for routed calls, the member both ways. */
   handling: { master: Lat; memberDirect: Lat; memberRouted: Lat };
+  /** The direct call through a bare relay (one hop, no checks): the floor of routing. */
+  relayed: Lat;
+  /** Median of (relayed − direct) over the rounds: what the hop alone adds. */
+  pairedRelayAddedMs: number;
 }
 
 export function routedFigures(label: string, r: RoutedRun): RoutedFigures {
@@ -126,6 +130,8 @@ export function routedFigures(label: string, r: RoutedRun): RoutedFigures {
     replyBytes: r.replyBytes,
     sameReply: r.sameReply,
     handling: { master: lat(r.handling.master), memberDirect: lat(r.handling.memberDirect), memberRouted: lat(r.handling.memberRouted) },
+    relayed: lat(r.relayed),
+    pairedRelayAddedMs: quantile(r.relayed.map((x, i) => x - r.direct[i]!), 0.5)!,
   };
 }
 
@@ -199,7 +205,9 @@ export function formatDetails(o: {
   for (const r of o.routed) {
     out.push(
       `tasks/<id> ${r.label}: reply ${r.replyBytes.direct} B direct, ${r.replyBytes.routed} B routed (${r.sameReply ? "the same bytes" : "DIFFERENT bytes"}); ` +
-        `routing adds ${f(r.addedP50Ms)} ms at p50, ${f(r.pairedAddedMs)} ms as the median of per-pair differences`,
+        `routing adds ${f(r.addedP50Ms)} ms at p50, ${f(r.pairedAddedMs)} ms as the median of per-pair differences; ` +
+        `a bare node:http relay to the member's TLS port (one hop, no checks: the floor) adds ${f(r.pairedRelayAddedMs)} ms ` +
+        `(p50 ${f(r.relayed.p50)} ms), so batu's routing costs ${f(r.pairedAddedMs - r.pairedRelayAddedMs)} ms over the floor`,
     );
     const h = r.handling;
     const sig = o.signature;

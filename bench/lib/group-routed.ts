@@ -14,7 +14,8 @@ import { ApiAgent } from "./api-agent.js";
 import { seedTasks } from "./api-store.js";
 import { masterHandling } from "./group-masterlog.js";
 import { quantile } from "./stats.js";
-import { checkInterrupted, now } from "./proc.js";
+import { checkInterrupted, now, stopChild } from "./proc.js";
+import { spawn } from "node:child_process";
 
 export interface RoutedMember {
   agent: ApiAgent;
@@ -101,6 +102,8 @@ async function timedPost(url: string, body: string): Promise<{ ms: number; statu
 export interface RoutedRun {
   direct: number[];
   routed: number[];
+  /** The same direct call through a bare node:http relay to the member's TLS port (bare-relay.mjs): a hop's floor. */
+  relayed: number[];
   replyBytes: { direct: number; routed: number };
   /** Whether both ways answered the very same bytes. */
   sameReply: boolean;
@@ -115,15 +118,19 @@ export interface RoutedRun {
  * `tasks/<id>` sequentially, direct then routed, `calls` times each after `warmup` pairs (alternating
  * cancels slow drifts of a shared machine). Every reply must be errcode 0 for the task.
  */
-export async function measureRouted(master: ApiAgent, m: RoutedMember, calls: number, warmup: number): Promise<RoutedRun> {
+export async function measureRouted(master: ApiAgent, m: RoutedMember, relayUrl: string, calls: number, warmup: number): Promise<RoutedRun> {
   const path = `/api/v1/tasks/${m.taskId}`;
-  const ways = { direct: { url: `${m.agent.url}${path}`, body: m.body.direct }, routed: { url: `${master.url}${path}`, body: m.body.routed } };
-  const out: RoutedRun = { direct: [], routed: [], replyBytes: { direct: 0, routed: 0 }, sameReply: true, handling: { master: [], memberDirect: [], memberRouted: [] } };
+  const ways = {
+    direct: { url: `${m.agent.url}${path}`, body: m.body.direct },
+    routed: { url: `${master.url}${path}`, body: m.body.routed },
+    relayed: { url: `${relayUrl}${path}`, body: m.body.direct },
+  };
+  const out: RoutedRun = { direct: [], routed: [], relayed: [], replyBytes: { direct: 0, routed: 0 }, sameReply: true, handling: { master: [], memberDirect: [], memberRouted: [] } };
   const [master0, member0] = [master.logBytes(), m.agent.logBytes()];
-  const first: Partial<Record<"direct" | "routed", Buffer>> = {};
+  const first: Partial<Record<"direct" | "routed" | "relayed", Buffer>> = {};
   for (let i = 0; i < warmup + calls; i++) {
     checkInterrupted();
-    for (const way of ["direct", "routed"] as const) {
+    for (const way of ["direct", "routed", "relayed"] as const) {
       const r = await timedPost(ways[way].url, ways[way].body);
       const json = JSON.parse(r.bytes.toString("utf8")) as { errcode?: number; message?: { task_id?: string } };
       if (r.status !== 200 || json.errcode !== 0 || json.message?.task_id !== m.taskId) {
@@ -135,8 +142,9 @@ export async function measureRouted(master: ApiAgent, m: RoutedMember, calls: nu
   }
   const route = `POST ${path}`;
   const onMaster = (masterHandling(master.logPath, master0, master.logBytes())[route]?.ms ?? []).slice(warmup);
-  const onMember = (masterHandling(m.agent.logPath, member0, m.agent.logBytes())[route]?.ms ?? []).slice(2 * warmup);
-  out.handling = { master: onMaster, memberDirect: onMember.filter((_, i) => i % 2 === 0), memberRouted: onMember.filter((_, i) => i % 2 === 1) };
+  const onMember = (masterHandling(m.agent.logPath, member0, m.agent.logBytes())[route]?.ms ?? []).slice(3 * warmup);
+  // The member logs three calls per round: direct, routed, relayed (a direct one too).
+  out.handling = { master: onMaster, memberDirect: onMember.filter((_, i) => i % 3 === 0), memberRouted: onMember.filter((_, i) => i % 3 === 1) };
   out.replyBytes = { direct: first.direct!.length, routed: first.routed!.length };
   out.sameReply = first.direct!.equals(first.routed!);
   return out;
@@ -157,4 +165,23 @@ export function signatureProbe(n = 300): { signUs: number; verifyUs: number } {
     return quantile(xs, 0.5)!;
   };
   return { signUs: time(() => sr25519Sign(message, pair)), verifyUs: time(() => sr25519Verify(message, sig, pair.publicKey)) };
+}
+
+/**
+ * Starts bare-relay.mjs toward the member's TLS port: the floor any routed call pays (one more
+ * process, HTTP in, TLS out over a kept connection). Returns its URL and how to stop it.
+ */
+export async function startRelay(memberTlsUrl: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const { hostname, port } = new URL(memberTlsUrl);
+  const child = spawn(process.execPath, [join(import.meta.dirname, "bare-relay.mjs"), hostname, port], { stdio: ["pipe", "pipe", "inherit"] });
+  const relayPort = await new Promise<number>((resolvePort, reject) => {
+    let out = "";
+    child.stdout!.on("data", (b: Buffer) => {
+      out += b.toString();
+      const m = /port (\d+)/.exec(out);
+      if (m) resolvePort(Number(m[1]));
+    });
+    child.once("exit", (code) => reject(new Error(`bare-relay exited with ${code}`)));
+  });
+  return { url: `http://127.0.0.1:${relayPort}`, stop: () => stopChild(child, 2_000) };
 }
