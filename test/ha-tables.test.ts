@@ -103,6 +103,27 @@ describe.skipIf(skipReason !== null)("ha: the group's tables replicated through 
     await etcd.put(FENCE).value("held");
   });
 
+  it("the first master brings its own tables (a lone master turned HA loses nothing); a later one brings none", async () => {
+    const first = openDb(join(dir, "first.db"));
+    const later = openDb(join(dir, "later.db"));
+    insertRental(first, "node-s", "sam");
+    insertRental(first, "node-t", "tess");
+    first.prepare("INSERT INTO used_nonces (signer, nonce, used_at) VALUES ('k9', 'n9', 'now')").run();
+    insertRental(later, "node-u", "uma");
+    const a = new ReplicatedTables(first, etcd, "/seed/tables/");
+    const b = new ReplicatedTables(later, etcd, "/seed/tables/");
+    expect(await a.seed("/seed/seeded", "first")).toBe(3);
+    expect(await b.seed("/seed/seeded", "later")).toBe(0);
+    await a.load();
+    await b.load();
+    expect(rentals(later)).toEqual(rentals(first));
+    expect(JSON.stringify(rentals(later))).toContain("tess");
+    expect(JSON.stringify(rentals(later))).not.toContain("uma");
+    expect(nonces(later)).toEqual([{ signer: "k9", nonce: "n9" }]);
+    await a.close();
+    await b.close();
+  });
+
   it("a load makes a copy exactly etcd's: the write never shipped is gone", async () => {
     expect(JSON.stringify(rentals(leaderDb))).toContain("carol");
     await leader.load();

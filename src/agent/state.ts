@@ -103,6 +103,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
   if (ha) group.useHa(() => ha.leading);
   await ha?.attach({
     db,
+    nodeId: identity.nodeId,
     reread: (tables) => tables.has("group_members") && members.reread(),
     newTerm: () => {
       members.reread();

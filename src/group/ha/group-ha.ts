@@ -70,12 +70,18 @@ export class GroupHa {
     return shareIdentity(this.etcd, confDir, `${this.prefix}identity/`);
   }
 
-  /** Makes the store a copy of the group's tables and keeps it current. A removed stale service address first. */
-  async attach(attach: GroupHaAttach): Promise<void> {
+  /**
+   * Makes the store a copy of the group's tables and keeps it current; the first master of the group
+   * puts its own tables there first (a lone master turned into the first of several loses nothing).
+   * A stale service address (this host crashed while leading) is removed before anything.
+   */
+  async attach(attach: GroupHaAttach & { nodeId: string }): Promise<void> {
     this.attached = attach;
     await this.address?.release();
     this.tables = new ReplicatedTables(attach.db, this.etcd, `${this.prefix}tables/`);
     this.tables.onApplied(attach.reread);
+    const seeded = await this.tables.seed(`${this.prefix}seeded`, attach.nodeId);
+    if (seeded > 0) this.log.info({ rows: seeded }, "group_ha: this master's tables are the group's first");
     await this.follow();
   }
 

@@ -175,6 +175,25 @@ export class ReplicatedTables {
   }
 
   /**
+   * The first master of a group on a new etcd brings the state it kept alone: when no master has
+   * seeded the group yet (`marker` absent, claimed atomically), every row of this copy goes to etcd.
+   * A later master seeds nothing (its copy is then replaced by `load`). Returns the rows put.
+   */
+  async seed(marker: string, by: string): Promise<number> {
+    const claim = await this.etcd.if(marker, "Create", "==", 0).then(this.etcd.put(marker).value(by)).commit();
+    if (!claim.succeeded) return 0;
+    const puts: [string, string][] = [];
+    for (const [table, { columns, keyColumns }] of this.shapes) {
+      const rows = prepared(this.db, `SELECT ${columns.join(", ")} FROM main.${table}`).all() as Record<string, unknown>[];
+      for (const row of rows) puts.push([this.etcdKey(table, JSON.stringify(keyColumns.map((c) => row[c]))), JSON.stringify(row)]);
+    }
+    for (let i = 0; i < puts.length; i += MAX_TXN_OPS) {
+      await this.etcd.if(marker, "Create", ">", 0).then(...puts.slice(i, i + MAX_TXN_OPS).map(([k, v]) => this.etcd.put(k).value(v))).commit();
+    }
+    return puts.length;
+  }
+
+  /**
    * Makes this copy exactly etcd's: every shared table emptied and refilled from one read of the
    * prefix. Unshipped writes are dropped (they were never acknowledged). Returns the revision read.
    */
