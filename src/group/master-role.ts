@@ -99,8 +99,8 @@ export class MasterRole {
   }
 
   /** A record's state now: computed from its last heartbeat, never stored (see liveness.ts). */
-  private stateOf(m: MemberRecord): MemberState {
-    return memberState(new Date(m.lastSeen), this.opts.now(), this.opts.liveness, this.opts.startedAt);
+  private stateOf(m: MemberRecord, now: Date = this.opts.now()): MemberState {
+    return memberState(new Date(m.lastSeen), now, this.opts.liveness, this.opts.startedAt);
   }
 
   /**
@@ -146,7 +146,8 @@ export class MasterRole {
 
   /** The members a `group/list` query selects (member-list.ts), and the list's head. */
   listSelection(query: MemberListQuery = {}): { head: { master: string; group_name: string }; selection: MemberSelection } {
-    const all = this.opts.members.list().map((record) => ({ record, state: this.stateOf(record), proof: record.nodeId === null ? undefined : this.proofs.get(record.nodeId) }));
+    const now = this.opts.now();
+    const all = this.opts.members.list().map((record) => ({ record, state: this.stateOf(record, now), proof: record.nodeId === null ? undefined : this.proofs.get(record.nodeId) }));
     return { head: { master: this.opts.selfAddress(), group_name: this.opts.groupName }, selection: selectMembers(all, query) };
   }
 

@@ -68,29 +68,43 @@ export function memberListAnswer(head: { master: string; group_name: string }, s
   return { ...head, member, members: member, ...(s.total !== undefined ? { total: s.total } : {}), ...(s.next !== undefined ? { next: s.next } : {}) };
 }
 
+const COMMA = Buffer.from(",");
+
 /**
- * The list's answer as JSON text, each member's part serialized once and kept while its record (the
+ * The list's answer as JSON bytes, each member's part serialized once and kept while its record (the
  * repo hands out the same record object until the member changes), state and proof stay the same: a
- * list of 1,000 members where a few dozen beat since the last call serializes those few dozen. The
- * text is what the GroupList schema's serializer makes of `memberListAnswer` (the test holds it so).
+ * list of 1,000 members where a few dozen beat since the last call serializes those few dozen, and
+ * the answer is one copy of bytes already made (no 1 MB string to build and encode again: that
+ * cost more than the serializing). The bytes are what the GroupList schema's serializer makes of
+ * `memberListAnswer` (the route's test holds it so).
  */
 export class MemberListJson {
-  private readonly parts = new WeakMap<MemberRecord, { state: MemberState; proof: HeartbeatProof | undefined; json: string }>();
+  private readonly parts = new WeakMap<MemberRecord, { state: MemberState; proof: HeartbeatProof | undefined; json: Buffer }>();
 
   /** `serializeMember`: the GroupMember schema's serializer (the route's, so the bytes are the schema's). */
   constructor(private readonly serializeMember: (m: GroupMember) => string) {}
 
-  answer(head: { master: string; group_name: string }, s: MemberSelection): string {
-    const items = s.page.map((m) => this.part(m)).join(",");
+  answer(head: { master: string; group_name: string }, s: MemberSelection): Buffer {
+    const items: Buffer[] = [];
+    for (const m of s.page) {
+      if (items.length > 0) items.push(COMMA);
+      items.push(this.part(m));
+    }
     const total = s.total !== undefined ? `,"total":${s.total}` : "";
     const next = s.next !== undefined ? `,"next":${JSON.stringify(s.next)}` : "";
-    return `{"master":${JSON.stringify(head.master)},"group_name":${JSON.stringify(head.group_name)},"member":[${items}],"members":[${items}]${total}${next}}`;
+    return Buffer.concat([
+      Buffer.from(`{"master":${JSON.stringify(head.master)},"group_name":${JSON.stringify(head.group_name)},"member":[`),
+      ...items,
+      Buffer.from(`],"members":[`),
+      ...items,
+      Buffer.from(`]${total}${next}}`),
+    ]);
   }
 
-  private part(m: ListedMember): string {
+  private part(m: ListedMember): Buffer {
     const kept = this.parts.get(m.record);
     if (kept && kept.state === m.state && kept.proof === m.proof) return kept.json;
-    const json = this.serializeMember(memberView(m));
+    const json = Buffer.from(this.serializeMember(memberView(m)));
     this.parts.set(m.record, { state: m.state, proof: m.proof, json });
     return json;
   }
