@@ -7,7 +7,7 @@
  * list (`GET /common/vm/list?scope=group`) asks every member each time (src/group/group-vms.ts).
  *
  *   npm run bench:scale -- [--members 1000] [--vms-per-member 50] [--interval-ms 3000] [--list-every-ms 250]
- *                          [--list-seconds 20] [--vm-lists 20] [--cold-vm-lists 5] [--no-vm-pages] [--base-port 20000] [--no-json]
+ *                          [--list-seconds 20] [--vm-lists 20] [--cold-vm-lists 5] [--no-vm-pages] [--cli <dist/cli/main.js>] [--base-port 20000] [--no-json]
  *
  * Figures: `GET /master/group/list` p50/p99 with every member (and a page of 100), polled every
  * `--list-every-ms` while the members beat, and the master's CPU per call from a burst; the
@@ -41,6 +41,7 @@ const { values: flags } = parseArgs({
     "vm-lists": { type: "string", default: "20" },
     "cold-vm-lists": { type: "string", default: "5" },
     "no-vm-pages": { type: "boolean", default: false },
+    cli: { type: "string" },
     "base-port": { type: "string", default: "20000" },
     "no-json": { type: "boolean", default: false },
   },
@@ -120,7 +121,8 @@ async function main(): Promise<void> {
   log(`temp dir ${root}; ${availableParallelism()} CPUs (${cpus()[0]?.model ?? "?"}); load ${load0}`);
 
   // --- 1. the master, the members' TLS side, their joins and first heartbeats -----------------------
-  const master = await ApiAgent.start(join(root, "master/conf"), join(root, "master/data"), join(root, "master.log"));
+  const master = await ApiAgent.start(join(root, "master/conf"), join(root, "master/data"), join(root, "master.log"), [], ...(flags.cli ? [resolve(flags.cli)] : []));
+  if (flags.cli) log(`master: ${resolve(flags.cli)}`);
   cleanup.add("stop the master", async () => {
     if (process.exitCode) console.error(`the master's log ends:\n${readFileSync(master.logPath, "utf8").split("\n").slice(-12).join("\n")}`);
     await master.stop();
@@ -253,6 +255,7 @@ async function main(): Promise<void> {
       vmLists: VM_LISTS,
       coldVmLists: COLD_VM_LISTS,
       coldGapMs: COLD_GAP_MS,
+      masterCli: flags.cli ? resolve(flags.cli) : "dist/cli/main.js",
       members_: "recorded by the operator (seed 000 bearer join), then session-key heartbeats naming their TLS port and certificate (pinned by the master)",
       vmList: "GET /common/vm/list?scope=group: the master asks every member's POST /slave/group/vms over TLS (MAC with its session key); the members (one HTTPS server in the bench process, a port each) check it with ForwardVerifier and answer pre-serialized VMs",
     },
