@@ -13,7 +13,8 @@
  * `--list-every-ms` while the members beat, and the master's CPU per call from a burst; the
  * group-wide VM list p50/p99 back to back (the master's connections to members kept alive) and after
  * more than the 2 s a kept connection may idle (every member connected anew), and a page of it; the
- * master's RSS and JS heap (its /metrics) after loading and after the runs. Agent: dist/cli/main.js
+ * master's RSS and JS heap (its /metrics) after loading and after the runs. Each latency also as the
+ * master handled it (its log's responseTime), free of the bench process's own delays. Agent: dist/cli/main.js
  * (`npm run build` first), 127.0.0.1 only. Writes bench/results/scale-<date>.json.
  */
 import { cryptoWaitReady } from "@polkadot/util-crypto";
@@ -26,6 +27,7 @@ import { ApiAgent, procCpu } from "./lib/api-agent.js";
 import { Cleanup } from "./lib/cleanup.js";
 import { lat, type Lat } from "./lib/group-report.js";
 import { joinAll, simMembers, SimGroup } from "./lib/group-sim.js";
+import { masterHandling } from "./lib/group-masterlog.js";
 import { benchLog, checkInterrupted, loadAvg, now, sleep } from "./lib/proc.js";
 import { SimVmServers, simVms } from "./lib/scale-members.js";
 import { masterMemory, timedGet, type MasterMemory } from "./lib/scale-probes.js";
@@ -82,6 +84,8 @@ interface Series {
   cpuMsPerCall: number | null;
   /** Members left out of a group-wide VM list as unreachable, over all its calls. */
   unreachable: number;
+  /** The master's own handling times (its log's responseTime): free of the bench process's delays. */
+  masterHandling: Lat;
 }
 
 /** `path` every `everyMs` (0: back to back) for `count` calls or until `untilMs`; checks each reply with `check`. */
@@ -96,6 +100,7 @@ async function series(
   let bytes = 0;
   let unreachable = 0;
   let previous: Headers | null = null;
+  const log0 = master.logBytes();
   const c0 = procCpu(master.pid);
   for (let tick = now(); (opts.count === undefined || ms.length < opts.count) && (opts.untilMs === undefined || now() < opts.untilMs); tick += opts.everyMs) {
     checkInterrupted();
@@ -108,8 +113,12 @@ async function series(
     if (wait > 0) await sleep(wait);
   }
   const cpuMsPerCall = opts.everyMs === 0 ? ((procCpu(master.pid).self - c0.self) * 1000) / ms.length : null;
-  const s = { label, latency: lat(ms), bytes, cpuMsPerCall, unreachable, ms };
-  log(`${label}: p50 ${s.latency.p50!.toFixed(1)} ms, p99 ${s.latency.p99!.toFixed(1)} ms (n=${ms.length}), ${bytes} B${cpuMsPerCall === null ? "" : `, master CPU ${cpuMsPerCall.toFixed(1)} ms a call`}${unreachable ? `, ${unreachable} members left out as unreachable` : ""}`);
+  // Request lines reach the log within 100 ms (docs/logging.md).
+  await sleep(300);
+  const route = `GET ${(typeof path === "string" ? path : path(null)).split("?")[0]}`;
+  const handling = lat(masterHandling(master.logPath, log0, master.logBytes())[route]?.ms ?? []);
+  const s = { label, latency: lat(ms), bytes, cpuMsPerCall, unreachable, masterHandling: handling, ms };
+  log(`${label}: p50 ${s.latency.p50!.toFixed(1)} ms, p99 ${s.latency.p99!.toFixed(1)} ms (n=${ms.length}; the master's handling p50 ${handling.p50?.toFixed(1)} ms, p99 ${handling.p99?.toFixed(1)} ms), ${bytes} B${cpuMsPerCall === null ? "" : `, master CPU ${cpuMsPerCall.toFixed(1)} ms a call`}${unreachable ? `, ${unreachable} members left out as unreachable` : ""}`);
   return s;
 }
 
@@ -216,13 +225,14 @@ async function main(): Promise<void> {
   if (servers.counts.refused > 0) throw new Error("members refused some of the master's calls");
 
   // --- 4. report --------------------------------------------------------------------------------------
-  const row = (s: Series) => `${s.label.padEnd(64)} ${fmt(s.latency.p50)} ${fmt(s.latency.p99)} ${String(s.latency.n).padStart(5)} ${(s.bytes / 1024).toFixed(0).padStart(8)} ${fmt(s.cpuMsPerCall)}`;
+  const row = (s: Series) =>
+    `${s.label.padEnd(64)} ${fmt(s.latency.p50)} ${fmt(s.latency.p99)} ${fmt(s.masterHandling.p50)} ${fmt(s.masterHandling.p99)} ${String(s.latency.n).padStart(5)} ${(s.bytes / 1024).toFixed(0).padStart(8)} ${fmt(s.cpuMsPerCall)}`;
   const memRow = (label: string, m: MasterMemory) => `${label.padEnd(28)} ${mib(m.rssBytes).padStart(8)} ${mib(m.heapUsedBytes).padStart(10)} ${mib(m.heapTotalBytes).padStart(11)}`;
   console.log(
     [
       "",
       `Scale: ${MEMBERS} member hosts, ${wantVms} VMs, heartbeats every ${INTERVAL_MS} ms (${((MEMBERS * 1000) / INTERVAL_MS).toFixed(0)}/s)`,
-      `${"call".padEnd(64)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"n".padStart(5)} ${"KiB".padStart(8)} ${"CPU ms".padStart(8)}`,
+      `${"call (p50/p99: the bench's, then the master's handling)".padEnd(64)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"m p50".padStart(8)} ${"m p99".padStart(8)} ${"n".padStart(5)} ${"KiB".padStart(8)} ${"CPU ms".padStart(8)}`,
       ...lists.map(row),
       ...vmLists.map(row),
       "",

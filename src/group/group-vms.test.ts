@@ -21,7 +21,7 @@ const vms = (prefix: string, n: number) => Array.from({ length: n }, (_, j) => (
  * A master with its own VMs and members 1..`counts.length`, member i holding `counts[i-1]` VMs; the
  * router answers as each member would (an unreachable one throws as the router does), and counts the calls.
  */
-function group(own: number, counts: number[], opts: { unreachable?: number[]; concurrency?: number } = {}) {
+function group(own: number, counts: number[], opts: { unreachable?: number[]; maxWave?: number } = {}) {
   const asked: string[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
@@ -44,7 +44,7 @@ function group(own: number, counts: number[], opts: { unreachable?: number[]; co
     isMaster: () => true,
     peers: () => counts.map((_, k) => peer(k + 1)),
     router,
-    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+    ...(opts.maxWave ? { maxWave: opts.maxWave } : {}),
   });
   return { list: (q = {}) => list.list(vms("own", own), q), asked, maxInFlight: () => maxInFlight };
 }
@@ -84,23 +84,26 @@ describe("GroupVms", () => {
     const counts = [3, 0, 5, 2, 4, 1, 0, 6, 2];
     const every = (await group(4, counts).list()).vms.map((v) => v.id);
     for (const limit of [1, 3, 4, 7, 100]) {
-      const { ids } = await walk(group(4, counts, { concurrency: 2 }), limit);
+      const { ids } = await walk(group(4, counts, { maxWave: 2 }), limit);
       expect(ids).toEqual(every);
     }
-    const g = group(4, counts, { concurrency: 2 });
+    const g = group(4, counts, { maxWave: 2 });
     const first = await g.list({ limit: 4 });
     expect([first.vms.map((v) => v.id), first.next, g.asked]).toEqual([["own-0", "own-1", "own-2", "own-3"], `${MASTER}/own-3`, []]);
     g.asked.length = 0;
     const second = await g.list({ limit: 4, after: first.next });
     expect([second.vms.map((v) => v.id), second.next, g.asked]).toEqual([["m1-0", "m1-1", "m1-2", "m3-0"], `${node(3)}/m3-0`, [node(1), node(2), node(3), node(4)]]);
-    // The members of a page, and at most `concurrency` - 1 more already asked when it filled: never the rest.
+    // The members of a page, and at most a wave more already asked when it filled: never the rest.
     expect(g.asked).not.toContain(node(5));
   });
 
-  it("asks at most `concurrency` members at once", async () => {
-    const g = group(0, Array.from({ length: 9 }, () => 1), { concurrency: 3 });
-    expect((await g.list()).vms).toHaveLength(9);
-    expect(g.maxInFlight()).toBe(3);
+  it("a page asks in waves of 1, 2, 4, ... members, at most `maxWave` at once; a whole list asks them all at once", async () => {
+    const paged = group(0, Array.from({ length: 9 }, () => 1), { maxWave: 3 });
+    expect((await paged.list({ limit: 9 })).vms).toHaveLength(9);
+    expect(paged.maxInFlight()).toBe(3);
+    const whole = group(0, Array.from({ length: 9 }, () => 1), { maxWave: 3 });
+    expect((await whole.list()).vms).toHaveLength(9);
+    expect(whole.maxInFlight()).toBe(9);
   });
 
   it("one node's VMs with node_id; an unreachable member is left out and named; a stale cursor is a 400 naming `after`", async () => {

@@ -7,11 +7,12 @@ import type { GroupPeer } from "./master-role.js";
 export const MEMBER_VMS_PATH = "/slave/group/vms";
 
 /**
- * How many members a group-wide list asks at once. Asking all 1,000 of a large group together made
- * the master open 1,000 TLS connections in one go: their handshakes queued behind each other on its
- * one thread past the 2 s connect bound, and healthy members came back "unreachable" (bench:scale).
+ * How many members one wave of a page asks at most (waves grow 1, 2, 4, ... until the page is full).
+ * A whole list asks every member at once, as it always did: bounding that too (32 or 128 at a time)
+ * made bench:scale's 1,000-member list no faster and left some members "unreachable" (connects
+ * started while the master was busy with earlier answers ran past the 2 s bound).
  */
-export const GROUP_VMS_CONCURRENCY = 32;
+export const GROUP_VMS_PAGE_WAVE = 32;
 
 /** Where a VM of the group lives. */
 export interface VmPlacement {
@@ -50,8 +51,8 @@ export interface GroupVmsOptions {
   isMaster: () => boolean;
   peers: () => GroupPeer[];
   router: Pick<GroupRouter, "forward" | "verifyForwarded">;
-  /** Members asked at once; default GROUP_VMS_CONCURRENCY. */
-  concurrency?: number;
+  /** The most members one wave of a page asks; default GROUP_VMS_PAGE_WAVE. */
+  maxWave?: number;
 }
 
 /** A node the list may ask: the master itself (its VMs at hand) or a member. */
@@ -59,7 +60,7 @@ type Source<T> = { nodeId: string; address: string; local: T[] } | { nodeId: str
 
 /**
  * `GET /common/vm/list?scope=group` on a master: its own VMs and every member's, each with its node.
- * Members are asked in parallel (GROUP_VMS_CONCURRENCY at a time), with the routing bounds (a dead
+ * Members are asked in parallel (a page: in growing waves), with the routing bounds (a dead
  * member is not asked, a silent one costs at most the 2 s connect bound), so one bad member never
  * stalls the list.
  */
@@ -90,26 +91,28 @@ export class GroupVms {
       afterVm = vm;
     }
     const limit = query.limit ?? Infinity;
-    // Each node's VMs once asked (after the cursor, for the first), in node order; asked by a pool of
-    // workers, each taking the next node, until the nodes answered in a row from the first hold a page.
-    const answers: Array<{ vms: T[] } | UnreachableNode | undefined> = [];
-    let launched = 0;
-    let answeredInRow = 0;
-    let vmsInRow = 0;
-    const askNext = async (): Promise<void> => {
-      while (launched < sources.length && vmsInRow < limit) {
-        const k = launched++;
-        const source = sources[k]!;
-        const a = "local" in source ? { vms: source.local } : await this.ask<T>(source.peer);
-        answers[k] = k === 0 && afterVm !== undefined && !("reason" in a) ? { vms: afterCursor(a.vms, afterVm, source.nodeId) } : a;
-        for (let next = answers[answeredInRow]; next !== undefined; next = answers[answeredInRow]) {
-          if (!("reason" in next)) vmsInRow += next.vms.length;
-          answeredInRow++;
-        }
-      }
+    // Each node's answer (its VMs after the cursor, for the first), in node order.
+    const answers: Array<{ vms: T[] } | UnreachableNode> = [];
+    const askSource = async (k: number): Promise<void> => {
+      const source = sources[k]!;
+      const a = "local" in source ? { vms: source.local } : await this.ask<T>(source.peer);
+      answers[k] = k === 0 && afterVm !== undefined && !("reason" in a) ? { vms: afterCursor(a.vms, afterVm, source.nodeId) } : a;
     };
-    const concurrency = Math.max(1, this.opts.concurrency ?? GROUP_VMS_CONCURRENCY);
-    await Promise.all(Array.from({ length: Math.min(concurrency, sources.length) }, askNext));
+    const maxWave = Math.max(1, this.opts.maxWave ?? GROUP_VMS_PAGE_WAVE);
+    if (query.limit === undefined) {
+      await Promise.all(sources.map((_, k) => askSource(k)));
+    } else {
+      // A page: waves of 1, 2, 4, ... nodes (at most `maxWave`) until those asked hold a page, so a
+      // page of a large group asks a few members more than it needs, never a whole wave of idle ones.
+      let held = 0;
+      for (let k = 0, wave = 1; k < sources.length && held < limit; wave = Math.min(2 * wave, maxWave)) {
+        const batch = Array.from({ length: Math.min(wave, sources.length - k) }, (_, j) => k + j);
+        await Promise.all(batch.map(askSource));
+        for (const j of batch) held += "reason" in answers[j]! ? 0 : (answers[j] as { vms: T[] }).vms.length;
+        k += batch.length;
+      }
+    }
+    const answeredInRow = answers.length;
 
     const vms: Array<T & VmPlacement> = [];
     const unreachable: UnreachableNode[] = [];
