@@ -21,7 +21,7 @@ const vms = (prefix: string, n: number) => Array.from({ length: n }, (_, j) => (
  * A master with its own VMs and members 1..`counts.length`, member i holding `counts[i-1]` VMs; the
  * router answers as each member would (an unreachable one throws as the router does), and counts the calls.
  */
-function group(own: number, counts: number[], opts: { unreachable?: number[]; maxWave?: number } = {}) {
+function group(own: number, counts: number[], opts: { unreachable?: number[]; concurrency?: number } = {}) {
   const asked: string[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
@@ -44,7 +44,7 @@ function group(own: number, counts: number[], opts: { unreachable?: number[]; ma
     isMaster: () => true,
     peers: () => counts.map((_, k) => peer(k + 1)),
     router,
-    ...(opts.maxWave ? { maxWave: opts.maxWave } : {}),
+    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
   });
   return { list: (q = {}) => list.list(vms("own", own), q), asked, maxInFlight: () => maxInFlight };
 }
@@ -84,10 +84,10 @@ describe("GroupVms", () => {
     const counts = [3, 0, 5, 2, 4, 1, 0, 6, 2];
     const every = (await group(4, counts).list()).vms.map((v) => v.id);
     for (const limit of [1, 3, 4, 7, 100]) {
-      const { ids } = await walk(group(4, counts, { maxWave: 2 }), limit);
+      const { ids } = await walk(group(4, counts, { concurrency: 2 }), limit);
       expect(ids).toEqual(every);
     }
-    const g = group(4, counts, { maxWave: 2 });
+    const g = group(4, counts, { concurrency: 2 });
     const first = await g.list({ limit: 4 });
     expect([first.vms.map((v) => v.id), first.next, g.asked]).toEqual([["own-0", "own-1", "own-2", "own-3"], `${MASTER}/own-3`, []]);
     g.asked.length = 0;
@@ -97,13 +97,14 @@ describe("GroupVms", () => {
     expect(g.asked).not.toContain(node(5));
   });
 
-  it("a page asks in waves of 1, 2, 4, ... members, at most `maxWave` at once; a whole list asks them all at once", async () => {
-    const paged = group(0, Array.from({ length: 9 }, () => 1), { maxWave: 3 });
-    expect((await paged.list({ limit: 9 })).vms).toHaveLength(9);
-    expect(paged.maxInFlight()).toBe(3);
-    const whole = group(0, Array.from({ length: 9 }, () => 1), { maxWave: 3 });
+  it("asks at most `concurrency` members at once: a whole list keeps that many busy, a page grows its waves 1, 2, 4, ... up to it", async () => {
+    const whole = group(0, Array.from({ length: 9 }, () => 1), { concurrency: 3 });
     expect((await whole.list()).vms).toHaveLength(9);
-    expect(whole.maxInFlight()).toBe(9);
+    expect(whole.maxInFlight()).toBe(3);
+    const paged = group(0, Array.from({ length: 9 }, () => 1), { concurrency: 3 });
+    expect((await paged.list({ limit: 3 })).vms).toHaveLength(3);
+    // The master (none), then members 1-2, then 3-5: the page is full within them.
+    expect([paged.maxInFlight(), paged.asked]).toEqual([3, [1, 2, 3, 4, 5].map(node)]);
   });
 
   it("one node's VMs with node_id; an unreachable member is left out and named; a stale cursor is a 400 naming `after`", async () => {
