@@ -191,6 +191,14 @@ describe("group: routing /api/v1 through the master", () => {
       expect.objectContaining({ id: taskId, node_id: member.nodeId, node_address: `127.0.0.1:${member.port}`, status: "running" }),
     ]);
     expect((await call(`${master.url}/common/vm/list`, { token: master.adminToken })).body).toEqual([]);
+    // A page, and one node's VMs: the same VM; the last page names no next one. Paging is for scope=group only.
+    const page = await fetch(`${master.url}/common/vm/list?scope=group&limit=1`, { headers: { authorization: `Bearer ${master.adminToken}` } });
+    expect([page.status, page.headers.get("x-batu-next"), ((await page.json()) as any[]).map((v) => v.id)]).toEqual([200, null, [taskId]]);
+    const ofMember = await call(`${master.url}/common/vm/list?scope=group&node_id=${member.nodeId}`, { token: master.adminToken });
+    expect(ofMember.body.map((v: any) => [v.id, v.node_id])).toEqual([[taskId, member.nodeId]]);
+    expect((await call(`${master.url}/common/vm/list?scope=group&node_id=${master.nodeId}`, { token: master.adminToken })).body).toEqual([]);
+    const hostPage = await call(`${master.url}/common/vm/list?limit=1`, { token: master.adminToken });
+    expect([hostPage.status, hostPage.body.message]).toEqual([400, expect.stringMatching(/^limit: only with scope=group/)]);
     const onlyMaster = await call(`${member.url}/common/vm/list?scope=group`, { token: member.adminToken });
     expect(onlyMaster.status).toBe(409);
     // The member hands its list only to its master's signed call.
@@ -266,6 +274,7 @@ describe("group: routing /api/v1 through the master", () => {
     expect(JSON.parse(list.headers.get("x-batu-unreachable") ?? "[]")).toEqual([
       { node_id: member.nodeId, reason: expect.stringMatching(/dead/) },
     ]);
+    expect(list.headers.get("x-batu-unreachable-count")).toBe("1");
     member = await agents.restart(member);
     await until(memberOnMaster, (m) => m.state === "alive");
   });

@@ -16,6 +16,7 @@ import { SessionKeys } from "../../src/group/session-keys.js";
 import { rentalTermsDigest } from "../../src/group/rental-terms.js";
 import { nodeKeyAuthenticator, type Authenticator } from "../../src/auth/signed-envelope.js";
 import { HostApiError, HostClient } from "../../src/sdk/index.js";
+import type { TlsEndpoint } from "../../src/sdk/pinned-tls.js";
 import { now } from "./proc.js";
 
 const GiB = 2 ** 30;
@@ -29,6 +30,8 @@ export interface SimMember {
   nickname: string;
   sign: (message: string) => Uint8Array;
   capacity: MemberCapacity;
+  /** Where it serves TLS and its certificate, named in its heartbeats (the master then calls it there); none: never called. */
+  tls?: TlsEndpoint;
 }
 
 /** `count` members with deterministic keys (seeded by index) and ports from `basePort` on. */
@@ -99,6 +102,8 @@ export class SimGroup {
   private readonly termsDigests = new Map<string, string>();
   /** Each member's session key with the master, once agreed (session proofs). */
   private readonly keys = new Map<string, { id: string; key: Authenticator }>();
+  /** Each member's side of its session keys, by node id: what checks the master's calls to it (ForwardVerifier). */
+  readonly sessions = new Map<string, SessionKeys>();
 
   constructor(
     private readonly masterAddress: string,
@@ -145,7 +150,15 @@ export class SimGroup {
     const client = new HostClient(this.masterAddress, undefined, timeoutMs);
     const key = nodeKeyAuthenticator(m.nodeId, m.sign);
     const digest = this.termsDigests.get(m.nodeId);
-    const report = { node_id: m.nodeId, address: m.address, nickname: m.nickname, sent_at: Date.now(), capacity: m.capacity, ...(digest ? { rental_terms_digest: digest } : {}) };
+    const report = {
+      node_id: m.nodeId,
+      address: m.address,
+      nickname: m.nickname,
+      sent_at: Date.now(),
+      capacity: m.capacity,
+      ...(m.tls ? { tls_port: m.tls.port, cert_sha256: m.tls.sha256 } : {}),
+      ...(digest ? { rental_terms_digest: digest } : {}),
+    };
     let hb = signHeartbeat(report, key);
     if (this.proof.kind === "session") {
       const { masterNodeId } = this.proof;
@@ -153,7 +166,10 @@ export class SimGroup {
         const own = new SessionKeys();
         await openSession({ nodeId: m.nodeId, masterNodeId, key, sessions: own, now: new Date(), send: (body) => client.openSession(body) }).catch(() => undefined);
         const held = own.current(masterNodeId);
-        if (held) this.keys.set(m.nodeId, held);
+        if (held) {
+          this.keys.set(m.nodeId, held);
+          this.sessions.set(m.nodeId, own);
+        }
       }
       const held = this.keys.get(m.nodeId);
       // No key (the exchange failed): this beat is signed, and the next one asks again.

@@ -94,6 +94,16 @@ export const VmListQuery = Type.Object(
     scope: Type.Optional(
       StringEnum(["host", "group"], { description: "host (default): this host's VMs; group (on a master): every node's" }),
     ),
+    node_id: Type.Optional(Type.String({ pattern: "^[0-9a-f]{64}$", description: "With scope=group: only this node's VMs (the master's own or a member's)" })),
+    limit: Type.Optional(
+      Type.String({ pattern: "^([1-9][0-9]{0,3}|10000)$", description: "With scope=group: at most this many VMs (1 to 10000), a page; the header `x-batu-next` holds the `after` of the next one" }),
+    ),
+    after: Type.Optional(
+      Type.String({
+        pattern: "^[0-9a-f]{64}/[A-Za-z0-9_-]{1,64}$",
+        description: "With scope=group: the page after this VM, `<node_id>/<vm_id>` (the `x-batu-next` of the page before)",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

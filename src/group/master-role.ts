@@ -16,6 +16,7 @@ import { normalizeAddress } from "../sdk/address.js";
 import type { Logger } from "../lib/logger.js";
 import type { GroupMemberRepo, MemberRecord } from "./member-repo.js";
 import { memberState, type LivenessTimes, type MemberState } from "./liveness.js";
+import { memberListAnswer, selectMembers, type MemberListQuery, type MemberSelection } from "./member-list.js";
 import { HeartbeatVerifier } from "./heartbeat.js";
 import { SessionAnswerer } from "./session-exchange.js";
 import type { SessionKeys } from "./session-keys.js";
@@ -100,8 +101,8 @@ export class MasterRole {
   }
 
   /** A record's state now: computed from its last heartbeat, never stored (see liveness.ts). */
-  private stateOf(m: MemberRecord): MemberState {
-    return memberState(new Date(m.lastSeen), this.opts.now(), this.opts.liveness, this.opts.startedAt);
+  private stateOf(m: MemberRecord, now: Date = this.opts.now()): MemberState {
+    return memberState(new Date(m.lastSeen), now, this.opts.liveness, this.opts.startedAt);
   }
 
   /**
@@ -145,42 +146,17 @@ export class MasterRole {
     return { nodeId: this.opts.nodeId, groupName: this.opts.groupName, port: this.opts.agentPort(), joinToken: this.opts.joinToken() };
   }
 
-  /**
-   * The members, in the order they joined: all of them (seed 000), or those in `state`, a page of
-   * `limit` after the member at address `after` (members that come or go between pages shift nothing
-   * before the cursor).
-   */
-  list(query: { state?: MemberState; limit?: number; after?: string } = {}): GroupList {
-    const all = this.opts.members.list().map((m) => ({
-      address: m.address,
-      node_id: m.nodeId,
-      nickname: m.nickname,
-      state: this.stateOf(m),
-      joined_at: m.joinedAt,
-      last_seen: m.lastSeen,
-      capacity: (m.capacity as MemberCapacity | null) ?? null,
-      tls_port: m.tls?.port ?? null,
-      cert_sha256: m.tls?.sha256 ?? null,
-      ...(m.nodeId && this.proofs.has(m.nodeId) ? { heartbeat_proof: this.proofs.get(m.nodeId)! } : {}),
-    }));
-    const head = { master: this.opts.selfAddress(), group_name: this.opts.groupName };
-    if (query.state === undefined && query.limit === undefined && query.after === undefined) return { ...head, member: all, members: all };
-    const matching = query.state === undefined ? all : all.filter((m) => m.state === query.state);
-    let from = 0;
-    if (query.after !== undefined) {
-      const at = matching.findIndex((m) => m.address === query.after);
-      if (at < 0) throw new ApiError("bad_request", `after: no member at ${query.after} in this list (it left, or changed state): start again without after`);
-      from = at + 1;
-    }
-    const member = query.limit === undefined ? matching.slice(from) : matching.slice(from, from + query.limit);
-    const more = query.limit !== undefined && from + member.length < matching.length;
-    return {
-      ...head,
-      member,
-      members: member,
-      total: matching.length,
-      ...(query.limit !== undefined ? { next: more ? member.at(-1)!.address : null } : {}),
-    };
+  /** The members a `group/list` query selects (member-list.ts), and the list's head. */
+  listSelection(query: MemberListQuery = {}): { head: { master: string; group_name: string }; selection: MemberSelection } {
+    const now = this.opts.now();
+    const all = this.opts.members.list().map((record) => ({ record, state: this.stateOf(record, now), proof: record.nodeId === null ? undefined : this.proofs.get(record.nodeId) }));
+    return { head: { master: this.opts.selfAddress(), group_name: this.opts.groupName }, selection: selectMembers(all, query) };
+  }
+
+  /** The members, in the order they joined: all of them (seed 000), or a filtered page (selectMembers). */
+  list(query: MemberListQuery = {}): GroupList {
+    const { head, selection } = this.listSelection(query);
+    return memberListAnswer(head, selection);
   }
 
   /** The members this master can route to (those that sent a node id). */

@@ -94,4 +94,28 @@ describe("GroupMemberRepo", () => {
     repo.flush();
     expect(repo.list()).toEqual([]);
   });
+  it("hands out the same record until the member changes: across reads and a flush; a new one after its heartbeat or a join", () => {
+    const db = openDb(":memory:");
+    const repo = new GroupMemberRepo(db);
+    const [a, b] = ["a".repeat(64), "b".repeat(64)];
+    repo.upsert({ address: "10.0.0.1:10000", nodeId: a }, t0);
+    repo.upsert({ address: "10.0.0.2:10000", nodeId: b }, t0);
+    const [ra, rb] = repo.list();
+    expect(repo.list()[0]).toBe(ra);
+    expect(Object.isFrozen(ra)).toBe(true);
+    repo.heartbeat(a, { address: "10.0.0.1:10000", nickname: "", capacity: { vm_count: 1 }, vmCount: 1 }, t1);
+    const beaten = repo.list()[0]!;
+    expect(beaten).not.toBe(ra);
+    expect([beaten.lastSeen, repo.list()[1]]).toEqual([t1.toISOString(), rb]);
+    expect(repo.byNodeId(a)).toBe(beaten);
+    // Written out: the same records, and what a fresh read of the table gives.
+    repo.flush();
+    expect(repo.list()).toEqual([beaten, rb]);
+    expect(repo.list()[0]).toBe(beaten);
+    expect(new GroupMemberRepo(db).list()).toEqual([beaten, rb]);
+    repo.heartbeat(a, { address: "10.0.0.1:10000", nickname: "", capacity: { vm_count: 2 }, vmCount: 2 }, t1);
+    expect(repo.list()[0]!.vmCount).toBe(2);
+    repo.upsert({ address: "10.0.0.3:10000", nodeId: "c".repeat(64) }, t1);
+    expect(repo.list().map((r) => r.address)).toEqual(["10.0.0.1:10000", "10.0.0.2:10000", "10.0.0.3:10000"]);
+  });
 });

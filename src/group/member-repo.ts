@@ -64,6 +64,11 @@ export class GroupMemberRepo {
    * goes through here): a heartbeat's lookups by node id and address cost no query.
    */
   private rows: { all: Row[]; byNode: Map<string, Row>; byAddress: Map<string, Row> } | null = null;
+  /**
+   * Each row's record, with the heartbeat kept in memory it was made with: while neither changes, the
+   * same (frozen) record is handed out, so a list costs no JSON parse and readers can cache by identity.
+   */
+  private readonly records = new WeakMap<Row, { beat: Beat | undefined; record: MemberRecord }>();
 
   private table(): NonNullable<GroupMemberRepo["rows"]> {
     if (!this.rows) {
@@ -93,8 +98,27 @@ export class GroupMemberRepo {
     this.db.transaction(() => {
       for (const [nodeId, b] of this.beats) write.run(b.lastSeen, b.capacityJson, b.vmCount, nodeId);
     })();
+    if (this.rows) this.foldBeats(this.rows);
     this.beats.clear();
-    this.rows = null;
+  }
+
+  /**
+   * The rows kept in memory, with the heartbeats just written folded in (what a re-read would give),
+   * each flushed member's record carried over: a flush changes no record's identity.
+   */
+  private foldBeats(rows: NonNullable<GroupMemberRepo["rows"]>): void {
+    const folded = new Map<Row, Row>();
+    for (const [nodeId, b] of this.beats) {
+      const old = rows.byNode.get(nodeId);
+      if (!old) continue;
+      const row: Row = { ...old, last_seen: b.lastSeen, capacity_json: b.capacityJson, vm_count: b.vmCount };
+      folded.set(old, row);
+      rows.byNode.set(nodeId, row);
+      rows.byAddress.set(row.address, row);
+      const made = this.records.get(old);
+      if (made?.beat === b) this.records.set(row, { beat: undefined, record: made.record });
+    }
+    if (folded.size > 0) rows.all = rows.all.map((r) => folded.get(r) ?? r);
   }
 
   /**
@@ -109,9 +133,14 @@ export class GroupMemberRepo {
   /** A stored row with the heartbeat kept in memory for it, if any. */
   private record(r: Row): MemberRecord {
     const beat = r.node_id === null ? undefined : this.beats.get(r.node_id);
-    return toRecord(beat ? { ...r, last_seen: beat.lastSeen, capacity_json: beat.capacityJson, vm_count: beat.vmCount } : r);
+    const made = this.records.get(r);
+    if (made && made.beat === beat) return made.record;
+    const record = Object.freeze(toRecord(beat ? { ...r, last_seen: beat.lastSeen, capacity_json: beat.capacityJson, vm_count: beat.vmCount } : r));
+    this.records.set(r, { beat, record });
+    return record;
   }
 
+  /** Every member in join order; a member's record is the same object until its row or heartbeat changes. */
   list(): MemberRecord[] {
     return this.table().all.map((r) => this.record(r));
   }

@@ -27,6 +27,7 @@ import { HostConfigStore } from "./host-config-store.js";
 import { JoinAuthenticator } from "./join-authenticator.js";
 import { joinMaster } from "./join-master.js";
 import { MasterRole, type DiscoveryIdentity, type GroupPeer } from "./master-role.js";
+import type { MemberListQuery } from "./member-list.js";
 import { MemberRole, type HeartbeatSchedule } from "./member-role.js";
 import type { TlsEndpoint } from "../sdk/pinned-tls.js";
 import type { LanExchange } from "./lan-exchange.js";
@@ -237,6 +238,11 @@ export class GroupService {
 
   list(query: { state?: MemberState; limit?: number; after?: string } = {}): GroupList {
     return this.master.list(query);
+  }
+
+  /** What `list` answers, before it is made an object: the route serializes it (member-list.ts's MemberListJson). */
+  listSelection(query: MemberListQuery = {}): ReturnType<MasterRole["listSelection"]> {
+    return this.master.listSelection(query);
   }
 
   /** The members this master can route to (those that sent a node id); empty on a member. */

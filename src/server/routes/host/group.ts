@@ -10,6 +10,7 @@ import {
   GroupJoinReply,
   GroupList,
   GroupListQuery,
+  GroupMember,
   GroupRemove,
   GroupRemoveReply,
   MasterHello,
@@ -17,6 +18,7 @@ import {
   MyMaster,
 } from "../../../api/host.js";
 import { bearerToken } from "../../../auth/secrets.js";
+import { MemberListJson } from "../../../group/member-list.js";
 import type { AppDeps } from "../../deps.js";
 
 /** Seed 000 `/master/...` and `/slave/...`: the group of hosts. */
@@ -114,6 +116,8 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
     async (req) => deps.group.remove(req.body),
   );
 
+  /** group/list's answer, serialized member by member (made at the first call: it needs the route's serializer). */
+  let listJson: MemberListJson | undefined;
   app.get(
     "/master/group/list",
     {
@@ -127,12 +131,16 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
         response: { 200: GroupList, 400: ErrorReply, 401: ErrorReply, 409: ErrorReply },
       },
     },
-    async (req) =>
-      deps.group.list({
+    async (req, reply) => {
+      const { head, selection } = deps.group.listSelection({
         ...(req.query.state !== undefined ? { state: req.query.state } : {}),
         ...(req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}),
         ...(req.query.after !== undefined ? { after: req.query.after } : {}),
-      }),
+      });
+      // Each member's part by GroupMember's own serializer, kept while the member is unchanged: the text is the schema's.
+      listJson ??= new MemberListJson(reply.compileSerializationSchema(GroupMember) as (m: GroupMember) => string);
+      return reply.type("application/json; charset=utf-8").send(listJson.answer(head, selection) as never);
+    },
   );
 
   app.get(
