@@ -4,7 +4,8 @@
  * one real member agent for routed calls.
  *
  *   npm run bench:group -- [--members 500] [--interval-ms 3000] [--duration 30] [--list-every-ms 250]
- *                          [--calls 200] [--warmup-calls 20] [--base-port 20000] [--proof session|signature] [--no-json]
+ *                          [--calls 200] [--warmup-calls 20] [--base-port 20000] [--proof session|signature]
+ *                          [--master-log debug|info] [--no-json]
  *
  * Figures: master CPU % and heartbeat latency p50/p99, as the members see it and as the master
  * handled it (fastify's responseTime in its log), over a window of heartbeats alone and one with
@@ -42,8 +43,19 @@ const { values: flags } = parseArgs({
     "base-port": { type: "string", default: "20000" },
     "no-json": { type: "boolean", default: false },
     proof: { type: "string", default: "session" },
+    "master-log": { type: "string", default: "debug" },
   },
 });
+/**
+ * The master's log level: debug (default) logs each heartbeat, which is how the bench reads the
+ * master's handling times; info, the agent's default, logs none, so its CPU figures are production's
+ * (the handling columns are then empty).
+ */
+const MASTER_LOG = flags["master-log"];
+if (MASTER_LOG !== "debug" && MASTER_LOG !== "info") {
+  console.error("--master-log: debug or info");
+  process.exit(2);
+}
 /** How the simulated members prove heartbeats: a session key's MAC (what agents do) or a node-key signature (the first protocol). */
 const PROOF = flags.proof;
 if (PROOF !== "session" && PROOF !== "signature") {
@@ -118,7 +130,7 @@ async function main(): Promise<void> {
 
   // --- 1. the master, the simulated members' joins, the real member ----------------------------------
   // The master logs heartbeats at debug only; its per-request lines are how the bench reads handling times.
-  process.env.BATU_LOG_LEVEL = "debug";
+  process.env.BATU_LOG_LEVEL = MASTER_LOG;
   const master = await ApiAgent.start(join(root, "master/conf"), join(root, "master/data"), join(root, "master.log"));
   cleanup.add("stop the master", () => master.stop());
   const masterAddress = master.url.replace(/^http:\/\//, "");
@@ -244,6 +256,7 @@ async function main(): Promise<void> {
       windowS: DURATION_S,
       warmupMs,
       listEveryMs: LIST_EVERY_MS,
+      masterLog: MASTER_LOG,
       routedCalls: CALLS,
       routedWarmupCalls: WARMUP_CALLS,
       memberAddresses: `127.0.0.1:${BASE_PORT}..${BASE_PORT + MEMBERS - 1} (nothing listens there)`,

@@ -1,3 +1,4 @@
+import { oneDataVersionDuring } from "../../../store/db.js";
 import { GroupSession, GroupSessionReply } from "../../../api/host-group-session.js";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { ErrorReply } from "../../../api/common.js";
@@ -81,7 +82,8 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
       // Public on the token level: the service checks the member's signature instead.
       config: { auth: "public", transport: "tls", quietLog: true },
     },
-    async (req) => deps.group.recordHeartbeat(req.body, req.ip, req.socket.localAddress?.replace(/^::ffff:/, "")),
+    // Its rental terms and grants share one look at the store's data_version (a query each, else).
+    async (req) => oneDataVersionDuring(() => deps.group.recordHeartbeat(req.body, req.ip, req.socket.localAddress?.replace(/^::ffff:/, ""))),
   );
 
   app.post(
