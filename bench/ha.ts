@@ -20,7 +20,7 @@ import { Keyring } from "@polkadot/keyring";
 import { u8aToHex } from "@polkadot/util";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Etcd3 } from "etcd3";
@@ -151,7 +151,10 @@ async function writable(agent: ApiAgent, timeoutMs: number): Promise<number> {
       .post("/common/rent/grant", { node_id: randomBytes(32).toString("hex"), wallet: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY", until })
       .catch(() => ({ status: 0 }));
     if (r.status === 200) return performance.now() - t0;
-    if (performance.now() - t0 > timeoutMs) throw new Error(`no write accepted within ${timeoutMs} ms (last ${r.status})`);
+    if (performance.now() - t0 > timeoutMs) {
+      const tail = readFileSync(agent.logPath, "utf8").split("\n").slice(-12).join("\n");
+      throw new Error(`no write accepted within ${timeoutMs} ms (last ${r.status}); its log ends:\n${tail}`);
+    }
     await sleep(20);
   }
 }

@@ -106,7 +106,7 @@ export class GroupHa {
       this.ready = false;
       await this.leadership.stop();
       await this.address?.release();
-      void this.campaign();
+      this.standAgain();
     }
     await this.follow().catch((e: Error) => {
       this.log.warn({ err: e.message }, "group_ha: cannot reload the group's tables; retrying");
@@ -125,6 +125,14 @@ export class GroupHa {
     this.shipper = setInterval(() => this.shipBackground(), SHIP_EVERY_MS);
     this.shipper.unref();
     await this.campaign();
+  }
+
+  /** Campaigns again, retrying while etcd cannot be reached (never an unhandled rejection). */
+  private standAgain(): void {
+    this.campaign().catch((e: Error) => {
+      this.log.warn({ err: e.message }, "group_ha: cannot stand for election; retrying");
+      setTimeout(() => this.standAgain(), 2_000).unref();
+    });
   }
 
   private async campaign(): Promise<void> {

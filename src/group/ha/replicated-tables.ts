@@ -218,14 +218,21 @@ export class ReplicatedTables {
     this.watcher = watcher;
     watcher.on("data", (res) => {
       const touched = new Set<string>();
-      this.applying(() => {
-        for (const event of res.events) {
-          const table = this.tableOf(event.kv.key.toString());
-          if (table) touched.add(table);
-          if (event.type === "Delete") this.applyDelete(event.kv);
-          else this.applyPut(event.kv);
-        }
-      });
+      try {
+        this.applying(() => {
+          for (const event of res.events) {
+            const table = this.tableOf(event.kv.key.toString());
+            if (table) touched.add(table);
+            if (event.type === "Delete") this.applyDelete(event.kv);
+            else this.applyPut(event.kv);
+          }
+        });
+      } catch (e) {
+        // A change this copy cannot take (a row its schema refuses): it is reloaded whole instead.
+        void this.unfollow();
+        onError(e instanceof Error ? e : new Error(String(e)));
+        return;
+      }
       this.revision = Math.max(this.revision, Number(res.header.revision));
       if (touched.size) this.tell(touched);
     });
