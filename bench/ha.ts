@@ -27,6 +27,7 @@ import { Etcd3 } from "etcd3";
 import { ApiAgent } from "./lib/api-agent.js";
 import { Cleanup } from "./lib/cleanup.js";
 import { benchLog, loadAvg, sleep } from "./lib/proc.js";
+import { quantile } from "./lib/stats.js";
 import { EtcdCluster } from "../test/helpers/etcd.js";
 
 const { values: flags } = parseArgs({
@@ -75,64 +76,80 @@ async function rentMember(agent: ApiAgent): Promise<void> {
   if (grant.status !== 200) throw new Error(`rent/grant: ${grant.status} ${grant.bytes.toString().slice(0, 200)}`);
 }
 
+/** The operator's grant of a new node to a fixed wallet: one new row of the ledger. */
+function grantNewNode(agent: ApiAgent): ReturnType<ApiAgent["post"]> {
+  const until = new Date(Date.now() + 86_400_000).toISOString();
+  return agent.post("/common/rent/grant", { node_id: randomBytes(32).toString("hex"), wallet: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY", until });
+}
+
 /**
- * Renter calls that burn a nonce and write nothing else: `mining_nodes/session_id` of a renter whose
- * session exists (the master answers it itself). On an HA leader their nonces go with the next batch.
+ * `concurrency` loops making `call` for DURATION_S, each timed (its input `prepare`d before the clock
+ * starts); `call` throws on a wrong answer. With `revision`, the etcd transactions made are counted too.
  */
-async function renterCalls(agent: ApiAgent, system: string, concurrency: number, revision?: () => Promise<number>): Promise<Run> {
+async function timed<T>(
+  system: string,
+  concurrency: number,
+  prepare: () => T,
+  call: (input: T) => Promise<void>,
+  revision?: () => Promise<number>,
+): Promise<Run> {
   const latencies: number[] = [];
   const rev0 = await revision?.();
   const end = performance.now() + DURATION_S * 1000;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < end) {
-        const nonce = randomBytes(27).toString("hex");
-        const body = { peer_nodes_list: [MEMBER_NODE], additional: {}, wallet: renter().address, nonce, sign: u8aToHex(renter().sign(nonce)) };
+        const input = prepare();
         const t0 = performance.now();
-        const r = await agent.post("/api/v1/mining_nodes/session_id", body);
-        if (r.json?.errcode !== 0) throw new Error(`${system}: session_id answered ${r.status}: ${r.bytes.toString().slice(0, 200)}`);
+        await call(input);
         latencies.push(performance.now() - t0);
       }
     }),
   );
   const rev1 = await revision?.();
-  return summary(`${system}: renter call`, concurrency, latencies, rev0, rev1);
-}
-
-function summary(system: string, concurrency: number, latencies: number[], rev0?: number, rev1?: number): Run {
-  latencies.sort((a, b) => a - b);
   return {
     system,
     concurrency,
     requests: latencies.length,
     perSecond: latencies.length / DURATION_S,
-    p50Ms: quantile(latencies, 0.5),
-    p99Ms: quantile(latencies, 0.99),
+    p50Ms: quantile(latencies, 0.5) ?? NaN,
+    p99Ms: quantile(latencies, 0.99) ?? NaN,
     ...(rev0 !== undefined && rev1 !== undefined ? { txnsPerWrite: (rev1 - rev0) / latencies.length } : {}),
   };
 }
 
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-
-/** `concurrency` loops granting a new node each for DURATION_S; every answer must be 200. */
-async function grants(agent: ApiAgent, system: string, concurrency: number, revision?: () => Promise<number>): Promise<Run> {
-  const until = new Date(Date.now() + 86_400_000).toISOString();
-  const latencies: number[] = [];
-  const rev0 = await revision?.();
-  const end = performance.now() + DURATION_S * 1000;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        const r = await agent.post("/common/rent/grant", { node_id: randomBytes(32).toString("hex"), wallet: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY", until });
-        if (r.status !== 200) throw new Error(`${system}: rent/grant answered ${r.status}: ${r.bytes.toString().slice(0, 200)}`);
-        latencies.push(performance.now() - t0);
-      }
-    }),
+/** Writes: a new node granted each time; every answer must be 200. */
+const grants = (agent: ApiAgent, system: string, concurrency: number, revision?: () => Promise<number>) =>
+  timed(
+    system,
+    concurrency,
+    () => undefined,
+    async () => {
+      const r = await grantNewNode(agent);
+      if (r.status !== 200) throw new Error(`${system}: rent/grant answered ${r.status}: ${r.bytes.toString().slice(0, 200)}`);
+    },
+    revision,
   );
-  const rev1 = await revision?.();
-  return summary(system, concurrency, latencies, rev0, rev1);
-}
+
+/**
+ * Renter calls that burn a nonce and write nothing else: `mining_nodes/session_id` of a renter whose
+ * session exists (the master answers it itself). On an HA leader their nonces go with the next batch.
+ * Each body is signed before its clock starts.
+ */
+const renterCalls = (agent: ApiAgent, system: string, concurrency: number, revision?: () => Promise<number>) =>
+  timed(
+    `${system}: renter call`,
+    concurrency,
+    () => {
+      const nonce = randomBytes(27).toString("hex");
+      return { peer_nodes_list: [MEMBER_NODE], additional: {}, wallet: renter().address, nonce, sign: u8aToHex(renter().sign(nonce)) };
+    },
+    async (body) => {
+      const r = await agent.post("/api/v1/mining_nodes/session_id", body);
+      if (r.json?.errcode !== 0) throw new Error(`${system}: session_id answered ${r.status}: ${r.bytes.toString().slice(0, 200)}`);
+    },
+    revision,
+  );
 
 function masterDirs(root: string, name: string, groupHa?: object): { conf: string; data: string; log: string } {
   const conf = join(root, name, "conf");
@@ -145,11 +162,8 @@ function masterDirs(root: string, name: string, groupHa?: object): { conf: strin
 /** Polls until `agent` takes writes (an HA master leads, or passes them to a leader). */
 async function writable(agent: ApiAgent, timeoutMs: number): Promise<number> {
   const t0 = performance.now();
-  const until = new Date(Date.now() + 86_400_000).toISOString();
   for (;;) {
-    const r = await agent
-      .post("/common/rent/grant", { node_id: randomBytes(32).toString("hex"), wallet: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY", until })
-      .catch(() => ({ status: 0 }));
+    const r = await grantNewNode(agent).catch(() => ({ status: 0 }));
     if (r.status === 200) return performance.now() - t0;
     if (performance.now() - t0 > timeoutMs) {
       const tail = readFileSync(agent.logPath, "utf8").split("\n").slice(-12).join("\n");

@@ -26,6 +26,8 @@ const DEFAULT_LEASE_TTL_S = 5;
 
 export interface GroupHaAttach {
   db: Db;
+  /** This master's node id: who seeded the group's tables (a label in etcd). */
+  nodeId: string;
   /** Caches over the shared tables forget what they hold (the tables changed under them). */
   reread: (tables: ReadonlySet<string>) => void;
   /** This master starts a term as leader: members' liveness counts from now. */
@@ -75,7 +77,7 @@ export class GroupHa {
    * puts its own tables there first (a lone master turned into the first of several loses nothing).
    * A stale service address (this host crashed while leading) is removed before anything.
    */
-  async attach(attach: GroupHaAttach & { nodeId: string }): Promise<void> {
+  async attach(attach: GroupHaAttach): Promise<void> {
     this.attached = attach;
     await this.address?.release();
     this.tables = new ReplicatedTables(attach.db, this.etcd, `${this.prefix}tables/`);
