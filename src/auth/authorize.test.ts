@@ -3,15 +3,13 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeAddress } from "@polkadot/util-crypto";
-import { RenterRefusal } from "./errors.js";
-import { dbcErrorOf } from "../server/routes/v1/errors.js";
 import { parseDbcRequest, type DbcRequest } from "../api/v1/request.js";
 import { openDb } from "../store/db.js";
 import { NonceRepo } from "./nonce-repo.js";
 import { NONCES_PER_SIGNER, RenterAuthority, signedNonces } from "./authorize.js";
 import { publicKeyHex, signatureWork, walletPublicKey } from "./signature.js";
 import { multisigAccount } from "./renter.js";
-import { cryptoWaitReady, multisigIdentity, testNonce, testWallet, walletIdentity, type TestWallet } from "./testing.js";
+import { cryptoWaitReady, dbcRefusal, multisigIdentity, testNonce, testWallet, walletIdentity, type TestWallet } from "./testing.js";
 
 let alice: TestWallet, bob: TestWallet, carol: TestWallet, mallory: TestWallet;
 beforeAll(async () => {
@@ -27,17 +25,7 @@ const t0 = new Date("2026-01-01T00:00:00Z");
 const at = (h: number) => new Date(t0.getTime() + h * 3600_000);
 const body = (identity: object): DbcRequest => parseDbcRequest({ peer_nodes_list: [NODE], additional: {}, ...identity });
 
-function refusal(fn: () => unknown): [number, number, string] {
-  try {
-    fn();
-  } catch (e) {
-    // As the DBC API answers it (server/routes/v1/errors.ts maps the authority's domain errors).
-    const wire = e instanceof RenterRefusal ? dbcErrorOf(e) : undefined;
-    if (wire) return [wire.httpStatus, wire.errcode, wire.message];
-    throw e;
-  }
-  throw new Error("did not throw");
-}
+const refusal = dbcRefusal;
 
 function setup(path = ":memory:") {
   const db = openDb(path);

@@ -6,6 +6,8 @@ import { Keyring } from "@polkadot/keyring";
 import type { KeyringPair } from "@polkadot/keyring/types";
 import { stringToU8a, u8aToHex } from "@polkadot/util";
 import { cryptoWaitReady, randomAsHex } from "@polkadot/util-crypto";
+import { RenterRefusal } from "./errors.js";
+import { dbcErrorOf } from "../server/routes/v1/errors.js";
 
 export interface TestWallet {
   pair: KeyringPair;
@@ -50,3 +52,15 @@ export function multisigIdentity(set: TestWallet[], threshold: number | string, 
 }
 
 export { cryptoWaitReady };
+
+/** The DBC answer of a refusal `fn` throws, as the renter API sends it: [http status, errcode, message]. */
+export function dbcRefusal(fn: () => unknown): [number, number, string] {
+  try {
+    fn();
+  } catch (e) {
+    const wire = e instanceof RenterRefusal ? dbcErrorOf(e) : undefined;
+    if (wire) return [wire.httpStatus, wire.errcode, wire.message];
+    throw e;
+  }
+  throw new Error("did not throw");
+}

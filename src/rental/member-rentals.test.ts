@@ -1,6 +1,4 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { RenterRefusal } from "../auth/errors.js";
-import { dbcErrorOf } from "../server/routes/v1/errors.js";
 import { parseDbcRequest, type DbcRequest } from "../api/v1/request.js";
 import { openDb } from "../store/db.js";
 import { NonceRepo } from "../auth/nonce-repo.js";
@@ -9,7 +7,7 @@ import { RenterAuthority } from "../auth/authorize.js";
 import { multisigAccount } from "../auth/renter.js";
 import { WHOLE_NODE, type RentalLimits } from "../auth/rental-ledger.js";
 import { publicKeyHex, walletPublicKey } from "../auth/signature.js";
-import { cryptoWaitReady, multisigIdentity, testWallet, walletIdentity, type TestWallet } from "../auth/testing.js";
+import { cryptoWaitReady, dbcRefusal, multisigIdentity, testWallet, walletIdentity, type TestWallet } from "../auth/testing.js";
 import type { MemberTerms } from "../group/rental-terms.js";
 import { MemberRentals } from "./member-rentals.js";
 
@@ -28,17 +26,7 @@ const at = (h: number) => new Date(t0.getTime() + h * 3600_000);
 const body = (identity: object, node = NODE): DbcRequest => parseDbcRequest({ peer_nodes_list: [node], additional: {}, ...identity });
 const TWO_GPUS: RentalLimits = { ...WHOLE_NODE, gpus: 2, cpuCores: 4 };
 
-/** The DBC answer of a refusal: [http status, errcode, message]. */
-function refusal(fn: () => unknown): [number, number, string] {
-  try {
-    fn();
-  } catch (e) {
-    const wire = e instanceof RenterRefusal ? dbcErrorOf(e) : undefined;
-    if (wire) return [wire.httpStatus, wire.errcode, wire.message];
-    throw e;
-  }
-  throw new Error("did not throw");
-}
+const refusal = dbcRefusal;
 
 /** A member's authority over the terms `terms()` holds (changed by the test), with its own nonces. */
 function member(initial: MemberTerms | undefined) {
