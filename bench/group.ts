@@ -6,6 +6,7 @@
  *   npm run bench:group -- [--members 500] [--interval-ms 3000] [--duration 30] [--list-every-ms 250]
  *                          [--calls 200] [--warmup-calls 20] [--base-port 20000] [--proof session|signature]
  *                          [--master-log debug|info] [--no-json]
+ *                          [--master-cpu-prof DIR]   (diagnostic: V8 CPU profile of the master; slows it)
  *
  * Figures: master CPU % and heartbeat latency p50/p99, as the members see it and as the master
  * handled it (fastify's responseTime in its log), over a window of heartbeats alone and one with
@@ -25,11 +26,12 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { ApiAgent, procCpu } from "./lib/api-agent.js";
 import { Cleanup } from "./lib/cleanup.js";
-import { beatWindow, formatDetails, formatReport, lat, routedFigures, type BeatWindow, type ListFigures, type RoutedFigures } from "./lib/group-report.js";
+import { beatWindow, formatDetails, formatReport, lat, routedFigures, type BeatFloor, type BeatWindow, type ListFigures, type RoutedFigures } from "./lib/group-report.js";
 import { masterHandling } from "./lib/group-masterlog.js";
 import { measureRouted, signatureProbe, startRelay, startRoutedMember } from "./lib/group-routed.js";
 import { joinAll, simMembers, SimGroup } from "./lib/group-sim.js";
 import { benchLog, checkInterrupted, loadAvg, now, sleep } from "./lib/proc.js";
+import { BareHttp } from "./lib/bare-http.js";
 
 const REPO = resolve(import.meta.dirname, "..");
 const { values: flags } = parseArgs({
@@ -44,6 +46,7 @@ const { values: flags } = parseArgs({
     "no-json": { type: "boolean", default: false },
     proof: { type: "string", default: "session" },
     "master-log": { type: "string", default: "debug" },
+    "master-cpu-prof": { type: "string" },
   },
 });
 /**
@@ -119,6 +122,48 @@ async function pollList(master: ApiAgent, everyMs: number, untilMs: number): Pro
   return { ms, bytes, last: last ? JSON.parse(last.toString("utf8")) : null };
 }
 
+/**
+ * The floor under a heartbeat: the same members' beats (same bytes, same rate) to a bare node:http
+ * server and to a bare Fastify with batu's logging (heartbeats quiet, as batu logs them), each
+ * answering batu's reply and doing nothing else, for `min(duration, 10)` s after a warm-up each. Their
+ * CPU per beat is what any server pays for the transport (and Fastify) alone. The beats go back to
+ * the master afterwards.
+ */
+async function beatFloors(root: string, sim: SimGroup, masterAddress: string, warmupMs: number): Promise<BeatFloor[]> {
+  const floors: BeatFloor[] = [];
+  const ok = { type: "application/json; charset=utf-8", bytes: Buffer.from(JSON.stringify({ message: "ok" })) };
+  const seconds = Math.min(DURATION_S, 10);
+  for (const kind of ["node:http", "fastify"] as const) {
+    const server = await BareHttp.start(join(root, `beat-floor-${kind.replace(":", "-")}.json`), { "/master/group/heartbeat": ok }, kind, {
+      repo: REPO,
+      logPath: join(root, "beat-floor.log"),
+      quietLog: true,
+    });
+    cleanup.add(`stop the ${kind} heartbeat floor`, () => server.stop());
+    await sim.stop();
+    sim.retarget(server.url.replace(/^http:\/\//, ""));
+    sim.start();
+    await sleep(warmupMs);
+    checkInterrupted();
+    const c0 = procCpu(server.pid);
+    const from = now();
+    await sleep(seconds * 1000);
+    const end = now();
+    const cpuS = procCpu(server.pid).self - c0.self;
+    const beats = sim.between(from, end);
+    const good = beats.filter((b) => b.error === null);
+    const floor: BeatFloor = { kind, seconds: (end - from) / 1000, beats: good.length, errors: beats.length - good.length, cpuPct: (cpuS / ((end - from) / 1000)) * 100, cpuMsPerBeat: (cpuS * 1000) / good.length, latency: lat(good.map((b) => b.ms)) };
+    floors.push(floor);
+    log(`heartbeat floor, bare ${kind}: ${floor.beats} beats (${floor.errors} errors), ${floor.cpuPct.toFixed(1)} % of one CPU, ${floor.cpuMsPerBeat.toFixed(3)} ms CPU per beat, p50 ${floor.latency.p50?.toFixed(2)} ms`);
+    await sim.stop();
+    await server.stop();
+  }
+  sim.retarget(masterAddress);
+  sim.start();
+  await sleep(warmupMs);
+  return floors;
+}
+
 async function main(): Promise<void> {
   await cryptoWaitReady();
   const root = mkdtempSync("/tmp/batu-bench-group-");
@@ -131,7 +176,9 @@ async function main(): Promise<void> {
   // --- 1. the master, the simulated members' joins, the real member ----------------------------------
   // The master logs heartbeats at debug only; its per-request lines are how the bench reads handling times.
   process.env.BATU_LOG_LEVEL = MASTER_LOG;
-  const master = await ApiAgent.start(join(root, "master/conf"), join(root, "master/data"), join(root, "master.log"));
+  const prof = flags["master-cpu-prof"];
+  const master = await ApiAgent.start(join(root, "master/conf"), join(root, "master/data"), join(root, "master.log"), prof ? ["--cpu-prof", `--cpu-prof-dir=${resolve(prof)}`] : []);
+  if (prof) log(`WARNING: the master runs under --cpu-prof (profile written to ${prof} at its exit): its figures are not comparable`);
   cleanup.add("stop the master", () => master.stop());
   const masterAddress = master.url.replace(/^http:\/\//, "");
   const joinToken = readFileSync(join(root, "master/conf/join.token"), "utf8").trim();
@@ -211,6 +258,8 @@ async function main(): Promise<void> {
   }
   loop.disable();
   if (!list) throw new Error("no group/list samples");
+  const floors = await beatFloors(root, sim, masterAddress, warmupMs);
+
   if (list.members !== MEMBERS + 1) throw new Error(`group/list has ${list.members} members, want ${MEMBERS + 1}`);
 
   // --- 3. tasks/<id>: direct vs routed, with the members beating, then with them stopped ---------------
@@ -236,8 +285,8 @@ async function main(): Promise<void> {
   const joinLat = lat(joinMs);
   const signature = signatureProbe();
   log(`sr25519 in this process: sign ${signature.signUs.toFixed(0)} µs, verify ${signature.verifyUs.toFixed(0)} µs`);
-  const details = formatDetails({ windows, list, routed, cpus: availableParallelism(), join: joinLat, signature });
-  console.log(`\n${formatReport({ members: MEMBERS, intervalMs: INTERVAL_MS, windows, list, routed })}\n${details.join("\n")}`);
+  const details = formatDetails({ windows, floors, list, routed, cpus: availableParallelism(), join: joinLat, signature });
+  console.log(`\n${formatReport({ members: MEMBERS, intervalMs: INTERVAL_MS, windows, floors, list, routed })}\n${details.join("\n")}`);
   const load1 = await loadAvg();
   log(`load ${load0} → ${load1}`);
   if (flags["no-json"]) return;
@@ -278,7 +327,7 @@ async function main(): Promise<void> {
     },
     durationSec: (Date.now() - started) / 1000,
     setup: { masterStartMs: master.startMs, simJoinMs: joinLat, member: member.setupMs, taskId: member.taskId, renter: member.renter },
-    results: { heartbeat: windows, list, routed, signature },
+    results: { heartbeat: windows, heartbeatFloors: floors, list, routed, signature },
     findings: details,
     samples: {
       listMs: round(listMs),

@@ -27,13 +27,14 @@ server.listen(0, "127.0.0.1", () => process.stdout.write(JSON.stringify({ port: 
 /**
  * The floor: a bare Fastify with batu's logger and request log (one JSON line per request to a file,
  * as the agent's stderr), its JSON body parser, and nothing else: the same bytes for each path. What
- * any request through Fastify under batu's logging policy costs, whatever the handler does.
+ * any request through Fastify under batu's logging policy costs, whatever the handler does. `quiet`:
+ * its routes are logged as batu's heartbeat is (`quietLog`: at debug while they succeed).
  */
 const FASTIFY = `
 const { createRequire } = require("node:module");
 const { pathToFileURL } = require("node:url");
 const fs = require("node:fs");
-const [bodiesFile, repo] = process.argv.slice(1);
+const [bodiesFile, repo, quiet] = process.argv.slice(1);
 const Fastify = createRequire(repo + "/package.json")("fastify");
 (async () => {
   const { createLogger } = await import(pathToFileURL(repo + "/dist/lib/logger.js").href);
@@ -44,7 +45,7 @@ const Fastify = createRequire(repo + "/package.json")("fastify");
   const app = Fastify({ loggerInstance: log, logController: new RequestLog(accessLoggerOf(log)), bodyLimit: 1024 * 1024 });
   for (const [path, r] of bodies) {
     const body = Buffer.from(r.body, "base64");
-    app.post(path, async (req, reply) => reply.type(r.type).send(body));
+    app.post(path, { config: { quietLog: quiet === "quiet" } }, async (req, reply) => reply.type(r.type).send(body));
   }
   await app.listen({ host: "127.0.0.1", port: 0 });
   process.stdout.write(JSON.stringify({ port: app.server.address().port }) + "\\n");
@@ -61,17 +62,17 @@ export class BareHttp {
 
   /**
    * `replies`: path → content type and exact bytes to answer with. `fastify`: the floor server, its
-   * log (stderr) appended to `logPath`.
+   * log (stderr) appended to `logPath`, its routes logged as batu's quiet ones with `quietLog`.
    */
   static async start(
     bodiesFile: string,
     replies: Record<string, { type: string; bytes: Buffer }>,
     kind: BareKind = "node:http",
-    opts: { repo?: string; logPath?: string } = {},
+    opts: { repo?: string; logPath?: string; quietLog?: boolean } = {},
   ): Promise<BareHttp> {
     const json = Object.fromEntries(Object.entries(replies).map(([p, r]) => [p, { type: r.type, body: r.bytes.toString("base64") }]));
     writeFileSync(bodiesFile, JSON.stringify(json));
-    const args = kind === "fastify" ? ["-e", FASTIFY, bodiesFile, opts.repo ?? process.cwd()] : ["-e", SERVER, bodiesFile];
+    const args = kind === "fastify" ? ["-e", FASTIFY, bodiesFile, opts.repo ?? process.cwd(), opts.quietLog ? "quiet" : "logged"] : ["-e", SERVER, bodiesFile];
     const logFd = kind === "fastify" && opts.logPath ? openSync(opts.logPath, "a") : null;
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", logFd ?? "inherit"], detached: true });
     if (logFd !== null) closeSync(logFd);

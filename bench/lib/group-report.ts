@@ -85,6 +85,18 @@ export function beatWindow(
   };
 }
 
+/** The same beats answered by a server that does nothing else (bench/group.ts beatFloors). */
+export interface BeatFloor {
+  kind: "node:http" | "fastify";
+  seconds: number;
+  beats: number;
+  errors: number;
+  /** The floor server's CPU over the window, % of one CPU. */
+  cpuPct: number;
+  cpuMsPerBeat: number;
+  latency: Lat;
+}
+
 export interface ListFigures {
   latency: Lat;
   masterHandling: Lat;
@@ -142,6 +154,7 @@ export function formatReport(o: {
   members: number;
   intervalMs: number;
   windows: BeatWindow[];
+  floors: BeatFloor[];
   list: ListFigures;
   routed: RoutedFigures[];
 }): string {
@@ -159,6 +172,9 @@ export function formatReport(o: {
     );
     out.push(`${"  master's handling (its log)".padEnd(50)}${String(w.masterHandling.n).padStart(8)}${cells(w.masterHandling)}`);
   }
+  for (const fl of o.floors) {
+    out.push(`${`heartbeat floor: bare ${fl.kind} (${fl.seconds.toFixed(0)} s)`.padEnd(50)}${String(fl.latency.n).padStart(8)}${cells(fl.latency)}${String(fl.errors).padStart(9)}   ${f(fl.cpuPct, 1).padStart(5)} %`);
+  }
   out.push(`${`group/list (${o.list.members} members, ${f(o.list.replyBytes / 1024, 0)} KiB), every ${o.list.everyMs} ms`.padEnd(50)}${String(o.list.latency.n).padStart(8)}${cells(o.list.latency)}`);
   out.push(`${"  master's handling (its log)".padEnd(50)}${String(o.list.masterHandling.n).padStart(8)}${cells(o.list.masterHandling)}`);
   out.push(line);
@@ -175,6 +191,7 @@ export function formatReport(o: {
 /** The lines under the table: costs per beat, the load generator's own share, checks. */
 export function formatDetails(o: {
   windows: BeatWindow[];
+  floors: BeatFloor[];
   list: ListFigures;
   routed: RoutedFigures[];
   cpus: number;
@@ -190,6 +207,13 @@ export function formatDetails(o: {
         `other processes of the machine ${f(w.othersCpuPct, 0)} % of one CPU`,
     );
     for (const [k, n] of Object.entries(w.errorKinds)) out.push(`  ${n} × ${k}`);
+  }
+  const beatsOnly = o.windows[0];
+  for (const fl of o.floors) {
+    const ratio = beatsOnly ? ` (batu: ${f(beatsOnly.masterCpuMsPerBeat / fl.cpuMsPerBeat, 1)}× this floor)` : "";
+    out.push(
+      `heartbeat floor, bare ${fl.kind} answering the same reply to the same beats: ${f(fl.cpuPct, 1)} % of one CPU, ${f(fl.cpuMsPerBeat, 3)} ms CPU per beat${ratio}`,
+    );
   }
   const quietest = o.windows[0];
   if (quietest) {

@@ -106,7 +106,8 @@ export class SimGroup {
   readonly sessions = new Map<string, SessionKeys>();
 
   constructor(
-    private readonly masterAddress: string,
+    /** Where the beats go (`retarget` moves them: the bench's floor servers). */
+    private masterAddress: string,
     private readonly members: SimMember[],
     private readonly intervalMs: number,
     private readonly proof: { kind: "session"; masterNodeId: string } | { kind: "signature" } = { kind: "signature" },
@@ -120,6 +121,15 @@ export class SimGroup {
       const offset = (m.index / n) * this.intervalMs + Math.random() * this.intervalMs * 0.02;
       this.schedule(m, offset);
     }
+  }
+
+  /**
+   * Sends the beats to `address` from now on (stopped first): the bench's floor servers get the same
+   * beats, with the session keys agreed with the master, which they do not check.
+   */
+  retarget(address: string): void {
+    if (!this.stopped) throw new Error("retarget: stop the beats first");
+    this.masterAddress = address;
   }
 
   /** No new beats; waits for those in flight. */

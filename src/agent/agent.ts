@@ -51,6 +51,8 @@ export interface AgentOptions {
   /** On a master: silence after which a member is suspect (default 10 s), then dead (default 60 s). */
   suspectAfterMs?: number | undefined;
   deadAfterMs?: number | undefined;
+  /** On a master: heartbeats it takes per second at most (beat-pacing.ts); default 100. */
+  maxHeartbeatsPerS?: number | undefined;
   /** Serve this node's image cache as an image server; default config.json `image_server`, else while it is a master. */
   imageServer?: boolean | undefined;
   /** Find the master on the LAN and join it (until this host is a member), with this join token. */

@@ -27,6 +27,8 @@ export interface AgentStateOptions {
   tlsPort: number;
   /** When members turn suspect and dead (master). */
   liveness?: LivenessTimes | undefined;
+  /** Heartbeats a master takes per second at most (beat-pacing.ts). */
+  maxHeartbeatsPerS?: number | undefined;
   /** Join the group's other masters through etcd when config.json says so (`group_ha`; the agent only, never an offline command). */
   joinHa?: boolean;
 }
@@ -99,6 +101,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     rentalGrants: (nodeId) => rentals.grantsOf(nodeId),
     log,
     ...(opts.liveness ? { liveness: opts.liveness } : {}),
+    ...(opts.maxHeartbeatsPerS ? { maxHeartbeatsPerS: opts.maxHeartbeatsPerS } : {}),
   });
   if (ha) group.useHa(() => ha.leading);
   await ha?.attach({

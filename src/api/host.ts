@@ -364,6 +364,12 @@ export const GroupHeartbeatReply = Type.Object(
   {
     message: Type.Literal("ok"),
     rental_terms: Type.Optional(SignedRentalTerms),
+    next_beat_ms: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: "Wait at least this long before the next heartbeat: the master bounds the heartbeats it takes per second (a larger group beats less often); a member beats at the longer of this and its own period. Absent from masters that do not pace.",
+      }),
+    ),
     lans: Type.Optional(Type.Array(LanViewReply, { maxItems: 4096, description: "What the member builds for each LAN network it has VMs of" })),
   },
   { $id: "GroupHeartbeatReply" },

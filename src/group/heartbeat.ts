@@ -10,6 +10,7 @@ import { MasterTlsPin, type MasterEndpoint } from "./master-tls.js";
 import type { LanMember } from "../network/lan/model.js";
 import { SESSION_TTL_MS, UNKNOWN_SESSION, type SessionKeys } from "./session-keys.js";
 import { openSession } from "./session-exchange.js";
+import { MAX_PACED_INTERVAL_MS } from "./beat-pacing.js";
 
 /** A heartbeat older (or further in the future) than this is refused: it bounds replays. */
 export const HEARTBEAT_MAX_SKEW_MS = 30_000;
@@ -142,10 +143,11 @@ const SESSIONS_UNSUPPORTED_RETRY_MS = 10 * 60_000;
 
 /**
  * How long a member keeps its connection to the master open between beats: under the agent's
- * keep-alive timeout (server/limits.ts, 5 s), so the master never closes one the member is about to
- * reuse. Beats at most this far apart reuse it (the default beat is every 3 s); slower ones reconnect.
+ * keep-alive timeout (server/limits.ts, 35 s), so the master never closes one the member is about to
+ * reuse, and over the longest wait a master asks between beats (beat-pacing.ts, 30 s), so a paced
+ * member keeps its one connection too. Slower beats (`--heartbeat-ms` above it) reconnect.
  */
-const MASTER_CONNECTION_IDLE_MS = 4_000;
+const MASTER_CONNECTION_IDLE_MS = 33_000;
 
 /**
  * A member's heartbeat loop. Each beat is signed with the node key (no token travels) and goes over
@@ -161,6 +163,8 @@ export class HeartbeatSender {
   private readonly now: () => Date;
   /** Until when the master is taken to have no sessions (ms since the epoch). */
   private sessionsUnsupportedUntil = 0;
+  /** How long the master last asked to wait between beats (beat-pacing.ts); 0: no ask. */
+  private pacedMs = 0;
   /** One kept TLS connection to the master (its address and pin): a handshake per beat cost both sides. */
   private pool: { endpoint: string; agent: PinnedTlsAgent } | undefined;
 
@@ -201,10 +205,15 @@ export class HeartbeatSender {
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      void this.beat().finally(() => this.schedule(this.opts.intervalMs));
+      void this.beat().finally(() => this.schedule(this.periodMs));
     }, delayMs);
     // The heartbeat alone never keeps the process alive: the HTTP server does.
     this.timer.unref();
+  }
+
+  /** The wait before the next beat: this member's own period, or longer while its master paces the group. */
+  get periodMs(): number {
+    return Math.max(this.opts.intervalMs, this.pacedMs);
   }
 
   /** Sends one heartbeat now; never throws (the outcome goes into `status`). */
@@ -229,6 +238,8 @@ export class HeartbeatSender {
       };
       const client = new HostClient(endpoint.address, undefined, timeoutMs, { sha256: endpoint.sha256 }, this.connectionTo(endpoint));
       const { reply, sentAt } = await this.send(client, report);
+      // A master of the first protocol does not pace: the member's own period again.
+      this.pacedMs = Math.min(MAX_PACED_INTERVAL_MS, reply.next_beat_ms ?? 0);
       this.opts.answered?.(reply, sentAt);
       if (!this.contact.reachable) this.opts.log.info({ master }, "master reachable");
       this.contact = { reachable: true, lastHeartbeat: this.now().toISOString(), lastError: null };

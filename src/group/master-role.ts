@@ -16,6 +16,7 @@ import { normalizeAddress } from "../sdk/address.js";
 import type { Logger } from "../lib/logger.js";
 import type { GroupMemberRepo, MemberRecord } from "./member-repo.js";
 import { memberState, type LivenessTimes, type MemberState } from "./liveness.js";
+import { BeatPacer, DEFAULT_MAX_HEARTBEATS_PER_S, pacedLiveness } from "./beat-pacing.js";
 import { memberListAnswer, selectMembers, type MemberListQuery, type MemberSelection } from "./member-list.js";
 import { HeartbeatVerifier } from "./heartbeat.js";
 import { SessionAnswerer } from "./session-exchange.js";
@@ -62,6 +63,8 @@ export interface MasterRoleOptions {
   log: Logger;
   now: () => Date;
   liveness: LivenessTimes;
+  /** Heartbeats this master takes per second at most: a larger group's members are told to beat less often (beat-pacing.ts). */
+  maxHeartbeatsPerS?: number;
   /** When this agent started: silence is counted from then at the earliest (liveness.ts). */
   startedAt: Date;
   /** This master's node key: it signs the rental terms in heartbeat answers and the TLS endpoint its hello names. */
@@ -86,8 +89,10 @@ export class MasterRole {
   /** How each member proved its last heartbeat since this master started (shown in the list). */
   private readonly proofs = new Map<string, "session key" | "node key">();
   private readonly sessionAnswerer: SessionAnswerer;
+  private readonly pacer: BeatPacer;
 
   constructor(private readonly opts: MasterRoleOptions) {
+    this.pacer = new BeatPacer(opts.maxHeartbeatsPerS ?? DEFAULT_MAX_HEARTBEATS_PER_S);
     this.heartbeats = new HeartbeatVerifier(opts.sessions);
     this.sessionAnswerer = new SessionAnswerer(opts.sessions, opts.key);
   }
@@ -102,7 +107,12 @@ export class MasterRole {
 
   /** A record's state now: computed from its last heartbeat, never stored (see liveness.ts). */
   private stateOf(m: MemberRecord, now: Date = this.opts.now()): MemberState {
-    return memberState(new Date(m.lastSeen), now, this.opts.liveness, this.opts.startedAt);
+    return memberState(new Date(m.lastSeen), now, this.liveness(now), this.opts.startedAt);
+  }
+
+  /** The liveness times now: the configured ones, stretched while members are told to beat less often. */
+  private liveness(now: Date): LivenessTimes {
+    return pacedLiveness(this.opts.liveness, this.pacer.longestWait(this.opts.members.count(), now.getTime()));
   }
 
   /**
@@ -212,8 +222,9 @@ export class MasterRole {
     const lans = lanExchange && hb.lans ? { lans: lanExchange.memberReported(hb.node_id, hb.lans, localIp) } : {};
     const terms = this.opts.rentalTerms(hb.node_id);
     const grants = this.opts.rentalGrants?.(hb.node_id);
-    if (holdsTerms(hb.rental_terms_digest, terms, grants)) return { message: "ok", ...lans };
-    return { message: "ok", rental_terms: sealRentalTerms(terms, hb.node_id, hb.sent_at, this.opts.key, grants), ...lans };
+    const pace = { next_beat_ms: this.pacer.next(this.opts.members.count(), now.getTime()) };
+    if (holdsTerms(hb.rental_terms_digest, terms, grants)) return { message: "ok", ...pace, ...lans };
+    return { message: "ok", rental_terms: sealRentalTerms(terms, hb.node_id, hb.sent_at, this.opts.key, grants), ...pace, ...lans };
   }
 
   /** The operator forgets a member (a dead one is never forgotten by itself). */

@@ -23,7 +23,7 @@ const capacity = TEST_CAPACITY;
  * A master stand-in whose hello names its TLS port and the certificate `claim()` (signed by `signer`'s
  * node key, as the master's would be), and whose TLS port presents the certificate `testTls(tlsName)`.
  */
-async function masterAt(opts: { tlsName?: string; claim?: (server: PeerServer) => string; signer?: ReturnType<typeof testNode> } = {}) {
+async function masterAt(opts: { tlsName?: string; claim?: (server: PeerServer) => string; signer?: ReturnType<typeof testNode>; reply?: () => object } = {}) {
   const beats: GroupHeartbeat[] = [];
   let server!: PeerServer;
   server = await peerServer(
@@ -40,7 +40,7 @@ async function masterAt(opts: { tlsName?: string; claim?: (server: PeerServer) =
           tls_signature: masterTlsSignature((opts.signer ?? master).key, master.nodeId, challenge, tls),
         };
       },
-      "POST /master/group/heartbeat": (body) => (beats.push(body as GroupHeartbeat), { message: "ok" }),
+      "POST /master/group/heartbeat": (body) => (beats.push(body as GroupHeartbeat), opts.reply?.() ?? { message: "ok" }),
     },
     {},
     opts.tlsName,
@@ -94,6 +94,26 @@ describe("HeartbeatSender over TLS", () => {
     expect(s.status).toMatchObject({ reachable: true, lastError: null });
     expect(server.seen).toEqual({ plain: 1, tls: 1 });
     expect(beats[0]).toMatchObject({ tls_port: 10443, cert_sha256: "d".repeat(64) });
+  });
+
+  it("waits as long as its master asks between beats (at most 30 s), and its own period otherwise", async () => {
+    let reply: object = { message: "ok", next_beat_ms: 5000 };
+    const { server, beats } = await masterAt({ reply: () => reply });
+    const s = sender(server);
+    expect(s.periodMs).toBe(1000);
+    await s.beat();
+    expect(s.periodMs).toBe(5000);
+    reply = { message: "ok", next_beat_ms: 10 };
+    await s.beat();
+    expect(s.periodMs).toBe(1000);
+    reply = { message: "ok", next_beat_ms: 3_600_000 };
+    await s.beat();
+    expect(s.periodMs).toBe(30_000);
+    // A master of the first protocol does not pace.
+    reply = { message: "ok" };
+    await s.beat();
+    expect(s.periodMs).toBe(1000);
+    expect(beats).toHaveLength(4);
   });
 
   it("sends nothing to a TLS port whose certificate is not the one the master's key vouched for", async () => {

@@ -140,6 +140,11 @@ export class GroupMemberRepo {
     return record;
   }
 
+  /** How many members there are (no query: the rows are kept). */
+  count(): number {
+    return this.table().all.length;
+  }
+
   /** Every member in join order; a member's record is the same object until its row or heartbeat changes. */
   list(): MemberRecord[] {
     return this.table().all.map((r) => this.record(r));

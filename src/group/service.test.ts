@@ -99,15 +99,47 @@ describe("GroupService as a master", () => {
     const hb: GroupHeartbeat = beat(Date.now());
     // The member moved to a new IP (DHCP): its heartbeat from there moves it.
     // The member holds no terms yet: they come, signed; once it holds them, they are not sent again.
-    expect(service.recordHeartbeat(hb, "10.0.0.5")).toEqual({ message: "ok", rental_terms: { renters: [], signature: expect.stringMatching(/^0x/) } });
+    // One member, at most 100 beats a second: it may beat every 10 ms (its own period is longer).
+    expect(service.recordHeartbeat(hb, "10.0.0.5")).toEqual({ message: "ok", rental_terms: { renters: [], signature: expect.stringMatching(/^0x/) }, next_beat_ms: 10 });
     const current = { ...beat(Date.now() + 1), rental_terms_digest: rentalTermsDigest(new Map()) };
-    expect(service.recordHeartbeat(current, "10.0.0.5")).toEqual({ message: "ok" });
+    expect(service.recordHeartbeat(current, "10.0.0.5")).toEqual({ message: "ok", next_beat_ms: 10 });
     expect(refusal(() => service.recordHeartbeat(hb, "10.0.0.5"))).toMatch(/^unauthorized: heartbeat refused: replayed/);
     expect(service.peer(member.nodeId)).toMatchObject({ address: "10.0.0.5:10000", state: "alive", capacity });
     expect(service.peers()).toHaveLength(1);
     expect(service.remove({ node_id: member.nodeId })).toEqual({ message: "ok", address: "10.0.0.5:10000", node_id: member.nodeId });
     expect(refusal(() => service.recordHeartbeat(beat(Date.now() + 2), "10.0.0.5"))).toMatch(/^not_found: heartbeat refused: this node is not a member/);
     expect(service.peer(member.nodeId)).toBeUndefined();
+  });
+});
+
+describe("GroupService: a master paces its members' heartbeats", () => {
+  it("tells a large group to beat less often, and calls a paced member suspect only after as many missed beats", () => {
+    let now = Date.now();
+    // 40 members, at most 4 beats a second: each is told to wait 10 s between beats.
+    const { service, nodeId } = testGroupService({ seed: 1, hostConfig: { host_type: "master", group_name: "g1" }, joinToken: TOKEN, maxHeartbeatsPerS: 4, now: () => new Date(now) });
+    const member = testNode(2);
+    service.recordJoin(joinBody(nodeId, member), "10.0.0.2", undefined);
+    for (let i = 3; i <= 41; i++) service.recordJoin({ nickname: `m${i}` }, `10.0.1.${i}`, TOKEN);
+    const hb = signHeartbeat({ node_id: member.nodeId, address: "10.0.0.2:10000", nickname: "m", sent_at: now, capacity }, member.key);
+    expect(service.recordHeartbeat(hb, "10.0.0.2").next_beat_ms).toBe(10_000);
+    // Unpaced, 10 s of silence is suspect (DEFAULT_LIVENESS); told to wait 10 s, a member is suspect after 33.3 s, dead after 200 s.
+    now += 30_000;
+    expect(service.peer(member.nodeId)?.state).toBe("alive");
+    now += 4_000;
+    expect(service.peer(member.nodeId)?.state).toBe("suspect");
+    now += 166_000;
+    expect(service.peer(member.nodeId)?.state).toBe("dead");
+  });
+
+  it("keeps a small group's liveness times as configured", () => {
+    let now = Date.now();
+    const { service, nodeId } = testGroupService({ seed: 1, hostConfig: { host_type: "master", group_name: "g1" }, joinToken: TOKEN, now: () => new Date(now) });
+    const member = testNode(2);
+    service.recordJoin(joinBody(nodeId, member), "10.0.0.2", undefined);
+    const hb = signHeartbeat({ node_id: member.nodeId, address: "10.0.0.2:10000", nickname: "m", sent_at: now, capacity }, member.key);
+    expect(service.recordHeartbeat(hb, "10.0.0.2").next_beat_ms).toBe(10);
+    now += 10_000;
+    expect(service.peer(member.nodeId)?.state).toBe("suspect");
   });
 });
 

@@ -55,6 +55,8 @@ export interface GroupServiceOptions {
   now?: () => Date;
   /** When members turn suspect and dead (on the master). */
   liveness?: LivenessTimes;
+  /** Heartbeats a master takes per second at most (beat-pacing.ts). */
+  maxHeartbeatsPerS?: number;
   /** A node's rental terms from this host's ledger: a master sends them to its members. */
   rentalTerms: (nodeId: string) => RentalTerms;
   /** What each renter's grant of a node gives, from this host's ledger: sent with the terms. */
@@ -109,6 +111,7 @@ export class GroupService {
           log: this.opts.log,
           now: this.now,
           liveness: this.opts.liveness ?? DEFAULT_LIVENESS,
+          ...(this.opts.maxHeartbeatsPerS ? { maxHeartbeatsPerS: this.opts.maxHeartbeatsPerS } : {}),
           startedAt: this.startedAt,
           key: this.opts.key,
           rentalTerms: this.opts.rentalTerms,

@@ -74,6 +74,8 @@ export function testGroupService(opts: {
   rentalGrants?: (nodeId: string) => RentalGrants;
   /** Its conf dir (another service's: this one is that agent restarted); default a fresh one. */
   confDir?: string;
+  /** On a master: heartbeats it takes per second at most (beat-pacing.ts); default the agent's. */
+  maxHeartbeatsPerS?: number;
 }): { service: GroupService; members: GroupMemberRepo; confDir: string; nodeId: string } {
   const { nodeId, key } = testNode(opts.seed);
   const confDir = opts.confDir ?? mkdtempSync(join(tmpdir(), "batu-group-"));
@@ -94,6 +96,7 @@ export function testGroupService(opts: {
     ...(opts.rentalGrants ? { rentalGrants: opts.rentalGrants } : {}),
     log: createLogger({ level: "silent" }),
     ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.maxHeartbeatsPerS ? { maxHeartbeatsPerS: opts.maxHeartbeatsPerS } : {}),
   });
   return { service, members, confDir, nodeId };
 }

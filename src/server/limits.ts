@@ -9,8 +9,12 @@ export const SERVER_LIMITS = {
   headersTimeoutMs: 10_000,
   /** How often Node checks the two above (its default, 30 s, would let a stall last a minute). */
   checkingIntervalMs: 1_000,
-  /** An idle keep-alive connection is closed after this. */
-  keepAliveTimeoutMs: 5_000,
+  /**
+   * An idle keep-alive connection is closed after this: longer than the longest wait a master asks
+   * between heartbeats (30 s, group/beat-pacing.ts), so each member keeps one connection to its
+   * master rather than a TLS handshake per beat. Idle connections are bounded by maxConnections.
+   */
+  keepAliveTimeoutMs: 35_000,
   /** A connection with no traffic at all is closed after this (event streams send a keep-alive every 15 s). */
   idleTimeoutMs: 120_000,
   /** Connections open at once; more are refused by the kernel's backlog, not served. */

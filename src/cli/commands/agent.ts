@@ -6,7 +6,7 @@ import { parsePort, withAgentOptions, type AgentOptions } from "../options.js";
 export const usage = `batu agent [--port 10000] [--tls-port 10443] [--host 0.0.0.0] [--conf-dir ./conf] [--data-dir ./data] [--log-level info]
            [--log-format auto|pretty|json]
            [--forward-host <addr>] [--cpu-overcommit 1] [--disk-overcommit 1] [--shutdown-timeout 60]
-           [--heartbeat-ms 3000] [--suspect-after-ms 10000] [--dead-after-ms 60000]
+           [--heartbeat-ms 3000] [--suspect-after-ms 10000] [--dead-after-ms 60000] [--max-heartbeats-per-s 100]
            [--request-timeout 30] [--discover [--group-name <name>]] [--image-server] [--network auto|bridge|user]
   Runs this machine's agent: the host API (seed 000) on the given port, and every route over HTTPS on
   --tls-port (a self-signed certificate, conf/tls.crt; see batu tls). Other hosts must use HTTPS for
@@ -29,7 +29,10 @@ export const usage = `batu agent [--port 10000] [--tls-port 10443] [--host 0.0.0
   --heartbeat-ms      a member's heartbeat period to its master (default 3000)
   --request-timeout   seconds a client has to send a whole request (headers: 10 at most) (default 30)
   --suspect-after-ms  master: a silent member turns suspect after this long (default 10000)
-  --dead-after-ms     master: ... and dead after this long (default 60000; never forgotten by itself)`;
+  --dead-after-ms     master: ... and dead after this long (default 60000; never forgotten by itself)
+  --max-heartbeats-per-s  master: heartbeats it takes per second at most; a larger group's members are
+                      told to beat less often (up to every 30 s), and the two times above stretch with
+                      their period (default 100: 1,000 members beat every 10 s)`;
 
 /** A whole number of milliseconds in [min, max], or a UsageError naming the flag. */
 function parseMs(text: string, flag: string, min: number, max: number): number {
@@ -49,6 +52,7 @@ interface AgentCommandOptions extends AgentOptions {
   requestTimeout: string;
   suspectAfterMs: string;
   deadAfterMs: string;
+  maxHeartbeatsPerS: string;
   discover?: boolean;
   groupName?: string;
   imageServer?: boolean;
@@ -69,6 +73,7 @@ export function register(program: Command): void {
     .option("--request-timeout <sec>", "seconds a client has to send a request", "30")
     .option("--suspect-after-ms <ms>", "master: a silent member turns suspect", "10000")
     .option("--dead-after-ms <ms>", "master: ... and dead", "60000")
+    .option("--max-heartbeats-per-s <n>", "master: heartbeats it takes per second at most", "100")
     .option("--discover", "find the master on the LAN (SSDP) and join it")
     .option("--group-name <name>", "with --discover: join only this group's master")
     .option("--image-server", "serve this node's image cache to the LAN")
@@ -90,6 +95,10 @@ export async function agentCommand(values: AgentCommandOptions): Promise<void> {
   const suspectAfterMs = parseMs(values.suspectAfterMs, "--suspect-after-ms", 100, 86_400_000);
   const deadAfterMs = parseMs(values.deadAfterMs, "--dead-after-ms", 100, 86_400_000);
   if (deadAfterMs <= suspectAfterMs) throw new UsageError("--dead-after-ms: must be longer than --suspect-after-ms");
+  const maxHeartbeatsPerS = Number(values.maxHeartbeatsPerS);
+  if (!(Number.isInteger(maxHeartbeatsPerS) && maxHeartbeatsPerS >= 1 && maxHeartbeatsPerS <= 100_000)) {
+    throw new UsageError("--max-heartbeats-per-s: a whole number in [1, 100000]");
+  }
   const cpuOvercommit = Number(values.cpuOvercommit);
   if (!(cpuOvercommit > 0 && cpuOvercommit <= 64)) throw new UsageError("--cpu-overcommit: a number in (0, 64]");
   const diskOvercommit = Number(values.diskOvercommit);
@@ -131,6 +140,7 @@ export async function agentCommand(values: AgentCommandOptions): Promise<void> {
         heartbeatMs,
         suspectAfterMs,
         deadAfterMs,
+        maxHeartbeatsPerS,
         discover: values.discover && joinToken ? { joinToken, groupName: values.groupName } : undefined,
       },
       log,
