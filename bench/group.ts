@@ -6,6 +6,7 @@
  *   npm run bench:group -- [--members 500] [--interval-ms 3000] [--duration 30] [--list-every-ms 250]
  *                          [--calls 200] [--warmup-calls 20] [--base-port 20000] [--proof session|signature]
  *                          [--master-log debug|info] [--no-json]
+ *                          [--max-heartbeats-per-s N]   (the master's pacing; default the agent's, 100)
  *                          [--master-cpu-prof DIR]   (diagnostic: V8 CPU profile of the master; slows it)
  *
  * Figures: master CPU % and heartbeat latency p50/p99, as the members see it and as the master
@@ -32,6 +33,7 @@ import { measureRouted, signatureProbe, startRelay, startRoutedMember } from "./
 import { joinAll, simMembers, SimGroup } from "./lib/group-sim.js";
 import { benchLog, checkInterrupted, loadAvg, now, sleep } from "./lib/proc.js";
 import { BareHttp } from "./lib/bare-http.js";
+import { DEFAULT_MAX_HEARTBEATS_PER_S, PACE_JITTER, pacedIntervalMs } from "../src/group/beat-pacing.js";
 
 const REPO = resolve(import.meta.dirname, "..");
 const { values: flags } = parseArgs({
@@ -47,6 +49,7 @@ const { values: flags } = parseArgs({
     proof: { type: "string", default: "session" },
     "master-log": { type: "string", default: "debug" },
     "master-cpu-prof": { type: "string" },
+    "max-heartbeats-per-s": { type: "string" },
   },
 });
 /**
@@ -125,13 +128,15 @@ async function pollList(master: ApiAgent, everyMs: number, untilMs: number): Pro
 /**
  * The floor under a heartbeat: the same members' beats (same bytes, same rate) to a bare node:http
  * server and to a bare Fastify with batu's logging (heartbeats quiet, as batu logs them), each
- * answering batu's reply and doing nothing else, for `min(duration, 10)` s after a warm-up each. Their
- * CPU per beat is what any server pays for the transport (and Fastify) alone. The beats go back to
- * the master afterwards.
+ * answering `{"message":"ok"}` and the master's pacing (`next_beat_ms`, without its jitter) and doing
+ * nothing else, for `min(duration, 10)` s after a warm-up each. Their CPU per beat is what any server
+ * pays for the transport (and Fastify) alone, at the same rate (a slower rate costs more per beat:
+ * each one wakes an idle process). The beats go back to the master afterwards.
  */
-async function beatFloors(root: string, sim: SimGroup, masterAddress: string, warmupMs: number): Promise<BeatFloor[]> {
+async function beatFloors(root: string, sim: SimGroup, masterAddress: string, pacedMs: number, warmupMs: number): Promise<BeatFloor[]> {
   const floors: BeatFloor[] = [];
-  const ok = { type: "application/json; charset=utf-8", bytes: Buffer.from(JSON.stringify({ message: "ok" })) };
+  const reply = pacedMs > INTERVAL_MS ? { message: "ok", next_beat_ms: pacedMs } : { message: "ok" };
+  const ok = { type: "application/json; charset=utf-8", bytes: Buffer.from(JSON.stringify(reply)) };
   const seconds = Math.min(DURATION_S, 10);
   for (const kind of ["node:http", "fastify"] as const) {
     const server = await BareHttp.start(join(root, `beat-floor-${kind.replace(":", "-")}.json`), { "/master/group/heartbeat": ok }, kind, {
@@ -177,7 +182,15 @@ async function main(): Promise<void> {
   // The master logs heartbeats at debug only; its per-request lines are how the bench reads handling times.
   process.env.BATU_LOG_LEVEL = MASTER_LOG;
   const prof = flags["master-cpu-prof"];
-  const master = await ApiAgent.start(join(root, "master/conf"), join(root, "master/data"), join(root, "master.log"), prof ? ["--cpu-prof", `--cpu-prof-dir=${resolve(prof)}`] : []);
+  const pacing = flags["max-heartbeats-per-s"];
+  const master = await ApiAgent.start(
+    join(root, "master/conf"),
+    join(root, "master/data"),
+    join(root, "master.log"),
+    prof ? ["--cpu-prof", `--cpu-prof-dir=${resolve(prof)}`] : [],
+    undefined,
+    pacing ? ["--max-heartbeats-per-s", pacing] : [],
+  );
   if (prof) log(`WARNING: the master runs under --cpu-prof (profile written to ${prof} at its exit): its figures are not comparable`);
   cleanup.add("stop the master", () => master.stop());
   const masterAddress = master.url.replace(/^http:\/\//, "");
@@ -210,8 +223,14 @@ async function main(): Promise<void> {
   const sim = new SimGroup(masterAddress, members, INTERVAL_MS, PROOF === "session" ? { kind: "session", masterNodeId: master.nodeId } : { kind: "signature" });
   cleanup.add("stop the simulated members", () => sim.stop());
   sim.start();
-  const warmupMs = INTERVAL_MS + 1000;
-  log(`heartbeats started: ${MEMBERS} members every ${INTERVAL_MS} ms (${((MEMBERS * 1000) / INTERVAL_MS).toFixed(0)}/s); warm-up ${warmupMs} ms`);
+  // The master paces a large group (beat-pacing.ts): members wait up to 1.25× the paced period after
+  // their first beat; the warm-up lets every member's paced wait begin before a window opens.
+  const pacedMs = pacedIntervalMs(MEMBERS + 1, Number(pacing ?? DEFAULT_MAX_HEARTBEATS_PER_S));
+  const warmupMs = INTERVAL_MS + (pacedMs > INTERVAL_MS ? Math.round(pacedMs * (1 + PACE_JITTER)) : 0) + 1000;
+  log(
+    `heartbeats started: ${MEMBERS} members every ${INTERVAL_MS} ms (${((MEMBERS * 1000) / INTERVAL_MS).toFixed(0)}/s)` +
+      `${pacedMs > INTERVAL_MS ? `, paced by the master to every ${pacedMs} ms ± ${PACE_JITTER * 100} % (${((MEMBERS * 1000) / pacedMs).toFixed(0)}/s)` : ""}; warm-up ${warmupMs} ms`,
+  );
   await sleep(warmupMs);
   checkInterrupted();
 
@@ -258,7 +277,7 @@ async function main(): Promise<void> {
   }
   loop.disable();
   if (!list) throw new Error("no group/list samples");
-  const floors = await beatFloors(root, sim, masterAddress, warmupMs);
+  const floors = await beatFloors(root, sim, masterAddress, pacedMs, warmupMs);
 
   if (list.members !== MEMBERS + 1) throw new Error(`group/list has ${list.members} members, want ${MEMBERS + 1}`);
 
@@ -286,7 +305,7 @@ async function main(): Promise<void> {
   const signature = signatureProbe();
   log(`sr25519 in this process: sign ${signature.signUs.toFixed(0)} µs, verify ${signature.verifyUs.toFixed(0)} µs`);
   const details = formatDetails({ windows, floors, list, routed, cpus: availableParallelism(), join: joinLat, signature });
-  console.log(`\n${formatReport({ members: MEMBERS, intervalMs: INTERVAL_MS, windows, floors, list, routed })}\n${details.join("\n")}`);
+  console.log(`\n${formatReport({ members: MEMBERS, intervalMs: INTERVAL_MS, pacedMs, windows, floors, list, routed })}\n${details.join("\n")}`);
   const load1 = await loadAvg();
   log(`load ${load0} → ${load1}`);
   if (flags["no-json"]) return;
@@ -302,6 +321,8 @@ async function main(): Promise<void> {
       members: MEMBERS,
       proof: PROOF,
       heartbeatIntervalMs: INTERVAL_MS,
+      maxHeartbeatsPerS: Number(pacing ?? DEFAULT_MAX_HEARTBEATS_PER_S),
+      pacedIntervalMs: pacedMs,
       windowS: DURATION_S,
       warmupMs,
       listEveryMs: LIST_EVERY_MS,

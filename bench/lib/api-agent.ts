@@ -46,14 +46,14 @@ export class ApiAgent {
    * `nodeArgs`: options for the agent's node (e.g. --cpu-prof, for a diagnostic run); `cli`: another
    * build's dist/cli/main.js (an earlier commit's, for before/after figures).
    */
-  static async start(confDir: string, dataDir: string, logPath: string, nodeArgs: string[] = [], cli: string = CLI): Promise<ApiAgent> {
+  static async start(confDir: string, dataDir: string, logPath: string, nodeArgs: string[] = [], cli: string = CLI, agentArgs: string[] = []): Promise<ApiAgent> {
     if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
     const offset = existsSync(logPath) ? statSync(logPath).size : 0;
     const fd = openSync(logPath, "a");
     const t0 = performance.now();
     const child = spawn(
       process.execPath,
-      [...nodeArgs, cli, "agent", "--host", "127.0.0.1", "--port", "0", "--tls-port", "0", "--network", "user", "--conf-dir", confDir, "--data-dir", dataDir, "--forward-host", "127.0.0.1"],
+      [...nodeArgs, cli, "agent", "--host", "127.0.0.1", "--port", "0", "--tls-port", "0", "--network", "user", "--conf-dir", confDir, "--data-dir", dataDir, "--forward-host", "127.0.0.1", ...agentArgs],
       // Own process group: a Ctrl-C reaches the bench only, which then stops the agent itself.
       { stdio: ["ignore", "ignore", fd], detached: true },
     );

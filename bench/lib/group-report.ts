@@ -153,6 +153,8 @@ const cells = (l: Lat) => [f(l.p50), f(l.p99), f(l.max)].map((c) => c.padStart(1
 export function formatReport(o: {
   members: number;
   intervalMs: number;
+  /** The wait the master asks between beats (beat-pacing.ts), ± 25 %. */
+  pacedMs: number;
   windows: BeatWindow[];
   floors: BeatFloor[];
   list: ListFigures;
@@ -161,7 +163,8 @@ export function formatReport(o: {
   const line = "─".repeat(100);
   const out = [
     line,
-    `group: 1 master, ${o.members} simulated members + 1 real member agent; a heartbeat every ${o.intervalMs} ms per member`,
+    `group: 1 master, ${o.members} simulated members + 1 real member agent; a heartbeat every ${o.intervalMs} ms per member` +
+      (o.pacedMs > o.intervalMs ? `, paced by the master to every ${o.pacedMs} ms ± 25 % (the floors: every ${o.pacedMs} ms)` : ""),
     `${"".padEnd(50)}${"n".padStart(8)}${["p50 ms", "p99 ms", "max ms"].map((h) => h.padStart(10)).join("")}   errors   master CPU`,
     line,
   ];

@@ -2,7 +2,8 @@
  * Simulated group members: light heartbeat clients in the bench process, each with its own sr25519
  * node key and address, speaking the real protocol through batu's own code: `HostClient.recordJoin`
  * to join, then heartbeats every interval, as HeartbeatSender does (the next beat is scheduled an
- * interval after the previous one ended): with a MAC after a session-key exchange (`proof:
+ * interval after the previous one ended, or as long as the master's answer asked, `next_beat_ms`,
+ * if longer: its pacing, beat-pacing.ts): with a MAC after a session-key exchange (`proof:
  * "session"`, what agents do), or signed by the node key (`"signature"`, the first protocol).
  * A session is opened at each member's first beat (not counted in its beat's time). Nothing listens at their
  * addresses: the master never calls a member unless a renter call is routed to it.
@@ -11,6 +12,7 @@ import { u8aToHex } from "@polkadot/util";
 import { blake2AsU8a, sr25519PairFromSeed, sr25519Sign } from "@polkadot/util-crypto";
 import type { MemberCapacity } from "../../src/api/host.js";
 import { macHeartbeat, signHeartbeat } from "../../src/group/heartbeat.js";
+import { MAX_PACED_INTERVAL_MS } from "../../src/group/beat-pacing.js";
 import { openSession } from "../../src/group/session-exchange.js";
 import { SessionKeys } from "../../src/group/session-keys.js";
 import { rentalTermsDigest } from "../../src/group/rental-terms.js";
@@ -100,6 +102,8 @@ export class SimGroup {
   private stopped = true;
   /** The digest of the rental terms each member last got, sent back as a member does (so terms are resent only when changed). */
   private readonly termsDigests = new Map<string, string>();
+  /** The wait each member's master last asked for (`next_beat_ms`, at most 30 s as HeartbeatSender takes it). */
+  private readonly paced = new Map<number, number>();
   /** Each member's session key with the master, once agreed (session proofs). */
   private readonly keys = new Map<string, { id: string; key: Authenticator }>();
   /** Each member's side of its session keys, by node id: what checks the master's calls to it (ForwardVerifier). */
@@ -147,11 +151,16 @@ export class SimGroup {
       setTimeout(() => {
         const p = this.beat(m).finally(() => {
           this.inFlight.delete(p);
-          this.schedule(m, this.intervalMs);
+          this.schedule(m, this.periodOf(m));
         });
         this.inFlight.add(p);
       }, delayMs),
     );
+  }
+
+  /** The wait before member `m`'s next beat, as HeartbeatSender.periodMs. */
+  periodOf(m: SimMember): number {
+    return Math.max(this.intervalMs, this.paced.get(m.index) ?? 0);
   }
 
   /** One beat, as HeartbeatSender.beat sends it (same timeout rule); the outcome goes to `samples`. */
@@ -189,6 +198,7 @@ export class SimGroup {
     let error: BeatSample["error"] = null;
     try {
       const reply = await client.heartbeat(hb);
+      this.paced.set(m.index, Math.min(MAX_PACED_INTERVAL_MS, reply.next_beat_ms ?? 0));
       if (reply.rental_terms) this.termsDigests.set(m.nodeId, rentalTermsDigest(new Map(reply.rental_terms.renters.map((r) => [r.renter, r.ends_at]))));
     } catch (e) {
       error = e instanceof HostApiError ? { status: e.status, message: e.message } : { status: 0, message: (e as Error).message };

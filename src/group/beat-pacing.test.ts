@@ -17,17 +17,29 @@ describe("heartbeat pacing", () => {
     expect(pacedLiveness(DEFAULT_LIVENESS, 10_000)).toEqual({ suspectAfterMs: 33_333, deadAfterMs: 200_000 });
   });
 
-  it("allows for a longer wait it told members until that wait has passed, when the group shrinks", () => {
+  it("staggers each wait told by a quarter either way, the rate bound holding on average", () => {
+    const waits = [0, 0.5, 0.999999].map((r) => new BeatPacer(100, () => r).next(1000, 0));
+    expect(waits).toEqual([7_500, 10_000, 12_500]);
     const pacer = new BeatPacer(100);
+    const told = Array.from({ length: 2000 }, () => pacer.next(1000, 0));
+    expect(Math.min(...told)).toBeGreaterThanOrEqual(7_500);
+    expect(Math.max(...told)).toBeLessThanOrEqual(12_500);
+    const mean = told.reduce((a, b) => a + b, 0) / told.length;
+    expect(mean).toBeGreaterThan(9_800);
+    expect(mean).toBeLessThan(10_200);
+  });
+
+  it("allows for the longest wait it told until that wait has passed, when the group shrinks", () => {
+    const pacer = new BeatPacer(100, () => 0.5);
     expect(pacer.next(2000, 0)).toBe(20_000);
-    // Half the group is removed: members are told 10 s from now on, but some still wait out 20 s.
+    // Half the group is removed: members are told 10 s from now on, but some still wait out up to 25 s.
     expect(pacer.next(1000, 5_000)).toBe(10_000);
-    expect(pacer.longestWait(1000, 5_000)).toBe(20_000);
-    expect(pacer.longestWait(1000, 19_999)).toBe(20_000);
-    expect(pacer.longestWait(1000, 20_000)).toBe(10_000);
+    expect(pacer.longestWait(1000, 5_000)).toBe(25_000);
+    expect(pacer.longestWait(1000, 24_999)).toBe(25_000);
+    expect(pacer.longestWait(1000, 25_000)).toBe(12_500);
     // A growing group's longer wait counts at once.
     expect(pacer.next(3000, 30_000)).toBe(30_000);
-    expect(pacer.longestWait(3000, 30_000)).toBe(30_000);
+    expect(pacer.longestWait(3000, 30_000)).toBe(37_500);
     expect(() => new BeatPacer(0)).toThrow(/maxPerS/);
   });
 });

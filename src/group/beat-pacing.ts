@@ -19,6 +19,13 @@ export const DEFAULT_MAX_HEARTBEATS_PER_S = 100;
  */
 export const MAX_PACED_INTERVAL_MS = 30_000;
 
+/**
+ * Each wait told is the paced one ± this share, at random (Nomad staggers its TTLs the same way):
+ * members whose beats bunched together (a group that just grew: all were told a longer wait at once)
+ * drift apart, and the master's load evens out; on average the rate bound holds.
+ */
+export const PACE_JITTER = 0.25;
+
 /** The heartbeat period the default liveness times (liveness.ts) are made for. */
 export const DEFAULT_HEARTBEAT_MS = 3_000;
 
@@ -44,22 +51,30 @@ export function pacedLiveness(times: LivenessTimes, intervalMs: number): Livenes
  * one counts until it has passed.
  */
 export class BeatPacer {
+  /** The longest wait told lately (jitter included), and until when a member may be keeping it. */
   private told = { ms: 0, until: 0 };
 
-  constructor(private readonly maxPerS: number) {
+  constructor(
+    private readonly maxPerS: number,
+    private readonly random: () => number = Math.random,
+  ) {
     if (!(maxPerS > 0)) throw new RangeError("maxPerS: must be above 0");
   }
 
-  /** The wait to tell a member now, in a group of `members`. */
+  /** The wait to tell a member now, in a group of `members`: the paced one, staggered by PACE_JITTER. */
   next(members: number, nowMs: number): number {
-    const ms = pacedIntervalMs(members, this.maxPerS);
-    if (ms >= this.told.ms || nowMs >= this.told.until) this.told = { ms, until: nowMs + ms };
+    const paced = pacedIntervalMs(members, this.maxPerS);
+    const ms = Math.round(paced * (1 - PACE_JITTER + 2 * PACE_JITTER * this.random()));
+    const longest = longestStaggered(paced);
+    if (longest >= this.told.ms || nowMs >= this.told.until) this.told = { ms: longest, until: nowMs + longest };
     return ms;
   }
 
-  /** The longest wait a member may still be keeping, of those told (none yet: what `members` would be told). */
+  /** The longest wait a member may be keeping now, of those told (none yet: the longest `members` would be told). */
   longestWait(members: number, nowMs: number): number {
-    const now = pacedIntervalMs(members, this.maxPerS);
+    const now = longestStaggered(pacedIntervalMs(members, this.maxPerS));
     return nowMs < this.told.until ? Math.max(now, this.told.ms) : now;
   }
 }
+
+const longestStaggered = (paced: number) => Math.round(paced * (1 + PACE_JITTER));

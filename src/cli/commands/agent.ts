@@ -32,7 +32,7 @@ export const usage = `batu agent [--port 10000] [--tls-port 10443] [--host 0.0.0
   --dead-after-ms     master: ... and dead after this long (default 60000; never forgotten by itself)
   --max-heartbeats-per-s  master: heartbeats it takes per second at most; a larger group's members are
                       told to beat less often (up to every 30 s), and the two times above stretch with
-                      their period (default 100: 1,000 members beat every 10 s)`;
+                      their period (default 100: 1,000 members beat every 10 s on average)`;
 
 /** A whole number of milliseconds in [min, max], or a UsageError naming the flag. */
 function parseMs(text: string, flag: string, min: number, max: number): number {
