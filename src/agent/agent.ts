@@ -175,7 +175,7 @@ export async function startAgent(
     adminToken: state.tokens.admin,
     tlsPort: () => (state.tlsPort > 0 ? state.tlsPort : undefined),
     metricsToken: state.tokens.metrics,
-    rotateToken: (kind) => state.tokens.rotate(kind),
+    rotateToken: (kind) => (state.sharedTokens ? state.sharedTokens.rotate(kind) : state.tokens.rotate(kind)),
     forwards: router,
     systemConfig: () => state.files.system,
     ...(state.ha ? { ha: state.ha } : {}),

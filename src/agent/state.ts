@@ -14,6 +14,7 @@ import { loadTlsIdentity, type TlsIdentity } from "../auth/tls-identity.js";
 import { HostTokens } from "../auth/tokens.js";
 import { RentalLedger } from "../auth/rental-ledger.js";
 import { GroupHa } from "../group/ha/group-ha.js";
+import type { SharedTokens } from "../group/ha/shared-identity.js";
 
 /** The state file of an agent, in its data dir. */
 export const DB_FILE = BACKUP_DB;
@@ -41,6 +42,8 @@ export interface AgentState {
   identity: NodeIdentity;
   /** The admin, join and metrics tokens in force (rotated without a restart). */
   tokens: HostTokens;
+  /** In a group of masters: rotates a token on every master (tokens.rotate would change this one's alone). */
+  sharedTokens: SharedTokens | undefined;
   /** This node's TLS key and self-signed certificate. */
   tls: TlsIdentity;
   /** The node key as the group's signed envelopes use it (forwarded calls, heartbeats). */
@@ -76,6 +79,8 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     tls = await loadTlsIdentity(confDir, identity.nodeId);
   }
   const tokens = new HostTokens(confDir, { admin: identity.adminToken, join: identity.joinToken, metrics: identity.metricsToken });
+  // Rotated on any master of the group, a token reaches this one while it runs.
+  const sharedTokens = ha ? await ha.shareTokens(tokens) : undefined;
   ensurePrivateDir(dataDir);
   const db = openDb(join(dataDir, DB_FILE));
   let port = opts.port;
@@ -119,6 +124,7 @@ export async function openAgentState(opts: AgentStateOptions, log: Logger): Prom
     files,
     identity,
     tokens,
+    sharedTokens,
     tls,
     nodeKey,
     db,

@@ -21,6 +21,18 @@ describe("HostTokens", () => {
     expect(readdirSync(dir).filter((f) => f.includes(".tmp"))).toEqual([]);
   });
 
+  it("replace puts a given token in force, its file first (0600, whole): another master's rotation", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "batu-tokens-"));
+    const id = await loadIdentity(dir);
+    const tokens = new HostTokens(dir, { admin: id.adminToken, join: id.joinToken, metrics: id.metricsToken });
+    tokens.replace("metrics", "the-group-s-metrics-token");
+    expect([tokens.metrics(), tokens.get("metrics")]).toEqual(["the-group-s-metrics-token", "the-group-s-metrics-token"]);
+    expect(readFileSync(tokens.file("metrics"), "utf8")).toBe("the-group-s-metrics-token\n");
+    expect(statSync(tokens.file("metrics")).mode & 0o777).toBe(0o600);
+    expect((await loadIdentity(dir)).metricsToken).toBe("the-group-s-metrics-token");
+    expect(tokens.admin()).toBe(id.adminToken);
+  });
+
   it("changes nothing when the file cannot be written", async () => {
     if (process.getuid?.() === 0) return; // root writes anywhere: test/tls.test.ts covers rotation end to end
     const dir = mkdtempSync(join(tmpdir(), "batu-tokens-"));

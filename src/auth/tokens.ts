@@ -20,9 +20,15 @@ export const TOKEN_FILES: Record<TokenKind, string> = { admin: ADMIN_TOKEN_FILE,
  * write (a read-only conf dir), the old file untouched.
  */
 export function writeNewToken(confDir: string, kind: TokenKind): string {
+  const token = newToken();
+  writeToken(confDir, kind, token);
+  return token;
+}
+
+/** Writes `token` to `conf/<kind>.token` as writeNewToken does (0600, whole or not at all, flushed). */
+export function writeToken(confDir: string, kind: TokenKind, token: string): void {
   const path = join(confDir, TOKEN_FILES[kind]);
   const tmp = join(confDir, `.${TOKEN_FILES[kind]}.${process.pid}.tmp`);
-  const token = newToken();
   rmSync(tmp, { force: true });
   try {
     const fd = openSync(tmp, "wx", 0o600);
@@ -43,7 +49,6 @@ export function writeNewToken(confDir: string, kind: TokenKind): string {
   } finally {
     closeSync(dir);
   }
-  return token;
 }
 
 /**
@@ -65,9 +70,25 @@ export class HostTokens {
   join = (): string => this.tokens.join;
   metrics = (): string => this.tokens.metrics;
 
+  /** The `kind` token in force now. */
+  get(kind: TokenKind): string {
+    return this.tokens[kind];
+  }
+
+  /** The file that holds the `kind` token. */
+  file(kind: TokenKind): string {
+    return join(this.confDir, TOKEN_FILES[kind]);
+  }
+
   /** Makes a new `kind` token, on disk then in force. Returns the file that holds it. */
   rotate(kind: TokenKind): string {
     this.tokens[kind] = writeNewToken(this.confDir, kind);
-    return join(this.confDir, TOKEN_FILES[kind]);
+    return this.file(kind);
+  }
+
+  /** Puts `token` in force as the `kind` token (another master of the group rotated it), on disk first. */
+  replace(kind: TokenKind, token: string): void {
+    writeToken(this.confDir, kind, token);
+    this.tokens[kind] = token;
   }
 }

@@ -36,7 +36,7 @@ import type {
   VmStats,
   VmVnc,
 } from "../api/host-vm.js";
-import { requestJson } from "./http.js";
+import { requestJson, requestJsonReply } from "./http.js";
 import type { PinnedTlsAgent } from "./pinned-tls.js";
 
 /** One image as `/common/image/list` answers it. */
@@ -56,6 +56,36 @@ export interface ImageTransfer {
   progress: number;
   error: string | null;
 }
+
+/** Which page of a master's group-wide VM list (`/common/vm/list?scope=group`). */
+export interface GroupVmQuery {
+  /** Only this node's VMs (the master's own or a member's). */
+  node_id?: string;
+  /** At most this many VMs (1 to 10,000); without it, every VM in one answer. */
+  limit?: number;
+  /** The page after this VM, `<node_id>/<vm_id>`: the `next` of the page before. */
+  after?: string;
+}
+
+/** A member whose VMs a list left out, and why. */
+export interface UnreachableVmNode {
+  node_id: string;
+  reason: string;
+}
+
+/** One page of the group-wide VM list. */
+export interface GroupVmPage {
+  /** In node order (the master's, then its members' as they joined), each with `node_id` and `node_address`. */
+  vms: VmItem[];
+  /** The `after` of the next page (`x-batu-next`); null on the last. */
+  next: string | null;
+  /** Members left out of this page (the master names the first 20), and how many in all. */
+  unreachable: UnreachableVmNode[];
+  unreachableCount: number;
+}
+
+/** VMs per call when walking the whole group-wide list: a page of 100 costs the master ~15 ms (docs/scale.md). */
+export const GROUP_VM_PAGE = 500;
 
 /**
  * Typed client of an agent's host API (seed 000): over HTTP (the CLI to its own agent, on loopback; a
@@ -247,9 +277,44 @@ export class HostClient {
     return this.post("/common/vm/snapshot/delete", body);
   }
 
-  /** Operator: this host's VMs, or (`group`, on a master) every node's. */
+  /** Operator: this host's VMs, or (`group`, on a master) every node's in one answer (a large group: groupVmPages). */
   vmList(scope: "host" | "group" = "host"): Promise<VmItem[]> {
     return this.get(`/common/vm/list${scope === "group" ? "?scope=group" : ""}`);
+  }
+
+  /**
+   * Operator → master: one page of the group's VMs. The master asks only the members the page needs;
+   * a cursor whose VM or node is gone since is refused (HostApiError 400 naming `after`).
+   */
+  async groupVmPage(query: GroupVmQuery = {}): Promise<GroupVmPage> {
+    const q = new URLSearchParams({ scope: "group" });
+    if (query.node_id !== undefined) q.set("node_id", query.node_id);
+    if (query.limit !== undefined) q.set("limit", String(query.limit));
+    if (query.after !== undefined) q.set("after", query.after);
+    const { body, headers } = await requestJsonReply<VmItem[]>(this.address, `/common/vm/list?${q}`, {
+      token: this.token,
+      timeoutMs: this.timeoutMs,
+      tls: this.tls,
+      agent: this.agent,
+    });
+    const named = headerText(headers["x-batu-unreachable"]);
+    const unreachable = named ? (JSON.parse(named) as UnreachableVmNode[]) : [];
+    return {
+      vms: body,
+      next: headerText(headers["x-batu-next"]) ?? null,
+      unreachable,
+      unreachableCount: Number(headerText(headers["x-batu-unreachable-count"]) ?? unreachable.length),
+    };
+  }
+
+  /** Operator → master: every page of the group's VMs (or one node's), `limit` (default GROUP_VM_PAGE) a call, in order. */
+  async *groupVmPages(query: Omit<GroupVmQuery, "after"> = {}): AsyncGenerator<GroupVmPage> {
+    let after: string | undefined;
+    do {
+      const page = await this.groupVmPage({ ...query, limit: query.limit ?? GROUP_VM_PAGE, ...(after !== undefined ? { after } : {}) });
+      yield page;
+      after = page.next ?? undefined;
+    } while (after !== undefined);
   }
 
   /** Operator: create and start a VM; answered once its QEMU runs (`ready` in the list follows). */
@@ -277,4 +342,9 @@ export class HostClient {
   vmVnc(vmId: string): Promise<VmVnc> {
     return this.get(`/common/vm/vnc?vm_id=${encodeURIComponent(vmId)}`);
   }
+}
+
+/** A header's value as one string (node gives a list only for the few headers that may repeat). */
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

@@ -161,6 +161,11 @@ export interface RequestOptions {
  * rejects with HostApiError or UnreachableError.
  */
 export async function requestJson<T>(address: string, path: string, opts: RequestOptions = {}): Promise<T> {
+  return (await requestJsonReply<T>(address, path, opts)).body;
+}
+
+/** As requestJson, with the reply's headers too (a page's `x-batu-next`). */
+export async function requestJsonReply<T>(address: string, path: string, opts: RequestOptions = {}): Promise<{ body: T; headers: IncomingHttpHeaders }> {
   const headers: Record<string, string> = {};
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   if (opts.body !== undefined) headers["content-type"] = "application/json";
@@ -192,5 +197,5 @@ export async function requestJson<T>(address: string, path: string, opts: Reques
     const message = (parsed as { message?: unknown } | undefined)?.message;
     throw new HostApiError(res.status, typeof message === "string" ? message : `HTTP ${res.status}`, parsed);
   }
-  return parsed as T;
+  return { body: parsed as T, headers: res.headers };
 }

@@ -28,7 +28,7 @@ export interface AppDeps {
   /** The read-only token of a metrics scraper in force now: it opens `GET /metrics` only. Absent: the admin token alone. */
   metricsToken?: () => string;
   /** Rotates one of this host's tokens; returns the file that holds the new one. Absent: not offered. */
-  rotateToken?: (kind: TokenKind) => string;
+  rotateToken?: (kind: TokenKind) => string | Promise<string>;
   /** Forwarded calls to members as they end (their latency is a metric). Absent: none measured. */
   forwards?: Pick<GroupRouter, "onForward">;
   systemConfig: () => SystemConfig;

@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import type { VmAdd, VmItem } from "../../api/host-vm.js";
-import type { HostClient } from "../../sdk/index.js";
+import { GROUP_VM_PAGE, type HostClient } from "../../sdk/index.js";
 import { failed, UsageError } from "../errors.js";
 import { ask, hostClient, remoteEndpoint, type RemoteOptions } from "../local-agent.js";
 import { collect, parseCount, parsePort, withAgentOptions, withOutputOptions, withRemoteOptions, type AgentOptions } from "../options.js";
@@ -14,7 +14,8 @@ import { spinnerAllowed } from "../spinner.js";
 import { waitUntil } from "../wait.js";
 import { registerStorage } from "./vm-storage.js";
 
-export const usage = `batu vm list|create|show|start|stop|restart|delete|stats|console|log ...
+export const usage = `batu vm list [--group] [--node <node_id>] [--limit <n>] ...
+batu vm create|show|start|stop|restart|delete|stats|console|log ...
 batu vm disk list|add|resize|delete <vm_id> ...
 batu vm snapshot list|create|restore|delete <vm_id> ...
   The operator's VMs on this host's agent (admin token from --conf-dir), or another host's with
@@ -59,8 +60,11 @@ export function register(program: Command): void {
   const sub = (name: string, description: string) => withRemoteOptions(withAgentOptions(vm.command(name).description(description)));
 
   withOutputOptions(sub("list", "the VMs of this host (--group: of every node, on a master)").alias("ls"))
-    .option("--group", "every node's VMs (on a master)")
-    .action((opts: Options & { group?: boolean }) => vmList(opts));
+    .option("--group", "every node's VMs (on a master), asked page by page")
+    .option("--node <node_id>", "only this node's VMs (on a master; implies --group)")
+    .option("--limit <n>", "at most this many VMs, the first in node order")
+    .option("--page-size <n>", `with --group: VMs the master is asked for per call (default ${GROUP_VM_PAGE})`)
+    .action((opts: ListOptions) => vmList(opts));
 
   withOutputOptions(sub("create", "create and start a VM, and wait until its guest is ready"))
     .option("--name <name>", "its nickname")
@@ -103,11 +107,48 @@ export function register(program: Command): void {
   registerStorage(vm);
 }
 
-async function vmList(opts: Options & { group?: boolean }): Promise<void> {
+interface ListOptions extends Options {
+  group?: boolean;
+  node?: string;
+  limit?: string;
+  pageSize?: string;
+}
+
+async function vmList(opts: ListOptions): Promise<void> {
   const format = outputFormat(opts);
-  const vms = await ask(() => client(opts).vmList(opts.group ? "group" : "host"));
-  const columns = opts.group ? [{ header: "node", value: (v: VmItem) => v.node_id?.slice(0, 12) }, ...LIST_COLUMNS] : LIST_COLUMNS;
+  const group = opts.group === true || opts.node !== undefined;
+  if (opts.node !== undefined && !/^[0-9a-f]{64}$/.test(opts.node)) throw new UsageError(`--node: a node id (64 hex characters, batu group list), not ${opts.node}`);
+  if (opts.pageSize !== undefined && !group) throw new UsageError("--page-size: only with --group or --node");
+  const limit = opts.limit === undefined ? Infinity : parseCount(opts.limit, "--limit", 1);
+  const vms = group ? await groupVms(client(opts), opts, limit) : (await ask(() => client(opts).vmList())).slice(0, limit);
+  const columns = group ? [{ header: "node", value: (v: VmItem) => v.node_id?.slice(0, 12) }, ...LIST_COLUMNS] : LIST_COLUMNS;
   print(vms, format, () => (vms.length === 0 ? "no VMs" : table(vms, columns)));
+}
+
+/**
+ * The group's VMs (or one node's), page by page up to `limit`: a whole list of a large group costs
+ * the master seconds in one call, a page milliseconds. Members left out are named on stderr.
+ */
+async function groupVms(c: HostClient, opts: ListOptions, limit: number): Promise<VmItem[]> {
+  const pageSize = opts.pageSize === undefined ? GROUP_VM_PAGE : parseCount(opts.pageSize, "--page-size", 1, 10_000);
+  const vms: VmItem[] = [];
+  const unreachable = new Map<string, string>();
+  let uncounted = 0;
+  await ask(async () => {
+    const pages = c.groupVmPages({ ...(opts.node !== undefined ? { node_id: opts.node } : {}), limit: Math.min(pageSize, limit) });
+    for await (const page of pages) {
+      for (const u of page.unreachable) unreachable.set(u.node_id, u.reason);
+      uncounted = Math.max(uncounted, page.unreachableCount - page.unreachable.length);
+      vms.push(...page.vms.slice(0, limit - vms.length));
+      if (vms.length >= limit) break;
+    }
+  });
+  if (unreachable.size > 0 || uncounted > 0) {
+    const named = [...unreachable].map(([node, reason]) => `  ${node.slice(0, 12)}: ${reason}`);
+    const more = uncounted > 0 ? [`  and at least ${uncounted} more`] : [];
+    process.stderr.write(`left out, unreachable:\n${[...named, ...more].join("\n")}\n`);
+  }
+  return vms;
 }
 
 /** The VM of that id in this host's list, or a refusal naming it (exit 1). */

@@ -18,7 +18,7 @@ import { ReplicatedTables } from "./replicated-tables.js";
 import { Leadership } from "./leadership.js";
 import { ServiceAddress } from "./service-address.js";
 import { FollowerProxy, goesToLeader, type LeaderEndpoint } from "./follower-proxy.js";
-import { shareIdentity } from "./shared-identity.js";
+import { shareIdentity, SharedTokens, type TokenHolder } from "./shared-identity.js";
 
 /** How often writes no request waits for (heartbeats' batch, sweeps) are shipped. */
 const SHIP_EVERY_MS = 200;
@@ -70,6 +70,16 @@ export class GroupHa {
   /** Takes the group's identity files (or gives this master's, if first); returns those replaced. */
   shareIdentity(confDir: string): Promise<string[]> {
     return shareIdentity(this.etcd, confDir, `${this.prefix}identity/`);
+  }
+
+  private sharedTokens: SharedTokens | undefined;
+
+  /** Keeps `tokens` the group's while this master runs: a rotation on any master reaches it (shared-identity.ts). */
+  async shareTokens(tokens: TokenHolder): Promise<SharedTokens> {
+    const shared = new SharedTokens(this.etcd, `${this.prefix}identity/`, tokens, this.log);
+    await shared.follow();
+    this.sharedTokens = shared;
+    return shared;
   }
 
   /**
@@ -230,6 +240,7 @@ export class GroupHa {
     await this.address?.release();
     await this.tables?.close();
     this.proxy?.close();
+    await this.sharedTokens?.close();
     this.etcd.close();
   }
 }

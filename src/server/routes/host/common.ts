@@ -84,7 +84,8 @@ export const commonRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async 
           description:
             "A new random token is written to conf/admin.token, conf/join.token or conf/metrics.token (mode 0600, atomically) and is the " +
             "only one accepted from the next request on; the reply names the file, never the token. Rotating the join " +
-            "token changes nothing for members that joined already (they sign with their node keys).",
+            "token changes nothing for members that joined already (they sign with their node keys). On a master of a group of " +
+            "masters (group_ha) the new token goes to etcd first and every master takes it at once.",
           tags: ["host"],
           body: TokenRotate,
           response: { 200: TokenRotateReply, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 409: ErrorReply },
@@ -93,7 +94,7 @@ export const commonRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async 
       async (req) => {
         let file: string;
         try {
-          file = rotate(req.body.token);
+          file = await rotate(req.body.token);
         } catch (e) {
           throw new ApiError("conflict", `the ${req.body.token} token cannot be replaced: ${(e as Error).message}`);
         }
