@@ -194,6 +194,17 @@ export class GroupHa {
     return this.proxy.handle(req, reply);
   }
 
+  /** Whether another master leads (or none does yet): renter calls this one does not answer itself go on with `passOn`. */
+  follows(): boolean {
+    return !this.leading;
+  }
+
+  /** A renter call a follower does not answer itself, its body read already (`bodyText`): the leader's reply is sent. */
+  async passOn(req: FastifyRequest, reply: FastifyReply, bodyText: string): Promise<void> {
+    if (!this.proxy) throw new ApiError("not_leader", "this master has not joined its group's election yet: retry");
+    await this.proxy.relayRead(req, reply, bodyText);
+  }
+
   /** What each reply waits for on the leader: its writes in etcd. A follower's own writes are dropped (never the group's). */
   async settled(): Promise<void> {
     const tables = this.tables;

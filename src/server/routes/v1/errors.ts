@@ -21,6 +21,7 @@ function shapeMessage(message: string): string {
 const REFUSAL_ERRCODES: Record<RenterRefusalReason, DbcError["errcode"]> = {
   no_identity: DbcErrors.bad_params.errcode,
   denied: DbcErrors.denied.errcode,
+  not_renter: DbcErrors.denied.errcode,
 };
 
 /** A domain refusal as the DbcError it is on the wire; undefined for anything else. */
