@@ -46,6 +46,8 @@ export function dbcErrorHandler(error: FastifyError, request: FastifyRequest, re
   if (error instanceof VmConflictError) return send(200, 1, error.message.replace(/^vm is /, "task is "));
   if (error instanceof VmResourceError) return send(200, 1, error.message);
   if (error instanceof GuestAgentError) return send(200, 1, `set user password failed: ${error.message}`);
+  // A master of several that cannot pass the call to its group's leader now (group/ha): retry.
+  if (error instanceof ApiError && error.code === "not_leader") return send(error.status, DbcErrors.internal.errcode, error.message);
   // A refusal of the shared hooks (a body nested too deep): DBC's bad-params answer.
   if (error instanceof ApiError && error.status < 500) return send(error.status, -25, error.message);
   if ((error.statusCode ?? 500) < 500) return send(error.statusCode!, -25, error.message);

@@ -2,13 +2,13 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { ForwardCall } from "../../../group/forward.js";
 import type { GroupPeer } from "../../../group/master-role.js";
-import { goesToLeader } from "../../../group/ha/follower-proxy.js";
 import { readOnlyVms } from "../../../vm/testing.js";
 import { openDb } from "../../../store/db.js";
 import { RenterAuthority } from "../../../auth/authorize.js";
 import { cryptoWaitReady, testWallet, walletIdentity, type TestWallet } from "../../../auth/testing.js";
 import type { V1Deps } from "./deps.js";
 import { v1Routes } from "./plugin.js";
+import { ApiError } from "../../../api/errors.js";
 
 const MASTERS = "a".repeat(64);
 const MEMBER = "b".repeat(64);
@@ -19,6 +19,7 @@ const peer: GroupPeer = { nodeId: MEMBER, address: "127.0.0.1:1", nickname: "m",
 const forwarded: ForwardCall[] = [];
 const passed: { url: string; bodyText: string }[] = [];
 let following = true;
+let leaderless = false;
 let app: FastifyInstance;
 let alice: TestWallet;
 let authority: RenterAuthority;
@@ -64,6 +65,7 @@ beforeAll(async () => {
       leader: {
         follows: () => following,
         passOn: async (req, reply, bodyText) => {
+          if (leaderless) throw new ApiError("not_leader", "the group's leader at 10.0.0.1 could not be reached: ECONNREFUSED");
           passed.push({ url: req.url, bodyText });
           reply.hijack();
           reply.raw.writeHead(200, { "content-type": "application/json" });
@@ -80,6 +82,7 @@ beforeEach(() => {
   forwarded.length = 0;
   passed.length = 0;
   following = true;
+  leaderless = false;
 });
 
 const post = (path: string, payload: Record<string, unknown>) => app.inject({ method: "POST", url: `/api/v1/${path}`, payload });
@@ -148,22 +151,17 @@ describe("a follower of several masters", () => {
     expect(passed).toHaveLength(0);
   });
 
+  it("answers 503 and why when the leader cannot be reached: the renter retries", async () => {
+    leaderless = true;
+    const r = await call("mining_nodes/session_id", walletIdentity(alice));
+    expect([r.statusCode, r.json()]).toEqual([503, { errcode: -1, message: "the group's leader at 10.0.0.1 could not be reached: ECONNREFUSED" }]);
+  });
+
   it("while it leads, answers everything itself", async () => {
     following = false;
     const r = await call("mining_nodes/session_id", walletIdentity(alice));
     expect(r.json().errcode).toBe(0);
     expect(typeof r.json().message.session_id).toBe("string");
     expect(passed).toHaveLength(0);
-  });
-});
-
-describe("goesToLeader: what a follower passes on as it arrives", () => {
-  it("every write of the host API and every renter call but a POST, which is decided once its body is read", () => {
-    expect(goesToLeader("POST", "/api/v1/tasks")).toBe(false);
-    expect(goesToLeader("GET", "/api/v1/events?node=x")).toBe(true);
-    expect(goesToLeader("GET", "/api/v1")).toBe(true);
-    expect(goesToLeader("POST", "/master/group/remove")).toBe(true);
-    expect(goesToLeader("GET", "/master/group/list")).toBe(false);
-    expect(goesToLeader("POST", "/api/v10/x")).toBe(true);
   });
 });
