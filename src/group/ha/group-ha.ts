@@ -2,7 +2,8 @@
  * A master of a group with several masters (config.json `group_ha`; docs/ha.md). All of them share
  * one identity and the group's tables through etcd; the one elected leads: it answers the member
  * protocol, writes the tables (shipped to etcd before each reply), runs the group's jobs and holds
- * the service address. The others keep their copies current, answer reads, and pass the rest on.
+ * the service address. The others keep their copies current, answer reads and the renter calls they
+ * only route to a member (server/routes/v1/follower.ts), and pass the rest on.
  * A lone master (no `group_ha`) never loads this: it keeps its tables in SQLite alone.
  */
 import { Etcd3 } from "etcd3";
