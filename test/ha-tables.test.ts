@@ -94,6 +94,23 @@ describe.skipIf(skipReason !== null)("ha: the group's tables replicated through 
     await until(() => nonces(followerDb).length, (n) => n === 302, 5_000, "the follower's 302 nonces");
   });
 
+  it("a nonce a follower burnt itself stays in its copy; the leader's row of the same nonce, from etcd, replaces it", async () => {
+    const usedAt = (nonce: string) => followerDb.prepare("SELECT used_at FROM used_nonces WHERE signer = 'k3' AND nonce = ?").all(nonce);
+    // A follower answering a renter call itself: the row is its own, never shipped (its replies drop the outbox).
+    followerDb.prepare("INSERT INTO used_nonces (signer, nonce, used_at) VALUES ('k3', 'own', 'by the follower')").run();
+    follower.discardPending();
+    expect(follower.pending()).toBe(false);
+    expect(await etcd.getAll().prefix('/test/tables/used_nonces/["k3"').keys()).toEqual([]);
+    // A replay through the leader: it burns the same nonce and ships it; the watch applies it over the follower's row.
+    leaderDb.prepare("INSERT INTO used_nonces (signer, nonce, used_at) VALUES ('k3', 'own', 'by the leader')").run();
+    await leader.flush(fence);
+    await until(() => usedAt("own"), (rows) => JSON.stringify(rows) === JSON.stringify([{ used_at: "by the leader" }]), 5_000, "the leader's row in the follower's copy");
+    // The copy still follows (the watch took the change without failing).
+    leaderDb.prepare("INSERT INTO used_nonces (signer, nonce, used_at) VALUES ('k3', 'later', 'by the leader')").run();
+    await leader.flush(fence);
+    await until(() => usedAt("later"), (rows) => rows.length === 1, 5_000, "a later nonce in the follower's copy");
+  });
+
   it("a write fenced by a leader key that is gone is refused, and reaches neither etcd nor the other copy", async () => {
     await etcd.delete().key(FENCE);
     insertRental(leaderDb, "node-c", "carol");

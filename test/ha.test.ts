@@ -9,12 +9,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
+import { u8aToHex } from "@polkadot/util";
 import { Lan, netnsUnavailableReason, run, type NetnsHost } from "./helpers/netns.js";
 import { TestAgents, call, removeDir, runCli, tempDir, type AgentProcess } from "./helpers/agent-process.js";
 import { DbcClient, DEMO_TASK } from "./helpers/dbc-client.js";
 import { EtcdCluster } from "./helpers/etcd.js";
 import { until } from "./helpers/wait.js";
 import { processAlive, qemuPid } from "./helpers/vm.js";
+import { parsePrometheusText, sample } from "../src/metrics/testing.js";
 
 const skipReason = (await netnsUnavailableReason()) ?? (await run(["etcd", "--version"]).then(() => null, () => "etcd is not installed (etcd-server)"));
 if (skipReason) console.warn(`test/ha.test.ts skipped: ${skipReason}`);
@@ -49,6 +51,16 @@ describe.skipIf(skipReason !== null)("ha: three masters on etcd, two members", (
     call(`http://127.0.0.1:${AGENT_PORT}${path}`, { token: h.agent.adminToken, socketPath: h.net.socketPath, ...opts });
   /** A renter's client of the group: every call to the service address. */
   const renter = (nodeId: string) => new DbcClient(`http://${serviceIp}:${AGENT_PORT}`, nodeId, { socketPath: serviceSocket });
+  /** Sockets reaching each master's own address's port 10000 from the renter's namespace. */
+  const ownSockets = new Map<Host, string>();
+  /** A renter's client of one master, at its own address (every master answers there too). */
+  const renterOf = (h: Host, nodeId: string, timeoutMs?: number) =>
+    new DbcClient(`http://${h.net.ip}:${AGENT_PORT}`, nodeId, { socketPath: ownSockets.get(h)!, ...(timeoutMs ? { timeoutMs } : {}) });
+  /** How many renter calls a master forwarded to members and got an answer to (its /metrics). */
+  const forwardsAnswered = async (h: Host) => {
+    const text = (await api(h, "/metrics")).body as string;
+    return sample(parsePrometheusText(text), "batu_forward_duration_seconds_count", { outcome: "replied" }) ?? 0;
+  };
   const holdsAddress = async (h: Host) => (await lan.exec(h.net, ["ip", "-4", "addr", "show", "dev", "eth0"])).stdout.includes(`${serviceIp}/`);
   const leader = async () => {
     for (const h of masters) if (agents.running().includes(h.agent) && (await holdsAddress(h))) return h;
@@ -82,6 +94,10 @@ describe.skipIf(skipReason !== null)("ha: three masters on etcd, two members", (
     serviceSocket = join(root, "service.sock");
     await lan.forward(renterNet.wrap, serviceSocket, serviceIp, AGENT_PORT);
     masters = hosts.slice(0, 3);
+    for (const h of masters) {
+      ownSockets.set(h, join(root, `renter-to-${h.net.name}.sock`));
+      await lan.forward(renterNet.wrap, ownSockets.get(h)!, h.net.ip, AGENT_PORT);
+    }
     [m1, m2] = hosts.slice(3) as [Host, Host];
     for (const h of masters) writeMasterConfig(h.dir);
     const start = async (h: Host, flags: string[]) => {
@@ -153,6 +169,52 @@ describe.skipIf(skipReason !== null)("ha: three masters on etcd, two members", (
     for (const h of masters) {
       await until(async () => (await api(h, "/common/rent/list")).body, (b) => JSON.stringify(b).includes(alice().address), 5_000, `rental on ${h.net.name}`);
     }
+  });
+
+  it("a follower answers a renter call routed to a member itself; the call's nonce is refused again through every master", async () => {
+    const lead = (await leader())!;
+    const [follower, other] = masters.filter((h) => h !== lead) as [Host, Host];
+    const session = (await renter(m1.agent.nodeId).call("mining_nodes/session_id", DbcClient.signed(alice()))).body.message.session_id as string;
+    const identity = DbcClient.signed(alice());
+    const forwardsBefore = await forwardsAnswered(follower);
+    // While the leader is stopped, a call the follower passed on would wait for it: these must not.
+    // (Stopped for less than the lease's 2 s: the leader keeps the lead.)
+    const atFollower = renterOf(follower, m1.agent.nodeId, 1_500);
+    lead.agent.child.kill("SIGSTOP");
+    let signed, bySession;
+    try {
+      [signed, bySession] = await Promise.all([
+        atFollower.call("tasks", identity),
+        atFollower.call("tasks", { session_id: session, session_id_sign: u8aToHex(alice().sign(session)) }),
+      ]);
+    } finally {
+      lead.agent.child.kill("SIGCONT");
+    }
+    for (const r of [signed, bySession]) {
+      expect(r.body.errcode, r.text).toBe(0);
+      expect(r.body.message.map((t: any) => t.task_id)).toContain(taskId);
+    }
+    expect(await forwardsAnswered(follower)).toBe(forwardsBefore + 2);
+
+    // A replay to the same follower: refused there, from its own store, before any forward.
+    const again = await renterOf(follower, m1.agent.nodeId).call("tasks", identity);
+    expect(again.text).toContain("nonce is already exist");
+    expect(await forwardsAnswered(follower)).toBe(forwardsBefore + 2);
+    // Through the other follower and through the leader: neither holds the nonce (the follower's rows
+    // never go to etcd), so each forwards the replay, and the member refuses it.
+    for (const [name, client, master] of [["the other follower", renterOf(other, m1.agent.nodeId), other], ["the leader", renter(m1.agent.nodeId), lead]] as const) {
+      const forwarded = await forwardsAnswered(master);
+      const replay = await client.call("tasks", identity);
+      expect(replay.text, name).toContain("nonce is already exist");
+      expect(await forwardsAnswered(master), name).toBe(forwarded + 1);
+    }
+    // The leader burnt it too and ships it to etcd: the follower's copy takes that row over its own.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(follower.agent.logs()).not.toContain("the watch of the group's tables failed");
+    expect((await renterOf(follower, m1.agent.nodeId).call("tasks", identity)).text).toContain("nonce is already exist");
+    // One leader still, the same one (the next test kills it).
+    expect((await Promise.all(masters.map(holdsAddress))).filter(Boolean)).toHaveLength(1);
+    expect(await leader()).toBe(lead);
   });
 
   it("the leader SIGKILLed during a stream of renter calls and a join: another leads, nothing is lost or duplicated", async () => {

@@ -207,7 +207,7 @@ export async function startAgent(
       snapshots,
       images: imageCenter,
       forwardHost,
-      group: { router, peers: () => group.peers(), masterAddress: () => group.masterAddress() },
+      group: { router, peers: () => group.peers(), masterAddress: () => group.masterAddress(), ...(state.ha ? { leader: state.ha } : {}) },
       lans: { registry: lanRegistry, holdsRegistry: () => group.holdsRegistries },
       renters,
       freeMemory: () => freePageCache(state.files.system.allow_drop_caches === true),

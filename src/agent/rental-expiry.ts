@@ -38,8 +38,9 @@ export function startRentalExpiry(deps: {
   state.rentals.onChange(() => expiry.poke());
   state.group.onRentalTermsChange(() => expiry.poke());
   expiry.start();
+  // Every master sweeps its own copy by the same rule: a follower keeps the nonces of the renter calls
+  // it answered itself (never etcd's), and the leader's deletes reach its copy of the others.
   const forgetNonces = () => {
-    if (!state.group.writesGroupState) return; // a master that does not lead: the leader's sweep
     const forgotten = deps.forgetStaleNonces(retentionMs);
     if (forgotten > 0) log.info({ forgotten }, "used nonces past their retention forgotten");
   };

@@ -39,6 +39,11 @@ function denied(reason: string, detail?: string): RenterRefusal {
   return new RenterRefusal("denied", `${AUTHORITY_FAILED}: ${reason}${detail ? `: ${detail}` : ""}`);
 }
 
+/** `check authority failed: <reason>` because the rentals or sessions say no (RenterRefusal `not_renter`). */
+function notRenter(reason: string): RenterRefusal {
+  return new RenterRefusal("not_renter", `${AUTHORITY_FAILED}: ${reason}`);
+}
+
 /**
  * How many used nonces are kept per signer: past it the oldest are forgotten (and could be replayed),
  * as DBC's own filter forgets past a million. A client signing a fresh nonce per call every second
@@ -186,20 +191,20 @@ export class RenterAuthority<R extends RentalSource = RentalLedger> {
     requireIdentity(req);
     // A node rented by GPU has several renters at once; the whole node, one.
     const renters = this.deps.rentals.activeRenterIds(nodeId, now);
-    if (renters.size === 0) throw denied("machine is not be rented");
+    if (renters.size === 0) throw notRenter("machine is not be rented");
     const withSession = Boolean(req.session_id && req.session_id_sign);
     if (withSession) {
       const renter = this.deps.sessions.check(req.session_id!, req.session_id_sign!);
       if (renter) {
-        if (!renters.has(renter.renterId)) throw denied("machine has already expired");
+        if (!renters.has(renter.renterId)) throw notRenter("machine has already expired");
         return renter;
       }
     }
     const claims = claimedRenters(req);
-    if (claims.length > 0 && !claims.some((c) => renters.has(c))) throw denied("wallet not rented");
+    if (claims.length > 0 && !claims.some((c) => renters.has(c))) throw notRenter("wallet not rented");
     const found = this.verifyIdentities(req, now, withSession, renters);
     const match = found.find((r) => renters.has(r.renterId));
-    if (!match) throw denied("wallet not rented");
+    if (!match) throw notRenter("wallet not rented");
     return { ...match, via: "signature" };
   }
 
@@ -247,7 +252,7 @@ export class RenterAuthority<R extends RentalSource = RentalLedger> {
     if ((req.wallet || req.nonce || req.sign) && wanted(walletClaim(req.wallet))) results.push(this.verifyWallet(req, now));
     const found = results.flatMap((r) => ("renter" in r ? [r.renter] : []));
     if (found.length > 0) return found;
-    if (withSession) throw denied("session_id is invalid");
+    if (withSession) throw notRenter("session_id is invalid");
     const problems = results.flatMap((r) => ("problem" in r ? [r.problem] : []));
     throw denied("nonce check failed", problems.join("; ") || undefined);
   }

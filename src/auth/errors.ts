@@ -18,9 +18,12 @@ export class RentalError extends Error {
 
 /**
  * Why a renter's request may not act, in DBC's words (the message is DBC's text): no usable identity
- * in the request (`wallet_sign and multisig_wallets all invalid: ...`), or `check authority failed: ...`.
+ * in the request (`wallet_sign and multisig_wallets all invalid: ...`), or `check authority failed: ...`:
+ * `not_renter` when the rentals or sessions say no (the caller does not rent the node now, or its
+ * session is not known), which a copy of them that trails its source (a follower of several masters)
+ * may say for a moment after a grant; `denied` for the rest (a bad signature, a used nonce).
  */
-export type RenterRefusalReason = "no_identity" | "denied";
+export type RenterRefusalReason = "no_identity" | "denied" | "not_renter";
 
 export class RenterRefusal extends Error {
   constructor(

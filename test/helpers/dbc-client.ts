@@ -22,8 +22,8 @@ export class DbcClient {
   constructor(
     readonly baseUrl: string,
     readonly nodeId: string,
-    /** Send every call over this unix socket (a forwarder into another network namespace). */
-    readonly opts: { socketPath?: string } = {},
+    /** Send every call over this unix socket (a forwarder into another network namespace); give up on a reply after `timeoutMs` (default 30 s). */
+    readonly opts: { socketPath?: string; timeoutMs?: number } = {},
   ) {}
 
   static wallet(uri: string): KeyringPair {
@@ -45,9 +45,9 @@ export class DbcClient {
     let status: number;
     let text: string;
     if (this.opts.socketPath) {
-      ({ status, text } = await requestOverSocket(this.opts.socketPath, url, init));
+      ({ status, text } = await requestOverSocket(this.opts.socketPath, url, { ...init, ...(this.opts.timeoutMs ? { timeoutMs: this.opts.timeoutMs } : {}) }));
     } else {
-      const res = await fetch(url, init);
+      const res = await fetch(url, { ...init, ...(this.opts.timeoutMs ? { signal: AbortSignal.timeout(this.opts.timeoutMs) } : {}) });
       status = res.status;
       text = await res.text();
     }

@@ -1,10 +1,12 @@
 /**
  * What a master that does not lead does with a call: reads of the group's state it answers from its
- * copy (current to the last etcd change it applied); anything that writes, and every renter call
- * (each burns a nonce), it passes to the leader over TLS, pinned on the group's own certificate, and
- * streams the leader's answer back. The member protocol (join, heartbeat, session) needs the member's
- * own source address, so a follower refuses it with `not_leader`, naming the leader: members use the
- * group's service address, which only the leader holds.
+ * copy (current to the last etcd change it applied); anything that writes it passes to the leader
+ * over TLS, pinned on the group's own certificate, and streams the leader's answer back. A renter
+ * call (`POST /api/v1/...`) is decided once its body is read (server/routes/v1/follower.ts): one the
+ * master only routes to a member it answers itself, the others it passes on with the body it read.
+ * The member protocol (join, heartbeat, session) needs the member's own source address, so a
+ * follower refuses it with `not_leader`, naming the leader: members use the group's service address,
+ * which only the leader holds.
  */
 import { request } from "node:https";
 import type { IncomingHttpHeaders } from "node:http";
@@ -22,9 +24,14 @@ const MEMBER_PROTOCOL = /^\/master\/group\/(join|heartbeat|session)(\?|$)/;
 /** Hop-by-hop headers (RFC 9110 §7.6.1): each connection's own. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"]);
 
-/** Whether a follower passes `req` to the leader rather than answering it. */
+const RENTER_API = /^\/api\/v1(\/|\?|$)/;
+
+/**
+ * Whether a follower passes `req` to the leader as it arrives, rather than answering it. A renter
+ * call's POST is not decided here: it is answered or passed on (`relayRead`) once its body is read.
+ */
 export function goesToLeader(method: string, url: string): boolean {
-  if (url.startsWith("/api/v1/") || url === "/api/v1") return true;
+  if (RENTER_API.test(url)) return method !== "POST";
   return method !== "GET" && method !== "HEAD";
 }
 
@@ -42,13 +49,26 @@ export class FollowerProxy {
   /** A Fastify onRequest hook's body: true when the call was sent on (the reply is the leader's). */
   async handle(req: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     if (!goesToLeader(req.method, req.url)) return false;
+    await this.relay(req, reply);
+    return true;
+  }
+
+  /** Passes on a call whose body this master read already (`bodyText`, as received); the reply is the leader's. */
+  relayRead(req: FastifyRequest, reply: FastifyReply, bodyText: string): Promise<void> {
+    return this.relay(req, reply, bodyText);
+  }
+
+  /** Sends the call to the leader (its body as it streams in, or `bodyText` when read) and streams the answer back. */
+  private async relay(req: FastifyRequest, reply: FastifyReply, bodyText?: string): Promise<void> {
     const leader = this.leader();
     if (MEMBER_PROTOCOL.test(req.url) || !leader) {
       throw new ApiError("not_leader", leader ? `this master does not lead its group; its leader is at ${leader.host}` : undefined);
     }
+    const headers = forwardHeaders(req.headers, req.ip);
+    if (bodyText !== undefined) headers["content-length"] = String(Buffer.byteLength(bodyText));
     await new Promise<void>((resolve, reject) => {
       const upstream = request(
-        { host: leader.host, port: leader.tlsPort, method: req.method, path: req.url, headers: forwardHeaders(req.headers, req.ip), agent: this.agent, timeout: 60_000 },
+        { host: leader.host, port: leader.tlsPort, method: req.method, path: req.url, headers, agent: this.agent, timeout: 60_000 },
         (res) => {
           reply.hijack();
           reply.raw.writeHead(res.statusCode ?? 502, forwardHeaders(res.headers));
@@ -59,9 +79,9 @@ export class FollowerProxy {
       );
       upstream.on("timeout", () => upstream.destroy(new Error("the leader did not answer within 60 s")));
       upstream.on("error", (e) => reject(new ApiError("not_leader", `the group's leader at ${leader.host} could not be reached: ${e.message}`)));
-      req.raw.pipe(upstream);
+      if (bodyText === undefined) req.raw.pipe(upstream);
+      else upstream.end(bodyText);
     });
-    return true;
   }
 
   close(): void {

@@ -2,7 +2,8 @@
  * A master of a group with several masters (config.json `group_ha`; docs/ha.md). All of them share
  * one identity and the group's tables through etcd; the one elected leads: it answers the member
  * protocol, writes the tables (shipped to etcd before each reply), runs the group's jobs and holds
- * the service address. The others keep their copies current, answer reads, and pass the rest on.
+ * the service address. The others keep their copies current, answer reads and the renter calls they
+ * only route to a member (server/routes/v1/follower.ts), and pass the rest on.
  * A lone master (no `group_ha`) never loads this: it keeps its tables in SQLite alone.
  */
 import { Etcd3 } from "etcd3";
@@ -202,6 +203,17 @@ export class GroupHa {
       return false;
     }
     return this.proxy.handle(req, reply);
+  }
+
+  /** Whether another master leads (or none does yet): renter calls this one does not answer itself go on with `passOn`. */
+  follows(): boolean {
+    return !this.leading;
+  }
+
+  /** A renter call a follower does not answer itself, its body read already (`bodyText`): the leader's reply is sent. */
+  async passOn(req: FastifyRequest, reply: FastifyReply, bodyText: string): Promise<void> {
+    if (!this.proxy) throw new ApiError("not_leader", "this master has not joined its group's election yet: retry");
+    await this.proxy.relayRead(req, reply, bodyText);
   }
 
   /** What each reply waits for on the leader: its writes in etcd. A follower's own writes are dropped (never the group's). */

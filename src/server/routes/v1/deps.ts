@@ -1,3 +1,4 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { SignedNonce } from "../../../auth/authorize.js";
 import type { MaintenanceState } from "../../../host/maintenance.js";
 import type { DbcRequest } from "../../../api/v1/request.js";
@@ -74,4 +75,14 @@ export interface V1Group {
   peers(): GroupPeer[];
   /** On a member: its master's address (calls for other nodes are sent there); undefined elsewhere. */
   masterAddress?(): string | undefined;
+  /** On a master of several (group/ha): the group's leader, to which a follower passes what it does not answer itself. */
+  leader?: V1Leader;
+}
+
+/** What the renter API needs of a group's leader on a master of several (group/ha; server/routes/v1/follower.ts). */
+export interface V1Leader {
+  /** Whether another master leads now (or none does yet): this one is a follower. */
+  follows(): boolean;
+  /** Sends the call, its body as received (`bodyText`), to the leader and sends its reply. Throws ApiError `not_leader` when none can be reached. */
+  passOn(req: FastifyRequest, reply: FastifyReply, bodyText: string): Promise<void>;
 }

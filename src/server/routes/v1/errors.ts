@@ -21,6 +21,7 @@ function shapeMessage(message: string): string {
 const REFUSAL_ERRCODES: Record<RenterRefusalReason, DbcError["errcode"]> = {
   no_identity: DbcErrors.bad_params.errcode,
   denied: DbcErrors.denied.errcode,
+  not_renter: DbcErrors.denied.errcode,
 };
 
 /** A domain refusal as the DbcError it is on the wire; undefined for anything else. */
@@ -45,6 +46,8 @@ export function dbcErrorHandler(error: FastifyError, request: FastifyRequest, re
   if (error instanceof VmConflictError) return send(200, 1, error.message.replace(/^vm is /, "task is "));
   if (error instanceof VmResourceError) return send(200, 1, error.message);
   if (error instanceof GuestAgentError) return send(200, 1, `set user password failed: ${error.message}`);
+  // A master of several that cannot pass the call to its group's leader now (group/ha): retry.
+  if (error instanceof ApiError && error.code === "not_leader") return send(error.status, DbcErrors.internal.errcode, error.message);
   // A refusal of the shared hooks (a body nested too deep): DBC's bad-params answer.
   if (error instanceof ApiError && error.status < 500) return send(error.status, -25, error.message);
   if ((error.statusCode ?? 500) < 500) return send(error.statusCode!, -25, error.message);

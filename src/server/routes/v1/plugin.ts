@@ -11,6 +11,7 @@ import { snapshotRoutes } from "./snapshots.js";
 import { eventRoutes } from "./events.js";
 import { lanRoutes } from "./lan.js";
 import { routeToMember } from "./route-to-member.js";
+import { routeOnHaMaster } from "./follower.js";
 import { forwardedRenter, setForwardedRenter } from "./target.js";
 import { ForwardVerifier, NO_BODY_TEXT } from "../../../group/forward.js";
 import { DbcError } from "../../../api/v1/envelope.js";
@@ -26,15 +27,16 @@ export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps
   });
   app.setErrorHandler(dbcErrorHandler);
   const group = deps.group;
-  // The body text of each forwarded call, as received: what the master signed.
-  const sentBodies = new WeakMap<FastifyRequest, string>();
+  // The body text of each forwarded call, as received: what the master signed. On a master of
+  // several, of every call: what a follower passes to the leader.
+  const bodyTexts = new WeakMap<FastifyRequest, string>();
   // DBC's node parses every body as JSON whatever its Content-Type (DBC's clients and `curl -d` send
   // none or a form type): so does /api/v1, with Fastify's own JSON parser (same limits, errors and
   // prototype-poisoning refusal), keeping the text of forwarded calls only.
   const parseJson = app.getDefaultJsonParser("error", "error");
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, (req, body, done) => {
-    if (group && ForwardVerifier.isForwarded(req.headers)) sentBodies.set(req, body as string);
+    if (group && (group.leader || ForwardVerifier.isForwarded(req.headers))) bodyTexts.set(req, body as string);
     parseJson(req, body as string, done);
   });
   if (group) {
@@ -43,7 +45,7 @@ export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps
       if (!ForwardVerifier.isForwarded(req.headers)) return;
       // A master calls its members over TLS: its calls' replies (tasks, passwords) never cross the LAN in clear.
       if (!privateTransport(req)) throw new DbcError(-3, "check authority failed: forwarded call refused: not over TLS");
-      const renter = group.router.verifyForwarded(req.headers, req.method, req.url, sentBodies.get(req) ?? NO_BODY_TEXT);
+      const renter = group.router.verifyForwarded(req.headers, req.method, req.url, bodyTexts.get(req) ?? NO_BODY_TEXT);
       if (renter) setForwardedRenter(req, renter);
     });
   }
@@ -55,7 +57,11 @@ export const v1Routes: FastifyPluginAsync<{ deps: V1Deps }> = async (app, { deps
     req.body = parseDbcRequest(req.body);
     if (nonces.length > 0) deps.renters.burnForwardedNonces?.(nonces);
   });
-  if (group) app.addHook("preHandler", routeToMember(deps, group));
+  if (group) {
+    // A follower of several masters answers what it only routes to a member, and passes the rest to the leader.
+    const leader = group.leader;
+    app.addHook("preHandler", leader ? routeOnHaMaster(deps, group, leader, (req) => bodyTexts.get(req)) : routeToMember(deps, group));
+  }
   app.setNotFoundHandler((req, reply) => {
     if (req.method !== "POST") return void reply.status(400).send({ errcode: -32600, message: "only support POST request" });
     return void reply.status(404).send({ errcode: -32601, message: `not support uri:${req.url.split("?")[0]}` });

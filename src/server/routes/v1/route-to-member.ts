@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { DbcRequest } from "../../../api/v1/request.js";
 import type { V1Deps, V1Group } from "./deps.js";
-import { resolveTarget } from "./target.js";
+import { resolveTarget, type Target } from "./target.js";
 import { LAN_ATTACHMENT_FIELD, type LanAttachment } from "../../../network/lan/model.js";
 import { LAN_ROUTES } from "./lan.js";
 import { FieldError } from "../../../vm/create-request.js";
@@ -19,12 +19,10 @@ const ANSWERED_HERE = new Set(["/api/v1/mining_nodes/session_id", ...LAN_ROUTES]
  */
 export function routeToMember(deps: V1Deps, group: V1Group) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    const target = memberTarget(req, deps);
+    if (!target) return undefined;
     const route = req.routeOptions.url;
-    if (req.method !== "POST" || route === undefined || ANSWERED_HERE.has(route)) return undefined;
     const body = req.body as DbcRequest;
-    if (body.peer_nodes_list.length === 0) return undefined;
-    const target = resolveTarget(body, deps);
-    if (target.kind === "self") return undefined;
     // Every call acts for a renter but node info (mining_nodes), which needs no identity.
     const renter = route === "/api/v1/mining_nodes" ? null : deps.renters.authorize(body, target.nodeId);
     refuseMastersFields(body);
@@ -52,6 +50,25 @@ export function routeToMember(deps: V1Deps, group: V1Group) {
     const sent = route === "/api/v1/mining_nodes" ? withLedgerState(r.body, deps.renters.nodeState(target.nodeId)) : r.body;
     return reply.status(r.status).header("content-type", r.contentType).send(sent);
   };
+}
+
+/**
+ * The member a call is routed to; undefined when this agent answers it (a route answered here, no
+ * node named, this agent's own node). Throws DbcError for a node that is served nowhere here.
+ */
+export function memberTarget(req: FastifyRequest, deps: V1Deps): (Target & { kind: "member" }) | undefined {
+  const route = req.routeOptions.url;
+  if (req.method !== "POST" || route === undefined || ANSWERED_HERE.has(route)) return undefined;
+  const body = req.body as DbcRequest;
+  if (body.peer_nodes_list.length === 0) return undefined;
+  const target = resolveTarget(body, deps);
+  return target.kind === "member" ? target : undefined;
+}
+
+/** The LAN network a `tasks/start` asks a NIC on (`additional.network_name`); undefined for none. */
+export function lanNetworkAsked(body: DbcRequest): string | undefined {
+  const name = ((body.additional ?? {}) as Record<string, unknown>).network_name;
+  return typeof name === "string" && name !== "" ? name : undefined;
 }
 
 /** A request body without the renter's identity fields: what a member is sent. */
@@ -85,9 +102,8 @@ function refuseMastersFields(body: DbcRequest): void {
 
 /** The LAN NIC a `tasks/start` for a member asks (`network_name`), from this master's registry; undefined for none. */
 function attachLan(deps: V1Deps, body: DbcRequest, renter: string, nodeId: string): LanAttachment | undefined {
-  const additional = (body.additional ?? {}) as Record<string, unknown>;
-  const name = additional.network_name;
-  if (typeof name !== "string" || name === "" || !deps.lans) return undefined;
+  const name = lanNetworkAsked(body);
+  if (name === undefined || !deps.lans) return undefined;
   return deps.lans.registry.attach(name, renter, nodeId);
 }
 
