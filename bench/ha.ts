@@ -166,10 +166,26 @@ async function writable(agent: ApiAgent, timeoutMs: number): Promise<number> {
     const r = await grantNewNode(agent).catch(() => ({ status: 0 }));
     if (r.status === 200) return performance.now() - t0;
     if (performance.now() - t0 > timeoutMs) {
-      const tail = readFileSync(agent.logPath, "utf8").split("\n").slice(-12).join("\n");
+      const tail = readFileSync(agent.logPath, "utf8").split("\n").slice(-40).join("\n");
       throw new Error(`no write accepted within ${timeoutMs} ms (last ${r.status}); its log ends:\n${tail}`);
     }
     await sleep(20);
+  }
+}
+
+/** The election's keys in etcd (each with its create revision, lease and that lease's remaining TTL): who stands, who leads. */
+async function electionState(client: Etcd3): Promise<string> {
+  try {
+    const { kvs } = await client.getAll().prefix("election/").exec();
+    const keys = await Promise.all(
+      kvs.map(async (kv) => {
+        const ttl = await client.leaseClient.leaseTimeToLive({ ID: kv.lease }).then((r) => r.TTL, (e: Error) => e.message);
+        return `${kv.key.toString()} (created at revision ${kv.create_revision}, lease ${kv.lease} TTL ${ttl} s) = ${kv.value.toString()}`;
+      }),
+    );
+    return keys.length ? keys.join("; ") : "no key: no master stands";
+  } catch (e) {
+    return `cannot be read: ${(e as Error).message}`;
   }
 }
 
@@ -208,8 +224,12 @@ async function main(): Promise<void> {
   for (const c of [1, CONCURRENCY]) runs.push(await renterCalls(leader, "HA leader", c, revision));
 
   process.kill(leader.pid, "SIGKILL");
-  const failoverMs = await writable(follower, 60_000);
-  log(`failover: the follower took a write ${failoverMs.toFixed(0)} ms after the leader's SIGKILL (lease TTL ${TTL_S} s)`);
+  const failover: { ms?: number; reason?: string } = await writable(follower, 60_000).then(
+    (ms) => ({ ms }),
+    async (e: Error) => ({ reason: `${e.message}\nthe election in etcd: ${await electionState(client)}` }),
+  );
+  if (failover.ms !== undefined) log(`failover: the follower took a write ${failover.ms.toFixed(0)} ms after the leader's SIGKILL (lease TTL ${TTL_S} s)`);
+  else log(`FAILOVER FAILED: ${failover.reason}`);
 
   const baseline = (r: Run) => runs.find((b) => b.system === (r.system.endsWith(": renter call") ? "lone master: renter call" : "lone master") && b.concurrency === r.concurrency)!;
   console.log("");
@@ -220,14 +240,19 @@ async function main(): Promise<void> {
     const ratio = r.p50Ms / baseline(r).p50Ms;
     console.log(`| ${r.system} | ${r.concurrency} | ${r.perSecond.toFixed(0)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.txnsPerWrite?.toFixed(2) ?? "-"} | ${ratio.toFixed(2)}x |`);
   }
-  console.log(`failover (leader SIGKILLed → a write accepted through the follower): ${failoverMs.toFixed(0)} ms, lease TTL ${TTL_S} s`);
+  console.log(
+    failover.ms !== undefined
+      ? `failover (leader SIGKILLed → a write accepted through the follower): ${failover.ms.toFixed(0)} ms, lease TTL ${TTL_S} s`
+      : `failover FAILED (leader SIGKILLed, lease TTL ${TTL_S} s): ${failover.reason!.split("\n")[0]}`,
+  );
   if (!flags["no-json"]) {
     const dir = resolve(import.meta.dirname, "results");
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `ha-${new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)}Z.json`);
-    writeFileSync(file, JSON.stringify({ command: ["npm run bench:ha", ...process.argv.slice(2)].join(" "), runs, failoverMs, leaseTtlS: TTL_S, durationS: DURATION_S }, null, 2));
+    writeFileSync(file, JSON.stringify({ command: ["npm run bench:ha", ...process.argv.slice(2)].join(" "), runs, failoverMs: failover.ms ?? null, ...(failover.reason ? { failoverFailure: failover.reason } : {}), leaseTtlS: TTL_S, durationS: DURATION_S }, null, 2));
     log(`results: ${file}`);
   }
+  if (failover.ms === undefined) process.exitCode = 1;
 }
 
 await cleanup.runMain(main, log);

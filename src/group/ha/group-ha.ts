@@ -14,7 +14,7 @@ import { ApiError } from "../../api/errors.js";
 import { ConfigError } from "../../config/json-file.js";
 import type { Db } from "../../store/db.js";
 import type { Logger } from "../../lib/logger.js";
-import { ReplicatedTables } from "./replicated-tables.js";
+import { ETCD_GRPC_OPTIONS, ReplicatedTables } from "./replicated-tables.js";
 import { Leadership } from "./leadership.js";
 import { ServiceAddress } from "./service-address.js";
 import { FollowerProxy, goesToLeader, type LeaderEndpoint } from "./follower-proxy.js";
@@ -57,7 +57,7 @@ export class GroupHa {
   /** Connects to etcd (checked with one read; throws saying why not). `confDir` anchors relative file names. */
   static async connect(config: GroupHaConfig, groupName: string, confDir: string, log: Logger): Promise<GroupHa> {
     const credentials = etcdCredentials(config, confDir);
-    const etcd = new Etcd3({ hosts: config.etcd_endpoints, dialTimeout: 5_000, ...(credentials ? { credentials } : {}) });
+    const etcd = new Etcd3({ hosts: config.etcd_endpoints, dialTimeout: 5_000, grpcOptions: ETCD_GRPC_OPTIONS, ...(credentials ? { credentials } : {}) });
     try {
       await etcd.get("/batu/ping").string();
     } catch (e) {
