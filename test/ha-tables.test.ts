@@ -133,6 +133,24 @@ describe.skipIf(skipReason !== null)("ha: the group's tables replicated through 
     expect(leader.pending()).toBe(false);
   });
 
+  it("a master that stops leading tells the replies still waiting (their writes dropped, never shipped); the one in flight is shipped", async () => {
+    insertRental(leaderDb, "node-d", "dave");
+    const shipping = leader.settled(fence);
+    // Written while the first batch is on its way: it waits for the next one.
+    insertRental(leaderDb, "node-e", "erin");
+    const next = leader.settled(fence);
+    // Deposed meanwhile (GroupHa drops a follower's own writes): the next batch will never be.
+    leader.discardPending();
+    const outcome = (p: Promise<void>) => Promise.race([p.then(() => "shipped", (e: Error) => `refused: ${e.message}`), new Promise((r) => setTimeout(() => r("still waiting"), 5_000))]);
+    const [first, second] = await Promise.all([outcome(shipping), outcome(next)]);
+    expect(first).toBe("shipped");
+    expect(second).toMatch(/^refused: .*no longer leads/);
+    await until(() => JSON.stringify(rentals(followerDb)), (rows) => rows.includes("dave"), 5_000, "the shipped rental on the other copy");
+    expect(JSON.stringify(rentals(followerDb))).not.toContain("erin");
+    await leader.load();
+    expect(JSON.stringify(rentals(leaderDb))).not.toContain("erin");
+  });
+
   describe("tables larger than one gRPC message (4 MiB by default)", () => {
     // 24,000 nonces of a renter call's size (a 48-character signer, 54 hex characters): ~7 MiB in etcd.
     const ROWS = 24_000;

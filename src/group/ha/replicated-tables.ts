@@ -62,6 +62,8 @@ export class ReplicatedTables {
   /** The highest outbox seq shipped to etcd. */
   private shipped = 0;
   private flushing: Promise<void> | undefined;
+  /** The highest outbox seq the ship under way carries (0 when none is). */
+  private shipping = 0;
   private waiters: { seq: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   private readonly appliedListeners = new Set<(tables: ReadonlySet<string>) => void>();
   /** The etcd revision this copy is current to. */
@@ -128,6 +130,19 @@ export class ReplicatedTables {
   /** Forgets the writes not shipped (a follower's own: never the group's; its next load undoes them). */
   discardPending(): void {
     prepared(this.db, "DELETE FROM temp.ha_outbox").run();
+    this.abandonWaiters();
+  }
+
+  /**
+   * The replies waiting for writes just dropped from the outbox hear that they were not committed;
+   * else they would wait for ever (no ship carries them now). Those the ship under way carries wait
+   * for its outcome.
+   */
+  private abandonWaiters(): void {
+    const error = new Error("this master no longer leads the group: the change was dropped, not shipped");
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) (w.seq <= this.shipping ? still.push(w) : w.reject(error));
+    this.waiters = still;
   }
 
   /** The last outbox seq a reply must wait for (not of DEFERRED_TABLES). */
@@ -154,7 +169,8 @@ export class ReplicatedTables {
    * names this master's leader key). One flush runs at a time; writes made meanwhile go in the next.
    */
   flush(fence: Fence): Promise<void> {
-    if (this.flushing) return this.flushing.then(() => (this.pending() ? this.flush(fence) : undefined));
+    // After the ship under way, whatever its outcome: writes made meanwhile have waiters of their own.
+    if (this.flushing) return this.flushing.catch(() => undefined).then(() => (this.pending() ? this.flush(fence) : undefined));
     this.flushing = this.ship(fence).finally(() => (this.flushing = undefined));
     return this.flushing;
   }
@@ -163,6 +179,7 @@ export class ReplicatedTables {
     const rows = prepared(this.db, "SELECT seq, tbl, pk, row FROM temp.ha_outbox WHERE seq > ? ORDER BY seq").all(this.shipped) as OutboxRow[];
     if (rows.length === 0) return;
     const upTo = rows[rows.length - 1]!.seq;
+    this.shipping = upTo;
     // The last write of each key is what etcd must hold.
     const latest = new Map<string, string | null>();
     for (const r of rows) latest.set(this.etcdKey(r.tbl, r.pk), r.row);
@@ -180,6 +197,8 @@ export class ReplicatedTables {
       const error = e instanceof Error ? e : new Error(String(e));
       for (const w of this.waiters.splice(0)) w.reject(error);
       throw error;
+    } finally {
+      this.shipping = 0;
     }
     this.shipped = upTo;
     prepared(this.db, "DELETE FROM temp.ha_outbox WHERE seq <= ?").run(upTo);
@@ -219,6 +238,7 @@ export class ReplicatedTables {
       prepared(this.db, "DELETE FROM temp.ha_outbox").run();
     });
     this.shipped = this.lastSeq();
+    this.abandonWaiters();
     this.revision = revision;
     this.tell(new Set(SHARED_TABLES));
     return revision;
