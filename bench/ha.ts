@@ -7,7 +7,9 @@
  * The write is the operator's `POST /common/rent/grant` of a new node each time (one row of the
  * ledger), at 1 and at `--concurrency` calls in flight; the etcd transactions counted show how many
  * writes each carried (group commit). Then the leader is SIGKILLed and the follower is called every
- * 20 ms until a write succeeds again: the failover time, for the lease TTL given. And renter calls
+ * 20 ms until a write succeeds again: the failover time, for the lease TTL given (a failover not over
+ * within 60 s is a FAILED line with its reason: the follower's log and the election's keys in etcd,
+ * and the bench exits 1). And renter calls
  * that burn a nonce and write nothing else (`mining_nodes/session_id` once the session exists), on the
  * lone master and the HA leader: their nonces wait for no consensus write.
  *
@@ -29,6 +31,7 @@ import { Cleanup } from "./lib/cleanup.js";
 import { benchLog, loadAvg, sleep } from "./lib/proc.js";
 import { quantile } from "./lib/stats.js";
 import { EtcdCluster } from "../test/helpers/etcd.js";
+import { ETCD_GRPC_OPTIONS } from "../src/group/ha/replicated-tables.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -196,7 +199,7 @@ async function main(): Promise<void> {
   log(`temp dir ${root}; load ${await loadAvg()}`);
   const etcd = await EtcdCluster.start({ ip: "127.0.0.1", dir: join(root, "etcd") });
   cleanup.add("stop etcd", () => etcd.stop());
-  const client = new Etcd3({ hosts: etcd.endpoints });
+  const client = new Etcd3({ hosts: etcd.endpoints, grpcOptions: ETCD_GRPC_OPTIONS });
   cleanup.add("close the etcd client", () => client.close());
   const revision = async () => Number((await client.get("/batu-bench/none").exec()).header.revision);
   log(`etcd: three members at ${etcd.endpoints.join(", ")}`);
@@ -223,6 +226,9 @@ async function main(): Promise<void> {
   await rentMember(leader);
   for (const c of [1, CONCURRENCY]) runs.push(await renterCalls(leader, "HA leader", c, revision));
 
+  const state = await client.getAll().prefix("/batu/bench/tables/").exec();
+  const stateBytes = state.kvs.reduce((n, kv) => n + kv.key.length + kv.value.length, 0);
+  log(`the group's tables in etcd: ${state.kvs.length} rows, ${(stateBytes / 1048576).toFixed(2)} MiB (what the new leader loads)`);
   process.kill(leader.pid, "SIGKILL");
   const failover: { ms?: number; reason?: string } = await writable(follower, 60_000).then(
     (ms) => ({ ms }),
