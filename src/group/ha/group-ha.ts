@@ -148,7 +148,9 @@ export class GroupHa {
         elected: () => this.lead(),
         deposed: (why) => void this.step(why),
         leader: (value) => {
-          this.leaderAt = parseLeader(value);
+          const at = parseLeader(value);
+          if (at?.host !== this.leaderAt?.host || at?.tlsPort !== this.leaderAt?.tlsPort) this.proxy?.leaderChanged();
+          this.leaderAt = at;
         },
       },
     });
