@@ -94,7 +94,7 @@ export class GroupHa {
     if (this.leadership?.leading) return;
     await tables.follow((e) => {
       this.log.warn({ err: e.message }, "group_ha: the watch of the group's tables failed; reloading");
-      setTimeout(() => void this.resync(), 1_000).unref();
+      this.resyncLater(1_000);
     });
   }
 
@@ -103,7 +103,37 @@ export class GroupHa {
    * leader whose write failed gives the lead up first (another master may hold a newer copy) and
    * stands again.
    */
-  private async resync(): Promise<void> {
+  private resync(): Promise<void> {
+    // One at a time, run again once if asked meanwhile: every failed write, watch and load asks, and
+    // as many reloads of the whole group at once would be a storm that keeps etcd's client failing.
+    if (this.resyncing) {
+      this.resyncAgain = true;
+      return this.resyncing;
+    }
+    this.resyncing = (async () => {
+      do {
+        this.resyncAgain = false;
+        await this.reload();
+      } while (this.resyncAgain);
+    })().finally(() => (this.resyncing = undefined));
+    return this.resyncing;
+  }
+
+  private resyncing: Promise<void> | undefined;
+  private resyncAgain = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
+
+  /** A resync in `ms`, unless one is already due. */
+  private resyncLater(ms: number): void {
+    if (this.resyncTimer) return;
+    this.resyncTimer = setTimeout(() => {
+      this.resyncTimer = undefined;
+      void this.resync();
+    }, ms);
+    this.resyncTimer.unref();
+  }
+
+  private async reload(): Promise<void> {
     if (this.leadership?.leading) {
       this.ready = false;
       await this.leadership.stop();
@@ -112,7 +142,7 @@ export class GroupHa {
     }
     await this.follow().catch((e: Error) => {
       this.log.warn({ err: e.message }, "group_ha: cannot reload the group's tables; retrying");
-      setTimeout(() => void this.resync(), 2_000).unref();
+      this.resyncLater(2_000);
     });
   }
 
@@ -226,6 +256,7 @@ export class GroupHa {
 
   async close(): Promise<void> {
     clearInterval(this.shipper);
+    clearTimeout(this.resyncTimer);
     // Whatever no reply waited for (nonces, the last heartbeats) goes before the lead does.
     if (this.leading) await this.tables?.flush(() => this.leadership?.key).catch(() => undefined);
     await this.leadership?.stop();
