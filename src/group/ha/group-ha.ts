@@ -43,6 +43,10 @@ export class GroupHa {
   private leaderAt: LeaderEndpoint | undefined;
   private ready = false;
   private attached: GroupHaAttach | undefined;
+  /** The resync under way, whether it must run once more, and the retry due (one of each at most). */
+  private resyncing: Promise<void> | undefined;
+  private resyncAgain = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly config: GroupHaConfig,
@@ -118,10 +122,6 @@ export class GroupHa {
     })().finally(() => (this.resyncing = undefined));
     return this.resyncing;
   }
-
-  private resyncing: Promise<void> | undefined;
-  private resyncAgain = false;
-  private resyncTimer: NodeJS.Timeout | undefined;
 
   /** A resync in `ms`, unless one is already due. */
   private resyncLater(ms: number): void {
