@@ -7,7 +7,9 @@
  * The write is the operator's `POST /common/rent/grant` of a new node each time (one row of the
  * ledger), at 1 and at `--concurrency` calls in flight; the etcd transactions counted show how many
  * writes each carried (group commit). Then the leader is SIGKILLed and the follower is called every
- * 20 ms until a write succeeds again: the failover time, for the lease TTL given. And renter calls
+ * 20 ms until a write succeeds again: the failover time, for the lease TTL given (a failover not over
+ * within 60 s is a FAILED line with its reason: the follower's log and the election's keys in etcd,
+ * and the bench exits 1). And renter calls
  * that burn a nonce and write nothing else (`mining_nodes/session_id` once the session exists), on the
  * lone master and the HA leader: their nonces wait for no consensus write.
  *
@@ -29,6 +31,7 @@ import { Cleanup } from "./lib/cleanup.js";
 import { benchLog, loadAvg, sleep } from "./lib/proc.js";
 import { quantile } from "./lib/stats.js";
 import { EtcdCluster } from "../test/helpers/etcd.js";
+import { ETCD_GRPC_OPTIONS } from "../src/group/ha/replicated-tables.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -166,10 +169,26 @@ async function writable(agent: ApiAgent, timeoutMs: number): Promise<number> {
     const r = await grantNewNode(agent).catch(() => ({ status: 0 }));
     if (r.status === 200) return performance.now() - t0;
     if (performance.now() - t0 > timeoutMs) {
-      const tail = readFileSync(agent.logPath, "utf8").split("\n").slice(-12).join("\n");
+      const tail = readFileSync(agent.logPath, "utf8").split("\n").slice(-40).join("\n");
       throw new Error(`no write accepted within ${timeoutMs} ms (last ${r.status}); its log ends:\n${tail}`);
     }
     await sleep(20);
+  }
+}
+
+/** The election's keys in etcd (each with its create revision, lease and that lease's remaining TTL): who stands, who leads. */
+async function electionState(client: Etcd3): Promise<string> {
+  try {
+    const { kvs } = await client.getAll().prefix("election/").exec();
+    const keys = await Promise.all(
+      kvs.map(async (kv) => {
+        const ttl = await client.leaseClient.leaseTimeToLive({ ID: kv.lease }).then((r) => r.TTL, (e: Error) => e.message);
+        return `${kv.key.toString()} (created at revision ${kv.create_revision}, lease ${kv.lease} TTL ${ttl} s) = ${kv.value.toString()}`;
+      }),
+    );
+    return keys.length ? keys.join("; ") : "no key: no master stands";
+  } catch (e) {
+    return `cannot be read: ${(e as Error).message}`;
   }
 }
 
@@ -180,7 +199,7 @@ async function main(): Promise<void> {
   log(`temp dir ${root}; load ${await loadAvg()}`);
   const etcd = await EtcdCluster.start({ ip: "127.0.0.1", dir: join(root, "etcd") });
   cleanup.add("stop etcd", () => etcd.stop());
-  const client = new Etcd3({ hosts: etcd.endpoints });
+  const client = new Etcd3({ hosts: etcd.endpoints, grpcOptions: ETCD_GRPC_OPTIONS });
   cleanup.add("close the etcd client", () => client.close());
   const revision = async () => Number((await client.get("/batu-bench/none").exec()).header.revision);
   log(`etcd: three members at ${etcd.endpoints.join(", ")}`);
@@ -207,9 +226,16 @@ async function main(): Promise<void> {
   await rentMember(leader);
   for (const c of [1, CONCURRENCY]) runs.push(await renterCalls(leader, "HA leader", c, revision));
 
+  const state = await client.getAll().prefix("/batu/bench/tables/").exec();
+  const stateBytes = state.kvs.reduce((n, kv) => n + kv.key.length + kv.value.length, 0);
+  log(`the group's tables in etcd: ${state.kvs.length} rows, ${(stateBytes / 1048576).toFixed(2)} MiB (what the new leader loads)`);
   process.kill(leader.pid, "SIGKILL");
-  const failoverMs = await writable(follower, 60_000);
-  log(`failover: the follower took a write ${failoverMs.toFixed(0)} ms after the leader's SIGKILL (lease TTL ${TTL_S} s)`);
+  const failover: { ms?: number; reason?: string } = await writable(follower, 60_000).then(
+    (ms) => ({ ms }),
+    async (e: Error) => ({ reason: `${e.message}\nthe election in etcd: ${await electionState(client)}` }),
+  );
+  if (failover.ms !== undefined) log(`failover: the follower took a write ${failover.ms.toFixed(0)} ms after the leader's SIGKILL (lease TTL ${TTL_S} s)`);
+  else log(`FAILOVER FAILED: ${failover.reason}`);
 
   const baseline = (r: Run) => runs.find((b) => b.system === (r.system.endsWith(": renter call") ? "lone master: renter call" : "lone master") && b.concurrency === r.concurrency)!;
   console.log("");
@@ -220,14 +246,19 @@ async function main(): Promise<void> {
     const ratio = r.p50Ms / baseline(r).p50Ms;
     console.log(`| ${r.system} | ${r.concurrency} | ${r.perSecond.toFixed(0)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.txnsPerWrite?.toFixed(2) ?? "-"} | ${ratio.toFixed(2)}x |`);
   }
-  console.log(`failover (leader SIGKILLed → a write accepted through the follower): ${failoverMs.toFixed(0)} ms, lease TTL ${TTL_S} s`);
+  console.log(
+    failover.ms !== undefined
+      ? `failover (leader SIGKILLed → a write accepted through the follower): ${failover.ms.toFixed(0)} ms, lease TTL ${TTL_S} s`
+      : `failover FAILED (leader SIGKILLed, lease TTL ${TTL_S} s): ${failover.reason!.split("\n")[0]}`,
+  );
   if (!flags["no-json"]) {
     const dir = resolve(import.meta.dirname, "results");
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `ha-${new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)}Z.json`);
-    writeFileSync(file, JSON.stringify({ command: ["npm run bench:ha", ...process.argv.slice(2)].join(" "), runs, failoverMs, leaseTtlS: TTL_S, durationS: DURATION_S }, null, 2));
+    writeFileSync(file, JSON.stringify({ command: ["npm run bench:ha", ...process.argv.slice(2)].join(" "), runs, failoverMs: failover.ms ?? null, ...(failover.reason ? { failoverFailure: failover.reason } : {}), leaseTtlS: TTL_S, durationS: DURATION_S }, null, 2));
     log(`results: ${file}`);
   }
+  if (failover.ms === undefined) process.exitCode = 1;
 }
 
 await cleanup.runMain(main, log);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
 import { openDb, type Db } from "../src/store/db.js";
-import { ReplicatedTables } from "../src/group/ha/replicated-tables.js";
+import { ETCD_GRPC_OPTIONS, ReplicatedTables } from "../src/group/ha/replicated-tables.js";
 import { EtcdCluster, makeEtcdTls, type EtcdTls } from "./helpers/etcd.js";
 import { GroupHa } from "../src/group/ha/group-ha.js";
 import type { GroupHaConfig } from "../src/api/host-ha.js";
@@ -40,7 +40,8 @@ describe.skipIf(skipReason !== null)("ha: the group's tables replicated through 
   beforeAll(async () => {
     dir = tempDir("batu-ha-tables-");
     cluster = await EtcdCluster.start({ ip: "127.0.0.1", dir: join(dir, "etcd"), size: 1 });
-    etcd = new Etcd3({ hosts: cluster.endpoints });
+    // As a master's client is (GroupHa.connect).
+    etcd = new Etcd3({ hosts: cluster.endpoints, grpcOptions: ETCD_GRPC_OPTIONS });
     await etcd.put(FENCE).value("held");
     leaderDb = openDb(join(dir, "leader.db"));
     followerDb = openDb(join(dir, "follower.db"));
@@ -147,6 +148,71 @@ describe.skipIf(skipReason !== null)("ha: the group's tables replicated through 
     expect(rentals(leaderDb)).toEqual(rentals(followerDb));
     expect(JSON.stringify(rentals(leaderDb))).not.toContain("carol");
     expect(leader.pending()).toBe(false);
+  });
+
+  it("a master that stops leading tells the replies still waiting (their writes dropped, never shipped); the one in flight is shipped", async () => {
+    insertRental(leaderDb, "node-d", "dave");
+    const shipping = leader.settled(fence);
+    // Written while the first batch is on its way: it waits for the next one.
+    insertRental(leaderDb, "node-e", "erin");
+    const next = leader.settled(fence);
+    // Deposed meanwhile (GroupHa drops a follower's own writes): the next batch will never be.
+    leader.discardPending();
+    const outcome = (p: Promise<void>) => Promise.race([p.then(() => "shipped", (e: Error) => `refused: ${e.message}`), new Promise((r) => setTimeout(() => r("still waiting"), 5_000))]);
+    const [first, second] = await Promise.all([outcome(shipping), outcome(next)]);
+    expect(first).toBe("shipped");
+    expect(second).toMatch(/^refused: .*no longer leads/);
+    await until(() => JSON.stringify(rentals(followerDb)), (rows) => rows.includes("dave"), 5_000, "the shipped rental on the other copy");
+    expect(JSON.stringify(rentals(followerDb))).not.toContain("erin");
+    await leader.load();
+    expect(JSON.stringify(rentals(leaderDb))).not.toContain("erin");
+  });
+
+  describe("tables larger than one gRPC message (4 MiB by default)", () => {
+    // 24,000 nonces of a renter call's size (a 48-character signer, 54 hex characters): ~7 MiB in etcd.
+    const ROWS = 24_000;
+    const signer = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+    const count = (db: Db) => (db.prepare("SELECT COUNT(*) AS n FROM used_nonces").get() as { n: number }).n;
+    let writerDb: Db, behindDb: Db;
+    let writer: ReplicatedTables, behind: ReplicatedTables;
+
+    beforeAll(async () => {
+      writerDb = openDb(join(dir, "big-writer.db"));
+      behindDb = openDb(join(dir, "big-behind.db"));
+      writer = new ReplicatedTables(writerDb, etcd, "/big/tables/");
+      behind = new ReplicatedTables(behindDb, etcd, "/big/tables/");
+      await writer.load();
+      // This copy stays at the revision before the writes (a master whose watch was down meanwhile).
+      await behind.load();
+      const insert = writerDb.prepare("INSERT INTO used_nonces (signer, nonce, used_at) VALUES (?, ?, ?)");
+      writerDb.transaction(() => {
+        for (let i = 0; i < ROWS; i++) insert.run(signer, i.toString(16).padStart(54, "0"), "2026-12-01T04:00:00.000Z");
+      })();
+      await writer.flush(fence);
+    }, 120_000);
+
+    afterAll(async () => {
+      await writer?.close();
+      await behind?.close();
+    });
+
+    it("a master loads them whole (a new leader must, and a master starting): read in pages of one revision", async () => {
+      const fresh = openDb(join(dir, "big-fresh.db"));
+      const copy = new ReplicatedTables(fresh, etcd, "/big/tables/");
+      const revision = await copy.load();
+      expect(count(fresh)).toBe(ROWS);
+      expect(revision).toBe(writer.revision);
+      expect(fresh.prepare("SELECT nonce FROM used_nonces ORDER BY nonce DESC LIMIT 1").get()).toEqual({ nonce: (ROWS - 1).toString(16).padStart(54, "0") });
+      await copy.close();
+    });
+
+    it("a copy behind catches up through its watch (etcd sends the missed revisions in one message)", async () => {
+      const errors: Error[] = [];
+      await behind.follow((e) => errors.push(e));
+      await until(() => (errors.length ? -1 : count(behindDb)), (n) => n === ROWS || n === -1, 30_000, "the copy behind, caught up");
+      expect(errors.map((e) => e.message)).toEqual([]);
+      expect(count(behindDb)).toBe(ROWS);
+    });
   });
 });
 

@@ -40,10 +40,20 @@ export class FollowerProxy {
 
   constructor(
     /** The group's TLS certificate (every master presents it). */
-    certSha256: string,
+    private readonly certSha256: string,
     private readonly leader: () => LeaderEndpoint | undefined,
   ) {
     this.agent = new PinnedTlsAgent(certSha256, { keepAlive: true, maxSockets: 64 });
+  }
+
+  /**
+   * The election names another leader: the connections to the last one are dropped, and the calls
+   * still waiting on them fail now with not_leader (a retry reaches the new leader). A leader whose
+   * host died answers nothing, not even a reset, so they would otherwise wait out the 60 s.
+   */
+  leaderChanged(): void {
+    this.agent.destroy();
+    this.agent = new PinnedTlsAgent(this.certSha256, { keepAlive: true, maxSockets: 64 });
   }
 
   /** A Fastify onRequest hook's body: true when the call was sent on (the reply is the leader's). */

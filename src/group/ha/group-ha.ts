@@ -15,7 +15,7 @@ import { ApiError } from "../../api/errors.js";
 import { ConfigError } from "../../config/json-file.js";
 import type { Db } from "../../store/db.js";
 import type { Logger } from "../../lib/logger.js";
-import { ReplicatedTables } from "./replicated-tables.js";
+import { ETCD_GRPC_OPTIONS, ReplicatedTables } from "./replicated-tables.js";
 import { Leadership } from "./leadership.js";
 import { ServiceAddress } from "./service-address.js";
 import { FollowerProxy, goesToLeader, type LeaderEndpoint } from "./follower-proxy.js";
@@ -44,6 +44,10 @@ export class GroupHa {
   private leaderAt: LeaderEndpoint | undefined;
   private ready = false;
   private attached: GroupHaAttach | undefined;
+  /** The resync under way, whether it must run once more, and the retry due (one of each at most). */
+  private resyncing: Promise<void> | undefined;
+  private resyncAgain = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly config: GroupHaConfig,
@@ -58,7 +62,7 @@ export class GroupHa {
   /** Connects to etcd (checked with one read; throws saying why not). `confDir` anchors relative file names. */
   static async connect(config: GroupHaConfig, groupName: string, confDir: string, log: Logger): Promise<GroupHa> {
     const credentials = etcdCredentials(config, confDir);
-    const etcd = new Etcd3({ hosts: config.etcd_endpoints, dialTimeout: 5_000, ...(credentials ? { credentials } : {}) });
+    const etcd = new Etcd3({ hosts: config.etcd_endpoints, dialTimeout: 5_000, grpcOptions: ETCD_GRPC_OPTIONS, ...(credentials ? { credentials } : {}) });
     try {
       await etcd.get("/batu/ping").string();
     } catch (e) {
@@ -105,7 +109,7 @@ export class GroupHa {
     if (this.leadership?.leading) return;
     await tables.follow((e) => {
       this.log.warn({ err: e.message }, "group_ha: the watch of the group's tables failed; reloading");
-      setTimeout(() => void this.resync(), 1_000).unref();
+      this.resyncLater(1_000);
     });
   }
 
@@ -114,7 +118,33 @@ export class GroupHa {
    * leader whose write failed gives the lead up first (another master may hold a newer copy) and
    * stands again.
    */
-  private async resync(): Promise<void> {
+  private resync(): Promise<void> {
+    // One at a time, run again once if asked meanwhile: every failed write, watch and load asks, and
+    // as many reloads of the whole group at once would be a storm that keeps etcd's client failing.
+    if (this.resyncing) {
+      this.resyncAgain = true;
+      return this.resyncing;
+    }
+    this.resyncing = (async () => {
+      do {
+        this.resyncAgain = false;
+        await this.reload();
+      } while (this.resyncAgain);
+    })().finally(() => (this.resyncing = undefined));
+    return this.resyncing;
+  }
+
+  /** A resync in `ms`, unless one is already due. */
+  private resyncLater(ms: number): void {
+    if (this.resyncTimer) return;
+    this.resyncTimer = setTimeout(() => {
+      this.resyncTimer = undefined;
+      void this.resync();
+    }, ms);
+    this.resyncTimer.unref();
+  }
+
+  private async reload(): Promise<void> {
     if (this.leadership?.leading) {
       this.ready = false;
       await this.leadership.stop();
@@ -123,7 +153,7 @@ export class GroupHa {
     }
     await this.follow().catch((e: Error) => {
       this.log.warn({ err: e.message }, "group_ha: cannot reload the group's tables; retrying");
-      setTimeout(() => void this.resync(), 2_000).unref();
+      this.resyncLater(2_000);
     });
   }
 
@@ -159,7 +189,9 @@ export class GroupHa {
         elected: () => this.lead(),
         deposed: (why) => void this.step(why),
         leader: (value) => {
-          this.leaderAt = parseLeader(value);
+          const at = parseLeader(value);
+          if (at?.host !== this.leaderAt?.host || at?.tlsPort !== this.leaderAt?.tlsPort) this.proxy?.leaderChanged();
+          this.leaderAt = at;
         },
       },
     });
@@ -246,6 +278,7 @@ export class GroupHa {
 
   async close(): Promise<void> {
     clearInterval(this.shipper);
+    clearTimeout(this.resyncTimer);
     // Whatever no reply waited for (nonces, the last heartbeats) goes before the lead does.
     if (this.leading) await this.tables?.flush(() => this.leadership?.key).catch(() => undefined);
     await this.leadership?.stop();

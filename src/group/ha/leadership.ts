@@ -38,11 +38,35 @@ export class Leadership {
 
   async start(): Promise<void> {
     const election = this.etcd.election(this.opts.name, this.opts.ttlSeconds);
-    this.observer = await election.observe();
-    this.observer.on("change", (address) => this.opts.events.leader(address));
-    this.observer.on("error", (e) => this.opts.log.warn({ err: e.message }, "group leader: cannot observe the election"));
-    this.opts.events.leader(this.observer.leader());
+    await this.observe(election);
     this.stand(election);
+  }
+
+  /**
+   * Follows who leads. etcd3's observer stops for good at its first error (a read refused or failed
+   * while the lead changes hands), so a failed one is replaced: else this master would name a
+   * leader long gone, and pass calls to it, for ever.
+   */
+  private async observe(election: ReturnType<Etcd3["election"]>): Promise<void> {
+    const observer = await election.observe();
+    if (this.stopped) return void (await observer.cancel().catch(() => undefined));
+    this.observer = observer;
+    observer.on("change", (address) => this.opts.events.leader(address));
+    observer.on("error", (e) => {
+      this.opts.log.warn({ err: e.message }, "group leader: cannot observe the election; observing it again");
+      if (this.observer === observer) this.observeAgain(election, 1_000);
+    });
+    this.opts.events.leader(observer.leader());
+  }
+
+  private observeAgain(election: ReturnType<Etcd3["election"]>, afterMs: number): void {
+    setTimeout(() => {
+      if (this.stopped) return;
+      this.observe(election).catch((e: Error) => {
+        this.opts.log.warn({ err: e.message }, "group leader: cannot observe the election; retrying");
+        this.observeAgain(election, 2_000);
+      });
+    }, afterMs).unref();
   }
 
   private stand(election: ReturnType<Etcd3["election"]>): void {

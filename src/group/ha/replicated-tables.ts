@@ -7,7 +7,7 @@
  * saw acknowledged is lost with the leader. Every other master applies etcd's changes to its copy
  * as they come (a watch), so it is current when it takes the lead.
  */
-import type { Etcd3, Watcher, IKeyValue } from "etcd3";
+import { Range, type Etcd3, type Watcher, type IKeyValue } from "etcd3";
 import { prepared, type Db } from "../../store/db.js";
 import { VersionedTable } from "../../store/versioned-table.js";
 
@@ -25,6 +25,20 @@ const DEFERRED_TABLES: readonly SharedTable[] = ["used_nonces"];
 
 /** etcd refuses a transaction of more operations than this (its default `--max-txn-ops`). */
 const MAX_TXN_OPS = 128;
+
+/**
+ * Keys per read of a load. A group's tables outgrow one gRPC message (4 MiB by default: some 15,000
+ * nonces), and a read of them all at once is refused, every time, so a master that must load them
+ * (at start, and on being elected) never could: a load reads them in pages of this many keys.
+ */
+const LOAD_PAGE_KEYS = 1_000;
+
+/**
+ * What the client of the group's etcd takes in one message. A load is paged, but a watch that catches
+ * up (after a reconnection, or from the revision a load read) gets up to 1,000 revisions of events in
+ * one message from etcd (up to 127 rows each here), far more than gRPC's default 4 MiB.
+ */
+export const ETCD_GRPC_OPTIONS = { "grpc.max_receive_message_length": 256 * 1024 * 1024 };
 
 interface TableShape {
   columns: string[];
@@ -48,6 +62,8 @@ export class ReplicatedTables {
   /** The highest outbox seq shipped to etcd. */
   private shipped = 0;
   private flushing: Promise<void> | undefined;
+  /** The highest outbox seq the ship under way carries (0 when none is). */
+  private shipping = 0;
   private waiters: { seq: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   private readonly appliedListeners = new Set<(tables: ReadonlySet<string>) => void>();
   /** The etcd revision this copy is current to. */
@@ -114,6 +130,19 @@ export class ReplicatedTables {
   /** Forgets the writes not shipped (a follower's own: never the group's; its next load undoes them). */
   discardPending(): void {
     prepared(this.db, "DELETE FROM temp.ha_outbox").run();
+    this.abandonWaiters();
+  }
+
+  /**
+   * The replies waiting for writes just dropped from the outbox hear that they were not committed;
+   * else they would wait for ever (no ship carries them now). Those the ship under way carries wait
+   * for its outcome.
+   */
+  private abandonWaiters(): void {
+    const error = new Error("this master no longer leads the group: the change was dropped, not shipped");
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) (w.seq <= this.shipping ? still.push(w) : w.reject(error));
+    this.waiters = still;
   }
 
   /** The last outbox seq a reply must wait for (not of DEFERRED_TABLES). */
@@ -140,7 +169,8 @@ export class ReplicatedTables {
    * names this master's leader key). One flush runs at a time; writes made meanwhile go in the next.
    */
   flush(fence: Fence): Promise<void> {
-    if (this.flushing) return this.flushing.then(() => (this.pending() ? this.flush(fence) : undefined));
+    // After the ship under way, whatever its outcome: writes made meanwhile have waiters of their own.
+    if (this.flushing) return this.flushing.catch(() => undefined).then(() => (this.pending() ? this.flush(fence) : undefined));
     this.flushing = this.ship(fence).finally(() => (this.flushing = undefined));
     return this.flushing;
   }
@@ -149,6 +179,7 @@ export class ReplicatedTables {
     const rows = prepared(this.db, "SELECT seq, tbl, pk, row FROM temp.ha_outbox WHERE seq > ? ORDER BY seq").all(this.shipped) as OutboxRow[];
     if (rows.length === 0) return;
     const upTo = rows[rows.length - 1]!.seq;
+    this.shipping = upTo;
     // The last write of each key is what etcd must hold.
     const latest = new Map<string, string | null>();
     for (const r of rows) latest.set(this.etcdKey(r.tbl, r.pk), r.row);
@@ -166,6 +197,8 @@ export class ReplicatedTables {
       const error = e instanceof Error ? e : new Error(String(e));
       for (const w of this.waiters.splice(0)) w.reject(error);
       throw error;
+    } finally {
+      this.shipping = 0;
     }
     this.shipped = upTo;
     prepared(this.db, "DELETE FROM temp.ha_outbox WHERE seq <= ?").run(upTo);
@@ -198,17 +231,34 @@ export class ReplicatedTables {
    * prefix. Unshipped writes are dropped (they were never acknowledged). Returns the revision read.
    */
   async load(): Promise<number> {
-    const response = await this.etcd.getAll().prefix(this.prefix).exec();
-    const revision = Number(response.header.revision);
+    const { revision, kvs } = await this.readAll();
     this.applying(() => {
       for (const table of SHARED_TABLES) prepared(this.db, `DELETE FROM main.${table}`).run();
-      for (const kv of response.kvs) this.applyPut(kv);
+      for (const kv of kvs) this.applyPut(kv);
       prepared(this.db, "DELETE FROM temp.ha_outbox").run();
     });
     this.shipped = this.lastSeq();
+    this.abandonWaiters();
     this.revision = revision;
     this.tell(new Set(SHARED_TABLES));
     return revision;
+  }
+
+  /** Every key under the prefix, in pages of LOAD_PAGE_KEYS all read at the first page's revision (one snapshot). */
+  private async readAll(): Promise<{ revision: number; kvs: IKeyValue[] }> {
+    const all = Range.prefix(this.prefix);
+    const kvs: IKeyValue[] = [];
+    let from = all.start;
+    let revision: string | undefined;
+    for (;;) {
+      const read = this.etcd.getAll().inRange(new Range(from, all.end)).limit(LOAD_PAGE_KEYS);
+      const page = await (revision === undefined ? read : read.revision(revision)).exec();
+      revision ??= page.header.revision;
+      kvs.push(...page.kvs);
+      if (!page.more || page.kvs.length === 0) return { revision: Number(revision), kvs };
+      // Keys come in byte order: the next page starts just after the last key of this one.
+      from = Buffer.concat([page.kvs[page.kvs.length - 1]!.key, Buffer.from([0])]);
+    }
   }
 
   /** Follows etcd from the revision loaded: others' writes are applied as they are committed. */
