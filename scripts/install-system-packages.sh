@@ -26,9 +26,10 @@ PACKAGES=(
   jq
   # the web console's browser test and its first-load bench (playwright-core drives it)
   chromium
-  # group HA: the masters' shared state (etcd; the HA test starts its own cluster) and the
-  # gratuitous ARP that moves the group's service address to a new leader
-  etcd-server iputils-arping
+  # group HA: the masters' shared state (etcd; the HA test starts its own cluster), etcdctl (an
+  # operator's snapshots; the leadership test turns etcd's auth on with it), and the gratuitous ARP
+  # that moves the group's service address to a new leader
+  etcd-server etcd-client iputils-arping
 )
 
 missing=()
