@@ -6,7 +6,7 @@ import { readOnlyVms } from "../../../vm/testing.js";
 import { openDb } from "../../../store/db.js";
 import { RenterAuthority } from "../../../auth/authorize.js";
 import { cryptoWaitReady, testWallet, walletIdentity, type TestWallet } from "../../../auth/testing.js";
-import type { V1Deps } from "./deps.js";
+import { recordingRouter, testV1Deps } from "./testing.js";
 import { v1Routes } from "./plugin.js";
 import { ApiError } from "../../../api/errors.js";
 
@@ -30,37 +30,16 @@ beforeAll(async () => {
   const db = openDb(":memory:");
   authority = RenterAuthority.open(db);
   authority.rentals.grant(MEMBER, { wallet: alice.address }, new Date(Date.now() + 3600_000));
-  const { service, queries, disks, snapshots, images } = readOnlyVms();
-  const deps: V1Deps = {
+  const deps = testV1Deps(readOnlyVms(), {
     nodeId: MASTERS,
-    nickname: () => "",
-    version: "test",
-    vms: service,
-    vmQueries: queries,
-    disks,
-    snapshots,
-    images,
     // The follower's copy of the rentals, sessions and used nonces: a real store.
     renters: {
       authorize: (body, nodeId) => authority.authorize(body, nodeId).renterId,
       sessionId: (body, nodeId) => authority.sessionId(body, nodeId).session_id,
       nodeState: () => "rented",
     },
-    nodeInfo: async () => ({}),
-    freeMemory: async () => "not allowed",
-    forwardHost: "127.0.0.1",
     group: {
-      router: {
-        peer: (id) => (id === MEMBER ? peer : undefined),
-        forward: async (_p, call) => {
-          forwarded.push(call);
-          return { status: 200, contentType: "application/json; charset=utf-8", body: Buffer.from('{"errcode":0,"message":"from the member"}') };
-        },
-        stream: async () => {
-          throw new Error("no stream in this file");
-        },
-        verifyForwarded: () => undefined,
-      },
+      router: recordingRouter(peer, forwarded, '{"errcode":0,"message":"from the member"}'),
       peers: () => [peer],
       leader: {
         follows: () => following,
@@ -73,7 +52,7 @@ beforeAll(async () => {
         },
       },
     },
-  };
+  });
   app = Fastify();
   await app.register(v1Routes, { prefix: "/api/v1", deps });
 });

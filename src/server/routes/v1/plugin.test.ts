@@ -5,7 +5,7 @@ import { u8aToHex } from "@polkadot/util";
 import { readOnlyVms } from "../../../vm/testing.js";
 import { GroupRouter, signForward } from "../../../group/forward.js";
 import { nodeKeyAuthenticator, type Authenticator } from "../../../auth/signed-envelope.js";
-import type { V1Deps } from "./deps.js";
+import { testV1Deps } from "./testing.js";
 import { v1Routes } from "./plugin.js";
 
 const NODE = "e".repeat(64);
@@ -20,16 +20,8 @@ beforeAll(async () => {
   const pair = sr25519PairFromSeed(new Uint8Array(32).fill(7));
   masterId = u8aToHex(pair.publicKey, undefined, false);
   masterKey = nodeKeyAuthenticator(masterId, (m) => sr25519Sign(m, pair));
-  const { service, queries, disks, snapshots, images } = readOnlyVms();
-  const deps: V1Deps = {
+  const deps = testV1Deps(readOnlyVms(), {
     nodeId: NODE,
-    nickname: () => "",
-    version: "test",
-    vms: service,
-    vmQueries: queries,
-    disks,
-    snapshots,
-    images,
     renters: {
       authorize: () => {
         throw new Error("a direct call: not what this file tests");
@@ -37,10 +29,7 @@ beforeAll(async () => {
       sessionId: () => "",
       nodeState: () => "rented",
     },
-    nodeInfo: async () => ({}),
-    freeMemory: async () => "not allowed",
-    forwardHost: "127.0.0.1",
-  };
+  });
   const router = new GroupRouter({ nodeId: NODE, key: nodeKeyAuthenticator(NODE), peer: () => undefined, masterNodeId: () => masterId });
   member = Fastify();
   await member.register(v1Routes, { prefix: "/api/v1", deps: { ...deps, group: { router, peers: () => [] } } });

@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { ForwardCall } from "../../../group/forward.js";
 import type { GroupPeer } from "../../../group/master-role.js";
 import { readOnlyVms } from "../../../vm/testing.js";
-import type { V1Deps } from "./deps.js";
+import { recordingRouter, testV1Deps } from "./testing.js";
 import { v1Routes } from "./plugin.js";
 
 const MASTER = "a".repeat(64);
@@ -13,36 +13,12 @@ const forwarded: ForwardCall[] = [];
 let app: FastifyInstance;
 
 beforeAll(async () => {
-  const { service, queries, disks, snapshots, images } = readOnlyVms();
-  const deps: V1Deps = {
+  const deps = testV1Deps(readOnlyVms(), {
     nodeId: MASTER,
-    nickname: () => "",
-    version: "test",
-    vms: service,
-    vmQueries: queries,
-    disks,
-    snapshots,
-    images,
     // Authentication is not what this file tests: every caller is renter-1.
     renters: { authorize: () => "renter-1", sessionId: () => "s", nodeState: () => "rented" },
-    nodeInfo: async () => ({}),
-    freeMemory: async () => "not allowed",
-    forwardHost: "127.0.0.1",
-    group: {
-      router: {
-        peer: (id) => (id === MEMBER ? peer : undefined),
-        forward: async (_p, call) => {
-          forwarded.push(call);
-          return { status: 200, contentType: "application/json; charset=utf-8", body: Buffer.from('{"errcode":0,"message":"ok"}') };
-        },
-        stream: async () => {
-          throw new Error("no stream in this file");
-        },
-        verifyForwarded: () => undefined,
-      },
-      peers: () => [peer],
-    },
-  };
+    group: { router: recordingRouter(peer, forwarded, '{"errcode":0,"message":"ok"}'), peers: () => [peer] },
+  });
   app = Fastify();
   await app.register(v1Routes, { prefix: "/api/v1", deps });
 });

@@ -2,12 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import Fastify, { type FastifyInstance } from "fastify";
 import { ok } from "../../../api/v1/envelope.js";
 import { readOnlyVms, testSpec } from "../../../vm/testing.js";
-import type { V1Deps } from "./deps.js";
+import { testV1Deps } from "./testing.js";
 import { v1Routes } from "./plugin.js";
 import { taskDetail, TaskReplies, taskSummary } from "./task-view.js";
 
 const NODE = "e".repeat(64);
-const { repo, service, queries, disks, snapshots, images } = readOnlyVms();
+const vms = readOnlyVms();
+const { repo, queries } = vms;
 let app: FastifyInstance;
 let freed = 0;
 // The replies as they were before they were kept: fastify serializing the envelope object.
@@ -18,21 +19,12 @@ beforeAll(async () => {
     repo.insert({ id, nickname: "", owner, spec: testSpec(`task "${id}" ✓`), status: "closed" }, []);
     repo.setSystemDiskBytes(id, 20 * 2 ** 30);
   }
-  const deps: V1Deps = {
+  const deps = testV1Deps(vms, {
     nodeId: NODE,
-    nickname: () => "",
-    version: "test",
-    vms: service,
-    vmQueries: queries,
-    disks,
-    snapshots,
-    images,
     // The caller names itself in `additional.as`: authentication is not what this file tests.
     renters: { authorize: (body) => String(body.additional.as), sessionId: () => "", nodeState: () => "rented" },
-    nodeInfo: async () => ({}),
     freeMemory: async () => (freed++, "not allowed"),
-    forwardHost: "127.0.0.1",
-  };
+  });
   app = Fastify();
   await app.register(v1Routes, { prefix: "/api/v1", deps });
   plain = Fastify();
