@@ -84,7 +84,8 @@ export class MemberListJson {
   /** `serializeMember`: the GroupMember schema's serializer (the route's, so the bytes are the schema's). */
   constructor(private readonly serializeMember: (m: GroupMember) => string) {}
 
-  answer(head: { master: string; group_name: string }, s: MemberSelection): Buffer {
+  /** The answer's bytes in parts, one after the other (the members' kept ones among them), to be joined. */
+  answerParts(head: { master: string; group_name: string }, s: MemberSelection): Buffer[] {
     const items: Buffer[] = [];
     for (const m of s.page) {
       if (items.length > 0) items.push(COMMA);
@@ -92,13 +93,13 @@ export class MemberListJson {
     }
     const total = s.total !== undefined ? `,"total":${s.total}` : "";
     const next = s.next !== undefined ? `,"next":${JSON.stringify(s.next)}` : "";
-    return Buffer.concat([
+    return [
       Buffer.from(`{"master":${JSON.stringify(head.master)},"group_name":${JSON.stringify(head.group_name)},"member":[`),
       ...items,
       Buffer.from(`],"members":[`),
       ...items,
       Buffer.from(`]${total}${next}}`),
-    ]);
+    ];
   }
 
   private part(m: ListedMember): Buffer {

@@ -20,6 +20,7 @@ import {
 } from "../../../api/host.js";
 import { bearerToken } from "../../../auth/secrets.js";
 import { MemberListJson } from "../../../group/member-list.js";
+import { LentBuffers } from "../../../lib/lent-buffers.js";
 import type { AppDeps } from "../../deps.js";
 
 /** Seed 000 `/master/...` and `/slave/...`: the group of hosts. */
@@ -120,6 +121,8 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
 
   /** group/list's answer, serialized member by member (made at the first call: it needs the route's serializer). */
   let listJson: MemberListJson | undefined;
+  // The answer (1 MB for 1,000 members) is joined in a buffer lent until the response closes.
+  const listBuffers = new LentBuffers();
   app.get(
     "/master/group/list",
     {
@@ -141,7 +144,9 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
       });
       // Each member's part by GroupMember's own serializer, kept while the member is unchanged: the text is the schema's.
       listJson ??= new MemberListJson(reply.compileSerializationSchema(GroupMember) as (m: GroupMember) => string);
-      return reply.type("application/json; charset=utf-8").send(listJson.answer(head, selection) as never);
+      const { bytes, release } = listBuffers.concat(listJson.answerParts(head, selection));
+      reply.raw.once("close", release);
+      return reply.type("application/json; charset=utf-8").send(bytes as never);
     },
   );
 
