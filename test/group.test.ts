@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { u8aToHex } from "@polkadot/util";
 import { call, runCli, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
+import { deleteVms, joinGroup } from "./helpers/group.js";
 import { until } from "./helpers/wait.js";
 import { run } from "./helpers/netns.js";
 import { DEMO_TASK, DbcClient } from "./helpers/dbc-client.js";
@@ -32,19 +33,12 @@ beforeAll(async () => {
   mkdirSync(join(memberDir, "conf"), { recursive: true });
   writeFileSync(join(memberDir, "conf", "config.json"), JSON.stringify({ nickname: "", batu: true, rental_retention_days: RETENTION_S / 86400 }));
   member = await agents.start({ dir: memberDir, extraArgs: MEMBER_FLAGS });
-  const joined = await call(`${member.url}/slave/group/join`, {
-    token: member.adminToken,
-    body: { master: masterAddress(), token: master.joinToken },
-  });
-  expect(joined.status, JSON.stringify(joined.body)).toBe(200);
+  await joinGroup(member, master);
 });
 
 afterAll(async () => {
-  // VMs outlive their agent by design: delete any a failed test left on the member.
-  const vms = await call(`${member.url}/common/vm/list`, { token: member.adminToken }).catch(() => ({ body: [] as any[] }));
-  for (const vm of Array.isArray(vms.body) ? vms.body : []) {
-    await call(`${member.url}/common/vm/control`, { token: member.adminToken, body: { vm_id: vm.id, action: "delete" } });
-  }
+  // A failed test may leave VMs on the member.
+  await deleteVms(member);
   await agents.cleanup();
 });
 

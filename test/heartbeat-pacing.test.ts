@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
+import { joinGroup } from "./helpers/group.js";
 import { until } from "./helpers/wait.js";
 import { parsePrometheusText, sample } from "../src/metrics/testing.js";
 
@@ -12,8 +13,7 @@ let member: AgentProcess;
 beforeAll(async () => {
   master = await agents.start({ dir: agents.dir("batu-pacing-"), extraArgs: ["--max-heartbeats-per-s", "1"] });
   member = await agents.start({ dir: agents.dir("batu-pacing-"), extraArgs: ["--heartbeat-ms", "200"] });
-  const joined = await call(`${member.url}/slave/group/join`, { token: member.adminToken, body: { master: master.url.replace("http://", ""), token: master.joinToken } });
-  expect(joined.status, JSON.stringify(joined.body)).toBe(200);
+  await joinGroup(member, master);
 });
 
 afterAll(() => agents.cleanup());

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cryptoWaitReady } from "@polkadot/util-crypto";
 import { u8aToHex } from "@polkadot/util";
 import { call, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
+import { deleteVms, joinGroup } from "./helpers/group.js";
 import { until } from "./helpers/wait.js";
 import { DEMO_TASK, DbcClient } from "./helpers/dbc-client.js";
 
@@ -26,19 +27,11 @@ beforeAll(async () => {
   await cryptoWaitReady();
   master = await agents.start({ dir: agents.dir("batu-direct-"), extraArgs: MASTER_FLAGS });
   member = await agents.start({ dir: agents.dir("batu-direct-"), extraArgs: MEMBER_FLAGS });
-  const joined = await call(`${member.url}/slave/group/join`, {
-    token: member.adminToken,
-    body: { master: master.url.replace("http://", ""), token: master.joinToken },
-  });
-  expect(joined.status, JSON.stringify(joined.body)).toBe(200);
+  await joinGroup(member, master);
 });
 
 afterAll(async () => {
-  // VMs outlive their agent by design: delete what the test left on the member.
-  const vms = await call(`${member.url}/common/vm/list`, { token: member.adminToken }).catch(() => ({ body: [] as any[] }));
-  for (const vm of Array.isArray(vms.body) ? vms.body : []) {
-    await call(`${member.url}/common/vm/control`, { token: member.adminToken, body: { vm_id: vm.id, action: "delete" } });
-  }
+  await deleteVms(member);
   await agents.cleanup();
 });
 

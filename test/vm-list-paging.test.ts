@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolve } from "node:path";
 import { call, runCli, TestAgents, type AgentProcess } from "./helpers/agent-process.js";
+import { joinGroup } from "./helpers/group.js";
 import { until } from "./helpers/wait.js";
 import { seedTasks } from "../bench/lib/api-store.js";
 import { HostApiError, HostClient, type GroupVmPage } from "../src/sdk/index.js";
@@ -35,11 +36,7 @@ async function agentWithVms(prefix: string, count: number, extraArgs: string[] =
 beforeAll(async () => {
   master = await agentWithVms("batu-paging-master-", MASTER_VMS);
   member = await agentWithVms("batu-paging-member-", MEMBER_VMS, ["--heartbeat-ms", "200"]);
-  const joined = await call(`${member.url}/slave/group/join`, {
-    token: member.adminToken,
-    body: { master: master.url.replace("http://", ""), token: master.joinToken },
-  });
-  expect(joined.status, JSON.stringify(joined.body)).toBe(200);
+  await joinGroup(member, master);
   const listed = async () => (await call(`${master.url}/master/group/list`, { token: master.adminToken })).body.member;
   await until(listed, (ms: any[]) => ms.some((m) => m.node_id === member.nodeId && m.state === "alive"));
   sdk = new HostClient(`127.0.0.1:${master.port}`, master.adminToken);

@@ -106,8 +106,8 @@ export class MasterRole {
   }
 
   /** A record's state now: computed from its last heartbeat, never stored (see liveness.ts). */
-  private stateOf(m: MemberRecord, now: Date = this.opts.now()): MemberState {
-    return memberState(new Date(m.lastSeen), now, this.liveness(now), this.opts.startedAt);
+  private stateOf(m: MemberRecord, now: Date = this.opts.now(), times: LivenessTimes = this.liveness(now)): MemberState {
+    return memberState(new Date(m.lastSeen), now, times, this.opts.startedAt);
   }
 
   /** The liveness times now: the configured ones, stretched while members are told to beat less often. */
@@ -159,7 +159,8 @@ export class MasterRole {
   /** The members a `group/list` query selects (member-list.ts), and the list's head. */
   listSelection(query: MemberListQuery = {}): { head: { master: string; group_name: string }; selection: MemberSelection } {
     const now = this.opts.now();
-    const all = this.opts.members.list().map((record) => ({ record, state: this.stateOf(record, now), proof: record.nodeId === null ? undefined : this.proofs.get(record.nodeId) }));
+    const times = this.liveness(now);
+    const all = this.opts.members.list().map((record) => ({ record, state: this.stateOf(record, now, times), proof: record.nodeId === null ? undefined : this.proofs.get(record.nodeId) }));
     return { head: { master: this.opts.selfAddress(), group_name: this.opts.groupName }, selection: selectMembers(all, query) };
   }
 
@@ -171,10 +172,12 @@ export class MasterRole {
 
   /** The members this master can route to (those that sent a node id). */
   peers(): GroupPeer[] {
+    const now = this.opts.now();
+    const times = this.liveness(now);
     return this.opts.members
       .list()
       .filter((m): m is MemberRecord & { nodeId: string } => m.nodeId !== null)
-      .map((m) => this.toPeer(m));
+      .map((m) => this.toPeer(m, now, times));
   }
 
   /** One routable member by node id, or undefined. */
@@ -183,12 +186,12 @@ export class MasterRole {
     return m?.nodeId ? this.toPeer({ ...m, nodeId: m.nodeId }) : undefined;
   }
 
-  private toPeer(m: MemberRecord & { nodeId: string }): GroupPeer {
+  private toPeer(m: MemberRecord & { nodeId: string }, now?: Date, times?: LivenessTimes): GroupPeer {
     return {
       nodeId: m.nodeId,
       address: m.address,
       nickname: m.nickname,
-      state: this.stateOf(m),
+      state: this.stateOf(m, now, times),
       lastSeen: m.lastSeen,
       capacity: (m.capacity as MemberCapacity | null) ?? null,
       tls: m.tls,

@@ -12,6 +12,7 @@ import { GroupRouter } from "../group/forward.js";
 import type { GroupPeer } from "../group/master-role.js";
 import { ImageCenter, type ImageTransport } from "../image/center.js";
 import { parsePrometheusText, sample } from "./testing.js";
+import { testV1Deps } from "../server/routes/v1/testing.js";
 
 const ADMIN = "admin-token-0123456789abcdef";
 const METRICS = "metrics-token-0123456789abcdef";
@@ -54,20 +55,11 @@ beforeAll(async () => {
     rentals: new RentalLedger(db),
     forwards: router,
     rotateToken: () => "/nowhere",
-    v1: {
+    v1: testV1Deps(vms, {
       nodeId: group.nodeId,
-      nickname: () => "",
-      version: "test",
-      vms: vms.service,
-      vmQueries: vms.queries,
-      disks: vms.disks,
-      snapshots: vms.snapshots,
       images,
       renters: { authorize: () => "renter-1", sessionId: () => "s", nodeState: () => "rented" },
-      nodeInfo: async () => ({}),
-      freeMemory: async () => "not allowed",
-      forwardHost: "127.0.0.1",
-    },
+    }),
   };
   app = await build(deps);
   await app.ready();

@@ -48,6 +48,8 @@ export class GroupHa {
   private resyncing: Promise<void> | undefined;
   private resyncAgain = false;
   private resyncTimer: NodeJS.Timeout | undefined;
+  /** The group's tokens followed through etcd (shareTokens). */
+  private sharedTokens: SharedTokens | undefined;
 
   private constructor(
     private readonly config: GroupHaConfig,
@@ -76,8 +78,6 @@ export class GroupHa {
   shareIdentity(confDir: string): Promise<string[]> {
     return shareIdentity(this.etcd, confDir, `${this.prefix}identity/`);
   }
-
-  private sharedTokens: SharedTokens | undefined;
 
   /** Keeps `tokens` the group's while this master runs: a rotation on any master reaches it (shared-identity.ts). */
   async shareTokens(tokens: TokenHolder): Promise<SharedTokens> {
